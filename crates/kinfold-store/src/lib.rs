@@ -1,1 +1,455 @@
+//! Kinfold's storage: FHIR resources as JSON text with extracted, indexed search columns, on
+//! SQLite (the embedded default) or PostgreSQL (production), behind one API.
+//!
+//! Invariants:
+//! * Every write happens inside one database transaction: a Bundle that fails half-way leaves
+//!   nothing behind, and an update keeps the previous version in `resource_versions`.
+//! * SQL is parameterised; no value from a request is ever spliced into SQL text.
+//! * Both backends run the same code paths and the same test suite; only DDL differs, in
+//!   `migrations/sqlite` and `migrations/postgres`.
 
+mod sql;
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use kinfold_fhir::search::SearchQuery;
+use kinfold_fhir::{NhsNumber, Resource, ResourceType};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{PgPool, Row, SqlitePool};
+
+use crate::sql::{Arg, Sql};
+
+/// What can go wrong in the store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database refused or failed.
+    #[error("database error")]
+    Database(#[from] sqlx::Error),
+    /// Migrations could not be applied.
+    #[error("database migration failed")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// A stored row cannot be read back (should never happen; means the data was altered).
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+    /// The URL names no backend Kinfold supports.
+    #[error("unsupported database URL (expected sqlite:// or postgres://)")]
+    UnsupportedUrl,
+}
+
+/// A convenient alias.
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// Which database a [`Store`] talks to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BackendKind {
+    /// SQLite, one file.
+    Sqlite,
+    /// PostgreSQL.
+    Postgres,
+}
+
+#[derive(Debug, Clone)]
+enum Backend {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+/// Runs the same body against whichever pool the store holds. The body is compiled once per
+/// backend, so the code is shared while the types stay exact.
+macro_rules! on_pool {
+    ($store:expr, $pool:ident => $body:expr) => {
+        match &$store.backend {
+            Backend::Sqlite($pool) => $body,
+            Backend::Postgres($pool) => $body,
+        }
+    };
+}
+
+/// Builds a `sqlx::query` from a [`Sql`] and binds its arguments in order.
+macro_rules! bound {
+    ($sql:expr) => {{
+        let mut query = sqlx::query(sqlx::AssertSqlSafe($sql.text.as_str()));
+        for arg in &$sql.args {
+            query = match arg {
+                Arg::Text(text) => query.bind(text.as_str()),
+                Arg::Int(int) => query.bind(*int),
+            };
+        }
+        query
+    }};
+}
+
+/// A stored resource as the store hands it out: the JSON text exactly as stored, plus the
+/// columns a server needs without parsing it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredResource {
+    /// `resourceType`.
+    pub resource_type: String,
+    /// Logical id.
+    pub id: String,
+    /// Version, counting from 1.
+    pub version_id: i64,
+    /// When this version was stored, in milliseconds since the Unix epoch.
+    pub last_updated: i64,
+    /// The resource as FHIR JSON, with `meta.versionId` and `meta.lastUpdated` set.
+    pub json: String,
+}
+
+/// One page of search results.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SearchPage {
+    /// How many resources match in all (not just on this page).
+    pub total: u64,
+    /// This page's resources.
+    pub items: Vec<StoredResource>,
+}
+
+/// What one write did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WriteOutcome {
+    /// `resourceType`.
+    pub resource_type: String,
+    /// Logical id.
+    pub id: String,
+    /// The version just written.
+    pub version_id: i64,
+    /// When, in milliseconds since the Unix epoch.
+    pub last_updated: i64,
+    /// Whether this created the resource (version 1).
+    pub created: bool,
+}
+
+/// Kinfold's FHIR store.
+#[derive(Debug, Clone)]
+pub struct Store {
+    backend: Backend,
+}
+
+impl Store {
+    /// Opens (creating if needed) a SQLite database file and applies migrations.
+    pub async fn open_sqlite(path: &Path) -> Result<Self> {
+        let options = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(Duration::from_secs(5))
+            .foreign_keys(true);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(8)
+            .connect_with(options)
+            .await?;
+        sqlx::migrate!("../../migrations/sqlite").run(&pool).await?;
+        Ok(Self {
+            backend: Backend::Sqlite(pool),
+        })
+    }
+
+    /// Connects to PostgreSQL and applies migrations.
+    pub async fn open_postgres(url: &str) -> Result<Self> {
+        let options = PgConnectOptions::from_str(url)?;
+        let pool = PgPoolOptions::new()
+            .max_connections(16)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_with(options)
+            .await?;
+        sqlx::migrate!("../../migrations/postgres")
+            .run(&pool)
+            .await?;
+        Ok(Self {
+            backend: Backend::Postgres(pool),
+        })
+    }
+
+    /// Opens a store by URL: `sqlite://PATH` or `postgres://…` (`postgresql://` too).
+    pub async fn open(url: &str) -> Result<Self> {
+        if let Some(path) = url.strip_prefix("sqlite://") {
+            let path = path.split('?').next().unwrap_or(path);
+            Self::open_sqlite(Path::new(path)).await
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Self::open_postgres(url).await
+        } else {
+            Err(StoreError::UnsupportedUrl)
+        }
+    }
+
+    /// Which backend this is.
+    pub fn kind(&self) -> BackendKind {
+        match self.backend {
+            Backend::Sqlite(_) => BackendKind::Sqlite,
+            Backend::Postgres(_) => BackendKind::Postgres,
+        }
+    }
+
+    fn sql(&self) -> Sql {
+        Sql::new(self.kind() == BackendKind::Postgres)
+    }
+
+    /// Closes every connection; the store is unusable afterwards.
+    pub async fn close(&self) {
+        on_pool!(self, pool => pool.close().await)
+    }
+
+    /// Checks the database answers.
+    pub async fn ping(&self) -> Result<()> {
+        on_pool!(self, pool => sqlx::query("SELECT 1").execute(pool).await.map(|_| ()))?;
+        Ok(())
+    }
+
+    /// Reads the current version of one resource.
+    pub async fn read(
+        &self,
+        resource_type: ResourceType,
+        id: &str,
+    ) -> Result<Option<StoredResource>> {
+        let mut sql = self.sql();
+        sql.push("SELECT resource_type, id, version_id, last_updated, content FROM resources WHERE resource_type = ");
+        sql.bind(Arg::text(resource_type.as_str()));
+        sql.push(" AND id = ");
+        sql.bind(Arg::text(id));
+        let rows = on_pool!(self, pool => {
+            bound!(sql).fetch_all(pool).await?.iter().map(stored).collect::<Result<Vec<_>>>()
+        })?;
+        Ok(rows.into_iter().next())
+    }
+
+    /// Reads one version of a resource, current or past.
+    pub async fn read_version(
+        &self,
+        resource_type: ResourceType,
+        id: &str,
+        version_id: i64,
+    ) -> Result<Option<StoredResource>> {
+        let mut sql = self.sql();
+        sql.push("SELECT resource_type, id, version_id, last_updated, content FROM resource_versions WHERE resource_type = ");
+        sql.bind(Arg::text(resource_type.as_str()));
+        sql.push(" AND id = ");
+        sql.bind(Arg::text(id));
+        sql.push(" AND version_id = ");
+        sql.bind(Arg::Int(version_id));
+        let rows = on_pool!(self, pool => {
+            bound!(sql).fetch_all(pool).await?.iter().map(stored).collect::<Result<Vec<_>>>()
+        })?;
+        Ok(rows.into_iter().next())
+    }
+
+    /// Searches one resource type. Results are ordered by clinical date, then id.
+    pub async fn search(
+        &self,
+        resource_type: ResourceType,
+        query: &SearchQuery,
+    ) -> Result<SearchPage> {
+        let mut sql = self.sql();
+        sql.push("SELECT resource_type, id, version_id, last_updated, content, COUNT(*) OVER () AS total FROM resources r WHERE r.resource_type = ");
+        sql.bind(Arg::text(resource_type.as_str()));
+        sql.filters(query);
+        sql.push(" ORDER BY r.date_start, r.id LIMIT ");
+        sql.bind(Arg::Int(i64::try_from(query.count).unwrap_or(i64::MAX)));
+        sql.push(" OFFSET ");
+        sql.bind(Arg::Int(i64::try_from(query.offset).unwrap_or(i64::MAX)));
+        let (items, total) = on_pool!(self, pool => {
+            let rows = bound!(sql).fetch_all(pool).await?;
+            let total: Option<i64> = rows.first().map(|r| r.try_get("total")).transpose()?;
+            (rows.iter().map(stored).collect::<Result<Vec<_>>>()?, total)
+        });
+        let total = match total {
+            Some(total) => total,
+            // An empty page says nothing about the total: count separately.
+            None => self.count_matches(resource_type, query).await?,
+        };
+        Ok(SearchPage {
+            total: u64::try_from(total).unwrap_or(0),
+            items,
+        })
+    }
+
+    async fn count_matches(&self, resource_type: ResourceType, query: &SearchQuery) -> Result<i64> {
+        let mut sql = self.sql();
+        sql.push("SELECT COUNT(*) AS total FROM resources r WHERE r.resource_type = ");
+        sql.bind(Arg::text(resource_type.as_str()));
+        sql.filters(query);
+        let total =
+            on_pool!(self, pool => bound!(sql).fetch_one(pool).await?.try_get::<i64, _>("total")?);
+        Ok(total)
+    }
+
+    /// Every resource about one patient (the Patient itself included), ordered by type, date
+    /// and id; `count` and `offset` page through them.
+    pub async fn everything(
+        &self,
+        patient_id: &str,
+        count: usize,
+        offset: usize,
+    ) -> Result<SearchPage> {
+        let mut sql = self.sql();
+        sql.push("SELECT resource_type, id, version_id, last_updated, content, COUNT(*) OVER () AS total FROM resources r WHERE r.patient = ");
+        sql.bind(Arg::text(patient_id));
+        sql.push(" ORDER BY CASE WHEN r.resource_type = 'Patient' THEN 0 ELSE 1 END, r.resource_type, r.date_start, r.id LIMIT ");
+        sql.bind(Arg::Int(i64::try_from(count).unwrap_or(i64::MAX)));
+        sql.push(" OFFSET ");
+        sql.bind(Arg::Int(i64::try_from(offset).unwrap_or(i64::MAX)));
+        let (items, total) = on_pool!(self, pool => {
+            let rows = bound!(sql).fetch_all(pool).await?;
+            let total: Option<i64> = rows.first().map(|r| r.try_get("total")).transpose()?;
+            (rows.iter().map(stored).collect::<Result<Vec<_>>>()?, total)
+        });
+        Ok(SearchPage {
+            total: u64::try_from(total.unwrap_or(0)).unwrap_or(0),
+            items,
+        })
+    }
+
+    /// How many current resources the store holds.
+    pub async fn count(&self) -> Result<u64> {
+        let total = on_pool!(self, pool => {
+            sqlx::query("SELECT COUNT(*) AS total FROM resources").fetch_one(pool).await?.try_get::<i64, _>("total")?
+        });
+        Ok(u64::try_from(total).unwrap_or(0))
+    }
+
+    /// Writes resources in one transaction: all are stored, or none is.
+    ///
+    /// Each resource must have an id. A resource that already exists gets the next version;
+    /// the previous one stays in the version history. `meta.versionId` and `meta.lastUpdated`
+    /// are set by the store.
+    pub async fn write_all(&self, resources: Vec<Resource>) -> Result<Vec<WriteOutcome>> {
+        let now = Utc::now().timestamp_millis();
+        let postgres = self.kind() == BackendKind::Postgres;
+        on_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
+            let mut outcomes = Vec::with_capacity(resources.len());
+            for mut resource in resources {
+                let resource_type = resource.type_name().to_owned();
+                let id = resource
+                    .id()
+                    .map(str::to_owned)
+                    .ok_or_else(|| StoreError::Corrupt("a resource to store has no id".into()))?;
+                let mut sql = Sql::new(postgres);
+                sql.push("SELECT version_id FROM resources WHERE resource_type = ");
+                sql.bind(Arg::text(&resource_type));
+                sql.push(" AND id = ");
+                sql.bind(Arg::text(&id));
+                let previous: Option<i64> = bound!(sql)
+                    .fetch_optional(&mut *tx)
+                    .await?
+                    .map(|row| row.try_get("version_id"))
+                    .transpose()?;
+                let version_id = previous.unwrap_or(0) + 1;
+                let last_updated = DateTime::<Utc>::from_timestamp_millis(now)
+                    .unwrap_or_default()
+                    .to_rfc3339_opts(SecondsFormat::Millis, true);
+                resource.update_meta(|meta| {
+                    meta.version_id = Some(version_id.to_string());
+                    meta.last_updated = Some(last_updated);
+                });
+                let index = resource.search_index();
+                let json = resource.to_json();
+
+                for statement in sql::write_statements(postgres, &resource_type, &id, version_id, now, &index, &json) {
+                    bound!(statement).execute(&mut *tx).await?;
+                }
+                outcomes.push(WriteOutcome {
+                    resource_type,
+                    id,
+                    version_id,
+                    last_updated: now,
+                    created: previous.is_none(),
+                });
+            }
+            tx.commit().await?;
+            Ok(outcomes)
+        })
+    }
+
+    /// Kinfold's opaque person id for an NHS number, created on first sight.
+    pub async fn person_id_for(&self, nhs_number: &NhsNumber) -> Result<String> {
+        let mut insert = self.sql();
+        insert.push("INSERT INTO person_index (person_id, nhs_number, created) VALUES (");
+        insert.bind(Arg::text(&uuid::Uuid::new_v4().to_string()));
+        insert.push(", ");
+        insert.bind(Arg::text(nhs_number.as_str()));
+        insert.push(", ");
+        insert.bind(Arg::Int(Utc::now().timestamp_millis()));
+        insert.push(") ON CONFLICT (nhs_number) DO NOTHING");
+        let mut select = self.sql();
+        select.push("SELECT person_id FROM person_index WHERE nhs_number = ");
+        select.bind(Arg::text(nhs_number.as_str()));
+        let id = on_pool!(self, pool => {
+            bound!(insert).execute(pool).await?;
+            bound!(select).fetch_one(pool).await?.try_get::<String, _>("person_id")?
+        });
+        Ok(id)
+    }
+
+    /// The NHS number behind one of Kinfold's person ids.
+    pub async fn nhs_number_of(&self, person_id: &str) -> Result<Option<NhsNumber>> {
+        let mut select = self.sql();
+        select.push("SELECT nhs_number FROM person_index WHERE person_id = ");
+        select.bind(Arg::text(person_id));
+        let found: Option<String> = on_pool!(self, pool => {
+            bound!(select).fetch_optional(pool).await?.map(|r| r.try_get("nhs_number")).transpose()?
+        });
+        found
+            .map(|n| {
+                n.parse().map_err(|_| {
+                    StoreError::Corrupt("person_index holds an invalid NHS number".into())
+                })
+            })
+            .transpose()
+    }
+}
+
+fn stored<R: Row>(row: &R) -> Result<StoredResource>
+where
+    for<'a> &'a str: sqlx::ColumnIndex<R>,
+    String: for<'r> sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    i64: for<'r> sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+{
+    Ok(StoredResource {
+        resource_type: row.try_get("resource_type")?,
+        id: row.try_get("id")?,
+        version_id: row.try_get("version_id")?,
+        last_updated: row.try_get("last_updated")?,
+        json: row.try_get("content")?,
+    })
+}
+
+impl Store {
+    /// Creates a PostgreSQL database (for tests and set-up). The name must be a plain
+    /// identifier: letters, digits and underscores.
+    pub async fn create_database(&self, name: &str) -> Result<()> {
+        let statement = format!("CREATE DATABASE {}", plain_identifier(name)?);
+        on_pool!(self, pool => sqlx::query(sqlx::AssertSqlSafe(statement)).execute(pool).await.map(|_| ()))?;
+        Ok(())
+    }
+
+    /// Drops a PostgreSQL database created by [`Store::create_database`].
+    pub async fn drop_database(&self, name: &str) -> Result<()> {
+        let statement = format!(
+            "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+            plain_identifier(name)?
+        );
+        on_pool!(self, pool => sqlx::query(sqlx::AssertSqlSafe(statement)).execute(pool).await.map(|_| ()))?;
+        Ok(())
+    }
+}
+
+/// Database names cannot be bound parameters, so they are checked instead.
+fn plain_identifier(name: &str) -> Result<&str> {
+    let plain = !name.is_empty()
+        && name.len() <= 63
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+    if plain {
+        Ok(name)
+    } else {
+        Err(StoreError::Corrupt(format!(
+            "'{name}' is not a plain database name"
+        )))
+    }
+}

@@ -1,0 +1,216 @@
+//! A small SQL text builder that numbers placeholders for the backend and keeps every value
+//! as a bound argument.
+
+use kinfold_fhir::SearchIndex;
+use kinfold_fhir::search::{DateConstraint, DateParam, SearchQuery, TokenParam};
+
+/// A bound value.
+#[derive(Debug, Clone)]
+pub(crate) enum Arg {
+    Text(String),
+    Int(i64),
+}
+
+impl Arg {
+    pub(crate) fn text(value: &str) -> Self {
+        Arg::Text(value.to_owned())
+    }
+}
+
+/// SQL text plus its arguments, in placeholder order.
+#[derive(Debug)]
+pub(crate) struct Sql {
+    pub(crate) text: String,
+    pub(crate) args: Vec<Arg>,
+    postgres: bool,
+}
+
+impl Sql {
+    pub(crate) fn new(postgres: bool) -> Self {
+        Self {
+            text: String::with_capacity(256),
+            args: Vec::new(),
+            postgres,
+        }
+    }
+
+    pub(crate) fn push(&mut self, text: &str) {
+        self.text.push_str(text);
+    }
+
+    /// Appends a placeholder (`$n` for PostgreSQL, `?n` for SQLite) and its value.
+    pub(crate) fn bind(&mut self, arg: Arg) {
+        self.args.push(arg);
+        let marker = if self.postgres { '$' } else { '?' };
+        self.text.push(marker);
+        self.text.push_str(&self.args.len().to_string());
+    }
+
+    /// Appends the `AND …` conditions of a search (on table alias `r`).
+    pub(crate) fn filters(&mut self, query: &SearchQuery) {
+        if let Some(id) = &query.id {
+            self.push(" AND r.id = ");
+            self.bind(Arg::text(id));
+        }
+        if let Some(patient) = &query.patient {
+            self.push(" AND r.patient = ");
+            self.bind(Arg::text(patient));
+        }
+        self.tokens("identifier", &query.identifier);
+        self.tokens("code", &query.code);
+        for date in &query.date {
+            self.date("r.date_start", "r.date_end", date);
+        }
+        for updated in &query.last_updated {
+            // A stored instant is the one millisecond it names.
+            self.date("r.last_updated", "(r.last_updated + 1)", updated);
+        }
+    }
+
+    fn tokens(&mut self, kind: &str, any_of: &[TokenParam]) {
+        if any_of.is_empty() {
+            return;
+        }
+        self.push(" AND EXISTS (SELECT 1 FROM resource_tokens t WHERE t.resource_type = r.resource_type AND t.id = r.id AND t.kind = ");
+        self.bind(Arg::text(kind));
+        self.push(" AND (");
+        for (n, token) in any_of.iter().enumerate() {
+            if n > 0 {
+                self.push(" OR ");
+            }
+            self.push("(1 = 1");
+            if let Some(code) = &token.code {
+                self.push(" AND t.code = ");
+                self.bind(Arg::text(code));
+            }
+            if let Some(system) = &token.system {
+                self.push(" AND t.system = ");
+                self.bind(Arg::text(system));
+            }
+            self.push(")");
+        }
+        self.push("))");
+    }
+
+    fn date(&mut self, start: &str, end: &str, param: &DateParam) {
+        let DateConstraint {
+            start_ge,
+            start_lt,
+            end_gt,
+            end_le,
+            negate,
+        } = param.constraint();
+        self.push(if negate { " AND NOT (" } else { " AND (" });
+        self.push(start);
+        self.push(" IS NOT NULL");
+        for (column, op, value) in [
+            (start, " >= ", start_ge),
+            (start, " < ", start_lt),
+            (end, " > ", end_gt),
+            (end, " <= ", end_le),
+        ] {
+            if let Some(value) = value {
+                self.push(" AND ");
+                self.push(column);
+                self.push(op);
+                self.bind(Arg::Int(value));
+            }
+        }
+        self.push(")");
+    }
+}
+
+/// The statements that store one version of one resource, in order.
+pub(crate) fn write_statements(
+    postgres: bool,
+    resource_type: &str,
+    id: &str,
+    version_id: i64,
+    now: i64,
+    index: &SearchIndex,
+    json: &str,
+) -> Vec<Sql> {
+    let date_start = index.date.map(|d| d.start);
+    let date_end = index.date.map(|d| d.end);
+    let mut upsert = Sql::new(postgres);
+    upsert.push("INSERT INTO resources (resource_type, id, version_id, last_updated, patient, date_start, date_end, content) VALUES (");
+    upsert.bind(Arg::text(resource_type));
+    upsert.push(", ");
+    upsert.bind(Arg::text(id));
+    upsert.push(", ");
+    upsert.bind(Arg::Int(version_id));
+    upsert.push(", ");
+    upsert.bind(Arg::Int(now));
+    upsert.push(", ");
+    nullable_text(&mut upsert, index.patient.as_deref());
+    upsert.push(", ");
+    nullable_int(&mut upsert, date_start);
+    upsert.push(", ");
+    nullable_int(&mut upsert, date_end);
+    upsert.push(", ");
+    upsert.bind(Arg::text(json));
+    upsert.push(") ON CONFLICT (resource_type, id) DO UPDATE SET version_id = excluded.version_id, last_updated = excluded.last_updated, patient = excluded.patient, date_start = excluded.date_start, date_end = excluded.date_end, content = excluded.content");
+
+    let mut version = Sql::new(postgres);
+    version.push("INSERT INTO resource_versions (resource_type, id, version_id, last_updated, content) VALUES (");
+    version.bind(Arg::text(resource_type));
+    version.push(", ");
+    version.bind(Arg::text(id));
+    version.push(", ");
+    version.bind(Arg::Int(version_id));
+    version.push(", ");
+    version.bind(Arg::Int(now));
+    version.push(", ");
+    version.bind(Arg::text(json));
+    version.push(")");
+
+    let mut clear = Sql::new(postgres);
+    clear.push("DELETE FROM resource_tokens WHERE resource_type = ");
+    clear.bind(Arg::text(resource_type));
+    clear.push(" AND id = ");
+    clear.bind(Arg::text(id));
+
+    let mut statements = vec![upsert, version, clear];
+    let tokens: Vec<_> = index
+        .identifiers
+        .iter()
+        .map(|t| ("identifier", t))
+        .chain(index.codes.iter().map(|t| ("code", t)))
+        .collect();
+    if !tokens.is_empty() {
+        let mut insert = Sql::new(postgres);
+        insert.push("INSERT INTO resource_tokens (resource_type, id, kind, system, code) VALUES ");
+        for (n, (kind, token)) in tokens.iter().enumerate() {
+            if n > 0 {
+                insert.push(", ");
+            }
+            insert.push("(");
+            insert.bind(Arg::text(resource_type));
+            insert.push(", ");
+            insert.bind(Arg::text(id));
+            insert.push(", ");
+            insert.bind(Arg::text(kind));
+            insert.push(", ");
+            insert.bind(Arg::text(&token.system));
+            insert.push(", ");
+            insert.bind(Arg::text(&token.code));
+            insert.push(")");
+        }
+        statements.push(insert);
+    }
+    statements
+}
+
+fn nullable_text(sql: &mut Sql, value: Option<&str>) {
+    match value {
+        Some(value) => sql.bind(Arg::text(value)),
+        None => sql.push("NULL"),
+    }
+}
+
+fn nullable_int(sql: &mut Sql, value: Option<i64>) {
+    match value {
+        Some(value) => sql.bind(Arg::Int(value)),
+        None => sql.push("NULL"),
+    }
+}

@@ -1,0 +1,488 @@
+//! The store's behaviour, run once on SQLite and once on PostgreSQL.
+//!
+//! PostgreSQL tests use `KINFOLD_TEST_POSTGRES_URL` (default
+//! `postgres://postgres@127.0.0.1:5432/postgres`) and create a fresh database per test. If the
+//! server is not reachable they fail, loudly: they never skip.
+
+use kinfold_fhir::search::SearchQuery;
+use kinfold_fhir::{NhsNumber, Resource, ResourceType};
+use kinfold_store::{BackendKind, Store};
+use serde_json::{Value, json};
+
+/// A store on a fresh database, removed again when the test finishes cleanly.
+struct TestStore {
+    store: Store,
+    _dir: Option<tempfile::TempDir>,
+    postgres: Option<(String, String)>,
+}
+
+impl TestStore {
+    async fn sqlite() -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = Store::open_sqlite(&dir.path().join("test.db"))
+            .await
+            .expect("sqlite opens");
+        Self {
+            store,
+            _dir: Some(dir),
+            postgres: None,
+        }
+    }
+
+    async fn postgres() -> Self {
+        let admin_url = std::env::var("KINFOLD_TEST_POSTGRES_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+        let name = format!("kinfold_test_{}", uuid_like());
+        let admin = Store::open_postgres(&admin_url).await.unwrap_or_else(|e| {
+            panic!("PostgreSQL is not reachable at {admin_url} ({e:?}); start it or set KINFOLD_TEST_POSTGRES_URL")
+        });
+        admin
+            .create_database(&name)
+            .await
+            .expect("create test database");
+        admin.close().await;
+        let url = with_database(&admin_url, &name);
+        let store = Store::open_postgres(&url)
+            .await
+            .expect("test database opens");
+        Self {
+            store,
+            _dir: None,
+            postgres: Some((admin_url, name)),
+        }
+    }
+
+    async fn finish(self) {
+        self.store.close().await;
+        if let Some((admin_url, name)) = self.postgres {
+            let admin = Store::open_postgres(&admin_url)
+                .await
+                .expect("admin connects");
+            admin
+                .drop_database(&name)
+                .await
+                .expect("drop test database");
+            admin.close().await;
+        }
+    }
+}
+
+fn uuid_like() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    format!("{}_{}", std::process::id(), nanos % 1_000_000_000_000)
+}
+
+fn with_database(url: &str, name: &str) -> String {
+    let (base, query) = url
+        .split_once('?')
+        .map_or((url, None), |(b, q)| (b, Some(q)));
+    let base = base.rsplit_once('/').map_or(base, |(head, _)| head);
+    match query {
+        Some(q) => format!("{base}/{name}?{q}"),
+        None => format!("{base}/{name}"),
+    }
+}
+
+fn resource(value: Value) -> Resource {
+    Resource::from_value(value).expect("test resource parses")
+}
+
+fn weight(id: &str, patient: &str, date: &str, kg: f64) -> Resource {
+    resource(json!({
+        "resourceType": "Observation",
+        "id": id,
+        "status": "final",
+        "code": {"coding": [{"system": "http://loinc.org", "code": "29463-7", "display": "Body weight"}]},
+        "subject": {"reference": format!("Patient/{patient}")},
+        "effectiveDateTime": date,
+        "valueQuantity": {"value": kg, "unit": "kg", "system": "http://unitsofmeasure.org", "code": "kg"}
+    }))
+}
+
+fn height(id: &str, patient: &str, date: &str) -> Resource {
+    resource(json!({
+        "resourceType": "Observation",
+        "id": id,
+        "status": "final",
+        "code": {"coding": [{"system": "http://loinc.org", "code": "8302-2"}]},
+        "subject": {"reference": format!("Patient/{patient}")},
+        "effectiveDateTime": date
+    }))
+}
+
+fn patient(id: &str, nhs: &str) -> Resource {
+    resource(json!({
+        "resourceType": "Patient",
+        "id": id,
+        "identifier": [{"system": "https://fhir.nhs.uk/Id/nhs-number", "value": nhs}],
+        "name": [{"family": "Wójcik", "given": ["Łucja"]}],
+        "birthDate": "2019-02-03"
+    }))
+}
+
+fn query(pairs: &[(&str, &str)]) -> SearchQuery {
+    SearchQuery::parse(pairs.iter().copied()).expect("test query parses")
+}
+
+fn ids(page: &kinfold_store::SearchPage) -> Vec<&str> {
+    page.items.iter().map(|i| i.id.as_str()).collect()
+}
+
+async fn a_written_resource_reads_back_with_version_and_last_updated(t: &TestStore) {
+    let outcome = t
+        .store
+        .write_all(vec![patient("p1", "9434765919")])
+        .await
+        .expect("write");
+    assert!(outcome[0].created);
+    assert_eq!(outcome[0].version_id, 1);
+
+    let stored = t
+        .store
+        .read(ResourceType::Patient, "p1")
+        .await
+        .expect("read")
+        .expect("found");
+    let json: Value = serde_json::from_str(&stored.json).expect("stored JSON");
+    assert_eq!(json["meta"]["versionId"], "1");
+    assert!(
+        json["meta"]["lastUpdated"]
+            .as_str()
+            .is_some_and(|s| s.ends_with('Z'))
+    );
+    assert_eq!(json["name"][0]["given"][0], "Łucja", "diacritics survive");
+    assert!(
+        t.store
+            .read(ResourceType::Patient, "nobody")
+            .await
+            .expect("read")
+            .is_none()
+    );
+    assert!(
+        t.store
+            .read(ResourceType::Observation, "p1")
+            .await
+            .expect("read")
+            .is_none(),
+        "type is part of identity"
+    );
+}
+
+async fn an_update_makes_a_new_version_and_keeps_the_old_one(t: &TestStore) {
+    t.store
+        .write_all(vec![weight("w1", "c1", "2020-01-01", 10.0)])
+        .await
+        .expect("v1");
+    let second = t
+        .store
+        .write_all(vec![weight("w1", "c1", "2020-01-01", 10.5)])
+        .await
+        .expect("v2");
+    assert!(!second[0].created);
+    assert_eq!(second[0].version_id, 2);
+
+    let current = t
+        .store
+        .read(ResourceType::Observation, "w1")
+        .await
+        .expect("read")
+        .expect("found");
+    assert!(current.json.contains("10.5"));
+    let old = t
+        .store
+        .read_version(ResourceType::Observation, "w1", 1)
+        .await
+        .expect("read")
+        .expect("v1 kept");
+    assert!(old.json.contains("10.0"));
+    assert_eq!(t.store.count().await.expect("count"), 1);
+}
+
+async fn a_failed_write_leaves_nothing_behind(t: &TestStore) {
+    let mut bad = weight("x", "c1", "2020-01-01", 9.0);
+    if let Resource::Observation(o) = &mut bad {
+        o.id = None;
+    }
+    let result = t
+        .store
+        .write_all(vec![weight("first", "c1", "2020-01-01", 9.0), bad])
+        .await;
+    assert!(result.is_err());
+    assert!(
+        t.store
+            .read(ResourceType::Observation, "first")
+            .await
+            .expect("read")
+            .is_none(),
+        "rolled back"
+    );
+}
+
+async fn search_by_patient_and_code_finds_only_those(t: &TestStore) {
+    t.store
+        .write_all(vec![
+            weight("w1", "c1", "2020-01-01", 10.0),
+            weight("w2", "c1", "2021-01-01", 12.0),
+            height("h1", "c1", "2021-01-01"),
+            weight("w3", "c2", "2021-01-01", 11.0),
+        ])
+        .await
+        .expect("write");
+    let page = t
+        .store
+        .search(
+            ResourceType::Observation,
+            &query(&[
+                ("patient", "Patient/c1"),
+                ("code", "http://loinc.org|29463-7"),
+            ]),
+        )
+        .await
+        .expect("search");
+    assert_eq!(page.total, 2);
+    assert_eq!(ids(&page), vec!["w1", "w2"], "ordered by date");
+
+    let any_system = t
+        .store
+        .search(ResourceType::Observation, &query(&[("code", "8302-2")]))
+        .await
+        .expect("search");
+    assert_eq!(ids(&any_system), vec!["h1"]);
+    let wrong_system = t
+        .store
+        .search(
+            ResourceType::Observation,
+            &query(&[("code", "http://snomed.info/sct|8302-2")]),
+        )
+        .await
+        .expect("search");
+    assert_eq!(wrong_system.total, 0);
+    let either = t
+        .store
+        .search(
+            ResourceType::Observation,
+            &query(&[
+                ("code", "http://loinc.org|8302-2,http://loinc.org|29463-7"),
+                ("patient", "c2"),
+            ]),
+        )
+        .await
+        .expect("search");
+    assert_eq!(ids(&either), vec!["w3"]);
+}
+
+async fn date_prefixes_filter_as_fhir_says(t: &TestStore) {
+    t.store
+        .write_all(vec![
+            weight("a", "c1", "2019-06-01", 8.0),
+            weight("b", "c1", "2020-06-01T10:30:00Z", 9.0),
+            weight("c", "c1", "2021-06-01", 10.0),
+        ])
+        .await
+        .expect("write");
+    let search = |date: &'static str| {
+        let store = t.store.clone();
+        async move {
+            store
+                .search(ResourceType::Observation, &query(&[("date", date)]))
+                .await
+                .expect("search")
+        }
+    };
+    assert_eq!(ids(&search("ge2020-01-01").await), vec!["b", "c"]);
+    assert_eq!(ids(&search("lt2020-06-01").await), vec!["a"]);
+    assert_eq!(ids(&search("2020").await), vec!["b"]);
+    assert_eq!(
+        ids(&search("2020-06-01").await),
+        vec!["b"],
+        "a day contains its times"
+    );
+    assert_eq!(ids(&search("ne2020").await), vec!["a", "c"]);
+    let both = t
+        .store
+        .search(
+            ResourceType::Observation,
+            &query(&[("date", "ge2019-12-01"), ("date", "le2020-12-31")]),
+        )
+        .await
+        .expect("search");
+    assert_eq!(ids(&both), vec!["b"], "repeated date parameters are ANDed");
+}
+
+async fn identifiers_find_patients(t: &TestStore) {
+    t.store
+        .write_all(vec![
+            patient("p1", "9434765919"),
+            patient("p2", "9000000009"),
+        ])
+        .await
+        .expect("write");
+    let page = t
+        .store
+        .search(
+            ResourceType::Patient,
+            &query(&[("identifier", "https://fhir.nhs.uk/Id/nhs-number|9000000009")]),
+        )
+        .await
+        .expect("search");
+    assert_eq!(ids(&page), vec!["p2"]);
+    let none = t
+        .store
+        .search(
+            ResourceType::Patient,
+            &query(&[("identifier", "https://example.org/other|9000000009")]),
+        )
+        .await
+        .expect("search");
+    assert_eq!(none.total, 0);
+}
+
+async fn paging_reports_the_full_total(t: &TestStore) {
+    let weights: Vec<_> = (0..7)
+        .map(|n| weight(&format!("w{n}"), "c1", &format!("2020-01-0{}", n + 1), 9.0))
+        .collect();
+    t.store.write_all(weights).await.expect("write");
+    let first = t
+        .store
+        .search(ResourceType::Observation, &query(&[("_count", "3")]))
+        .await
+        .expect("page 1");
+    assert_eq!((first.total, first.items.len()), (7, 3));
+    let last = t
+        .store
+        .search(
+            ResourceType::Observation,
+            &query(&[("_count", "3"), ("_offset", "6")]),
+        )
+        .await
+        .expect("page 3");
+    assert_eq!(ids(&last), vec!["w6"]);
+    let beyond = t
+        .store
+        .search(
+            ResourceType::Observation,
+            &query(&[("_count", "3"), ("_offset", "30")]),
+        )
+        .await
+        .expect("past the end");
+    assert_eq!((beyond.total, beyond.items.len()), (7, 0));
+}
+
+async fn last_updated_filters_on_store_time(t: &TestStore) {
+    t.store
+        .write_all(vec![weight("w1", "c1", "2020-01-01", 9.0)])
+        .await
+        .expect("write");
+    let past = t
+        .store
+        .search(
+            ResourceType::Observation,
+            &query(&[("_lastUpdated", "ge2000-01-01")]),
+        )
+        .await
+        .expect("search");
+    assert_eq!(past.total, 1);
+    let future = t
+        .store
+        .search(
+            ResourceType::Observation,
+            &query(&[("_lastUpdated", "gt2999-01-01")]),
+        )
+        .await
+        .expect("search");
+    assert_eq!(future.total, 0);
+}
+
+async fn everything_returns_the_patient_first_then_their_records(t: &TestStore) {
+    t.store
+        .write_all(vec![
+            weight("w1", "p1", "2020-01-01", 9.0),
+            patient("p1", "9434765919"),
+            weight("other", "p2", "2020-01-01", 9.0),
+        ])
+        .await
+        .expect("write");
+    let page = t.store.everything("p1", 100, 0).await.expect("everything");
+    assert_eq!(ids(&page), vec!["p1", "w1"]);
+    assert_eq!(page.total, 2);
+}
+
+async fn sql_metacharacters_in_values_are_just_values(t: &TestStore) {
+    t.store
+        .write_all(vec![weight("w1", "c1", "2020-01-01", 9.0)])
+        .await
+        .expect("write");
+    let hostile = t
+        .store
+        .search(
+            ResourceType::Observation,
+            &query(&[("patient", "c1' OR '1'='1")]),
+        )
+        .await
+        .expect("search");
+    assert_eq!(hostile.total, 0);
+    assert_eq!(t.store.count().await.expect("count"), 1);
+}
+
+async fn the_person_index_gives_one_stable_id_per_nhs_number(t: &TestStore) {
+    let nhs: NhsNumber = "9434765919".parse().expect("valid");
+    let first = t.store.person_id_for(&nhs).await.expect("id");
+    let again = t.store.person_id_for(&nhs).await.expect("id");
+    assert_eq!(first, again);
+    assert!(
+        !first.contains("9434765919"),
+        "the id does not reveal the NHS number"
+    );
+    assert_eq!(
+        t.store.nhs_number_of(&first).await.expect("lookup"),
+        Some(nhs)
+    );
+    assert_eq!(
+        t.store.nhs_number_of("unknown").await.expect("lookup"),
+        None
+    );
+}
+
+macro_rules! on_both_backends {
+    ($($case:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test]
+                async fn $case() {
+                    let t = super::TestStore::sqlite().await;
+                    assert_eq!(t.store.kind(), super::BackendKind::Sqlite);
+                    super::$case(&t).await;
+                    t.finish().await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test]
+                async fn $case() {
+                    let t = super::TestStore::postgres().await;
+                    assert_eq!(t.store.kind(), super::BackendKind::Postgres);
+                    super::$case(&t).await;
+                    t.finish().await;
+                }
+            )*
+        }
+    };
+}
+
+on_both_backends!(
+    a_written_resource_reads_back_with_version_and_last_updated,
+    an_update_makes_a_new_version_and_keeps_the_old_one,
+    a_failed_write_leaves_nothing_behind,
+    search_by_patient_and_code_finds_only_those,
+    date_prefixes_filter_as_fhir_says,
+    identifiers_find_patients,
+    paging_reports_the_full_total,
+    last_updated_filters_on_store_time,
+    everything_returns_the_patient_first_then_their_records,
+    sql_metacharacters_in_values_are_just_values,
+    the_person_index_gives_one_stable_id_per_nhs_number,
+);
