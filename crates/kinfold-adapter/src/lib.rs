@@ -1,1 +1,126 @@
+//! One agency's adapter. The same code runs once per agency (midwifery, A&E, GP, health
+//! visiting, school nursing), each with its own database.
+//!
+//! It stores the agency's records as FHIR R4 resources and serves read, search and
+//! `Patient/$everything` to the gateway, and accepts FHIR `transaction` and `batch` Bundles at
+//! `POST /` for ingest.
+//!
+//! Architecture invariant: adapters never talk to each other, and only the gateway (and the
+//! agency's own feed) talks to an adapter.
 
+mod error;
+mod ingest;
+mod routes;
+
+use std::net::TcpListener;
+
+use actix_web::dev::{Server, ServerHandle};
+use actix_web::middleware::from_fn;
+use actix_web::{App, HttpServer, web};
+use kinfold_fhir::Agency;
+use kinfold_store::Store;
+use serde::Deserialize;
+
+pub use error::AdapterError;
+pub use routes::ApiDoc;
+
+/// An adapter's configuration: defaults, then the TOML file, then `KINFOLD_*` variables.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AdapterConfig {
+    /// Which agency this adapter serves.
+    pub agency: Option<Agency>,
+    /// Address to listen on, e.g. `127.0.0.1:8082`; port 0 picks a free one.
+    pub bind: String,
+    /// `sqlite://PATH` or `postgres://…`. Default: `sqlite://kinfold-data/{agency}.db`.
+    pub database_url: Option<String>,
+    /// The base URL this adapter is reached at, for `fullUrl` and paging links. Default: taken
+    /// from each request's `Host`.
+    pub public_base_url: Option<String>,
+    /// HTTP worker threads.
+    pub workers: usize,
+    /// Largest accepted request body, in bytes.
+    pub max_body_bytes: usize,
+}
+
+impl Default for AdapterConfig {
+    fn default() -> Self {
+        Self {
+            agency: None,
+            bind: "127.0.0.1:0".into(),
+            database_url: None,
+            public_base_url: None,
+            workers: 2,
+            max_body_bytes: 32 * 1024 * 1024,
+        }
+    }
+}
+
+/// Shared state of one adapter's handlers.
+#[derive(Debug)]
+pub(crate) struct AdapterState {
+    pub(crate) agency: Agency,
+    pub(crate) store: Store,
+    pub(crate) public_base_url: Option<String>,
+    pub(crate) started: String,
+}
+
+/// A running adapter: its server and the port it really listens on.
+pub struct Application {
+    port: u16,
+    server: Server,
+}
+
+impl std::fmt::Debug for Application {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Application")
+            .field("port", &self.port)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Application {
+    /// Binds the listener and builds the server (not yet polled: call
+    /// [`Application::run_until_stopped`] or spawn it).
+    pub fn build(agency: Agency, store: Store, config: &AdapterConfig) -> std::io::Result<Self> {
+        let listener = TcpListener::bind(&config.bind)?;
+        let port = listener.local_addr()?.port();
+        let state = web::Data::new(AdapterState {
+            agency,
+            store,
+            public_base_url: config.public_base_url.clone(),
+            started: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        });
+        let max_body = config.max_body_bytes;
+        let server = HttpServer::new(move || {
+            App::new()
+                .app_data(state.clone())
+                .app_data(web::PayloadConfig::new(max_body))
+                .app_data(kinfold_http::query_config())
+                .app_data(kinfold_http::path_config())
+                .wrap(from_fn(kinfold_http::request_log))
+                .configure(routes::configure)
+                .default_service(web::to(kinfold_http::no_such_route))
+        })
+        .workers(config.workers.max(1))
+        .disable_signals()
+        .listen(listener)?
+        .run();
+        Ok(Self { port, server })
+    }
+
+    /// The port the adapter listens on.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// A handle to stop the server.
+    pub fn handle(&self) -> ServerHandle {
+        self.server.handle()
+    }
+
+    /// Serves until stopped.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.server.await
+    }
+}

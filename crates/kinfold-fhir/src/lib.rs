@@ -14,6 +14,7 @@
 
 #[macro_use]
 mod macros;
+mod agency;
 mod bundle;
 mod capability;
 mod datatypes;
@@ -24,6 +25,7 @@ mod outcome;
 mod resource;
 pub mod search;
 
+pub use agency::Agency;
 pub use bundle::{
     Bundle, BundleEntry, BundleEntryRequest, BundleEntryResponse, BundleEntrySearch, BundleLink,
     BundleType, SearchEntryMode,

@@ -1,0 +1,116 @@
+//! The adapter's errors, and the one place they become HTTP answers.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, ResponseError};
+use kinfold_fhir::{IssueType, ParseError};
+use kinfold_http::ApiError;
+use kinfold_store::StoreError;
+
+/// Everything an adapter request can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum AdapterError {
+    /// The URL names a resource type this adapter does not store.
+    #[error("unknown resource type")]
+    UnknownType(String),
+    /// No such resource (or version).
+    #[error("not found")]
+    NotFound(String),
+    /// A search parameter is unsupported or unreadable.
+    #[error("bad search")]
+    BadSearch(ParseError),
+    /// The request body is not a FHIR resource.
+    #[error("bad body")]
+    BadBody(ParseError),
+    /// `POST /` with something other than a transaction or batch Bundle.
+    #[error("not a transaction or batch")]
+    NotABundle(String),
+    /// One entry of a Bundle is wrong; where, and why.
+    #[error("bad entry")]
+    BadEntry {
+        /// FHIRPath-like location, e.g. `Bundle.entry[3].resource.identifier[0].value`.
+        path: String,
+        /// What is wrong.
+        message: String,
+        /// 400 for a malformed request, 422 for content that breaks a rule.
+        status: StatusCode,
+    },
+    /// The store failed.
+    #[error("store failure")]
+    Store(#[from] StoreError),
+}
+
+impl AdapterError {
+    /// The wire form: status plus `OperationOutcome`, one arm per error.
+    pub fn to_api_error(&self) -> ApiError {
+        match self {
+            AdapterError::UnknownType(name) => ApiError::new(
+                StatusCode::NOT_FOUND,
+                IssueType::NotSupported,
+                "unknown-type",
+                format!("This adapter does not store resources of type '{name}'"),
+            ),
+            AdapterError::NotFound(what) => {
+                ApiError::not_found(format!("{what} is not known here"))
+            }
+            AdapterError::BadSearch(err) => {
+                let api = ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    IssueType::NotSupported,
+                    "bad-search",
+                    err.to_string(),
+                );
+                match err.location() {
+                    Some(at) => api.at(at),
+                    None => api,
+                }
+            }
+            AdapterError::BadBody(err) => {
+                let kind = match err {
+                    ParseError::Json { .. } => IssueType::Structure,
+                    _ => IssueType::Invalid,
+                };
+                let api = ApiError::new(StatusCode::BAD_REQUEST, kind, "bad-body", err.to_string());
+                match err.location() {
+                    Some(at) => api.at(at),
+                    None => api,
+                }
+            }
+            AdapterError::NotABundle(what) => ApiError::new(
+                StatusCode::BAD_REQUEST,
+                IssueType::Invalid,
+                "not-a-transaction",
+                format!("POST / takes a Bundle of type transaction or batch; this is {what}"),
+            )
+            .at("Bundle.type"),
+            AdapterError::BadEntry {
+                path,
+                message,
+                status,
+            } => {
+                let kind = if *status == StatusCode::UNPROCESSABLE_ENTITY {
+                    IssueType::BusinessRule
+                } else {
+                    IssueType::Invalid
+                };
+                ApiError::new(*status, kind, "bad-entry", format!("{path}: {message}"))
+                    .at(path.clone())
+            }
+            AdapterError::Store(err) => {
+                tracing::error!(error = ?err, "store failure");
+                ApiError::unavailable(
+                    "The adapter's database is not available; nothing was changed.",
+                )
+            }
+        }
+    }
+}
+
+impl ResponseError for AdapterError {
+    fn status_code(&self) -> StatusCode {
+        self.to_api_error().status
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        self.to_api_error().error_response()
+    }
+}

@@ -1,0 +1,427 @@
+//! The adapter's HTTP routes: FHIR read, search, `$everything`, and ingest.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, web};
+use kinfold_fhir::search::{MAX_COUNT, SearchQuery};
+use kinfold_fhir::{
+    Bundle, BundleEntry, BundleEntryResponse, BundleType, Resource, ResourceType,
+    capability_statement,
+};
+use kinfold_http::FhirResponse;
+use kinfold_store::{SearchPage, StoredResource};
+use serde::Serialize;
+use serde_json::value::RawValue;
+use utoipa::OpenApi;
+
+use crate::ingest::{self, valid_id};
+use crate::{AdapterError, AdapterState};
+
+type State = web::Data<AdapterState>;
+type Query = web::Query<Vec<(String, String)>>;
+
+/// The adapter's OpenAPI document.
+#[derive(Debug, OpenApi)]
+#[openapi(
+    info(
+        title = "Kinfold agency adapter",
+        description = "One agency's FHIR R4 store, served to the Kinfold gateway. Every error is a FHIR OperationOutcome."
+    ),
+    paths(metadata, ingest_bundle, search, read, vread, everything)
+)]
+pub struct ApiDoc;
+
+pub(crate) fn configure(config: &mut web::ServiceConfig) {
+    config
+        .route("/metadata", web::get().to(metadata))
+        .route("/", web::post().to(ingest_bundle))
+        .route("/Patient/{id}/$everything", web::get().to(everything))
+        .route("/{type}", web::get().to(search))
+        .route("/{type}/{id}", web::get().to(read))
+        .route("/{type}/{id}/_history/{vid}", web::get().to(vread));
+}
+
+/// What this adapter supports.
+#[utoipa::path(get, path = "/metadata", tag = "FHIR",
+    responses((status = 200, description = "CapabilityStatement", content_type = "application/fhir+json", body = serde_json::Value)))]
+async fn metadata(state: State) -> HttpResponse {
+    let title = format!("Kinfold {} adapter", state.agency.display_name());
+    let types: Vec<_> = ResourceType::ALL
+        .iter()
+        .copied()
+        .filter(|t| {
+            !matches!(
+                t,
+                ResourceType::Bundle
+                    | ResourceType::OperationOutcome
+                    | ResourceType::CapabilityStatement
+            )
+        })
+        .collect();
+    let statement = capability_statement(
+        &title,
+        "Stores one agency's records and serves them to the Kinfold gateway.",
+        &state.started,
+        &types,
+        &["read", "vread", "search-type"],
+        &["everything"],
+        &["transaction", "batch"],
+    );
+    FhirResponse::ok(&Resource::from(statement))
+}
+
+/// Ingest a FHIR `transaction` (all or nothing) or `batch` Bundle.
+#[utoipa::path(post, path = "/", tag = "Ingest",
+    request_body(content = serde_json::Value, content_type = "application/fhir+json", description = "A Bundle of type transaction or batch; entries use POST Type or PUT Type/id"),
+    responses(
+        (status = 200, description = "transaction-response or batch-response Bundle", content_type = "application/fhir+json", body = serde_json::Value),
+        (status = 400, description = "Malformed Bundle or entry; nothing stored", content_type = "application/fhir+json", body = serde_json::Value),
+        (status = 422, description = "An entry breaks a rule (e.g. NHS number check digit); nothing stored", content_type = "application/fhir+json", body = serde_json::Value),
+    ))]
+async fn ingest_bundle(state: State, body: web::Bytes) -> Result<HttpResponse, AdapterError> {
+    let bundle = match Resource::from_json(&body).map_err(AdapterError::BadBody)? {
+        Resource::Bundle(bundle) => bundle,
+        other => return Err(AdapterError::NotABundle(format!("a {}", other.type_name()))),
+    };
+    let (kind, plans) = ingest::plan(bundle)?;
+    let writes: Vec<Resource> = plans
+        .iter()
+        .filter_map(|p| p.as_ref().ok().cloned())
+        .collect();
+    let mut outcomes = state.store.write_all(writes).await?.into_iter();
+
+    let mut response = Bundle::new(match kind {
+        BundleType::Transaction => BundleType::TransactionResponse,
+        _ => BundleType::BatchResponse,
+    });
+    for plan in plans {
+        let entry_response = match plan {
+            Ok(_) => match outcomes.next() {
+                Some(done) => BundleEntryResponse {
+                    status: Some(
+                        if done.created {
+                            "201 Created"
+                        } else {
+                            "200 OK"
+                        }
+                        .into(),
+                    ),
+                    location: Some(format!(
+                        "{}/{}/_history/{}",
+                        done.resource_type, done.id, done.version_id
+                    )),
+                    etag: Some(format!("W/\"{}\"", done.version_id)),
+                    last_modified: chrono::DateTime::from_timestamp_millis(done.last_updated)
+                        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)),
+                    ..BundleEntryResponse::default()
+                },
+                None => {
+                    return Err(AdapterError::Store(kinfold_store::StoreError::Corrupt(
+                        "write count mismatch".into(),
+                    )));
+                }
+            },
+            Err(err) => {
+                let api = err.to_api_error();
+                BundleEntryResponse {
+                    status: Some(format!(
+                        "{} {}",
+                        api.status.as_u16(),
+                        api.status.canonical_reason().unwrap_or("")
+                    )),
+                    outcome: Some(Resource::OperationOutcome(api.outcome)),
+                    ..BundleEntryResponse::default()
+                }
+            }
+        };
+        response.entry.push(BundleEntry {
+            response: Some(entry_response),
+            ..BundleEntry::default()
+        });
+    }
+    Ok(FhirResponse::ok(&Resource::from(response)))
+}
+
+/// Search one resource type.
+#[utoipa::path(get, path = "/{type}", tag = "FHIR",
+    params(
+        ("type" = String, Path, description = "Resource type, e.g. Observation"),
+        ("patient" = Option<String>, Query, description = "Patient/id"),
+        ("code" = Option<String>, Query, description = "system|code, comma-separated for any of"),
+        ("identifier" = Option<String>, Query, description = "system|value"),
+        ("date" = Option<String>, Query, description = "FHIR date with optional prefix (ge, le, gt, lt, eq, ne, sa, eb); repeat to AND"),
+        ("_lastUpdated" = Option<String>, Query, description = "As date, on when the record was stored here"),
+        ("_id" = Option<String>, Query, description = "Logical id"),
+        ("_count" = Option<usize>, Query, description = "Page size (default 50, at most 1000)"),
+        ("_offset" = Option<usize>, Query, description = "Where the page starts"),
+    ),
+    responses(
+        (status = 200, description = "searchset Bundle with self and next links", content_type = "application/fhir+json", body = serde_json::Value),
+        (status = 400, description = "Unsupported or unreadable parameter", content_type = "application/fhir+json", body = serde_json::Value),
+    ))]
+async fn search(
+    state: State,
+    request: HttpRequest,
+    path: web::Path<String>,
+    query: Query,
+) -> Result<HttpResponse, AdapterError> {
+    let resource_type = resource_type(&path)?;
+    let pairs = query.into_inner();
+    let parsed = SearchQuery::parse(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .map_err(AdapterError::BadSearch)?;
+    let page = state.store.search(resource_type, &parsed).await?;
+    let base = base_url(&state, &request);
+    searchset(
+        &base,
+        resource_type.as_str(),
+        &pairs,
+        parsed.count,
+        parsed.offset,
+        page,
+    )
+}
+
+/// Read the current version of one resource.
+#[utoipa::path(get, path = "/{type}/{id}", tag = "FHIR",
+    params(("type" = String, Path, description = "Resource type"), ("id" = String, Path, description = "Logical id")),
+    responses(
+        (status = 200, description = "The resource", content_type = "application/fhir+json", body = serde_json::Value),
+        (status = 404, description = "Not known here", content_type = "application/fhir+json", body = serde_json::Value),
+    ))]
+async fn read(
+    state: State,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, AdapterError> {
+    let (type_name, id) = path.into_inner();
+    let resource_type = resource_type(&type_name)?;
+    let found = if valid_id(&id) {
+        state.store.read(resource_type, &id).await?
+    } else {
+        None
+    };
+    let stored = found.ok_or_else(|| AdapterError::NotFound(format!("{type_name}/{id}")))?;
+    Ok(versioned(stored))
+}
+
+/// Read one version of a resource.
+#[utoipa::path(get, path = "/{type}/{id}/_history/{vid}", tag = "FHIR",
+    params(("type" = String, Path, description = "Resource type"), ("id" = String, Path, description = "Logical id"), ("vid" = i64, Path, description = "Version")),
+    responses(
+        (status = 200, description = "That version", content_type = "application/fhir+json", body = serde_json::Value),
+        (status = 404, description = "Not known here", content_type = "application/fhir+json", body = serde_json::Value),
+    ))]
+async fn vread(
+    state: State,
+    path: web::Path<(String, String, String)>,
+) -> Result<HttpResponse, AdapterError> {
+    let (type_name, id, version) = path.into_inner();
+    let resource_type = resource_type(&type_name)?;
+    let not_found = || AdapterError::NotFound(format!("{type_name}/{id}/_history/{version}"));
+    let version: i64 = version.parse().map_err(|_| not_found())?;
+    let stored = state
+        .store
+        .read_version(resource_type, &id, version)
+        .await?
+        .ok_or_else(not_found)?;
+    Ok(versioned(stored))
+}
+
+/// Everything this agency holds about one patient.
+#[utoipa::path(get, path = "/Patient/{id}/$everything", tag = "FHIR",
+    params(
+        ("id" = String, Path, description = "This adapter's Patient id"),
+        ("_count" = Option<usize>, Query, description = "Page size (default 1000)"),
+        ("_offset" = Option<usize>, Query, description = "Where the page starts"),
+    ),
+    responses(
+        (status = 200, description = "searchset Bundle: the Patient, then their records", content_type = "application/fhir+json", body = serde_json::Value),
+        (status = 404, description = "No such patient here", content_type = "application/fhir+json", body = serde_json::Value),
+    ))]
+async fn everything(
+    state: State,
+    request: HttpRequest,
+    path: web::Path<String>,
+    query: Query,
+) -> Result<HttpResponse, AdapterError> {
+    let id = path.into_inner();
+    let pairs = query.into_inner();
+    let mut count = MAX_COUNT;
+    let mut offset = 0;
+    for (name, value) in &pairs {
+        let number = || {
+            value.parse::<usize>().map_err(|_| {
+                AdapterError::BadSearch(kinfold_fhir::ParseError::SearchParameter {
+                    name: name.clone(),
+                    message: format!("'{value}' is not a whole number"),
+                })
+            })
+        };
+        match name.as_str() {
+            "_count" => count = number()?.min(MAX_COUNT),
+            "_offset" => offset = number()?,
+            _ => {
+                return Err(AdapterError::BadSearch(
+                    kinfold_fhir::ParseError::SearchParameter {
+                        name: name.clone(),
+                        message: "is not supported by $everything".into(),
+                    },
+                ));
+            }
+        }
+    }
+    if !valid_id(&id)
+        || state
+            .store
+            .read(ResourceType::Patient, &id)
+            .await?
+            .is_none()
+    {
+        return Err(AdapterError::NotFound(format!("Patient/{id}")));
+    }
+    let page = state.store.everything(&id, count, offset).await?;
+    let base = base_url(&state, &request);
+    searchset(
+        &base,
+        &format!("Patient/{id}/$everything"),
+        &pairs,
+        count,
+        offset,
+        page,
+    )
+}
+
+fn resource_type(name: &str) -> Result<ResourceType, AdapterError> {
+    name.parse()
+        .map_err(|_| AdapterError::UnknownType(name.to_owned()))
+}
+
+fn versioned(stored: StoredResource) -> HttpResponse {
+    let mut response = FhirResponse::ok_text(stored.json);
+    if let Ok(etag) =
+        actix_web::http::header::HeaderValue::from_str(&format!("W/\"{}\"", stored.version_id))
+    {
+        response
+            .headers_mut()
+            .insert(actix_web::http::header::ETAG, etag);
+    }
+    response
+}
+
+fn base_url(state: &AdapterState, request: &HttpRequest) -> String {
+    match &state.public_base_url {
+        Some(base) => base.trim_end_matches('/').to_owned(),
+        None => {
+            let info = request.connection_info();
+            format!("{}://{}", info.scheme(), info.host())
+        }
+    }
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct SearchSet<'a> {
+    resource_type: &'static str,
+    id: String,
+    meta: Meta,
+    r#type: &'static str,
+    total: u64,
+    link: Vec<Link>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    entry: Vec<Entry<'a>>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Meta {
+    last_updated: String,
+}
+
+#[derive(Serialize)]
+struct Link {
+    relation: &'static str,
+    url: String,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Entry<'a> {
+    full_url: String,
+    resource: &'a RawValue,
+    search: EntrySearch,
+}
+
+#[derive(Serialize)]
+struct EntrySearch {
+    mode: &'static str,
+}
+
+/// A searchset Bundle written around stored JSON, without re-parsing it into types.
+fn searchset(
+    base: &str,
+    path: &str,
+    pairs: &[(String, String)],
+    count: usize,
+    offset: usize,
+    page: SearchPage,
+) -> Result<HttpResponse, AdapterError> {
+    let link_to = |offset: usize| {
+        let mut query = url::form_urlencoded::Serializer::new(String::new());
+        for (name, value) in pairs
+            .iter()
+            .filter(|(n, _)| n != "_offset" && n != "_count")
+        {
+            query.append_pair(name, value);
+        }
+        query.append_pair("_count", &count.to_string());
+        query.append_pair("_offset", &offset.to_string());
+        format!("{base}/{path}?{}", query.finish())
+    };
+    let mut link = vec![Link {
+        relation: "self",
+        url: link_to(offset),
+    }];
+    let shown = u64::try_from(offset + page.items.len()).unwrap_or(u64::MAX);
+    if shown < page.total && !page.items.is_empty() {
+        link.push(Link {
+            relation: "next",
+            url: link_to(offset + page.items.len()),
+        });
+    }
+    if offset > 0 {
+        link.push(Link {
+            relation: "previous",
+            url: link_to(offset.saturating_sub(count.max(1))),
+        });
+    }
+    let raws: Vec<&RawValue> = page
+        .items
+        .iter()
+        .map(|item| serde_json::from_str::<&RawValue>(&item.json))
+        .collect::<Result<_, _>>()
+        .map_err(|e| {
+            AdapterError::Store(kinfold_store::StoreError::Corrupt(format!(
+                "stored JSON does not parse: {e}"
+            )))
+        })?;
+    let entry = page
+        .items
+        .iter()
+        .zip(raws)
+        .map(|(item, resource)| Entry {
+            full_url: format!("{base}/{}/{}", item.resource_type, item.id),
+            resource,
+            search: EntrySearch { mode: "match" },
+        })
+        .collect();
+    let bundle = SearchSet {
+        resource_type: "Bundle",
+        id: uuid::Uuid::new_v4().to_string(),
+        meta: Meta {
+            last_updated: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        },
+        r#type: "searchset",
+        total: page.total,
+        link,
+        entry,
+    };
+    Ok(FhirResponse::with_status(StatusCode::OK, &bundle))
+}
