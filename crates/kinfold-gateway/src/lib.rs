@@ -1,1 +1,158 @@
+//! The Kinfold gateway: the only door for clients.
+//!
+//! It authenticates the caller (bearer JWT), resolves the person (NHS number to Kinfold's
+//! opaque person id), asks every agency's adapter in parallel with a deadline each, and
+//! answers with one FHIR Bundle that says where each record came from and which agencies
+//! are missing.
+//!
+//! Architecture invariants:
+//! * Every data route takes a [`Caller`]: no handler runs without an authenticated caller.
+//! * A missing agency is always named in the answer (an `OperationOutcome` entry), never
+//!   silently left out (G4).
+//! * NHS numbers never appear in URLs the gateway mints, nor in its logs.
 
+pub mod auth;
+mod error;
+pub mod fanout;
+mod merge;
+mod routes;
+
+use std::net::TcpListener;
+use std::time::Duration;
+
+use actix_web::dev::{Server, ServerHandle};
+use actix_web::middleware::from_fn;
+use actix_web::{App, HttpServer, web};
+use kinfold_store::Store;
+use serde::Deserialize;
+use utoipa::OpenApi;
+use utoipa_swagger_ui::SwaggerUi;
+
+pub use auth::{AuthConfig, Authenticator, Caller, KeyConfig, Secret, issue_token};
+pub use error::GatewayError;
+pub use fanout::AdapterEndpoint;
+pub use routes::ApiDoc;
+
+use crate::fanout::Agencies;
+
+/// The gateway's configuration: defaults, then the TOML file, then `KINFOLD_*` variables.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct GatewayConfig {
+    /// Address to listen on; port 0 picks a free one.
+    pub bind: String,
+    /// `sqlite://PATH` or `postgres://…`. Default: `sqlite://kinfold-data/gateway.db`.
+    pub database_url: Option<String>,
+    /// The base URL clients reach the gateway at, for links. Default: from each request.
+    pub public_base_url: Option<String>,
+    /// HTTP worker threads.
+    pub workers: usize,
+    /// How long the gateway waits for each agency, in milliseconds.
+    pub adapter_timeout_ms: u64,
+    /// The agencies' adapters.
+    pub adapters: Vec<AdapterEndpoint>,
+    /// Token rules and keys.
+    pub auth: AuthConfig,
+}
+
+impl Default for GatewayConfig {
+    fn default() -> Self {
+        Self {
+            bind: "127.0.0.1:8080".into(),
+            database_url: None,
+            public_base_url: None,
+            workers: 2,
+            adapter_timeout_ms: 2000,
+            adapters: Vec::new(),
+            auth: AuthConfig::default(),
+        }
+    }
+}
+
+/// Why the gateway could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The token keys are unusable.
+    #[error(transparent)]
+    Auth(#[from] auth::AuthConfigError),
+    /// The HTTP client could not be built.
+    #[error("HTTP client: {0}")]
+    Client(#[from] reqwest::Error),
+    /// The listener could not be bound.
+    #[error("listener: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Shared state of the gateway's handlers.
+#[derive(Debug)]
+pub(crate) struct GatewayState {
+    pub(crate) store: Store,
+    pub(crate) agencies: Agencies,
+    pub(crate) public_base_url: Option<String>,
+    pub(crate) started: String,
+}
+
+/// A running gateway: its server and the port it really listens on.
+pub struct Application {
+    port: u16,
+    server: Server,
+}
+
+impl std::fmt::Debug for Application {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Application")
+            .field("port", &self.port)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Application {
+    /// Binds the listener and builds the server (poll it with [`Application::run_until_stopped`]).
+    pub fn build(config: &GatewayConfig, store: Store) -> Result<Self, StartError> {
+        let authenticator = web::Data::new(Authenticator::new(&config.auth)?);
+        let agencies = Agencies::new(
+            config.adapters.clone(),
+            Duration::from_millis(config.adapter_timeout_ms),
+        )?;
+        let state = web::Data::new(GatewayState {
+            store,
+            agencies,
+            public_base_url: config.public_base_url.clone(),
+            started: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        });
+        let listener = TcpListener::bind(&config.bind)?;
+        let port = listener.local_addr()?.port();
+        let openapi = ApiDoc::openapi();
+        let server = HttpServer::new(move || {
+            App::new()
+                .app_data(state.clone())
+                .app_data(authenticator.clone())
+                .app_data(kinfold_http::query_config())
+                .app_data(kinfold_http::path_config())
+                .wrap(from_fn(kinfold_http::request_log))
+                .service(SwaggerUi::new("/docs/{_:.*}").url("/openapi.json", openapi.clone()))
+                .configure(routes::configure)
+                .default_service(web::to(kinfold_http::no_such_route))
+        })
+        .workers(config.workers.max(1))
+        .disable_signals()
+        .listen(listener)?
+        .run();
+        Ok(Self { port, server })
+    }
+
+    /// The port the gateway listens on.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// A handle to stop the server.
+    pub fn handle(&self) -> ServerHandle {
+        self.server.handle()
+    }
+
+    /// Serves until stopped.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.server.await
+    }
+}

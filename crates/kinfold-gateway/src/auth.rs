@@ -1,0 +1,371 @@
+//! Who is calling: bearer JWTs checked against the keys in the gateway's configuration.
+//!
+//! Every data route takes a [`Caller`] argument, so no handler can run without an
+//! authenticated caller. Tokens must be HS256, signed by a configured key, unexpired, and
+//! issued for this gateway (`iss`, `aud`); `alg: none`, other algorithms and unknown keys are
+//! refused. The role, organisation and purpose claims are carried for the consent rules that
+//! come later.
+
+use std::fmt;
+use std::future::{Ready, ready};
+
+use actix_web::dev::Payload;
+use actix_web::http::header;
+use actix_web::{FromRequest, HttpRequest, web};
+use jsonwebtoken::errors::ErrorKind;
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use kinfold_fhir::{IssueType, OdsCode};
+use kinfold_http::ApiError;
+use serde::{Deserialize, Serialize};
+
+/// A secret that never prints: `Debug` shows `***`.
+#[derive(Clone, Default, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret value.
+    pub fn new(value: String) -> Self {
+        Self(value)
+    }
+
+    /// The secret itself, for the one place that needs it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+/// One token-signing key the gateway trusts.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeyConfig {
+    /// Key id, matched against the token header's `kid`.
+    pub kid: String,
+    /// The HS256 secret: at least 32 bytes.
+    pub secret: Secret,
+}
+
+/// Token rules.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthConfig {
+    /// Required `iss`.
+    pub issuer: String,
+    /// Required `aud`.
+    pub audience: String,
+    /// Trusted keys.
+    pub keys: Vec<KeyConfig>,
+    /// Clock skew allowed on `exp` and `nbf`, in seconds.
+    pub leeway_seconds: u64,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        Self {
+            issuer: "kinfold".into(),
+            audience: "kinfold-gateway".into(),
+            keys: Vec::new(),
+            leeway_seconds: 30,
+        }
+    }
+}
+
+/// The claims of a Kinfold access token.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Claims {
+    /// Issuer.
+    pub iss: String,
+    /// Audience.
+    pub aud: String,
+    /// The practitioner or system the token was issued to.
+    pub sub: String,
+    /// Expiry, seconds since the Unix epoch.
+    pub exp: u64,
+    /// Issued at.
+    pub iat: u64,
+    /// The caller's organisation (ODS code).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub org: Option<String>,
+    /// The caller's role, e.g. `health-visitor`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<String>,
+    /// Purpose of use, e.g. `direct-care`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub purpose: Option<String>,
+}
+
+/// An authenticated caller.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller {
+    /// Who: the token's subject.
+    pub subject: String,
+    /// Their organisation, if the token names a valid ODS code.
+    pub organisation: Option<OdsCode>,
+    /// Their role.
+    pub role: Option<String>,
+    /// Why they are asking.
+    pub purpose: Option<String>,
+}
+
+/// Why a key set cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthConfigError {
+    /// No keys configured.
+    #[error("no token keys are configured (auth.keys)")]
+    NoKeys,
+    /// A secret is too short for HS256.
+    #[error("the secret of key '{0}' is shorter than 32 bytes")]
+    ShortSecret(String),
+}
+
+/// Checks tokens. Built once from [`AuthConfig`].
+pub struct Authenticator {
+    keys: Vec<(String, DecodingKey)>,
+    validation: Validation,
+}
+
+impl fmt::Debug for Authenticator {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Authenticator")
+            .field("keys", &self.keys.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Authenticator {
+    /// Builds the checker; refuses an empty key set or short secrets.
+    pub fn new(config: &AuthConfig) -> Result<Self, AuthConfigError> {
+        if config.keys.is_empty() {
+            return Err(AuthConfigError::NoKeys);
+        }
+        let keys = config
+            .keys
+            .iter()
+            .map(|k| {
+                if k.secret.expose().len() < 32 {
+                    Err(AuthConfigError::ShortSecret(k.kid.clone()))
+                } else {
+                    Ok((
+                        k.kid.clone(),
+                        DecodingKey::from_secret(k.secret.expose().as_bytes()),
+                    ))
+                }
+            })
+            .collect::<Result<_, _>>()?;
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.set_issuer(&[&config.issuer]);
+        validation.set_audience(&[&config.audience]);
+        validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+        validation.leeway = config.leeway_seconds;
+        Ok(Self { keys, validation })
+    }
+
+    /// Checks a bearer token and returns the caller it names.
+    pub fn check(&self, token: &str) -> Result<Caller, ApiError> {
+        let refused =
+            |kind, code: &str, why: &str| ApiError::unauthorised(kind, code, why.to_owned());
+        let header = jsonwebtoken::decode_header(token).map_err(|_| {
+            refused(
+                IssueType::Security,
+                "token-malformed",
+                "The bearer token is not a readable JWT.",
+            )
+        })?;
+        if header.alg != Algorithm::HS256 {
+            return Err(refused(
+                IssueType::Security,
+                "token-algorithm",
+                "The token is not signed with an algorithm this gateway accepts.",
+            ));
+        }
+        let key = match &header.kid {
+            Some(kid) => self
+                .keys
+                .iter()
+                .find(|(id, _)| id == kid)
+                .map(|(_, key)| key),
+            None if self.keys.len() == 1 => self.keys.first().map(|(_, key)| key),
+            None => None,
+        }
+        .ok_or_else(|| {
+            refused(
+                IssueType::Security,
+                "token-key",
+                "The token is not signed by a key this gateway trusts.",
+            )
+        })?;
+        let data =
+            jsonwebtoken::decode::<Claims>(token, key, &self.validation).map_err(
+                |err| match err.kind() {
+                    ErrorKind::ExpiredSignature => refused(
+                        IssueType::Expired,
+                        "token-expired",
+                        "The bearer token has expired.",
+                    ),
+                    ErrorKind::InvalidSignature => refused(
+                        IssueType::Security,
+                        "token-signature",
+                        "The token's signature does not match a trusted key.",
+                    ),
+                    ErrorKind::InvalidIssuer | ErrorKind::InvalidAudience => refused(
+                        IssueType::Security,
+                        "token-audience",
+                        "The token was not issued for this gateway.",
+                    ),
+                    ErrorKind::ImmatureSignature => refused(
+                        IssueType::Security,
+                        "token-not-yet-valid",
+                        "The token is not valid yet.",
+                    ),
+                    _ => refused(
+                        IssueType::Security,
+                        "token-invalid",
+                        "The bearer token is not valid.",
+                    ),
+                },
+            )?;
+        let claims = data.claims;
+        Ok(Caller {
+            subject: claims.sub,
+            organisation: claims.org.and_then(|o| o.parse().ok()),
+            role: claims.role,
+            purpose: claims.purpose,
+        })
+    }
+}
+
+/// Issues an HS256 token signed with the first configured key (for `kinfold demo`, tests and
+/// operators' tooling).
+pub fn issue_token(
+    config: &AuthConfig,
+    subject: &str,
+    org: Option<&str>,
+    role: Option<&str>,
+    valid_for_seconds: u64,
+) -> Result<String, AuthConfigError> {
+    let key = config.keys.first().ok_or(AuthConfigError::NoKeys)?;
+    let now = jsonwebtoken::get_current_timestamp();
+    let claims = Claims {
+        iss: config.issuer.clone(),
+        aud: config.audience.clone(),
+        sub: subject.to_owned(),
+        iat: now,
+        exp: now + valid_for_seconds,
+        org: org.map(str::to_owned),
+        role: role.map(str::to_owned),
+        purpose: Some("direct-care".into()),
+    };
+    let mut header = Header::new(Algorithm::HS256);
+    header.kid = Some(key.kid.clone());
+    jsonwebtoken::encode(
+        &header,
+        &claims,
+        &EncodingKey::from_secret(key.secret.expose().as_bytes()),
+    )
+    .map_err(|_| AuthConfigError::ShortSecret(key.kid.clone()))
+}
+
+impl FromRequest for Caller {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, Self::Error>>;
+
+    fn from_request(request: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let Some(authenticator) = request.app_data::<web::Data<Authenticator>>() else {
+            tracing::error!("the gateway was built without an authenticator");
+            return ready(Err(ApiError::internal()));
+        };
+        let token = request
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| {
+                v.strip_prefix("Bearer ")
+                    .or_else(|| v.strip_prefix("bearer "))
+            });
+        ready(match token {
+            Some(token) => authenticator.check(token.trim()),
+            None => Err(ApiError::unauthorised(
+                IssueType::Login,
+                "token-missing",
+                "This route needs a bearer token (Authorization: Bearer …).",
+            )),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(secret: &str) -> AuthConfig {
+        AuthConfig {
+            keys: vec![KeyConfig {
+                kid: "k1".into(),
+                secret: Secret::new(secret.into()),
+            }],
+            ..AuthConfig::default()
+        }
+    }
+
+    const SECRET: &str = "0123456789abcdef0123456789abcdef";
+
+    #[test]
+    fn a_token_we_issued_names_its_caller() {
+        let config = config(SECRET);
+        let token = issue_token(&config, "dr-nowak", Some("A81001"), Some("gp"), 60).unwrap();
+        let caller = Authenticator::new(&config).unwrap().check(&token).unwrap();
+        assert_eq!(caller.subject, "dr-nowak");
+        assert_eq!(caller.organisation.unwrap().as_str(), "A81001");
+    }
+
+    #[test]
+    fn a_token_signed_with_another_key_is_refused() {
+        let token = issue_token(
+            &config("another-secret-that-is-32-bytes!!"),
+            "x",
+            None,
+            None,
+            60,
+        )
+        .unwrap();
+        let err = Authenticator::new(&config(SECRET))
+            .unwrap()
+            .check(&token)
+            .unwrap_err();
+        assert_eq!(err.status.as_u16(), 401);
+    }
+
+    #[test]
+    fn an_unsigned_token_is_refused() {
+        // {"alg":"none","typ":"JWT"} . {"iss":"kinfold","aud":"kinfold-gateway","sub":"x","exp":9999999999} .
+        let token = "eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0.eyJpc3MiOiJraW5mb2xkIiwiYXVkIjoia2luZm9sZC1nYXRld2F5Iiwic3ViIjoieCIsImV4cCI6OTk5OTk5OTk5OX0.";
+        let err = Authenticator::new(&config(SECRET))
+            .unwrap()
+            .check(token)
+            .unwrap_err();
+        assert_eq!(err.status.as_u16(), 401);
+    }
+
+    #[test]
+    fn short_secrets_and_empty_key_sets_are_refused_at_start() {
+        assert!(matches!(
+            Authenticator::new(&config("short")),
+            Err(AuthConfigError::ShortSecret(_))
+        ));
+        assert!(matches!(
+            Authenticator::new(&AuthConfig::default()),
+            Err(AuthConfigError::NoKeys)
+        ));
+    }
+
+    #[test]
+    fn secrets_never_print() {
+        assert!(!format!("{:?}", config(SECRET)).contains(SECRET));
+    }
+}

@@ -1,0 +1,77 @@
+//! The gateway's errors, and the one place they become HTTP answers.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, ResponseError};
+use kinfold_fhir::{IssueType, ParseError};
+use kinfold_http::ApiError;
+use kinfold_store::StoreError;
+
+/// Everything a gateway request can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum GatewayError {
+    /// A search parameter is unsupported or unreadable.
+    #[error("bad search")]
+    BadSearch(ParseError),
+    /// An NHS number that fails its check.
+    #[error("bad NHS number")]
+    BadNhsNumber(ParseError),
+    /// No such person in Kinfold.
+    #[error("unknown person")]
+    UnknownPerson,
+    /// Every agency failed; there is nothing to answer with.
+    #[error("no agency answered")]
+    NoAgencyAnswered,
+    /// The gateway's own database failed.
+    #[error("store failure")]
+    Store(#[from] StoreError),
+}
+
+impl GatewayError {
+    /// The wire form: status plus `OperationOutcome`, one arm per error.
+    pub fn to_api_error(&self) -> ApiError {
+        match self {
+            GatewayError::BadSearch(err) => {
+                let api = ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    IssueType::NotSupported,
+                    "bad-search",
+                    err.to_string(),
+                );
+                match err.location() {
+                    Some(at) => api.at(at),
+                    None => api,
+                }
+            }
+            GatewayError::BadNhsNumber(err) => ApiError::new(
+                StatusCode::BAD_REQUEST,
+                IssueType::Value,
+                "bad-nhs-number",
+                err.to_string(),
+            )
+            .at("identifier"),
+            GatewayError::UnknownPerson => {
+                ApiError::not_found("No person with this id is known to Kinfold")
+            }
+            GatewayError::NoAgencyAnswered => ApiError::new(
+                StatusCode::GATEWAY_TIMEOUT,
+                IssueType::Timeout,
+                "no-agency-answered",
+                "No agency answered in time; try again.",
+            ),
+            GatewayError::Store(err) => {
+                tracing::error!(error = ?err, "gateway store failure");
+                ApiError::unavailable("The gateway's database is not available.")
+            }
+        }
+    }
+}
+
+impl ResponseError for GatewayError {
+    fn status_code(&self) -> StatusCode {
+        self.to_api_error().status
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        self.to_api_error().error_response()
+    }
+}

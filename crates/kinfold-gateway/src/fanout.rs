@@ -1,0 +1,220 @@
+//! Asking every agency at once: one request per adapter, in parallel, each with its own
+//! deadline. A slow or failed agency never holds up the answer; it is named in it instead.
+
+use std::time::Duration;
+
+use futures::future::join_all;
+use kinfold_fhir::{Agency, NHS_NUMBER_SYSTEM, NhsNumber};
+use serde::Deserialize;
+use serde_json::Value;
+
+/// Where one agency's adapter is.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdapterEndpoint {
+    /// Which agency.
+    pub agency: Agency,
+    /// Its base URL, e.g. `http://127.0.0.1:8082`.
+    pub url: String,
+}
+
+/// One resource from an agency: its absolute URL at the adapter, and the resource.
+#[derive(Debug, Clone)]
+pub struct AgencyRecord {
+    /// `fullUrl` at the adapter.
+    pub full_url: String,
+    /// The resource as the adapter sent it.
+    pub resource: Value,
+}
+
+/// Why an agency's records are missing from an answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AgencyFailure {
+    /// No answer within the deadline.
+    Timeout(Duration),
+    /// Could not connect, or the connection broke.
+    Unreachable,
+    /// Answered with an error status.
+    Status(u16),
+    /// Answered with something that is not a FHIR searchset.
+    Invalid,
+}
+
+/// One agency's part of an answer.
+#[derive(Debug, Clone)]
+pub struct AgencyAnswer {
+    /// Which agency.
+    pub agency: Agency,
+    /// Its records, or why there are none.
+    pub result: Result<Vec<AgencyRecord>, AgencyFailure>,
+}
+
+/// The adapters the gateway asks, and how long it waits for each.
+#[derive(Debug, Clone)]
+pub struct Agencies {
+    endpoints: Vec<AdapterEndpoint>,
+    deadline: Duration,
+    http: reqwest::Client,
+}
+
+/// How many pages of one patient's records the gateway follows from one agency.
+const MAX_PAGES: usize = 20;
+
+impl Agencies {
+    /// Builds the client. Connections are pooled and kept alive.
+    pub fn new(
+        endpoints: Vec<AdapterEndpoint>,
+        deadline: Duration,
+    ) -> Result<Self, reqwest::Error> {
+        let http = reqwest::Client::builder()
+            .connect_timeout(deadline)
+            .pool_idle_timeout(Duration::from_secs(60))
+            .user_agent(concat!("kinfold-gateway/", env!("CARGO_PKG_VERSION")))
+            .build()?;
+        Ok(Self {
+            endpoints,
+            deadline,
+            http,
+        })
+    }
+
+    /// The deadline each agency has.
+    pub fn deadline(&self) -> Duration {
+        self.deadline
+    }
+
+    /// Each agency's Patient records for this NHS number.
+    pub async fn patients(&self, nhs: &NhsNumber) -> Vec<AgencyAnswer> {
+        self.each(|agency| async move { agency.patients(nhs).await })
+            .await
+    }
+
+    /// Everything each agency holds about the person with this NHS number: their Patient
+    /// record(s) there, then every record about them.
+    pub async fn everything(&self, nhs: &NhsNumber) -> Vec<AgencyAnswer> {
+        self.each(|agency| async move {
+            let patients = agency.patients(nhs).await?;
+            let mut records = Vec::new();
+            for patient in patients {
+                let Some(id) = patient.resource.get("id").and_then(Value::as_str) else {
+                    continue;
+                };
+                let url = format!("{}/Patient/{}/$everything", agency.base, id);
+                records.extend(agency.follow(url).await?);
+            }
+            Ok(records)
+        })
+        .await
+    }
+
+    async fn each<'a, F, Fut>(&'a self, work: F) -> Vec<AgencyAnswer>
+    where
+        F: Fn(AgencyClient<'a>) -> Fut,
+        Fut: Future<Output = Result<Vec<AgencyRecord>, AgencyFailure>>,
+    {
+        let calls = self.endpoints.iter().map(|endpoint| {
+            let client = AgencyClient { http: &self.http, base: endpoint.url.trim_end_matches('/') };
+            let call = work(client);
+            async move {
+                let result = match tokio::time::timeout(self.deadline, call).await {
+                    Ok(result) => result,
+                    Err(_) => Err(AgencyFailure::Timeout(self.deadline)),
+                };
+                if let Err(failure) = &result {
+                    tracing::warn!(agency = %endpoint.agency, ?failure, "agency missing from answer");
+                }
+                AgencyAnswer { agency: endpoint.agency, result }
+            }
+        });
+        join_all(calls).await
+    }
+}
+
+#[derive(Clone, Copy)]
+struct AgencyClient<'a> {
+    http: &'a reqwest::Client,
+    base: &'a str,
+}
+
+#[derive(Deserialize)]
+struct SearchSet {
+    #[serde(rename = "resourceType")]
+    resource_type: String,
+    #[serde(default)]
+    link: Vec<Link>,
+    #[serde(default)]
+    entry: Vec<Entry>,
+}
+
+#[derive(Deserialize)]
+struct Link {
+    relation: String,
+    url: String,
+}
+
+#[derive(Deserialize)]
+struct Entry {
+    #[serde(rename = "fullUrl")]
+    full_url: Option<String>,
+    resource: Option<Value>,
+}
+
+impl AgencyClient<'_> {
+    async fn patients(self, nhs: &NhsNumber) -> Result<Vec<AgencyRecord>, AgencyFailure> {
+        let mut url = reqwest::Url::parse(&format!("{}/Patient", self.base))
+            .map_err(|_| AgencyFailure::Unreachable)?;
+        url.query_pairs_mut().append_pair(
+            "identifier",
+            &format!("{NHS_NUMBER_SYSTEM}|{}", nhs.as_str()),
+        );
+        self.follow(url.to_string()).await
+    }
+
+    /// Fetches a searchset and its `next` pages.
+    async fn follow(self, first: String) -> Result<Vec<AgencyRecord>, AgencyFailure> {
+        let mut records = Vec::new();
+        let mut next = Some(first);
+        let mut pages = 0;
+        while let Some(url) = next.take() {
+            pages += 1;
+            let page = self.page(&url).await?;
+            records.extend(page.entry.into_iter().filter_map(|e| {
+                Some(AgencyRecord {
+                    full_url: e.full_url?,
+                    resource: e.resource?,
+                })
+            }));
+            if pages < MAX_PAGES {
+                next = page
+                    .link
+                    .into_iter()
+                    .find(|l| l.relation == "next")
+                    .map(|l| l.url);
+            }
+        }
+        Ok(records)
+    }
+
+    async fn page(self, url: &str) -> Result<SearchSet, AgencyFailure> {
+        let response = self
+            .http
+            .get(url)
+            .header(reqwest::header::ACCEPT, kinfold_fhir::FHIR_JSON)
+            .send()
+            .await
+            .map_err(|_| AgencyFailure::Unreachable)?;
+        let status = response.status();
+        if !status.is_success() {
+            return Err(AgencyFailure::Status(status.as_u16()));
+        }
+        let bytes = response
+            .bytes()
+            .await
+            .map_err(|_| AgencyFailure::Unreachable)?;
+        let page: SearchSet = serde_json::from_slice(&bytes).map_err(|_| AgencyFailure::Invalid)?;
+        if page.resource_type != "Bundle" {
+            return Err(AgencyFailure::Invalid);
+        }
+        Ok(page)
+    }
+}

@@ -1,0 +1,205 @@
+//! Joining the agencies' answers into one FHIR searchset, saying where each record came
+//! from and which agencies are missing (G4: never a silent partial answer; G12: provenance).
+
+use chrono::{SecondsFormat, Utc};
+use kinfold_fhir::{
+    Agency, IssueSeverity, IssueType, NHS_NUMBER_SYSTEM, NhsNumber, OperationOutcome, Resource,
+};
+use serde_json::{Value, json};
+
+use crate::fanout::{AgencyAnswer, AgencyFailure, AgencyRecord};
+
+/// The order in which agencies' demographics are trusted for the gateway's Patient view: the
+/// GP holds the registered details.
+const DEMOGRAPHICS_ORDER: [Agency; 5] = [
+    Agency::Gp,
+    Agency::HealthVisiting,
+    Agency::SchoolNursing,
+    Agency::Midwifery,
+    Agency::Ae,
+];
+
+/// The gateway's view of a person: Kinfold's id, the NHS number, demographics from the most
+/// trusted agency that has them, and a `link` to each agency's own Patient record.
+pub fn patient_view(person_id: &str, nhs: &NhsNumber, answers: &[AgencyAnswer]) -> Option<Value> {
+    let records: Vec<(Agency, &AgencyRecord)> = answers
+        .iter()
+        .filter_map(|a| a.result.as_ref().ok().map(|r| (a.agency, r)))
+        .flat_map(|(agency, records)| records.iter().map(move |r| (agency, r)))
+        .filter(|(_, r)| r.resource.get("resourceType").and_then(Value::as_str) == Some("Patient"))
+        .collect();
+    let best = DEMOGRAPHICS_ORDER
+        .iter()
+        .find_map(|agency| records.iter().find(|(a, _)| a == agency))?;
+    let mut patient = json!({
+        "resourceType": "Patient",
+        "id": person_id,
+        "meta": {"source": "urn:kinfold:gateway"},
+        "identifier": [{"system": NHS_NUMBER_SYSTEM, "value": nhs.as_str()}],
+    });
+    for element in [
+        "name",
+        "gender",
+        "birthDate",
+        "communication",
+        "deceasedBoolean",
+        "multipleBirthBoolean",
+        "multipleBirthInteger",
+    ] {
+        if let Some(value) = best.1.resource.get(element) {
+            patient[element] = value.clone();
+        }
+    }
+    patient["link"] = records
+        .iter()
+        .map(|(agency, record)| {
+            json!({
+                "other": {"reference": record.full_url, "display": format!("{} record", agency.display_name())},
+                "type": "seealso"
+            })
+        })
+        .collect();
+    Some(patient)
+}
+
+/// A searchset Bundle of every agency's records about one person.
+///
+/// Entries: the gateway's Patient view, then each agency's records (each stamped with
+/// `meta.source` naming the agency), one `Provenance` per agency that answered, and an
+/// `OperationOutcome` for every agency that did not.
+pub fn everything_bundle(
+    self_url: &str,
+    person_id: &str,
+    nhs: &NhsNumber,
+    answers: Vec<AgencyAnswer>,
+) -> Value {
+    let now = Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true);
+    let mut entries = Vec::new();
+    let mut matches = 0u64;
+    if let Some(patient) = patient_view(person_id, nhs, &answers) {
+        entries.push(json!({"fullUrl": format!("urn:kinfold:person:{person_id}"), "resource": patient, "search": {"mode": "match"}}));
+        matches += 1;
+    }
+    let mut provenance = Vec::new();
+    let mut outcomes = Vec::new();
+    for answer in answers {
+        match answer.result {
+            Ok(records) if records.is_empty() => {}
+            Ok(records) => {
+                let targets: Vec<Value> = records
+                    .iter()
+                    .map(|r| json!({"reference": r.full_url}))
+                    .collect();
+                for mut record in records {
+                    stamp_source(&mut record.resource, answer.agency);
+                    entries.push(json!({"fullUrl": record.full_url, "resource": record.resource, "search": {"mode": "match"}}));
+                    matches += 1;
+                }
+                provenance.push(provenance_for(answer.agency, targets, &now));
+            }
+            Err(failure) => outcomes.push(missing_agency(answer.agency, &failure)),
+        }
+    }
+    entries.extend(provenance.into_iter().map(|p| json!({"fullUrl": format!("urn:uuid:{}", uuid::Uuid::new_v4()), "resource": p, "search": {"mode": "include"}})));
+    entries.extend(outcomes.into_iter().map(|o| json!({"fullUrl": format!("urn:uuid:{}", uuid::Uuid::new_v4()), "resource": o, "search": {"mode": "outcome"}})));
+    json!({
+        "resourceType": "Bundle",
+        "id": uuid::Uuid::new_v4().to_string(),
+        "meta": {"lastUpdated": now},
+        "type": "searchset",
+        "total": matches,
+        "link": [{"relation": "self", "url": self_url}],
+        "entry": entries,
+    })
+}
+
+/// A searchset of the gateway's Patient view (zero or one), with outcomes for missing agencies.
+pub fn patient_search_bundle(
+    self_url: &str,
+    patient: Option<Value>,
+    failures: Vec<(Agency, AgencyFailure)>,
+) -> Value {
+    let now = Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true);
+    let total = u64::from(patient.is_some());
+    let mut entries: Vec<Value> = patient
+        .into_iter()
+        .map(|p| {
+            let id = p["id"].as_str().unwrap_or_default().to_owned();
+            json!({"fullUrl": format!("urn:kinfold:person:{id}"), "resource": p, "search": {"mode": "match"}})
+        })
+        .collect();
+    entries.extend(failures.iter().map(|(agency, failure)| {
+        json!({"fullUrl": format!("urn:uuid:{}", uuid::Uuid::new_v4()), "resource": missing_agency(*agency, failure), "search": {"mode": "outcome"}})
+    }));
+    let mut bundle = json!({
+        "resourceType": "Bundle",
+        "id": uuid::Uuid::new_v4().to_string(),
+        "meta": {"lastUpdated": now},
+        "type": "searchset",
+        "total": total,
+        "link": [{"relation": "self", "url": self_url}],
+    });
+    if !entries.is_empty() {
+        bundle["entry"] = Value::Array(entries);
+    }
+    bundle
+}
+
+fn stamp_source(resource: &mut Value, agency: Agency) {
+    if let Some(object) = resource.as_object_mut() {
+        let meta = object.entry("meta").or_insert_with(|| json!({}));
+        if let Some(meta) = meta.as_object_mut() {
+            meta.insert("source".into(), Value::String(agency.source_uri()));
+        }
+    }
+}
+
+fn provenance_for(agency: Agency, targets: Vec<Value>, now: &str) -> Value {
+    json!({
+        "resourceType": "Provenance",
+        "id": uuid::Uuid::new_v4().to_string(),
+        "target": targets,
+        "recorded": now,
+        "activity": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-DataOperation", "code": "UPDATE", "display": "revise"}], "text": "Retrieved live from the agency's adapter by the Kinfold gateway"},
+        "agent": [{
+            "type": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/provenance-participant-type", "code": "custodian", "display": "Custodian"}]},
+            "who": {"identifier": {"system": "urn:kinfold:agency", "value": agency.as_str()}, "display": agency.display_name()}
+        }]
+    })
+}
+
+/// An `OperationOutcome` naming an agency whose records are missing, and why.
+pub fn missing_agency(agency: Agency, failure: &AgencyFailure) -> Value {
+    let (code, why) = match failure {
+        AgencyFailure::Timeout(deadline) => (
+            IssueType::Timeout,
+            format!("did not answer within {} ms", deadline.as_millis()),
+        ),
+        AgencyFailure::Unreachable => (IssueType::Transient, "could not be reached".to_owned()),
+        AgencyFailure::Status(status) => (
+            IssueType::Exception,
+            format!("answered with HTTP status {status}"),
+        ),
+        AgencyFailure::Invalid => (
+            IssueType::Invalid,
+            "sent an answer that is not a FHIR searchset".to_owned(),
+        ),
+    };
+    let mut outcome = OperationOutcome::single(
+        IssueSeverity::Warning,
+        code,
+        format!(
+            "{} ({}) {why}; its records are missing from this answer.",
+            agency.display_name(),
+            agency.as_str()
+        ),
+    );
+    if let Some(issue) = outcome.issue.first_mut() {
+        issue.details = Some(kinfold_fhir::CodeableConcept::coded(
+            "urn:kinfold:agency",
+            agency.as_str(),
+            agency.display_name(),
+        ));
+    }
+    serde_json::to_value(Resource::from(outcome)).unwrap_or(Value::Null)
+}

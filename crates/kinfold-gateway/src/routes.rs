@@ -1,0 +1,216 @@
+//! The gateway's HTTP routes.
+
+use actix_web::{HttpRequest, HttpResponse, web};
+use kinfold_fhir::{
+    NHS_NUMBER_SYSTEM, NhsNumber, ParseError, Resource, ResourceType, capability_statement,
+};
+use kinfold_http::FhirResponse;
+use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+use crate::auth::Caller;
+use crate::merge;
+use crate::{GatewayError, GatewayState};
+
+type State = web::Data<GatewayState>;
+
+/// The gateway's OpenAPI document.
+#[derive(Debug, OpenApi)]
+#[openapi(
+    info(
+        title = "Kinfold gateway",
+        description = "The one door to every agency's child-health records. FHIR R4 JSON; every error is an OperationOutcome; every data route needs a bearer JWT."
+    ),
+    paths(metadata, health, patient_search, patient_read, patient_everything),
+    modifiers(&BearerAuth)
+)]
+pub struct ApiDoc;
+
+#[derive(Debug)]
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        let mut scheme = Http::new(HttpAuthScheme::Bearer);
+        scheme.bearer_format = Some("JWT".into());
+        components.add_security_scheme("bearer", SecurityScheme::Http(scheme));
+    }
+}
+
+pub(crate) fn configure(config: &mut web::ServiceConfig) {
+    config
+        .route("/metadata", web::get().to(metadata))
+        .route("/health", web::get().to(health))
+        .route("/Patient", web::get().to(patient_search))
+        .route("/Patient/{id}", web::get().to(patient_read))
+        .route(
+            "/Patient/{id}/$everything",
+            web::get().to(patient_everything),
+        );
+}
+
+/// What the gateway supports. Open to all, as FHIR expects.
+#[utoipa::path(get, path = "/metadata", tag = "FHIR",
+    responses((status = 200, description = "CapabilityStatement", content_type = "application/fhir+json", body = serde_json::Value)))]
+async fn metadata(state: State) -> HttpResponse {
+    let statement = capability_statement(
+        "Kinfold gateway",
+        "Answers consent-checked queries across the midwifery, A&E, GP, health-visiting and school-nursing records of a child and family.",
+        &state.started,
+        &[ResourceType::Patient],
+        &["read", "search-type"],
+        &["everything"],
+        &[],
+    );
+    FhirResponse::ok(&Resource::from(statement))
+}
+
+/// Liveness: the gateway answers and its database responds.
+#[utoipa::path(get, path = "/health", tag = "Operations",
+    responses((status = 200, description = "Healthy", body = serde_json::Value), (status = 503, description = "Database unavailable", body = serde_json::Value)))]
+async fn health(state: State) -> Result<HttpResponse, GatewayError> {
+    state.store.ping().await?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({"status": "ok"})))
+}
+
+/// Find a person by NHS number across every agency.
+#[utoipa::path(get, path = "/Patient", tag = "FHIR",
+    params(("identifier" = String, Query, description = "https://fhir.nhs.uk/Id/nhs-number|NNNNNNNNNN")),
+    responses(
+        (status = 200, description = "searchset with the gateway's Patient (id is Kinfold's person id, with links to each agency's record) and an OperationOutcome for any agency that did not answer", content_type = "application/fhir+json", body = serde_json::Value),
+        (status = 400, description = "Missing or invalid NHS number, or an unsupported parameter", content_type = "application/fhir+json", body = serde_json::Value),
+        (status = 401, description = "Missing, expired or untrusted token", content_type = "application/fhir+json", body = serde_json::Value),
+    ),
+    security(("bearer" = [])))]
+async fn patient_search(
+    _caller: Caller,
+    state: State,
+    request: HttpRequest,
+    query: web::Query<Vec<(String, String)>>,
+) -> Result<HttpResponse, GatewayError> {
+    let nhs = nhs_number_from(&query)?;
+    let answers = state.agencies.patients(&nhs).await;
+    let failures: Vec<_> = answers
+        .iter()
+        .filter_map(|a| a.result.as_ref().err().map(|f| (a.agency, f.clone())))
+        .collect();
+    let anyone_knows = answers
+        .iter()
+        .any(|a| a.result.as_ref().is_ok_and(|r| !r.is_empty()));
+    let patient = if anyone_knows {
+        let person_id = state.store.person_id_for(&nhs).await?;
+        merge::patient_view(&person_id, &nhs, &answers)
+    } else {
+        None
+    };
+    let self_url = format!("{}{}", base_url(&state, &request), request.uri());
+    Ok(FhirResponse::ok(&merge::patient_search_bundle(
+        &self_url, patient, failures,
+    )))
+}
+
+/// Read the gateway's view of one person.
+#[utoipa::path(get, path = "/Patient/{id}", tag = "FHIR",
+    params(("id" = String, Path, description = "Kinfold person id, from a Patient search")),
+    responses(
+        (status = 200, description = "The gateway's Patient view", content_type = "application/fhir+json", body = serde_json::Value),
+        (status = 401, description = "Missing, expired or untrusted token", content_type = "application/fhir+json", body = serde_json::Value),
+        (status = 404, description = "Unknown person", content_type = "application/fhir+json", body = serde_json::Value),
+        (status = 504, description = "No agency answered in time", content_type = "application/fhir+json", body = serde_json::Value),
+    ),
+    security(("bearer" = [])))]
+async fn patient_read(
+    _caller: Caller,
+    state: State,
+    path: web::Path<String>,
+) -> Result<HttpResponse, GatewayError> {
+    let person_id = path.into_inner();
+    let nhs = state
+        .store
+        .nhs_number_of(&person_id)
+        .await?
+        .ok_or(GatewayError::UnknownPerson)?;
+    let answers = state.agencies.patients(&nhs).await;
+    if answers.iter().all(|a| a.result.is_err()) {
+        return Err(GatewayError::NoAgencyAnswered);
+    }
+    let patient =
+        merge::patient_view(&person_id, &nhs, &answers).ok_or(GatewayError::UnknownPerson)?;
+    Ok(FhirResponse::ok(&patient))
+}
+
+/// Everything every agency holds about one person.
+#[utoipa::path(get, path = "/Patient/{id}/$everything", tag = "FHIR",
+    params(("id" = String, Path, description = "Kinfold person id, from a Patient search")),
+    responses(
+        (status = 200, description = "searchset: the Patient view, each agency's records (meta.source names the agency), a Provenance per agency, and an OperationOutcome for each agency that did not answer within its deadline", content_type = "application/fhir+json", body = serde_json::Value),
+        (status = 401, description = "Missing, expired or untrusted token", content_type = "application/fhir+json", body = serde_json::Value),
+        (status = 404, description = "Unknown person", content_type = "application/fhir+json", body = serde_json::Value),
+    ),
+    security(("bearer" = [])))]
+async fn patient_everything(
+    _caller: Caller,
+    state: State,
+    request: HttpRequest,
+    path: web::Path<String>,
+) -> Result<HttpResponse, GatewayError> {
+    let person_id = path.into_inner();
+    let nhs = state
+        .store
+        .nhs_number_of(&person_id)
+        .await?
+        .ok_or(GatewayError::UnknownPerson)?;
+    let answers = state.agencies.everything(&nhs).await;
+    let self_url = format!("{}{}", base_url(&state, &request), request.uri());
+    Ok(FhirResponse::ok(&merge::everything_bundle(
+        &self_url, &person_id, &nhs, answers,
+    )))
+}
+
+/// The NHS number of a `Patient?identifier=` search; anything else is refused.
+fn nhs_number_from(query: &[(String, String)]) -> Result<NhsNumber, GatewayError> {
+    let mut nhs = None;
+    for (name, value) in query {
+        let bad = |message: &str| {
+            GatewayError::BadSearch(ParseError::SearchParameter {
+                name: name.clone(),
+                message: message.to_owned(),
+            })
+        };
+        match name.as_str() {
+            "identifier" => {
+                let number = value
+                    .strip_prefix(NHS_NUMBER_SYSTEM)
+                    .and_then(|rest| rest.strip_prefix('|'))
+                    .ok_or_else(|| bad("the gateway finds people by NHS number: https://fhir.nhs.uk/Id/nhs-number|NNNNNNNNNN"))?;
+                nhs = Some(
+                    number
+                        .parse::<NhsNumber>()
+                        .map_err(GatewayError::BadNhsNumber)?,
+                );
+            }
+            _ => {
+                return Err(bad(
+                    "is not supported by the gateway's Patient search (use identifier)",
+                ));
+            }
+        }
+    }
+    nhs.ok_or_else(|| {
+        GatewayError::BadSearch(ParseError::SearchParameter {
+            name: "identifier".into(),
+            message: "is required".into(),
+        })
+    })
+}
+
+fn base_url(state: &GatewayState, request: &HttpRequest) -> String {
+    match &state.public_base_url {
+        Some(base) => base.trim_end_matches('/').to_owned(),
+        None => {
+            let info = request.connection_info();
+            format!("{}://{}", info.scheme(), info.host())
+        }
+    }
+}
