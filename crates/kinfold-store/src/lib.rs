@@ -319,8 +319,11 @@ impl Store {
     pub async fn write_all(&self, resources: Vec<Resource>) -> Result<Vec<WriteOutcome>> {
         let now = Utc::now().timestamp_millis();
         let postgres = self.kind() == BackendKind::Postgres;
+        // SQLite: take the write lock at the start (BEGIN IMMEDIATE), so that concurrent
+        // writers queue on the busy timeout instead of failing when a read lock is upgraded.
+        let begin = if postgres { "BEGIN" } else { "BEGIN IMMEDIATE" };
         on_pool!(self, pool => {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_with(begin).await?;
             let mut outcomes = Vec::with_capacity(resources.len());
             for mut resource in resources {
                 let resource_type = resource.type_name().to_owned();

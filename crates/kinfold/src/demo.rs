@@ -1,0 +1,284 @@
+//! `kinfold demo`: the gateway and five adapters on one machine, real HTTP on 127.0.0.1,
+//! SQLite under one data directory, seeded with synthetic families over the adapters' own
+//! ingest API.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use actix_web::dev::ServerHandle;
+use futures::stream::{self, StreamExt};
+use kinfold_adapter::AdapterConfig;
+use kinfold_fhir::{Agency, Resource};
+use kinfold_gateway::{AdapterEndpoint, AuthConfig, GatewayConfig, KeyConfig, Secret};
+use kinfold_store::Store;
+use kinfold_synth::{Options, Population};
+use serde::Serialize;
+
+/// What to start.
+#[derive(Debug, Clone)]
+pub struct DemoOptions {
+    /// Where the databases, the token secret and `demo.json` live.
+    pub data_dir: PathBuf,
+    /// The gateway's port; the adapters take the next five. 0 picks free ports.
+    pub port: u16,
+    /// The synthetic population.
+    pub population: Options,
+    /// How long the gateway waits for each agency.
+    pub adapter_timeout: Duration,
+    /// HTTP worker threads per server.
+    pub workers: usize,
+}
+
+impl DemoOptions {
+    /// The defaults of `kinfold demo`.
+    pub fn new(data_dir: PathBuf, port: u16) -> Self {
+        Self {
+            data_dir,
+            port,
+            population: Options::default(),
+            adapter_timeout: Duration::from_secs(2),
+            workers: 2,
+        }
+    }
+}
+
+/// What `demo.json` holds, for scripts.
+#[derive(Debug, Clone, Serialize)]
+pub struct DemoInfo {
+    /// The gateway's base URL.
+    pub gateway: String,
+    /// Each adapter's base URL, by agency.
+    pub adapters: std::collections::BTreeMap<String, String>,
+    /// A bearer token for the gateway.
+    pub token: String,
+    /// A child with records at every agency.
+    pub example_patient: ExamplePatient,
+}
+
+/// The demo's example child.
+#[derive(Debug, Clone, Serialize)]
+pub struct ExamplePatient {
+    /// Kinfold's person id (use it in `/Patient/{id}`).
+    pub id: String,
+    /// The child's NHS number (test range).
+    pub nhs_number: String,
+}
+
+/// Why the demo could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum DemoError {
+    /// File or socket trouble.
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    /// A database would not open.
+    #[error("database: {0}")]
+    Store(#[from] kinfold_store::StoreError),
+    /// The gateway would not start.
+    #[error("gateway: {0}")]
+    Gateway(#[from] kinfold_gateway::StartError),
+    /// Seeding failed.
+    #[error("seeding: {0}")]
+    Seed(String),
+}
+
+/// A running demo.
+#[derive(Debug)]
+pub struct RunningDemo {
+    /// URLs, token and example patient.
+    pub info: DemoInfo,
+    /// How many resources were loaded this time (0 when the data directory was reused).
+    pub seeded: usize,
+    gateway: ServerHandle,
+    adapters: Vec<(Agency, ServerHandle)>,
+}
+
+impl RunningDemo {
+    /// Stops one agency's adapter (to see how the gateway answers without it).
+    pub async fn stop_adapter(&mut self, agency: Agency) {
+        if let Some(position) = self.adapters.iter().position(|(a, _)| *a == agency) {
+            let (_, handle) = self.adapters.remove(position);
+            handle.stop(true).await;
+        }
+    }
+
+    /// Stops everything, letting requests in flight finish.
+    pub async fn shutdown(self) {
+        self.gateway.stop(true).await;
+        for (_, handle) in self.adapters {
+            handle.stop(true).await;
+        }
+    }
+}
+
+/// Starts the adapters and the gateway, seeds the data if the directory is new, and writes
+/// `demo.json`.
+pub async fn start(options: DemoOptions) -> Result<RunningDemo, DemoError> {
+    std::fs::create_dir_all(&options.data_dir)?;
+    let bind = |offset: u16| {
+        if options.port == 0 {
+            "127.0.0.1:0".to_owned()
+        } else {
+            format!("127.0.0.1:{}", options.port + offset)
+        }
+    };
+
+    let mut adapters = Vec::new();
+    let mut endpoints = Vec::new();
+    let mut adapter_stores = Vec::new();
+    for (n, agency) in Agency::ALL.into_iter().enumerate() {
+        let store = Store::open_sqlite(&options.data_dir.join(format!("{agency}.db"))).await?;
+        let config = AdapterConfig {
+            agency: Some(agency),
+            bind: bind(1 + u16::try_from(n).unwrap_or(0)),
+            workers: options.workers,
+            ..AdapterConfig::default()
+        };
+        let app = kinfold_adapter::Application::build(agency, store.clone(), &config)?;
+        let url = format!("http://127.0.0.1:{}", app.port());
+        adapters.push((agency, app.handle()));
+        endpoints.push(AdapterEndpoint { agency, url });
+        adapter_stores.push(store);
+        tokio::spawn(app.run_until_stopped());
+    }
+
+    let auth = AuthConfig {
+        keys: vec![KeyConfig {
+            kid: "demo".into(),
+            secret: demo_secret(&options.data_dir)?,
+        }],
+        ..AuthConfig::default()
+    };
+    let gateway_store = Store::open_sqlite(&options.data_dir.join("gateway.db")).await?;
+    let gateway_config = GatewayConfig {
+        bind: bind(0),
+        workers: options.workers,
+        adapter_timeout_ms: u64::try_from(options.adapter_timeout.as_millis()).unwrap_or(2000),
+        adapters: endpoints.clone(),
+        auth: auth.clone(),
+        ..GatewayConfig::default()
+    };
+    let gateway = kinfold_gateway::Application::build(&gateway_config, gateway_store.clone())?;
+    let gateway_url = format!("http://127.0.0.1:{}", gateway.port());
+    let gateway_handle = gateway.handle();
+    tokio::spawn(gateway.run_until_stopped());
+
+    let population = Population::generate(options.population.clone());
+    let mut already = 0;
+    for store in &adapter_stores {
+        already += store.count().await?;
+    }
+    let seeded = if already == 0 {
+        seed(&population, &endpoints).await?
+    } else {
+        0
+    };
+    // Register every person in the gateway's index (idempotent).
+    for person in population.people() {
+        gateway_store.person_id_for(&person.nhs_number).await?;
+    }
+
+    let example = population
+        .example_child()
+        .ok_or_else(|| DemoError::Seed("the population has no children".into()))?;
+    let token = kinfold_gateway::issue_token(
+        &auth,
+        "demo-liaison-nurse",
+        Some("RXX01"),
+        Some("paediatric-liaison-nurse"),
+        12 * 3600,
+    )
+    .map_err(|e| DemoError::Seed(e.to_string()))?;
+    let info = DemoInfo {
+        gateway: gateway_url,
+        adapters: endpoints
+            .iter()
+            .map(|e| (e.agency.to_string(), e.url.clone()))
+            .collect(),
+        token,
+        example_patient: ExamplePatient {
+            id: gateway_store.person_id_for(&example.nhs_number).await?,
+            nhs_number: example.nhs_number.to_string(),
+        },
+    };
+    let json = serde_json::to_string_pretty(&info).map_err(|e| DemoError::Seed(e.to_string()))?;
+    std::fs::write(options.data_dir.join("demo.json"), json)?;
+    Ok(RunningDemo {
+        info,
+        seeded,
+        gateway: gateway_handle,
+        adapters,
+    })
+}
+
+/// The demo's token secret: made once per data directory from the operating system's random
+/// source, then reused so that tokens survive a restart.
+fn demo_secret(data_dir: &Path) -> Result<Secret, std::io::Error> {
+    let path = data_dir.join("demo-token-secret");
+    if let Ok(existing) = std::fs::read_to_string(&path) {
+        if existing.trim().len() >= 32 {
+            return Ok(Secret::new(existing.trim().to_owned()));
+        }
+    }
+    let secret = format!(
+        "{}{}",
+        uuid::Uuid::new_v4().simple(),
+        uuid::Uuid::new_v4().simple()
+    );
+    std::fs::write(&path, &secret)?;
+    restrict(&path)?;
+    Ok(Secret::new(secret))
+}
+
+#[cfg(unix)]
+fn restrict(path: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+}
+
+#[cfg(not(unix))]
+fn restrict(_: &Path) -> std::io::Result<()> {
+    Ok(())
+}
+
+/// Sends every family's records to the agencies' adapters as FHIR transactions, over HTTP.
+async fn seed(population: &Population, endpoints: &[AdapterEndpoint]) -> Result<usize, DemoError> {
+    let http = reqwest::Client::new();
+    let work: Vec<(String, String, usize)> = population
+        .bundles()
+        .into_iter()
+        .filter_map(|(agency, bundle)| {
+            let url = endpoints.iter().find(|e| e.agency == agency)?.url.clone();
+            let count = bundle.entry.len();
+            Some((url, Resource::from(bundle).to_json(), count))
+        })
+        .collect();
+    let results: Vec<Result<usize, String>> = stream::iter(work)
+        .map(|(url, body, count)| {
+            let http = http.clone();
+            async move {
+                let response = http
+                    .post(format!("{url}/"))
+                    .header("content-type", kinfold_fhir::FHIR_JSON)
+                    .body(body)
+                    .send()
+                    .await
+                    .map_err(|e| format!("{url}: {e}"))?;
+                if response.status().is_success() {
+                    Ok(count)
+                } else {
+                    Err(format!(
+                        "{url} answered {}: {}",
+                        response.status(),
+                        response.text().await.unwrap_or_default()
+                    ))
+                }
+            }
+        })
+        .buffer_unordered(8)
+        .collect()
+        .await;
+    results
+        .into_iter()
+        .sum::<Result<usize, String>>()
+        .map_err(DemoError::Seed)
+}

@@ -1,0 +1,114 @@
+//! Helpers shared by the end-to-end tests: a demo on free ports in a temporary directory, an
+//! HTTP client, and the official FHIR R4 JSON Schema.
+
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use kinfold::demo::{DemoOptions, RunningDemo};
+use serde_json::Value;
+
+/// A running demo and the directory it lives in (removed when dropped).
+pub struct TestDemo {
+    pub demo: RunningDemo,
+    pub dir: tempfile::TempDir,
+    pub http: reqwest::Client,
+}
+
+impl TestDemo {
+    /// Starts the gateway and five adapters on free ports with a small population.
+    pub async fn start(families: usize) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let demo = start_in(dir.path().to_path_buf(), families, Duration::from_secs(2)).await;
+        Self {
+            demo,
+            dir,
+            http: reqwest::Client::new(),
+        }
+    }
+
+    pub fn gateway(&self, path: &str) -> String {
+        format!("{}{}", self.demo.info.gateway, path)
+    }
+
+    pub fn adapter(&self, agency: &str, path: &str) -> String {
+        format!("{}{}", self.demo.info.adapters[agency], path)
+    }
+
+    /// GET with the demo's token; returns status and JSON body.
+    pub async fn get(&self, url: &str) -> (u16, Value) {
+        get_json(&self.http, url, Some(&self.demo.info.token)).await
+    }
+}
+
+pub async fn start_in(dir: PathBuf, families: usize, timeout: Duration) -> RunningDemo {
+    let mut options = DemoOptions::new(dir, 0);
+    options.population.families = families;
+    options.adapter_timeout = timeout;
+    options.workers = 1;
+    kinfold::demo::start(options)
+        .await
+        .expect("the demo starts")
+}
+
+pub async fn get_json(http: &reqwest::Client, url: &str, token: Option<&str>) -> (u16, Value) {
+    let mut request = http.get(url);
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    let response = request.send().await.expect("request is answered");
+    let status = response.status().as_u16();
+    let body = response.text().await.expect("body");
+    let json = serde_json::from_str(&body)
+        .unwrap_or_else(|e| panic!("{url} answered non-JSON ({e}): {body}"));
+    (status, json)
+}
+
+pub fn conformance_dir() -> PathBuf {
+    std::env::var_os("KINFOLD_CONFORMANCE_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/conformance")
+        })
+}
+
+/// Fails the test if `value` does not validate against the official FHIR R4 JSON Schema.
+pub fn assert_valid_fhir(what: &str, value: &Value) {
+    static VALIDATOR: OnceLock<jsonschema::Validator> = OnceLock::new();
+    let validator = VALIDATOR.get_or_init(|| {
+        let path = conformance_dir().join("schema/fhir.schema.json");
+        let text = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let schema: Value = serde_json::from_slice(&text).expect("schema is JSON");
+        jsonschema::options()
+            .with_draft(jsonschema::Draft::Draft6)
+            .build(&schema)
+            .expect("schema compiles")
+    });
+    let errors: Vec<String> = validator
+        .iter_errors(value)
+        .take(5)
+        .map(|e| format!("{e} at {}", e.instance_path()))
+        .collect();
+    assert!(
+        errors.is_empty(),
+        "{what} does not validate against the FHIR R4 schema: {errors:#?}"
+    );
+}
+
+/// The resources of a Bundle's entries.
+pub fn resources(bundle: &Value) -> Vec<&Value> {
+    bundle["entry"]
+        .as_array()
+        .map(|e| e.iter().map(|e| &e["resource"]).collect())
+        .unwrap_or_default()
+}
+
+/// The OperationOutcome entries of a searchset.
+pub fn outcomes(bundle: &Value) -> Vec<&Value> {
+    resources(bundle)
+        .into_iter()
+        .filter(|r| r["resourceType"] == "OperationOutcome")
+        .collect()
+}
