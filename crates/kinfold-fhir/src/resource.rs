@@ -409,10 +409,38 @@ fn element<T: serde::de::DeserializeOwned>(
         } else {
             format!("{resource_type}.{inner}")
         };
-        ParseError::Element {
-            path,
-            message: err.into_inner().to_string(),
+        let message = err.into_inner().to_string();
+        // A fault inside a nested resource (e.g. a Bundle entry) arrives as that resource's
+        // own "Type.path: message"; splice its path onto ours so the location stays exact.
+        match nested_fault(&message) {
+            Some((inner, message)) => ParseError::Element {
+                path: format!("{path}{inner}"),
+                message: message.to_owned(),
+            },
+            None => ParseError::Element { path, message },
         }
+    })
+}
+
+/// Splits "Observation.status: message" into (".status", "message").
+fn nested_fault(message: &str) -> Option<(&str, &str)> {
+    let (head, rest) = message.split_once(": ")?;
+    let (type_name, inner) = head.split_once('.').unwrap_or((head, ""));
+    let looks_like_type = type_name
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_uppercase())
+        && type_name.chars().all(|c| c.is_ascii_alphabetic());
+    let inner_start = head.len() - inner.len();
+    looks_like_type.then(|| {
+        (
+            if inner.is_empty() {
+                ""
+            } else {
+                &head[inner_start - 1..]
+            },
+            rest,
+        )
     })
 }
 
@@ -511,6 +539,13 @@ mod tests {
         let input = json!({"resourceType": "Observation", "valueQuantity": {"value": "heavy"}});
         let err = Resource::from_value(input).unwrap_err();
         assert_eq!(err.location(), Some("Observation.valueQuantity.value"));
+    }
+
+    #[test]
+    fn a_fault_inside_a_bundle_entry_is_located_exactly() {
+        let input = json!({"resourceType": "Bundle", "entry": [{"resource": {"resourceType": "Observation", "status": 5}}]});
+        let err = Resource::from_value(input).unwrap_err();
+        assert_eq!(err.location(), Some("Bundle.entry[0].resource.status"));
     }
 
     #[test]
