@@ -37,10 +37,10 @@ pub(crate) fn plan(bundle: Bundle) -> Result<(BundleType, Vec<EntryPlan>), Adapt
     let mut local_ids: HashMap<String, String> = HashMap::new();
     if kind == BundleType::Transaction {
         for (entry, target) in bundle.entry.iter().zip(&targets) {
-            if let (Some(full_url), Ok((resource_type, id))) = (&entry.full_url, target) {
-                if full_url.starts_with("urn:uuid:") || full_url.starts_with("urn:oid:") {
-                    local_ids.insert(full_url.clone(), format!("{}/{id}", resource_type.as_str()));
-                }
+            if let (Some(full_url), Ok((resource_type, id))) = (&entry.full_url, target)
+                && (full_url.starts_with("urn:uuid:") || full_url.starts_with("urn:oid:"))
+            {
+                local_ids.insert(full_url.clone(), format!("{}/{id}", resource_type.as_str()));
             }
         }
     }
@@ -76,15 +76,16 @@ pub(crate) fn plan(bundle: Bundle) -> Result<(BundleType, Vec<EntryPlan>), Adapt
                     StatusCode::BAD_REQUEST,
                 ));
             }
-            if let Some(given) = resource.id() {
-                if given != id && !given.is_empty() {
-                    return Err(bad(
-                        n,
-                        "resource.id",
-                        "does not match the id in the request URL",
-                        StatusCode::BAD_REQUEST,
-                    ));
-                }
+            if let Some(given) = resource.id()
+                && given != id
+                && !given.is_empty()
+            {
+                return Err(bad(
+                    n,
+                    "resource.id",
+                    "does not match the id in the request URL",
+                    StatusCode::BAD_REQUEST,
+                ));
             }
             resource.set_id(id);
             check_rules(n, &resource)?;
@@ -92,14 +93,14 @@ pub(crate) fn plan(bundle: Bundle) -> Result<(BundleType, Vec<EntryPlan>), Adapt
         })
         .collect();
 
-    if kind == BundleType::Transaction {
-        if let Some(position) = plans.iter().position(Result::is_err) {
-            let mut plans = plans;
-            return Err(plans
-                .swap_remove(position)
-                .err()
-                .unwrap_or(AdapterError::NotABundle("invalid".into())));
-        }
+    if kind == BundleType::Transaction
+        && let Some(position) = plans.iter().position(Result::is_err)
+    {
+        let mut plans = plans;
+        return Err(plans
+            .swap_remove(position)
+            .err()
+            .unwrap_or(AdapterError::NotABundle("invalid".into())));
     }
     Ok((kind, plans))
 }

@@ -128,7 +128,7 @@ async fn ingest_bundle(state: State, body: web::Bytes) -> Result<HttpResponse, A
                         api.status.as_u16(),
                         api.status.canonical_reason().unwrap_or("")
                     )),
-                    outcome: Some(Resource::OperationOutcome(api.outcome)),
+                    outcome: Some(Resource::OperationOutcome(*api.outcome)),
                     ..BundleEntryResponse::default()
                 }
             }

@@ -64,8 +64,8 @@ fn fhir_content_type() -> HeaderValue {
 pub struct ApiError {
     /// The HTTP status.
     pub status: StatusCode,
-    /// What went wrong and where.
-    pub outcome: OperationOutcome,
+    /// What went wrong and where (boxed: errors travel through `Result`s and stay small).
+    pub outcome: Box<OperationOutcome>,
     /// Whether to add `WWW-Authenticate: Bearer` (401 answers).
     pub challenge: bool,
 }
@@ -80,15 +80,16 @@ impl ApiError {
     ) -> Self {
         Self {
             status,
-            outcome: OperationOutcome::single(IssueSeverity::Error, kind, diagnostics)
-                .with_code(code),
+            outcome: Box::new(
+                OperationOutcome::single(IssueSeverity::Error, kind, diagnostics).with_code(code),
+            ),
             challenge: false,
         }
     }
 
     /// Adds where the fault is (`issue.expression`).
     pub fn at(mut self, expression: impl Into<String>) -> Self {
-        self.outcome = self.outcome.at(expression);
+        self.outcome = Box::new(self.outcome.at(expression));
         self
     }
 
@@ -145,7 +146,7 @@ impl ResponseError for ApiError {
     fn error_response(&self) -> HttpResponse<BoxBody> {
         let mut response = FhirResponse::with_status(
             self.status,
-            &Resource::OperationOutcome(self.outcome.clone()),
+            &Resource::OperationOutcome((*self.outcome).clone()),
         );
         if self.challenge {
             response.headers_mut().insert(

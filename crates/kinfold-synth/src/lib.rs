@@ -51,7 +51,7 @@ impl Default for Options {
             max_children: None,
             weights_per_child: None,
             as_of: NaiveDate::from_ymd_opt(2026, 11, 1).unwrap_or_default(),
-            seed: 0x4b69_6e66_6f6c_64,
+            seed: 0x004b_696e_666f_6c64,
         }
     }
 }

@@ -214,10 +214,10 @@ pub async fn start(options: DemoOptions) -> Result<RunningDemo, DemoError> {
 /// source, then reused so that tokens survive a restart.
 fn demo_secret(data_dir: &Path) -> Result<Secret, std::io::Error> {
     let path = data_dir.join("demo-token-secret");
-    if let Ok(existing) = std::fs::read_to_string(&path) {
-        if existing.trim().len() >= 32 {
-            return Ok(Secret::new(existing.trim().to_owned()));
-        }
+    if let Ok(existing) = std::fs::read_to_string(&path)
+        && existing.trim().len() >= 32
+    {
+        return Ok(Secret::new(existing.trim().to_owned()));
     }
     let secret = format!(
         "{}{}",
