@@ -24,7 +24,8 @@ use serde::Deserialize;
 pub use error::AdapterError;
 pub use routes::ApiDoc;
 
-/// An adapter's configuration: defaults, then the TOML file, then `KINFOLD_*` variables.
+/// An adapter's configuration: defaults, then the TOML file, then environment
+/// variables (see `kinfold::config`).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AdapterConfig {

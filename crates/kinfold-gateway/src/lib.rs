@@ -35,7 +35,8 @@ pub use routes::ApiDoc;
 
 use crate::fanout::Agencies;
 
-/// The gateway's configuration: defaults, then the TOML file, then `KINFOLD_*` variables.
+/// The gateway's configuration: defaults, then the TOML file, then environment
+/// variables (see `kinfold::config`).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct GatewayConfig {

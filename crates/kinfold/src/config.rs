@@ -1,6 +1,7 @@
-//! Layered configuration: built-in defaults < TOML file < `KINFOLD_*` environment variables.
+//! Layered configuration: built-in defaults < TOML file < environment variables.
 //!
-//! Nested keys use a double underscore in the environment: `KINFOLD_AUTH__ISSUER`.
+//! Each service has its own prefix, `KINFOLD_GATEWAY_` or `KINFOLD_ADAPTER_`; nested keys use a
+//! double underscore: `KINFOLD_GATEWAY_AUTH__ISSUER`. Unknown keys are errors, not silence.
 
 use std::path::Path;
 
@@ -8,8 +9,17 @@ use figment::Figment;
 use figment::providers::{Env, Format, Toml};
 use serde::de::DeserializeOwned;
 
-/// Loads a configuration: the type's defaults, then `file` if given, then the environment.
-pub fn load<T: DeserializeOwned>(file: Option<&Path>) -> Result<T, Box<figment::Error>> {
+/// The environment prefix of the gateway's settings.
+pub const GATEWAY_ENV: &str = "KINFOLD_GATEWAY_";
+/// The environment prefix of an adapter's settings.
+pub const ADAPTER_ENV: &str = "KINFOLD_ADAPTER_";
+
+/// Loads a configuration: the type's defaults, then `file` if given, then the environment
+/// variables that start with `prefix`.
+pub fn load<T: DeserializeOwned>(
+    file: Option<&Path>,
+    prefix: &str,
+) -> Result<T, Box<figment::Error>> {
     let mut figment = Figment::new();
     if let Some(file) = file {
         if !file.exists() {
@@ -20,7 +30,7 @@ pub fn load<T: DeserializeOwned>(file: Option<&Path>) -> Result<T, Box<figment::
         }
         figment = figment.merge(Toml::file(file));
     }
-    figment = figment.merge(Env::prefixed("KINFOLD_").split("__"));
+    figment = figment.merge(Env::prefixed(prefix).split("__"));
     figment.extract().map_err(Box::new)
 }
 
@@ -47,7 +57,7 @@ secret = "a-secret-of-at-least-thirty-two-bytes"
 "#,
         )
         .expect("write config");
-        let config: GatewayConfig = load(Some(&file)).expect("loads");
+        let config: GatewayConfig = load(Some(&file), GATEWAY_ENV).expect("loads");
         assert_eq!(config.adapter_timeout_ms, 750);
         assert_eq!(config.bind, "127.0.0.1:8080", "default kept");
         assert_eq!(config.adapters.len(), 1);
@@ -61,7 +71,7 @@ secret = "a-secret-of-at-least-thirty-two-bytes"
         std::fs::create_dir_all(&dir).expect("temp dir");
         let file = dir.join("gateway.toml");
         std::fs::write(&file, "adapter_timeout = 750\n").expect("write config");
-        assert!(load::<GatewayConfig>(Some(&file)).is_err());
+        assert!(load::<GatewayConfig>(Some(&file), GATEWAY_ENV).is_err());
         std::fs::remove_dir_all(dir).ok();
     }
 }

@@ -47,7 +47,7 @@ enum Command {
     },
     /// The gateway alone (the production shape).
     Gateway {
-        /// TOML configuration file; KINFOLD_* variables override it.
+        /// TOML configuration file; KINFOLD_GATEWAY_* or KINFOLD_ADAPTER_* variables override it.
         #[arg(long)]
         config: Option<PathBuf>,
     },
@@ -56,7 +56,7 @@ enum Command {
         /// midwifery, ae, gp, health-visiting or school-nursing.
         #[arg(long)]
         agency: Agency,
-        /// TOML configuration file; KINFOLD_* variables override it.
+        /// TOML configuration file; KINFOLD_GATEWAY_* or KINFOLD_ADAPTER_* variables override it.
         #[arg(long)]
         config: Option<PathBuf>,
     },
@@ -139,7 +139,8 @@ async fn run(command: Command) -> Result<(), String> {
         }
         Command::Gateway { config } => {
             let config: GatewayConfig =
-                kinfold::config::load(config.as_deref()).map_err(|e| e.to_string())?;
+                kinfold::config::load(config.as_deref(), kinfold::config::GATEWAY_ENV)
+                    .map_err(|e| e.to_string())?;
             let store = open_store(config.database_url.as_deref(), "gateway").await?;
             let app =
                 kinfold_gateway::Application::build(&config, store).map_err(|e| e.to_string())?;
@@ -152,7 +153,8 @@ async fn run(command: Command) -> Result<(), String> {
         }
         Command::Adapter { agency, config } => {
             let config: AdapterConfig =
-                kinfold::config::load(config.as_deref()).map_err(|e| e.to_string())?;
+                kinfold::config::load(config.as_deref(), kinfold::config::ADAPTER_ENV)
+                    .map_err(|e| e.to_string())?;
             let store = open_store(config.database_url.as_deref(), agency.as_str()).await?;
             let app = kinfold_adapter::Application::build(agency, store, &config)
                 .map_err(|e| e.to_string())?;
@@ -167,7 +169,8 @@ async fn run(command: Command) -> Result<(), String> {
             ttl,
         } => {
             let config: GatewayConfig =
-                kinfold::config::load(config.as_deref()).map_err(|e| e.to_string())?;
+                kinfold::config::load(config.as_deref(), kinfold::config::GATEWAY_ENV)
+                    .map_err(|e| e.to_string())?;
             let token = kinfold_gateway::issue_token(
                 &config.auth,
                 &subject,
