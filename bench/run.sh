@@ -1,0 +1,132 @@
+#!/usr/bin/env bash
+# Kinfold load benchmarks: starts a release-build demo on the benchmark data set (1,000
+# children with 20 weight measurements each, all recorded by health visiting), drives it with
+# wrk from a second process over loopback, and writes BENCHMARKS.md.
+#
+#   bash bench/run.sh            # needs wrk (apt-get install wrk) and jq
+#
+# Loopback only; every wrk run is bounded in time (DURATION) and stops by itself.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+DURATION=${DURATION:-20s}
+CONNECTIONS=${CONNECTIONS:-4}
+THREADS=${THREADS:-1}
+PORT=${PORT:-18480}
+
+for tool in wrk jq; do
+  command -v "$tool" >/dev/null || { echo "$tool is needed: apt-get install -y $tool" >&2; exit 1; }
+done
+
+cargo build --release -p kinfold >/dev/null
+data=$(mktemp -d)
+log=$(mktemp)
+./target/release/kinfold demo --data-dir "$data" --port "$PORT" --families 100000 --children 1000 --weights-per-child 20 >"$log" 2>&1 &
+demo=$!
+trap 'kill $demo 2>/dev/null || true; wait $demo 2>/dev/null || true; rm -rf "$data" "$log"' EXIT
+for _ in $(seq 1 300); do [ -s "$data/demo.json" ] && break; sleep 1; done
+[ -s "$data/demo.json" ] || { echo "the demo did not start" >&2; cat "$log" >&2; exit 1; }
+
+gateway=$(jq -r .gateway "$data/demo.json")
+hv=$(jq -r '.adapters["health-visiting"]' "$data/demo.json")
+token=$(jq -r .token "$data/demo.json")
+children=$(curl -s "$hv/Patient?_count=1000" | jq '[.entry[].resource.id] | length')
+weights=$(curl -s "$hv/Observation?code=http://loinc.org|29463-7&_count=1" | jq .total)
+records=$(for a in $(jq -r '.adapters[]' "$data/demo.json"); do curl -s "$a/Patient?_count=1" | jq -r .total; done | paste -sd+ | bc)
+
+# Rotate through 100 children so that the benchmark is not one cached row.
+hv_ids=$(curl -s "$hv/Patient?_count=100" | jq -r '[.entry[].resource.id] | map("\"" + . + "\"") | join(",")')
+nhs_numbers=$(curl -s "$hv/Patient?_count=100" | jq -r '[.entry[].resource.identifier[0].value] | join(" ")')
+person_ids=""
+for n in $nhs_numbers; do
+  id=$(curl -s -H "Authorization: Bearer $token" "$gateway/Patient?identifier=https://fhir.nhs.uk/Id/nhs-number|$n" | jq -r '.entry[0].resource.id')
+  person_ids="$person_ids\"$id\","
+done
+person_ids=${person_ids%,}
+entries=$(curl -s -H "Authorization: Bearer $token" "$gateway/Patient/$(echo "$person_ids" | cut -d, -f1 | tr -d '"')/\$everything" | jq '.entry | length')
+
+cat >"$data/observations.lua" <<LUA
+ids = {$hv_ids}
+n = 0
+request = function()
+  n = n + 1
+  return wrk.format("GET", "/Observation?patient=Patient/" .. ids[(n % #ids) + 1] .. "&code=http://loinc.org%7C29463-7")
+end
+LUA
+cat >"$data/everything.lua" <<LUA
+ids = {$person_ids}
+n = 0
+wrk.headers["Authorization"] = "Bearer $token"
+request = function()
+  n = n + 1
+  return wrk.format("GET", "/Patient/" .. ids[(n % #ids) + 1] .. "/\$everything")
+end
+LUA
+
+run() { wrk --latency -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" -s "$1" "$2"; }
+summary() {
+  # wrk prints "50%  412.00us" style lines and "Requests/sec: 1234.56".
+  local out=$1
+  local p50 p99 rps
+  p50=$(grep -E '^ +50%' <<<"$out" | awk '{print $2}')
+  p99=$(grep -E '^ +99%' <<<"$out" | awk '{print $2}')
+  rps=$(grep 'Requests/sec' <<<"$out" | awk '{print $2}')
+  echo "| $p50 | $p99 | $rps |"
+}
+
+echo "warming up"
+wrk -t1 -c2 -d3s -s "$data/observations.lua" "$hv" >/dev/null
+wrk -t1 -c2 -d3s -s "$data/everything.lua" "$gateway" >/dev/null
+echo "adapter search"
+obs=$(run "$data/observations.lua" "$hv")
+echo "gateway \$everything"
+every=$(run "$data/everything.lua" "$gateway")
+echo "gateway \$everything, one connection"
+every1=$(wrk --latency -t1 -c1 -d"$DURATION" -s "$data/everything.lua" "$gateway")
+obs1=$(wrk --latency -t1 -c1 -d"$DURATION" -s "$data/observations.lua" "$hv")
+
+cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')
+load=$(cut -d' ' -f1-3 /proc/loadavg)
+cat >BENCHMARKS.md <<MD
+# Kinfold benchmarks
+
+Written by \`bash bench/run.sh\` on $(date -u +%Y-%m-%d) ($(nproc) cores, $cpu; load average before the
+runs: $load). The machines are shared and noisy: read medians, and compare runs on one machine.
+
+## Set-up
+
+* \`kinfold demo\` (release build) with \`--children 1000 --weights-per-child 20\`: $children children at
+  health visiting, $weights weight observations there ($records Patient records across the five
+  agencies). SQLite, one file per agency, WAL mode. Gateway and adapters in one process, 2 HTTP workers each.
+* Load: wrk $(wrk --version 2>&1 | head -n1 | awk '{print $2}') on the same machine over loopback, $THREADS thread, $CONNECTIONS
+  connections (and 1 connection for unloaded latency), $DURATION per run, rotating over 100 children.
+  Nothing else of ours was running; wrk shares the 2 cores with the servers.
+
+## Results
+
+| what | connections | median | p99 | requests/s |
+|---|---|---|---|---|
+| adapter \`Observation?patient=…&code=http://loinc.org\|29463-7\` (20 matches) | 1 $(summary "$obs1")
+| adapter \`Observation?patient=…&code=http://loinc.org\|29463-7\` (20 matches) | $CONNECTIONS $(summary "$obs")
+| gateway \`Patient/{id}/\$everything\` across five adapters ($entries entries) | 1 $(summary "$every1")
+| gateway \`Patient/{id}/\$everything\` across five adapters ($entries entries) | $CONNECTIONS $(summary "$every")
+
+Targets (issue 2): adapter search median ≤ 1 ms on SQLite; gateway \`\$everything\` median ≤ 10 ms.
+
+## Raw wrk output
+
+<details><summary>adapter search, $CONNECTIONS connections</summary>
+
+\`\`\`
+$obs
+\`\`\`
+</details>
+
+<details><summary>gateway \$everything, $CONNECTIONS connections</summary>
+
+\`\`\`
+$every
+\`\`\`
+</details>
+MD
+echo "wrote BENCHMARKS.md"
