@@ -12,7 +12,7 @@ CREATE TABLE resources (
     content       TEXT    NOT NULL,
     PRIMARY KEY (resource_type, id)
 );
-CREATE INDEX resources_by_patient ON resources (patient, resource_type, date_start);
+CREATE INDEX resources_by_patient ON resources (patient, resource_type, date_start, id);
 CREATE INDEX resources_by_updated ON resources (resource_type, last_updated);
 
 -- Every version ever stored: an update never loses what was there before.

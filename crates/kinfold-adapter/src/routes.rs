@@ -268,16 +268,15 @@ async fn everything(
             }
         }
     }
-    if !valid_id(&id)
-        || state
-            .store
-            .read(ResourceType::Patient, &id)
-            .await?
-            .is_none()
-    {
-        return Err(AdapterError::NotFound(format!("Patient/{id}")));
+    let not_found = || AdapterError::NotFound(format!("Patient/{id}"));
+    if !valid_id(&id) {
+        return Err(not_found());
     }
+    // The Patient is its own first record: no rows at all means no such patient here.
     let page = state.store.everything(&id, count, offset).await?;
+    if page.total == 0 {
+        return Err(not_found());
+    }
     let base = base_url(&state, &request);
     searchset(
         &base,

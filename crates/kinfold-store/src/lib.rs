@@ -108,6 +108,12 @@ pub struct SearchPage {
     pub items: Vec<StoredResource>,
 }
 
+/// One page, with the total if it came free.
+struct Page {
+    total: Option<u64>,
+    items: Vec<StoredResource>,
+}
+
 /// What one write did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WriteOutcome {
@@ -139,8 +145,11 @@ impl Store {
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(Duration::from_secs(5))
             .foreign_keys(true);
+        // A local file cannot drop a connection the way a network can: skip the ping that
+        // sqlx otherwise sends before handing out each connection (it doubled query time).
         let pool = SqlitePoolOptions::new()
             .max_connections(8)
+            .test_before_acquire(false)
             .connect_with(options)
             .await?;
         sqlx::migrate!("../../migrations/sqlite").run(&pool).await?;
@@ -244,41 +253,52 @@ impl Store {
         query: &SearchQuery,
     ) -> Result<SearchPage> {
         let mut sql = self.sql();
-        sql.push("SELECT resource_type, id, version_id, last_updated, content, COUNT(*) OVER () AS total FROM resources r WHERE r.resource_type = ");
+        sql.push("SELECT resource_type, id, version_id, last_updated, content FROM resources r WHERE r.resource_type = ");
         sql.bind(Arg::text(resource_type.as_str()));
         sql.filters(query);
-        sql.push(" ORDER BY r.date_start, r.id LIMIT ");
-        sql.bind(Arg::Int(i64::try_from(query.count).unwrap_or(i64::MAX)));
-        sql.push(" OFFSET ");
-        sql.bind(Arg::Int(i64::try_from(query.offset).unwrap_or(i64::MAX)));
-        let (items, total) = on_pool!(self, pool => {
-            let rows = bound!(sql).fetch_all(pool).await?;
-            let total: Option<i64> = rows.first().map(|r| r.try_get("total")).transpose()?;
-            (rows.iter().map(stored).collect::<Result<Vec<_>>>()?, total)
-        });
-        let total = match total {
+        sql.push(" ORDER BY r.date_start, r.id");
+        let page = self.page(sql, query.count, query.offset).await?;
+        let total = match page.total {
             Some(total) => total,
-            // An empty page says nothing about the total: count separately.
             None => self.count_matches(resource_type, query).await?,
         };
         Ok(SearchPage {
-            total: u64::try_from(total).unwrap_or(0),
-            items,
+            total,
+            items: page.items,
         })
     }
 
-    async fn count_matches(&self, resource_type: ResourceType, query: &SearchQuery) -> Result<i64> {
+    /// Runs a query for one page. The total comes free when the page is the first and not
+    /// full (the usual case for one patient's records); otherwise it is left to the caller.
+    async fn page(&self, mut sql: Sql, count: usize, offset: usize) -> Result<Page> {
+        sql.push(" LIMIT ");
+        sql.bind(Arg::Int(i64::try_from(count).unwrap_or(i64::MAX)));
+        sql.push(" OFFSET ");
+        sql.bind(Arg::Int(i64::try_from(offset).unwrap_or(i64::MAX)));
+        let items = on_pool!(self, pool => {
+            bound!(sql).fetch_all(pool).await?.iter().map(stored).collect::<Result<Vec<_>>>()?
+        });
+        let total =
+            (offset == 0 && items.len() < count).then(|| u64::try_from(items.len()).unwrap_or(0));
+        Ok(Page { total, items })
+    }
+
+    async fn count_matches(&self, resource_type: ResourceType, query: &SearchQuery) -> Result<u64> {
         let mut sql = self.sql();
         sql.push("SELECT COUNT(*) AS total FROM resources r WHERE r.resource_type = ");
         sql.bind(Arg::text(resource_type.as_str()));
         sql.filters(query);
-        let total =
-            on_pool!(self, pool => bound!(sql).fetch_one(pool).await?.try_get::<i64, _>("total")?);
-        Ok(total)
+        self.count_of(sql).await
     }
 
-    /// Every resource about one patient (the Patient itself included), ordered by type, date
-    /// and id; `count` and `offset` page through them.
+    async fn count_of(&self, sql: Sql) -> Result<u64> {
+        let total =
+            on_pool!(self, pool => bound!(sql).fetch_one(pool).await?.try_get::<i64, _>("total")?);
+        Ok(u64::try_from(total).unwrap_or(0))
+    }
+
+    /// Every resource about one patient (the Patient itself first), ordered by type, date and
+    /// id; `count` and `offset` page through them.
     pub async fn everything(
         &self,
         patient_id: &str,
@@ -286,20 +306,22 @@ impl Store {
         offset: usize,
     ) -> Result<SearchPage> {
         let mut sql = self.sql();
-        sql.push("SELECT resource_type, id, version_id, last_updated, content, COUNT(*) OVER () AS total FROM resources r WHERE r.patient = ");
+        sql.push("SELECT resource_type, id, version_id, last_updated, content FROM resources r WHERE r.patient = ");
         sql.bind(Arg::text(patient_id));
-        sql.push(" ORDER BY CASE WHEN r.resource_type = 'Patient' THEN 0 ELSE 1 END, r.resource_type, r.date_start, r.id LIMIT ");
-        sql.bind(Arg::Int(i64::try_from(count).unwrap_or(i64::MAX)));
-        sql.push(" OFFSET ");
-        sql.bind(Arg::Int(i64::try_from(offset).unwrap_or(i64::MAX)));
-        let (items, total) = on_pool!(self, pool => {
-            let rows = bound!(sql).fetch_all(pool).await?;
-            let total: Option<i64> = rows.first().map(|r| r.try_get("total")).transpose()?;
-            (rows.iter().map(stored).collect::<Result<Vec<_>>>()?, total)
-        });
+        sql.push(" ORDER BY CASE WHEN r.resource_type = 'Patient' THEN 0 ELSE 1 END, r.resource_type, r.date_start, r.id");
+        let page = self.page(sql, count, offset).await?;
+        let total = match page.total {
+            Some(total) => total,
+            None => {
+                let mut sql = self.sql();
+                sql.push("SELECT COUNT(*) AS total FROM resources r WHERE r.patient = ");
+                sql.bind(Arg::text(patient_id));
+                self.count_of(sql).await?
+            }
+        };
         Ok(SearchPage {
-            total: u64::try_from(total.unwrap_or(0)).unwrap_or(0),
-            items,
+            total,
+            items: page.items,
         })
     }
 
@@ -421,24 +443,36 @@ where
     })
 }
 
-impl Store {
-    /// Creates a PostgreSQL database (for tests and set-up). The name must be a plain
-    /// identifier: letters, digits and underscores.
-    pub async fn create_database(&self, name: &str) -> Result<()> {
-        let statement = format!("CREATE DATABASE {}", plain_identifier(name)?);
-        on_pool!(self, pool => sqlx::query(sqlx::AssertSqlSafe(statement)).execute(pool).await.map(|_| ()))?;
-        Ok(())
-    }
+/// Creates a PostgreSQL database, connecting to `admin_url` without touching its schema
+/// (for tests and first-time set-up). The name must be a plain identifier.
+pub async fn create_postgres_database(admin_url: &str, name: &str) -> Result<()> {
+    admin_statement(
+        admin_url,
+        format!("CREATE DATABASE {}", plain_identifier(name)?),
+    )
+    .await
+}
 
-    /// Drops a PostgreSQL database created by [`Store::create_database`].
-    pub async fn drop_database(&self, name: &str) -> Result<()> {
-        let statement = format!(
+/// Drops a PostgreSQL database made by [`create_postgres_database`].
+pub async fn drop_postgres_database(admin_url: &str, name: &str) -> Result<()> {
+    admin_statement(
+        admin_url,
+        format!(
             "DROP DATABASE IF EXISTS {} WITH (FORCE)",
             plain_identifier(name)?
-        );
-        on_pool!(self, pool => sqlx::query(sqlx::AssertSqlSafe(statement)).execute(pool).await.map(|_| ()))?;
-        Ok(())
-    }
+        ),
+    )
+    .await
+}
+
+async fn admin_statement(admin_url: &str, statement: String) -> Result<()> {
+    use sqlx::Connection;
+    let mut connection = sqlx::PgConnection::connect(admin_url).await?;
+    sqlx::query(sqlx::AssertSqlSafe(statement))
+        .execute(&mut connection)
+        .await?;
+    connection.close().await?;
+    Ok(())
 }
 
 /// Database names cannot be bound parameters, so they are checked instead.

@@ -33,14 +33,9 @@ impl TestStore {
         let admin_url = std::env::var("KINFOLD_TEST_POSTGRES_URL")
             .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
         let name = format!("kinfold_test_{}", uuid_like());
-        let admin = Store::open_postgres(&admin_url).await.unwrap_or_else(|e| {
+        kinfold_store::create_postgres_database(&admin_url, &name).await.unwrap_or_else(|e| {
             panic!("PostgreSQL is not reachable at {admin_url} ({e:?}); start it or set KINFOLD_TEST_POSTGRES_URL")
         });
-        admin
-            .create_database(&name)
-            .await
-            .expect("create test database");
-        admin.close().await;
         let url = with_database(&admin_url, &name);
         let store = Store::open_postgres(&url)
             .await
@@ -55,14 +50,9 @@ impl TestStore {
     async fn finish(self) {
         self.store.close().await;
         if let Some((admin_url, name)) = self.postgres {
-            let admin = Store::open_postgres(&admin_url)
-                .await
-                .expect("admin connects");
-            admin
-                .drop_database(&name)
+            kinfold_store::drop_postgres_database(&admin_url, &name)
                 .await
                 .expect("drop test database");
-            admin.close().await;
         }
     }
 }
