@@ -255,7 +255,7 @@ impl Store {
         let mut sql = self.sql();
         sql.push("SELECT resource_type, id, version_id, last_updated, content FROM resources r WHERE r.resource_type = ");
         sql.bind(Arg::text(resource_type.as_str()));
-        sql.filters(query);
+        sql.filters(resource_type.as_str(), query);
         sql.push(" ORDER BY r.date_start, r.id");
         let page = self.page(sql, query.count, query.offset).await?;
         let total = match page.total {
@@ -287,7 +287,7 @@ impl Store {
         let mut sql = self.sql();
         sql.push("SELECT COUNT(*) AS total FROM resources r WHERE r.resource_type = ");
         sql.bind(Arg::text(resource_type.as_str()));
-        sql.filters(query);
+        sql.filters(resource_type.as_str(), query);
         self.count_of(sql).await
     }
 

@@ -47,7 +47,7 @@ impl Sql {
     }
 
     /// Appends the `AND …` conditions of a search (on table alias `r`).
-    pub(crate) fn filters(&mut self, query: &SearchQuery) {
+    pub(crate) fn filters(&mut self, resource_type: &str, query: &SearchQuery) {
         if let Some(id) = &query.id {
             self.push(" AND r.id = ");
             self.bind(Arg::text(id));
@@ -56,8 +56,11 @@ impl Sql {
             self.push(" AND r.patient = ");
             self.bind(Arg::text(patient));
         }
-        self.tokens("identifier", &query.identifier);
-        self.tokens("code", &query.code);
+        // With a patient or id the resource index narrows to a few rows: check tokens per row.
+        // Without, start from the token index.
+        let narrow = query.patient.is_some() || query.id.is_some();
+        self.tokens(resource_type, "identifier", &query.identifier, narrow);
+        self.tokens(resource_type, "code", &query.code, narrow);
         for date in &query.date {
             self.date("r.date_start", "r.date_end", date);
         }
@@ -67,11 +70,21 @@ impl Sql {
         }
     }
 
-    fn tokens(&mut self, kind: &str, any_of: &[TokenParam]) {
+    /// A token condition. `per_row`: a correlated `EXISTS`, checked for each resource the
+    /// other filters found (right when a patient filter already narrows to a few rows);
+    /// otherwise `r.id IN (…)`, so that SQLite starts from the token index instead of checking
+    /// every resource of the type. (SQLite has no statistics to choose this by itself.)
+    fn tokens(&mut self, resource_type: &str, kind: &str, any_of: &[TokenParam], per_row: bool) {
         if any_of.is_empty() {
             return;
         }
-        self.push(" AND EXISTS (SELECT 1 FROM resource_tokens t WHERE t.resource_type = r.resource_type AND t.id = r.id AND t.kind = ");
+        if per_row {
+            self.push(" AND EXISTS (SELECT 1 FROM resource_tokens t WHERE t.resource_type = r.resource_type AND t.id = r.id");
+        } else {
+            self.push(" AND r.id IN (SELECT t.id FROM resource_tokens t WHERE t.resource_type = ");
+            self.bind(Arg::text(resource_type));
+        }
+        self.push(" AND t.kind = ");
         self.bind(Arg::text(kind));
         self.push(" AND (");
         for (n, token) in any_of.iter().enumerate() {
