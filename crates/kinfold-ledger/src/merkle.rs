@@ -64,7 +64,7 @@ impl MerkleLog {
             }
             let nodes = &mut self.levels[level];
             nodes.push(hash);
-            if nodes.len() % 2 == 1 {
+            if !nodes.len().is_multiple_of(2) {
                 break;
             }
             let n = nodes.len();
@@ -96,7 +96,7 @@ impl MerkleLog {
     /// MTH of leaves `[start, start + n)`, `n > 0`, where the range arises from the RFC's
     /// recursion (complete left parts are aligned, so they are stored).
     fn subtree(&self, start: u64, n: u64) -> Hash {
-        if n.is_power_of_two() && start % n == 0 {
+        if n.is_power_of_two() && start.is_multiple_of(n) {
             let level = n.trailing_zeros() as usize;
             let index = usize::try_from(start / n).unwrap_or(usize::MAX);
             if let Some(hash) = self.levels.get(level).and_then(|l| l.get(index)) {
