@@ -83,6 +83,10 @@ macro_rules! bound {
     }};
 }
 
+mod ledger;
+
+pub use ledger::{LedgerQuery, LedgerRow, TreeHeadRow};
+
 /// A stored resource as the store hands it out: the JSON text exactly as stored, plus the
 /// columns a server needs without parsing it.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -436,6 +436,93 @@ async fn the_person_index_gives_one_stable_id_per_nhs_number(t: &TestStore) {
     );
 }
 
+fn ledger_row(seq: i64, patient: Option<&str>) -> kinfold_store::LedgerRow {
+    kinfold_store::LedgerRow {
+        seq,
+        recorded: 1_700_000_000_000 + seq,
+        patient: patient.map(str::to_owned),
+        agent: if seq % 2 == 0 {
+            "nurse".into()
+        } else {
+            "gp".into()
+        },
+        leaf_hash: format!("{seq:064x}"),
+        record: format!("{{\"n\":{seq}}}"),
+    }
+}
+
+async fn ledger_entries_append_stream_and_filter(t: &TestStore) {
+    let rows: Vec<_> = (0..250)
+        .map(|n| ledger_row(n, if n % 5 == 0 { Some("child") } else { None }))
+        .collect();
+    t.store.ledger_append(&rows[..200]).await.expect("group 1");
+    t.store.ledger_append(&rows[200..]).await.expect("group 2");
+    let mut seen = Vec::new();
+    t.store
+        .ledger_for_each(|row| {
+            seen.push(row.seq);
+            Ok(())
+        })
+        .await
+        .expect("stream");
+    assert_eq!(seen, (0..250).collect::<Vec<_>>());
+    let range = t.store.ledger_range(10, 13).await.expect("range");
+    assert_eq!(range, rows[10..13].to_vec());
+    let about_child = t
+        .store
+        .ledger_search(&kinfold_store::LedgerQuery {
+            patient: Some("child".into()),
+            limit: 1000,
+            ..Default::default()
+        })
+        .await
+        .expect("search");
+    assert_eq!(about_child.len(), 50);
+    assert_eq!(about_child[0].seq, 245, "newest first");
+    let by_gp = t
+        .store
+        .ledger_search(&kinfold_store::LedgerQuery {
+            patient: Some("child".into()),
+            agent: Some("gp".into()),
+            limit: 1000,
+            ..Default::default()
+        })
+        .await
+        .expect("search");
+    assert!(by_gp.iter().all(|r| r.seq % 2 == 1));
+    let duplicate = t.store.ledger_append(&rows[5..6]).await;
+    assert!(
+        duplicate.is_err(),
+        "a sequence number cannot be written twice"
+    );
+}
+
+async fn tree_heads_are_kept_in_size_order(t: &TestStore) {
+    for size in [3i64, 1, 2] {
+        let head = kinfold_store::TreeHeadRow {
+            tree_size: size,
+            recorded: size,
+            root_hash: format!("root{size}"),
+            signature: "sig".into(),
+        };
+        t.store.ledger_put_head(&head).await.expect("put");
+        t.store.ledger_put_head(&head).await.expect("idempotent");
+    }
+    let heads = t.store.ledger_heads().await.expect("heads");
+    assert_eq!(
+        heads.iter().map(|h| h.tree_size).collect::<Vec<_>>(),
+        vec![1, 2, 3]
+    );
+    assert_eq!(
+        t.store
+            .ledger_latest_head()
+            .await
+            .expect("latest")
+            .map(|h| h.tree_size),
+        Some(3)
+    );
+}
+
 macro_rules! on_both_backends {
     ($($case:ident),* $(,)?) => {
         mod sqlite {
@@ -475,4 +562,6 @@ on_both_backends!(
     everything_returns_the_patient_first_then_their_records,
     sql_metacharacters_in_values_are_just_values,
     the_person_index_gives_one_stable_id_per_nhs_number,
+    ledger_entries_append_stream_and_filter,
+    tree_heads_are_kept_in_size_order,
 );

@@ -1,0 +1,224 @@
+//! Storage of the audit ledger: entries and signed tree heads.
+
+use futures::TryStreamExt;
+use sqlx::Row;
+
+use crate::sql::{Arg, Sql};
+use crate::{Backend, Result, Store};
+
+/// One stored ledger entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LedgerRow {
+    /// Position in the log, from 0.
+    pub seq: i64,
+    /// When appended, milliseconds since the Unix epoch.
+    pub recorded: i64,
+    /// The Kinfold person the event was about.
+    pub patient: Option<String>,
+    /// Who acted (the token subject).
+    pub agent: String,
+    /// The leaf hash, hex, as computed at append time.
+    pub leaf_hash: String,
+    /// The canonical audit record.
+    pub record: String,
+}
+
+/// One stored signed tree head.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TreeHeadRow {
+    /// Entries covered.
+    pub tree_size: i64,
+    /// When signed, milliseconds since the Unix epoch.
+    pub recorded: i64,
+    /// Root hash, base64.
+    pub root_hash: String,
+    /// Ed25519 signature, base64.
+    pub signature: String,
+}
+
+/// Filters for reading ledger entries back.
+#[derive(Debug, Clone, Default)]
+pub struct LedgerQuery {
+    /// Only entries about this person.
+    pub patient: Option<String>,
+    /// Only entries by this agent.
+    pub agent: Option<String>,
+    /// Recorded at or after (ms).
+    pub from: Option<i64>,
+    /// Recorded before (ms).
+    pub until: Option<i64>,
+    /// At most this many, newest first.
+    pub limit: i64,
+}
+
+fn entry<R: Row>(row: &R) -> Result<LedgerRow>
+where
+    for<'a> &'a str: sqlx::ColumnIndex<R>,
+    String: for<'r> sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    i64: for<'r> sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    Option<String>: for<'r> sqlx::Decode<'r, R::Database>,
+{
+    Ok(LedgerRow {
+        seq: row.try_get("seq")?,
+        recorded: row.try_get("recorded")?,
+        patient: row.try_get("patient")?,
+        agent: row.try_get("agent")?,
+        leaf_hash: row.try_get("leaf_hash")?,
+        record: row.try_get("record")?,
+    })
+}
+
+fn head<R: Row>(row: &R) -> Result<TreeHeadRow>
+where
+    for<'a> &'a str: sqlx::ColumnIndex<R>,
+    String: for<'r> sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    i64: for<'r> sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+{
+    Ok(TreeHeadRow {
+        tree_size: row.try_get("tree_size")?,
+        recorded: row.try_get("recorded")?,
+        root_hash: row.try_get("root_hash")?,
+        signature: row.try_get("signature")?,
+    })
+}
+
+const ENTRY_COLUMNS: &str =
+    "SELECT seq, recorded, patient, agent, leaf_hash, record FROM ledger_entries";
+
+impl Store {
+    /// Appends entries in one transaction: all are durable when this returns, or none is.
+    pub async fn ledger_append(&self, rows: &[LedgerRow]) -> Result<()> {
+        let postgres = self.kind() == crate::BackendKind::Postgres;
+        let begin = if postgres { "BEGIN" } else { "BEGIN IMMEDIATE" };
+        on_pool!(self, pool => {
+            let mut tx = pool.begin_with(begin).await?;
+            // Many rows per statement: one round trip for a whole group commit.
+            for chunk in rows.chunks(100) {
+                let mut sql = Sql::new(postgres);
+                sql.push("INSERT INTO ledger_entries (seq, recorded, patient, agent, leaf_hash, record) VALUES ");
+                for (n, row) in chunk.iter().enumerate() {
+                    if n > 0 {
+                        sql.push(", ");
+                    }
+                    sql.push("(");
+                    sql.bind(Arg::Int(row.seq));
+                    sql.push(", ");
+                    sql.bind(Arg::Int(row.recorded));
+                    sql.push(", ");
+                    match &row.patient {
+                        Some(patient) => sql.bind(Arg::text(patient)),
+                        None => sql.push("NULL"),
+                    }
+                    sql.push(", ");
+                    sql.bind(Arg::text(&row.agent));
+                    sql.push(", ");
+                    sql.bind(Arg::text(&row.leaf_hash));
+                    sql.push(", ");
+                    sql.bind(Arg::text(&row.record));
+                    sql.push(")");
+                }
+                bound!(sql).execute(&mut *tx).await?;
+            }
+            tx.commit().await?;
+            Ok(())
+        })
+    }
+
+    /// Calls `visit` for every entry in sequence order, streaming (the log can be large).
+    pub async fn ledger_for_each(
+        &self,
+        mut visit: impl FnMut(LedgerRow) -> Result<()>,
+    ) -> Result<()> {
+        let mut sql = self.sql();
+        sql.push(ENTRY_COLUMNS);
+        sql.push(" ORDER BY seq");
+        on_pool!(self, pool => {
+            let mut rows = bound!(sql).fetch(pool);
+            while let Some(row) = rows.try_next().await? {
+                visit(entry(&row)?)?;
+            }
+            Ok(())
+        })
+    }
+
+    /// Entries with `start <= seq < end`, in order.
+    pub async fn ledger_range(&self, start: i64, end: i64) -> Result<Vec<LedgerRow>> {
+        let mut sql = self.sql();
+        sql.push(ENTRY_COLUMNS);
+        sql.push(" WHERE seq >= ");
+        sql.bind(Arg::Int(start));
+        sql.push(" AND seq < ");
+        sql.bind(Arg::Int(end));
+        sql.push(" ORDER BY seq");
+        on_pool!(self, pool => bound!(sql).fetch_all(pool).await?.iter().map(entry).collect())
+    }
+
+    /// Entries matching a query, newest first.
+    pub async fn ledger_search(&self, query: &LedgerQuery) -> Result<Vec<LedgerRow>> {
+        let mut sql = self.sql();
+        sql.push(ENTRY_COLUMNS);
+        sql.push(" WHERE 1 = 1");
+        if let Some(patient) = &query.patient {
+            sql.push(" AND patient = ");
+            sql.bind(Arg::text(patient));
+        }
+        if let Some(agent) = &query.agent {
+            sql.push(" AND agent = ");
+            sql.bind(Arg::text(agent));
+        }
+        if let Some(from) = query.from {
+            sql.push(" AND recorded >= ");
+            sql.bind(Arg::Int(from));
+        }
+        if let Some(until) = query.until {
+            sql.push(" AND recorded < ");
+            sql.bind(Arg::Int(until));
+        }
+        sql.push(" ORDER BY seq DESC LIMIT ");
+        sql.bind(Arg::Int(query.limit.max(0)));
+        on_pool!(self, pool => bound!(sql).fetch_all(pool).await?.iter().map(entry).collect())
+    }
+
+    /// Stores a signed tree head (idempotent for the same size).
+    pub async fn ledger_put_head(&self, head: &TreeHeadRow) -> Result<()> {
+        let mut sql = self.sql();
+        sql.push(
+            "INSERT INTO ledger_tree_heads (tree_size, recorded, root_hash, signature) VALUES (",
+        );
+        sql.bind(Arg::Int(head.tree_size));
+        sql.push(", ");
+        sql.bind(Arg::Int(head.recorded));
+        sql.push(", ");
+        sql.bind(Arg::text(&head.root_hash));
+        sql.push(", ");
+        sql.bind(Arg::text(&head.signature));
+        sql.push(") ON CONFLICT (tree_size) DO NOTHING");
+        on_pool!(self, pool => bound!(sql).execute(pool).await.map(|_| ()))?;
+        Ok(())
+    }
+
+    /// Every signed tree head, smallest first.
+    pub async fn ledger_heads(&self) -> Result<Vec<TreeHeadRow>> {
+        let sql = {
+            let mut sql = self.sql();
+            sql.push("SELECT tree_size, recorded, root_hash, signature FROM ledger_tree_heads ORDER BY tree_size");
+            sql
+        };
+        on_pool!(self, pool => bound!(sql).fetch_all(pool).await?.iter().map(head).collect())
+    }
+
+    /// The largest signed tree head.
+    pub async fn ledger_latest_head(&self) -> Result<Option<TreeHeadRow>> {
+        let mut sql = self.sql();
+        sql.push("SELECT tree_size, recorded, root_hash, signature FROM ledger_tree_heads ORDER BY tree_size DESC LIMIT 1");
+        let rows: Vec<TreeHeadRow> = on_pool!(self, pool => bound!(sql).fetch_all(pool).await?.iter().map(head).collect::<Result<_>>()?);
+        Ok(rows.into_iter().next())
+    }
+
+    /// Runs one statement against the store (tests and operators' tools only: e.g. simulating
+    /// storage that refuses writes). Never called with request data.
+    pub async fn execute_admin(&self, statement: &str) -> Result<()> {
+        on_pool!(self, pool => sqlx::query(sqlx::AssertSqlSafe(statement.to_owned())).execute(pool).await.map(|_| ()))?;
+        Ok(())
+    }
+}
