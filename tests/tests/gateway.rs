@@ -137,10 +137,23 @@ async fn a_hung_adapter_costs_only_its_deadline() {
         workers: 1,
         ..Default::default()
     };
-    let store = kinfold_store::Store::open_sqlite(&dir.path().join("gateway.db"))
+    // Its own database: two ledgers must never write to one.
+    let store = kinfold_store::Store::open_sqlite(&dir.path().join("hung-gateway.db"))
         .await
         .expect("store");
-    let gateway = kinfold_gateway::Application::build(&config, store).expect("gateway builds");
+    let nhs: kinfold_fhir::NhsNumber = demo.info.example_patient.nhs_number.parse().expect("nhs");
+    let person = store.person_id_for(&nhs).await.expect("person id");
+    let ledger_config = kinfold_gateway::LedgerConfig {
+        signing_key: Some(kinfold_gateway::Secret::new(
+            std::fs::read_to_string(dir.path().join("ledger-signing-key")).expect("demo ledger key"),
+        )),
+        ..Default::default()
+    };
+    let ledger = kinfold_gateway::Ledger::open(store.clone(), &ledger_config)
+        .await
+        .expect("ledger opens");
+    let gateway =
+        kinfold_gateway::Application::build(&config, store, ledger).expect("gateway builds");
     let url = format!("http://127.0.0.1:{}", gateway.port());
     let handle = gateway.handle();
     tokio::spawn(gateway.run_until_stopped());
@@ -149,7 +162,7 @@ async fn a_hung_adapter_costs_only_its_deadline() {
     let started = Instant::now();
     let (status, bundle) = get_json(
         &reqwest::Client::new(),
-        &format!("{url}/Patient/{}/$everything", demo.info.example_patient.id),
+        &format!("{url}/Patient/{person}/$everything"),
         Some(&token),
     )
     .await;

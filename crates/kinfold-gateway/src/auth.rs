@@ -288,14 +288,30 @@ impl FromRequest for Caller {
                 v.strip_prefix("Bearer ")
                     .or_else(|| v.strip_prefix("bearer "))
             });
-        ready(match token {
+        let result = match token {
             Some(token) => authenticator.check(token.trim()),
             None => Err(ApiError::unauthorised(
                 IssueType::Login,
                 "token-missing",
                 "This route needs a bearer token (Authorization: Bearer …).",
             )),
-        })
+        };
+        // Every refused request goes in the ledger too (it discloses nothing, so it does not
+        // wait for the write).
+        if let Err(refusal) = &result
+            && let Some(state) = request.app_data::<web::Data<crate::GatewayState>>()
+        {
+            let code = refusal
+                .outcome
+                .issue
+                .first()
+                .and_then(|i| i.details.as_ref())
+                .and_then(|d| d.coding.first())
+                .and_then(|c| c.code.clone())
+                .unwrap_or_default();
+            state.ledger.record_in_background(crate::audit::refused(request, &code));
+        }
+        ready(result)
     }
 }
 

@@ -21,6 +21,12 @@ pub enum GatewayError {
     /// Every agency failed; there is nothing to answer with.
     #[error("no agency answered")]
     NoAgencyAnswered,
+    /// The ledger could not record the disclosure: nothing is disclosed (fail closed).
+    #[error("ledger unavailable")]
+    Ledger(crate::ledger::LedgerError),
+    /// A malformed request to the ledger API.
+    #[error("bad ledger request")]
+    BadLedgerRequest(String),
     /// The gateway's own database failed.
     #[error("store failure")]
     Store(#[from] StoreError),
@@ -58,6 +64,18 @@ impl GatewayError {
                 "no-agency-answered",
                 "No agency answered in time; try again.",
             ),
+            GatewayError::Ledger(err) => {
+                tracing::error!(error = ?err, "disclosure refused: the ledger cannot record");
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    IssueType::Transient,
+                    "ledger-unavailable",
+                    "The audit ledger cannot record this disclosure, so nothing is disclosed. Try again later.",
+                )
+            }
+            GatewayError::BadLedgerRequest(why) => {
+                ApiError::new(StatusCode::BAD_REQUEST, IssueType::Invalid, "bad-ledger-request", why.clone())
+            }
             GatewayError::Store(err) => {
                 tracing::error!(error = ?err, "gateway store failure");
                 ApiError::unavailable("The gateway's database is not available.")

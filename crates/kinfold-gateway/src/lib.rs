@@ -11,9 +11,12 @@
 //!   silently left out (G4).
 //! * NHS numbers never appear in URLs the gateway mints, nor in its logs.
 
+mod audit;
+mod audit_routes;
 pub mod auth;
 mod error;
 pub mod fanout;
+pub mod ledger;
 mod merge;
 mod routes;
 
@@ -31,6 +34,7 @@ use utoipa_swagger_ui::SwaggerUi;
 pub use auth::{AuthConfig, Authenticator, Caller, KeyConfig, Secret, issue_token};
 pub use error::GatewayError;
 pub use fanout::AdapterEndpoint;
+pub use ledger::{Ledger, LedgerConfig, LedgerError, SignedTreeHead};
 pub use routes::ApiDoc;
 
 use crate::fanout::Agencies;
@@ -54,6 +58,8 @@ pub struct GatewayConfig {
     pub adapters: Vec<AdapterEndpoint>,
     /// Token rules and keys.
     pub auth: AuthConfig,
+    /// The audit ledger's signing key and rhythm.
+    pub ledger: LedgerConfig,
 }
 
 impl Default for GatewayConfig {
@@ -66,6 +72,7 @@ impl Default for GatewayConfig {
             adapter_timeout_ms: 2000,
             adapters: Vec::new(),
             auth: AuthConfig::default(),
+            ledger: LedgerConfig::default(),
         }
     }
 }
@@ -88,6 +95,7 @@ pub enum StartError {
 #[derive(Debug)]
 pub(crate) struct GatewayState {
     pub(crate) store: Store,
+    pub(crate) ledger: Ledger,
     pub(crate) agencies: Agencies,
     pub(crate) public_base_url: Option<String>,
     pub(crate) started: String,
@@ -109,7 +117,8 @@ impl std::fmt::Debug for Application {
 
 impl Application {
     /// Binds the listener and builds the server (poll it with [`Application::run_until_stopped`]).
-    pub fn build(config: &GatewayConfig, store: Store) -> Result<Self, StartError> {
+    /// The ledger must be open first ([`Ledger::open`]): no ledger, no gateway.
+    pub fn build(config: &GatewayConfig, store: Store, ledger: Ledger) -> Result<Self, StartError> {
         let authenticator = web::Data::new(Authenticator::new(&config.auth)?);
         let agencies = Agencies::new(
             config.adapters.clone(),
@@ -117,6 +126,7 @@ impl Application {
         )?;
         let state = web::Data::new(GatewayState {
             store,
+            ledger,
             agencies,
             public_base_url: config.public_base_url.clone(),
             started: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
@@ -132,6 +142,7 @@ impl Application {
                 .app_data(kinfold_http::path_config())
                 .wrap(from_fn(kinfold_http::request_log))
                 .service(SwaggerUi::new("/docs/{_:.*}").url("/openapi.json", openapi.clone()))
+                .configure(audit_routes::configure)
                 .configure(routes::configure)
                 .default_service(web::to(kinfold_http::no_such_route))
         })

@@ -8,6 +8,7 @@ use kinfold_http::FhirResponse;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
+use crate::audit;
 use crate::auth::Caller;
 use crate::merge;
 use crate::{GatewayError, GatewayState};
@@ -21,7 +22,13 @@ type State = web::Data<GatewayState>;
         title = "Kinfold gateway",
         description = "The one door to every agency's child-health records. FHIR R4 JSON; every error is an OperationOutcome; every data route needs a bearer JWT."
     ),
-    paths(metadata, health, patient_search, patient_read, patient_everything),
+    paths(
+        metadata, health, patient_search, patient_read, patient_everything,
+        crate::audit_routes::audit_events, crate::audit_routes::access_report,
+        crate::audit_routes::get_sth, crate::audit_routes::get_sth_consistency,
+        crate::audit_routes::get_proof_by_hash, crate::audit_routes::get_entries,
+        crate::audit_routes::public_key
+    ),
     modifiers(&BearerAuth)
 )]
 pub struct ApiDoc;
@@ -84,7 +91,7 @@ async fn health(state: State) -> Result<HttpResponse, GatewayError> {
     ),
     security(("bearer" = [])))]
 async fn patient_search(
-    _caller: Caller,
+    caller: Caller,
     state: State,
     request: HttpRequest,
     query: web::Query<Vec<(String, String)>>,
@@ -98,12 +105,20 @@ async fn patient_search(
     let anyone_knows = answers
         .iter()
         .any(|a| a.result.as_ref().is_ok_and(|r| !r.is_empty()));
-    let patient = if anyone_knows {
-        let person_id = state.store.person_id_for(&nhs).await?;
-        merge::patient_view(&person_id, &nhs, &answers)
+    let person_id = if anyone_knows {
+        Some(state.store.person_id_for(&nhs).await?)
     } else {
         None
     };
+    let patient = person_id
+        .as_deref()
+        .and_then(|id| merge::patient_view(id, &nhs, &answers));
+    let entities = patient.as_ref().map(disclosed_links).unwrap_or_default();
+    state
+        .ledger
+        .record(vec![audit::record(&caller, "search-type", "E", "Patient?identifier", person_id, entities, &request)])
+        .await
+        .map_err(GatewayError::Ledger)?;
     let self_url = format!("{}{}", base_url(&state, &request), request.uri());
     Ok(FhirResponse::ok(&merge::patient_search_bundle(
         &self_url, patient, failures,
@@ -121,8 +136,9 @@ async fn patient_search(
     ),
     security(("bearer" = [])))]
 async fn patient_read(
-    _caller: Caller,
+    caller: Caller,
     state: State,
+    request: HttpRequest,
     path: web::Path<String>,
 ) -> Result<HttpResponse, GatewayError> {
     let person_id = path.into_inner();
@@ -137,6 +153,11 @@ async fn patient_read(
     }
     let patient =
         merge::patient_view(&person_id, &nhs, &answers).ok_or(GatewayError::UnknownPerson)?;
+    state
+        .ledger
+        .record(vec![audit::record(&caller, "read", "R", "Patient/{id}", Some(person_id), disclosed_links(&patient), &request)])
+        .await
+        .map_err(GatewayError::Ledger)?;
     Ok(FhirResponse::ok(&patient))
 }
 
@@ -150,7 +171,7 @@ async fn patient_read(
     ),
     security(("bearer" = [])))]
 async fn patient_everything(
-    _caller: Caller,
+    caller: Caller,
     state: State,
     request: HttpRequest,
     path: web::Path<String>,
@@ -163,10 +184,59 @@ async fn patient_everything(
         .ok_or(GatewayError::UnknownPerson)?;
     let answers = state.agencies.everything(&nhs).await;
     let self_url = format!("{}{}", base_url(&state, &request), request.uri());
-    Ok(FhirResponse::ok(&merge::everything_bundle(
-        &self_url, &person_id, &nhs, answers,
-    )))
+    let bundle = merge::everything_bundle(&self_url, &person_id, &nhs, answers);
+    // Fail closed: the disclosure is durably in the ledger before a byte is sent.
+    state
+        .ledger
+        .record(vec![audit::record(&caller, "operation", "E", "Patient/$everything", Some(person_id), disclosed_entries(&bundle), &request)])
+        .await
+        .map_err(GatewayError::Ledger)?;
+    Ok(FhirResponse::ok(&bundle))
 }
+
+/// The agency records a Patient view links to.
+fn disclosed_links(patient: &serde_json::Value) -> Vec<kinfold_ledger::AuditEntity> {
+    patient["link"]
+        .as_array()
+        .map(|links| {
+            links
+                .iter()
+                .filter_map(|l| {
+                    let reference = l["other"]["reference"].as_str()?;
+                    let display = l["other"]["display"].as_str().unwrap_or_default();
+                    let agency = kinfold_fhir::Agency::ALL
+                        .into_iter()
+                        .find(|a| display == format!("{} record", a.display_name()))
+                        .map(kinfold_fhir::Agency::as_str);
+                    Some(audit::disclosed(reference, "Patient", agency))
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Every record a searchset discloses (matches and the Patient view; not outcomes).
+fn disclosed_entries(bundle: &serde_json::Value) -> Vec<kinfold_ledger::AuditEntity> {
+    bundle["entry"]
+        .as_array()
+        .map(|entries| {
+            entries
+                .iter()
+                .filter(|e| e["search"]["mode"] == "match")
+                .map(|e| {
+                    let resource = &e["resource"];
+                    let agency = resource["meta"]["source"].as_str().and_then(|s| s.strip_prefix("urn:kinfold:agency:"));
+                    audit::disclosed(
+                        e["fullUrl"].as_str().unwrap_or_default(),
+                        resource["resourceType"].as_str().unwrap_or_default(),
+                        agency,
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 
 /// The NHS number of a `Patient?identifier=` search; anything else is refused.
 fn nhs_number_from(query: &[(String, String)]) -> Result<NhsNumber, GatewayError> {

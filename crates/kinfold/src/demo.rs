@@ -53,6 +53,8 @@ pub struct DemoInfo {
     pub token: String,
     /// A child with records at every agency.
     pub example_patient: ExamplePatient,
+    /// The audit ledger's Ed25519 public key (base64), for `kinfold ledger verify`.
+    pub ledger_public_key: String,
 }
 
 /// The demo's example child.
@@ -79,6 +81,9 @@ pub enum DemoError {
     /// Seeding failed.
     #[error("seeding: {0}")]
     Seed(String),
+    /// The audit ledger would not open.
+    #[error("ledger: {0}")]
+    Ledger(#[from] kinfold_gateway::LedgerError),
 }
 
 /// A running demo.
@@ -149,15 +154,22 @@ pub async fn start(options: DemoOptions) -> Result<RunningDemo, DemoError> {
         ..AuthConfig::default()
     };
     let gateway_store = Store::open_sqlite(&options.data_dir.join("gateway.db")).await?;
+    let ledger_config = kinfold_gateway::LedgerConfig {
+        signing_key: Some(ledger_seed(&options.data_dir)?),
+        ..kinfold_gateway::LedgerConfig::default()
+    };
+    let ledger = kinfold_gateway::Ledger::open(gateway_store.clone(), &ledger_config).await?;
+    let ledger_public_key = kinfold_ledger::b64(&ledger.public_key());
     let gateway_config = GatewayConfig {
         bind: bind(0),
         workers: options.workers,
         adapter_timeout_ms: u64::try_from(options.adapter_timeout.as_millis()).unwrap_or(2000),
         adapters: endpoints.clone(),
         auth: auth.clone(),
+        ledger: ledger_config,
         ..GatewayConfig::default()
     };
-    let gateway = kinfold_gateway::Application::build(&gateway_config, gateway_store.clone())?;
+    let gateway = kinfold_gateway::Application::build(&gateway_config, gateway_store.clone(), ledger)?;
     let gateway_url = format!("http://127.0.0.1:{}", gateway.port());
     let gateway_handle = gateway.handle();
     tokio::spawn(gateway.run_until_stopped());
@@ -199,6 +211,7 @@ pub async fn start(options: DemoOptions) -> Result<RunningDemo, DemoError> {
             id: gateway_store.person_id_for(&example.nhs_number).await?,
             nhs_number: example.nhs_number.to_string(),
         },
+        ledger_public_key,
     };
     let json = serde_json::to_string_pretty(&info).map_err(|e| DemoError::Seed(e.to_string()))?;
     std::fs::write(options.data_dir.join("demo.json"), json)?;
@@ -227,6 +240,23 @@ fn demo_secret(data_dir: &Path) -> Result<Secret, std::io::Error> {
     std::fs::write(&path, &secret)?;
     restrict(&path)?;
     Ok(Secret::new(secret))
+}
+
+/// The demo's ledger signing key: a 32-byte seed from the operating system's random source,
+/// made once per data directory.
+fn ledger_seed(data_dir: &Path) -> Result<Secret, std::io::Error> {
+    let path = data_dir.join("ledger-signing-key");
+    if let Ok(existing) = std::fs::read_to_string(&path)
+        && kinfold_ledger::from_b64(existing.trim()).is_some_and(|b| b.len() == 32)
+    {
+        return Ok(Secret::new(existing.trim().to_owned()));
+    }
+    let mut seed = [0u8; 32];
+    getrandom::fill(&mut seed).map_err(|e| std::io::Error::other(e.to_string()))?;
+    let encoded = kinfold_ledger::b64(&seed);
+    std::fs::write(&path, &encoded)?;
+    restrict(&path)?;
+    Ok(Secret::new(encoded))
 }
 
 #[cfg(unix)]

@@ -60,6 +60,11 @@ enum Command {
         #[arg(long)]
         config: Option<PathBuf>,
     },
+    /// Check or checkpoint the audit ledger.
+    Ledger {
+        #[command(subcommand)]
+        command: LedgerCommand,
+    },
     /// Issue a bearer token signed with the gateway's first configured key.
     Token {
         /// The gateway's TOML configuration file.
@@ -77,6 +82,30 @@ enum Command {
         /// Lifetime in seconds.
         #[arg(long, default_value_t = 3600)]
         ttl: u64,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum LedgerCommand {
+    /// Recompute the tree from the stored records, check every signature, and (with
+    /// --checkpoint) that the log still extends a checkpoint saved earlier. Names the first
+    /// entry that does not match; exits 1 if anything does not.
+    Verify {
+        /// The gateway's database. Default: sqlite://kinfold-data/gateway.db
+        #[arg(long)]
+        db: Option<String>,
+        /// The ledger's Ed25519 public key, base64. Default: from kinfold-data/demo.json.
+        #[arg(long)]
+        public_key: Option<String>,
+        /// A checkpoint saved earlier with `kinfold ledger checkpoint`.
+        #[arg(long)]
+        checkpoint: Option<PathBuf>,
+    },
+    /// Print the latest signed tree head as JSON (keep it to hold the operator to account).
+    Checkpoint {
+        /// The gateway's database. Default: sqlite://kinfold-data/gateway.db
+        #[arg(long)]
+        db: Option<String>,
     },
 }
 
@@ -105,6 +134,7 @@ fn main() -> ExitCode {
     };
     match runtime.block_on(run(cli.command)) {
         Ok(()) => ExitCode::SUCCESS,
+        Err(message) if message == VERIFY_FAILED => ExitCode::FAILURE,
         Err(message) => {
             eprintln!("kinfold: {message}");
             ExitCode::FAILURE
@@ -142,8 +172,11 @@ async fn run(command: Command) -> Result<(), String> {
                 kinfold::config::load(config.as_deref(), kinfold::config::GATEWAY_ENV)
                     .map_err(|e| e.to_string())?;
             let store = open_store(config.database_url.as_deref(), "gateway").await?;
-            let app =
-                kinfold_gateway::Application::build(&config, store).map_err(|e| e.to_string())?;
+            let ledger = kinfold_gateway::Ledger::open(store.clone(), &config.ledger)
+                .await
+                .map_err(|e| format!("ledger: {e}"))?;
+            let app = kinfold_gateway::Application::build(&config, store, ledger)
+                .map_err(|e| e.to_string())?;
             tracing::info!(
                 port = app.port(),
                 adapters = config.adapters.len(),
@@ -161,6 +194,7 @@ async fn run(command: Command) -> Result<(), String> {
             tracing::info!(port = app.port(), %agency, "adapter listening");
             serve(app.handle(), app.run_until_stopped()).await
         }
+        Command::Ledger { command } => ledger(command).await,
         Command::Token {
             config,
             subject,
@@ -181,6 +215,78 @@ async fn run(command: Command) -> Result<(), String> {
             .map_err(|e| e.to_string())?;
             println!("{token}");
             Ok(())
+        }
+    }
+}
+
+const VERIFY_FAILED: &str = "the ledger does not verify";
+
+async fn ledger(command: LedgerCommand) -> Result<(), String> {
+    let open = |db: Option<String>| async move {
+        let url = db.unwrap_or_else(|| "sqlite://kinfold-data/gateway.db".into());
+        if let Some(path) = url.strip_prefix("sqlite://")
+            && !std::path::Path::new(path).exists()
+        {
+            return Err(format!("{path} does not exist"));
+        }
+        Store::open(&url).await.map_err(|e| format!("database: {e}"))
+    };
+    match command {
+        LedgerCommand::Checkpoint { db } => {
+            let store = open(db).await?;
+            let head = store
+                .ledger_latest_head()
+                .await
+                .map_err(|e| e.to_string())?
+                .ok_or("no tree head has been signed yet")?;
+            let signed = kinfold_gateway::SignedTreeHead {
+                tree_size: u64::try_from(head.tree_size).unwrap_or(0),
+                timestamp: u64::try_from(head.recorded).unwrap_or(0),
+                sha256_root_hash: head.root_hash,
+                tree_head_signature: head.signature,
+            };
+            println!("{}", serde_json::to_string_pretty(&signed).map_err(|e| e.to_string())?);
+            Ok(())
+        }
+        LedgerCommand::Verify { db, public_key, checkpoint } => {
+            let public_key = match public_key {
+                Some(key) => key,
+                None => {
+                    let demo = std::fs::read_to_string("kinfold-data/demo.json")
+                        .map_err(|_| "give --public-key (no kinfold-data/demo.json to read it from)")?;
+                    let demo: serde_json::Value = serde_json::from_str(&demo).map_err(|e| e.to_string())?;
+                    demo["ledger_public_key"].as_str().ok_or("demo.json has no ledger_public_key")?.to_owned()
+                }
+            };
+            let public_key: [u8; 32] = kinfold_ledger::from_b64(&public_key)
+                .and_then(|k| k.try_into().ok())
+                .ok_or("--public-key must be a base64 Ed25519 public key (32 bytes)")?;
+            let checkpoint = match checkpoint {
+                Some(path) => {
+                    let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+                    Some(serde_json::from_str::<kinfold_gateway::SignedTreeHead>(&text).map_err(|e| format!("{}: {e}", path.display()))?)
+                }
+                None => None,
+            };
+            let store = open(db).await?;
+            let report = kinfold_gateway::ledger::verify_store(&store, &public_key, checkpoint.as_ref())
+                .await
+                .map_err(|e| e.to_string())?;
+            if report.problems.is_empty() {
+                println!(
+                    "The ledger verifies: {} entries, {} signed tree heads{}.",
+                    report.entries,
+                    report.heads,
+                    if checkpoint.is_some() { ", consistent with the checkpoint" } else { "" }
+                );
+                Ok(())
+            } else {
+                println!("The ledger does NOT verify ({} entries read):", report.entries);
+                for problem in &report.problems {
+                    println!("  - {problem}");
+                }
+                Err(VERIFY_FAILED.into())
+            }
         }
     }
 }

@@ -1,0 +1,151 @@
+//! Building audit records for what the gateway does, and showing them as FHIR AuditEvents.
+
+use actix_web::HttpRequest;
+use chrono::{SecondsFormat, Utc};
+use kinfold_ledger::{AuditAgent, AuditEntity, AuditRecord};
+use kinfold_store::LedgerRow;
+use serde_json::{Value, json};
+
+use crate::auth::Caller;
+
+/// The rule that decides disclosure until the consent rules arrive: an authenticated caller
+/// sees what they ask for. Named so that every record says which rule let it through.
+pub const DEFAULT_RULE: &str = "kinfold.authenticated-caller";
+
+/// A record of a request that succeeded.
+pub fn record(
+    caller: &Caller,
+    subtype: &str,
+    action: &str,
+    query: &str,
+    patient: Option<String>,
+    entities: Vec<AuditEntity>,
+    request: &HttpRequest,
+) -> AuditRecord {
+    AuditRecord {
+        recorded: Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true),
+        event_type: "rest".into(),
+        subtype: subtype.into(),
+        action: action.into(),
+        outcome: "0".into(),
+        query: query.into(),
+        agent: AuditAgent {
+            who: caller.subject.clone(),
+            organisation: caller.organisation.as_ref().map(ToString::to_string),
+            role: caller.role.clone(),
+        },
+        purpose: caller.purpose.clone(),
+        patient,
+        entities,
+        rule: Some(DEFAULT_RULE.into()),
+        justification: None,
+        request_id: request_id(request),
+    }
+}
+
+/// A record of a request refused before any handler ran (bad or missing token).
+pub fn refused(request: &HttpRequest, reason: &str) -> AuditRecord {
+    AuditRecord {
+        recorded: Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true),
+        event_type: "security".into(),
+        subtype: "access-refused".into(),
+        action: "E".into(),
+        outcome: "4".into(),
+        query: request.match_pattern().unwrap_or_else(|| "(unmatched)".into()),
+        agent: AuditAgent { who: "anonymous".into(), ..AuditAgent::default() },
+        purpose: None,
+        patient: None,
+        entities: Vec::new(),
+        rule: Some(reason.into()),
+        justification: None,
+        request_id: request_id(request),
+    }
+}
+
+fn request_id(request: &HttpRequest) -> Option<String> {
+    request
+        .headers()
+        .get(kinfold_http::REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| v.len() <= 64 && v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'))
+        .map(str::to_owned)
+}
+
+/// One disclosed record.
+pub fn disclosed(reference: &str, resource_type: &str, agency: Option<&str>) -> AuditEntity {
+    AuditEntity {
+        reference: reference.to_owned(),
+        resource_type: resource_type.to_owned(),
+        agency: agency.map(str::to_owned),
+        disclosure: "disclosed".into(),
+    }
+}
+
+/// A stored ledger entry as a FHIR AuditEvent (Basic Audit Log Patterns vocabulary).
+pub fn to_audit_event(row: &LedgerRow) -> Option<Value> {
+    let record: AuditRecord = serde_json::from_str(&row.record).ok()?;
+    let (type_code, type_display) = if record.event_type == "security" {
+        ("110113", "Security Alert")
+    } else {
+        ("rest", "RESTful Operation")
+    };
+    let type_system = if record.event_type == "security" {
+        "http://dicom.nema.org/resources/ontology/DCM"
+    } else {
+        "http://terminology.hl7.org/CodeSystem/audit-event-type"
+    };
+    let mut agent = json!({
+        "type": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/extra-security-role-type", "code": "humanuser", "display": "human user"}]},
+        "who": {"identifier": {"system": "urn:kinfold:token-subject", "value": record.agent.who}, "display": record.agent.who},
+        "requestor": true
+    });
+    if let Some(role) = &record.agent.role {
+        agent["role"] = json!([{"text": role}]);
+    }
+    let mut agents = vec![agent];
+    if let Some(org) = &record.agent.organisation {
+        agents.push(json!({
+            "type": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-RoleClass", "code": "PROV", "display": "healthcare provider"}]},
+            "who": {"identifier": {"system": kinfold_fhir::ODS_CODE_SYSTEM, "value": org}},
+            "requestor": false
+        }));
+    }
+    let mut entities: Vec<Value> = Vec::new();
+    if let Some(patient) = &record.patient {
+        entities.push(json!({
+            "what": {"reference": format!("Patient/{patient}")},
+            "type": {"system": "http://terminology.hl7.org/CodeSystem/audit-entity-type", "code": "1", "display": "Person"},
+            "role": {"system": "http://terminology.hl7.org/CodeSystem/object-role", "code": "1", "display": "Patient"}
+        }));
+    }
+    for entity in &record.entities {
+        let mut detail = vec![json!({"type": "disclosure", "valueString": entity.disclosure})];
+        if let Some(agency) = &entity.agency {
+            detail.push(json!({"type": "agency", "valueString": agency}));
+        }
+        entities.push(json!({
+            "what": {"reference": entity.reference, "type": entity.resource_type},
+            "type": {"system": "http://terminology.hl7.org/CodeSystem/audit-entity-type", "code": "2", "display": "System Object"},
+            "detail": detail
+        }));
+    }
+    let mut event = json!({
+        "resourceType": "AuditEvent",
+        "id": format!("ledger-{}", row.seq),
+        "type": {"system": type_system, "code": type_code, "display": type_display},
+        "subtype": [{"system": "http://hl7.org/fhir/restful-interaction", "code": record.subtype}],
+        "action": record.action,
+        "recorded": record.recorded,
+        "outcome": record.outcome,
+        "outcomeDesc": format!("{} (rule: {})", record.query, record.rule.as_deref().unwrap_or("none")),
+        "agent": agents,
+        "source": {"observer": {"display": "Kinfold gateway"}, "type": [{"system": "http://terminology.hl7.org/CodeSystem/security-source-type", "code": "4", "display": "Application Server"}]}
+    });
+    if let Some(purpose) = &record.purpose {
+        event["purposeOfEvent"] = json!([{"text": purpose}]);
+    }
+    if !entities.is_empty() {
+        event["entity"] = Value::Array(entities);
+    }
+    Some(event)
+}

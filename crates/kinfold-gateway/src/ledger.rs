@@ -1,0 +1,405 @@
+//! The gateway's audit ledger service: records every disclosure durably before the response
+//! is sent (fail closed), with group commit, and signs tree heads while entries arrive.
+//!
+//! The Merkle maths lives in `kinfold-ledger`; this module feeds it from the store and keeps
+//! the tree in memory for proofs.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use chrono::{SecondsFormat, Utc};
+use kinfold_ledger::{AuditRecord, Hash, LeafInput, LedgerKey, MerkleLog, TreeHead, b64, from_b64};
+use kinfold_store::{LedgerRow, Store, StoreError, TreeHeadRow};
+use serde::{Deserialize, Serialize};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::auth::Secret;
+
+/// Ledger settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LedgerConfig {
+    /// The Ed25519 signing key: its 32-byte seed, base64. Required.
+    pub signing_key: Option<Secret>,
+    /// How often a new tree head is signed while entries arrive, in milliseconds.
+    pub tree_head_interval_ms: u64,
+    /// The most audit records written in one group commit.
+    pub max_group: usize,
+}
+
+impl Default for LedgerConfig {
+    fn default() -> Self {
+        Self {
+            signing_key: None,
+            tree_head_interval_ms: 2000,
+            max_group: 4096,
+        }
+    }
+}
+
+/// What can go wrong with the ledger.
+#[derive(Debug, thiserror::Error)]
+pub enum LedgerError {
+    /// No usable signing key in the configuration.
+    #[error("ledger.signing_key must be a base64 Ed25519 seed of 32 bytes")]
+    Key,
+    /// The store refused or failed: nothing was recorded.
+    #[error("the ledger's storage failed")]
+    Store(#[from] StoreError),
+    /// The ledger's writer is gone (shutting down).
+    #[error("the ledger is not running")]
+    Stopped,
+    /// Stored entries do not match what was signed.
+    #[error("the stored ledger does not verify: {0}")]
+    Tampered(String),
+}
+
+/// A signed tree head as the CT-style API returns it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignedTreeHead {
+    /// Number of entries.
+    pub tree_size: u64,
+    /// When signed, milliseconds since the Unix epoch.
+    pub timestamp: u64,
+    /// Root hash, base64.
+    pub sha256_root_hash: String,
+    /// Ed25519 signature over the RFC 6962 `TreeHeadSignature` serialisation, base64.
+    pub tree_head_signature: String,
+}
+
+impl SignedTreeHead {
+    fn from_row(row: &TreeHeadRow) -> Self {
+        Self {
+            tree_size: u64::try_from(row.tree_size).unwrap_or(0),
+            timestamp: u64::try_from(row.recorded).unwrap_or(0),
+            sha256_root_hash: row.root_hash.clone(),
+            tree_head_signature: row.signature.clone(),
+        }
+    }
+
+    /// The head, if the root decodes.
+    pub fn head(&self) -> Option<TreeHead> {
+        Some(TreeHead {
+            tree_size: self.tree_size,
+            timestamp_ms: self.timestamp,
+            root: from_b64(&self.sha256_root_hash)?.try_into().ok()?,
+        })
+    }
+
+    /// Whether the signature verifies under `public_key`.
+    pub fn verify(&self, public_key: &[u8; 32]) -> bool {
+        match (self.head(), from_b64(&self.tree_head_signature)) {
+            (Some(head), Some(signature)) => head.verify(public_key, &signature),
+            _ => false,
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+struct State {
+    log: MerkleLog,
+    by_leaf: HashMap<Hash, u64>,
+    latest: Option<SignedTreeHead>,
+}
+
+struct Append {
+    records: Vec<AuditRecord>,
+    reply: Option<oneshot::Sender<Result<u64, ()>>>,
+}
+
+/// The running ledger. Cheap to clone.
+#[derive(Clone)]
+pub struct Ledger {
+    appends: mpsc::Sender<Append>,
+    state: Arc<RwLock<State>>,
+    key: LedgerKey,
+}
+
+impl std::fmt::Debug for Ledger {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ledger").finish_non_exhaustive()
+    }
+}
+
+/// Reads a base64 seed into a signing key.
+pub fn ledger_key(config: &LedgerConfig) -> Result<LedgerKey, LedgerError> {
+    let seed = config.signing_key.as_ref().and_then(|s| from_b64(s.expose())).ok_or(LedgerError::Key)?;
+    let seed: [u8; 32] = seed.try_into().map_err(|_| LedgerError::Key)?;
+    Ok(LedgerKey::from_seed(seed))
+}
+
+/// Rebuilds the tree from the stored entries, checking each against its stored leaf hash and
+/// every signed tree head against the recomputed roots. Returns the log and the first problem.
+pub async fn rebuild(store: &Store, public_key: &[u8; 32]) -> Result<(MerkleLog, HashMap<Hash, u64>, Vec<String>), LedgerError> {
+    let mut log = MerkleLog::new();
+    let mut by_leaf = HashMap::new();
+    let mut problems = Vec::new();
+    store
+        .ledger_for_each(|row| {
+            let expected = log.len();
+            if u64::try_from(row.seq).ok() != Some(expected) && problems.len() < 20 {
+                problems.push(if u64::try_from(row.seq).unwrap_or(0) > expected {
+                    format!("entry {expected} is missing (the next stored entry is {})", row.seq)
+                } else {
+                    format!("entry {} is out of order or duplicated", row.seq)
+                });
+            }
+            let leaf = leaf_of(&row);
+            if hex(&leaf) != row.leaf_hash && problems.len() < 20 {
+                problems.push(format!("entry {} has been altered: its record no longer matches its leaf hash", row.seq));
+            }
+            by_leaf.insert(leaf, log.len());
+            log.push(leaf);
+            Ok(())
+        })
+        .await?;
+    for head in store.ledger_heads().await? {
+        let signed = SignedTreeHead::from_row(&head);
+        if !signed.verify(public_key) {
+            problems.push(format!("the tree head for size {} is not signed by this ledger's key", signed.tree_size));
+            continue;
+        }
+        let root = log.root(signed.tree_size);
+        if root.map(|r| b64(&r)) != Some(signed.sha256_root_hash.clone()) {
+            problems.push(match root {
+                None => format!("the log holds {} entries but a signed tree head covers {}: entries were deleted (truncated)", log.len(), signed.tree_size),
+                Some(_) => format!("the entries up to {} do not match their signed tree head: entries were altered, deleted or reordered", signed.tree_size),
+            });
+        }
+    }
+    Ok((log, by_leaf, problems))
+}
+
+fn leaf_of(row: &LedgerRow) -> Hash {
+    LeafInput {
+        seq: u64::try_from(row.seq).unwrap_or(0),
+        timestamp_ms: u64::try_from(row.recorded).unwrap_or(0),
+        record_hash: AuditRecord::commitment(&row.record),
+    }
+    .leaf_hash()
+}
+
+/// Lower-case hex.
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+impl Ledger {
+    /// Loads and checks the stored ledger, then starts the writer and the tree-head signer.
+    /// Refuses to start on a ledger that does not verify.
+    pub async fn open(store: Store, config: &LedgerConfig) -> Result<Self, LedgerError> {
+        let key = ledger_key(config)?;
+        let (log, by_leaf, problems) = rebuild(&store, &key.public_key()).await?;
+        if let Some(first) = problems.first() {
+            return Err(LedgerError::Tampered(first.clone()));
+        }
+        let latest = store.ledger_latest_head().await?.map(|h| SignedTreeHead::from_row(&h));
+        let state = Arc::new(RwLock::new(State { log, by_leaf, latest }));
+        let (appends, receiver) = mpsc::channel(16_384);
+        let ledger = Self { appends, state, key };
+        ledger.sign_head(&store).await?;
+        tokio::spawn(writer(receiver, store.clone(), ledger.state.clone(), config.max_group.max(1)));
+        let signer = ledger.clone();
+        let interval = Duration::from_millis(config.tree_head_interval_ms.max(100));
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(interval).await;
+                if signer.appends.is_closed() {
+                    break;
+                }
+                if let Err(err) = signer.sign_head(&store).await {
+                    tracing::error!(error = ?err, "could not sign a tree head");
+                }
+            }
+        });
+        Ok(ledger)
+    }
+
+    /// Records audit records durably. Returns once they are committed; an error means nothing
+    /// was recorded, and the caller must not disclose.
+    pub async fn record(&self, records: Vec<AuditRecord>) -> Result<u64, LedgerError> {
+        let (reply, answer) = oneshot::channel();
+        self.appends
+            .send(Append { records, reply: Some(reply) })
+            .await
+            .map_err(|_| LedgerError::Stopped)?;
+        match answer.await {
+            Ok(Ok(seq)) => Ok(seq),
+            Ok(Err(())) => Err(LedgerError::Store(StoreError::Corrupt("append failed".into()))),
+            Err(_) => Err(LedgerError::Stopped),
+        }
+    }
+
+    /// Records without waiting (for refused requests, which disclose nothing).
+    pub fn record_in_background(&self, record: AuditRecord) {
+        if self.appends.try_send(Append { records: vec![record], reply: None }).is_err() {
+            tracing::warn!("the ledger queue is full; a refused request was not recorded");
+        }
+    }
+
+    /// Signs and stores a tree head if the log has grown since the last one (or none exists).
+    pub async fn sign_head(&self, store: &Store) -> Result<(), LedgerError> {
+        let head = {
+            let state = self.state.read().map_err(|_| LedgerError::Stopped)?;
+            let size = state.log.len();
+            if state.latest.as_ref().is_some_and(|h| h.tree_size >= size) {
+                return Ok(());
+            }
+            TreeHead {
+                tree_size: size,
+                timestamp_ms: u64::try_from(Utc::now().timestamp_millis()).unwrap_or(0),
+                root: state.log.root(size).unwrap_or(kinfold_ledger::EMPTY_ROOT),
+            }
+        };
+        let row = TreeHeadRow {
+            tree_size: i64::try_from(head.tree_size).unwrap_or(i64::MAX),
+            recorded: i64::try_from(head.timestamp_ms).unwrap_or(0),
+            root_hash: b64(&head.root),
+            signature: b64(&self.key.sign(&head)),
+        };
+        store.ledger_put_head(&row).await?;
+        if let Ok(mut state) = self.state.write() {
+            state.latest = Some(SignedTreeHead::from_row(&row));
+        }
+        Ok(())
+    }
+
+    /// The latest signed tree head.
+    pub fn latest(&self) -> Option<SignedTreeHead> {
+        self.state.read().ok()?.latest.clone()
+    }
+
+    /// The public key, 32 bytes.
+    pub fn public_key(&self) -> [u8; 32] {
+        self.key.public_key()
+    }
+
+    /// Entries in the log now.
+    pub fn size(&self) -> u64 {
+        self.state.read().map_or(0, |s| s.log.len())
+    }
+
+    /// A consistency proof between two sizes.
+    pub fn consistency(&self, first: u64, second: u64) -> Option<Vec<Hash>> {
+        self.state.read().ok()?.log.consistency_proof(first, second)
+    }
+
+    /// The index of a leaf hash and its audit path in the tree of `size` entries.
+    pub fn proof_by_hash(&self, leaf: &Hash, size: u64) -> Option<(u64, Vec<Hash>)> {
+        let state = self.state.read().ok()?;
+        let index = *state.by_leaf.get(leaf)?;
+        Some((index, state.log.inclusion_proof(index, size)?))
+    }
+
+    /// The root of the tree of `size` entries.
+    pub fn root(&self, size: u64) -> Option<Hash> {
+        self.state.read().ok()?.log.root(size)
+    }
+}
+
+/// Group commit: takes every append waiting, writes them in one transaction, then answers each.
+async fn writer(mut receiver: mpsc::Receiver<Append>, store: Store, state: Arc<RwLock<State>>, max_group: usize) {
+    while let Some(first) = receiver.recv().await {
+        let mut group = vec![first];
+        let mut count = group[0].records.len();
+        while count < max_group {
+            match receiver.try_recv() {
+                Ok(next) => {
+                    count += next.records.len();
+                    group.push(next);
+                }
+                Err(_) => break,
+            }
+        }
+        let start = state.read().map_or(0, |s| s.log.len());
+        let now = Utc::now();
+        let recorded = now.timestamp_millis();
+        let recorded_text = now.to_rfc3339_opts(SecondsFormat::Millis, true);
+        let mut rows = Vec::with_capacity(count);
+        let mut leaves = Vec::with_capacity(count);
+        let mut last_seq = Vec::with_capacity(group.len());
+        for append in &mut group {
+            for record in &mut append.records {
+                record.recorded.clone_from(&recorded_text);
+                let seq = start + rows.len() as u64;
+                let canonical = record.canonical();
+                let leaf = LeafInput {
+                    seq,
+                    timestamp_ms: u64::try_from(recorded).unwrap_or(0),
+                    record_hash: AuditRecord::commitment(&canonical),
+                }
+                .leaf_hash();
+                rows.push(LedgerRow {
+                    seq: i64::try_from(seq).unwrap_or(i64::MAX),
+                    recorded,
+                    patient: record.patient.clone(),
+                    agent: record.agent.who.clone(),
+                    leaf_hash: hex(&leaf),
+                    record: canonical,
+                });
+                leaves.push(leaf);
+            }
+            last_seq.push(start + rows.len() as u64);
+        }
+        let result = store.ledger_append(&rows).await;
+        match &result {
+            Ok(()) => {
+                if let Ok(mut state) = state.write() {
+                    for leaf in leaves {
+                        let index = state.log.len();
+                        state.log.push(leaf);
+                        state.by_leaf.insert(leaf, index);
+                    }
+                }
+            }
+            Err(err) => tracing::error!(error = ?err, records = rows.len(), "the ledger could not record; the disclosures are refused"),
+        }
+        for (append, end) in group.into_iter().zip(last_seq) {
+            if let Some(reply) = append.reply {
+                let _ = reply.send(result.as_ref().map(|()| end.saturating_sub(1)).map_err(|_| ()));
+            }
+        }
+    }
+}
+
+/// What `kinfold ledger verify` found.
+#[derive(Debug, Clone)]
+pub struct VerifyReport {
+    /// Entries read.
+    pub entries: u64,
+    /// Signed tree heads checked.
+    pub heads: usize,
+    /// Everything that does not match, first problem first. Empty means the ledger verifies.
+    pub problems: Vec<String>,
+}
+
+/// Recomputes the whole tree from the stored records, checks every entry, every signed tree
+/// head and, if given, a checkpoint saved earlier (an agency's own copy of a signed tree head).
+pub async fn verify_store(
+    store: &Store,
+    public_key: &[u8; 32],
+    checkpoint: Option<&SignedTreeHead>,
+) -> Result<VerifyReport, LedgerError> {
+    let (log, _, mut problems) = rebuild(store, public_key).await?;
+    let heads = store.ledger_heads().await?.len();
+    if let Some(checkpoint) = checkpoint {
+        if !checkpoint.verify(public_key) {
+            problems.push("the checkpoint is not signed by this ledger's key".to_owned());
+        } else {
+            match log.root(checkpoint.tree_size) {
+                None => problems.push(format!(
+                    "the log has been truncated: the checkpoint covers {} entries, the log holds {}",
+                    checkpoint.tree_size,
+                    log.len()
+                )),
+                Some(root) if b64(&root) != checkpoint.sha256_root_hash => problems.push(format!(
+                    "the first {} entries no longer match the checkpoint: the log has been rewritten",
+                    checkpoint.tree_size
+                )),
+                Some(_) => {}
+            }
+        }
+    }
+    Ok(VerifyReport { entries: log.len(), heads, problems })
+}
