@@ -145,7 +145,8 @@ async fn a_hung_adapter_costs_only_its_deadline() {
     let person = store.person_id_for(&nhs).await.expect("person id");
     let ledger_config = kinfold_gateway::LedgerConfig {
         signing_key: Some(kinfold_gateway::Secret::new(
-            std::fs::read_to_string(dir.path().join("ledger-signing-key")).expect("demo ledger key"),
+            std::fs::read_to_string(dir.path().join("ledger-signing-key"))
+                .expect("demo ledger key"),
         )),
         ..Default::default()
     };

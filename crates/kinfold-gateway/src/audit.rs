@@ -51,8 +51,13 @@ pub fn refused(request: &HttpRequest, reason: &str) -> AuditRecord {
         subtype: "access-refused".into(),
         action: "E".into(),
         outcome: "4".into(),
-        query: request.match_pattern().unwrap_or_else(|| "(unmatched)".into()),
-        agent: AuditAgent { who: "anonymous".into(), ..AuditAgent::default() },
+        query: request
+            .match_pattern()
+            .unwrap_or_else(|| "(unmatched)".into()),
+        agent: AuditAgent {
+            who: "anonymous".into(),
+            ..AuditAgent::default()
+        },
         purpose: None,
         patient: None,
         entities: Vec::new(),

@@ -26,8 +26,14 @@ type State = web::Data<GatewayState>;
 pub(crate) fn configure(config: &mut web::ServiceConfig) {
     config
         .route("/ledger/v1/get-sth", web::get().to(get_sth))
-        .route("/ledger/v1/get-sth-consistency", web::get().to(get_sth_consistency))
-        .route("/ledger/v1/get-proof-by-hash", web::get().to(get_proof_by_hash))
+        .route(
+            "/ledger/v1/get-sth-consistency",
+            web::get().to(get_sth_consistency),
+        )
+        .route(
+            "/ledger/v1/get-proof-by-hash",
+            web::get().to(get_proof_by_hash),
+        )
         .route("/ledger/v1/get-entries", web::get().to(get_entries))
         .route("/ledger/v1/public-key", web::get().to(public_key))
         .route("/AuditEvent", web::get().to(audit_events))
@@ -35,14 +41,22 @@ pub(crate) fn configure(config: &mut web::ServiceConfig) {
 }
 
 fn bad(message: impl Into<String>) -> ApiError {
-    ApiError::new(StatusCode::BAD_REQUEST, IssueType::Invalid, "bad-ledger-request", message)
+    ApiError::new(
+        StatusCode::BAD_REQUEST,
+        IssueType::Invalid,
+        "bad-ledger-request",
+        message,
+    )
 }
 
 /// The latest signed tree head.
 #[utoipa::path(get, path = "/ledger/v1/get-sth", tag = "Ledger",
     responses((status = 200, description = "tree_size, timestamp (ms), sha256_root_hash and tree_head_signature (base64; Ed25519 over RFC 6962's TreeHeadSignature serialisation)", body = serde_json::Value)))]
 pub(crate) async fn get_sth(state: State) -> Result<HttpResponse, ApiError> {
-    let head = state.ledger.latest().ok_or_else(|| ApiError::unavailable("No tree head has been signed yet."))?;
+    let head = state
+        .ledger
+        .latest()
+        .ok_or_else(|| ApiError::unavailable("No tree head has been signed yet."))?;
     Ok(HttpResponse::Ok().json(head))
 }
 
@@ -57,12 +71,21 @@ pub(crate) struct Consistency {
     params(("first" = u64, Query, description = "The older tree size"), ("second" = u64, Query, description = "The newer tree size")),
     responses((status = 200, description = "consistency: base64 node hashes (RFC 6962 section 2.1.2)", body = serde_json::Value),
               (status = 400, description = "Sizes out of range", body = serde_json::Value)))]
-pub(crate) async fn get_sth_consistency(state: State, query: web::Query<Consistency>) -> Result<HttpResponse, ApiError> {
+pub(crate) async fn get_sth_consistency(
+    state: State,
+    query: web::Query<Consistency>,
+) -> Result<HttpResponse, ApiError> {
     let proof = state
         .ledger
         .consistency(query.first, query.second)
-        .ok_or_else(|| bad(format!("need 0 < first <= second <= {}", state.ledger.size())))?;
-    Ok(HttpResponse::Ok().json(json!({"consistency": proof.iter().map(|h| b64(h)).collect::<Vec<_>>()})))
+        .ok_or_else(|| {
+            bad(format!(
+                "need 0 < first <= second <= {}",
+                state.ledger.size()
+            ))
+        })?;
+    Ok(HttpResponse::Ok()
+        .json(json!({"consistency": proof.iter().map(|h| b64(h)).collect::<Vec<_>>()})))
 }
 
 #[derive(Debug, Deserialize)]
@@ -76,7 +99,10 @@ pub(crate) struct ProofByHash {
     params(("hash" = String, Query, description = "The leaf hash, base64: SHA-256(0x00 ‖ leaf_input)"), ("tree_size" = u64, Query, description = "The tree size to prove against")),
     responses((status = 200, description = "leaf_index and audit_path (base64)", body = serde_json::Value),
               (status = 400, description = "Unknown hash or size out of range", body = serde_json::Value)))]
-pub(crate) async fn get_proof_by_hash(state: State, query: web::Query<ProofByHash>) -> Result<HttpResponse, ApiError> {
+pub(crate) async fn get_proof_by_hash(
+    state: State,
+    query: web::Query<ProofByHash>,
+) -> Result<HttpResponse, ApiError> {
     let leaf: [u8; 32] = from_b64(&query.hash)
         .and_then(|h| h.try_into().ok())
         .ok_or_else(|| bad("hash must be a base64 SHA-256"))?;
@@ -84,7 +110,9 @@ pub(crate) async fn get_proof_by_hash(state: State, query: web::Query<ProofByHas
         .ledger
         .proof_by_hash(&leaf, query.tree_size)
         .ok_or_else(|| bad("no such leaf in a tree of that size"))?;
-    Ok(HttpResponse::Ok().json(json!({"leaf_index": index, "audit_path": path.iter().map(|h| b64(h)).collect::<Vec<_>>()})))
+    Ok(HttpResponse::Ok().json(
+        json!({"leaf_index": index, "audit_path": path.iter().map(|h| b64(h)).collect::<Vec<_>>()}),
+    ))
 }
 
 #[derive(Debug, Deserialize)]
@@ -98,14 +126,22 @@ pub(crate) struct Entries {
     params(("start" = u64, Query, description = "First index"), ("end" = u64, Query, description = "Last index (inclusive)")),
     responses((status = 200, description = "entries: leaf_input (base64: 0x01 ‖ seq u64 ‖ time ms u64 ‖ SHA-256 of the canonical audit record) and extra_data (empty)", body = serde_json::Value),
               (status = 400, description = "Bad range", body = serde_json::Value)))]
-pub(crate) async fn get_entries(state: State, query: web::Query<Entries>) -> Result<HttpResponse, GatewayError> {
+pub(crate) async fn get_entries(
+    state: State,
+    query: web::Query<Entries>,
+) -> Result<HttpResponse, GatewayError> {
     if query.end < query.start {
-        return Err(GatewayError::BadLedgerRequest("end must not be before start".into()));
+        return Err(GatewayError::BadLedgerRequest(
+            "end must not be before start".into(),
+        ));
     }
     let end = query.end.min(query.start + 999);
     let rows = state
         .store
-        .ledger_range(i64::try_from(query.start).unwrap_or(i64::MAX), i64::try_from(end + 1).unwrap_or(i64::MAX))
+        .ledger_range(
+            i64::try_from(query.start).unwrap_or(i64::MAX),
+            i64::try_from(end + 1).unwrap_or(i64::MAX),
+        )
         .await?;
     let entries: Vec<Value> = rows
         .iter()
@@ -149,9 +185,20 @@ pub(crate) struct AuditQuery {
               (status = 401, description = "Missing or bad token", content_type = "application/fhir+json", body = serde_json::Value),
               (status = 503, description = "The ledger cannot record this access, so nothing is shown", content_type = "application/fhir+json", body = serde_json::Value)),
     security(("bearer" = [])))]
-pub(crate) async fn audit_events(caller: Caller, state: State, request: HttpRequest, query: web::Query<AuditQuery>) -> Result<HttpResponse, GatewayError> {
-    let mut filter = LedgerQuery { limit: 1000, ..LedgerQuery::default() };
-    filter.patient = query.patient.as_deref().map(|p| p.strip_prefix("Patient/").unwrap_or(p).to_owned());
+pub(crate) async fn audit_events(
+    caller: Caller,
+    state: State,
+    request: HttpRequest,
+    query: web::Query<AuditQuery>,
+) -> Result<HttpResponse, GatewayError> {
+    let mut filter = LedgerQuery {
+        limit: 1000,
+        ..LedgerQuery::default()
+    };
+    filter.patient = query
+        .patient
+        .as_deref()
+        .map(|p| p.strip_prefix("Patient/").unwrap_or(p).to_owned());
     filter.agent.clone_from(&query.agent);
     if let Some(date) = &query.date {
         let param = DateParam::parse("date", date).map_err(GatewayError::BadSearch)?;
@@ -160,10 +207,21 @@ pub(crate) async fn audit_events(caller: Caller, state: State, request: HttpRequ
         filter.until = c.start_lt.or(c.end_le);
     }
     let rows = state.store.ledger_search(&filter).await?;
-    let events: Vec<Value> = rows.iter().filter_map(|row| audit::to_audit_event(row)).collect();
+    let events: Vec<Value> = rows
+        .iter()
+        .filter_map(audit::to_audit_event)
+        .collect();
     state
         .ledger
-        .record(vec![audit::record(&caller, "search-type", "E", "AuditEvent", filter.patient.clone(), Vec::new(), &request)])
+        .record(vec![audit::record(
+            &caller,
+            "search-type",
+            "E",
+            "AuditEvent",
+            filter.patient.clone(),
+            Vec::new(),
+            &request,
+        )])
         .await
         .map_err(GatewayError::Ledger)?;
     let entries: Vec<Value> = events
@@ -184,22 +242,52 @@ pub(crate) async fn audit_events(caller: Caller, state: State, request: HttpRequ
               (status = 401, description = "Missing or bad token", content_type = "application/fhir+json", body = serde_json::Value),
               (status = 404, description = "Unknown person", content_type = "application/fhir+json", body = serde_json::Value)),
     security(("bearer" = [])))]
-pub(crate) async fn access_report(caller: Caller, state: State, request: HttpRequest, path: web::Path<String>) -> Result<HttpResponse, GatewayError> {
+pub(crate) async fn access_report(
+    caller: Caller,
+    state: State,
+    request: HttpRequest,
+    path: web::Path<String>,
+) -> Result<HttpResponse, GatewayError> {
     let person = path.into_inner();
-    state.store.nhs_number_of(&person).await?.ok_or(GatewayError::UnknownPerson)?;
+    state
+        .store
+        .nhs_number_of(&person)
+        .await?
+        .ok_or(GatewayError::UnknownPerson)?;
     let rows = state
         .store
-        .ledger_search(&LedgerQuery { patient: Some(person.clone()), limit: 1000, ..LedgerQuery::default() })
+        .ledger_search(&LedgerQuery {
+            patient: Some(person.clone()),
+            limit: 1000,
+            ..LedgerQuery::default()
+        })
         .await?;
     let accesses: Vec<Value> = rows
         .iter()
-        .filter_map(|row| serde_json::from_str::<AuditRecord>(&row.record).ok().map(|r| (row.seq, r)))
-        .filter(|(_, r)| r.event_type == "rest" && r.outcome == "0" && r.query != "AuditEvent" && r.query != "Patient/$access-report")
+        .filter_map(|row| {
+            serde_json::from_str::<AuditRecord>(&row.record)
+                .ok()
+                .map(|r| (row.seq, r))
+        })
+        .filter(|(_, r)| {
+            r.event_type == "rest"
+                && r.outcome == "0"
+                && r.query != "AuditEvent"
+                && r.query != "Patient/$access-report"
+        })
         .map(|(seq, r)| describe(seq, &r))
         .collect();
     state
         .ledger
-        .record(vec![audit::record(&caller, "operation", "E", "Patient/$access-report", Some(person.clone()), Vec::new(), &request)])
+        .record(vec![audit::record(
+            &caller,
+            "operation",
+            "E",
+            "Patient/$access-report",
+            Some(person.clone()),
+            Vec::new(),
+            &request,
+        )])
         .await
         .map_err(GatewayError::Ledger)?;
     let overrides = accesses.iter().filter(|a| a["override"] == true).count();
@@ -211,13 +299,28 @@ pub(crate) async fn access_report(caller: Caller, state: State, request: HttpReq
 }
 
 fn describe(seq: i64, record: &AuditRecord) -> Value {
-    let agencies: BTreeSet<&str> = record.entities.iter().filter_map(|e| e.agency.as_deref()).collect();
+    let agencies: BTreeSet<&str> = record
+        .entities
+        .iter()
+        .filter_map(|e| e.agency.as_deref())
+        .collect();
     let agencies: Vec<&str> = agencies
         .into_iter()
-        .map(|a| a.parse::<kinfold_fhir::Agency>().map(|a| a.display_name()).unwrap_or(a))
+        .map(|a| {
+            a.parse::<kinfold_fhir::Agency>()
+                .map(|a| a.display_name())
+                .unwrap_or(a)
+        })
         .collect();
-    let is_override = record.entities.iter().any(|e| e.disclosure == "override") || record.justification.is_some();
-    let when = record.recorded.replace('T', " at ").trim_end_matches('Z').chars().take(22).collect::<String>();
+    let is_override = record.entities.iter().any(|e| e.disclosure == "override")
+        || record.justification.is_some();
+    let when = record
+        .recorded
+        .replace('T', " at ")
+        .trim_end_matches('Z')
+        .chars()
+        .take(22)
+        .collect::<String>();
     let who = match (&record.agent.role, &record.agent.organisation) {
         (Some(role), Some(org)) => format!("{} ({role}) from organisation {org}", record.agent.who),
         (Some(role), None) => format!("{} ({role})", record.agent.who),
@@ -230,11 +333,22 @@ fn describe(seq: i64, record: &AuditRecord) -> Value {
         "Patient/{id}" => "looked at this child's details".to_owned(),
         other => format!("used {other}"),
     };
-    let from = if agencies.is_empty() { String::new() } else { format!(" from {}", agencies.join(", ")) };
-    let purpose = record.purpose.as_deref().map(|p| format!(" for {}", p.replace('-', " "))).unwrap_or_default();
+    let from = if agencies.is_empty() {
+        String::new()
+    } else {
+        format!(" from {}", agencies.join(", "))
+    };
+    let purpose = record
+        .purpose
+        .as_deref()
+        .map(|p| format!(" for {}", p.replace('-', " ")))
+        .unwrap_or_default();
     let mut sentence = format!("On {when} (UTC), {who} {what}{from}{purpose}.");
     if is_override {
-        sentence = format!("OVERRIDE: {sentence} Reason given: {}", record.justification.as_deref().unwrap_or("none recorded"));
+        sentence = format!(
+            "OVERRIDE: {sentence} Reason given: {}",
+            record.justification.as_deref().unwrap_or("none recorded")
+        );
     }
     json!({
         "ledger_entry": seq,

@@ -309,7 +309,9 @@ impl FromRequest for Caller {
                 .and_then(|d| d.coding.first())
                 .and_then(|c| c.code.clone())
                 .unwrap_or_default();
-            state.ledger.record_in_background(crate::audit::refused(request, &code));
+            state
+                .ledger
+                .record_in_background(crate::audit::refused(request, &code));
         }
         ready(result)
     }

@@ -73,9 +73,12 @@ impl GatewayError {
                     "The audit ledger cannot record this disclosure, so nothing is disclosed. Try again later.",
                 )
             }
-            GatewayError::BadLedgerRequest(why) => {
-                ApiError::new(StatusCode::BAD_REQUEST, IssueType::Invalid, "bad-ledger-request", why.clone())
-            }
+            GatewayError::BadLedgerRequest(why) => ApiError::new(
+                StatusCode::BAD_REQUEST,
+                IssueType::Invalid,
+                "bad-ledger-request",
+                why.clone(),
+            ),
             GatewayError::Store(err) => {
                 tracing::error!(error = ?err, "gateway store failure");
                 ApiError::unavailable("The gateway's database is not available.")

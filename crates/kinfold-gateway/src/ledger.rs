@@ -124,14 +124,21 @@ impl std::fmt::Debug for Ledger {
 
 /// Reads a base64 seed into a signing key.
 pub fn ledger_key(config: &LedgerConfig) -> Result<LedgerKey, LedgerError> {
-    let seed = config.signing_key.as_ref().and_then(|s| from_b64(s.expose())).ok_or(LedgerError::Key)?;
+    let seed = config
+        .signing_key
+        .as_ref()
+        .and_then(|s| from_b64(s.expose()))
+        .ok_or(LedgerError::Key)?;
     let seed: [u8; 32] = seed.try_into().map_err(|_| LedgerError::Key)?;
     Ok(LedgerKey::from_seed(seed))
 }
 
 /// Rebuilds the tree from the stored entries, checking each against its stored leaf hash and
 /// every signed tree head against the recomputed roots. Returns the log and the first problem.
-pub async fn rebuild(store: &Store, public_key: &[u8; 32]) -> Result<(MerkleLog, HashMap<Hash, u64>, Vec<String>), LedgerError> {
+pub async fn rebuild(
+    store: &Store,
+    public_key: &[u8; 32],
+) -> Result<(MerkleLog, HashMap<Hash, u64>, Vec<String>), LedgerError> {
     let mut log = MerkleLog::new();
     let mut by_leaf = HashMap::new();
     let mut problems = Vec::new();
@@ -140,14 +147,20 @@ pub async fn rebuild(store: &Store, public_key: &[u8; 32]) -> Result<(MerkleLog,
             let expected = log.len();
             if u64::try_from(row.seq).ok() != Some(expected) && problems.len() < 20 {
                 problems.push(if u64::try_from(row.seq).unwrap_or(0) > expected {
-                    format!("entry {expected} is missing (the next stored entry is {})", row.seq)
+                    format!(
+                        "entry {expected} is missing (the next stored entry is {})",
+                        row.seq
+                    )
                 } else {
                     format!("entry {} is out of order or duplicated", row.seq)
                 });
             }
             let leaf = leaf_of(&row);
             if hex(&leaf) != row.leaf_hash && problems.len() < 20 {
-                problems.push(format!("entry {} has been altered: its record no longer matches its leaf hash", row.seq));
+                problems.push(format!(
+                    "entry {} has been altered: its record no longer matches its leaf hash",
+                    row.seq
+                ));
             }
             by_leaf.insert(leaf, log.len());
             log.push(leaf);
@@ -157,7 +170,10 @@ pub async fn rebuild(store: &Store, public_key: &[u8; 32]) -> Result<(MerkleLog,
     for head in store.ledger_heads().await? {
         let signed = SignedTreeHead::from_row(&head);
         if !signed.verify(public_key) {
-            problems.push(format!("the tree head for size {} is not signed by this ledger's key", signed.tree_size));
+            problems.push(format!(
+                "the tree head for size {} is not signed by this ledger's key",
+                signed.tree_size
+            ));
             continue;
         }
         let root = log.root(signed.tree_size);
@@ -194,12 +210,28 @@ impl Ledger {
         if let Some(first) = problems.first() {
             return Err(LedgerError::Tampered(first.clone()));
         }
-        let latest = store.ledger_latest_head().await?.map(|h| SignedTreeHead::from_row(&h));
-        let state = Arc::new(RwLock::new(State { log, by_leaf, latest }));
+        let latest = store
+            .ledger_latest_head()
+            .await?
+            .map(|h| SignedTreeHead::from_row(&h));
+        let state = Arc::new(RwLock::new(State {
+            log,
+            by_leaf,
+            latest,
+        }));
         let (appends, receiver) = mpsc::channel(16_384);
-        let ledger = Self { appends, state, key };
+        let ledger = Self {
+            appends,
+            state,
+            key,
+        };
         ledger.sign_head(&store).await?;
-        tokio::spawn(writer(receiver, store.clone(), ledger.state.clone(), config.max_group.max(1)));
+        tokio::spawn(writer(
+            receiver,
+            store.clone(),
+            ledger.state.clone(),
+            config.max_group.max(1),
+        ));
         let signer = ledger.clone();
         let interval = Duration::from_millis(config.tree_head_interval_ms.max(100));
         tokio::spawn(async move {
@@ -221,19 +253,31 @@ impl Ledger {
     pub async fn record(&self, records: Vec<AuditRecord>) -> Result<u64, LedgerError> {
         let (reply, answer) = oneshot::channel();
         self.appends
-            .send(Append { records, reply: Some(reply) })
+            .send(Append {
+                records,
+                reply: Some(reply),
+            })
             .await
             .map_err(|_| LedgerError::Stopped)?;
         match answer.await {
             Ok(Ok(seq)) => Ok(seq),
-            Ok(Err(())) => Err(LedgerError::Store(StoreError::Corrupt("append failed".into()))),
+            Ok(Err(())) => Err(LedgerError::Store(StoreError::Corrupt(
+                "append failed".into(),
+            ))),
             Err(_) => Err(LedgerError::Stopped),
         }
     }
 
     /// Records without waiting (for refused requests, which disclose nothing).
     pub fn record_in_background(&self, record: AuditRecord) {
-        if self.appends.try_send(Append { records: vec![record], reply: None }).is_err() {
+        if self
+            .appends
+            .try_send(Append {
+                records: vec![record],
+                reply: None,
+            })
+            .is_err()
+        {
             tracing::warn!("the ledger queue is full; a refused request was not recorded");
         }
     }
@@ -299,7 +343,12 @@ impl Ledger {
 }
 
 /// Group commit: takes every append waiting, writes them in one transaction, then answers each.
-async fn writer(mut receiver: mpsc::Receiver<Append>, store: Store, state: Arc<RwLock<State>>, max_group: usize) {
+async fn writer(
+    mut receiver: mpsc::Receiver<Append>,
+    store: Store,
+    state: Arc<RwLock<State>>,
+    max_group: usize,
+) {
     while let Some(first) = receiver.recv().await {
         let mut group = vec![first];
         let mut count = group[0].records.len();
@@ -353,11 +402,18 @@ async fn writer(mut receiver: mpsc::Receiver<Append>, store: Store, state: Arc<R
                     }
                 }
             }
-            Err(err) => tracing::error!(error = ?err, records = rows.len(), "the ledger could not record; the disclosures are refused"),
+            Err(err) => {
+                tracing::error!(error = ?err, records = rows.len(), "the ledger could not record; the disclosures are refused")
+            }
         }
         for (append, end) in group.into_iter().zip(last_seq) {
             if let Some(reply) = append.reply {
-                let _ = reply.send(result.as_ref().map(|()| end.saturating_sub(1)).map_err(|_| ()));
+                let _ = reply.send(
+                    result
+                        .as_ref()
+                        .map(|()| end.saturating_sub(1))
+                        .map_err(|_| ()),
+                );
             }
         }
     }
@@ -401,5 +457,9 @@ pub async fn verify_store(
             }
         }
     }
-    Ok(VerifyReport { entries: log.len(), heads, problems })
+    Ok(VerifyReport {
+        entries: log.len(),
+        heads,
+        problems,
+    })
 }

@@ -116,7 +116,15 @@ async fn patient_search(
     let entities = patient.as_ref().map(disclosed_links).unwrap_or_default();
     state
         .ledger
-        .record(vec![audit::record(&caller, "search-type", "E", "Patient?identifier", person_id, entities, &request)])
+        .record(vec![audit::record(
+            &caller,
+            "search-type",
+            "E",
+            "Patient?identifier",
+            person_id,
+            entities,
+            &request,
+        )])
         .await
         .map_err(GatewayError::Ledger)?;
     let self_url = format!("{}{}", base_url(&state, &request), request.uri());
@@ -155,7 +163,15 @@ async fn patient_read(
         merge::patient_view(&person_id, &nhs, &answers).ok_or(GatewayError::UnknownPerson)?;
     state
         .ledger
-        .record(vec![audit::record(&caller, "read", "R", "Patient/{id}", Some(person_id), disclosed_links(&patient), &request)])
+        .record(vec![audit::record(
+            &caller,
+            "read",
+            "R",
+            "Patient/{id}",
+            Some(person_id),
+            disclosed_links(&patient),
+            &request,
+        )])
         .await
         .map_err(GatewayError::Ledger)?;
     Ok(FhirResponse::ok(&patient))
@@ -188,7 +204,15 @@ async fn patient_everything(
     // Fail closed: the disclosure is durably in the ledger before a byte is sent.
     state
         .ledger
-        .record(vec![audit::record(&caller, "operation", "E", "Patient/$everything", Some(person_id), disclosed_entries(&bundle), &request)])
+        .record(vec![audit::record(
+            &caller,
+            "operation",
+            "E",
+            "Patient/$everything",
+            Some(person_id),
+            disclosed_entries(&bundle),
+            &request,
+        )])
         .await
         .map_err(GatewayError::Ledger)?;
     Ok(FhirResponse::ok(&bundle))
@@ -225,7 +249,9 @@ fn disclosed_entries(bundle: &serde_json::Value) -> Vec<kinfold_ledger::AuditEnt
                 .filter(|e| e["search"]["mode"] == "match")
                 .map(|e| {
                     let resource = &e["resource"];
-                    let agency = resource["meta"]["source"].as_str().and_then(|s| s.strip_prefix("urn:kinfold:agency:"));
+                    let agency = resource["meta"]["source"]
+                        .as_str()
+                        .and_then(|s| s.strip_prefix("urn:kinfold:agency:"));
                     audit::disclosed(
                         e["fullUrl"].as_str().unwrap_or_default(),
                         resource["resourceType"].as_str().unwrap_or_default(),
@@ -236,7 +262,6 @@ fn disclosed_entries(bundle: &serde_json::Value) -> Vec<kinfold_ledger::AuditEnt
         })
         .unwrap_or_default()
 }
-
 
 /// The NHS number of a `Patient?identifier=` search; anything else is refused.
 fn nhs_number_from(query: &[(String, String)]) -> Result<NhsNumber, GatewayError> {

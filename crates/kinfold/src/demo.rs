@@ -169,7 +169,8 @@ pub async fn start(options: DemoOptions) -> Result<RunningDemo, DemoError> {
         ledger: ledger_config,
         ..GatewayConfig::default()
     };
-    let gateway = kinfold_gateway::Application::build(&gateway_config, gateway_store.clone(), ledger)?;
+    let gateway =
+        kinfold_gateway::Application::build(&gateway_config, gateway_store.clone(), ledger)?;
     let gateway_url = format!("http://127.0.0.1:{}", gateway.port());
     let gateway_handle = gateway.handle();
     tokio::spawn(gateway.run_until_stopped());

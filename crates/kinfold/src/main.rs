@@ -229,7 +229,9 @@ async fn ledger(command: LedgerCommand) -> Result<(), String> {
         {
             return Err(format!("{path} does not exist"));
         }
-        Store::open(&url).await.map_err(|e| format!("database: {e}"))
+        Store::open(&url)
+            .await
+            .map_err(|e| format!("database: {e}"))
     };
     match command {
         LedgerCommand::Checkpoint { db } => {
@@ -245,17 +247,29 @@ async fn ledger(command: LedgerCommand) -> Result<(), String> {
                 sha256_root_hash: head.root_hash,
                 tree_head_signature: head.signature,
             };
-            println!("{}", serde_json::to_string_pretty(&signed).map_err(|e| e.to_string())?);
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&signed).map_err(|e| e.to_string())?
+            );
             Ok(())
         }
-        LedgerCommand::Verify { db, public_key, checkpoint } => {
+        LedgerCommand::Verify {
+            db,
+            public_key,
+            checkpoint,
+        } => {
             let public_key = match public_key {
                 Some(key) => key,
                 None => {
-                    let demo = std::fs::read_to_string("kinfold-data/demo.json")
-                        .map_err(|_| "give --public-key (no kinfold-data/demo.json to read it from)")?;
-                    let demo: serde_json::Value = serde_json::from_str(&demo).map_err(|e| e.to_string())?;
-                    demo["ledger_public_key"].as_str().ok_or("demo.json has no ledger_public_key")?.to_owned()
+                    let demo = std::fs::read_to_string("kinfold-data/demo.json").map_err(
+                        |_| "give --public-key (no kinfold-data/demo.json to read it from)",
+                    )?;
+                    let demo: serde_json::Value =
+                        serde_json::from_str(&demo).map_err(|e| e.to_string())?;
+                    demo["ledger_public_key"]
+                        .as_str()
+                        .ok_or("demo.json has no ledger_public_key")?
+                        .to_owned()
                 }
             };
             let public_key: [u8; 32] = kinfold_ledger::from_b64(&public_key)
@@ -263,25 +277,37 @@ async fn ledger(command: LedgerCommand) -> Result<(), String> {
                 .ok_or("--public-key must be a base64 Ed25519 public key (32 bytes)")?;
             let checkpoint = match checkpoint {
                 Some(path) => {
-                    let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-                    Some(serde_json::from_str::<kinfold_gateway::SignedTreeHead>(&text).map_err(|e| format!("{}: {e}", path.display()))?)
+                    let text = std::fs::read_to_string(&path)
+                        .map_err(|e| format!("{}: {e}", path.display()))?;
+                    Some(
+                        serde_json::from_str::<kinfold_gateway::SignedTreeHead>(&text)
+                            .map_err(|e| format!("{}: {e}", path.display()))?,
+                    )
                 }
                 None => None,
             };
             let store = open(db).await?;
-            let report = kinfold_gateway::ledger::verify_store(&store, &public_key, checkpoint.as_ref())
-                .await
-                .map_err(|e| e.to_string())?;
+            let report =
+                kinfold_gateway::ledger::verify_store(&store, &public_key, checkpoint.as_ref())
+                    .await
+                    .map_err(|e| e.to_string())?;
             if report.problems.is_empty() {
                 println!(
                     "The ledger verifies: {} entries, {} signed tree heads{}.",
                     report.entries,
                     report.heads,
-                    if checkpoint.is_some() { ", consistent with the checkpoint" } else { "" }
+                    if checkpoint.is_some() {
+                        ", consistent with the checkpoint"
+                    } else {
+                        ""
+                    }
                 );
                 Ok(())
             } else {
-                println!("The ledger does NOT verify ({} entries read):", report.entries);
+                println!(
+                    "The ledger does NOT verify ({} entries read):",
+                    report.entries
+                );
                 for problem in &report.problems {
                     println!("  - {problem}");
                 }
