@@ -207,10 +207,7 @@ pub(crate) async fn audit_events(
         filter.until = c.start_lt.or(c.end_le);
     }
     let rows = state.store.ledger_search(&filter).await?;
-    let events: Vec<Value> = rows
-        .iter()
-        .filter_map(audit::to_audit_event)
-        .collect();
+    let events: Vec<Value> = rows.iter().filter_map(audit::to_audit_event).collect();
     state
         .ledger
         .record(vec![audit::record(
