@@ -85,6 +85,11 @@ echo "gateway \$everything, one connection"
 every1=$(wrk --latency -t1 -c1 -d"$DURATION" -s "$data/everything.lua" "$gateway")
 obs1=$(wrk --latency -t1 -c1 -d"$DURATION" -s "$data/observations.lua" "$hv")
 
+echo "stopping the demo; ledger benchmarks"
+kill $demo 2>/dev/null || true
+wait $demo 2>/dev/null || true
+ledger=$(cargo bench -q -p kinfold-gateway --bench ledger 2>/dev/null | grep '^|')
+
 cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')
 load=$(cut -d' ' -f1-3 /proc/loadavg)
 cat >BENCHMARKS.md <<MD
@@ -112,6 +117,17 @@ runs: $load). The machines are shared and noisy: read medians, and compare runs 
 | gateway \`Patient/{id}/\$everything\` across five adapters ($entries entries) | $CONNECTIONS $(summary "$every")
 
 Targets (issue 2): adapter search median ≤ 1 ms on SQLite; gateway \`\$everything\` median ≤ 10 ms.
+The gateway figures include writing each disclosure to the audit ledger before answering.
+
+## Audit ledger
+
+\`cargo bench -p kinfold-gateway --bench ledger\` (release build; the demo stopped first). Each
+record is a ten-record disclosure (about 1.3 KB of canonical JSON). Group commit: one writer
+task takes every append waiting and commits them in one transaction.
+
+| what | measured | target (issue 3) |
+|---|---|---|
+$ledger
 
 ## Raw wrk output
 

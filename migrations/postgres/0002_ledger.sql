@@ -9,7 +9,6 @@ CREATE TABLE ledger_entries (
     record    TEXT    NOT NULL
 );
 CREATE INDEX ledger_entries_by_patient ON ledger_entries (patient, recorded);
-CREATE INDEX ledger_entries_by_leaf ON ledger_entries (leaf_hash);
 
 -- Signed tree heads (RFC 6962 section 3.5 serialisation, Ed25519), base64.
 CREATE TABLE ledger_tree_heads (
