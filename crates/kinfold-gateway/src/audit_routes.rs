@@ -203,6 +203,14 @@ pub(crate) async fn audit_events(
     if let Some(date) = &query.date {
         let param = DateParam::parse("date", date).map_err(GatewayError::BadSearch)?;
         let c = param.constraint();
+        if c.negate {
+            return Err(GatewayError::BadSearch(
+                kinfold_fhir::ParseError::SearchParameter {
+                    name: "date".into(),
+                    message: "ne is not supported here; use ge, le, gt, lt, sa, eb or eq".into(),
+                },
+            ));
+        }
         filter.from = c.end_gt.or(c.start_ge);
         filter.until = c.start_lt.or(c.end_le);
     }
