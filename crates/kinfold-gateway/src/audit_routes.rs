@@ -298,7 +298,12 @@ pub(crate) async fn access_report(
     let overrides = accesses.iter().filter(|a| a["override"] == true).count();
     Ok(HttpResponse::Ok().json(json!({
         "patient": person,
-        "summary": format!("{} times someone looked at these records through Kinfold; {} of them used an override.", accesses.len(), overrides),
+        "summary": match accesses.len() {
+            0 => "Nobody has looked at these records through Kinfold.".to_owned(),
+            1 if overrides == 1 => "Someone looked at these records through Kinfold once, using an override.".to_owned(),
+            1 => "Someone looked at these records through Kinfold once.".to_owned(),
+            n => format!("People looked at these records through Kinfold {n} times; {overrides} of those used an override."),
+        },
         "accesses": accesses,
     })))
 }

@@ -146,7 +146,9 @@ impl Store {
             .filename(path)
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Normal)
+            // FULL: a commit is on disk before it returns (WAL synced), so "durably committed"
+            // holds through a power cut, not only a process crash. The ledger depends on it.
+            .synchronous(SqliteSynchronous::Full)
             .busy_timeout(Duration::from_secs(5))
             .foreign_keys(true);
         // A local file cannot drop a connection the way a network can: skip the ping that

@@ -293,9 +293,15 @@ async fn ledger(command: LedgerCommand) -> Result<(), String> {
                     .map_err(|e| e.to_string())?;
             if report.problems.is_empty() {
                 println!(
-                    "The ledger verifies: {} entries, {} signed tree heads{}.",
+                    "The ledger verifies: {} {}, {} signed tree {}{}.",
                     report.entries,
+                    if report.entries == 1 {
+                        "entry"
+                    } else {
+                        "entries"
+                    },
                     report.heads,
+                    if report.heads == 1 { "head" } else { "heads" },
                     if checkpoint.is_some() {
                         ", consistent with the checkpoint"
                     } else {
