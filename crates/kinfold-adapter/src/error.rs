@@ -52,28 +52,18 @@ impl AdapterError {
             AdapterError::NotFound(what) => {
                 ApiError::not_found(format!("{what} is not known here"))
             }
-            AdapterError::BadSearch(err) => {
-                let api = ApiError::new(
-                    StatusCode::BAD_REQUEST,
-                    IssueType::NotSupported,
-                    "bad-search",
-                    err.to_string(),
-                );
-                match err.location() {
-                    Some(at) => api.at(at),
-                    None => api,
-                }
-            }
+            AdapterError::BadSearch(err) => ApiError::from_parse(
+                StatusCode::BAD_REQUEST,
+                IssueType::NotSupported,
+                "bad-search",
+                err,
+            ),
             AdapterError::BadBody(err) => {
                 let kind = match err {
                     ParseError::Json { .. } => IssueType::Structure,
                     _ => IssueType::Invalid,
                 };
-                let api = ApiError::new(StatusCode::BAD_REQUEST, kind, "bad-body", err.to_string());
-                match err.location() {
-                    Some(at) => api.at(at),
-                    None => api,
-                }
+                ApiError::from_parse(StatusCode::BAD_REQUEST, kind, "bad-body", err)
             }
             AdapterError::NotABundle(what) => ApiError::new(
                 StatusCode::BAD_REQUEST,

@@ -169,7 +169,7 @@ async fn search(
     let parsed = SearchQuery::parse(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())))
         .map_err(AdapterError::BadSearch)?;
     let page = state.store.search(resource_type, &parsed).await?;
-    let base = base_url(&state, &request);
+    let base = kinfold_http::base_url(state.public_base_url.as_deref(), &request);
     searchset(
         &base,
         resource_type.as_str(),
@@ -277,7 +277,7 @@ async fn everything(
     if page.total == 0 {
         return Err(not_found());
     }
-    let base = base_url(&state, &request);
+    let base = kinfold_http::base_url(state.public_base_url.as_deref(), &request);
     searchset(
         &base,
         &format!("Patient/{id}/$everything"),
@@ -303,16 +303,6 @@ fn versioned(stored: StoredResource) -> HttpResponse {
             .insert(actix_web::http::header::ETAG, etag);
     }
     response
-}
-
-fn base_url(state: &AdapterState, request: &HttpRequest) -> String {
-    match &state.public_base_url {
-        Some(base) => base.trim_end_matches('/').to_owned(),
-        None => {
-            let info = request.connection_info();
-            format!("{}://{}", info.scheme(), info.host())
-        }
-    }
 }
 
 #[derive(Serialize)]

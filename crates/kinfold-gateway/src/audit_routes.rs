@@ -254,11 +254,7 @@ pub(crate) async fn access_report(
     path: web::Path<String>,
 ) -> Result<HttpResponse, GatewayError> {
     let person = path.into_inner();
-    state
-        .store
-        .nhs_number_of(&person)
-        .await?
-        .ok_or(GatewayError::UnknownPerson)?;
+    state.nhs_number_of(&person).await?;
     let rows = state
         .store
         .ledger_search(&LedgerQuery {

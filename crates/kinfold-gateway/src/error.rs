@@ -36,18 +36,12 @@ impl GatewayError {
     /// The wire form: status plus `OperationOutcome`, one arm per error.
     pub fn to_api_error(&self) -> ApiError {
         match self {
-            GatewayError::BadSearch(err) => {
-                let api = ApiError::new(
-                    StatusCode::BAD_REQUEST,
-                    IssueType::NotSupported,
-                    "bad-search",
-                    err.to_string(),
-                );
-                match err.location() {
-                    Some(at) => api.at(at),
-                    None => api,
-                }
-            }
+            GatewayError::BadSearch(err) => ApiError::from_parse(
+                StatusCode::BAD_REQUEST,
+                IssueType::NotSupported,
+                "bad-search",
+                err,
+            ),
             GatewayError::BadNhsNumber(err) => ApiError::new(
                 StatusCode::BAD_REQUEST,
                 IssueType::Value,

@@ -101,6 +101,19 @@ pub(crate) struct GatewayState {
     pub(crate) started: String,
 }
 
+impl GatewayState {
+    /// The NHS number behind a Kinfold person id; an unknown id is a `404`.
+    pub(crate) async fn nhs_number_of(
+        &self,
+        person_id: &str,
+    ) -> Result<kinfold_fhir::NhsNumber, GatewayError> {
+        self.store
+            .nhs_number_of(person_id)
+            .await?
+            .ok_or(GatewayError::UnknownPerson)
+    }
+}
+
 /// A running gateway: its server and the port it really listens on.
 pub struct Application {
     port: u16,

@@ -127,7 +127,11 @@ async fn patient_search(
         )])
         .await
         .map_err(GatewayError::Ledger)?;
-    let self_url = format!("{}{}", base_url(&state, &request), request.uri());
+    let self_url = format!(
+        "{}{}",
+        kinfold_http::base_url(state.public_base_url.as_deref(), &request),
+        request.uri()
+    );
     Ok(FhirResponse::ok(&merge::patient_search_bundle(
         &self_url, patient, failures,
     )))
@@ -150,11 +154,7 @@ async fn patient_read(
     path: web::Path<String>,
 ) -> Result<HttpResponse, GatewayError> {
     let person_id = path.into_inner();
-    let nhs = state
-        .store
-        .nhs_number_of(&person_id)
-        .await?
-        .ok_or(GatewayError::UnknownPerson)?;
+    let nhs = state.nhs_number_of(&person_id).await?;
     let answers = state.agencies.patients(&nhs).await;
     if answers.iter().all(|a| a.result.is_err()) {
         return Err(GatewayError::NoAgencyAnswered);
@@ -193,13 +193,13 @@ async fn patient_everything(
     path: web::Path<String>,
 ) -> Result<HttpResponse, GatewayError> {
     let person_id = path.into_inner();
-    let nhs = state
-        .store
-        .nhs_number_of(&person_id)
-        .await?
-        .ok_or(GatewayError::UnknownPerson)?;
+    let nhs = state.nhs_number_of(&person_id).await?;
     let answers = state.agencies.everything(&nhs).await;
-    let self_url = format!("{}{}", base_url(&state, &request), request.uri());
+    let self_url = format!(
+        "{}{}",
+        kinfold_http::base_url(state.public_base_url.as_deref(), &request),
+        request.uri()
+    );
     let bundle = merge::everything_bundle(&self_url, &person_id, &nhs, answers);
     // Fail closed: the disclosure is durably in the ledger before a byte is sent.
     state
@@ -298,14 +298,4 @@ fn nhs_number_from(query: &[(String, String)]) -> Result<NhsNumber, GatewayError
             message: "is required".into(),
         })
     })
-}
-
-fn base_url(state: &GatewayState, request: &HttpRequest) -> String {
-    match &state.public_base_url {
-        Some(base) => base.trim_end_matches('/').to_owned(),
-        None => {
-            let info = request.connection_info();
-            format!("{}://{}", info.scheme(), info.host())
-        }
-    }
 }

@@ -93,6 +93,20 @@ impl ApiError {
         self
     }
 
+    /// An error from a parse failure, located at the fault when the parser knows where it is.
+    pub fn from_parse(
+        status: StatusCode,
+        kind: IssueType,
+        code: &str,
+        err: &kinfold_fhir::ParseError,
+    ) -> Self {
+        let api = Self::new(status, kind, code, err.to_string());
+        match err.location() {
+            Some(at) => api.at(at),
+            None => api,
+        }
+    }
+
     /// `401` with a Bearer challenge.
     pub fn unauthorised(kind: IssueType, code: &str, diagnostics: impl Into<String>) -> Self {
         Self {
@@ -196,6 +210,18 @@ pub fn path_config() -> web::PathConfig {
         )
         .into()
     })
+}
+
+/// The base URL for links in answers: the configured public URL, or the one the request came
+/// in on.
+pub fn base_url(public: Option<&str>, request: &HttpRequest) -> String {
+    match public {
+        Some(base) => base.trim_end_matches('/').to_owned(),
+        None => {
+            let info = request.connection_info();
+            format!("{}://{}", info.scheme(), info.host())
+        }
+    }
 }
 
 /// Logs each request (method, route pattern, status, milliseconds, request id) and echoes the
