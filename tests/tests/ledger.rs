@@ -458,3 +458,30 @@ async fn refused_requests_are_recorded_too() {
     assert!(found, "the refusal is in the ledger");
     t.demo.shutdown().await;
 }
+
+#[tokio::test]
+async fn the_gateway_refuses_to_start_on_a_ledger_that_does_not_verify() {
+    let t = TestDemo::start(1).await;
+    some_history(&t).await;
+    let store = Store::open_sqlite(&t.dir.path().join("gateway.db"))
+        .await
+        .expect("store");
+    store
+        .execute_admin("DELETE FROM ledger_entries WHERE seq = 0")
+        .await
+        .expect("tamper");
+    let key = std::fs::read_to_string(t.dir.path().join("ledger-signing-key")).expect("key");
+    let config = kinfold_gateway::LedgerConfig {
+        signing_key: Some(kinfold_gateway::Secret::new(key)),
+        ..Default::default()
+    };
+    let opened = kinfold_gateway::Ledger::open(store.clone(), &config).await;
+    match opened {
+        Err(kinfold_gateway::LedgerError::Tampered(why)) => {
+            assert!(why.contains("entry 0 is missing"), "{why}")
+        }
+        other => panic!("a tampered ledger must not open: {other:?}"),
+    }
+    store.close().await;
+    t.demo.shutdown().await;
+}
