@@ -153,8 +153,7 @@ async fn a_hung_adapter_costs_only_its_deadline() {
     let ledger = kinfold_gateway::Ledger::open(store.clone(), &ledger_config)
         .await
         .expect("ledger opens");
-    let gateway =
-        kinfold_gateway::Application::build(&config, store, ledger).expect("gateway builds");
+    let gateway = kinfold_gateway::build(&config, store, ledger).expect("gateway builds");
     let url = format!("http://127.0.0.1:{}", gateway.port());
     let handle = gateway.handle();
     tokio::spawn(gateway.run_until_stopped());

@@ -14,7 +14,6 @@ mod routes;
 
 use std::net::TcpListener;
 
-use actix_web::dev::{Server, ServerHandle};
 use actix_web::middleware::from_fn;
 use actix_web::{App, HttpServer, web};
 use kinfold_fhir::Agency;
@@ -66,62 +65,34 @@ pub(crate) struct AdapterState {
     pub(crate) started: String,
 }
 
-/// A running adapter: its server and the port it really listens on.
-pub struct Application {
-    port: u16,
-    server: Server,
-}
+/// A running server: its port and the server to poll.
+pub type Application = kinfold_http::Running;
 
-impl std::fmt::Debug for Application {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Application")
-            .field("port", &self.port)
-            .finish_non_exhaustive()
-    }
-}
-
-impl Application {
-    /// Binds the listener and builds the server (not yet polled: call
-    /// [`Application::run_until_stopped`] or spawn it).
-    pub fn build(agency: Agency, store: Store, config: &AdapterConfig) -> std::io::Result<Self> {
-        let listener = TcpListener::bind(&config.bind)?;
-        let port = listener.local_addr()?.port();
-        let state = web::Data::new(AdapterState {
-            agency,
-            store,
-            public_base_url: config.public_base_url.clone(),
-            started: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-        });
-        let max_body = config.max_body_bytes;
-        let server = HttpServer::new(move || {
-            App::new()
-                .app_data(state.clone())
-                .app_data(web::PayloadConfig::new(max_body))
-                .app_data(kinfold_http::query_config())
-                .app_data(kinfold_http::path_config())
-                .wrap(from_fn(kinfold_http::request_log))
-                .configure(routes::configure)
-                .default_service(web::to(kinfold_http::no_such_route))
-        })
-        .workers(config.workers.max(1))
-        .disable_signals()
-        .listen(listener)?
-        .run();
-        Ok(Self { port, server })
-    }
-
-    /// The port the adapter listens on.
-    pub fn port(&self) -> u16 {
-        self.port
-    }
-
-    /// A handle to stop the server.
-    pub fn handle(&self) -> ServerHandle {
-        self.server.handle()
-    }
-
-    /// Serves until stopped.
-    pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.server.await
-    }
+/// Binds the listener and builds the server (not yet polled: call
+/// `run_until_stopped` or spawn it).
+pub fn build(agency: Agency, store: Store, config: &AdapterConfig) -> std::io::Result<Application> {
+    let listener = TcpListener::bind(&config.bind)?;
+    let port = listener.local_addr()?.port();
+    let state = web::Data::new(AdapterState {
+        agency,
+        store,
+        public_base_url: config.public_base_url.clone(),
+        started: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+    });
+    let max_body = config.max_body_bytes;
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(state.clone())
+            .app_data(web::PayloadConfig::new(max_body))
+            .app_data(kinfold_http::query_config())
+            .app_data(kinfold_http::path_config())
+            .wrap(from_fn(kinfold_http::request_log))
+            .configure(routes::configure)
+            .default_service(web::to(kinfold_http::no_such_route))
+    })
+    .workers(config.workers.max(1))
+    .disable_signals()
+    .listen(listener)?
+    .run();
+    Ok(kinfold_http::Running::new(port, server))
 }

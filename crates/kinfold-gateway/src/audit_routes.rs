@@ -227,8 +227,7 @@ pub(crate) async fn audit_events(
             Vec::new(),
             &request,
         )])
-        .await
-        .map_err(GatewayError::Ledger)?;
+        .await?;
     let entries: Vec<Value> = events
         .into_iter()
         .map(|e| json!({"fullUrl": format!("urn:kinfold:audit:{}", e["id"].as_str().unwrap_or_default()), "resource": e, "search": {"mode": "match"}}))
@@ -289,8 +288,7 @@ pub(crate) async fn access_report(
             Vec::new(),
             &request,
         )])
-        .await
-        .map_err(GatewayError::Ledger)?;
+        .await?;
     let overrides = accesses.iter().filter(|a| a["override"] == true).count();
     Ok(HttpResponse::Ok().json(json!({
         "patient": person,

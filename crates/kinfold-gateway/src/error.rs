@@ -23,7 +23,7 @@ pub enum GatewayError {
     NoAgencyAnswered,
     /// The ledger could not record the disclosure: nothing is disclosed (fail closed).
     #[error("ledger unavailable")]
-    Ledger(crate::ledger::LedgerError),
+    Ledger(#[from] crate::ledger::LedgerError),
     /// A malformed request to the ledger API.
     #[error("bad ledger request")]
     BadLedgerRequest(String),

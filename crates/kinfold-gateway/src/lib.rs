@@ -23,7 +23,6 @@ mod routes;
 use std::net::TcpListener;
 use std::time::Duration;
 
-use actix_web::dev::{Server, ServerHandle};
 use actix_web::middleware::from_fn;
 use actix_web::{App, HttpServer, web};
 use kinfold_store::Store;
@@ -114,70 +113,46 @@ impl GatewayState {
     }
 }
 
-/// A running gateway: its server and the port it really listens on.
-pub struct Application {
-    port: u16,
-    server: Server,
-}
+/// A running server: its port and the server to poll.
+pub type Application = kinfold_http::Running;
 
-impl std::fmt::Debug for Application {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Application")
-            .field("port", &self.port)
-            .finish_non_exhaustive()
-    }
-}
-
-impl Application {
-    /// Binds the listener and builds the server (poll it with [`Application::run_until_stopped`]).
-    /// The ledger must be open first ([`Ledger::open`]): no ledger, no gateway.
-    pub fn build(config: &GatewayConfig, store: Store, ledger: Ledger) -> Result<Self, StartError> {
-        let authenticator = web::Data::new(Authenticator::new(&config.auth)?);
-        let agencies = Agencies::new(
-            config.adapters.clone(),
-            Duration::from_millis(config.adapter_timeout_ms),
-        )?;
-        let state = web::Data::new(GatewayState {
-            store,
-            ledger,
-            agencies,
-            public_base_url: config.public_base_url.clone(),
-            started: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-        });
-        let listener = TcpListener::bind(&config.bind)?;
-        let port = listener.local_addr()?.port();
-        let openapi = ApiDoc::openapi();
-        let server = HttpServer::new(move || {
-            App::new()
-                .app_data(state.clone())
-                .app_data(authenticator.clone())
-                .app_data(kinfold_http::query_config())
-                .app_data(kinfold_http::path_config())
-                .wrap(from_fn(kinfold_http::request_log))
-                .service(SwaggerUi::new("/docs/{_:.*}").url("/openapi.json", openapi.clone()))
-                .configure(audit_routes::configure)
-                .configure(routes::configure)
-                .default_service(web::to(kinfold_http::no_such_route))
-        })
-        .workers(config.workers.max(1))
-        .disable_signals()
-        .listen(listener)?
-        .run();
-        Ok(Self { port, server })
-    }
-
-    /// The port the gateway listens on.
-    pub fn port(&self) -> u16 {
-        self.port
-    }
-
-    /// A handle to stop the server.
-    pub fn handle(&self) -> ServerHandle {
-        self.server.handle()
-    }
-
-    /// Serves until stopped.
-    pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.server.await
-    }
+/// Binds the listener and builds the server (poll it with `run_until_stopped`).
+/// The ledger must be open first ([`Ledger::open`]): no ledger, no gateway.
+pub fn build(
+    config: &GatewayConfig,
+    store: Store,
+    ledger: Ledger,
+) -> Result<Application, StartError> {
+    let authenticator = web::Data::new(Authenticator::new(&config.auth)?);
+    let agencies = Agencies::new(
+        config.adapters.clone(),
+        Duration::from_millis(config.adapter_timeout_ms),
+    )?;
+    let state = web::Data::new(GatewayState {
+        store,
+        ledger,
+        agencies,
+        public_base_url: config.public_base_url.clone(),
+        started: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+    });
+    let listener = TcpListener::bind(&config.bind)?;
+    let port = listener.local_addr()?.port();
+    let openapi = ApiDoc::openapi();
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(state.clone())
+            .app_data(authenticator.clone())
+            .app_data(kinfold_http::query_config())
+            .app_data(kinfold_http::path_config())
+            .wrap(from_fn(kinfold_http::request_log))
+            .service(SwaggerUi::new("/docs/{_:.*}").url("/openapi.json", openapi.clone()))
+            .configure(audit_routes::configure)
+            .configure(routes::configure)
+            .default_service(web::to(kinfold_http::no_such_route))
+    })
+    .workers(config.workers.max(1))
+    .disable_signals()
+    .listen(listener)?
+    .run();
+    Ok(kinfold_http::Running::new(port, server))
 }

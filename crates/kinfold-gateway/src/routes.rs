@@ -125,8 +125,7 @@ async fn patient_search(
             entities,
             &request,
         )])
-        .await
-        .map_err(GatewayError::Ledger)?;
+        .await?;
     let self_url = format!(
         "{}{}",
         kinfold_http::base_url(state.public_base_url.as_deref(), &request),
@@ -172,8 +171,7 @@ async fn patient_read(
             disclosed_links(&patient),
             &request,
         )])
-        .await
-        .map_err(GatewayError::Ledger)?;
+        .await?;
     Ok(FhirResponse::ok(&patient))
 }
 
@@ -213,8 +211,7 @@ async fn patient_everything(
             disclosed_entries(&bundle),
             &request,
         )])
-        .await
-        .map_err(GatewayError::Ledger)?;
+        .await?;
     Ok(FhirResponse::ok(&bundle))
 }
 

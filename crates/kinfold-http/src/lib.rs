@@ -258,5 +258,42 @@ pub async fn request_log(
     Ok(response)
 }
 
+/// A server bound to its listener: the port it really got (tests bind port 0) and the server
+/// to poll. The gateway's and the adapters' `Application`s are this.
+pub struct Running {
+    port: u16,
+    server: actix_web::dev::Server,
+}
+
+impl Running {
+    /// Wraps a built server and the port its listener is bound to.
+    pub fn new(port: u16, server: actix_web::dev::Server) -> Self {
+        Self { port, server }
+    }
+
+    /// The port the server listens on.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// A handle to stop the server.
+    pub fn handle(&self) -> actix_web::dev::ServerHandle {
+        self.server.handle()
+    }
+
+    /// Serves until stopped.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.server.await
+    }
+}
+
+impl fmt::Debug for Running {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Running")
+            .field("port", &self.port)
+            .finish_non_exhaustive()
+    }
+}
+
 /// The FHIR media type, for OpenAPI annotations.
 pub const FHIR_MEDIA_TYPE: &str = FHIR_JSON;

@@ -138,7 +138,7 @@ pub async fn start(options: DemoOptions) -> Result<RunningDemo, DemoError> {
             workers: options.workers,
             ..AdapterConfig::default()
         };
-        let app = kinfold_adapter::Application::build(agency, store.clone(), &config)?;
+        let app = kinfold_adapter::build(agency, store.clone(), &config)?;
         let url = format!("http://127.0.0.1:{}", app.port());
         adapters.push((agency, app.handle()));
         endpoints.push(AdapterEndpoint { agency, url });
@@ -169,8 +169,7 @@ pub async fn start(options: DemoOptions) -> Result<RunningDemo, DemoError> {
         ledger: ledger_config,
         ..GatewayConfig::default()
     };
-    let gateway =
-        kinfold_gateway::Application::build(&gateway_config, gateway_store.clone(), ledger)?;
+    let gateway = kinfold_gateway::build(&gateway_config, gateway_store.clone(), ledger)?;
     let gateway_url = format!("http://127.0.0.1:{}", gateway.port());
     let gateway_handle = gateway.handle();
     tokio::spawn(gateway.run_until_stopped());
