@@ -18,28 +18,7 @@ use kinfold_fhir::{IssueType, OdsCode};
 use kinfold_http::ApiError;
 use serde::{Deserialize, Serialize};
 
-/// A secret that never prints: `Debug` shows `***`.
-#[derive(Clone, Default, Deserialize)]
-#[serde(transparent)]
-pub struct Secret(String);
-
-impl Secret {
-    /// Wraps a secret value.
-    pub fn new(value: String) -> Self {
-        Self(value)
-    }
-
-    /// The secret itself, for the one place that needs it.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret(***)")
-    }
-}
+pub use kinfold_audit::Secret;
 
 /// One token-signing key the gateway trusts.
 #[derive(Debug, Clone, Deserialize)]

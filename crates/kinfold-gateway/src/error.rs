@@ -24,9 +24,6 @@ pub enum GatewayError {
     /// The ledger could not record the disclosure: nothing is disclosed (fail closed).
     #[error("ledger unavailable")]
     Ledger(#[from] crate::ledger::LedgerError),
-    /// A malformed request to the ledger API.
-    #[error("bad ledger request")]
-    BadLedgerRequest(String),
     /// The gateway's own database failed.
     #[error("store failure")]
     Store(#[from] StoreError),
@@ -67,12 +64,6 @@ impl GatewayError {
                     "The audit ledger cannot record this disclosure, so nothing is disclosed. Try again later.",
                 )
             }
-            GatewayError::BadLedgerRequest(why) => ApiError::new(
-                StatusCode::BAD_REQUEST,
-                IssueType::Invalid,
-                "bad-ledger-request",
-                why.clone(),
-            ),
             GatewayError::Store(err) => {
                 tracing::error!(error = ?err, "gateway store failure");
                 ApiError::unavailable("The gateway's database is not available.")

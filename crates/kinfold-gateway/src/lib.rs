@@ -16,7 +16,10 @@ mod audit_routes;
 pub mod auth;
 mod error;
 pub mod fanout;
-pub mod ledger;
+/// The audit ledger (re-exported from `kinfold-audit`).
+pub mod ledger {
+    pub use kinfold_audit::*;
+}
 mod merge;
 mod routes;
 
@@ -128,6 +131,10 @@ pub fn build(
         config.adapters.clone(),
         Duration::from_millis(config.adapter_timeout_ms),
     )?;
+    let ledger_api = web::Data::new(kinfold_audit::http::LedgerApi {
+        ledger: ledger.clone(),
+        store: store.clone(),
+    });
     let state = web::Data::new(GatewayState {
         store,
         ledger,
@@ -146,6 +153,8 @@ pub fn build(
             .app_data(kinfold_http::path_config())
             .wrap(from_fn(kinfold_http::request_log))
             .service(SwaggerUi::new("/docs/{_:.*}").url("/openapi.json", openapi.clone()))
+            .app_data(ledger_api.clone())
+            .configure(kinfold_audit::http::configure)
             .configure(audit_routes::configure)
             .configure(routes::configure)
             .default_service(web::to(kinfold_http::no_such_route))

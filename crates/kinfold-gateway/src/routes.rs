@@ -25,9 +25,9 @@ type State = web::Data<GatewayState>;
     paths(
         metadata, health, patient_search, patient_read, patient_everything,
         crate::audit_routes::audit_events, crate::audit_routes::access_report,
-        crate::audit_routes::get_sth, crate::audit_routes::get_sth_consistency,
-        crate::audit_routes::get_proof_by_hash, crate::audit_routes::get_entries,
-        crate::audit_routes::public_key
+        kinfold_audit::http::get_sth, kinfold_audit::http::get_sth_consistency,
+        kinfold_audit::http::get_proof_by_hash, kinfold_audit::http::get_entries,
+        kinfold_audit::http::public_key
     ),
     modifiers(&BearerAuth)
 )]

@@ -1,8 +1,11 @@
-//! The gateway's audit ledger service: records every disclosure durably before the response
-//! is sent (fail closed), with group commit, and signs tree heads while entries arrive.
+//! The running audit ledger, shared by the gateway and the adapters: records audit entries
+//! durably before the caller goes on (fail closed), with group commit, signs tree heads while
+//! entries arrive, verifies a stored ledger, and serves the CT-style `/ledger/v1` API.
 //!
-//! The Merkle maths lives in `kinfold-ledger`; this module feeds it from the store and keeps
-//! the tree in memory for proofs.
+//! The Merkle maths lives in `kinfold-ledger` (pure); this crate feeds it from the store and
+//! keeps the tree in memory for proofs.
+
+pub mod http;
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -14,7 +17,28 @@ use kinfold_store::{LedgerRow, Store, StoreError, TreeHeadRow};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::auth::Secret;
+/// A secret that never prints: `Debug` shows `***`.
+#[derive(Clone, Default, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret value.
+    pub fn new(value: String) -> Self {
+        Self(value)
+    }
+
+    /// The secret itself, for the one place that needs it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
 
 /// Ledger settings.
 #[derive(Debug, Clone, Deserialize)]
