@@ -242,3 +242,67 @@ async fn an_update_is_a_new_version_and_the_old_one_is_kept() {
     assert_valid_fhir("adapter CapabilityStatement", &metadata);
     t.demo.shutdown().await;
 }
+
+/// G20, G12: every ingest is in the adapter's own ledger, naming each record stored, before
+/// anything is stored.
+#[tokio::test]
+async fn every_ingest_is_recorded_in_the_adapters_own_ledger_first() {
+    let t = TestDemo::start(1).await;
+    let body = transaction(vec![put(
+        json!({"resourceType": "Flag", "id": "audited-flag", "status": "active"}),
+    )]);
+    let (status, _) = post(&t, "gp", body).await;
+    assert_eq!(status, 200);
+    let store = kinfold_store::Store::open_sqlite(&t.dir.path().join("gp.db"))
+        .await
+        .expect("gp store");
+    let latest = store
+        .ledger_search(&kinfold_store::LedgerQuery {
+            agent: Some("gp-feed".into()),
+            limit: 1,
+            ..Default::default()
+        })
+        .await
+        .expect("ledger");
+    let record: Value = serde_json::from_str(&latest[0].record).expect("record");
+    assert_eq!(record["subtype"], "transaction");
+    assert_eq!(record["entities"][0]["reference"], "Flag/audited-flag");
+    let key = std::fs::read_to_string(t.dir.path().join("ledger-signing-key-gp")).expect("key");
+    let config = kinfold_gateway::LedgerConfig {
+        signing_key: Some(kinfold_gateway::Secret::new(key)),
+        ..Default::default()
+    };
+    let public = kinfold_audit::ledger_key(&config)
+        .expect("key")
+        .public_key();
+    let report = kinfold_audit::verify_store(&store, &public, None)
+        .await
+        .expect("verify");
+    assert!(
+        report.problems.is_empty() && report.entries > 1,
+        "{:?}",
+        report.problems
+    );
+    let (status, sth) = t.get(&t.adapter("gp", "/ledger/v1/get-sth")).await;
+    assert_eq!(status, 200);
+    assert!(sth["tree_size"].as_u64().is_some());
+
+    // With the ledger unable to write, the adapter stores nothing.
+    store
+        .execute_admin("CREATE TRIGGER ledger_refuses BEFORE INSERT ON ledger_entries BEGIN SELECT RAISE(ABORT, 'no'); END")
+        .await
+        .expect("trigger");
+    let body = transaction(vec![put(
+        json!({"resourceType": "Flag", "id": "unaudited-flag", "status": "active"}),
+    )]);
+    let (status, outcome) = post(&t, "gp", body).await;
+    assert_eq!(status, 503, "{outcome}");
+    assert_eq!(
+        outcome["issue"][0]["details"]["coding"][0]["code"],
+        "ledger-unavailable"
+    );
+    let (status, _) = t.get(&t.adapter("gp", "/Flag/unaudited-flag")).await;
+    assert_eq!(status, 404, "nothing stored without its audit entry");
+    store.close().await;
+    t.demo.shutdown().await;
+}

@@ -34,6 +34,9 @@ pub enum AdapterError {
         /// 400 for a malformed request, 422 for content that breaks a rule.
         status: StatusCode,
     },
+    /// The adapter's ledger could not record the ingest, so nothing was stored.
+    #[error("ledger unavailable")]
+    Ledger(#[from] kinfold_audit::LedgerError),
     /// The store failed.
     #[error("store failure")]
     Store(#[from] StoreError),
@@ -84,6 +87,15 @@ impl AdapterError {
                 };
                 ApiError::new(*status, kind, "bad-entry", format!("{path}: {message}"))
                     .at(path.clone())
+            }
+            AdapterError::Ledger(err) => {
+                tracing::error!(error = ?err, "ingest refused: the ledger cannot record");
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    IssueType::Transient,
+                    "ledger-unavailable",
+                    "The adapter's audit ledger cannot record this ingest, so nothing was stored. Try again later.",
+                )
             }
             AdapterError::Store(err) => {
                 tracing::error!(error = ?err, "store failure");

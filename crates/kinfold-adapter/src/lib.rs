@@ -41,6 +41,8 @@ pub struct AdapterConfig {
     pub workers: usize,
     /// Largest accepted request body, in bytes.
     pub max_body_bytes: usize,
+    /// The adapter's own audit ledger (every ingest is recorded in it before it is stored).
+    pub ledger: kinfold_audit::LedgerConfig,
 }
 
 impl Default for AdapterConfig {
@@ -52,6 +54,7 @@ impl Default for AdapterConfig {
             public_base_url: None,
             workers: 2,
             max_body_bytes: 32 * 1024 * 1024,
+            ledger: kinfold_audit::LedgerConfig::default(),
         }
     }
 }
@@ -61,6 +64,7 @@ impl Default for AdapterConfig {
 pub(crate) struct AdapterState {
     pub(crate) agency: Agency,
     pub(crate) store: Store,
+    pub(crate) ledger: kinfold_audit::Ledger,
     pub(crate) public_base_url: Option<String>,
     pub(crate) started: String,
 }
@@ -70,12 +74,22 @@ pub type Application = kinfold_http::Running;
 
 /// Binds the listener and builds the server (not yet polled: call
 /// `run_until_stopped` or spawn it).
-pub fn build(agency: Agency, store: Store, config: &AdapterConfig) -> std::io::Result<Application> {
+pub fn build(
+    agency: Agency,
+    store: Store,
+    ledger: kinfold_audit::Ledger,
+    config: &AdapterConfig,
+) -> std::io::Result<Application> {
     let listener = TcpListener::bind(&config.bind)?;
     let port = listener.local_addr()?.port();
+    let ledger_api = web::Data::new(kinfold_audit::http::LedgerApi {
+        ledger: ledger.clone(),
+        store: store.clone(),
+    });
     let state = web::Data::new(AdapterState {
         agency,
         store,
+        ledger,
         public_base_url: config.public_base_url.clone(),
         started: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
     });
@@ -87,6 +101,8 @@ pub fn build(agency: Agency, store: Store, config: &AdapterConfig) -> std::io::R
             .app_data(kinfold_http::query_config())
             .app_data(kinfold_http::path_config())
             .wrap(from_fn(kinfold_http::request_log))
+            .app_data(ledger_api.clone())
+            .configure(kinfold_audit::http::configure)
             .configure(routes::configure)
             .default_service(web::to(kinfold_http::no_such_route))
     })

@@ -26,7 +26,19 @@ type Query = web::Query<Vec<(String, String)>>;
         title = "Kinfold agency adapter",
         description = "One agency's FHIR R4 store, served to the Kinfold gateway. Every error is a FHIR OperationOutcome."
     ),
-    paths(metadata, ingest_bundle, search, read, vread, everything)
+    paths(
+        metadata,
+        ingest_bundle,
+        search,
+        read,
+        vread,
+        everything,
+        kinfold_audit::http::get_sth,
+        kinfold_audit::http::get_sth_consistency,
+        kinfold_audit::http::get_proof_by_hash,
+        kinfold_audit::http::get_entries,
+        kinfold_audit::http::public_key
+    )
 )]
 pub struct ApiDoc;
 
@@ -77,7 +89,11 @@ async fn metadata(state: State) -> HttpResponse {
         (status = 400, description = "Malformed Bundle or entry; nothing stored", content_type = "application/fhir+json", body = serde_json::Value),
         (status = 422, description = "An entry breaks a rule (e.g. NHS number check digit); nothing stored", content_type = "application/fhir+json", body = serde_json::Value),
     ))]
-async fn ingest_bundle(state: State, body: web::Bytes) -> Result<HttpResponse, AdapterError> {
+async fn ingest_bundle(
+    state: State,
+    request: HttpRequest,
+    body: web::Bytes,
+) -> Result<HttpResponse, AdapterError> {
     let bundle = match Resource::from_json(&body).map_err(AdapterError::BadBody)? {
         Resource::Bundle(bundle) => bundle,
         other => return Err(AdapterError::NotABundle(format!("a {}", other.type_name()))),
@@ -87,7 +103,16 @@ async fn ingest_bundle(state: State, body: web::Bytes) -> Result<HttpResponse, A
         .iter()
         .filter_map(|p| p.as_ref().ok().cloned())
         .collect();
-    let mut outcomes = state.store.write_all(writes).await?.into_iter();
+    // No write without its audit entry: the ingest is in the ledger before anything is stored.
+    let mut audit = ingest_record(&state, kind, &writes, &request);
+    state.ledger.record(vec![audit.clone()]).await?;
+    let written = state.store.write_all(writes).await;
+    if written.is_err() {
+        audit.outcome = "8".into();
+        audit.subtype = format!("{} (failed)", audit.subtype);
+        state.ledger.record_in_background(audit);
+    }
+    let mut outcomes = written?.into_iter();
 
     let mut response = Bundle::new(match kind {
         BundleType::Transaction => BundleType::TransactionResponse,
@@ -413,4 +438,49 @@ fn searchset(
         entry,
     };
     Ok(FhirResponse::with_status(StatusCode::OK, &bundle))
+}
+
+/// The audit record of one ingest: every record it stores, by whom (the agency's feed).
+fn ingest_record(
+    state: &AdapterState,
+    kind: BundleType,
+    writes: &[Resource],
+    request: &HttpRequest,
+) -> kinfold_ledger::AuditRecord {
+    kinfold_ledger::AuditRecord {
+        recorded: String::new(),
+        event_type: "rest".into(),
+        subtype: if kind == BundleType::Transaction {
+            "transaction"
+        } else {
+            "batch"
+        }
+        .into(),
+        action: "C".into(),
+        outcome: "0".into(),
+        query: "POST / (ingest)".into(),
+        agent: kinfold_ledger::AuditAgent {
+            who: format!("{}-feed", state.agency),
+            organisation: None,
+            role: None,
+        },
+        purpose: Some("record-keeping".into()),
+        patient: None,
+        entities: writes
+            .iter()
+            .map(|r| kinfold_ledger::AuditEntity {
+                reference: format!("{}/{}", r.type_name(), r.id().unwrap_or_default()),
+                resource_type: r.type_name().to_owned(),
+                agency: Some(state.agency.as_str().to_owned()),
+                disclosure: "stored".into(),
+            })
+            .collect(),
+        rule: None,
+        justification: None,
+        request_id: request
+            .headers()
+            .get(kinfold_http::REQUEST_ID)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned),
+    }
 }

@@ -138,7 +138,18 @@ pub async fn start(options: DemoOptions) -> Result<RunningDemo, DemoError> {
             workers: options.workers,
             ..AdapterConfig::default()
         };
-        let app = kinfold_adapter::build(agency, store.clone(), &config)?;
+        let ledger = kinfold_gateway::Ledger::open(
+            store.clone(),
+            &kinfold_gateway::LedgerConfig {
+                signing_key: Some(ledger_seed(
+                    &options.data_dir,
+                    &format!("ledger-signing-key-{agency}"),
+                )?),
+                ..kinfold_gateway::LedgerConfig::default()
+            },
+        )
+        .await?;
+        let app = kinfold_adapter::build(agency, store.clone(), ledger, &config)?;
         let url = format!("http://127.0.0.1:{}", app.port());
         adapters.push((agency, app.handle()));
         endpoints.push(AdapterEndpoint { agency, url });
@@ -155,7 +166,7 @@ pub async fn start(options: DemoOptions) -> Result<RunningDemo, DemoError> {
     };
     let gateway_store = Store::open_sqlite(&options.data_dir.join("gateway.db")).await?;
     let ledger_config = kinfold_gateway::LedgerConfig {
-        signing_key: Some(ledger_seed(&options.data_dir)?),
+        signing_key: Some(ledger_seed(&options.data_dir, "ledger-signing-key")?),
         ..kinfold_gateway::LedgerConfig::default()
     };
     let ledger = kinfold_gateway::Ledger::open(gateway_store.clone(), &ledger_config).await?;
@@ -242,10 +253,10 @@ fn demo_secret(data_dir: &Path) -> Result<Secret, std::io::Error> {
     Ok(Secret::new(secret))
 }
 
-/// The demo's ledger signing key: a 32-byte seed from the operating system's random source,
+/// A demo ledger signing key (the gateway's and each adapter's): a 32-byte seed from the operating system's random source,
 /// made once per data directory.
-fn ledger_seed(data_dir: &Path) -> Result<Secret, std::io::Error> {
-    let path = data_dir.join("ledger-signing-key");
+fn ledger_seed(data_dir: &Path, file: &str) -> Result<Secret, std::io::Error> {
+    let path = data_dir.join(file);
     if let Ok(existing) = std::fs::read_to_string(&path)
         && kinfold_ledger::from_b64(existing.trim()).is_some_and(|b| b.len() == 32)
     {

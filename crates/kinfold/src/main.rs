@@ -188,7 +188,11 @@ async fn run(command: Command) -> Result<(), String> {
                 kinfold::config::load(config.as_deref(), kinfold::config::ADAPTER_ENV)
                     .map_err(|e| e.to_string())?;
             let store = open_store(config.database_url.as_deref(), agency.as_str()).await?;
-            let app = kinfold_adapter::build(agency, store, &config).map_err(|e| e.to_string())?;
+            let ledger = kinfold_gateway::Ledger::open(store.clone(), &config.ledger)
+                .await
+                .map_err(|e| format!("ledger: {e}"))?;
+            let app = kinfold_adapter::build(agency, store, ledger, &config)
+                .map_err(|e| e.to_string())?;
             tracing::info!(port = app.port(), %agency, "adapter listening");
             serve(app.handle(), app.run_until_stopped()).await
         }
