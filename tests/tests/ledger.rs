@@ -271,7 +271,8 @@ async fn tamper_and_verify(statement: &str) -> Vec<String> {
 
 #[tokio::test]
 async fn an_edited_record_is_named() {
-    let problems = tamper_and_verify("UPDATE ledger_entries SET record = replace(record, 'demo-liaison-nurse', 'someone-else') WHERE seq = 2").await;
+    // Entry 2 is one of the demo's identity links: rewrite whose link it was.
+    let problems = tamper_and_verify("UPDATE ledger_entries SET record = replace(record, 'kinfold-demo', 'someone-else') WHERE seq = 2").await;
     assert!(
         problems
             .first()
@@ -290,7 +291,7 @@ async fn a_consistent_forgery_is_caught_by_the_signed_heads_and_the_checkpoint()
         .await
         .expect("store");
     let row = store.ledger_range(1, 2).await.expect("row").remove(0);
-    let forged = row.record.replace("demo-liaison-nurse", "someone-else");
+    let forged = row.record.replace("kinfold-demo", "someone-else");
     assert_ne!(forged, row.record);
     let leaf = kinfold_ledger::LeafInput {
         seq: 1,
@@ -483,5 +484,33 @@ async fn the_gateway_refuses_to_start_on_a_ledger_that_does_not_verify() {
         other => panic!("a tampered ledger must not open: {other:?}"),
     }
     store.close().await;
+    t.demo.shutdown().await;
+}
+
+/// Identity-link changes and issued tokens are in the ledger too (G20).
+#[tokio::test]
+async fn identity_links_and_issued_tokens_are_recorded() {
+    let t = TestDemo::start(1).await;
+    let (status, events) = t.get(&t.gateway("/AuditEvent?agent=kinfold-demo")).await;
+    assert_eq!(status, 200);
+    let events = common::resources(&events);
+    assert!(
+        t.demo.seeded > 0,
+        "a first start, which registers the demo's people"
+    );
+    assert!(
+        events.iter().any(|e| e["outcomeDesc"]
+            .as_str()
+            .is_some_and(|d| d.starts_with("identity-link"))
+            && e["entity"][0]["what"]["reference"]
+                == format!("Patient/{}", t.demo.info.example_patient.id).as_str()),
+        "the example child's identity link is recorded"
+    );
+    assert!(
+        events.iter().any(|e| e["type"]["code"] == "110114"),
+        "the demo token's issue is recorded"
+    );
+    let text = serde_json::to_string(&events).expect("json");
+    assert!(!text.contains(&t.demo.info.token), "never the token itself");
     t.demo.shutdown().await;
 }

@@ -89,10 +89,10 @@ pub fn disclosed(reference: &str, resource_type: &str, agency: Option<&str>) -> 
 /// A stored ledger entry as a FHIR AuditEvent (Basic Audit Log Patterns vocabulary).
 pub fn to_audit_event(row: &LedgerRow) -> Option<Value> {
     let record: AuditRecord = serde_json::from_str(&row.record).ok()?;
-    let (type_code, type_display) = if record.event_type == "security" {
-        ("110113", "Security Alert")
-    } else {
-        ("rest", "RESTful Operation")
+    let (type_code, type_display) = match (record.event_type.as_str(), record.subtype.as_str()) {
+        ("security", "token-issued") => ("110114", "User Authentication"),
+        ("security", _) => ("110113", "Security Alert"),
+        _ => ("rest", "RESTful Operation"),
     };
     let type_system = if record.event_type == "security" {
         "http://dicom.nema.org/resources/ontology/DCM"
@@ -153,4 +153,67 @@ pub fn to_audit_event(row: &LedgerRow) -> Option<Value> {
         event["entity"] = Value::Array(entities);
     }
     Some(event)
+}
+
+/// A record of a new identity link: Kinfold's person id now stands for an NHS number.
+pub fn identity_link(who: &str, person_id: &str, request_id: Option<String>) -> AuditRecord {
+    AuditRecord {
+        recorded: Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true),
+        event_type: "rest".into(),
+        subtype: "create".into(),
+        action: "C".into(),
+        outcome: "0".into(),
+        query: "identity-link".into(),
+        agent: AuditAgent {
+            who: who.to_owned(),
+            ..AuditAgent::default()
+        },
+        purpose: None,
+        patient: Some(person_id.to_owned()),
+        entities: vec![disclosed(
+            &format!("urn:kinfold:person:{person_id}"),
+            "Patient",
+            None,
+        )],
+        rule: Some("kinfold.nhs-number-match".into()),
+        justification: None,
+        request_id,
+    }
+}
+
+/// A record of a bearer token issued: to whom, for which organisation and role. The token
+/// itself is never recorded.
+pub fn token_issued(
+    issuer: &str,
+    subject: &str,
+    organisation: Option<&str>,
+    role: Option<&str>,
+) -> AuditRecord {
+    AuditRecord {
+        recorded: Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true),
+        event_type: "security".into(),
+        subtype: "token-issued".into(),
+        action: "C".into(),
+        outcome: "0".into(),
+        query: "token".into(),
+        agent: AuditAgent {
+            who: issuer.to_owned(),
+            ..AuditAgent::default()
+        },
+        purpose: None,
+        patient: None,
+        entities: vec![AuditEntity {
+            reference: format!("urn:kinfold:token-subject:{subject}"),
+            resource_type: "Practitioner".into(),
+            agency: None,
+            disclosure: format!(
+                "token issued (organisation {}, role {})",
+                organisation.unwrap_or("none"),
+                role.unwrap_or("none")
+            ),
+        }],
+        rule: None,
+        justification: None,
+        request_id: None,
+    }
 }

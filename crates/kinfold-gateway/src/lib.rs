@@ -11,7 +11,7 @@
 //!   silently left out (G4).
 //! * NHS numbers never appear in URLs the gateway mints, nor in its logs.
 
-mod audit;
+pub mod audit;
 mod audit_routes;
 pub mod auth;
 mod error;

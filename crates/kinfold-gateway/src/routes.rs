@@ -105,8 +105,13 @@ async fn patient_search(
     let anyone_knows = answers
         .iter()
         .any(|a| a.result.as_ref().is_ok_and(|r| !r.is_empty()));
+    let mut records = Vec::new();
     let person_id = if anyone_knows {
-        Some(state.store.person_id_for(&nhs).await?)
+        let (id, created) = state.store.link_person(&nhs).await?;
+        if created {
+            records.push(audit::identity_link(&caller.subject, &id, None));
+        }
+        Some(id)
     } else {
         None
     };
@@ -114,18 +119,16 @@ async fn patient_search(
         .as_deref()
         .and_then(|id| merge::patient_view(id, &nhs, &answers));
     let entities = patient.as_ref().map(disclosed_links).unwrap_or_default();
-    state
-        .ledger
-        .record(vec![audit::record(
-            &caller,
-            "search-type",
-            "E",
-            "Patient?identifier",
-            person_id,
-            entities,
-            &request,
-        )])
-        .await?;
+    records.push(audit::record(
+        &caller,
+        "search-type",
+        "E",
+        "Patient?identifier",
+        person_id,
+        entities,
+        &request,
+    ));
+    state.ledger.record(records).await?;
     let self_url = format!(
         "{}{}",
         kinfold_http::base_url(state.public_base_url.as_deref(), &request),

@@ -398,6 +398,12 @@ impl Store {
 
     /// Kinfold's opaque person id for an NHS number, created on first sight.
     pub async fn person_id_for(&self, nhs_number: &NhsNumber) -> Result<String> {
+        Ok(self.link_person(nhs_number).await?.0)
+    }
+
+    /// Like [`Store::person_id_for`], and says whether this call created the link (an
+    /// identity-link change, which belongs in the audit ledger).
+    pub async fn link_person(&self, nhs_number: &NhsNumber) -> Result<(String, bool)> {
         let mut insert = self.sql();
         insert.push("INSERT INTO person_index (person_id, nhs_number, created) VALUES (");
         insert.bind(Arg::text(&uuid::Uuid::new_v4().to_string()));
@@ -409,11 +415,12 @@ impl Store {
         let mut select = self.sql();
         select.push("SELECT person_id FROM person_index WHERE nhs_number = ");
         select.bind(Arg::text(nhs_number.as_str()));
-        let id = on_pool!(self, pool => {
-            bound!(insert).execute(pool).await?;
-            bound!(select).fetch_one(pool).await?.try_get::<String, _>("person_id")?
+        let (id, created) = on_pool!(self, pool => {
+            let created = bound!(insert).execute(pool).await?.rows_affected() == 1;
+            let id = bound!(select).fetch_one(pool).await?.try_get::<String, _>("person_id")?;
+            (id, created)
         });
-        Ok(id)
+        Ok((id, created))
     }
 
     /// The NHS number behind one of Kinfold's person ids.

@@ -419,8 +419,10 @@ async fn sql_metacharacters_in_values_are_just_values(t: &TestStore) {
 
 async fn the_person_index_gives_one_stable_id_per_nhs_number(t: &TestStore) {
     let nhs: NhsNumber = "9434765919".parse().expect("valid");
-    let first = t.store.person_id_for(&nhs).await.expect("id");
-    let again = t.store.person_id_for(&nhs).await.expect("id");
+    let (first, created) = t.store.link_person(&nhs).await.expect("id");
+    assert!(created, "the first sight creates the link");
+    let (again, created_again) = t.store.link_person(&nhs).await.expect("id");
+    assert!(!created_again);
     assert_eq!(first, again);
     assert!(
         !first.contains("9434765919"),

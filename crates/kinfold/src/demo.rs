@@ -180,6 +180,7 @@ pub async fn start(options: DemoOptions) -> Result<RunningDemo, DemoError> {
         ledger: ledger_config,
         ..GatewayConfig::default()
     };
+    let gateway_ledger = ledger.clone();
     let gateway = kinfold_gateway::build(&gateway_config, gateway_store.clone(), ledger)?;
     let gateway_url = format!("http://127.0.0.1:{}", gateway.port());
     let gateway_handle = gateway.handle();
@@ -195,9 +196,18 @@ pub async fn start(options: DemoOptions) -> Result<RunningDemo, DemoError> {
     } else {
         0
     };
-    // Register every person in the gateway's index (idempotent).
+    // Register every person in the gateway's index (idempotent); each new link is an
+    // identity-link change and goes in the ledger.
+    let mut links = Vec::new();
     for person in population.people() {
-        gateway_store.person_id_for(&person.nhs_number).await?;
+        let (id, created) = gateway_store.link_person(&person.nhs_number).await?;
+        if created {
+            links.push(kinfold_gateway::audit::identity_link(
+                "kinfold-demo",
+                &id,
+                None,
+            ));
+        }
     }
 
     let example = population
@@ -211,6 +221,14 @@ pub async fn start(options: DemoOptions) -> Result<RunningDemo, DemoError> {
         12 * 3600,
     )
     .map_err(|e| DemoError::Seed(e.to_string()))?;
+    // Issuing a token is audited too (who it is for, not the token itself).
+    links.push(kinfold_gateway::audit::token_issued(
+        "kinfold-demo",
+        "demo-liaison-nurse",
+        Some("RXX01"),
+        Some("paediatric-liaison-nurse"),
+    ));
+    gateway_ledger.record(links).await?;
     let info = DemoInfo {
         gateway: gateway_url,
         adapters: endpoints
