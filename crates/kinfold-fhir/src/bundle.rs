@@ -112,19 +112,6 @@ impl Bundle {
         }
     }
 
-    /// Appends a search match.
-    pub fn push_match(&mut self, full_url: String, resource: Resource) {
-        self.entry.push(BundleEntry {
-            full_url: Some(full_url),
-            resource: Some(resource),
-            search: Some(BundleEntrySearch {
-                mode: Some(SearchEntryMode::Match),
-                ..BundleEntrySearch::default()
-            }),
-            ..BundleEntry::default()
-        });
-    }
-
     /// Appends an `OperationOutcome` about the search itself (mode `outcome`).
     pub fn push_outcome(&mut self, outcome: crate::OperationOutcome) {
         self.entry.push(BundleEntry {
@@ -135,24 +122,5 @@ impl Bundle {
             }),
             ..BundleEntry::default()
         });
-    }
-
-    /// The link with this relation, if any.
-    pub fn link(&self, relation: &str) -> Option<&str> {
-        self.link
-            .iter()
-            .find(|l| l.relation.as_deref() == Some(relation))
-            .and_then(|l| l.url.as_deref())
-    }
-}
-
-impl BundleLink {
-    /// A link with a relation and a URL.
-    pub fn new(relation: &str, url: String) -> Self {
-        Self {
-            relation: Some(relation.to_owned()),
-            url: Some(url),
-            ..Self::default()
-        }
     }
 }

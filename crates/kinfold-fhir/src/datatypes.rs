@@ -134,35 +134,6 @@ impl Reference {
     }
 }
 
-impl Quantity {
-    /// A quantity with a UCUM unit.
-    pub fn ucum(value: f64, unit: &str) -> Self {
-        Self {
-            value: serde_json::Number::from_f64(value),
-            unit: Some(unit.to_owned()),
-            system: Some("http://unitsofmeasure.org".into()),
-            code: Some(unit.to_owned()),
-            ..Self::default()
-        }
-    }
-
-    /// The value as a float, if present.
-    pub fn value_f64(&self) -> Option<f64> {
-        self.value.as_ref().and_then(serde_json::Number::as_f64)
-    }
-}
-
-impl Identifier {
-    /// An identifier with a system and a value.
-    pub fn new(system: &str, value: &str) -> Self {
-        Self {
-            system: Some(system.to_owned()),
-            value: Some(value.to_owned()),
-            ..Self::default()
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -18,7 +18,7 @@ use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderName, HeaderValue};
 use actix_web::middleware::Next;
 use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
-use kinfold_fhir::{FHIR_JSON, IssueSeverity, IssueType, OperationOutcome, Resource};
+use kinfold_fhir::{IssueSeverity, IssueType, OperationOutcome, Resource};
 use serde::Serialize;
 
 /// The header carrying a request's id, accepted from the caller or made up here.
@@ -294,6 +294,3 @@ impl fmt::Debug for Running {
             .finish_non_exhaustive()
     }
 }
-
-/// The FHIR media type, for OpenAPI annotations.
-pub const FHIR_MEDIA_TYPE: &str = FHIR_JSON;
