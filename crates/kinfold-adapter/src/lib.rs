@@ -66,7 +66,8 @@ pub(crate) struct AdapterState {
     pub(crate) store: Store,
     pub(crate) ledger: kinfold_audit::Ledger,
     pub(crate) public_base_url: Option<String>,
-    pub(crate) started: String,
+    /// The CapabilityStatement, serialised once at start.
+    pub(crate) capability: String,
 }
 
 /// A running server: its port and the server to poll.
@@ -91,7 +92,10 @@ pub fn build(
         store,
         ledger,
         public_base_url: config.public_base_url.clone(),
-        started: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        capability: routes::capability(
+            agency,
+            &chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        ),
     });
     let max_body = config.max_body_bytes;
     let server = HttpServer::new(move || {

@@ -56,7 +56,12 @@ pub(crate) fn configure(config: &mut web::ServiceConfig) {
 #[utoipa::path(get, path = "/metadata", tag = "FHIR",
     responses((status = 200, description = "CapabilityStatement", content_type = "application/fhir+json", body = serde_json::Value)))]
 async fn metadata(state: State) -> HttpResponse {
-    let title = format!("Kinfold {} adapter", state.agency.display_name());
+    FhirResponse::ok_text(state.capability.clone())
+}
+
+/// This adapter's CapabilityStatement as JSON, built once at start.
+pub(crate) fn capability(agency: kinfold_fhir::Agency, started: &str) -> String {
+    let title = format!("Kinfold {} adapter", agency.display_name());
     let types: Vec<_> = ResourceType::ALL
         .iter()
         .copied()
@@ -72,13 +77,13 @@ async fn metadata(state: State) -> HttpResponse {
     let statement = capability_statement(
         &title,
         "Stores one agency's records and serves them to the Kinfold gateway.",
-        &state.started,
+        started,
         &types,
         &["read", "vread", "search-type"],
         &["everything"],
         &["transaction", "batch"],
     );
-    FhirResponse::ok(&Resource::from(statement))
+    Resource::from(statement).to_json()
 }
 
 /// Ingest a FHIR `transaction` (all or nothing) or `batch` Bundle.

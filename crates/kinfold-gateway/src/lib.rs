@@ -100,7 +100,8 @@ pub(crate) struct GatewayState {
     pub(crate) ledger: Ledger,
     pub(crate) agencies: Agencies,
     pub(crate) public_base_url: Option<String>,
-    pub(crate) started: String,
+    /// The CapabilityStatement, serialised once at start.
+    pub(crate) capability: String,
 }
 
 impl GatewayState {
@@ -140,7 +141,9 @@ pub fn build(
         ledger,
         agencies,
         public_base_url: config.public_base_url.clone(),
-        started: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        capability: routes::capability(
+            &chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        ),
     });
     let listener = TcpListener::bind(&config.bind)?;
     let port = listener.local_addr()?.port();

@@ -61,16 +61,21 @@ pub(crate) fn configure(config: &mut web::ServiceConfig) {
 #[utoipa::path(get, path = "/metadata", tag = "FHIR",
     responses((status = 200, description = "CapabilityStatement", content_type = "application/fhir+json", body = serde_json::Value)))]
 async fn metadata(state: State) -> HttpResponse {
-    let statement = capability_statement(
+    FhirResponse::ok_text(state.capability.clone())
+}
+
+/// The gateway's CapabilityStatement as JSON, built once at start.
+pub(crate) fn capability(started: &str) -> String {
+    Resource::from(capability_statement(
         "Kinfold gateway",
         "Answers consent-checked queries across the midwifery, A&E, GP, health-visiting and school-nursing records of a child and family.",
-        &state.started,
+        started,
         &[ResourceType::Patient],
         &["read", "search-type"],
         &["everything"],
         &[],
-    );
-    FhirResponse::ok(&Resource::from(statement))
+    ))
+    .to_json()
 }
 
 /// Liveness: the gateway answers and its database responds.
