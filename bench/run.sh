@@ -89,6 +89,9 @@ echo "stopping the demo; ledger benchmarks"
 kill $demo 2>/dev/null || true
 wait $demo 2>/dev/null || true
 ledger=$(cargo bench -q -p kinfold-gateway --bench ledger 2>/dev/null | grep '^|')
+echo "growth benchmarks"
+growth=$(cargo bench -q -p kinfold-growth --bench sds 2>/dev/null | grep '^|')
+oracle=$(cargo test -q -p kinfold-growth --test oracle -- --nocapture 2>/dev/null | grep 'worst' | sed 's/^\.*//')
 
 cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')
 load=$(cut -d' ' -f1-3 /proc/loadavg)
@@ -128,6 +131,21 @@ task takes every append waiting and commits them in one transaction.
 | what | measured | target (issue 3) |
 |---|---|---|
 $ledger
+
+## Growth
+
+\`cargo bench -p kinfold-growth --bench sds\` (release build, one thread): UK-WHO SDS for a mixed
+set of measurements (every measure, both sexes, 2 weeks to 17 years, so every table and both
+interpolations are used).
+
+| what | measured | spread | target (issue 4) |
+|---|---|---|---|
+$growth ≥ 5 million |
+
+Agreement with the RCPCH reference implementation (\`rcpchgrowth\` 4.6.5, the oracle cases in
+\`crates/kinfold-growth/tests/data/oracle-cases.csv\`), from
+\`cargo test -p kinfold-growth --test oracle -- --nocapture\`: $oracle. The issue asks for
+agreement within 0.01 SDS.
 
 ## Raw wrk output
 

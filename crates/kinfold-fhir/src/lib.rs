@@ -17,6 +17,7 @@ mod macros;
 mod agency;
 mod bundle;
 mod capability;
+pub mod codes;
 mod datatypes;
 mod error;
 mod ids;
@@ -31,6 +32,7 @@ pub use bundle::{
     BundleType, SearchEntryMode,
 };
 pub use capability::capability_statement;
+pub use codes::CONTACT_TYPE_SYSTEM;
 pub use datatypes::{
     CodeableConcept, Coding, HumanName, Identifier, Meta, Period, Quantity, Reference,
 };

@@ -27,6 +27,12 @@ pub enum GatewayError {
     /// The gateway's own database failed.
     #[error("store failure")]
     Store(#[from] StoreError),
+    /// The records lack what a growth chart needs (birth date, sex).
+    #[error("not chartable")]
+    NotChartable(String),
+    /// Drawing a chart failed.
+    #[error("chart failure")]
+    Chart(String),
 }
 
 impl GatewayError {
@@ -63,6 +69,16 @@ impl GatewayError {
                     "ledger-unavailable",
                     "The audit ledger cannot record this disclosure, so nothing is disclosed. Try again later.",
                 )
+            }
+            GatewayError::NotChartable(why) => ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                IssueType::Processing,
+                "not-chartable",
+                why.clone(),
+            ),
+            GatewayError::Chart(err) => {
+                tracing::error!(error = %err, "growth chart failed to draw");
+                ApiError::internal()
             }
             GatewayError::Store(err) => {
                 tracing::error!(error = ?err, "gateway store failure");

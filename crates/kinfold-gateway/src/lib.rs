@@ -16,6 +16,7 @@ mod audit_routes;
 pub mod auth;
 mod error;
 pub mod fanout;
+pub mod growth;
 /// The audit ledger (re-exported from `kinfold-audit`).
 pub mod ledger {
     pub use kinfold_audit::*;
@@ -159,6 +160,7 @@ pub fn build(
             .app_data(ledger_api.clone())
             .configure(kinfold_audit::http::configure)
             .configure(audit_routes::configure)
+            .configure(growth::configure)
             .configure(routes::configure)
             .default_service(web::to(kinfold_http::no_such_route))
     })

@@ -18,14 +18,12 @@ pub struct ChartPoint {
     pub series: usize,
 }
 
-/// A labelled arrow between two points, e.g. an NG75 fall.
+/// A labelled path through measurements, e.g. an NG75 fall from where it began to now.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Annotation {
-    /// Where it starts (age, value).
-    pub from: (f64, f64),
-    /// Where it ends (age, value).
-    pub to: (f64, f64),
-    /// What it says.
+    /// The (age, value) points it passes through, oldest first; the last is ringed.
+    pub path: Vec<(f64, f64)>,
+    /// What it says (written just above the first point).
     pub text: String,
 }
 
@@ -44,6 +42,8 @@ pub struct Chart {
     pub points: Vec<ChartPoint>,
     /// Falls and other notes.
     pub annotations: Vec<Annotation>,
+    /// Lines printed under the chart (e.g. an agency whose measurements are missing).
+    pub notes: Vec<String>,
 }
 
 /// A piece of a centile line: (age, value) points.
@@ -131,7 +131,8 @@ fn draw(chart: &Chart, svg: &mut String) -> Result<(), Box<dyn std::error::Error
     let pad = (high - low) * 0.04;
     let (low, high) = ((low - pad).max(0.0), high + pad);
 
-    let root = SVGBackend::with_string(svg, (960, 640)).into_drawing_area();
+    let height = 640 + 20 * u32::try_from(chart.notes.len()).unwrap_or(0);
+    let root = SVGBackend::with_string(svg, (960, height)).into_drawing_area();
     root.fill(&WHITE)?;
     let (main, footer) = root.split_vertically(600);
     let mut plot = ChartBuilder::on(&main)
@@ -173,22 +174,26 @@ fn draw(chart: &Chart, svg: &mut String) -> Result<(), Box<dyn std::error::Error
     }
 
     for annotation in &chart.annotations {
+        let (Some(first), Some(last)) = (annotation.path.first(), annotation.path.last()) else {
+            continue;
+        };
         plot.draw_series(LineSeries::new(
-            [annotation.from, annotation.to],
+            annotation.path.iter().copied(),
             ALERT_COLOUR.stroke_width(3),
         ))?;
         plot.draw_series(std::iter::once(Circle::new(
-            annotation.to,
+            *last,
             11,
             ALERT_COLOUR.stroke_width(3),
         )))?;
+        // The words sit just above where the fall began, clear of the points after it.
         plot.draw_series(std::iter::once(Text::new(
             annotation.text.clone(),
-            annotation.to,
+            *first,
             ("sans-serif", 16)
                 .into_font()
                 .color(&ALERT_COLOUR)
-                .pos(Pos::new(HPos::Right, VPos::Top)),
+                .pos(Pos::new(HPos::Left, VPos::Bottom)),
         )))?;
     }
 
@@ -220,6 +225,14 @@ fn draw(chart: &Chart, svg: &mut String) -> Result<(), Box<dyn std::error::Error
         (16, 8),
         ("sans-serif", 13).into_font().color(&MEDIAN_COLOUR),
     ))?;
+    for (line, note) in chart.notes.iter().enumerate() {
+        let y = 30 + 20 * i32::try_from(line).unwrap_or(0);
+        footer.draw(&Text::new(
+            note.as_str(),
+            (16, y),
+            ("sans-serif", 15).into_font().color(&ALERT_COLOUR),
+        ))?;
+    }
     root.present()?;
     Ok(())
 }
@@ -259,10 +272,10 @@ mod tests {
                 },
             ],
             annotations: vec![Annotation {
-                from: (2.5, 13.0),
-                to: (4.5, 14.0),
+                path: vec![(2.5, 13.0), (4.5, 14.0)],
                 text: "Fall of 3.1 centile spaces".into(),
             }],
+            notes: vec!["School nursing did not answer".into()],
         }
     }
 
@@ -301,6 +314,7 @@ mod tests {
         assert_eq!(circles(&series_colour(0)), 2 + 1);
         assert_eq!(circles(&series_colour(1)), 1 + 1);
         assert!(texts.iter().any(|t| t == "Fall of 3.1 centile spaces"));
+        assert!(texts.iter().any(|t| t == "School nursing did not answer"));
         assert!(
             texts.iter().any(|t| t == "A&E"),
             "escaped and read back: {texts:?}"

@@ -43,7 +43,7 @@ pub fn missing_weights(reviews: &[Review], weight_dates: &[NaiveDate]) -> Vec<Ga
             date: review.date,
             agency: review.agency.clone(),
             summary: format!(
-                "The {} on {} ({}) recorded no weight.",
+                "No weight was recorded at the {} on {} ({}).",
                 review.label, review.date, review.agency
             ),
         })
@@ -72,6 +72,10 @@ mod tests {
         let gaps = missing_weights(&reviews, &[day("2024-01-10"), day("2025-01-11")]);
         assert_eq!(gaps.len(), 1);
         assert_eq!(gaps[0].review, "Encounter/b");
-        assert!(gaps[0].summary.contains("recorded no weight"));
+        assert!(
+            gaps[0]
+                .summary
+                .starts_with("No weight was recorded at the 1 year review")
+        );
     }
 }

@@ -78,10 +78,13 @@ pub enum Rule {
 #[serde(rename_all = "kebab-case")]
 pub enum BirthBand {
     /// Birth weight below the 9th centile.
+    #[serde(rename = "below-9th")]
     Below9th,
     /// Between the 9th and 91st centiles.
+    #[serde(rename = "9th-to-91st")]
     Between9thAnd91st,
     /// Above the 91st centile.
+    #[serde(rename = "above-91st")]
     Above91st,
 }
 
@@ -141,6 +144,7 @@ pub const REGAIN_WORDING: &str = "birth weight not regained by 3 weeks of age";
 
 /// One concern raised.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Finding {
     /// The rule.
     pub rule: Rule,
@@ -158,6 +162,10 @@ pub struct Finding {
     /// For a fall: the birth-weight band that set the threshold.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub birth_band: Option<BirthBand>,
+    /// For a fall: the last measurement still within half a centile space of the highest
+    /// centile reached, where the fall began.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fall_began: Option<String>,
 }
 
 impl Finding {
@@ -176,6 +184,7 @@ impl Finding {
             agencies,
             centile_spaces: None,
             birth_band: None,
+            fall_began: None,
         }
     }
 }
@@ -248,11 +257,18 @@ pub fn assess(weights: &[Weight]) -> Vec<Finding> {
             &[current],
         ));
     }
-    let peak = earlier.iter().copied().max_by(|a, b| {
-        a.sds
-            .unwrap_or_default()
-            .total_cmp(&b.sds.unwrap_or_default())
-    });
+    // The fall is measured from the highest centile reached before now: the birth weight, or
+    // any weight after the early days (weights in the first two weeks swing with feeding and
+    // fluid, and NG75 treats that period by its own rules above).
+    let peak = earlier
+        .iter()
+        .copied()
+        .filter(|w| w.is_birth_weight || w.ages.days > EARLY_DAYS)
+        .max_by(|a, b| {
+            a.sds
+                .unwrap_or_default()
+                .total_cmp(&b.sds.unwrap_or_default())
+        });
     if let Some(peak) = peak {
         let birth_sds = birth.and_then(|b| b.sds);
         let rule = FALL_RULES
@@ -268,29 +284,55 @@ pub fn assess(weights: &[Weight]) -> Vec<Finding> {
                 Some(_) => format!("the birth weight was {}", band_words(rule.band)),
                 None => "no birth weight is recorded, so the middle band is assumed".to_owned(),
             };
-            let mut triggers = vec![peak, *current];
-            if let Some(birth) = birth.filter(|b| b.reference != peak.reference) {
-                triggers.insert(0, birth);
+            // Where the fall began: the last weight still within half a centile space of the
+            // peak. The finding names the birth weight (which set the threshold) and every
+            // weight from there to now: the whole fall, and every agency that saw part of it.
+            let peak_sds = peak.sds.unwrap_or_default();
+            let after_early_days = |w: &&Weight| w.is_birth_weight || w.ages.days > EARLY_DAYS;
+            let began = earlier
+                .iter()
+                .copied()
+                .filter(after_early_days)
+                .filter(|w| w.date >= peak.date)
+                .rfind(|w| w.sds.unwrap_or_default() >= peak_sds - CENTILE_SPACE / 2.0)
+                .unwrap_or(peak);
+            let mut triggers: Vec<&Weight> = birth.into_iter().collect();
+            for weight in scored.iter().copied().filter(|w| w.date >= began.date) {
+                if !triggers.iter().any(|t| t.reference == weight.reference) {
+                    triggers.push(weight);
+                }
             }
             let mut finding = Finding::new(
                 Rule::FallAcrossCentiles,
                 rule.wording,
                 format!(
-                    "Weight fell {spaces:.1} centile spaces, from the {} centile on {} to the {} centile on {}; {band}, so a fall of {} or more is a concern.",
-                    ordinal_centile(peak.sds.unwrap_or_default()),
+                    "Weight fell {spaces:.1} centile spaces, from the {} centile on {} to the {} centile on {}; it was last near that centile on {} ({}). {}, so a fall of {} or more is a concern.",
+                    ordinal_centile(peak_sds),
                     peak.date,
                     ordinal_centile(current_sds),
                     current.date,
+                    began.date,
+                    began.agency,
+                    capitalise(&band),
                     rule.spaces,
                 ),
                 &triggers,
             );
+            finding.fall_began = Some(began.reference.clone());
             finding.centile_spaces = Some((spaces * 100.0).round() / 100.0);
             finding.birth_band = Some(rule.band);
             findings.push(finding);
         }
     }
     findings
+}
+
+fn capitalise(text: &str) -> String {
+    let mut chars = text.chars();
+    chars
+        .next()
+        .map(|first| first.to_uppercase().chain(chars).collect())
+        .unwrap_or_default()
 }
 
 fn band_words(band: BirthBand) -> &'static str {

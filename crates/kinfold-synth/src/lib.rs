@@ -13,20 +13,15 @@ use kinfold_fhir::{
     Agency, Bundle, BundleEntry, BundleEntryRequest, BundleType, NHS_NUMBER_SYSTEM, NhsNumber,
     Resource,
 };
+use kinfold_growth::{Ages, Gestation, Measure, Sex, value_for_sds};
 use serde_json::{Value, json};
 
-/// Local code system for contact types that have no single agreed SNOMED CT code.
-pub const CONTACT_TYPE_SYSTEM: &str = "https://kinfold.example/fhir/CodeSystem/contact-type";
+pub use kinfold_fhir::codes::{
+    CONTACT_TYPE_SYSTEM, LOINC_BIRTH_WEIGHT, LOINC_GESTATION_AT_BIRTH, LOINC_HEAD, LOINC_HEIGHT,
+    LOINC_LENGTH, LOINC_WEIGHT,
+};
 /// Local code system for safeguarding flags.
 pub const FLAG_SYSTEM: &str = "https://kinfold.example/fhir/CodeSystem/safeguarding-flag";
-/// LOINC body weight.
-pub const LOINC_WEIGHT: &str = "29463-7";
-/// LOINC body height (standing).
-pub const LOINC_HEIGHT: &str = "8302-2";
-/// LOINC body height, lying (length).
-pub const LOINC_LENGTH: &str = "8306-3";
-/// LOINC head circumference.
-pub const LOINC_HEAD: &str = "9843-4";
 
 /// What to generate.
 #[derive(Debug, Clone)]
@@ -88,6 +83,10 @@ pub struct Person {
     pub language: Option<&'static str>,
     /// How this child grows relative to the median, in standard deviations (children only).
     pub growth_z: f64,
+    /// Gestation at birth (children only; most are born at term, about one in twelve early).
+    pub gestation: Gestation,
+    /// Whether this child's weight falters (the demo's story; see `faltering_family`).
+    pub falters: bool,
 }
 
 /// One household.
@@ -103,6 +102,8 @@ pub struct Family {
     pub children: Vec<Person>,
     /// Estimated due date of a current pregnancy.
     pub due_date: Option<NaiveDate>,
+    /// Whether this is the family whose eldest child's growth falters.
+    pub faltering: bool,
 }
 
 /// The whole synthetic population.
@@ -135,7 +136,22 @@ impl Population {
             children_so_far += family.children.len();
             families.push(family);
         }
+        if options.weights_per_child.is_none() && options.max_children.is_none() {
+            families.push(faltering_family(
+                options.families,
+                options.as_of,
+                &mut numbers,
+            ));
+        }
         Self { options, families }
+    }
+
+    /// The child whose growth falters (in every population but the benchmark's).
+    pub fn faltering_child(&self) -> Option<&Person> {
+        self.families
+            .iter()
+            .find(|f| f.faltering)
+            .and_then(|f| f.children.iter().find(|c| c.falters))
     }
 
     /// Every person.
@@ -231,6 +247,8 @@ fn make_family(
                 birth_date,
                 language: culture.language(),
                 growth_z: (rng.f64() + rng.f64() + rng.f64() - 1.5) * 1.4,
+                gestation: gestation_for(key, options.seed),
+                falters: false,
             }
         };
     let as_of = options.as_of;
@@ -282,7 +300,116 @@ fn make_family(
         partner,
         children,
         due_date,
+        faltering: false,
     }
+}
+
+/// Gestation at birth, drawn from the person's key (not the population's random stream, so
+/// that adding it changed no one else): 1 in 12 born between 28 and 36 weeks, the rest at 37
+/// to 41.
+fn gestation_for(key: u32, seed: u64) -> Gestation {
+    let mut rng =
+        fastrand::Rng::with_seed(seed ^ u64::from(key).wrapping_mul(0x9e37_79b9_7f4a_7c15));
+    let weeks = if rng.u8(0..12) == 0 {
+        rng.u8(28..37)
+    } else {
+        rng.u8(37..42)
+    };
+    Gestation {
+        weeks,
+        days: rng.u8(0..7),
+    }
+}
+
+/// The family whose story the growth chart is for: the eldest, a girl of four years and eight
+/// months, grew between the 50th and 75th centiles until she was three, then fell below the
+/// 2nd centile by four and a half, weighed along the way by the GP, A&E, health visiting and
+/// school nursing, and never once plotted on one chart. Her brothers grow normally.
+fn faltering_family(index: usize, as_of: NaiveDate, numbers: &mut NhsNumbers) -> Family {
+    let base = u32::try_from(index).unwrap_or(u32::MAX).saturating_mul(8);
+    let person =
+        |offset: u32, role, given: &str, gender, birth_date, growth_z, numbers: &mut NhsNumbers| {
+            Person {
+                key: base + offset,
+                role,
+                nhs_number: numbers.take(),
+                given: given.to_owned(),
+                family: "Wróblewska".to_owned(),
+                gender,
+                birth_date,
+                language: None,
+                growth_z,
+                gestation: Gestation::TERM,
+                falters: false,
+            }
+        };
+    let before = |months: u32, days: u64| {
+        as_of
+            .checked_sub_months(Months::new(months))
+            .unwrap_or(as_of)
+            - chrono::Days::new(days)
+    };
+    let mother = person(
+        1,
+        Role::Mother,
+        "Halina",
+        "female",
+        before(12 * 31, 40),
+        0.0,
+        numbers,
+    );
+    let mut boys = [
+        person(
+            2,
+            Role::Child,
+            "Kacper",
+            "male",
+            before(7 * 12 + 3, 11),
+            -0.3,
+            numbers,
+        ),
+        person(
+            4,
+            Role::Child,
+            "Tymon",
+            "male",
+            before(2 * 12 + 2, 5),
+            0.8,
+            numbers,
+        ),
+    ];
+    for boy in &mut boys {
+        boy.family = "Wróblewski".to_owned();
+    }
+    let mut girl = person(
+        3,
+        Role::Child,
+        "Zosia",
+        "female",
+        before(4 * 12 + 8, 3),
+        FALTERING_TRACK,
+        numbers,
+    );
+    girl.falters = true;
+    let [elder, younger] = boys;
+    Family {
+        index,
+        mother,
+        partner: None,
+        children: vec![elder, girl, younger],
+        due_date: None,
+        faltering: true,
+    }
+}
+
+/// The SDS the faltering child grows along before she falters (between the 50th and 75th).
+const FALTERING_TRACK: f64 = 0.35;
+
+/// Her weight SDS at an age: on her track until 3 years, then falling steadily to −2.3 (below
+/// the 2nd centile) at 4½, and staying there.
+fn faltering_weight_sds(age: f64) -> f64 {
+    let t = ((age - 3.0) / 1.5).clamp(0.0, 1.0);
+    FALTERING_TRACK + t * (-2.3 - FALTERING_TRACK)
 }
 
 fn years_before(day: NaiveDate, years: u32, rng: &mut fastrand::Rng) -> NaiveDate {
@@ -295,35 +422,6 @@ fn years_before(day: NaiveDate, years: u32, rng: &mut fastrand::Rng) -> NaiveDat
 /// Age in decimal years on a day.
 fn age_years(birth: NaiveDate, on: NaiveDate) -> f64 {
     f64::from(i32::try_from((on - birth).num_days()).unwrap_or(0)) / 365.25
-}
-
-/// A rough reference median (weight kg, height cm) by age, for plausible synthetic values only.
-/// These are not used for any clinical calculation.
-fn rough_median(age: f64) -> (f64, f64) {
-    const POINTS: [(f64, f64, f64); 10] = [
-        (0.0, 3.4, 50.0),
-        (0.25, 6.0, 61.0),
-        (0.5, 7.8, 67.0),
-        (1.0, 9.6, 75.0),
-        (2.0, 12.2, 87.0),
-        (3.0, 14.3, 96.0),
-        (5.0, 18.3, 110.0),
-        (10.0, 31.0, 138.0),
-        (15.0, 55.0, 168.0),
-        (18.0, 65.0, 172.0),
-    ];
-    let upper = POINTS
-        .iter()
-        .position(|p| p.0 >= age)
-        .unwrap_or(POINTS.len() - 1)
-        .max(1);
-    let (a, b) = (POINTS[upper - 1], POINTS[upper]);
-    let t = ((age - a.0) / (b.0 - a.0)).clamp(0.0, 1.0);
-    (a.1 + t * (b.1 - a.1), a.2 + t * (b.2 - a.2))
-}
-
-fn round1(x: f64) -> f64 {
-    (x * 10.0).round() / 10.0
 }
 
 /// The resources for one family, sorted by agency.
@@ -394,20 +492,20 @@ impl Records {
                     Agency::Midwifery,
                     encounter(Agency::Midwifery, child, "birth", "Birth", child.birth_date),
                 );
-                let (kg, _) = rough_median(0.0);
                 self.add(
                     Agency::Midwifery,
                     measurement(
                         Agency::Midwifery,
                         child,
                         "birth-weight",
-                        "8339-4",
+                        LOINC_BIRTH_WEIGHT,
                         "Birth weight Measured",
                         "kg",
-                        round1(kg * (1.0 + 0.09 * child.growth_z)),
+                        round_to(birth_weight(child), 3),
                         child.birth_date,
                     ),
                 );
+                self.add(Agency::Midwifery, gestation_at_birth(child));
             }
         }
         if let Some(due) = family.due_date {
@@ -443,6 +541,7 @@ impl Records {
         let age = age_years(child.birth_date, self.as_of);
         let example =
             family.index == 0 && family.children.first().is_some_and(|c| c.key == child.key);
+        let faltering = child.falters;
         // Health visiting: the Healthy Child Programme reviews up to age five.
         let reviews: [(&str, &str, u64); 4] = [
             ("new-birth-visit", "New birth visit", 12),
@@ -459,7 +558,10 @@ impl Records {
                     Agency::HealthVisiting,
                     encounter(Agency::HealthVisiting, child, code, display, when),
                 );
-                self.growth(Agency::HealthVisiting, child, when, code);
+                // The faltering child's 2-year review was a home visit without scales.
+                if !(faltering && code == "2-year-review") {
+                    self.growth(Agency::HealthVisiting, child, when, code);
+                }
             }
         }
         if let Some(count) = options.weights_per_child {
@@ -469,7 +571,7 @@ impl Records {
                 let offset = span * i64::try_from(n + 1).unwrap_or(1)
                     / i64::try_from(count + 1).unwrap_or(1);
                 let when = child.birth_date + chrono::Days::new(u64::try_from(offset).unwrap_or(0));
-                let (kg, _) = rough_median(age_years(child.birth_date, when));
+                let kg = child_value(child, Measure::Weight, offset, child.growth_z);
                 let tag = format!("w{n}");
                 self.add(
                     Agency::HealthVisiting,
@@ -480,7 +582,7 @@ impl Records {
                         LOINC_WEIGHT,
                         "Body weight",
                         "kg",
-                        round1(kg * (1.0 + 0.09 * child.growth_z)),
+                        round_to(kg, 2),
                         when,
                     ),
                 );
@@ -525,6 +627,10 @@ impl Records {
                 self.growth(Agency::SchoolNursing, child, year6, "ncmp-year-6");
             }
         }
+        if faltering {
+            self.faltering_weights(child);
+            return;
+        }
         // A&E: about one child in five has attended; the example child always has.
         if example || rng.u8(0..5) == 0 {
             let day = if example {
@@ -550,10 +656,17 @@ impl Records {
         }
     }
 
+    /// Weight, length or height, and (under 2) head circumference at a review, on the child's
+    /// own centiles with a little measurement noise.
     fn growth(&mut self, agency: Agency, child: &Person, when: NaiveDate, tag: &str) {
+        let days = (when - child.birth_date).num_days();
         let age = age_years(child.birth_date, when);
-        let (kg, cm) = rough_median(age);
-        let scale = 1.0 + 0.09 * child.growth_z;
+        let wobble = noise(child.key, tag);
+        let weight_z = if child.falters {
+            faltering_weight_sds(age)
+        } else {
+            child.growth_z + wobble
+        };
         self.add(
             agency,
             measurement(
@@ -563,7 +676,7 @@ impl Records {
                 LOINC_WEIGHT,
                 "Body weight",
                 "kg",
-                round1(kg * scale),
+                round_to(child_value(child, Measure::Weight, days, weight_z), 2),
                 when,
             ),
         );
@@ -581,12 +694,14 @@ impl Records {
                 code,
                 display,
                 "cm",
-                round1(cm * (1.0 + 0.04 * child.growth_z)),
+                round_to(
+                    child_value(child, Measure::Height, days, child.growth_z - wobble),
+                    1,
+                ),
                 when,
             ),
         );
         if age < 2.0 {
-            let head = 35.0 + 11.0 * (age.min(1.0)) + 2.5 * (age - 1.0).max(0.0);
             self.add(
                 agency,
                 measurement(
@@ -596,12 +711,81 @@ impl Records {
                     LOINC_HEAD,
                     "Head Occipital-frontal circumference",
                     "cm",
-                    round1(head * (1.0 + 0.03 * child.growth_z)),
+                    round_to(
+                        child_value(child, Measure::Ofc, days, child.growth_z + wobble / 2.0),
+                        1,
+                    ),
                     when,
                 ),
             );
         }
     }
+
+    /// The faltering child's weights outside the health-visiting reviews: the GP at 9 months,
+    /// 3 years and 4½, A&E at 3 years 9 months.
+    fn faltering_weights(&mut self, child: &Person) {
+        let visits: [(Agency, u64, &str, &str); 4] = [
+            (Agency::Gp, 270, "gp-consultation-9m", "GP consultation"),
+            (Agency::Gp, 1100, "gp-consultation-3y", "GP consultation"),
+            (Agency::Ae, 1375, "ae-attendance", "A&E attendance"),
+            (Agency::Gp, 1640, "gp-consultation-4y", "GP consultation"),
+        ];
+        for (agency, day, code, display) in visits {
+            let when = child.birth_date + chrono::Days::new(day);
+            self.add(agency, encounter(agency, child, code, display, when));
+            let days = i64::try_from(day).unwrap_or(0);
+            let z = faltering_weight_sds(age_years(child.birth_date, when));
+            self.add(
+                agency,
+                measurement(
+                    agency,
+                    child,
+                    &format!("{code}-wt"),
+                    LOINC_WEIGHT,
+                    "Body weight",
+                    "kg",
+                    round_to(child_value(child, Measure::Weight, days, z), 2),
+                    when,
+                ),
+            );
+        }
+        self.add(Agency::Ae, patient(Agency::Ae, child));
+    }
+}
+
+/// A child's sex as the growth references split it.
+fn sex_of(person: &Person) -> Sex {
+    if person.gender == "male" {
+        Sex::Male
+    } else {
+        Sex::Female
+    }
+}
+
+/// The value of a measurement `days` after birth at an SDS, at the age the UK-WHO chart uses.
+fn child_value(child: &Person, measure: Measure, days: i64, sds: f64) -> f64 {
+    let ages = Ages::from_days(days, child.gestation);
+    value_for_sds(measure, sex_of(child), ages.chart, sds)
+        .or_else(|| value_for_sds(measure, sex_of(child), ages.chronological, sds))
+        .unwrap_or(1.0)
+}
+
+/// Birth weight on the child's own centile, for its gestation.
+fn birth_weight(child: &Person) -> f64 {
+    child_value(child, Measure::Weight, 0, child.growth_z)
+}
+
+/// A small, repeatable measurement error (±0.15 SD) for one child's measurement.
+fn noise(key: u32, tag: &str) -> f64 {
+    let seed = tag.bytes().fold(u64::from(key), |h, b| {
+        h.wrapping_mul(31).wrapping_add(u64::from(b))
+    });
+    (fastrand::Rng::with_seed(seed).f64() - 0.5) * 0.3
+}
+
+fn round_to(x: f64, places: i32) -> f64 {
+    let scale = 10f64.powi(places);
+    (x * scale).round() / scale
 }
 
 fn person_day(person: &Person, as_of: NaiveDate, rng: &mut fastrand::Rng) -> NaiveDate {
@@ -697,6 +881,21 @@ fn measurement(
         "subject": subject(agency, child),
         "effectiveDateTime": format!("{day}T10:15:00Z"),
         "valueQuantity": {"value": value, "unit": unit, "system": "http://unitsofmeasure.org", "code": unit}
+    })
+}
+
+/// Gestation at birth as midwifery records it (LOINC 76516-4, in weeks).
+fn gestation_at_birth(child: &Person) -> Value {
+    let weeks = f64::from(child.gestation.weeks) + f64::from(child.gestation.days) / 7.0;
+    json!({
+        "resourceType": "Observation",
+        "id": format!("mw-obs{}-gestation", child.key),
+        "status": "final",
+        "code": {"coding": [{"system": "http://loinc.org", "code": LOINC_GESTATION_AT_BIRTH, "display": "Gestational age--at birth"}],
+                 "text": format!("Gestation at birth {}+{} weeks", child.gestation.weeks, child.gestation.days)},
+        "subject": subject(Agency::Midwifery, child),
+        "effectiveDateTime": format!("{}T10:15:00Z", child.birth_date),
+        "valueQuantity": {"value": round_to(weeks, 3), "unit": "wk", "system": "http://unitsofmeasure.org", "code": "wk"}
     })
 }
 

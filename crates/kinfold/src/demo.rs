@@ -53,6 +53,9 @@ pub struct DemoInfo {
     pub token: String,
     /// A child with records at every agency.
     pub example_patient: ExamplePatient,
+    /// The child whose weight falters (see `$growth-chart`), and her brothers, who grow
+    /// normally.
+    pub growth_example: Option<GrowthExample>,
     /// The audit ledger's Ed25519 public key (base64), for `kinfold ledger verify`.
     pub ledger_public_key: String,
 }
@@ -64,6 +67,15 @@ pub struct ExamplePatient {
     pub id: String,
     /// The child's NHS number (test range).
     pub nhs_number: String,
+}
+
+/// The demo's growth story.
+#[derive(Debug, Clone, Serialize)]
+pub struct GrowthExample {
+    /// The child whose weight falls from the 50th–75th centiles to below the 2nd.
+    pub child: ExamplePatient,
+    /// Her brothers, growing along their centiles.
+    pub siblings: Vec<ExamplePatient>,
 }
 
 /// Why the demo could not start.
@@ -229,6 +241,23 @@ pub async fn start(options: DemoOptions) -> Result<RunningDemo, DemoError> {
         Some("paediatric-liaison-nurse"),
     ));
     gateway_ledger.record(links).await?;
+    let mut growth_example = None;
+    if let Some(family) = population.families.iter().find(|f| f.faltering) {
+        let mut child = None;
+        let mut siblings = Vec::new();
+        for person in &family.children {
+            let patient = ExamplePatient {
+                id: gateway_store.person_id_for(&person.nhs_number).await?,
+                nhs_number: person.nhs_number.to_string(),
+            };
+            if person.falters {
+                child = Some(patient);
+            } else {
+                siblings.push(patient);
+            }
+        }
+        growth_example = child.map(|child| GrowthExample { child, siblings });
+    }
     let info = DemoInfo {
         gateway: gateway_url,
         adapters: endpoints
@@ -240,6 +269,7 @@ pub async fn start(options: DemoOptions) -> Result<RunningDemo, DemoError> {
             id: gateway_store.person_id_for(&example.nhs_number).await?,
             nhs_number: example.nhs_number.to_string(),
         },
+        growth_example,
         ledger_public_key,
     };
     let json = serde_json::to_string_pretty(&info).map_err(|e| DemoError::Seed(e.to_string()))?;

@@ -65,6 +65,12 @@ enum Command {
         #[command(subcommand)]
         command: LedgerCommand,
     },
+    /// Score a CSV of growth measurements against UK-WHO: reads standard input, writes the
+    /// rows with sds, centile and flag added to standard output, and reports bad rows (by line
+    /// number) on standard error. Columns as the RCPCH growth API names them: sex,
+    /// birth_date, observation_date, gestation_weeks, gestation_days, measurement_method
+    /// (weight, height, bmi, ofc), observation_value. Exits 1 if any row was bad.
+    Growth,
     /// Issue a bearer token signed with the gateway's first configured key.
     Token {
         /// The gateway's TOML configuration file.
@@ -111,6 +117,9 @@ enum LedgerCommand {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Command::Growth = cli.command {
+        return growth();
+    }
     let default_filter = match cli.command {
         Command::Demo { .. } => "info,kinfold_http=warn",
         _ => "info",
@@ -137,6 +146,25 @@ fn main() -> ExitCode {
         Err(message) if message == VERIFY_FAILED => ExitCode::FAILURE,
         Err(message) => {
             eprintln!("kinfold: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `kinfold growth`: standard input to standard output, no runtime needed.
+fn growth() -> ExitCode {
+    let output = std::io::BufWriter::new(std::io::stdout().lock());
+    match kinfold::growth_csv::run(std::io::stdin().lock(), output, std::io::stderr()) {
+        Ok(summary) if summary.rejected == 0 => ExitCode::SUCCESS,
+        Ok(summary) => {
+            eprintln!(
+                "kinfold growth: {} rows scored, {} rows could not be read (listed above)",
+                summary.written, summary.rejected
+            );
+            ExitCode::FAILURE
+        }
+        Err(message) => {
+            eprintln!("kinfold growth: {message}");
             ExitCode::FAILURE
         }
     }
@@ -197,6 +225,7 @@ async fn run(command: Command) -> Result<(), String> {
             serve(app.handle(), app.run_until_stopped()).await
         }
         Command::Ledger { command } => ledger(command).await,
+        Command::Growth => Err("kinfold growth runs without the server runtime".into()),
         Command::Token {
             config,
             subject,
@@ -375,6 +404,15 @@ fn print_welcome(running: &demo::RunningDemo, data_dir: &std::path::Path) {
         "  curl -s -H \"Authorization: Bearer $TOKEN\" '{gateway}/Patient?identifier=https://fhir.nhs.uk/Id/nhs-number|{nhs}'"
     );
     println!("  curl -s -H \"Authorization: Bearer $TOKEN\" {gateway}/Patient/{id}/\\$everything");
+    if let Some(growth) = &info.growth_example {
+        let child = &growth.child.id;
+        println!(
+            "  curl -s -H \"Authorization: Bearer $TOKEN\" {gateway}/Patient/{child}/\\$growth"
+        );
+        println!(
+            "  curl -s -H \"Authorization: Bearer $TOKEN\" {gateway}/Patient/{child}/\\$growth-chart > chart.svg   (a child whose weight falters)"
+        );
+    }
     println!(
         "\n(with TOKEN=$(jq -r .token {}/demo.json))",
         data_dir.display()
