@@ -110,20 +110,22 @@ impl Store {
             Backend::Sqlite(pool) => {
                 // The whole group as one JSON argument, unpacked by SQLite's json_each: binding
                 // six arguments a row through sqlx cost more than the insert itself.
-                let group: Vec<serde_json::Value> = rows
+                // Serialised straight from borrowed tuples: no copy of any record text.
+                let group: Vec<_> = rows
                     .iter()
                     .map(|r| {
-                        serde_json::json!([
+                        (
                             r.seq,
                             r.recorded,
-                            r.patient,
-                            r.agent,
-                            r.leaf_hash,
-                            r.record
-                        ])
+                            &r.patient,
+                            &r.agent,
+                            &r.leaf_hash,
+                            &r.record,
+                        )
                     })
                     .collect();
-                let group = serde_json::Value::Array(group).to_string();
+                let group = serde_json::to_string(&group)
+                    .map_err(|e| crate::StoreError::Corrupt(e.to_string()))?;
                 let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
                 sqlx::query(
                     "INSERT INTO ledger_entries (seq, recorded, patient, agent, leaf_hash, record) \
