@@ -40,6 +40,18 @@ pub enum AgencyFailure {
     Invalid,
 }
 
+impl AgencyFailure {
+    /// What happened, in words ("did not answer within 2000 ms").
+    pub fn describe(&self) -> String {
+        match self {
+            Self::Timeout(deadline) => format!("did not answer within {} ms", deadline.as_millis()),
+            Self::Unreachable => "could not be reached".to_owned(),
+            Self::Status(status) => format!("answered with HTTP status {status}"),
+            Self::Invalid => "sent an answer that is not a FHIR searchset".to_owned(),
+        }
+    }
+}
+
 /// One agency's part of an answer.
 #[derive(Debug, Clone)]
 pub struct AgencyAnswer {

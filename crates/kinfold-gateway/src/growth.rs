@@ -21,7 +21,7 @@ use serde_json::Value;
 
 use crate::audit;
 use crate::auth::Caller;
-use crate::fanout::{AgencyAnswer, AgencyFailure};
+use crate::fanout::AgencyAnswer;
 use crate::merge;
 use crate::{GatewayError, GatewayState};
 
@@ -227,7 +227,7 @@ pub(crate) fn report(
         .filter_map(|a| match &a.result {
             Err(failure) => Some(Missing {
                 agency: a.agency,
-                reason: describe_failure(failure),
+                reason: failure.describe(),
             }),
             Ok(_) => None,
         })
@@ -243,17 +243,6 @@ pub(crate) fn report(
         gaps,
         missing_agencies,
     })
-}
-
-fn describe_failure(failure: &AgencyFailure) -> String {
-    match failure {
-        AgencyFailure::Timeout(deadline) => {
-            format!("did not answer within {} ms", deadline.as_millis())
-        }
-        AgencyFailure::Unreachable => "could not be reached".into(),
-        AgencyFailure::Status(status) => format!("answered with HTTP status {status}"),
-        AgencyFailure::Invalid => "sent an answer that is not a FHIR searchset".into(),
-    }
 }
 
 /// Entered-in-error and cancelled measurements are not growth.

@@ -170,21 +170,13 @@ fn provenance_for(agency: Agency, targets: Vec<Value>, now: &str) -> Value {
 
 /// An `OperationOutcome` naming an agency whose records are missing, and why.
 pub fn missing_agency(agency: Agency, failure: &AgencyFailure) -> Value {
-    let (code, why) = match failure {
-        AgencyFailure::Timeout(deadline) => (
-            IssueType::Timeout,
-            format!("did not answer within {} ms", deadline.as_millis()),
-        ),
-        AgencyFailure::Unreachable => (IssueType::Transient, "could not be reached".to_owned()),
-        AgencyFailure::Status(status) => (
-            IssueType::Exception,
-            format!("answered with HTTP status {status}"),
-        ),
-        AgencyFailure::Invalid => (
-            IssueType::Invalid,
-            "sent an answer that is not a FHIR searchset".to_owned(),
-        ),
+    let code = match failure {
+        AgencyFailure::Timeout(_) => IssueType::Timeout,
+        AgencyFailure::Unreachable => IssueType::Transient,
+        AgencyFailure::Status(_) => IssueType::Exception,
+        AgencyFailure::Invalid => IssueType::Invalid,
     };
+    let why = failure.describe();
     let mut outcome = OperationOutcome::single(
         IssueSeverity::Warning,
         code,
