@@ -281,3 +281,40 @@ async fn children_growing_normally_raise_no_alarm() {
     assert!(checked >= 40, "only {checked} children");
     assert!(preterm >= 1, "no preterm child among {checked}");
 }
+
+/// G4 in growth too: an agency that does not answer is named, in the JSON and under the chart,
+/// and the other agencies' measurements are still scored.
+#[tokio::test]
+async fn a_missing_agency_is_named_in_growth_and_on_the_chart() {
+    let mut t = TestDemo::start(1).await;
+    let growth = t.demo.info.growth_example.clone().expect("growth example");
+    t.demo.stop_adapter(Agency::SchoolNursing).await;
+    let (status, report) = t
+        .get(&t.gateway(&format!("/Patient/{}/$growth", growth.child.id)))
+        .await;
+    assert_eq!(status, 200, "{report}");
+    let missing = report["missingAgencies"]
+        .as_array()
+        .expect("missingAgencies");
+    assert_eq!(missing.len(), 1, "{missing:?}");
+    assert_eq!(missing[0]["agency"], "school-nursing");
+    assert!(
+        report["measurements"]
+            .as_array()
+            .is_some_and(|m| m.iter().all(|m| m["agency"] != "school-nursing") && m.len() > 5)
+    );
+    let svg = t
+        .http
+        .get(t.gateway(&format!("/Patient/{}/$growth-chart", growth.child.id)))
+        .bearer_auth(&t.demo.info.token)
+        .send()
+        .await
+        .expect("answered")
+        .text()
+        .await
+        .expect("body");
+    assert!(
+        svg.contains("School nursing could not be reached: its measurements are missing."),
+        "the chart names the missing agency"
+    );
+}
