@@ -516,6 +516,12 @@ pub fn chart(report: &GrowthReport, measure: Measure) -> Chart {
             )
         })
         .collect();
+    if plotted.is_empty() {
+        notes.push(format!(
+            "No {} measurement that can be charted is recorded for this child by any agency that answered.",
+            measure.label().to_lowercase()
+        ));
+    }
     if measure == Measure::Weight {
         notes.extend(report.gaps.iter().map(|gap| gap.summary.clone()));
     }

@@ -213,12 +213,14 @@ fn draw(chart: &Chart, svg: &mut String) -> Result<(), Box<dyn std::error::Error
         .label(name.as_str())
         .legend(move |(x, y)| Circle::new((x + 8, y), 6, colour.filled()));
     }
-    plot.configure_series_labels()
-        .position(SeriesLabelPosition::UpperLeft)
-        .background_style(WHITE.mix(0.9))
-        .border_style(RGBColor(200, 200, 200))
-        .label_font(("sans-serif", 15))
-        .draw()?;
+    if !chart.series.is_empty() {
+        plot.configure_series_labels()
+            .position(SeriesLabelPosition::UpperLeft)
+            .background_style(WHITE.mix(0.9))
+            .border_style(RGBColor(200, 200, 200))
+            .label_font(("sans-serif", 15))
+            .draw()?;
+    }
 
     footer.draw(&Text::new(
         "UK-WHO growth reference: UK90 below 2 weeks and from 4 years, WHO 2006 from 2 weeks to 4 years. Centile lines 0.4th to 99.6th, 2/3 SD apart.",
