@@ -205,7 +205,10 @@ async fn the_growth_chart_is_svg_with_every_weight_and_the_fall() {
     // Nobody measured her BMI: the chart says so rather than showing an empty grid.
     let bmi = t
         .http
-        .get(t.gateway(&format!("/Patient/{}/$growth-chart?measure=bmi", growth.child.id)))
+        .get(t.gateway(&format!(
+            "/Patient/{}/$growth-chart?measure=bmi",
+            growth.child.id
+        )))
         .bearer_auth(&t.demo.info.token)
         .send()
         .await
@@ -213,7 +216,10 @@ async fn the_growth_chart_is_svg_with_every_weight_and_the_fall() {
         .text()
         .await
         .expect("body");
-    assert!(bmi.contains("No body mass index measurement that can be charted"), "{bmi}");
+    assert!(
+        bmi.contains("No body mass index measurement that can be charted"),
+        "{bmi}"
+    );
 
     // Asked for an unknown measure: a FHIR error naming the parameter.
     let (status, outcome) = get_json(
