@@ -101,7 +101,7 @@ pub struct FallRule {
     pub wording: &'static str,
 }
 
-/// NG75 recommendation 1.2 ("thresholds for concern about faltering growth").
+/// NG75, thresholds for concern about faltering growth after the early days of life.
 pub const FALL_RULES: [FallRule; 3] = [
     FallRule {
         band: BirthBand::Below9th,
