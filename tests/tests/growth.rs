@@ -7,6 +7,23 @@ use common::{TestDemo, get_json};
 use kinfold_fhir::Agency;
 use serde_json::Value;
 
+/// GET a growth chart with the demo's token: status, content type and body.
+async fn chart(t: &TestDemo, child: &str, query: &str) -> (u16, String, String) {
+    let response = t
+        .http
+        .get(t.gateway(&format!("/Patient/{child}/$growth-chart{query}")))
+        .bearer_auth(&t.demo.info.token)
+        .send()
+        .await
+        .expect("answered");
+    let status = response.status().as_u16();
+    let content_type = response.headers()["content-type"]
+        .to_str()
+        .unwrap_or("")
+        .to_owned();
+    (status, content_type, response.text().await.expect("body"))
+}
+
 fn rules(report: &Value) -> Vec<&str> {
     report["findings"]
         .as_array()
@@ -131,25 +148,9 @@ async fn the_faltering_child_is_found_and_her_brothers_are_not() {
 async fn the_growth_chart_is_svg_with_every_weight_and_the_fall() {
     let t = TestDemo::start(1).await;
     let growth = t.demo.info.growth_example.clone().expect("growth example");
-    let url = t.gateway(&format!(
-        "/Patient/{}/$growth-chart?measure=weight",
-        growth.child.id
-    ));
-    let response = t
-        .http
-        .get(&url)
-        .bearer_auth(&t.demo.info.token)
-        .send()
-        .await
-        .expect("answered");
-    assert_eq!(response.status(), 200);
-    assert!(
-        response.headers()["content-type"]
-            .to_str()
-            .unwrap_or("")
-            .starts_with("image/svg+xml")
-    );
-    let svg = response.text().await.expect("body");
+    let (status, content_type, svg) = chart(&t, &growth.child.id, "?measure=weight").await;
+    assert_eq!(status, 200);
+    assert!(content_type.starts_with("image/svg+xml"));
     let doc = roxmltree::Document::parse(&svg).expect("well-formed SVG");
     let texts: Vec<&str> = doc
         .descendants()
@@ -203,19 +204,7 @@ async fn the_growth_chart_is_svg_with_every_weight_and_the_fall() {
     );
 
     // Nobody measured her BMI: the chart says so rather than showing an empty grid.
-    let bmi = t
-        .http
-        .get(t.gateway(&format!(
-            "/Patient/{}/$growth-chart?measure=bmi",
-            growth.child.id
-        )))
-        .bearer_auth(&t.demo.info.token)
-        .send()
-        .await
-        .expect("answered")
-        .text()
-        .await
-        .expect("body");
+    let (_, _, bmi) = chart(&t, &growth.child.id, "?measure=bmi").await;
     assert!(
         bmi.contains("No body mass index measurement that can be charted"),
         "{bmi}"
@@ -322,16 +311,7 @@ async fn a_missing_agency_is_named_in_growth_and_on_the_chart() {
             .as_array()
             .is_some_and(|m| m.iter().all(|m| m["agency"] != "school-nursing") && m.len() > 5)
     );
-    let svg = t
-        .http
-        .get(t.gateway(&format!("/Patient/{}/$growth-chart", growth.child.id)))
-        .bearer_auth(&t.demo.info.token)
-        .send()
-        .await
-        .expect("answered")
-        .text()
-        .await
-        .expect("body");
+    let (_, _, svg) = chart(&t, &growth.child.id, "").await;
     assert!(
         svg.contains("School nursing could not be reached: its measurements are missing."),
         "the chart names the missing agency"

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use common::{TestDemo, get_json};
 use kinfold_gateway::SignedTreeHead;
-use kinfold_gateway::ledger::verify_store;
+use kinfold_gateway::ledger::{hex, verify_store};
 use kinfold_ledger::{b64, from_b64, leaf_hash};
 use kinfold_store::Store;
 use serde_json::Value;
@@ -299,7 +299,7 @@ async fn a_consistent_forgery_is_caught_by_the_signed_heads_and_the_checkpoint()
         record_hash: kinfold_ledger::AuditRecord::commitment(&forged),
     }
     .leaf_hash();
-    let forged_hex: String = leaf.iter().map(|b| format!("{b:02x}")).collect();
+    let forged_hex = hex(&leaf);
     store
         .execute_admin(&format!(
             "UPDATE ledger_entries SET record = '{}', leaf_hash = '{forged_hex}' WHERE seq = 1",

@@ -75,8 +75,7 @@ pub(crate) async fn audit_events(
     let rows = state.store.ledger_search(&filter).await?;
     let events: Vec<Value> = rows.iter().filter_map(audit::to_audit_event).collect();
     state
-        .ledger
-        .record(vec![audit::record(
+        .record_access(audit::record(
             &caller,
             "search-type",
             "E",
@@ -84,7 +83,7 @@ pub(crate) async fn audit_events(
             filter.patient.clone(),
             Vec::new(),
             &request,
-        )])
+        ))
         .await?;
     let entries: Vec<Value> = events
         .into_iter()
@@ -136,8 +135,7 @@ pub(crate) async fn access_report(
         .map(|(seq, r)| describe(seq, &r))
         .collect();
     state
-        .ledger
-        .record(vec![audit::record(
+        .record_access(audit::record(
             &caller,
             "operation",
             "E",
@@ -145,7 +143,7 @@ pub(crate) async fn access_report(
             Some(person.clone()),
             Vec::new(),
             &request,
-        )])
+        ))
         .await?;
     let overrides = accesses.iter().filter(|a| a["override"] == true).count();
     Ok(HttpResponse::Ok().json(json!({

@@ -201,22 +201,18 @@ pub(crate) fn report(
         )
         .collect();
     measurements.sort_by_key(|a| (a.date, a.measure));
+    // The NG75 rules take the weights as scored above (implausible ones without a score).
     let weights: Vec<Weight> = measurements
         .iter()
         .filter(|m| m.measure == Measure::Weight)
-        .map(|m| {
-            let ages = Ages::new(birth, m.date, used_gestation)
-                .unwrap_or(Ages::from_days(0, used_gestation));
-            let mut weight = Weight::new(
-                &m.observation,
-                m.date,
-                ages,
-                m.value,
-                sex,
-                m.agency.as_str(),
-            );
-            weight.is_birth_weight = m.birth_weight;
-            weight
+        .map(|m| Weight {
+            reference: m.observation.clone(),
+            date: m.date,
+            ages: Ages::from_days((m.date - birth).num_days(), used_gestation),
+            kg: m.value,
+            sds: m.sds.filter(|_| m.flag.is_none()),
+            agency: m.agency.as_str().to_owned(),
+            is_birth_weight: m.birth_weight,
         })
         .collect();
     let findings = ng75::assess(&weights);
@@ -357,8 +353,7 @@ async fn load(
         .collect();
     // Fail closed: the disclosure is durably in the ledger before a byte is sent.
     state
-        .ledger
-        .record(vec![audit::record(
+        .record_access(audit::record(
             caller,
             "operation",
             "E",
@@ -366,7 +361,7 @@ async fn load(
             Some(person_id),
             disclosed,
             request,
-        )])
+        ))
         .await?;
     Ok(report)
 }

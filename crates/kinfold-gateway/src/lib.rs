@@ -116,6 +116,16 @@ impl GatewayState {
             .await?
             .ok_or(GatewayError::UnknownPerson)
     }
+
+    /// Writes one access to the ledger and waits until it is durable: the gate every
+    /// disclosure passes. An error means nothing may be sent (fail closed).
+    pub(crate) async fn record_access(
+        &self,
+        record: kinfold_ledger::AuditRecord,
+    ) -> Result<(), GatewayError> {
+        self.ledger.record(vec![record]).await?;
+        Ok(())
+    }
 }
 
 /// A running server: its port and the server to poll.

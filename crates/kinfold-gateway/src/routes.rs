@@ -170,8 +170,7 @@ async fn patient_read(
     let patient =
         merge::patient_view(&person_id, &nhs, &answers).ok_or(GatewayError::UnknownPerson)?;
     state
-        .ledger
-        .record(vec![audit::record(
+        .record_access(audit::record(
             &caller,
             "read",
             "R",
@@ -179,7 +178,7 @@ async fn patient_read(
             Some(person_id),
             disclosed_links(&patient),
             &request,
-        )])
+        ))
         .await?;
     Ok(FhirResponse::ok(&patient))
 }
@@ -210,8 +209,7 @@ async fn patient_everything(
     let bundle = merge::everything_bundle(&self_url, &person_id, &nhs, answers);
     // Fail closed: the disclosure is durably in the ledger before a byte is sent.
     state
-        .ledger
-        .record(vec![audit::record(
+        .record_access(audit::record(
             &caller,
             "operation",
             "E",
@@ -219,7 +217,7 @@ async fn patient_everything(
             Some(person_id),
             disclosed_entries(&bundle),
             &request,
-        )])
+        ))
         .await?;
     Ok(FhirResponse::ok(&bundle))
 }
