@@ -37,13 +37,13 @@ async fn log_size(t: &TestDemo) -> u64 {
         .await
         .expect("store");
     let mut n = 0;
-    store
-        .ledger_for_each(|_| {
-            n += 1;
-            Ok(())
-        })
-        .await
-        .expect("scan");
+    let mut after = None;
+    loop {
+        let batch = store.ledger_after(after, 1000).await.expect("scan");
+        let Some(last) = batch.last() else { break };
+        after = Some(last.seq);
+        n += batch.len() as u64;
+    }
     store.close().await;
     n
 }
@@ -281,8 +281,25 @@ async fn an_edited_record_is_named() {
     );
 }
 
-/// A careful forger rewrites a record and its stored leaf hash to match: every row then looks
-/// right on its own, and only the signed tree heads (and the agency's checkpoint) catch it.
+/// Searches and access reports select entries by the patient column: moving an entry to
+/// another child (to hide an access from a family's report) is caught as well.
+#[tokio::test]
+async fn an_edited_patient_column_is_named() {
+    let problems = tamper_and_verify(
+        "UPDATE ledger_entries SET patient = 'someone-else' WHERE seq = (SELECT min(seq) FROM ledger_entries WHERE patient IS NOT NULL)",
+    )
+    .await;
+    assert!(
+        problems
+            .first()
+            .is_some_and(|p| p.contains("patient or agent column no longer matches")),
+        "{problems:?}"
+    );
+}
+
+/// A careful forger rewrites a record, its agent column and its stored leaf hash to match:
+/// every row then looks right on its own, and only the signed tree heads (and the agency's
+/// checkpoint) catch it.
 #[tokio::test]
 async fn a_consistent_forgery_is_caught_by_the_signed_heads_and_the_checkpoint() {
     let t = TestDemo::start(1).await;
@@ -302,7 +319,7 @@ async fn a_consistent_forgery_is_caught_by_the_signed_heads_and_the_checkpoint()
     let forged_hex = hex(&leaf);
     store
         .execute_admin(&format!(
-            "UPDATE ledger_entries SET record = '{}', leaf_hash = '{forged_hex}' WHERE seq = 1",
+            "UPDATE ledger_entries SET record = '{}', leaf_hash = '{forged_hex}', agent = replace(agent, 'kinfold-demo', 'someone-else') WHERE seq = 1",
             forged.replace('\'', "''")
         ))
         .await

@@ -7,7 +7,8 @@
 
 pub mod http;
 
-use std::collections::HashMap;
+use std::borrow::Cow;
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -127,8 +128,37 @@ struct State {
     latest: Option<SignedTreeHead>,
 }
 
+/// An audit record made ready for the log by the caller: stamped, in canonical form, and
+/// hashed. The hashing is most of an append's work, so it happens in the callers, in
+/// parallel, and the writer only numbers the entries and commits them.
+struct Prepared {
+    canonical: String,
+    commitment: Hash,
+    patient: Option<String>,
+    agent: String,
+}
+
+impl Prepared {
+    fn all(records: Vec<AuditRecord>) -> Vec<Self> {
+        let recorded = Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true);
+        records
+            .into_iter()
+            .map(|mut record| {
+                record.recorded.clone_from(&recorded);
+                let canonical = record.canonical();
+                Self {
+                    commitment: AuditRecord::commitment(&canonical),
+                    canonical,
+                    patient: record.patient,
+                    agent: record.agent.who,
+                }
+            })
+            .collect()
+    }
+}
+
 struct Append {
-    records: Vec<AuditRecord>,
+    entries: Vec<Prepared>,
     reply: Option<oneshot::Sender<Result<u64, ()>>>,
 }
 
@@ -157,45 +187,134 @@ pub fn ledger_key(config: &LedgerConfig) -> Result<LedgerKey, LedgerError> {
     Ok(LedgerKey::from_seed(seed))
 }
 
+/// Entries hashed together when a stored ledger is rebuilt.
+const REBUILD_BATCH: i64 = 4096;
+
+/// Batches being hashed at once on blocking threads while the store reads the next.
+const REBUILD_IN_FLIGHT: usize = 3;
+
+/// One stored entry, checked: its leaf hash recomputed from its record, whether that matches
+/// the leaf hash stored beside it, and whether the columns that searches and access reports
+/// select by (patient, agent) still say what the record says.
+struct Checked {
+    seq: i64,
+    leaf: Hash,
+    leaf_matches: bool,
+    columns_match: bool,
+}
+
+/// The parts of a canonical record that are copied into their own columns.
+#[derive(Deserialize)]
+struct Indexed<'a> {
+    #[serde(borrow, default)]
+    patient: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    agent: IndexedAgent<'a>,
+}
+
+#[derive(Deserialize)]
+struct IndexedAgent<'a> {
+    #[serde(borrow)]
+    who: Cow<'a, str>,
+}
+
+fn check(rows: Vec<LedgerRow>) -> Vec<Checked> {
+    rows.into_iter()
+        .map(|row| {
+            let leaf = leaf_of(&row);
+            let columns_match = serde_json::from_str::<Indexed<'_>>(&row.record).is_ok_and(|r| {
+                r.patient.as_deref() == row.patient.as_deref() && r.agent.who == row.agent
+            });
+            Checked {
+                seq: row.seq,
+                leaf_matches: hex(&leaf) == row.leaf_hash,
+                columns_match,
+                leaf,
+            }
+        })
+        .collect()
+}
+
+/// The tree as it is rebuilt, entry by entry in stored order.
+#[derive(Default)]
+struct Rebuilt {
+    log: MerkleLog,
+    by_leaf: HashMap<Hash, u64>,
+    problems: Vec<String>,
+}
+
+impl Rebuilt {
+    /// Problems kept per kind before the rest are left out (the first is what matters).
+    const MAX_PROBLEMS: usize = 20;
+
+    fn take(&mut self, checked: Vec<Checked>, index_leaves: bool) {
+        for entry in checked {
+            let expected = self.log.len();
+            let seq = u64::try_from(entry.seq).ok();
+            if seq != Some(expected) && self.problems.len() < Self::MAX_PROBLEMS {
+                self.problems.push(if seq.is_some_and(|s| s > expected) {
+                    format!(
+                        "entry {expected} is missing (the next stored entry is {})",
+                        entry.seq
+                    )
+                } else {
+                    format!("entry {} is out of order or duplicated", entry.seq)
+                });
+            }
+            if !entry.leaf_matches && self.problems.len() < Self::MAX_PROBLEMS {
+                self.problems.push(format!(
+                    "entry {} has been altered: its record no longer matches its leaf hash",
+                    entry.seq
+                ));
+            }
+            if !entry.columns_match && self.problems.len() < Self::MAX_PROBLEMS {
+                self.problems.push(format!(
+                    "entry {} has been altered: its patient or agent column no longer matches its record",
+                    entry.seq
+                ));
+            }
+            if index_leaves {
+                self.by_leaf.insert(entry.leaf, expected);
+            }
+            self.log.push(entry.leaf);
+        }
+    }
+}
+
 /// Rebuilds the tree from the stored entries, checking each against its stored leaf hash and
 /// every signed tree head against the recomputed roots. Returns the log, the leaf index (if
 /// asked for: the running ledger needs it for proofs by hash, a verifier does not) and every
 /// problem found, first first.
+///
+/// Hashing every record is most of the work, so batches of entries are hashed on blocking
+/// threads while the store reads the next ones; the tree is then built in stored order.
 pub async fn rebuild(
     store: &Store,
     public_key: &[u8; 32],
     index_leaves: bool,
 ) -> Result<(MerkleLog, HashMap<Hash, u64>, Vec<String>), LedgerError> {
-    let mut log = MerkleLog::new();
-    let mut by_leaf = HashMap::new();
-    let mut problems = Vec::new();
-    store
-        .ledger_for_each(|row| {
-            let expected = log.len();
-            if u64::try_from(row.seq).ok() != Some(expected) && problems.len() < 20 {
-                problems.push(if u64::try_from(row.seq).unwrap_or(0) > expected {
-                    format!(
-                        "entry {expected} is missing (the next stored entry is {})",
-                        row.seq
-                    )
-                } else {
-                    format!("entry {} is out of order or duplicated", row.seq)
-                });
-            }
-            let leaf = leaf_of(&row);
-            if hex(&leaf) != row.leaf_hash && problems.len() < 20 {
-                problems.push(format!(
-                    "entry {} has been altered: its record no longer matches its leaf hash",
-                    row.seq
-                ));
-            }
-            if index_leaves {
-                by_leaf.insert(leaf, log.len());
-            }
-            log.push(leaf);
-            Ok(())
-        })
-        .await?;
+    let mut rebuilt = Rebuilt::default();
+    let mut hashing = VecDeque::new();
+    let mut after = None;
+    loop {
+        let batch = store.ledger_after(after, REBUILD_BATCH).await?;
+        let Some(last) = batch.last() else { break };
+        after = Some(last.seq);
+        hashing.push_back(tokio::task::spawn_blocking(move || check(batch)));
+        if hashing.len() > REBUILD_IN_FLIGHT
+            && let Some(oldest) = hashing.pop_front()
+        {
+            rebuilt.take(joined(oldest.await)?, index_leaves);
+        }
+    }
+    for pending in hashing {
+        rebuilt.take(joined(pending.await)?, index_leaves);
+    }
+    let Rebuilt {
+        log,
+        by_leaf,
+        mut problems,
+    } = rebuilt;
     for head in store.ledger_heads().await? {
         let signed = SignedTreeHead::from_row(&head);
         if !signed.verify(public_key) {
@@ -214,6 +333,14 @@ pub async fn rebuild(
         }
     }
     Ok((log, by_leaf, problems))
+}
+
+/// A hashing task's result. It fails only if the runtime is shutting down (or the task
+/// panicked, which hashing does not).
+fn joined(
+    result: Result<Vec<Checked>, tokio::task::JoinError>,
+) -> Result<Vec<Checked>, LedgerError> {
+    result.map_err(|_| LedgerError::Stopped)
 }
 
 fn leaf_of(row: &LedgerRow) -> Hash {
@@ -290,7 +417,7 @@ impl Ledger {
         let (reply, answer) = oneshot::channel();
         self.appends
             .send(Append {
-                records,
+                entries: Prepared::all(records),
                 reply: Some(reply),
             })
             .await
@@ -309,7 +436,7 @@ impl Ledger {
         if self
             .appends
             .try_send(Append {
-                records: vec![record],
+                entries: Prepared::all(vec![record]),
                 reply: None,
             })
             .is_err()
@@ -387,41 +514,37 @@ async fn writer(
 ) {
     while let Some(first) = receiver.recv().await {
         let mut group = vec![first];
-        let mut count = group[0].records.len();
+        let mut count = group[0].entries.len();
         while count < max_group {
             match receiver.try_recv() {
                 Ok(next) => {
-                    count += next.records.len();
+                    count += next.entries.len();
                     group.push(next);
                 }
                 Err(_) => break,
             }
         }
         let start = state.read().map_or(0, |s| s.log.len());
-        let now = Utc::now();
-        let recorded = now.timestamp_millis();
-        let recorded_text = now.to_rfc3339_opts(SecondsFormat::Millis, true);
+        let recorded = Utc::now().timestamp_millis();
         let mut rows = Vec::with_capacity(count);
         let mut leaves = Vec::with_capacity(count);
         let mut last_seq = Vec::with_capacity(group.len());
         for append in &mut group {
-            for record in &mut append.records {
-                record.recorded.clone_from(&recorded_text);
+            for entry in append.entries.drain(..) {
                 let seq = start + rows.len() as u64;
-                let canonical = record.canonical();
                 let leaf = LeafInput {
                     seq,
                     timestamp_ms: u64::try_from(recorded).unwrap_or(0),
-                    record_hash: AuditRecord::commitment(&canonical),
+                    record_hash: entry.commitment,
                 }
                 .leaf_hash();
                 rows.push(LedgerRow {
                     seq: i64::try_from(seq).unwrap_or(i64::MAX),
                     recorded,
-                    patient: record.patient.clone(),
-                    agent: record.agent.who.clone(),
+                    patient: entry.patient,
+                    agent: entry.agent,
                     leaf_hash: hex(&leaf),
-                    record: canonical,
+                    record: entry.canonical,
                 });
                 leaves.push(leaf);
             }

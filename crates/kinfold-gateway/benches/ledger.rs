@@ -3,7 +3,8 @@
 //!
 //!   cargo bench -p kinfold-gateway --bench ledger
 //!
-//! Prints Markdown rows for BENCHMARKS.md. PostgreSQL: KINFOLD_TEST_POSTGRES_URL (default
+//! Prints Markdown rows for BENCHMARKS.md. `LEDGER_BENCH=sqlite,postgres,proof,verify` (the
+//! default: all four) runs only the parts named. PostgreSQL: KINFOLD_TEST_POSTGRES_URL (default
 //! postgres://postgres@127.0.0.1:5432/postgres); a fresh database is made and dropped.
 
 use std::time::{Duration, Instant};
@@ -92,11 +93,33 @@ async fn appends_per_second(store: Store, writers: u64, per_writer: u64) -> (f64
 
 #[tokio::main]
 async fn main() {
+    let parts =
+        std::env::var("LEDGER_BENCH").unwrap_or_else(|_| "sqlite,postgres,proof,verify".into());
+    let run = |part: &str| parts.split(',').any(|p| p.trim() == part);
     let dir = tempfile::tempdir().expect("temp dir");
     let mut rows = Vec::new();
+    if run("sqlite") {
+        sqlite_appends(dir.path(), &mut rows).await;
+    }
+    if run("postgres") {
+        postgres_appends(&mut rows).await;
+    }
+    if run("proof") {
+        rows.push(inclusion_proofs());
+    }
+    if run("verify") {
+        rows.extend(full_verification(dir.path()).await);
+    }
+    for row in rows {
+        println!("{row}");
+    }
+}
+
+/// Appends per second on SQLite, with 256 and 1,024 writers.
+async fn sqlite_appends(dir: &std::path::Path, rows: &mut Vec<String>) {
     for writers in [256u64, 1024] {
         let per_writer = 102_400 / writers;
-        let sqlite = Store::open_sqlite(&dir.path().join(format!("ledger-{writers}.db")))
+        let sqlite = Store::open_sqlite(&dir.join(format!("ledger-{writers}.db")))
             .await
             .expect("sqlite");
         let (rate, commit) = appends_per_second(sqlite, writers, per_writer).await;
@@ -105,7 +128,10 @@ async fn main() {
             rows.push(format!("| one disclosure's durable commit, no other load (median of 200), SQLite | {:.2} ms | added to every disclosure |", commit.as_secs_f64() * 1000.0));
         }
     }
+}
 
+/// Appends per second on PostgreSQL, over TLS and plain loopback, with 256 and 1,024 writers.
+async fn postgres_appends(rows: &mut Vec<String>) {
     let admin = std::env::var("KINFOLD_TEST_POSTGRES_URL")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
     // PostgreSQL as the URL says (TLS when the server offers it, as Debian's does), and again
@@ -132,8 +158,10 @@ async fn main() {
             }
         }
     }
+}
 
-    // Inclusion proofs in a tree of a million entries.
+/// Inclusion proofs in a tree of a million entries.
+fn inclusion_proofs() -> String {
     let mut log = MerkleLog::new();
     for n in 0u64..1_000_000 {
         log.push(leaf_hash(&n.to_be_bytes()));
@@ -150,9 +178,15 @@ async fn main() {
         proof_samples.push(started.elapsed());
         std::hint::black_box(proof);
     }
+    format!(
+        "| inclusion proof in a 1,000,000-entry tree (median of 2,000) | {:.1} µs | ≤ 1 ms |",
+        median(proof_samples).as_secs_f64() * 1e6
+    )
+}
 
-    // Full verification of a million stored entries, from the records up.
-    let big = Store::open_sqlite(&dir.path().join("million.db"))
+/// Full verification of a million stored entries, from the records up.
+async fn full_verification(dir: &std::path::Path) -> Vec<String> {
+    let big = Store::open_sqlite(&dir.join("million.db"))
         .await
         .expect("sqlite");
     let ledger = Ledger::open(big.clone(), &config()).await.expect("ledger");
@@ -182,20 +216,15 @@ async fn main() {
     assert_eq!(report.entries, 1_000_000);
     assert!(report.problems.is_empty(), "{:?}", report.problems);
 
-    for row in rows {
-        println!("{row}");
-    }
-    println!(
-        "| inclusion proof in a 1,000,000-entry tree (median of 2,000) | {:.1} µs | ≤ 1 ms |",
-        median(proof_samples).as_secs_f64() * 1e6
-    );
-    println!(
-        "| full verification of 1,000,000 stored entries (SQLite; recompute every leaf from its record, the tree, every signed head) | {:.2} s | ≤ 10 s |",
-        verify.as_secs_f64()
-    );
-    println!(
-        "| (writing those 1,000,000 entries: 200 writers × 100 records per call) | {:.1} s ({:.0} /s) | |",
-        fill.as_secs_f64(),
-        1e6 / fill.as_secs_f64()
-    );
+    vec![
+        format!(
+            "| full verification of 1,000,000 stored entries (SQLite; recompute every leaf from its record, the tree, every signed head) | {:.2} s | ≤ 10 s |",
+            verify.as_secs_f64()
+        ),
+        format!(
+            "| (writing those 1,000,000 entries: 200 writers × 100 records per call) | {:.1} s ({:.0} /s) | |",
+            fill.as_secs_f64(),
+            1e6 / fill.as_secs_f64()
+        ),
+    ]
 }

@@ -4,7 +4,7 @@
 //! 2^k leaves. From these, the root of any tree size and the proofs between any two sizes
 //! follow the RFC's recursive definitions (MTH, PATH, SUBPROOF) in O(log n) lookups.
 
-use sha2::{Digest, Sha256};
+use aws_lc_rs::digest::{Context, SHA256};
 
 /// A SHA-256 hash.
 pub type Hash = [u8; 32];
@@ -15,21 +15,29 @@ pub const EMPTY_ROOT: Hash = [
     0x27, 0xae, 0x41, 0xe4, 0x64, 0x9b, 0x93, 0x4c, 0xa4, 0x95, 0x99, 0x1b, 0x78, 0x52, 0xb8, 0x55,
 ];
 
+/// SHA-256 of the parts, one after another.
+///
+/// AWS-LC's assembly rather than the pure-Rust `sha2`: on processors without the SHA
+/// instructions it hashes about twice as fast (measured on this project's machines), and a
+/// full verification hashes every stored record.
+pub fn sha256(parts: &[&[u8]]) -> Hash {
+    let mut context = Context::new(&SHA256);
+    for part in parts {
+        context.update(part);
+    }
+    let mut hash = [0u8; 32];
+    hash.copy_from_slice(context.finish().as_ref());
+    hash
+}
+
 /// `SHA-256(0x00 ‖ input)`.
 pub fn leaf_hash(input: &[u8]) -> Hash {
-    let mut hasher = Sha256::new();
-    hasher.update([0u8]);
-    hasher.update(input);
-    hasher.finalize().into()
+    sha256(&[&[0], input])
 }
 
 /// `SHA-256(0x01 ‖ left ‖ right)`.
 pub fn node_hash(left: &Hash, right: &Hash) -> Hash {
-    let mut hasher = Sha256::new();
-    hasher.update([1u8]);
-    hasher.update(left);
-    hasher.update(right);
-    hasher.finalize().into()
+    sha256(&[&[1], left, right])
 }
 
 /// An append-only Merkle log of leaf hashes.

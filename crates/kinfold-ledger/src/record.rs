@@ -1,7 +1,6 @@
 //! Audit records, and the leaf input that commits to each one.
 
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 use crate::Hash;
 
@@ -82,7 +81,7 @@ impl AuditRecord {
 
     /// SHA-256 of the canonical bytes.
     pub fn commitment(canonical: &str) -> Hash {
-        Sha256::digest(canonical.as_bytes()).into()
+        crate::merkle::sha256(&[canonical.as_bytes()])
     }
 }
 

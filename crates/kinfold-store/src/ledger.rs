@@ -1,6 +1,5 @@
 //! Storage of the audit ledger: entries and signed tree heads.
 
-use futures::TryStreamExt;
 use sqlx::Row;
 
 use crate::sql::Arg;
@@ -82,6 +81,75 @@ where
     })
 }
 
+/// Rows per `INSERT` statement on SQLite (six parameters each).
+const SQLITE_CHUNK: usize = 32;
+
+/// The `INSERT` for `rows` ledger rows (1 to [`SQLITE_CHUNK`]), built once per size.
+fn sqlite_insert(rows: usize) -> &'static str {
+    static STATEMENTS: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+    let statements = STATEMENTS.get_or_init(|| {
+        (0..=SQLITE_CHUNK)
+            .map(|n| {
+                format!(
+                    "INSERT INTO ledger_entries (seq, recorded, patient, agent, leaf_hash, record) VALUES {}",
+                    vec!["(?, ?, ?, ?, ?, ?)"; n].join(", ")
+                )
+            })
+            .collect()
+    });
+    &statements[rows.min(SQLITE_CHUNK)]
+}
+
+/// Ledger entries framed as one text, as SQLite's `ledger_after` query writes them. Each entry
+/// is a header of six numbers, each followed by a space (seq, recorded, then the byte lengths
+/// of patient (-1 for none), agent, leaf hash and record), then those four texts.
+struct Framed<'a>(&'a str);
+
+impl Framed<'_> {
+    fn rows(mut self) -> Result<Vec<LedgerRow>> {
+        let mut rows = Vec::new();
+        while !self.0.is_empty() {
+            let seq = self.number()?;
+            let recorded = self.number()?;
+            let lengths = [
+                self.number()?,
+                self.number()?,
+                self.number()?,
+                self.number()?,
+            ];
+            let patient = (lengths[0] >= 0)
+                .then(|| self.text(lengths[0]))
+                .transpose()?;
+            rows.push(LedgerRow {
+                seq,
+                recorded,
+                patient,
+                agent: self.text(lengths[1])?,
+                leaf_hash: self.text(lengths[2])?,
+                record: self.text(lengths[3])?,
+            });
+        }
+        Ok(rows)
+    }
+
+    fn number(&mut self) -> Result<i64> {
+        let (number, rest) = self.0.split_once(' ').ok_or_else(Self::corrupt)?;
+        self.0 = rest;
+        number.parse().map_err(|_| Self::corrupt())
+    }
+
+    fn text(&mut self, length: i64) -> Result<String> {
+        let length = usize::try_from(length).map_err(|_| Self::corrupt())?;
+        let text = self.0.get(..length).ok_or_else(Self::corrupt)?;
+        self.0 = &self.0[length..];
+        Ok(text.to_owned())
+    }
+
+    fn corrupt() -> crate::StoreError {
+        crate::StoreError::Corrupt("a ledger entry cannot be read back".into())
+    }
+}
+
 const ENTRY_COLUMNS: &str =
     "SELECT seq, recorded, patient, agent, leaf_hash, record FROM ledger_entries";
 
@@ -108,54 +176,69 @@ impl Store {
                 Ok(())
             }
             Backend::Sqlite(pool) => {
-                // The whole group as one JSON argument, unpacked by SQLite's json_each: binding
-                // six arguments a row through sqlx cost more than the insert itself.
-                // Serialised straight from borrowed tuples: no copy of any record text.
-                let group: Vec<_> = rows
-                    .iter()
-                    .map(|r| {
-                        (
-                            r.seq,
-                            r.recorded,
-                            &r.patient,
-                            &r.agent,
-                            &r.leaf_hash,
-                            &r.record,
-                        )
-                    })
-                    .collect();
-                let group = serde_json::to_string(&group)
-                    .map_err(|e| crate::StoreError::Corrupt(e.to_string()))?;
+                // Multi-row `VALUES` in chunks of a fixed size, so that SQLite compiles each
+                // statement once (sqlx caches it) and a group costs a few calls to the worker
+                // thread. Measured against unpacking one JSON argument with `json_each`, this
+                // halved the cost of a group.
                 let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
-                sqlx::query(
-                    "INSERT INTO ledger_entries (seq, recorded, patient, agent, leaf_hash, record) \
-                     SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, value ->> 5 \
-                     FROM json_each(?1) ORDER BY key",
-                )
-                .bind(group)
-                .execute(&mut *tx)
-                .await?;
+                for chunk in rows.chunks(SQLITE_CHUNK) {
+                    let mut query = sqlx::query(sqlx::AssertSqlSafe(sqlite_insert(chunk.len())));
+                    for row in chunk {
+                        query = query
+                            .bind(row.seq)
+                            .bind(row.recorded)
+                            .bind(row.patient.as_deref())
+                            .bind(row.agent.as_str())
+                            .bind(row.leaf_hash.as_str())
+                            .bind(row.record.as_str());
+                    }
+                    query.execute(&mut *tx).await?;
+                }
                 tx.commit().await?;
                 Ok(())
             }
         }
     }
 
-    /// Calls `visit` for every entry in sequence order, streaming (the log can be large).
-    pub async fn ledger_for_each(
-        &self,
-        mut visit: impl FnMut(LedgerRow) -> Result<()>,
-    ) -> Result<()> {
-        let mut sql = self.sql();
-        sql.push(ENTRY_COLUMNS);
-        sql.push(" ORDER BY seq");
-        on_pool!(self, pool => {
-            let mut rows = bound!(sql).fetch(pool);
-            while let Some(row) = rows.try_next().await? {
-                visit(entry(&row)?)?;
+    /// Up to `limit` entries after position `after` (from the first if `None`), in order: a
+    /// verifier reads the whole log this way, one batch at a time.
+    ///
+    /// On SQLite the batch comes back as one framed text (see [`Framed`]) rather than a row
+    /// per entry: sqlx hands each row from SQLite's thread to the caller's task, and for a
+    /// million entries those hand-offs cost more than the reading itself.
+    pub async fn ledger_after(&self, after: Option<i64>, limit: i64) -> Result<Vec<LedgerRow>> {
+        let after = after.unwrap_or(-1);
+        match &self.backend {
+            Backend::Sqlite(pool) => {
+                let framed: Option<String> = sqlx::query_scalar(
+                    "SELECT group_concat(\
+                         seq || ' ' || recorded || ' ' || coalesce(octet_length(patient), -1) || ' ' || \
+                         octet_length(agent) || ' ' || octet_length(leaf_hash) || ' ' || octet_length(record) || ' ' || \
+                         coalesce(patient, '') || agent || leaf_hash || record, '') \
+                     FROM (SELECT * FROM ledger_entries WHERE seq > ?1 ORDER BY seq LIMIT ?2)",
+                )
+                .bind(after)
+                .bind(limit)
+                .fetch_one(pool)
+                .await?;
+                // The subquery's order is the order SQLite concatenates in; sorting again (a
+                // single pass over sorted rows) keeps that from being an assumption.
+                let mut rows = Framed(framed.as_deref().unwrap_or_default()).rows()?;
+                rows.sort_by_key(|row| row.seq);
+                Ok(rows)
             }
-            Ok(())
-        })
+            Backend::Postgres(pool) => sqlx::query(
+                "SELECT seq, recorded, patient, agent, leaf_hash, record FROM ledger_entries \
+                     WHERE seq > $1 ORDER BY seq LIMIT $2",
+            )
+            .bind(after)
+            .bind(limit)
+            .fetch_all(pool)
+            .await?
+            .iter()
+            .map(entry)
+            .collect(),
+        }
     }
 
     /// Entries with `start <= seq < end`, in order.
