@@ -135,7 +135,7 @@ async fn postgres_appends(rows: &mut Vec<String>) {
     let admin = std::env::var("KINFOLD_TEST_POSTGRES_URL")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
     // PostgreSQL as the URL says (TLS when the server offers it, as Debian's does), and again
-    // over plain loopback: on this machine TLS roughly doubled the cost of each group.
+    // over plain loopback, to show what TLS costs.
     for (transport, options) in [("TLS", ""), ("plain loopback", "?sslmode=disable")] {
         for writers in [256u64, 1024] {
             let per_writer = 102_400 / writers;
