@@ -80,6 +80,9 @@ pub enum LedgerError {
     Tampered(String),
 }
 
+/// Inbox entries appended at a time.
+const INBOX_BATCH: i64 = 1000;
+
 /// A signed tree head as the CT-style API returns it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SignedTreeHead {
@@ -139,12 +142,16 @@ struct Prepared {
 }
 
 impl Prepared {
+    /// Prepares records, stamping with the current time any that do not say when they were
+    /// made.
     fn all(records: Vec<AuditRecord>) -> Vec<Self> {
-        let recorded = Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true);
+        let now = Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true);
         records
             .into_iter()
             .map(|mut record| {
-                record.recorded.clone_from(&recorded);
+                if record.recorded.is_empty() {
+                    record.recorded.clone_from(&now);
+                }
                 let canonical = record.canonical();
                 Self {
                     commitment: AuditRecord::commitment(&canonical),
@@ -159,6 +166,8 @@ impl Prepared {
 
 struct Append {
     entries: Vec<Prepared>,
+    /// The store's inbox entries these came from, deleted in the same transaction.
+    from_inbox: Vec<i64>,
     reply: Option<oneshot::Sender<Result<u64, ()>>>,
 }
 
@@ -395,6 +404,7 @@ impl Ledger {
             ledger.state.clone(),
             config.max_group.max(1),
         ));
+        ledger.take_inbox(&store).await?;
         let signer = ledger.clone();
         let interval = Duration::from_millis(config.tree_head_interval_ms.max(100));
         tokio::spawn(async move {
@@ -402,6 +412,9 @@ impl Ledger {
                 tokio::time::sleep(interval).await;
                 if signer.appends.is_closed() {
                     break;
+                }
+                if let Err(err) = signer.take_inbox(&store).await {
+                    tracing::error!(error = ?err, "could not take the ledger inbox");
                 }
                 if let Err(err) = signer.sign_head(&store).await {
                     tracing::error!(error = ?err, "could not sign a tree head");
@@ -414,10 +427,19 @@ impl Ledger {
     /// Records audit records durably. Returns once they are committed; an error means nothing
     /// was recorded, and the caller must not disclose.
     pub async fn record(&self, records: Vec<AuditRecord>) -> Result<u64, LedgerError> {
+        self.append(records, Vec::new()).await
+    }
+
+    async fn append(
+        &self,
+        records: Vec<AuditRecord>,
+        from_inbox: Vec<i64>,
+    ) -> Result<u64, LedgerError> {
         let (reply, answer) = oneshot::channel();
         self.appends
             .send(Append {
                 entries: Prepared::all(records),
+                from_inbox,
                 reply: Some(reply),
             })
             .await
@@ -437,12 +459,38 @@ impl Ledger {
             .appends
             .try_send(Append {
                 entries: Prepared::all(vec![record]),
+                from_inbox: Vec::new(),
                 reply: None,
             })
             .is_err()
         {
             tracing::warn!("the ledger queue is full; a refused request was not recorded");
         }
+    }
+
+    /// Appends the audit records that other processes left in the store's inbox (see
+    /// [`Store::ledger_inbox_put`]), taking each out of the inbox in the same transaction.
+    /// A text that is not an audit record is taken out and reported, not appended.
+    pub async fn take_inbox(&self, store: &Store) -> Result<usize, LedgerError> {
+        let waiting = store.ledger_inbox(INBOX_BATCH).await?;
+        if waiting.is_empty() {
+            return Ok(0);
+        }
+        let mut ids = Vec::with_capacity(waiting.len());
+        let mut records = Vec::with_capacity(waiting.len());
+        for (id, text) in waiting {
+            ids.push(id);
+            match serde_json::from_str::<AuditRecord>(&text) {
+                Ok(record) => records.push(record),
+                Err(_) => tracing::error!(
+                    inbox_id = id,
+                    "a ledger inbox entry is not an audit record; it is discarded"
+                ),
+            }
+        }
+        let appended = records.len();
+        self.append(records, ids).await?;
+        Ok(appended)
     }
 
     /// Signs and stores a tree head if the log has grown since the last one (or none exists).
@@ -529,7 +577,9 @@ async fn writer(
         let mut rows = Vec::with_capacity(count);
         let mut leaves = Vec::with_capacity(count);
         let mut last_seq = Vec::with_capacity(group.len());
+        let mut from_inbox = Vec::new();
         for append in &mut group {
+            from_inbox.append(&mut append.from_inbox);
             for entry in append.entries.drain(..) {
                 let seq = start + rows.len() as u64;
                 let leaf = LeafInput {
@@ -550,7 +600,7 @@ async fn writer(
             }
             last_seq.push(start + rows.len() as u64);
         }
-        let result = store.ledger_append(&rows).await;
+        let result = store.ledger_append(&rows, &from_inbox).await;
         match &result {
             Ok(()) => {
                 if let Ok(mut state) = state.write() {

@@ -155,8 +155,8 @@ const ENTRY_COLUMNS: &str =
 
 impl Store {
     /// Appends entries in one transaction: all are durable when this returns, or none is.
-    /// One statement carries the whole group: arrays on PostgreSQL, multi-row `VALUES` on SQLite.
-    pub async fn ledger_append(&self, rows: &[LedgerRow]) -> Result<()> {
+    /// The same transaction deletes the inbox entries `from_inbox` (those the rows came from).
+    pub async fn ledger_append(&self, rows: &[LedgerRow], from_inbox: &[i64]) -> Result<()> {
         match &self.backend {
             Backend::Postgres(pool) => {
                 let mut tx = pool.begin().await?;
@@ -172,6 +172,12 @@ impl Store {
                 .bind(rows.iter().map(|r| r.record.as_str()).collect::<Vec<_>>())
                 .execute(&mut *tx)
                 .await?;
+                if !from_inbox.is_empty() {
+                    sqlx::query("DELETE FROM ledger_inbox WHERE id = ANY($1)")
+                        .bind(from_inbox)
+                        .execute(&mut *tx)
+                        .await?;
+                }
                 tx.commit().await?;
                 Ok(())
             }
@@ -193,6 +199,12 @@ impl Store {
                             .bind(row.record.as_str());
                     }
                     query.execute(&mut *tx).await?;
+                }
+                for id in from_inbox {
+                    sqlx::query("DELETE FROM ledger_inbox WHERE id = ?1")
+                        .bind(id)
+                        .execute(&mut *tx)
+                        .await?;
                 }
                 tx.commit().await?;
                 Ok(())
@@ -277,6 +289,30 @@ impl Store {
         sql.push(" ORDER BY seq DESC LIMIT ");
         sql.bind(Arg::Int(query.limit.max(0)));
         on_pool!(self, pool => bound!(sql).fetch_all(pool).await?.iter().map(entry).collect())
+    }
+
+    /// Leaves an audit record (canonical JSON) for the running ledger to append: for a
+    /// process that is not the ledger's writer. Durable when this returns.
+    pub async fn ledger_inbox_put(&self, record: &str) -> Result<()> {
+        let mut sql = self.sql();
+        sql.push("INSERT INTO ledger_inbox (record) VALUES (");
+        sql.bind(Arg::text(record));
+        sql.push(")");
+        on_pool!(self, pool => bound!(sql).execute(pool).await.map(|_| ()))?;
+        Ok(())
+    }
+
+    /// Up to `limit` records waiting in the inbox, oldest first, with their inbox ids.
+    pub async fn ledger_inbox(&self, limit: i64) -> Result<Vec<(i64, String)>> {
+        let mut sql = self.sql();
+        sql.push("SELECT id, record FROM ledger_inbox ORDER BY id LIMIT ");
+        sql.bind(Arg::Int(limit));
+        on_pool!(self, pool => bound!(sql)
+            .fetch_all(pool)
+            .await?
+            .iter()
+            .map(|row| Ok((row.try_get("id")?, row.try_get("record")?)))
+            .collect())
     }
 
     /// Stores a signed tree head (idempotent for the same size).

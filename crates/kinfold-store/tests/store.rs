@@ -455,12 +455,51 @@ fn ledger_row(seq: i64, patient: Option<&str>) -> kinfold_store::LedgerRow {
     }
 }
 
+async fn the_inbox_empties_only_with_the_append_that_takes_it(t: &TestStore) {
+    t.store
+        .ledger_inbox_put("{\"first\":1}")
+        .await
+        .expect("put");
+    t.store
+        .ledger_inbox_put("{\"second\":2}")
+        .await
+        .expect("put");
+    let waiting = t.store.ledger_inbox(10).await.expect("inbox");
+    let texts: Vec<&str> = waiting.iter().map(|(_, text)| text.as_str()).collect();
+    assert_eq!(texts, ["{\"first\":1}", "{\"second\":2}"], "oldest first");
+    let (first, second) = (waiting[0].0, waiting[1].0);
+
+    t.store
+        .ledger_append(&[ledger_row(0, None)], &[first])
+        .await
+        .expect("append");
+    let waiting = t.store.ledger_inbox(10).await.expect("inbox");
+    assert_eq!(
+        waiting.iter().map(|(id, _)| *id).collect::<Vec<_>>(),
+        [second]
+    );
+
+    // A failed append (sequence 0 again) takes nothing out of the inbox.
+    let failed = t
+        .store
+        .ledger_append(&[ledger_row(0, None)], &[second])
+        .await;
+    assert!(failed.is_err());
+    assert_eq!(t.store.ledger_inbox(10).await.expect("inbox").len(), 1);
+}
+
 async fn ledger_entries_append_read_back_and_filter(t: &TestStore) {
     let rows: Vec<_> = (0..250)
         .map(|n| ledger_row(n, if n % 5 == 0 { Some("child") } else { None }))
         .collect();
-    t.store.ledger_append(&rows[..200]).await.expect("group 1");
-    t.store.ledger_append(&rows[200..]).await.expect("group 2");
+    t.store
+        .ledger_append(&rows[..200], &[])
+        .await
+        .expect("group 1");
+    t.store
+        .ledger_append(&rows[200..], &[])
+        .await
+        .expect("group 2");
     let mut read = Vec::new();
     let mut after = None;
     loop {
@@ -495,7 +534,7 @@ async fn ledger_entries_append_read_back_and_filter(t: &TestStore) {
         .await
         .expect("search");
     assert!(by_gp.iter().all(|r| r.seq % 2 == 1));
-    let duplicate = t.store.ledger_append(&rows[5..6]).await;
+    let duplicate = t.store.ledger_append(&rows[5..6], &[]).await;
     assert!(
         duplicate.is_err(),
         "a sequence number cannot be written twice"
@@ -568,5 +607,6 @@ on_both_backends!(
     sql_metacharacters_in_values_are_just_values,
     the_person_index_gives_one_stable_id_per_nhs_number,
     ledger_entries_append_read_back_and_filter,
+    the_inbox_empties_only_with_the_append_that_takes_it,
     tree_heads_are_kept_in_size_order,
 );

@@ -71,7 +71,10 @@ enum Command {
     /// birth_date, observation_date, gestation_weeks, gestation_days, measurement_method
     /// (weight, height, bmi, ofc), observation_value. Exits 1 if any row was bad.
     Growth,
-    /// Issue a bearer token signed with the gateway's first configured key.
+    /// Issue a bearer token signed with the gateway's first configured key. The issue is
+    /// recorded first: left in the gateway database's ledger inbox, which the running gateway
+    /// appends to its ledger within a few seconds (or at its next start). If it cannot be
+    /// recorded, no token is printed.
     Token {
         /// The gateway's TOML configuration file.
         #[arg(long)]
@@ -244,6 +247,26 @@ async fn run(command: Command) -> Result<(), String> {
                 ttl,
             )
             .map_err(|e| e.to_string())?;
+            // Who issued it: the operating-system account that ran this command.
+            let issuer = format!(
+                "kinfold-token:{}",
+                std::env::var("USER").unwrap_or_else(|_| "unknown-operator".into())
+            );
+            let record = kinfold_gateway::audit::token_issued(
+                &issuer,
+                &subject,
+                org.as_deref(),
+                role.as_deref(),
+            );
+            let recorded = async {
+                let store = open_store(config.database_url.as_deref(), "gateway").await?;
+                let put = store.ledger_inbox_put(&record.canonical()).await;
+                store.close().await;
+                put.map_err(|e| e.to_string())
+            };
+            recorded.await.map_err(|e| {
+                format!("the token's issue could not be recorded, so no token was issued ({e})")
+            })?;
             println!("{token}");
             Ok(())
         }
