@@ -32,6 +32,14 @@ async fn head_covering(t: &TestDemo, size: u64) -> SignedTreeHead {
     panic!("no signed tree head covered {size} entries within 10 s");
 }
 
+/// The first problem `ledger verify` names is the one the test caused.
+fn assert_first_problem(problems: &[String], words: &str) {
+    assert!(
+        problems.first().is_some_and(|p| p.contains(words)),
+        "expected the first problem to say {words:?}: {problems:?}"
+    );
+}
+
 async fn log_size(t: &TestDemo) -> u64 {
     let store = Store::open_sqlite(&t.dir.path().join("gateway.db"))
         .await
@@ -273,12 +281,7 @@ async fn tamper_and_verify(statement: &str) -> Vec<String> {
 async fn an_edited_record_is_named() {
     // Entry 2 is one of the demo's identity links: rewrite whose link it was.
     let problems = tamper_and_verify("UPDATE ledger_entries SET record = replace(record, 'kinfold-demo', 'someone-else') WHERE seq = 2").await;
-    assert!(
-        problems
-            .first()
-            .is_some_and(|p| p.contains("entry 2 has been altered")),
-        "{problems:?}"
-    );
+    assert_first_problem(&problems, "entry 2 has been altered");
 }
 
 /// Searches and access reports select entries by the patient column: moving an entry to
@@ -289,12 +292,7 @@ async fn an_edited_patient_column_is_named() {
         "UPDATE ledger_entries SET patient = 'someone-else' WHERE seq = (SELECT min(seq) FROM ledger_entries WHERE patient IS NOT NULL)",
     )
     .await;
-    assert!(
-        problems
-            .first()
-            .is_some_and(|p| p.contains("patient or agent column no longer matches")),
-        "{problems:?}"
-    );
+    assert_first_problem(&problems, "patient or agent column no longer matches");
 }
 
 /// A careful forger rewrites a record, its agent column and its stored leaf hash to match:
@@ -354,12 +352,7 @@ async fn a_consistent_forgery_is_caught_by_the_signed_heads_and_the_checkpoint()
 #[tokio::test]
 async fn a_deleted_record_is_named() {
     let problems = tamper_and_verify("DELETE FROM ledger_entries WHERE seq = 1").await;
-    assert!(
-        problems
-            .first()
-            .is_some_and(|p| p.contains("entry 1 is missing")),
-        "{problems:?}"
-    );
+    assert_first_problem(&problems, "entry 1 is missing");
 }
 
 #[tokio::test]
@@ -368,12 +361,7 @@ async fn reordered_records_are_named() {
         "UPDATE ledger_entries SET seq = CASE seq WHEN 1 THEN 1000001 WHEN 2 THEN 1 END WHERE seq IN (1, 2); UPDATE ledger_entries SET seq = 2 WHERE seq = 1000001",
     )
     .await;
-    assert!(
-        problems
-            .first()
-            .is_some_and(|p| p.contains("entry 1 has been altered")),
-        "{problems:?}"
-    );
+    assert_first_problem(&problems, "entry 1 has been altered");
 }
 
 #[tokio::test]
