@@ -239,17 +239,20 @@ impl Store {
                 rows.sort_by_key(|row| row.seq);
                 Ok(rows)
             }
-            Backend::Postgres(pool) => sqlx::query(
-                "SELECT seq, recorded, patient, agent, leaf_hash, record FROM ledger_entries \
-                     WHERE seq > $1 ORDER BY seq LIMIT $2",
-            )
-            .bind(after)
-            .bind(limit)
-            .fetch_all(pool)
-            .await?
-            .iter()
-            .map(entry)
-            .collect(),
+            Backend::Postgres(pool) => {
+                let mut sql = self.sql();
+                sql.push(ENTRY_COLUMNS);
+                sql.push(" WHERE seq > ");
+                sql.bind(Arg::Int(after));
+                sql.push(" ORDER BY seq LIMIT ");
+                sql.bind(Arg::Int(limit));
+                bound!(sql)
+                    .fetch_all(pool)
+                    .await?
+                    .iter()
+                    .map(entry)
+                    .collect()
+            }
         }
     }
 
