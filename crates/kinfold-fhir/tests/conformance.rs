@@ -10,11 +10,13 @@ use kinfold_fhir::{
 };
 use serde_json::Value;
 
+/// The repository's copy of the third-party examples (`tests/conformance/SOURCES.md`), or
+/// another copy named by `KINFOLD_CONFORMANCE_DIR`.
 fn conformance_dir() -> PathBuf {
     std::env::var_os("KINFOLD_CONFORMANCE_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/conformance")
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/conformance")
         })
 }
 

@@ -84,6 +84,7 @@ macro_rules! bound {
 }
 
 mod ledger;
+pub mod testing;
 
 pub use ledger::{LedgerQuery, LedgerRow, TreeHeadRow};
 

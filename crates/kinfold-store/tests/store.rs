@@ -6,6 +6,7 @@
 
 use kinfold_fhir::search::SearchQuery;
 use kinfold_fhir::{NhsNumber, Resource, ResourceType};
+use kinfold_store::testing::TestPostgres;
 use kinfold_store::{BackendKind, Store};
 use serde_json::{Value, json};
 
@@ -13,7 +14,7 @@ use serde_json::{Value, json};
 struct TestStore {
     store: Store,
     _dir: Option<tempfile::TempDir>,
-    postgres: Option<(String, String)>,
+    postgres: Option<TestPostgres>,
 }
 
 impl TestStore {
@@ -30,49 +31,24 @@ impl TestStore {
     }
 
     async fn postgres() -> Self {
-        let admin_url = std::env::var("KINFOLD_TEST_POSTGRES_URL")
-            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
-        let name = format!("kinfold_test_{}", uuid_like());
-        kinfold_store::create_postgres_database(&admin_url, &name).await.unwrap_or_else(|e| {
-            panic!("PostgreSQL is not reachable at {admin_url} ({e:?}); start it or set KINFOLD_TEST_POSTGRES_URL")
-        });
-        let url = with_database(&admin_url, &name);
-        let store = Store::open_postgres(&url)
+        let database = TestPostgres::create()
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let store = Store::open_postgres(&database.url)
             .await
             .expect("test database opens");
         Self {
             store,
             _dir: None,
-            postgres: Some((admin_url, name)),
+            postgres: Some(database),
         }
     }
 
     async fn finish(self) {
         self.store.close().await;
-        if let Some((admin_url, name)) = self.postgres {
-            kinfold_store::drop_postgres_database(&admin_url, &name)
-                .await
-                .expect("drop test database");
+        if let Some(database) = self.postgres {
+            database.drop_database().await.expect("drop test database");
         }
-    }
-}
-
-fn uuid_like() -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0);
-    format!("{}_{}", std::process::id(), nanos % 1_000_000_000_000)
-}
-
-fn with_database(url: &str, name: &str) -> String {
-    let (base, query) = url
-        .split_once('?')
-        .map_or((url, None), |(b, q)| (b, Some(q)));
-    let base = base.rsplit_once('/').map_or(base, |(head, _)| head);
-    match query {
-        Some(q) => format!("{base}/{name}?{q}"),
-        None => format!("{base}/{name}"),
     }
 }
 

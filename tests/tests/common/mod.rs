@@ -66,12 +66,12 @@ pub async fn get_json(http: &reqwest::Client, url: &str, token: Option<&str>) ->
     (status, json)
 }
 
+/// The repository's copy of the third-party examples (`tests/conformance/SOURCES.md`), or
+/// another copy named by `KINFOLD_CONFORMANCE_DIR`.
 pub fn conformance_dir() -> PathBuf {
     std::env::var_os("KINFOLD_CONFORMANCE_DIR")
         .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/conformance")
-        })
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("conformance"))
 }
 
 /// Fails the test if `value` does not validate against the official FHIR R4 JSON Schema.
