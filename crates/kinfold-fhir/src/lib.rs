@@ -1,7 +1,7 @@
 //! The FHIR R4 model Kinfold exchanges.
 //!
 //! This crate owns the wire shape of everything Kinfold sends and receives: the resources
-//! (hand-written serde types, see `TECH-NOTES.md` for why no model crate), Bundles,
+//! (hand-written serde types: no maintained R4 model crate fits, see ARCHITECTURE.md), Bundles,
 //! `OperationOutcome`, the CapabilityStatement, search parameters and the search columns
 //! extracted from each resource. It also owns the identifiers that must be right before
 //! anything else happens: [`NhsNumber`] and [`OdsCode`] can only be built by parsing.
@@ -23,6 +23,7 @@ mod error;
 mod ids;
 mod index;
 mod outcome;
+pub mod primitive;
 mod resource;
 pub mod search;
 

@@ -5,7 +5,7 @@
 
 use chrono::{DateTime, Datelike, Months, NaiveDate, NaiveDateTime, Utc};
 
-use crate::{DateRange, ParseError};
+use crate::{DateRange, ParseError, SearchIndex};
 
 /// Results per page when the client does not say.
 pub const DEFAULT_COUNT: usize = 50;
@@ -249,17 +249,27 @@ impl TokenParam {
     }
 }
 
+/// The most parameters one search may have: a search longer than this is refused with a
+/// `400` that states the limit, rather than sent to the database.
+pub const MAX_PARAMETERS: usize = 32;
+/// The most comma-separated values one parameter may have.
+pub const MAX_VALUES: usize = 32;
+
 /// A parsed search: the filters Kinfold supports on every resource type.
+///
+/// As FHIR says, repeated parameters are ANDed and the comma-separated values of one
+/// parameter are ORed: `code=a,b&code=c` means (a or b) and c. Each `Vec<Vec<…>>` below is
+/// a list of such OR-groups that must all hold.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct SearchQuery {
-    /// `_id`
-    pub id: Option<String>,
+    /// `_id`: the resource's logical id.
+    pub id: Vec<Vec<String>>,
     /// `patient` or `subject` (`Patient/x` or `x`): the patient's logical id.
-    pub patient: Option<String>,
-    /// `identifier`: any of these (comma-separated values).
-    pub identifier: Vec<TokenParam>,
-    /// `code`: any of these.
-    pub code: Vec<TokenParam>,
+    pub patient: Vec<Vec<String>>,
+    /// `identifier`.
+    pub identifier: Vec<Vec<TokenParam>>,
+    /// `code`.
+    pub code: Vec<Vec<TokenParam>>,
     /// `date`: all of these.
     pub date: Vec<DateParam>,
     /// `_lastUpdated`: all of these.
@@ -288,7 +298,8 @@ pub const SUPPORTED_PARAMETERS: &[(&str, &str, &str)] = &[
 ];
 
 impl SearchQuery {
-    /// Parses query-string pairs. Unknown parameters and unreadable values are errors.
+    /// Parses query-string pairs. Unknown parameters, unreadable or empty values, a repeated
+    /// `_count` or `_offset`, and searches over the limits are errors.
     pub fn parse<'a>(
         pairs: impl IntoIterator<Item = (&'a str, &'a str)>,
     ) -> Result<Self, ParseError> {
@@ -296,47 +307,118 @@ impl SearchQuery {
             count: DEFAULT_COUNT,
             ..SearchQuery::default()
         };
-        for (name, value) in pairs {
+        let (mut seen_count, mut seen_offset) = (false, false);
+        for (n, (name, value)) in pairs.into_iter().enumerate() {
             let bad = |message: String| ParseError::SearchParameter {
                 name: name.to_owned(),
                 message,
             };
+            if n == MAX_PARAMETERS {
+                return Err(bad(format!(
+                    "a search may have at most {MAX_PARAMETERS} parameters"
+                )));
+            }
+            if value.is_empty() {
+                return Err(bad("has no value".into()));
+            }
+            let values = || -> Result<Vec<&str>, ParseError> {
+                let values: Vec<&str> = value.split(',').collect();
+                if values.len() > MAX_VALUES {
+                    return Err(bad(format!(
+                        "may have at most {MAX_VALUES} comma-separated values"
+                    )));
+                }
+                if values.iter().any(|v| v.is_empty()) {
+                    return Err(bad(format!("'{value}' has an empty value in its list")));
+                }
+                Ok(values)
+            };
             match name {
-                "_id" => query.id = Some(value.to_owned()),
+                "_id" => query
+                    .id
+                    .push(values()?.into_iter().map(str::to_owned).collect()),
                 "patient" | "subject" => {
-                    let id = value.strip_prefix("Patient/").unwrap_or(value);
-                    if id.is_empty() || id.contains('/') {
-                        return Err(bad(format!("'{value}' is not a Patient reference")));
+                    let mut any_of = Vec::new();
+                    for one in values()? {
+                        let id = one.strip_prefix("Patient/").unwrap_or(one);
+                        if id.is_empty() || id.contains('/') {
+                            return Err(bad(format!("'{one}' is not a Patient reference")));
+                        }
+                        any_of.push(id.to_owned());
                     }
-                    query.patient = Some(id.to_owned());
+                    query.patient.push(any_of);
                 }
-                "identifier" => {
-                    for one in value.split(',') {
-                        query.identifier.push(TokenParam::parse(name, one)?);
-                    }
-                }
-                "code" => {
-                    for one in value.split(',') {
-                        query.code.push(TokenParam::parse(name, one)?);
-                    }
-                }
+                "identifier" => query.identifier.push(
+                    values()?
+                        .into_iter()
+                        .map(|one| TokenParam::parse(name, one))
+                        .collect::<Result<_, _>>()?,
+                ),
+                "code" => query.code.push(
+                    values()?
+                        .into_iter()
+                        .map(|one| TokenParam::parse(name, one))
+                        .collect::<Result<_, _>>()?,
+                ),
                 "date" => query.date.push(DateParam::parse(name, value)?),
                 "_lastUpdated" => query.last_updated.push(DateParam::parse(name, value)?),
-                "_count" => {
-                    let count: usize = value
+                "_count" | "_offset" => {
+                    let seen = if name == "_count" {
+                        &mut seen_count
+                    } else {
+                        &mut seen_offset
+                    };
+                    if std::mem::replace(seen, true) {
+                        return Err(bad("may be given only once".into()));
+                    }
+                    let number: usize = value
                         .parse()
                         .map_err(|_| bad(format!("'{value}' is not a whole number")))?;
-                    query.count = count.min(MAX_COUNT);
-                }
-                "_offset" => {
-                    query.offset = value
-                        .parse()
-                        .map_err(|_| bad(format!("'{value}' is not a whole number")))?;
+                    if name == "_count" {
+                        query.count = number.min(MAX_COUNT);
+                    } else {
+                        query.offset = number;
+                    }
                 }
                 _ => return Err(bad("is not supported by Kinfold".into())),
             }
         }
         Ok(query)
+    }
+
+    /// Whether a resource with this id, search index and store time matches every filter:
+    /// the meaning of a search, in memory. The store's SQL must agree with it (a property
+    /// test checks that it does).
+    pub fn matches(&self, id: &str, index: &SearchIndex, last_updated: i64) -> bool {
+        let tokens_match = |groups: &[Vec<TokenParam>], values: &[crate::TokenValue]| {
+            groups.iter().all(|any_of| {
+                any_of.iter().any(|t| {
+                    values.iter().any(|v| {
+                        t.code.as_deref().is_none_or(|c| c == v.code)
+                            && t.system.as_deref().is_none_or(|s| s == v.system)
+                    })
+                })
+            })
+        };
+        self.id.iter().all(|any_of| any_of.iter().any(|x| x == id))
+            && self.patient.iter().all(|any_of| {
+                index
+                    .patient
+                    .as_deref()
+                    .is_some_and(|p| any_of.iter().any(|x| x == p))
+            })
+            && tokens_match(&self.identifier, &index.identifiers)
+            && tokens_match(&self.code, &index.codes)
+            && self
+                .date
+                .iter()
+                .all(|d| index.date.is_some_and(|range| d.matches(range)))
+            && self.last_updated.iter().all(|d| {
+                d.matches(DateRange {
+                    start: last_updated,
+                    end: last_updated + 1,
+                })
+            })
     }
 }
 
@@ -425,8 +507,84 @@ mod tests {
             ("_count", "5000"),
         ])
         .unwrap();
-        assert_eq!(q.patient.as_deref(), Some("abc"));
-        assert_eq!(q.code.len(), 2);
+        assert_eq!(q.patient, vec![vec!["abc".to_owned()]]);
+        assert_eq!(q.code.len(), 1);
+        assert_eq!(q.code[0].len(), 2);
         assert_eq!(q.count, MAX_COUNT);
+    }
+
+    #[test]
+    fn repeated_parameters_are_anded_and_lists_are_ored() {
+        let q = SearchQuery::parse([
+            ("patient", "a"),
+            ("patient", "b"),
+            ("code", "x,y"),
+            ("code", "z"),
+            ("_id", "1"),
+            ("_id", "2"),
+        ])
+        .unwrap();
+        assert_eq!(q.patient.len(), 2, "both patients kept, not the last");
+        assert_eq!(
+            q.code,
+            vec![
+                vec![
+                    TokenParam::parse("code", "x").unwrap(),
+                    TokenParam::parse("code", "y").unwrap()
+                ],
+                vec![TokenParam::parse("code", "z").unwrap()],
+            ]
+        );
+        assert_eq!(q.id.len(), 2);
+    }
+
+    #[test]
+    fn searches_over_the_limits_are_refused_with_the_limit_stated() {
+        let dates: Vec<(&str, &str)> = vec![("date", "ge2020"); 999];
+        let err = SearchQuery::parse(dates).unwrap_err();
+        assert!(err.to_string().contains("at most 32 parameters"), "{err}");
+        let codes = vec!["http://loinc.org|1"; 500].join(",");
+        let err = SearchQuery::parse([("code", codes.as_str())]).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("at most 32 comma-separated values"),
+            "{err}"
+        );
+        let at_limit: Vec<(&str, &str)> = vec![("date", "ge2020"); MAX_PARAMETERS];
+        assert!(SearchQuery::parse(at_limit).is_ok());
+    }
+
+    #[test]
+    fn empty_values_and_repeated_paging_are_refused() {
+        for pairs in [
+            vec![("identifier", "")],
+            vec![("code", "a,,b")],
+            vec![("_count", "5"), ("_count", "6")],
+            vec![("_offset", "5"), ("_offset", "6")],
+        ] {
+            assert!(SearchQuery::parse(pairs.clone()).is_err(), "{pairs:?}");
+        }
+    }
+
+    #[test]
+    fn the_in_memory_meaning_follows_and_and_or() {
+        let index = SearchIndex {
+            patient: Some("p1".into()),
+            codes: vec![crate::TokenValue {
+                system: "s".into(),
+                code: "a".into(),
+            }],
+            ..SearchIndex::default()
+        };
+        let matches = |pairs: &[(&str, &str)]| {
+            SearchQuery::parse(pairs.iter().copied())
+                .unwrap()
+                .matches("r1", &index, 0)
+        };
+        assert!(matches(&[("patient", "p1"), ("code", "s|a,s|b")]));
+        assert!(!matches(&[("patient", "p1"), ("patient", "p2")]));
+        assert!(!matches(&[("code", "s|a"), ("code", "s|b")]));
+        assert!(matches(&[("_id", "r1,r2")]));
+        assert!(!matches(&[("_id", "r1"), ("_id", "r2")]));
     }
 }

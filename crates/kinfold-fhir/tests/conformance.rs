@@ -139,3 +139,28 @@ fn what_kinfold_writes_validates_against_the_official_schema() {
         &serde_json::to_value(Resource::from(bundle)).expect("json"),
     );
 }
+
+#[test]
+fn every_official_and_nhs_example_passes_the_primitive_checks() {
+    // The checks must not refuse real data: every third-party example is valid FHIR.
+    for folder in ["fhir-r4-core", "nhs"] {
+        for (name, bytes) in json_files(folder) {
+            let value: Value = serde_json::from_slice(&bytes).expect("example is JSON");
+            if let Err(e) = kinfold_fhir::primitive::check_resource(&value, "example") {
+                panic!("{name}: {e}");
+            }
+        }
+    }
+}
+
+#[test]
+fn a_broken_official_example_fails_the_primitive_checks() {
+    let (name, bytes) = json_files("fhir-r4-core")
+        .into_iter()
+        .find(|(name, _)| name.ends_with("patient-example.json"))
+        .expect("the official Patient example");
+    let mut value: Value = serde_json::from_slice(&bytes).expect("JSON");
+    value["birthDate"] = Value::String("1974-02-30".into());
+    let err = kinfold_fhir::primitive::check_resource(&value, "Patient").unwrap_err();
+    assert_eq!(err.location(), Some("Patient.birthDate"), "{name}");
+}

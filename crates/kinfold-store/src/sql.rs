@@ -46,21 +46,25 @@ impl Sql {
         self.text.push_str(&self.args.len().to_string());
     }
 
-    /// Appends the `AND …` conditions of a search (on table alias `r`).
+    /// Appends the `AND …` conditions of a search (on table alias `r`). Repeated parameters
+    /// are ANDed, each parameter's comma-separated values ORed, as
+    /// [`SearchQuery::matches`] says.
     pub(crate) fn filters(&mut self, resource_type: &str, query: &SearchQuery) {
-        if let Some(id) = &query.id {
-            self.push(" AND r.id = ");
-            self.bind(Arg::text(id));
+        for any_of in &query.id {
+            self.any_of("r.id", any_of);
         }
-        if let Some(patient) = &query.patient {
-            self.push(" AND r.patient = ");
-            self.bind(Arg::text(patient));
+        for any_of in &query.patient {
+            self.any_of("r.patient", any_of);
         }
         // With a patient or id the resource index narrows to a few rows: check tokens per row.
         // Without, start from the token index.
-        let narrow = query.patient.is_some() || query.id.is_some();
-        self.tokens(resource_type, "identifier", &query.identifier, narrow);
-        self.tokens(resource_type, "code", &query.code, narrow);
+        let narrow = !query.patient.is_empty() || !query.id.is_empty();
+        for any_of in &query.identifier {
+            self.tokens(resource_type, "identifier", any_of, narrow);
+        }
+        for any_of in &query.code {
+            self.tokens(resource_type, "code", any_of, narrow);
+        }
         for date in &query.date {
             self.date("r.date_start", "r.date_end", date);
         }
@@ -70,7 +74,22 @@ impl Sql {
         }
     }
 
-    /// A token condition. `per_row`: a correlated `EXISTS`, checked for each resource the
+    /// `AND column IN (…)`.
+    fn any_of(&mut self, column: &str, values: &[String]) {
+        self.push(" AND ");
+        self.push(column);
+        self.push(" IN (");
+        for (n, value) in values.iter().enumerate() {
+            if n > 0 {
+                self.push(", ");
+            }
+            self.bind(Arg::text(value));
+        }
+        self.push(")");
+    }
+
+    /// A token condition: the resource has a token matching any of `any_of`. `per_row`: a
+    /// correlated `EXISTS`, checked for each resource the
     /// other filters found (right when a patient filter already narrows to a few rows);
     /// otherwise `r.id IN (…)`, so that SQLite starts from the token index instead of checking
     /// every resource of the type. (SQLite has no statistics to choose this by itself.)
@@ -113,9 +132,15 @@ impl Sql {
             end_le,
             negate,
         } = param.constraint();
-        self.push(if negate { " AND NOT (" } else { " AND (" });
+        // A resource without the date matches no date condition, `ne` included.
+        self.push(" AND ");
         self.push(start);
         self.push(" IS NOT NULL");
+        self.push(if negate {
+            " AND NOT (1 = 1"
+        } else {
+            " AND (1 = 1"
+        });
         for (column, op, value) in [
             (start, " >= ", start_ge),
             (start, " < ", start_lt),
