@@ -34,6 +34,24 @@ pub enum AdapterError {
         /// 400 for a malformed request, 422 for content that breaks a rule.
         status: StatusCode,
     },
+    /// The request body is over the configured limit.
+    #[error("body too large")]
+    TooLarge {
+        /// The limit, in bytes.
+        limit: usize,
+    },
+    /// The Bundle has more entries than one ingest may carry.
+    #[error("too many entries")]
+    TooManyEntries {
+        /// The limit.
+        limit: usize,
+    },
+    /// As many ingests as the adapter runs at once are already running.
+    #[error("busy")]
+    Busy {
+        /// How many run at once.
+        limit: usize,
+    },
     /// The adapter's ledger could not record the ingest, so nothing was stored.
     #[error("ledger unavailable")]
     Ledger(#[from] kinfold_audit::LedgerError),
@@ -80,14 +98,34 @@ impl AdapterError {
                 message,
                 status,
             } => {
-                let kind = if *status == StatusCode::UNPROCESSABLE_ENTITY {
-                    IssueType::BusinessRule
-                } else {
-                    IssueType::Invalid
+                let kind = match *status {
+                    StatusCode::UNPROCESSABLE_ENTITY => IssueType::BusinessRule,
+                    StatusCode::CONFLICT => IssueType::Duplicate,
+                    _ => IssueType::Invalid,
                 };
                 ApiError::new(*status, kind, "bad-entry", format!("{path}: {message}"))
                     .at(path.clone())
             }
+            AdapterError::TooLarge { limit } => ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                IssueType::TooLong,
+                "body-too-large",
+                format!("The request body is over this adapter's limit of {limit} bytes; nothing was stored. Send the records in smaller Bundles."),
+            ),
+            AdapterError::TooManyEntries { limit } => ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                IssueType::TooCostly,
+                "too-many-entries",
+                format!("The Bundle has more than {limit} entries, the most one ingest may carry; nothing was stored. Send the records in smaller Bundles."),
+            )
+            .at("Bundle.entry"),
+            AdapterError::Busy { limit } => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                IssueType::Transient,
+                "busy",
+                format!("This adapter is already running {limit} ingests at once; nothing was stored. Try again shortly."),
+            )
+            .retry_after(1),
             AdapterError::Ledger(err) => {
                 tracing::error!(error = ?err, "ingest refused: the ledger cannot record");
                 ApiError::new(
@@ -97,6 +135,12 @@ impl AdapterError {
                     "The adapter's audit ledger cannot record this ingest, so nothing was stored. Try again later.",
                 )
             }
+            AdapterError::Store(StoreError::Conflict(what)) => ApiError::new(
+                StatusCode::CONFLICT,
+                IssueType::Duplicate,
+                "conflict",
+                format!("{what}; nothing was stored."),
+            ),
             AdapterError::Store(err) => {
                 tracing::error!(error = ?err, "store failure");
                 ApiError::unavailable(

@@ -6,38 +6,228 @@
 use std::collections::HashMap;
 
 use actix_web::http::StatusCode;
-use kinfold_fhir::{Bundle, BundleType, NHS_NUMBER_SYSTEM, NhsNumber, Resource, ResourceType};
+use kinfold_fhir::{BundleEntry, BundleType, NHS_NUMBER_SYSTEM, NhsNumber, Resource, ResourceType};
+use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::Value;
+use serde_json::value::RawValue;
 
 use crate::AdapterError;
 
 /// One entry's plan: a resource ready to store (id set), or why it cannot be.
 pub(crate) type EntryPlan = Result<Resource, AdapterError>;
 
-/// Checks a Bundle and plans its writes.
-pub(crate) fn plan(bundle: Bundle) -> Result<(BundleType, Vec<EntryPlan>), AdapterError> {
-    let kind = match bundle.r#type {
-        Some(kind @ (BundleType::Transaction | BundleType::Batch)) => kind,
-        Some(other) => {
-            return Err(AdapterError::NotABundle(
-                format!("a {other:?} Bundle").to_lowercase(),
-            ));
+/// The most entries one ingest may carry, unless configured otherwise.
+pub const DEFAULT_MAX_ENTRIES: usize = 5_000;
+
+/// Reads a transaction or batch Bundle from its JSON bytes and plans its writes.
+///
+/// Memory stays bounded: the Bundle is first read as a skeleton (its type and one borrowed
+/// slice of text per entry), refused at once when it has more than `max_entries` entries, and
+/// only then is each entry parsed, checked against FHIR's primitive types and planned. A
+/// transaction stops at its first faulty entry.
+pub(crate) fn plan_json(
+    body: &[u8],
+    max_entries: usize,
+) -> Result<(BundleType, Vec<EntryPlan>), AdapterError> {
+    let skeleton = Skeleton::read(body, max_entries)?;
+    match skeleton.resource_type.as_deref() {
+        Some("Bundle") => {}
+        Some(other) => return Err(AdapterError::NotABundle(format!("a {other}"))),
+        None => {
+            return Err(AdapterError::BadBody(kinfold_fhir::ParseError::Element {
+                path: "resourceType".into(),
+                message: "is missing".into(),
+            }));
         }
+    }
+    let kind = match skeleton.kind.as_deref() {
+        Some("transaction") => BundleType::Transaction,
+        Some("batch") => BundleType::Batch,
+        Some(other) => return Err(AdapterError::NotABundle(format!("a {other} Bundle"))),
         None => return Err(AdapterError::NotABundle("a Bundle without a type".into())),
     };
+    let mut entries = Vec::with_capacity(skeleton.entries.len());
+    for (n, raw) in skeleton.entries.into_iter().enumerate() {
+        let entry = read_entry(n, raw);
+        if kind == BundleType::Transaction
+            && let Err(err) = entry
+        {
+            return Err(err);
+        }
+        entries.push(entry);
+    }
+    plan_entries(kind, entries)
+}
 
+/// One entry, parsed and checked: every primitive value valid, every element the right shape.
+fn read_entry(n: usize, raw: &RawValue) -> Result<BundleEntry, AdapterError> {
+    let mut value: Value = serde_json::from_str(raw.get())
+        .map_err(|e| bad(n, "", &e.to_string(), StatusCode::BAD_REQUEST))?;
+    let resource = value
+        .as_object_mut()
+        .and_then(|entry| entry.remove("resource"));
+    let mut entry: BundleEntry = serde_path_to_error::deserialize(value).map_err(|e| {
+        let path = e.path().to_string();
+        bad(
+            n,
+            if path == "." { "" } else { &path },
+            &e.into_inner().to_string(),
+            StatusCode::BAD_REQUEST,
+        )
+    })?;
+    if let Some(resource) = resource {
+        let at = format!("Bundle.entry[{n}].resource");
+        let located = |e: kinfold_fhir::ParseError, strip_type: bool| {
+            let inner = e.location().unwrap_or_default();
+            let inner = if strip_type {
+                inner.split_once('.').map_or("", |(_, rest)| rest)
+            } else {
+                inner
+                    .strip_prefix(&at)
+                    .map_or(inner, |r| r.trim_start_matches('.'))
+            };
+            AdapterError::BadEntry {
+                path: if inner.is_empty() || inner == "(root)" {
+                    at.clone()
+                } else {
+                    format!("{at}.{inner}")
+                },
+                message: match e {
+                    kinfold_fhir::ParseError::Element { message, .. } => message,
+                    other => other.to_string(),
+                },
+                status: StatusCode::BAD_REQUEST,
+            }
+        };
+        kinfold_fhir::primitive::check_resource(&resource, &at).map_err(|e| located(e, false))?;
+        entry.resource = Some(Resource::from_value(resource).map_err(|e| located(e, true))?);
+    }
+    Ok(entry)
+}
+
+/// A Bundle read only as far as ingest needs before it commits memory to the entries.
+struct Skeleton<'a> {
+    resource_type: Option<String>,
+    kind: Option<String>,
+    entries: Vec<&'a RawValue>,
+}
+
+impl<'a> Skeleton<'a> {
+    fn read(body: &'a [u8], max_entries: usize) -> Result<Self, AdapterError> {
+        let mut deserializer = serde_json::Deserializer::from_slice(body);
+        let skeleton = SkeletonSeed { max_entries }
+            .deserialize(&mut deserializer)
+            .and_then(|s| deserializer.end().map(|()| s));
+        skeleton.map_err(|err| {
+            if err.to_string().starts_with(TOO_MANY) {
+                AdapterError::TooManyEntries { limit: max_entries }
+            } else {
+                AdapterError::BadBody(kinfold_fhir::ParseError::Json {
+                    message: err.to_string(),
+                    line: err.line(),
+                    column: err.column(),
+                })
+            }
+        })
+    }
+}
+
+const TOO_MANY: &str = "too many entries";
+
+struct SkeletonSeed {
+    max_entries: usize,
+}
+
+impl<'de> DeserializeSeed<'de> for SkeletonSeed {
+    type Value = Skeleton<'de>;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for SkeletonSeed {
+    type Value = Skeleton<'de>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a FHIR Bundle (a JSON object)")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut skeleton = Skeleton {
+            resource_type: None,
+            kind: None,
+            entries: Vec::new(),
+        };
+        while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+            match key.as_ref() {
+                "resourceType" => skeleton.resource_type = Some(map.next_value()?),
+                "type" => skeleton.kind = Some(map.next_value()?),
+                "entry" => {
+                    skeleton.entries = map.next_value_seed(EntriesSeed {
+                        max_entries: self.max_entries,
+                    })?;
+                }
+                _ => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(skeleton)
+    }
+}
+
+struct EntriesSeed {
+    max_entries: usize,
+}
+
+impl<'de> DeserializeSeed<'de> for EntriesSeed {
+    type Value = Vec<&'de RawValue>;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_seq(self)
+    }
+}
+
+impl<'de> Visitor<'de> for EntriesSeed {
+    type Value = Vec<&'de RawValue>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("Bundle.entry as a JSON array")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        let mut entries = Vec::new();
+        while let Some(entry) = seq.next_element::<&'de RawValue>()? {
+            if entries.len() == self.max_entries {
+                return Err(serde::de::Error::custom(TOO_MANY));
+            }
+            entries.push(entry);
+        }
+        Ok(entries)
+    }
+}
+
+/// Plans the writes of a Bundle's entries.
+fn plan_entries(
+    kind: BundleType,
+    entries: Vec<Result<BundleEntry, AdapterError>>,
+) -> Result<(BundleType, Vec<EntryPlan>), AdapterError> {
     // First pass: work out each entry's target, assigning ids to creates, so that a
     // transaction's `urn:uuid:` references can point at them.
-    let targets: Vec<Result<(ResourceType, String), AdapterError>> = bundle
-        .entry
+    let targets: Vec<Result<(ResourceType, String), AdapterError>> = entries
         .iter()
         .enumerate()
-        .map(|(n, entry)| target(n, entry))
+        .map(|(n, entry)| match entry {
+            Ok(entry) => target(n, entry),
+            Err(_) => Err(AdapterError::NotABundle("(entry already refused)".into())),
+        })
         .collect();
     let mut local_ids: HashMap<String, String> = HashMap::new();
     if kind == BundleType::Transaction {
-        for (entry, target) in bundle.entry.iter().zip(&targets) {
-            if let (Some(full_url), Ok((resource_type, id))) = (&entry.full_url, target)
+        for (entry, target) in entries.iter().zip(&targets) {
+            if let (Ok(entry), Ok((resource_type, id))) = (entry, target)
+                && let Some(full_url) = &entry.full_url
                 && (full_url.starts_with("urn:uuid:") || full_url.starts_with("urn:oid:"))
             {
                 local_ids.insert(full_url.clone(), format!("{}/{id}", resource_type.as_str()));
@@ -45,12 +235,14 @@ pub(crate) fn plan(bundle: Bundle) -> Result<(BundleType, Vec<EntryPlan>), Adapt
         }
     }
 
-    let plans: Vec<EntryPlan> = bundle
-        .entry
+    // Which entry first claimed each NHS number: one agency holds one Patient per NHS number.
+    let mut nhs_owners: HashMap<String, String> = HashMap::new();
+    let plans: Vec<EntryPlan> = entries
         .into_iter()
         .zip(targets)
         .enumerate()
         .map(|(n, (entry, target))| {
+            let entry = entry?;
             let (resource_type, id) = target?;
             let resource = entry
                 .resource
@@ -89,6 +281,7 @@ pub(crate) fn plan(bundle: Bundle) -> Result<(BundleType, Vec<EntryPlan>), Adapt
             }
             resource.set_id(id);
             check_rules(n, &resource)?;
+            check_one_patient_per_nhs_number(n, &resource, &mut nhs_owners)?;
             Ok(resource)
         })
         .collect();
@@ -106,10 +299,7 @@ pub(crate) fn plan(bundle: Bundle) -> Result<(BundleType, Vec<EntryPlan>), Adapt
 }
 
 /// What an entry's request asks to write: its type and id (new for a create).
-fn target(
-    n: usize,
-    entry: &kinfold_fhir::BundleEntry,
-) -> Result<(ResourceType, String), AdapterError> {
+fn target(n: usize, entry: &BundleEntry) -> Result<(ResourceType, String), AdapterError> {
     let request = entry
         .request
         .as_ref()
@@ -175,6 +365,53 @@ pub(crate) fn valid_id(id: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
 }
 
+/// The NHS numbers a Patient claims (valid ones; an invalid one is refused by [`check_rules`]).
+pub(crate) fn nhs_numbers(resource: &Resource) -> Vec<(usize, String)> {
+    match resource {
+        Resource::Patient(p) => p
+            .identifier
+            .iter()
+            .enumerate()
+            .filter(|(_, i)| i.system.as_deref() == Some(NHS_NUMBER_SYSTEM))
+            .filter_map(|(k, i)| i.value.clone().map(|v| (k, v)))
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// Within one Bundle, a second Patient (another id) claiming an NHS number already claimed is
+/// refused with `409`: the adapter keeps one Patient per NHS number.
+fn check_one_patient_per_nhs_number(
+    n: usize,
+    resource: &Resource,
+    owners: &mut HashMap<String, String>,
+) -> Result<(), AdapterError> {
+    let id = resource.id().unwrap_or_default().to_owned();
+    for (k, number) in nhs_numbers(resource) {
+        match owners.get(&number) {
+            Some(owner) if *owner != id => {
+                return Err(duplicate_nhs_number(n, k, owner));
+            }
+            _ => {
+                owners.insert(number, id.clone());
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The error for a Patient claiming an NHS number another Patient here already has.
+pub(crate) fn duplicate_nhs_number(n: usize, k: usize, owner: &str) -> AdapterError {
+    bad(
+        n,
+        &format!("resource.identifier[{k}].value"),
+        &format!(
+            "this NHS number already belongs to Patient/{owner}: this adapter keeps one Patient per NHS number (update that record with PUT Patient/{owner})"
+        ),
+        StatusCode::CONFLICT,
+    )
+}
+
 /// Rules content must meet before Kinfold stores it.
 fn check_rules(n: usize, resource: &Resource) -> Result<(), AdapterError> {
     let identifiers = match resource {
@@ -221,7 +458,11 @@ fn rewrite_references(value: &mut Value, local_ids: &HashMap<String, String>) {
 
 fn bad(n: usize, path: &str, message: &str, status: StatusCode) -> AdapterError {
     AdapterError::BadEntry {
-        path: format!("Bundle.entry[{n}].{path}"),
+        path: if path.is_empty() {
+            format!("Bundle.entry[{n}]")
+        } else {
+            format!("Bundle.entry[{n}].{path}")
+        },
         message: message.to_owned(),
         status,
     }
@@ -232,16 +473,13 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn bundle(value: Value) -> Bundle {
-        match Resource::from_value(value) {
-            Ok(Resource::Bundle(b)) => b,
-            other => panic!("not a bundle: {other:?}"),
-        }
+    fn plan(value: Value) -> Result<(BundleType, Vec<EntryPlan>), AdapterError> {
+        plan_json(&serde_json::to_vec(&value).expect("json"), 100)
     }
 
     #[test]
     fn a_transaction_rewrites_its_own_urn_references() {
-        let (_, plans) = plan(bundle(json!({
+        let (_, plans) = plan(json!({
             "resourceType": "Bundle", "type": "transaction",
             "entry": [
                 {"fullUrl": "urn:uuid:61ebe359-bfdc-4613-8bf2-c5e300945f0a",
@@ -250,7 +488,7 @@ mod tests {
                 {"resource": {"resourceType": "Observation", "subject": {"reference": "urn:uuid:61ebe359-bfdc-4613-8bf2-c5e300945f0a"}},
                  "request": {"method": "POST", "url": "Observation"}}
             ]
-        })))
+        }))
         .unwrap();
         let patient_id = plans[0].as_ref().unwrap().id().unwrap().to_owned();
         let Ok(Resource::Observation(obs)) = &plans[1] else {
@@ -264,14 +502,14 @@ mod tests {
 
     #[test]
     fn a_bad_nhs_number_rejects_the_whole_transaction_and_says_where() {
-        let err = plan(bundle(json!({
+        let err = plan(json!({
             "resourceType": "Bundle", "type": "transaction",
             "entry": [
                 {"resource": {"resourceType": "Patient", "id": "a"}, "request": {"method": "PUT", "url": "Patient/a"}},
                 {"resource": {"resourceType": "Patient", "identifier": [{"system": NHS_NUMBER_SYSTEM, "value": "9434765918"}]},
                  "request": {"method": "PUT", "url": "Patient/b"}}
             ]
-        })))
+        }))
         .unwrap_err();
         let AdapterError::BadEntry { path, status, .. } = err else {
             panic!("bad entry expected")
@@ -282,13 +520,13 @@ mod tests {
 
     #[test]
     fn a_batch_keeps_its_good_entries() {
-        let (kind, plans) = plan(bundle(json!({
+        let (kind, plans) = plan(json!({
             "resourceType": "Bundle", "type": "batch",
             "entry": [
                 {"resource": {"resourceType": "Patient"}, "request": {"method": "DELETE", "url": "Patient/x"}},
                 {"resource": {"resourceType": "Patient"}, "request": {"method": "PUT", "url": "Patient/ok"}}
             ]
-        })))
+        }))
         .unwrap();
         assert_eq!(kind, BundleType::Batch);
         assert!(plans[0].is_err());
@@ -297,10 +535,10 @@ mod tests {
 
     #[test]
     fn a_put_whose_body_names_another_id_is_refused() {
-        let err = plan(bundle(json!({
+        let err = plan(json!({
             "resourceType": "Bundle", "type": "transaction",
             "entry": [{"resource": {"resourceType": "Patient", "id": "other"}, "request": {"method": "PUT", "url": "Patient/mine"}}]
-        })))
+        }))
         .unwrap_err();
         assert!(
             matches!(err, AdapterError::BadEntry { ref path, .. } if path == "Bundle.entry[0].resource.id")
@@ -309,10 +547,62 @@ mod tests {
 
     #[test]
     fn a_searchset_is_not_ingested() {
-        let err = plan(bundle(
-            json!({"resourceType": "Bundle", "type": "searchset"}),
-        ))
-        .unwrap_err();
+        let err = plan(json!({"resourceType": "Bundle", "type": "searchset"})).unwrap_err();
         assert!(matches!(err, AdapterError::NotABundle(_)));
+    }
+
+    #[test]
+    fn too_many_entries_are_refused_before_any_entry_is_read() {
+        let entries: Vec<Value> = (0..101).map(|_| json!({"not": "even an entry"})).collect();
+        let err = plan(json!({"resourceType": "Bundle", "type": "transaction", "entry": entries}))
+            .unwrap_err();
+        assert!(
+            matches!(err, AdapterError::TooManyEntries { limit: 100 }),
+            "{err:?}"
+        );
+    }
+
+    #[test]
+    fn a_bad_date_in_the_third_entry_rejects_the_transaction_and_says_where() {
+        let obs = |date: &str| json!({"resource": {"resourceType": "Observation", "status": "final", "effectiveDateTime": date}, "request": {"method": "POST", "url": "Observation"}});
+        let err = plan(json!({"resourceType": "Bundle", "type": "transaction",
+            "entry": [obs("2020-02-01"), obs("2020-02-02"), obs("2020-02-30")]}))
+        .unwrap_err();
+        let AdapterError::BadEntry { path, status, .. } = err else {
+            panic!("bad entry expected: {err:?}")
+        };
+        assert_eq!(path, "Bundle.entry[2].resource.effectiveDateTime");
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+    }
+
+    #[test]
+    fn two_patients_with_one_nhs_number_in_one_bundle_are_refused() {
+        let patient = |id: &str| json!({"resource": {"resourceType": "Patient", "identifier": [{"system": NHS_NUMBER_SYSTEM, "value": "9434765919"}]}, "request": {"method": "PUT", "url": format!("Patient/{id}")}});
+        let err = plan(json!({"resourceType": "Bundle", "type": "transaction",
+            "entry": [patient("a"), patient("a"), patient("b")]}))
+        .unwrap_err();
+        let AdapterError::BadEntry {
+            path,
+            status,
+            message,
+        } = err
+        else {
+            panic!("bad entry expected: {err:?}")
+        };
+        assert_eq!(path, "Bundle.entry[2].resource.identifier[0].value");
+        assert_eq!(status, StatusCode::CONFLICT);
+        assert!(message.contains("Patient/a"), "{message}");
+    }
+
+    #[test]
+    fn malformed_json_is_located() {
+        let err = plan_json(b"{\"resourceType\": \"Bundle\", \"entry\": [", 10).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                AdapterError::BadBody(kinfold_fhir::ParseError::Json { line: 1, .. })
+            ),
+            "{err:?}"
+        );
     }
 }

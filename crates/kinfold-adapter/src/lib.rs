@@ -39,8 +39,12 @@ pub struct AdapterConfig {
     pub public_base_url: Option<String>,
     /// HTTP worker threads.
     pub workers: usize,
-    /// Largest accepted request body, in bytes.
+    /// Largest accepted ingest body, in bytes (default 8 MiB).
     pub max_body_bytes: usize,
+    /// Most entries in one ingest Bundle (default 5,000).
+    pub max_entries: usize,
+    /// Most ingests read and parsed at once; more get `503` with `Retry-After` (default 2).
+    pub max_concurrent_ingests: usize,
     /// The adapter's own audit ledger (every ingest is recorded in it before it is stored).
     pub ledger: kinfold_audit::LedgerConfig,
 }
@@ -53,7 +57,9 @@ impl Default for AdapterConfig {
             database_url: None,
             public_base_url: None,
             workers: 2,
-            max_body_bytes: 32 * 1024 * 1024,
+            max_body_bytes: 8 * 1024 * 1024,
+            max_entries: ingest::DEFAULT_MAX_ENTRIES,
+            max_concurrent_ingests: 2,
             ledger: kinfold_audit::LedgerConfig::default(),
         }
     }
@@ -68,6 +74,18 @@ pub(crate) struct AdapterState {
     pub(crate) public_base_url: Option<String>,
     /// The CapabilityStatement, serialised once at start.
     pub(crate) capability: String,
+    /// Ingest limits.
+    pub(crate) limits: IngestLimits,
+    /// One permit per ingest that may run at once.
+    pub(crate) ingest_slots: tokio::sync::Semaphore,
+}
+
+/// What one ingest may use, from [`AdapterConfig`].
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct IngestLimits {
+    pub(crate) max_body_bytes: usize,
+    pub(crate) max_entries: usize,
+    pub(crate) max_concurrent_ingests: usize,
 }
 
 /// A running server: its port and the server to poll.
@@ -96,12 +114,16 @@ pub fn build(
             agency,
             &chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
         ),
+        limits: IngestLimits {
+            max_body_bytes: config.max_body_bytes,
+            max_entries: config.max_entries.max(1),
+            max_concurrent_ingests: config.max_concurrent_ingests.max(1),
+        },
+        ingest_slots: tokio::sync::Semaphore::new(config.max_concurrent_ingests.max(1)),
     });
-    let max_body = config.max_body_bytes;
     let server = HttpServer::new(move || {
         App::new()
             .app_data(state.clone())
-            .app_data(web::PayloadConfig::new(max_body))
             .app_data(kinfold_http::query_config())
             .app_data(kinfold_http::path_config())
             .wrap(from_fn(kinfold_http::request_log))

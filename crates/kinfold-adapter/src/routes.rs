@@ -88,36 +88,55 @@ pub(crate) fn capability(agency: kinfold_fhir::Agency, started: &str) -> String 
 
 /// Ingest a FHIR `transaction` (all or nothing) or `batch` Bundle.
 #[utoipa::path(post, path = "/", tag = "Ingest",
-    request_body(content = serde_json::Value, content_type = "application/fhir+json", description = "A Bundle of type transaction or batch; entries use POST Type or PUT Type/id"),
+    request_body(content = serde_json::Value, content_type = "application/fhir+json", description = "A Bundle of type transaction or batch; entries use POST Type or PUT Type/id. At most `max_body_bytes` (default 8 MiB) and `max_entries` (default 5,000) entries; every primitive value must be valid FHIR (date, dateTime, instant, code, id, uri, string)."),
     responses(
         (status = 200, description = "transaction-response or batch-response Bundle", content_type = "application/fhir+json", body = serde_json::Value),
-        (status = 400, description = "Malformed Bundle or entry; nothing stored", content_type = "application/fhir+json", body = serde_json::Value),
+        (status = 400, description = "Malformed Bundle or entry, or an invalid primitive value (the OperationOutcome's expression names it); nothing stored", content_type = "application/fhir+json", body = serde_json::Value),
+        (status = 409, description = "A Patient claims an NHS number another Patient here already has; nothing stored", content_type = "application/fhir+json", body = serde_json::Value),
+        (status = 413, description = "Body or entry count over the limit; nothing stored", content_type = "application/fhir+json", body = serde_json::Value),
         (status = 422, description = "An entry breaks a rule (e.g. NHS number check digit); nothing stored", content_type = "application/fhir+json", body = serde_json::Value),
+        (status = 503, description = "As many ingests as the adapter runs at once are running (Retry-After), or the ledger or database is unavailable; nothing stored", content_type = "application/fhir+json", body = serde_json::Value),
     ))]
 async fn ingest_bundle(
     state: State,
     request: HttpRequest,
-    body: web::Bytes,
+    payload: web::Payload,
 ) -> Result<HttpResponse, AdapterError> {
-    let bundle = match Resource::from_json(&body).map_err(AdapterError::BadBody)? {
-        Resource::Bundle(bundle) => bundle,
-        other => return Err(AdapterError::NotABundle(format!("a {}", other.type_name()))),
+    // At most `max_concurrent_ingests` bodies are read and parsed at once: the memory one
+    // adapter spends on ingest is bounded whoever is sending. A sender waits a moment for a
+    // slot (its body stays unread in the socket meanwhile), then is told to retry.
+    let busy = || AdapterError::Busy {
+        limit: state.limits.max_concurrent_ingests,
     };
-    let (kind, plans) = ingest::plan(bundle)?;
+    let _slot = tokio::time::timeout(INGEST_WAIT, state.ingest_slots.acquire())
+        .await
+        .map_err(|_| busy())?
+        .map_err(|_| busy())?;
+    let body = read_body(&request, payload, state.limits.max_body_bytes).await?;
+    let (kind, mut plans) = ingest::plan_json(&body, state.limits.max_entries)?;
+    drop(body);
+    check_stored_nhs_numbers(&state, kind, &mut plans).await?;
     let writes: Vec<Resource> = plans
         .iter()
         .filter_map(|p| p.as_ref().ok().cloned())
         .collect();
-    // No write without its audit entry: the ingest is in the ledger before anything is stored.
-    let mut audit = ingest_record(&state, kind, &writes, &request);
-    state.ledger.record(vec![audit.clone()]).await?;
-    let written = state.store.write_all(writes).await;
-    if written.is_err() {
-        audit.outcome = "8".into();
-        audit.subtype = format!("{} (failed)", audit.subtype);
-        state.ledger.record_in_background(audit);
-    }
-    let mut outcomes = written?.into_iter();
+    let outcomes = if writes.is_empty() {
+        // Nothing to store, so nothing to record.
+        Vec::new()
+    } else {
+        // No write without its audit entry: the ingest is in the ledger before anything is
+        // stored.
+        let mut audit = ingest_record(&state, kind, &writes, &request);
+        state.ledger.record(vec![audit.clone()]).await?;
+        let written = state.store.write_all(writes).await;
+        if written.is_err() {
+            audit.outcome = "8".into();
+            audit.subtype = format!("{} (failed)", audit.subtype);
+            state.ledger.record_in_background(audit);
+        }
+        written?
+    };
+    let mut outcomes = outcomes.into_iter();
 
     let mut response = Bundle::new(match kind {
         BundleType::Transaction => BundleType::TransactionResponse,
@@ -171,13 +190,82 @@ async fn ingest_bundle(
     Ok(FhirResponse::ok(&Resource::from(response)))
 }
 
+/// How long an ingest waits for a free slot before it is answered `503`.
+const INGEST_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// The request body, refused with `413` as soon as it is known to be over `limit` bytes (from
+/// `Content-Length`, or while it is read).
+async fn read_body(
+    request: &HttpRequest,
+    mut payload: web::Payload,
+    limit: usize,
+) -> Result<web::BytesMut, AdapterError> {
+    use futures::StreamExt;
+    let declared = request
+        .headers()
+        .get(actix_web::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|length| length > limit) {
+        return Err(AdapterError::TooLarge { limit });
+    }
+    let mut body = web::BytesMut::with_capacity(declared.unwrap_or(0).min(limit));
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|e| {
+            AdapterError::BadBody(kinfold_fhir::ParseError::Json {
+                message: format!("the body could not be read: {e}"),
+                line: 0,
+                column: 0,
+            })
+        })?;
+        if body.len() + chunk.len() > limit {
+            return Err(AdapterError::TooLarge { limit });
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+/// A Patient may not claim an NHS number that another Patient here already has: in a
+/// transaction that refuses the whole Bundle, in a batch just that entry.
+async fn check_stored_nhs_numbers(
+    state: &AdapterState,
+    kind: BundleType,
+    plans: &mut [ingest::EntryPlan],
+) -> Result<(), AdapterError> {
+    for (n, plan) in plans.iter_mut().enumerate() {
+        let Ok(resource) = plan else { continue };
+        let own_id = resource.id().unwrap_or_default().to_owned();
+        for (k, number) in ingest::nhs_numbers(resource) {
+            let query = SearchQuery {
+                identifier: vec![vec![kinfold_fhir::search::TokenParam {
+                    system: Some(kinfold_fhir::NHS_NUMBER_SYSTEM.into()),
+                    code: Some(number),
+                }]],
+                count: 2,
+                ..SearchQuery::default()
+            };
+            let found = state.store.search(ResourceType::Patient, &query).await?;
+            if let Some(owner) = found.items.iter().find(|i| i.id != own_id) {
+                let err = ingest::duplicate_nhs_number(n, k, &owner.id);
+                if kind == BundleType::Transaction {
+                    return Err(err);
+                }
+                *plan = Err(err);
+                break;
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Search one resource type.
 #[utoipa::path(get, path = "/{type}", tag = "FHIR",
     params(
         ("type" = String, Path, description = "Resource type, e.g. Observation"),
         ("patient" = Option<String>, Query, description = "Patient/id"),
-        ("code" = Option<String>, Query, description = "system|code, comma-separated for any of"),
-        ("identifier" = Option<String>, Query, description = "system|value"),
+        ("code" = Option<String>, Query, description = "system|code; comma-separated values are ORed, a repeated parameter is ANDed (at most 32 of each)"),
+        ("identifier" = Option<String>, Query, description = "system|value (lists and repeats as for code)"),
         ("date" = Option<String>, Query, description = "FHIR date with optional prefix (ge, le, gt, lt, eq, ne, sa, eb); repeat to AND"),
         ("_lastUpdated" = Option<String>, Query, description = "As date, on when the record was stored here"),
         ("_id" = Option<String>, Query, description = "Logical id"),
@@ -186,7 +274,7 @@ async fn ingest_bundle(
     ),
     responses(
         (status = 200, description = "searchset Bundle with self and next links", content_type = "application/fhir+json", body = serde_json::Value),
-        (status = 400, description = "Unsupported or unreadable parameter", content_type = "application/fhir+json", body = serde_json::Value),
+        (status = 400, description = "Unsupported, unreadable or empty parameter, a repeated _count or _offset, or more than 32 parameters or 32 values in one", content_type = "application/fhir+json", body = serde_json::Value),
     ))]
 async fn search(
     state: State,
@@ -482,10 +570,6 @@ fn ingest_record(
             .collect(),
         rule: None,
         justification: None,
-        request_id: request
-            .headers()
-            .get(kinfold_http::REQUEST_ID)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned),
+        request_id: kinfold_http::request_id(request),
     }
 }

@@ -52,7 +52,8 @@ fn bad(message: impl Into<String>) -> ApiError {
 /// The latest signed tree head.
 #[utoipa::path(get, path = "/ledger/v1/get-sth", tag = "Ledger",
     responses((status = 200, description = "tree_size, timestamp (ms), sha256_root_hash and tree_head_signature (base64; Ed25519 over RFC 6962's TreeHeadSignature serialisation)", body = serde_json::Value)))]
-pub async fn get_sth(api: Api) -> Result<HttpResponse, ApiError> {
+pub async fn get_sth(api: Api, request: actix_web::HttpRequest) -> Result<HttpResponse, ApiError> {
+    kinfold_http::no_parameters(&request)?;
     let head = api
         .ledger
         .latest()
@@ -61,6 +62,7 @@ pub async fn get_sth(api: Api) -> Result<HttpResponse, ApiError> {
 }
 
 #[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Consistency {
     first: u64,
     second: u64,
@@ -70,7 +72,7 @@ pub struct Consistency {
 #[utoipa::path(get, path = "/ledger/v1/get-sth-consistency", tag = "Ledger",
     params(("first" = u64, Query, description = "The older tree size"), ("second" = u64, Query, description = "The newer tree size")),
     responses((status = 200, description = "consistency: base64 node hashes (RFC 6962 section 2.1.2)", body = serde_json::Value),
-              (status = 400, description = "Sizes out of range", body = serde_json::Value)))]
+              (status = 400, description = "Sizes out of range", content_type = "application/fhir+json", body = serde_json::Value)))]
 pub async fn get_sth_consistency(
     api: Api,
     query: web::Query<Consistency>,
@@ -84,6 +86,7 @@ pub async fn get_sth_consistency(
 }
 
 #[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ProofByHash {
     hash: String,
     tree_size: u64,
@@ -93,7 +96,7 @@ pub struct ProofByHash {
 #[utoipa::path(get, path = "/ledger/v1/get-proof-by-hash", tag = "Ledger",
     params(("hash" = String, Query, description = "The leaf hash, base64: SHA-256(0x00 ‖ leaf_input)"), ("tree_size" = u64, Query, description = "The tree size to prove against")),
     responses((status = 200, description = "leaf_index and audit_path (base64)", body = serde_json::Value),
-              (status = 400, description = "Unknown hash or size out of range", body = serde_json::Value)))]
+              (status = 400, description = "Unknown hash or size out of range", content_type = "application/fhir+json", body = serde_json::Value)))]
 pub async fn get_proof_by_hash(
     api: Api,
     query: web::Query<ProofByHash>,
@@ -111,6 +114,7 @@ pub async fn get_proof_by_hash(
 }
 
 #[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Entries {
     start: u64,
     end: u64,
@@ -120,7 +124,7 @@ pub struct Entries {
 #[utoipa::path(get, path = "/ledger/v1/get-entries", tag = "Ledger",
     params(("start" = u64, Query, description = "First index"), ("end" = u64, Query, description = "Last index (inclusive)")),
     responses((status = 200, description = "entries: leaf_input (base64: 0x01 ‖ seq u64 ‖ time ms u64 ‖ SHA-256 of the canonical audit record) and extra_data (empty)", body = serde_json::Value),
-              (status = 400, description = "Bad range", body = serde_json::Value)))]
+              (status = 400, description = "Bad range", content_type = "application/fhir+json", body = serde_json::Value)))]
 pub async fn get_entries(api: Api, query: web::Query<Entries>) -> Result<HttpResponse, ApiError> {
     if query.end < query.start {
         return Err(bad("end must not be before start"));
@@ -154,11 +158,15 @@ pub async fn get_entries(api: Api, query: web::Query<Entries>) -> Result<HttpRes
 /// The ledger's Ed25519 public key, and how tree heads are signed.
 #[utoipa::path(get, path = "/ledger/v1/public-key", tag = "Ledger",
     responses((status = 200, description = "algorithm, public_key (base64, 32 bytes) and the signed serialisation", body = serde_json::Value)))]
-pub async fn public_key(api: Api) -> HttpResponse {
-    HttpResponse::Ok().json(json!({
+pub async fn public_key(
+    api: Api,
+    request: actix_web::HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    kinfold_http::no_parameters(&request)?;
+    Ok(HttpResponse::Ok().json(json!({
         "algorithm": "Ed25519",
         "public_key": b64(&api.ledger.public_key()),
         "signed_serialisation": "RFC 6962 section 3.5 TreeHeadSignature: 0x00 (v1) ‖ 0x01 (tree_hash) ‖ timestamp (u64, big-endian, ms) ‖ tree_size (u64, big-endian) ‖ sha256_root_hash (32 bytes)",
         "leaf_input": "0x01 ‖ seq (u64, big-endian) ‖ timestamp (u64, big-endian, ms) ‖ SHA-256 of the canonical audit record (32 bytes); leaf hash = SHA-256(0x00 ‖ leaf_input)"
-    }))
+    })))
 }

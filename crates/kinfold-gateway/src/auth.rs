@@ -40,8 +40,11 @@ pub struct AuthConfig {
     pub audience: String,
     /// Trusted keys.
     pub keys: Vec<KeyConfig>,
-    /// Clock skew allowed on `exp` and `nbf`, in seconds.
+    /// Clock skew allowed on `exp`, `nbf` and `iat`, in seconds.
     pub leeway_seconds: u64,
+    /// The longest a token may live (`exp` after `iat`, and after now), in seconds. Default 12
+    /// hours: a stolen token is useless by the next shift.
+    pub max_lifetime_seconds: u64,
 }
 
 impl Default for AuthConfig {
@@ -51,6 +54,7 @@ impl Default for AuthConfig {
             audience: "kinfold-gateway".into(),
             keys: Vec::new(),
             leeway_seconds: 30,
+            max_lifetime_seconds: 12 * 60 * 60,
         }
     }
 }
@@ -68,6 +72,9 @@ pub struct Claims {
     pub exp: u64,
     /// Issued at.
     pub iat: u64,
+    /// Not before, seconds since the Unix epoch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nbf: Option<u64>,
     /// The caller's organisation (ODS code).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub org: Option<String>,
@@ -101,12 +108,17 @@ pub enum AuthConfigError {
     /// A secret is too short for HS256.
     #[error("the secret of key '{0}' is shorter than 32 bytes")]
     ShortSecret(String),
+    /// A token would live longer than the gateway accepts.
+    #[error("a token may live at most {0} seconds (auth.max_lifetime_seconds)")]
+    TooLong(u64),
 }
 
 /// Checks tokens. Built once from [`AuthConfig`].
 pub struct Authenticator {
     keys: Vec<(String, DecodingKey)>,
     validation: Validation,
+    leeway: u64,
+    max_lifetime: u64,
 }
 
 impl fmt::Debug for Authenticator {
@@ -140,9 +152,15 @@ impl Authenticator {
         let mut validation = Validation::new(Algorithm::HS256);
         validation.set_issuer(&[&config.issuer]);
         validation.set_audience(&[&config.audience]);
-        validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+        validation.set_required_spec_claims(&["exp", "iat", "iss", "aud", "sub"]);
         validation.leeway = config.leeway_seconds;
-        Ok(Self { keys, validation })
+        validation.validate_nbf = true;
+        Ok(Self {
+            keys,
+            validation,
+            leeway: config.leeway_seconds,
+            max_lifetime: config.max_lifetime_seconds,
+        })
     }
 
     /// Checks a bearer token and returns the caller it names.
@@ -210,6 +228,27 @@ impl Authenticator {
                 },
             )?;
         let claims = data.claims;
+        let now = jsonwebtoken::get_current_timestamp();
+        if claims.iat > now + self.leeway {
+            return Err(refused(
+                IssueType::Security,
+                "token-not-yet-valid",
+                "The token says it was issued in the future.",
+            ));
+        }
+        let longest = self.max_lifetime + self.leeway;
+        if claims.exp.saturating_sub(claims.iat) > longest
+            || claims.exp.saturating_sub(now) > longest
+        {
+            return Err(refused(
+                IssueType::Security,
+                "token-lifetime",
+                &format!(
+                    "The token lives longer than this gateway allows ({} seconds).",
+                    self.max_lifetime
+                ),
+            ));
+        }
         Ok(Caller {
             subject: claims.sub,
             organisation: claims.org.and_then(|o| o.parse().ok()),
@@ -229,12 +268,16 @@ pub fn issue_token(
     valid_for_seconds: u64,
 ) -> Result<String, AuthConfigError> {
     let key = config.keys.first().ok_or(AuthConfigError::NoKeys)?;
+    if valid_for_seconds > config.max_lifetime_seconds {
+        return Err(AuthConfigError::TooLong(config.max_lifetime_seconds));
+    }
     let now = jsonwebtoken::get_current_timestamp();
     let claims = Claims {
         iss: config.issuer.clone(),
         aud: config.audience.clone(),
         sub: subject.to_owned(),
         iat: now,
+        nbf: None,
         exp: now + valid_for_seconds,
         org: org.map(str::to_owned),
         role: role.map(str::to_owned),
@@ -364,5 +407,64 @@ mod tests {
     #[test]
     fn secrets_never_print() {
         assert!(!format!("{:?}", config(SECRET)).contains(SECRET));
+    }
+
+    fn signed(claims: serde_json::Value) -> String {
+        let mut header = Header::new(Algorithm::HS256);
+        header.kid = Some("k1".into());
+        jsonwebtoken::encode(
+            &header,
+            &claims,
+            &EncodingKey::from_secret(SECRET.as_bytes()),
+        )
+        .unwrap()
+    }
+
+    fn refusal_code(token: &str) -> String {
+        let err = Authenticator::new(&config(SECRET))
+            .unwrap()
+            .check(token)
+            .unwrap_err();
+        assert_eq!(err.status.as_u16(), 401);
+        err.outcome.issue[0].details.as_ref().unwrap().coding[0]
+            .code
+            .clone()
+            .unwrap()
+    }
+
+    #[test]
+    fn a_token_not_valid_for_an_hour_is_refused() {
+        let now = jsonwebtoken::get_current_timestamp();
+        let token = signed(
+            serde_json::json!({"iss": "kinfold", "aud": "kinfold-gateway", "sub": "x", "iat": now, "nbf": now + 3600, "exp": now + 7200}),
+        );
+        assert_eq!(refusal_code(&token), "token-not-yet-valid");
+    }
+
+    #[test]
+    fn a_token_that_lives_too_long_is_refused() {
+        let now = jsonwebtoken::get_current_timestamp();
+        let token = signed(
+            serde_json::json!({"iss": "kinfold", "aud": "kinfold-gateway", "sub": "x", "iat": now, "exp": 253402300799u64}),
+        );
+        assert_eq!(refusal_code(&token), "token-lifetime");
+        // A recent iat does not excuse a far exp.
+        let token = signed(
+            serde_json::json!({"iss": "kinfold", "aud": "kinfold-gateway", "sub": "x", "iat": now + 20, "exp": now + 13 * 3600}),
+        );
+        assert_eq!(refusal_code(&token), "token-lifetime");
+    }
+
+    #[test]
+    fn a_token_issued_in_the_future_or_without_iat_is_refused() {
+        let now = jsonwebtoken::get_current_timestamp();
+        let token = signed(
+            serde_json::json!({"iss": "kinfold", "aud": "kinfold-gateway", "sub": "x", "iat": now + 600, "exp": now + 1200}),
+        );
+        assert_eq!(refusal_code(&token), "token-not-yet-valid");
+        let token = signed(
+            serde_json::json!({"iss": "kinfold", "aud": "kinfold-gateway", "sub": "x", "exp": now + 60}),
+        );
+        assert_eq!(refusal_code(&token), "token-invalid");
     }
 }

@@ -17,7 +17,7 @@ use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderName, HeaderValue};
 use actix_web::middleware::Next;
-use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
+use actix_web::{HttpMessage, HttpRequest, HttpResponse, ResponseError, web};
 use kinfold_fhir::{IssueSeverity, IssueType, OperationOutcome, Resource};
 use serde::Serialize;
 
@@ -68,6 +68,8 @@ pub struct ApiError {
     pub outcome: Box<OperationOutcome>,
     /// Whether to add `WWW-Authenticate: Bearer` (401 answers).
     pub challenge: bool,
+    /// Seconds to send in `Retry-After` (429 and 503 answers), if any.
+    pub retry_after: Option<u64>,
 }
 
 impl ApiError {
@@ -84,7 +86,14 @@ impl ApiError {
                 OperationOutcome::single(IssueSeverity::Error, kind, diagnostics).with_code(code),
             ),
             challenge: false,
+            retry_after: None,
         }
+    }
+
+    /// Adds `Retry-After: seconds`.
+    pub fn retry_after(mut self, seconds: u64) -> Self {
+        self.retry_after = Some(seconds);
+        self
     }
 
     /// Adds where the fault is (`issue.expression`).
@@ -168,6 +177,11 @@ impl ResponseError for ApiError {
                 HeaderValue::from_static("Bearer realm=\"kinfold\""),
             );
         }
+        if let Some(seconds) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
         response
     }
 }
@@ -184,6 +198,46 @@ pub async fn no_such_route(request: HttpRequest) -> HttpResponse {
         ),
     )
     .error_response()
+}
+
+/// A route that takes no parameters refuses any, rather than ignore them.
+pub fn no_parameters(request: &HttpRequest) -> Result<(), ApiError> {
+    allow_parameters(request, &[])
+}
+
+/// Refuses any query parameter not in `allowed`, and any given twice: Kinfold never silently
+/// ignores what a caller asked for.
+pub fn allow_parameters(request: &HttpRequest, allowed: &[&str]) -> Result<(), ApiError> {
+    let mut seen: Vec<String> = Vec::new();
+    for (name, _) in url::form_urlencoded::parse(request.query_string().as_bytes()) {
+        if !allowed.contains(&name.as_ref()) {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                IssueType::NotSupported,
+                "unsupported-parameter",
+                if allowed.is_empty() {
+                    format!("'{name}' is not supported: this route takes no parameters")
+                } else {
+                    format!(
+                        "'{name}' is not supported here (supported: {})",
+                        allowed.join(", ")
+                    )
+                },
+            )
+            .at(name.into_owned()));
+        }
+        if seen.iter().any(|s| *s == name) {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                IssueType::NotSupported,
+                "repeated-parameter",
+                format!("'{name}' may be given only once here"),
+            )
+            .at(name.into_owned()));
+        }
+        seen.push(name.into_owned());
+    }
+    Ok(())
 }
 
 /// Query strings that do not decode become a FHIR `400`.
@@ -212,24 +266,121 @@ pub fn path_config() -> web::PathConfig {
     })
 }
 
-/// The base URL for links in answers: the configured public URL, or the one the request came
-/// in on.
+/// The base URL for links in answers: the configured public URL, or else the address the
+/// server is listening on. Never the request's `Host` or `X-Forwarded-Host`: a caller could
+/// otherwise make the server mint links to a host of their choosing.
 pub fn base_url(public: Option<&str>, request: &HttpRequest) -> String {
     match public {
         Some(base) => base.trim_end_matches('/').to_owned(),
         None => {
-            let info = request.connection_info();
-            format!("{}://{}", info.scheme(), info.host())
+            let config = request.app_config();
+            let scheme = if config.secure() { "https" } else { "http" };
+            format!("{scheme}://{}", config.local_addr())
         }
     }
 }
 
-/// Logs each request (method, route pattern, status, milliseconds, request id) and echoes the
-/// request id. The path and query are never logged: they can carry patient identifiers.
+/// Which peers may say, in `X-Forwarded-For`, who their client was.
+#[derive(Debug, Clone, Default)]
+pub struct TrustedProxies(pub Vec<std::net::IpAddr>);
+
+/// The address of the client that made a request: the peer, or, when the peer is a trusted
+/// proxy, the last address in `X-Forwarded-For` that is not itself a trusted proxy.
+pub fn client_address(request: &HttpRequest) -> Option<std::net::IpAddr> {
+    let peer = request.peer_addr()?.ip();
+    let trusted = request
+        .app_data::<web::Data<TrustedProxies>>()
+        .map(|t| t.0.as_slice())
+        .unwrap_or_default();
+    if !trusted.contains(&peer) {
+        return Some(peer);
+    }
+    let forwarded: Vec<std::net::IpAddr> = request
+        .headers()
+        .get_all("x-forwarded-for")
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|a| a.trim().parse().ok())
+        .collect();
+    Some(
+        forwarded
+            .into_iter()
+            .rev()
+            .find(|a| !trusted.contains(a))
+            .unwrap_or(peer),
+    )
+}
+
+/// The id of this request: the caller's `X-Request-ID` if it is a plain token of at most 64
+/// letters, digits and hyphens, otherwise one made up by [`request_log`]. The same id is
+/// echoed in the response, logged, and written to audit records.
+pub fn request_id(request: &HttpRequest) -> Option<String> {
+    request
+        .extensions()
+        .get::<RequestId>()
+        .map(|id| id.0.clone())
+}
+
+/// The request id, kept in the request's extensions by [`request_log`].
+#[derive(Debug, Clone)]
+struct RequestId(String);
+
+/// The longest request line target (path and query) served, in bytes.
+pub const MAX_URI_BYTES: usize = 8 * 1024;
+/// The longest single header value accepted (a bearer token fits in far less), in bytes.
+pub const MAX_HEADER_BYTES: usize = 8 * 1024;
+/// The most header bytes in one request.
+pub const MAX_HEAD_BYTES: usize = 32 * 1024;
+
+/// A request whose head is over the limits above, answered before any handler runs.
+fn oversized_head(request: &ServiceRequest) -> Option<ApiError> {
+    let uri = request.uri().to_string().len();
+    if uri > MAX_URI_BYTES {
+        return Some(ApiError::new(
+            StatusCode::URI_TOO_LONG,
+            IssueType::TooLong,
+            "uri-too-long",
+            format!("The request URI is {uri} bytes; at most {MAX_URI_BYTES} are accepted."),
+        ));
+    }
+    let mut total = 0;
+    for (name, value) in request.headers() {
+        let size = name.as_str().len() + value.len();
+        total += size;
+        if value.len() > MAX_HEADER_BYTES {
+            return Some(ApiError::new(
+                StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+                IssueType::TooLong,
+                "header-too-large",
+                format!(
+                    "The {} header is {} bytes; at most {MAX_HEADER_BYTES} are accepted in one header.",
+                    name.as_str(),
+                    value.len()
+                ),
+            ));
+        }
+    }
+    (total > MAX_HEAD_BYTES).then(|| {
+        ApiError::new(
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            IssueType::TooLong,
+            "headers-too-large",
+            format!(
+                "The request headers are {total} bytes; at most {MAX_HEAD_BYTES} are accepted."
+            ),
+        )
+    })
+}
+
+/// The edge every request passes: refuses oversized heads with an `OperationOutcome`, gives
+/// the request its id, logs it (method, route pattern, status, milliseconds, request id: never
+/// the path or query, which can carry patient identifiers), echoes the id, and marks every
+/// answer `Cache-Control: no-store` and `X-Content-Type-Options: nosniff`. An error answer
+/// that has no body yet (a `413` from a body limit, say) gets an `OperationOutcome`.
 pub async fn request_log(
     request: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
-) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
     let started = Instant::now();
     let request_id = request
         .headers()
@@ -242,20 +393,68 @@ pub async fn request_log(
         })
         .map(str::to_owned)
         .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    request
+        .extensions_mut()
+        .insert(RequestId(request_id.clone()));
     let method = request.method().clone();
     let route = request
         .match_pattern()
         .unwrap_or_else(|| "(unmatched)".into());
-    let mut response = next.call(request).await?;
+    let mut response = match oversized_head(&request) {
+        Some(refusal) => request.into_response(refusal.error_response()),
+        None => with_outcome_body(next.call(request).await?.map_into_boxed_body()),
+    };
     let status = response.status().as_u16();
     let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
     tracing::info!(%method, %route, status, elapsed_ms, request_id = %request_id, "request");
+    let headers = response.headers_mut();
     if let Ok(value) = HeaderValue::from_str(&request_id) {
-        response
-            .headers_mut()
-            .insert(HeaderName::from_static(REQUEST_ID), value);
+        headers.insert(HeaderName::from_static(REQUEST_ID), value);
     }
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
     Ok(response)
+}
+
+/// An error answer without a body (actix's own `413`, `404` or `405`) becomes one with an
+/// `OperationOutcome`, so that every error a client sees says what went wrong.
+fn with_outcome_body(response: ServiceResponse<BoxBody>) -> ServiceResponse<BoxBody> {
+    let status = response.status();
+    let has_type = response.headers().contains_key(header::CONTENT_TYPE);
+    if !(status.is_client_error() || status.is_server_error()) || has_type {
+        return response;
+    }
+    let (code, kind, message) = match status {
+        StatusCode::PAYLOAD_TOO_LARGE => (
+            "body-too-large",
+            IssueType::TooLong,
+            "The request body is larger than this server accepts.".to_owned(),
+        ),
+        StatusCode::METHOD_NOT_ALLOWED => (
+            "method-not-allowed",
+            IssueType::NotSupported,
+            "This method is not supported here.".to_owned(),
+        ),
+        other => (
+            "error",
+            IssueType::Processing,
+            format!(
+                "The request failed: {}",
+                other.canonical_reason().unwrap_or("error")
+            ),
+        ),
+    };
+    let (request, original) = response.into_parts();
+    let mut answer = ApiError::new(status, kind, code, message).error_response();
+    for (name, value) in original.headers() {
+        if !answer.headers().contains_key(name) {
+            answer.headers_mut().insert(name.clone(), value.clone());
+        }
+    }
+    ServiceResponse::new(request, answer)
 }
 
 /// A server bound to its listener: the port it really got (tests bind port 0) and the server

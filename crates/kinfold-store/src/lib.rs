@@ -35,6 +35,9 @@ pub enum StoreError {
     /// A stored row cannot be read back (should never happen; means the data was altered).
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
+    /// A write would break a uniqueness rule (one Patient per NHS number); nothing was written.
+    #[error("conflict: {0}")]
+    Conflict(String),
     /// The URL names no backend Kinfold supports.
     #[error("unsupported database URL (expected sqlite:// or postgres://)")]
     UnsupportedUrl,
@@ -382,7 +385,7 @@ impl Store {
                 let json = resource.to_json();
 
                 for statement in sql::write_statements(postgres, &resource_type, &id, version_id, now, &index, &json) {
-                    bound!(statement).execute(&mut *tx).await?;
+                    bound!(statement).execute(&mut *tx).await.map_err(conflict_or_failure)?;
                 }
                 outcomes.push(WriteOutcome {
                     resource_type,
@@ -439,6 +442,17 @@ impl Store {
                 })
             })
             .transpose()
+    }
+}
+
+/// A unique-index violation during a write is a conflict the sender can act on; anything else
+/// is a database failure.
+fn conflict_or_failure(err: sqlx::Error) -> StoreError {
+    match &err {
+        sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict(
+            "a record in this write conflicts with one already stored (another Patient here has this NHS number, or the same record was written at the same moment)".into(),
+        ),
+        _ => StoreError::Database(err),
     }
 }
 

@@ -209,16 +209,22 @@ pub(crate) fn write_statements(
     clear.bind(Arg::text(id));
 
     let mut statements = vec![upsert, version, clear];
-    let tokens: Vec<_> = index
+    // Each distinct token once: a resource that lists a value twice is indexed once.
+    let tokens: std::collections::BTreeSet<_> = index
         .identifiers
         .iter()
-        .map(|t| ("identifier", t))
-        .chain(index.codes.iter().map(|t| ("code", t)))
+        .map(|t| ("identifier", t.system.as_str(), t.code.as_str()))
+        .chain(
+            index
+                .codes
+                .iter()
+                .map(|t| ("code", t.system.as_str(), t.code.as_str())),
+        )
         .collect();
     if !tokens.is_empty() {
         let mut insert = Sql::new(postgres);
         insert.push("INSERT INTO resource_tokens (resource_type, id, kind, system, code) VALUES ");
-        for (n, (kind, token)) in tokens.iter().enumerate() {
+        for (n, (kind, system, code)) in tokens.iter().enumerate() {
             if n > 0 {
                 insert.push(", ");
             }
@@ -229,9 +235,9 @@ pub(crate) fn write_statements(
             insert.push(", ");
             insert.bind(Arg::text(kind));
             insert.push(", ");
-            insert.bind(Arg::text(&token.system));
+            insert.bind(Arg::text(system));
             insert.push(", ");
-            insert.bind(Arg::text(&token.code));
+            insert.bind(Arg::text(code));
             insert.push(")");
         }
         statements.push(insert);

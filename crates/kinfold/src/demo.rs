@@ -345,13 +345,24 @@ async fn seed(population: &Population, endpoints: &[AdapterEndpoint]) -> Result<
         .map(|(url, body, count)| {
             let http = http.clone();
             async move {
-                let response = http
-                    .post(format!("{url}/"))
-                    .header("content-type", kinfold_fhir::FHIR_JSON)
-                    .body(body)
-                    .send()
-                    .await
-                    .map_err(|e| format!("{url}: {e}"))?;
+                // An adapter that is busy says so with 503 and Retry-After: wait and resend,
+                // as a feed should.
+                let mut tries = 0;
+                let response = loop {
+                    let response = http
+                        .post(format!("{url}/"))
+                        .header("content-type", kinfold_fhir::FHIR_JSON)
+                        .body(body.clone())
+                        .send()
+                        .await
+                        .map_err(|e| format!("{url}: {e}"))?;
+                    tries += 1;
+                    if response.status() != reqwest::StatusCode::SERVICE_UNAVAILABLE || tries == 20
+                    {
+                        break response;
+                    }
+                    tokio::time::sleep(std::time::Duration::from_millis(100 * tries)).await;
+                };
                 if response.status().is_success() {
                     Ok(count)
                 } else {

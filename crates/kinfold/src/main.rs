@@ -88,9 +88,13 @@ enum Command {
         /// The caller's role.
         #[arg(long)]
         role: Option<String>,
-        /// Lifetime in seconds.
+        /// Lifetime in seconds (at most the gateway's `auth.max_lifetime_seconds`).
         #[arg(long, default_value_t = 3600)]
         ttl: u64,
+        /// Who is issuing it, for the audit record. Default: the login name ($USER or
+        /// $LOGNAME); with neither, this must be given.
+        #[arg(long)]
+        operator: Option<String>,
     },
 }
 
@@ -133,6 +137,8 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|_| default_filter.into()),
         )
         .with_writer(std::io::stderr)
+        // Colour only on a terminal: a log file or collector gets plain text.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -235,7 +241,14 @@ async fn run(command: Command) -> Result<(), String> {
             org,
             role,
             ttl,
+            operator,
         } => {
+            // Who issued it: named on the command line, or the operating-system account.
+            let operator = operator
+                .or_else(|| std::env::var("USER").ok())
+                .or_else(|| std::env::var("LOGNAME").ok())
+                .filter(|o| !o.trim().is_empty())
+                .ok_or("say who is issuing the token with --operator NAME (neither USER nor LOGNAME is set)")?;
             let config: GatewayConfig =
                 kinfold::config::load(config.as_deref(), kinfold::config::GATEWAY_ENV)
                     .map_err(|e| e.to_string())?;
@@ -247,11 +260,7 @@ async fn run(command: Command) -> Result<(), String> {
                 ttl,
             )
             .map_err(|e| e.to_string())?;
-            // Who issued it: the operating-system account that ran this command.
-            let issuer = format!(
-                "kinfold-token:{}",
-                std::env::var("USER").unwrap_or_else(|_| "unknown-operator".into())
-            );
+            let issuer = format!("kinfold-token:{operator}");
             let record = kinfold_gateway::audit::token_issued(
                 &issuer,
                 &subject,

@@ -26,7 +26,9 @@ async fn kinfold_demo_starts_seeds_and_answers() {
             .args(["demo", "--port", "0", "--families", "2"])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(Stdio::from(
+                std::fs::File::create(dir.path().join("stderr.log")).expect("log file"),
+            ))
             .spawn()
             .expect("kinfold runs"),
     );
@@ -35,7 +37,8 @@ async fn kinfold_demo_starts_seeds_and_answers() {
     let started = Instant::now();
     let info: serde_json::Value = loop {
         if let Some(status) = demo.0.try_wait().expect("wait") {
-            panic!("kinfold demo exited early: {status}");
+            let log = std::fs::read_to_string(dir.path().join("stderr.log")).unwrap_or_default();
+            panic!("kinfold demo exited early: {status}\n{log}");
         }
         if let Ok(text) = std::fs::read_to_string(&demo_json)
             && let Ok(info) = serde_json::from_str(&text)
@@ -66,4 +69,26 @@ async fn kinfold_demo_starts_seeds_and_answers() {
         "the example patient has records: {bundle}"
     );
     assert_eq!(info["adapters"].as_object().map(|a| a.len()), Some(5));
+}
+
+#[test]
+fn logs_written_to_a_file_carry_no_colour_codes() {
+    // `kinfold growth` logs nothing on success; a bad ledger command logs an error line.
+    let dir = tempfile::tempdir().expect("temp dir");
+    let output = Command::new(env!("CARGO_BIN_EXE_kinfold"))
+        .current_dir(dir.path())
+        .args([
+            "ledger",
+            "verify",
+            "--db",
+            "sqlite://nowhere/at/all.db",
+            "--public-key",
+            "AAAA",
+        ])
+        .env("KINFOLD_LOG", "debug")
+        .output()
+        .expect("kinfold runs");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!stderr.is_empty(), "something was logged");
+    assert!(!stderr.contains('\u{1b}'), "no ANSI escape in: {stderr}");
 }

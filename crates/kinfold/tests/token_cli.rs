@@ -128,3 +128,39 @@ fn no_token_is_printed_when_its_issue_cannot_be_recorded() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("could not be recorded"), "{stderr}");
 }
+
+#[test]
+fn no_token_is_issued_when_nobody_can_be_named_as_its_issuer() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let database_url = format!("sqlite://{}", dir.path().join("gateway.db").display());
+    let config = write_config(
+        dir.path(),
+        &database_url,
+        "0123456789abcdef0123456789abcdef",
+    );
+    let output = Command::new(env!("CARGO_BIN_EXE_kinfold"))
+        .args(["token", "--config"])
+        .arg(&config)
+        .args(["--subject", "dr-x", "--role", "gp"])
+        .env_remove("USER")
+        .env_remove("LOGNAME")
+        .output()
+        .expect("kinfold runs");
+    assert!(!output.status.success());
+    assert!(output.stdout.is_empty(), "no token printed");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("--operator"), "{stderr}");
+
+    let output = Command::new(env!("CARGO_BIN_EXE_kinfold"))
+        .args(["token", "--config"])
+        .arg(&config)
+        .args(["--subject", "dr-x", "--ttl", "999999"])
+        .env("USER", "test-operator")
+        .output()
+        .expect("kinfold runs");
+    assert!(
+        !output.status.success(),
+        "a token longer than the maximum lifetime is refused"
+    );
+    assert!(output.stdout.is_empty());
+}
