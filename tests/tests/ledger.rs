@@ -439,7 +439,7 @@ async fn when_the_ledger_cannot_write_nothing_is_disclosed() {
 
 #[tokio::test]
 async fn refused_requests_are_recorded_too() {
-    let t = TestDemo::start(1).await;
+    let t = TestDemo::start_with(1, |o| o.refusals.interval_ms = 200).await;
     let id = t.demo.info.example_patient.id.clone();
     let response = t
         .http
@@ -452,10 +452,14 @@ async fn refused_requests_are_recorded_too() {
     let mut found = false;
     for _ in 0..50 {
         let (_, events) = t.get(&t.gateway("/AuditEvent?agent=anonymous")).await;
-        if common::resources(&events)
-            .iter()
-            .any(|e| e["type"]["code"] == "110113" && e["outcome"] == "4")
-        {
+        if common::resources(&events).iter().any(|e| {
+            e["type"]["code"] == "110113"
+                && e["outcome"] == "4"
+                && e["agent"][0]["network"]["address"] == "127.0.0.1"
+                && e["outcomeDesc"]
+                    .as_str()
+                    .is_some_and(|d| d.starts_with("1 refused request"))
+        }) {
             found = true;
             break;
         }

@@ -571,5 +571,8 @@ fn ingest_record(
         rule: None,
         justification: None,
         request_id: kinfold_http::request_id(request),
+        source: None,
+        count: None,
+        until: None,
     }
 }

@@ -6,6 +6,9 @@
 //! keeps the tree in memory for proofs.
 
 pub mod http;
+pub mod refusals;
+
+pub use refusals::{RefusalConfig, Refusals, Verdict};
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, RwLock};
@@ -716,6 +719,9 @@ mod tests {
             rule: None,
             justification: None,
             request_id: None,
+            source: None,
+            count: None,
+            until: None,
         };
         LedgerRow {
             seq: 0,

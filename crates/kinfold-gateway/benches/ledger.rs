@@ -50,6 +50,9 @@ fn record(n: u64) -> AuditRecord {
         rule: Some("kinfold.authenticated-caller".into()),
         justification: None,
         request_id: None,
+        source: None,
+        count: None,
+        until: None,
     }
 }
 

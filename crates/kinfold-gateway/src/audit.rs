@@ -40,40 +40,14 @@ pub fn record(
         rule: Some(DEFAULT_RULE.into()),
         justification: None,
         request_id: request_id(request),
-    }
-}
-
-/// A record of a request refused before any handler ran (bad or missing token).
-pub fn refused(request: &HttpRequest, reason: &str) -> AuditRecord {
-    AuditRecord {
-        recorded: Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true),
-        event_type: "security".into(),
-        subtype: "access-refused".into(),
-        action: "E".into(),
-        outcome: "4".into(),
-        query: request
-            .match_pattern()
-            .unwrap_or_else(|| "(unmatched)".into()),
-        agent: AuditAgent {
-            who: "anonymous".into(),
-            ..AuditAgent::default()
-        },
-        purpose: None,
-        patient: None,
-        entities: Vec::new(),
-        rule: Some(reason.into()),
-        justification: None,
-        request_id: request_id(request),
+        source: None,
+        count: None,
+        until: None,
     }
 }
 
 fn request_id(request: &HttpRequest) -> Option<String> {
-    request
-        .headers()
-        .get(kinfold_http::REQUEST_ID)
-        .and_then(|v| v.to_str().ok())
-        .filter(|v| v.len() <= 64 && v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'))
-        .map(str::to_owned)
+    kinfold_http::request_id(request)
 }
 
 /// One disclosed record.
@@ -106,6 +80,9 @@ pub fn to_audit_event(row: &LedgerRow) -> Option<Value> {
     });
     if let Some(role) = &record.agent.role {
         agent["role"] = json!([{"text": role}]);
+    }
+    if let Some(source) = &record.source {
+        agent["network"] = json!({"address": source, "type": "2"});
     }
     let mut agents = vec![agent];
     if let Some(org) = &record.agent.organisation {
@@ -142,12 +119,24 @@ pub fn to_audit_event(row: &LedgerRow) -> Option<Value> {
         "action": record.action,
         "recorded": record.recorded,
         "outcome": record.outcome,
-        "outcomeDesc": format!("{} (rule: {})", record.query, record.rule.as_deref().unwrap_or("none")),
+        "outcomeDesc": match record.count {
+            Some(count) => format!(
+                "{count} refused request{} to {} from {} (reason: {})",
+                if count == 1 { "" } else { "s" },
+                record.query,
+                record.source.as_deref().unwrap_or("an unknown address"),
+                record.rule.as_deref().unwrap_or("none")
+            ),
+            None => format!("{} (rule: {})", record.query, record.rule.as_deref().unwrap_or("none")),
+        },
         "agent": agents,
         "source": {"observer": {"display": "Kinfold gateway"}, "type": [{"system": "http://terminology.hl7.org/CodeSystem/security-source-type", "code": "4", "display": "Application Server"}]}
     });
     if let Some(purpose) = &record.purpose {
         event["purposeOfEvent"] = json!([{"text": purpose}]);
+    }
+    if let Some(until) = &record.until {
+        event["period"] = json!({"start": record.recorded, "end": until});
     }
     if !entities.is_empty() {
         event["entity"] = Value::Array(entities);
@@ -178,6 +167,9 @@ pub fn identity_link(who: &str, person_id: &str, request_id: Option<String>) -> 
         rule: Some("kinfold.nhs-number-match".into()),
         justification: None,
         request_id,
+        source: None,
+        count: None,
+        until: None,
     }
 }
 
@@ -215,5 +207,8 @@ pub fn token_issued(
         rule: None,
         justification: None,
         request_id: None,
+        source: None,
+        count: None,
+        until: None,
     }
 }

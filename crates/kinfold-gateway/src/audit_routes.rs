@@ -5,14 +5,13 @@
 //! and hashes), so they are open to every agency's auditor. `AuditEvent` and
 //! `$access-report` show who looked at whom: they need a token, and are themselves audited.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use actix_web::{HttpRequest, HttpResponse, web};
 use kinfold_fhir::search::DateParam;
 use kinfold_http::FhirResponse;
 use kinfold_ledger::AuditRecord;
 use kinfold_store::LedgerQuery;
-use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::audit;
@@ -27,19 +26,98 @@ pub(crate) fn configure(config: &mut web::ServiceConfig) {
         .route("/Patient/{id}/$access-report", web::get().to(access_report));
 }
 
-#[derive(Debug, Deserialize)]
-pub(crate) struct AuditQuery {
-    patient: Option<String>,
-    date: Option<String>,
-    agent: Option<String>,
+/// Audit entries per page when the caller does not say.
+const DEFAULT_AUDIT_COUNT: usize = 100;
+/// The most audit entries on one page.
+const MAX_AUDIT_COUNT: usize = 1000;
+/// Ledger rows read at a time while summarising.
+const SCAN_BATCH: i64 = 4096;
+
+/// The paging parameters of an audit view: `_count` and `_before` (a ledger position, from a
+/// `next` link).
+#[derive(Debug, Clone, Copy)]
+struct Paging {
+    count: usize,
+    before: Option<i64>,
 }
 
-/// AuditEvents for privacy officers: who did what, filtered by patient, date and agent.
+impl Paging {
+    fn read(name: &str, value: &str, paging: &mut Paging) -> Result<bool, GatewayError> {
+        let number = || {
+            value
+                .parse::<u64>()
+                .map_err(|_| bad_parameter(name, &format!("'{value}' is not a whole number")))
+        };
+        match name {
+            "_count" => {
+                paging.count = usize::try_from(number()?)
+                    .unwrap_or(usize::MAX)
+                    .clamp(1, MAX_AUDIT_COUNT);
+            }
+            "_before" => paging.before = Some(i64::try_from(number()?).unwrap_or(i64::MAX)),
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+}
+
+fn bad_parameter(name: &str, message: &str) -> GatewayError {
+    GatewayError::BadSearch(kinfold_fhir::ParseError::SearchParameter {
+        name: name.to_owned(),
+        message: message.to_owned(),
+    })
+}
+
+/// Query pairs, each name at most once except those in `repeatable`, none empty.
+fn pairs(
+    request: &HttpRequest,
+    repeatable: &[&str],
+) -> Result<Vec<(String, String)>, GatewayError> {
+    let pairs: Vec<(String, String)> =
+        url::form_urlencoded::parse(request.query_string().as_bytes())
+            .map(|(k, v)| (k.into_owned(), v.into_owned()))
+            .collect();
+    for (n, (name, value)) in pairs.iter().enumerate() {
+        if value.is_empty() {
+            return Err(bad_parameter(name, "has no value"));
+        }
+        if !repeatable.contains(&name.as_str()) && pairs[..n].iter().any(|(k, _)| k == name) {
+            return Err(bad_parameter(name, "may be given only once"));
+        }
+    }
+    Ok(pairs)
+}
+
+/// The URL of the next page: this request's own parameters with `_before` moved on.
+fn next_link(
+    base: &str,
+    path: &str,
+    pairs: &[(String, String)],
+    count: usize,
+    before: i64,
+) -> String {
+    let mut query = url::form_urlencoded::Serializer::new(String::new());
+    for (name, value) in pairs
+        .iter()
+        .filter(|(n, _)| n != "_before" && n != "_count")
+    {
+        query.append_pair(name, value);
+    }
+    query.append_pair("_count", &count.to_string());
+    query.append_pair("_before", &before.to_string());
+    format!("{base}{path}?{}", query.finish())
+}
+
+/// AuditEvents for privacy officers: who did what, filtered by patient, date and agent, newest
+/// first, every matching entry reachable by `next` links, with the true total.
 #[utoipa::path(get, path = "/AuditEvent", tag = "Audit",
     params(("patient" = Option<String>, Query, description = "Kinfold person id (or Patient/id)"),
-           ("date" = Option<String>, Query, description = "FHIR date with optional prefix, on when the event was recorded"),
-           ("agent" = Option<String>, Query, description = "The token subject who acted")),
-    responses((status = 200, description = "searchset of AuditEvent (newest first, at most 1,000)", content_type = "application/fhir+json", body = serde_json::Value),
+           ("date" = Option<String>, Query, description = "FHIR date with a prefix (ge, le, gt, lt, sa, eb, eq), on when the event was recorded; give two for a range"),
+           ("agent" = Option<String>, Query, description = "The token subject who acted"),
+           ("_count" = Option<usize>, Query, description = "Entries per page (default 100, at most 1000)"),
+           ("_before" = Option<i64>, Query, description = "Only entries before this ledger position: what `next` links carry")),
+    responses((status = 200, description = "searchset of AuditEvent, newest first: `total` counts every matching entry, a `next` link leads to the rest, and an OperationOutcome names any ledger entry that could not be read", content_type = "application/fhir+json", body = serde_json::Value),
+              (status = 400, description = "An unsupported, repeated or empty parameter, or an unreadable date", content_type = "application/fhir+json", body = serde_json::Value),
               (status = 401, description = "Missing or bad token", content_type = "application/fhir+json", body = serde_json::Value),
               (status = 503, description = "The ledger cannot record this access, so nothing is shown", content_type = "application/fhir+json", body = serde_json::Value)),
     security(("bearer" = [])))]
@@ -47,33 +125,63 @@ pub(crate) async fn audit_events(
     caller: Caller,
     state: State,
     request: HttpRequest,
-    query: web::Query<AuditQuery>,
 ) -> Result<HttpResponse, GatewayError> {
-    let mut filter = LedgerQuery {
-        limit: 1000,
-        ..LedgerQuery::default()
+    let pairs = pairs(&request, &["date"])?;
+    let mut filter = LedgerQuery::default();
+    let mut paging = Paging {
+        count: DEFAULT_AUDIT_COUNT,
+        before: None,
     };
-    filter.patient = query
-        .patient
-        .as_deref()
-        .map(|p| p.strip_prefix("Patient/").unwrap_or(p).to_owned());
-    filter.agent.clone_from(&query.agent);
-    if let Some(date) = &query.date {
-        let param = DateParam::parse("date", date).map_err(GatewayError::BadSearch)?;
-        let c = param.constraint();
-        if c.negate {
-            return Err(GatewayError::BadSearch(
-                kinfold_fhir::ParseError::SearchParameter {
-                    name: "date".into(),
-                    message: "ne is not supported here; use ge, le, gt, lt, sa, eb or eq".into(),
-                },
-            ));
+    let mut dates = 0;
+    for (name, value) in &pairs {
+        if Paging::read(name, value, &mut paging)? {
+            continue;
         }
-        filter.from = c.end_gt.or(c.start_ge);
-        filter.until = c.start_lt.or(c.end_le);
+        match name.as_str() {
+            "patient" => {
+                filter.patient = Some(value.strip_prefix("Patient/").unwrap_or(value).to_owned());
+            }
+            "agent" => filter.agent = Some(value.clone()),
+            "date" => {
+                dates += 1;
+                if dates > 2 {
+                    return Err(bad_parameter(
+                        "date",
+                        "may be given at most twice (a range)",
+                    ));
+                }
+                let param = DateParam::parse("date", value).map_err(GatewayError::BadSearch)?;
+                let c = param.constraint();
+                if c.negate {
+                    return Err(bad_parameter(
+                        "date",
+                        "ne is not supported here; use ge, le, gt, lt, sa, eb or eq",
+                    ));
+                }
+                if let Some(from) = c.end_gt.or(c.start_ge) {
+                    filter.from = Some(filter.from.map_or(from, |f| f.max(from)));
+                }
+                if let Some(until) = c.start_lt.or(c.end_le) {
+                    filter.until = Some(filter.until.map_or(until, |u| u.min(until)));
+                }
+            }
+            other => {
+                return Err(bad_parameter(
+                    other,
+                    "is not supported by AuditEvent search (patient, date, agent, _count, _before)",
+                ));
+            }
+        }
     }
-    let rows = state.store.ledger_search(&filter).await?;
-    let events: Vec<Value> = rows.iter().filter_map(audit::to_audit_event).collect();
+    let total = state.store.ledger_count(&filter).await?;
+    let rows = state
+        .store
+        .ledger_search(&LedgerQuery {
+            before: paging.before,
+            limit: i64::try_from(paging.count).unwrap_or(i64::MAX),
+            ..filter.clone()
+        })
+        .await?;
     state
         .record_access(audit::record(
             &caller,
@@ -85,23 +193,87 @@ pub(crate) async fn audit_events(
             &request,
         ))
         .await?;
-    let entries: Vec<Value> = events
-        .into_iter()
-        .map(|e| json!({"fullUrl": format!("urn:kinfold:audit:{}", e["id"].as_str().unwrap_or_default()), "resource": e, "search": {"mode": "match"}}))
-        .collect();
-    let mut bundle = json!({"resourceType": "Bundle", "type": "searchset", "total": entries.len()});
+    let base = kinfold_http::base_url(state.public_base_url.as_deref(), &request);
+    let mut entries = Vec::with_capacity(rows.len());
+    let mut unreadable = Vec::new();
+    for row in &rows {
+        match audit::to_audit_event(row) {
+            Some(event) => entries.push(json!({"fullUrl": format!("urn:kinfold:audit:ledger-{}", row.seq), "resource": event, "search": {"mode": "match"}})),
+            None => unreadable.push(row.seq),
+        }
+    }
+    if !unreadable.is_empty() {
+        entries.push(json!({"fullUrl": format!("urn:uuid:{}", uuid::Uuid::new_v4()), "resource": unreadable_outcome(&unreadable), "search": {"mode": "outcome"}}));
+    }
+    let mut links = vec![json!({"relation": "self", "url": format!("{base}{}", request.uri())})];
+    if rows.len() == paging.count
+        && let Some(last) = rows.last()
+        && last.seq > 0
+    {
+        let next = state
+            .store
+            .ledger_search(&LedgerQuery {
+                before: Some(last.seq),
+                limit: 1,
+                ..filter.clone()
+            })
+            .await?;
+        if !next.is_empty() {
+            links.push(json!({"relation": "next", "url": next_link(&base, "/AuditEvent", &pairs, paging.count, last.seq)}));
+        }
+    }
+    let mut bundle =
+        json!({"resourceType": "Bundle", "type": "searchset", "total": total, "link": links});
     if !entries.is_empty() {
         bundle["entry"] = Value::Array(entries);
     }
     Ok(FhirResponse::ok(&bundle))
 }
 
-/// Who has looked at this child's records, in words a parent can read.
+/// An OperationOutcome naming ledger entries that are not readable audit records: shown, not
+/// skipped, so that a reader knows the view is not whole.
+fn unreadable_outcome(seqs: &[i64]) -> Value {
+    let listed: Vec<String> = seqs.iter().map(ToString::to_string).collect();
+    let outcome = kinfold_fhir::OperationOutcome::single(
+        kinfold_fhir::IssueSeverity::Error,
+        kinfold_fhir::IssueType::Exception,
+        format!(
+            "{} ledger entr{} could not be read as an audit record (positions {}); run `kinfold ledger verify`.",
+            seqs.len(),
+            if seqs.len() == 1 { "y" } else { "ies" },
+            listed.join(", ")
+        ),
+    )
+    .with_code("unreadable-ledger-entry");
+    serde_json::to_value(kinfold_fhir::Resource::from(outcome)).unwrap_or(Value::Null)
+}
+
+/// Who looked: subject, organisation, role and purpose.
+type Who = (String, Option<String>, Option<String>, Option<String>);
+
+/// Who looked, how often, and when first and last: one line of an access report.
+#[derive(Debug, Default)]
+struct Group {
+    accesses: u64,
+    records: u64,
+    overrides: u64,
+    first: String,
+    last: String,
+    agencies: BTreeSet<String>,
+}
+
+/// Who has looked at this child's records, in words a parent can read: every access counted
+/// and grouped by who, organisation, role and purpose, and the accesses themselves, newest
+/// first, a page at a time.
 #[utoipa::path(get, path = "/Patient/{id}/$access-report", tag = "Audit",
-    params(("id" = String, Path, description = "Kinfold person id")),
-    responses((status = 200, description = "The access report: one plain sentence per access, newest first, overrides marked", body = serde_json::Value),
+    params(("id" = String, Path, description = "Kinfold person id"),
+           ("_count" = Option<usize>, Query, description = "Accesses listed per page (default 100, at most 1000)"),
+           ("_before" = Option<i64>, Query, description = "Only accesses before this ledger position: what `next` carries")),
+    responses((status = 200, description = "The access report: `total` accesses, a summary `by_who` over all of them (who, organisation, role, purpose, how many accesses and records, first and last time, overrides), one plain sentence per access on this page (newest first, overrides marked), `next` for the rest, and `unreadable_entries` if any ledger entry could not be read", body = serde_json::Value),
+              (status = 400, description = "An unsupported, repeated or empty parameter", content_type = "application/fhir+json", body = serde_json::Value),
               (status = 401, description = "Missing or bad token", content_type = "application/fhir+json", body = serde_json::Value),
-              (status = 404, description = "Unknown person", content_type = "application/fhir+json", body = serde_json::Value)),
+              (status = 404, description = "Unknown person", content_type = "application/fhir+json", body = serde_json::Value),
+              (status = 503, description = "The ledger cannot record this access, so nothing is shown", content_type = "application/fhir+json", body = serde_json::Value)),
     security(("bearer" = [])))]
 pub(crate) async fn access_report(
     caller: Caller,
@@ -109,31 +281,92 @@ pub(crate) async fn access_report(
     request: HttpRequest,
     path: web::Path<String>,
 ) -> Result<HttpResponse, GatewayError> {
+    let pairs = pairs(&request, &[])?;
+    let mut paging = Paging {
+        count: DEFAULT_AUDIT_COUNT,
+        before: None,
+    };
+    for (name, value) in &pairs {
+        if !Paging::read(name, value, &mut paging)? {
+            return Err(bad_parameter(
+                name,
+                "is not supported by $access-report (_count, _before)",
+            ));
+        }
+    }
     let person = path.into_inner();
     state.nhs_number_of(&person).await?;
-    let rows = state
-        .store
-        .ledger_search(&LedgerQuery {
-            patient: Some(person.clone()),
-            limit: 1000,
-            ..LedgerQuery::default()
-        })
-        .await?;
-    let accesses: Vec<Value> = rows
-        .iter()
-        .filter_map(|row| {
-            serde_json::from_str::<AuditRecord>(&row.record)
-                .ok()
-                .map(|r| (row.seq, r))
-        })
-        .filter(|(_, r)| {
-            r.event_type == "rest"
-                && r.outcome == "0"
-                && r.query != "AuditEvent"
-                && r.query != "Patient/$access-report"
-        })
-        .map(|(seq, r)| describe(seq, &r))
-        .collect();
+
+    // Every entry about this person, newest first, a batch at a time: the summary covers all
+    // of them, and the page lists those before `_before`.
+    let mut groups: BTreeMap<Who, Group> = BTreeMap::new();
+    let mut total = 0u64;
+    let mut overrides = 0u64;
+    let mut unreadable = Vec::new();
+    let mut page = Vec::new();
+    let mut more_after_page = None;
+    let mut cursor = None;
+    loop {
+        let rows = state
+            .store
+            .ledger_search(&LedgerQuery {
+                patient: Some(person.clone()),
+                before: cursor,
+                limit: SCAN_BATCH,
+                ..LedgerQuery::default()
+            })
+            .await?;
+        for row in &rows {
+            let Ok(record) = serde_json::from_str::<AuditRecord>(&row.record) else {
+                if unreadable.len() < 100 {
+                    unreadable.push(row.seq);
+                }
+                continue;
+            };
+            if !is_access(&record) {
+                continue;
+            }
+            total += 1;
+            let described = describe(row.seq, &record);
+            let is_override = described["override"] == true;
+            overrides += u64::from(is_override);
+            let group = groups
+                .entry((
+                    record.agent.who.clone(),
+                    record.agent.organisation.clone(),
+                    record.agent.role.clone(),
+                    record.purpose.clone(),
+                ))
+                .or_default();
+            group.accesses += 1;
+            group.records += record.entities.len() as u64;
+            group.overrides += u64::from(is_override);
+            if group.last.is_empty() {
+                group.last.clone_from(&record.recorded);
+            }
+            group.first.clone_from(&record.recorded);
+            group.agencies.extend(
+                described["agencies"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|a| a.as_str().map(str::to_owned)),
+            );
+            if paging.before.is_none_or(|b| row.seq < b) {
+                if page.len() < paging.count {
+                    page.push(described);
+                } else if more_after_page.is_none() {
+                    more_after_page = page.last().and_then(|p| p["ledger_entry"].as_i64());
+                }
+            }
+        }
+        match rows.last() {
+            Some(last) if rows.len() == usize::try_from(SCAN_BATCH).unwrap_or(usize::MAX) => {
+                cursor = Some(last.seq);
+            }
+            _ => break,
+        }
+    }
     state
         .record_access(audit::record(
             &caller,
@@ -145,17 +378,63 @@ pub(crate) async fn access_report(
             &request,
         ))
         .await?;
-    let overrides = accesses.iter().filter(|a| a["override"] == true).count();
+    let base = kinfold_http::base_url(state.public_base_url.as_deref(), &request);
+    let by_who: Vec<Value> = groups
+        .into_iter()
+        .map(|((who, organisation, role, purpose), g)| {
+            json!({
+                "who": who, "organisation": organisation, "role": role, "purpose": purpose,
+                "accesses": g.accesses, "records": g.records, "overrides": g.overrides,
+                "first": g.first, "last": g.last, "agencies": g.agencies,
+            })
+        })
+        .collect();
+    let people = by_who.len();
+    let mut summary = match total {
+        0 => "Nobody has looked at these records through Kinfold.".to_owned(),
+        1 if overrides == 1 => {
+            "Someone looked at these records through Kinfold once, using an override.".to_owned()
+        }
+        1 => "Someone looked at these records through Kinfold once.".to_owned(),
+        n => format!(
+            "{people} {} looked at these records through Kinfold {n} times in all; {overrides} of those used an override.",
+            if people == 1 {
+                "person or system"
+            } else {
+                "people or systems"
+            }
+        ),
+    };
+    if !unreadable.is_empty() {
+        summary.push_str(" Some ledger entries could not be read, so this report may be incomplete: see unreadable_entries.");
+    }
+    let next = more_after_page.map(|before| {
+        next_link(
+            &base,
+            &format!("/Patient/{person}/$access-report"),
+            &pairs,
+            paging.count,
+            before,
+        )
+    });
     Ok(HttpResponse::Ok().json(json!({
         "patient": person,
-        "summary": match accesses.len() {
-            0 => "Nobody has looked at these records through Kinfold.".to_owned(),
-            1 if overrides == 1 => "Someone looked at these records through Kinfold once, using an override.".to_owned(),
-            1 => "Someone looked at these records through Kinfold once.".to_owned(),
-            n => format!("People looked at these records through Kinfold {n} times; {overrides} of those used an override."),
-        },
-        "accesses": accesses,
+        "summary": summary,
+        "total": total,
+        "by_who": by_who,
+        "accesses": page,
+        "next": next,
+        "unreadable_entries": unreadable,
     })))
+}
+
+/// Whether a ledger entry is an access to the person's records (not a refusal, and not a look
+/// at the audit trail itself).
+fn is_access(record: &AuditRecord) -> bool {
+    record.event_type == "rest"
+        && record.outcome == "0"
+        && record.query != "AuditEvent"
+        && record.query != "Patient/$access-report"
 }
 
 fn describe(seq: i64, record: &AuditRecord) -> Value {

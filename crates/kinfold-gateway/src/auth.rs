@@ -318,10 +318,10 @@ impl FromRequest for Caller {
                 "This route needs a bearer token (Authorization: Bearer …).",
             )),
         };
-        // Every refused request goes in the ledger too (it discloses nothing, so it does not
-        // wait for the write).
+        // Every refusal is counted by source, reason and route, and the counts go into the
+        // ledger once an interval; a source that keeps failing is answered 429.
         if let Err(refusal) = &result
-            && let Some(state) = request.app_data::<web::Data<crate::GatewayState>>()
+            && let Some(refusals) = request.app_data::<web::Data<kinfold_audit::Refusals>>()
         {
             let code = refusal
                 .outcome
@@ -331,9 +331,21 @@ impl FromRequest for Caller {
                 .and_then(|d| d.coding.first())
                 .and_then(|c| c.code.clone())
                 .unwrap_or_default();
-            state
-                .ledger
-                .record_in_background(crate::audit::refused(request, &code));
+            let route = request
+                .match_pattern()
+                .unwrap_or_else(|| "(unmatched)".into());
+            let source = kinfold_http::client_address(request);
+            if let kinfold_audit::Verdict::Throttle { retry_after } =
+                refusals.note(source, &code, &route)
+            {
+                return ready(Err(ApiError::new(
+                    actix_web::http::StatusCode::TOO_MANY_REQUESTS,
+                    IssueType::Throttled,
+                    "too-many-refusals",
+                    "Too many refused requests from this address; try again later with a valid token.",
+                )
+                .retry_after(retry_after)));
+            }
         }
         ready(result)
     }

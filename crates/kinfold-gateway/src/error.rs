@@ -30,6 +30,9 @@ pub enum GatewayError {
     /// The records lack what a growth chart needs (birth date, sex).
     #[error("not chartable")]
     NotChartable(String),
+    /// Refused at the HTTP edge (an unsupported parameter, say), already in wire form.
+    #[error("refused")]
+    Refused(ApiError),
     /// Drawing a chart failed.
     #[error("chart failure")]
     Chart(String),
@@ -76,6 +79,7 @@ impl GatewayError {
                 "not-chartable",
                 why.clone(),
             ),
+            GatewayError::Refused(api) => api.clone(),
             GatewayError::Chart(err) => {
                 tracing::error!(error = %err, "growth chart failed to draw");
                 ApiError::internal()

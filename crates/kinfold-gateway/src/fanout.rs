@@ -59,6 +59,16 @@ pub struct AgencyAnswer {
     pub agency: Agency,
     /// Its records, or why there are none.
     pub result: Result<Vec<AgencyRecord>, AgencyFailure>,
+    /// The agency had more pages than one answer follows ([`MAX_PAGES`]): the records are
+    /// the first of them, and the answer must say so.
+    pub truncated: bool,
+}
+
+/// Records fetched from one agency, and whether more were left behind.
+#[derive(Debug, Default)]
+struct Fetched {
+    records: Vec<AgencyRecord>,
+    truncated: bool,
 }
 
 /// The adapters the gateway asks, and how long it waits for each.
@@ -69,8 +79,9 @@ pub struct Agencies {
     http: reqwest::Client,
 }
 
-/// How many pages of one patient's records the gateway follows from one agency.
-const MAX_PAGES: usize = 20;
+/// How many pages of one patient's records the gateway follows from one agency (at the
+/// adapters' 1,000 a page, 20,000 records); beyond that the answer says it is cut short.
+pub const MAX_PAGES: usize = 20;
 
 impl Agencies {
     /// Builds the client. Connections are pooled and kept alive.
@@ -106,15 +117,20 @@ impl Agencies {
     pub async fn everything(&self, nhs: &NhsNumber) -> Vec<AgencyAnswer> {
         self.each(|agency| async move {
             let patients = agency.patients(nhs).await?;
-            let mut records = Vec::new();
-            for patient in patients {
+            let mut all = Fetched {
+                truncated: patients.truncated,
+                ..Fetched::default()
+            };
+            for patient in patients.records {
                 let Some(id) = patient.resource.get("id").and_then(Value::as_str) else {
                     continue;
                 };
                 let url = format!("{}/Patient/{}/$everything", agency.base, id);
-                records.extend(agency.follow(url).await?);
+                let fetched = agency.follow(url).await?;
+                all.records.extend(fetched.records);
+                all.truncated |= fetched.truncated;
             }
-            Ok(records)
+            Ok(all)
         })
         .await
     }
@@ -122,7 +138,7 @@ impl Agencies {
     async fn each<'a, F, Fut>(&'a self, work: F) -> Vec<AgencyAnswer>
     where
         F: Fn(AgencyClient<'a>) -> Fut,
-        Fut: Future<Output = Result<Vec<AgencyRecord>, AgencyFailure>>,
+        Fut: Future<Output = Result<Fetched, AgencyFailure>>,
     {
         let calls = self.endpoints.iter().map(|endpoint| {
             let client = AgencyClient { http: &self.http, base: endpoint.url.trim_end_matches('/') };
@@ -135,7 +151,8 @@ impl Agencies {
                 if let Err(failure) = &result {
                     tracing::warn!(agency = %endpoint.agency, ?failure, "agency missing from answer");
                 }
-                AgencyAnswer { agency: endpoint.agency, result }
+                let truncated = result.as_ref().is_ok_and(|f| f.truncated);
+                AgencyAnswer { agency: endpoint.agency, result: result.map(|f| f.records), truncated }
             }
         });
         join_all(calls).await
@@ -172,7 +189,7 @@ struct Entry {
 }
 
 impl AgencyClient<'_> {
-    async fn patients(self, nhs: &NhsNumber) -> Result<Vec<AgencyRecord>, AgencyFailure> {
+    async fn patients(self, nhs: &NhsNumber) -> Result<Fetched, AgencyFailure> {
         let mut url = reqwest::Url::parse(&format!("{}/Patient", self.base))
             .map_err(|_| AgencyFailure::Unreachable)?;
         url.query_pairs_mut().append_pair(
@@ -183,8 +200,9 @@ impl AgencyClient<'_> {
     }
 
     /// Fetches a searchset and its `next` pages.
-    async fn follow(self, first: String) -> Result<Vec<AgencyRecord>, AgencyFailure> {
+    async fn follow(self, first: String) -> Result<Fetched, AgencyFailure> {
         let mut records = Vec::new();
+        let mut truncated = false;
         let mut next = Some(first);
         let mut pages = 0;
         while let Some(url) = next.take() {
@@ -196,15 +214,18 @@ impl AgencyClient<'_> {
                     resource: e.resource?,
                 })
             }));
+            let more = page
+                .link
+                .into_iter()
+                .find(|l| l.relation == "next")
+                .map(|l| l.url);
             if pages < MAX_PAGES {
-                next = page
-                    .link
-                    .into_iter()
-                    .find(|l| l.relation == "next")
-                    .map(|l| l.url);
+                next = more;
+            } else {
+                truncated = more.is_some();
             }
         }
-        Ok(records)
+        Ok(Fetched { records, truncated })
     }
 
     async fn page(self, url: &str) -> Result<SearchSet, AgencyFailure> {

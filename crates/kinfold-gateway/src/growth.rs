@@ -225,6 +225,13 @@ pub(crate) fn report(
                 agency: a.agency,
                 reason: failure.describe(),
             }),
+            Ok(_) if a.truncated => Some(Missing {
+                agency: a.agency,
+                reason: format!(
+                    "holds more records than one answer carries ({} pages), so only some were read",
+                    crate::fanout::MAX_PAGES
+                ),
+            }),
             Ok(_) => None,
         })
         .collect();
@@ -383,6 +390,7 @@ pub(crate) async fn growth(
     request: HttpRequest,
     path: web::Path<String>,
 ) -> Result<HttpResponse, GatewayError> {
+    kinfold_http::no_parameters(&request).map_err(GatewayError::Refused)?;
     let report = load(
         &caller,
         &state,
@@ -395,6 +403,7 @@ pub(crate) async fn growth(
 }
 
 #[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub(crate) struct ChartQuery {
     measure: Option<String>,
 }

@@ -63,6 +63,11 @@ pub struct GatewayConfig {
     pub auth: AuthConfig,
     /// The audit ledger's signing key and rhythm.
     pub ledger: LedgerConfig,
+    /// How refused requests are counted, recorded and slowed.
+    pub refusals: kinfold_audit::RefusalConfig,
+    /// Proxies whose `X-Forwarded-For` names the real client (for refusal counts). Default:
+    /// none, so the peer address is the client.
+    pub trusted_proxies: Vec<std::net::IpAddr>,
 }
 
 impl Default for GatewayConfig {
@@ -76,6 +81,8 @@ impl Default for GatewayConfig {
             adapters: Vec::new(),
             auth: AuthConfig::default(),
             ledger: LedgerConfig::default(),
+            refusals: kinfold_audit::RefusalConfig::default(),
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -143,6 +150,11 @@ pub fn build(
         config.adapters.clone(),
         Duration::from_millis(config.adapter_timeout_ms),
     )?;
+    let refusals = web::Data::from(kinfold_audit::Refusals::start(
+        ledger.clone(),
+        config.refusals.clone(),
+    ));
+    let proxies = web::Data::new(kinfold_http::TrustedProxies(config.trusted_proxies.clone()));
     let ledger_api = web::Data::new(kinfold_audit::http::LedgerApi {
         ledger: ledger.clone(),
         store: store.clone(),
@@ -163,6 +175,8 @@ pub fn build(
         App::new()
             .app_data(state.clone())
             .app_data(authenticator.clone())
+            .app_data(refusals.clone())
+            .app_data(proxies.clone())
             .app_data(kinfold_http::query_config())
             .app_data(kinfold_http::path_config())
             .wrap(from_fn(kinfold_http::request_log))

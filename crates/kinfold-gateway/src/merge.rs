@@ -83,6 +83,9 @@ pub fn everything_bundle(
     let mut provenance = Vec::new();
     let mut outcomes = Vec::new();
     for answer in answers {
+        if answer.truncated {
+            outcomes.push(cut_short(answer.agency));
+        }
         match answer.result {
             Ok(records) if records.is_empty() => {}
             Ok(records) => {
@@ -168,6 +171,55 @@ fn provenance_for(agency: Agency, targets: Vec<Value>, now: &str) -> Value {
     })
 }
 
+/// An `OperationOutcome` saying an agency had more records than one answer carries.
+pub fn cut_short(agency: Agency) -> Value {
+    let mut outcome = OperationOutcome::single(
+        IssueSeverity::Warning,
+        IssueType::TooCostly,
+        format!(
+            "{} ({}) holds more records for this person than one answer carries ({} pages); only the first are in this answer.",
+            agency.display_name(),
+            agency.as_str(),
+            crate::fanout::MAX_PAGES
+        ),
+    )
+    .with_code("agency-truncated");
+    if let Some(issue) = outcome.issue.first_mut() {
+        issue.details = Some(kinfold_fhir::CodeableConcept::coded(
+            "urn:kinfold:agency",
+            agency.as_str(),
+            agency.display_name(),
+        ));
+    }
+    serde_json::to_value(Resource::from(outcome)).unwrap_or(Value::Null)
+}
+
+/// The URL of the extension by which the gateway's Patient view names an agency whose record
+/// is missing from it.
+pub const MISSING_AGENCY_EXTENSION: &str =
+    "https://kinfold.example/fhir/StructureDefinition/missing-agency";
+
+/// Marks a Patient view built without some agencies: one `missing-agency` extension per
+/// agency that did not answer (its code, and why), so a read is never silently partial.
+pub fn name_missing_agencies(patient: &mut Value, answers: &[AgencyAnswer]) {
+    let missing: Vec<Value> = answers
+        .iter()
+        .filter_map(|a| a.result.as_ref().err().map(|f| (a.agency, f)))
+        .map(|(agency, failure)| {
+            json!({
+                "url": MISSING_AGENCY_EXTENSION,
+                "extension": [
+                    {"url": "agency", "valueCode": agency.as_str()},
+                    {"url": "reason", "valueString": format!("{} ({}) {}; its record is missing from this view.", agency.display_name(), agency.as_str(), failure.describe())}
+                ]
+            })
+        })
+        .collect();
+    if !missing.is_empty() {
+        patient["extension"] = Value::Array(missing);
+    }
+}
+
 /// An `OperationOutcome` naming an agency whose records are missing, and why.
 pub fn missing_agency(agency: Agency, failure: &AgencyFailure) -> Value {
     let code = match failure {
@@ -194,4 +246,42 @@ pub fn missing_agency(agency: Agency, failure: &AgencyFailure) -> Value {
         ));
     }
     serde_json::to_value(Resource::from(outcome)).unwrap_or(Value::Null)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fanout::AgencyRecord;
+
+    fn answer(agency: Agency, truncated: bool) -> AgencyAnswer {
+        AgencyAnswer {
+            agency,
+            result: Ok(vec![AgencyRecord {
+                full_url: format!("http://{}/Observation/1", agency.as_str()),
+                resource: json!({"resourceType": "Observation", "id": "1"}),
+            }]),
+            truncated,
+        }
+    }
+
+    #[test]
+    fn an_agency_cut_short_is_named_in_the_answer() {
+        let nhs: NhsNumber = "9434765919".parse().unwrap();
+        let bundle = everything_bundle(
+            "http://gateway/x",
+            "p",
+            &nhs,
+            vec![answer(Agency::Gp, true), answer(Agency::Ae, false)],
+        );
+        let outcomes: Vec<&Value> = bundle["entry"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["search"]["mode"] == "outcome")
+            .collect();
+        assert_eq!(outcomes.len(), 1, "{bundle}");
+        let issue = &outcomes[0]["resource"]["issue"][0];
+        assert_eq!(issue["code"], "too-costly");
+        assert_eq!(issue["details"]["coding"][0]["code"], "gp");
+    }
 }

@@ -61,8 +61,12 @@ pub(crate) fn configure(config: &mut web::ServiceConfig) {
 /// What the gateway supports. Open to all, as FHIR expects.
 #[utoipa::path(get, path = "/metadata", tag = "FHIR",
     responses((status = 200, description = "CapabilityStatement", content_type = "application/fhir+json", body = serde_json::Value)))]
-async fn metadata(state: State) -> HttpResponse {
-    FhirResponse::ok_text(state.capability.clone())
+async fn metadata(
+    state: State,
+    request: HttpRequest,
+) -> Result<HttpResponse, kinfold_http::ApiError> {
+    kinfold_http::no_parameters(&request)?;
+    Ok(FhirResponse::ok_text(state.capability.clone()))
 }
 
 /// The gateway's CapabilityStatement as JSON, built once at start.
@@ -82,7 +86,8 @@ pub(crate) fn capability(started: &str) -> String {
 /// Liveness: the gateway answers and its database responds.
 #[utoipa::path(get, path = "/health", tag = "Operations",
     responses((status = 200, description = "Healthy", body = serde_json::Value), (status = 503, description = "Database unavailable", body = serde_json::Value)))]
-async fn health(state: State) -> Result<HttpResponse, GatewayError> {
+async fn health(state: State, request: HttpRequest) -> Result<HttpResponse, GatewayError> {
+    kinfold_http::no_parameters(&request).map_err(GatewayError::Refused)?;
     state.store.ping().await?;
     Ok(HttpResponse::Ok().json(serde_json::json!({"status": "ok"})))
 }
@@ -92,7 +97,7 @@ async fn health(state: State) -> Result<HttpResponse, GatewayError> {
     params(("identifier" = String, Query, description = "https://fhir.nhs.uk/Id/nhs-number|NNNNNNNNNN")),
     responses(
         (status = 200, description = "searchset with the gateway's Patient (id is Kinfold's person id, with links to each agency's record) and an OperationOutcome for any agency that did not answer", content_type = "application/fhir+json", body = serde_json::Value),
-        (status = 400, description = "Missing or invalid NHS number, or an unsupported parameter", content_type = "application/fhir+json", body = serde_json::Value),
+        (status = 400, description = "Missing, empty, repeated or invalid NHS number, or an unsupported parameter", content_type = "application/fhir+json", body = serde_json::Value),
         (status = 401, description = "Missing, expired or untrusted token", content_type = "application/fhir+json", body = serde_json::Value),
     ),
     security(("bearer" = [])))]
@@ -149,7 +154,8 @@ async fn patient_search(
 #[utoipa::path(get, path = "/Patient/{id}", tag = "FHIR",
     params(("id" = String, Path, description = "Kinfold person id, from a Patient search")),
     responses(
-        (status = 200, description = "The gateway's Patient view", content_type = "application/fhir+json", body = serde_json::Value),
+        (status = 200, description = "The gateway's Patient view; an agency that did not answer is named in a `missing-agency` extension (its code and why)", content_type = "application/fhir+json", body = serde_json::Value),
+        (status = 400, description = "A query parameter was given (none are taken)", content_type = "application/fhir+json", body = serde_json::Value),
         (status = 401, description = "Missing, expired or untrusted token", content_type = "application/fhir+json", body = serde_json::Value),
         (status = 404, description = "Unknown person", content_type = "application/fhir+json", body = serde_json::Value),
         (status = 504, description = "No agency answered in time", content_type = "application/fhir+json", body = serde_json::Value),
@@ -161,14 +167,16 @@ async fn patient_read(
     request: HttpRequest,
     path: web::Path<String>,
 ) -> Result<HttpResponse, GatewayError> {
+    kinfold_http::no_parameters(&request).map_err(GatewayError::Refused)?;
     let person_id = path.into_inner();
     let nhs = state.nhs_number_of(&person_id).await?;
     let answers = state.agencies.patients(&nhs).await;
     if answers.iter().all(|a| a.result.is_err()) {
         return Err(GatewayError::NoAgencyAnswered);
     }
-    let patient =
+    let mut patient =
         merge::patient_view(&person_id, &nhs, &answers).ok_or(GatewayError::UnknownPerson)?;
+    merge::name_missing_agencies(&mut patient, &answers);
     state
         .record_access(audit::record(
             &caller,
@@ -187,7 +195,8 @@ async fn patient_read(
 #[utoipa::path(get, path = "/Patient/{id}/$everything", tag = "FHIR",
     params(("id" = String, Path, description = "Kinfold person id, from a Patient search")),
     responses(
-        (status = 200, description = "searchset: the Patient view, each agency's records (meta.source names the agency), a Provenance per agency, and an OperationOutcome for each agency that did not answer within its deadline", content_type = "application/fhir+json", body = serde_json::Value),
+        (status = 200, description = "searchset: the Patient view, each agency's records (meta.source names the agency), a Provenance per agency, and an OperationOutcome for each agency that did not answer within its deadline or had more records than one answer carries", content_type = "application/fhir+json", body = serde_json::Value),
+        (status = 400, description = "A query parameter was given (none are taken)", content_type = "application/fhir+json", body = serde_json::Value),
         (status = 401, description = "Missing, expired or untrusted token", content_type = "application/fhir+json", body = serde_json::Value),
         (status = 404, description = "Unknown person", content_type = "application/fhir+json", body = serde_json::Value),
     ),
@@ -198,6 +207,7 @@ async fn patient_everything(
     request: HttpRequest,
     path: web::Path<String>,
 ) -> Result<HttpResponse, GatewayError> {
+    kinfold_http::no_parameters(&request).map_err(GatewayError::Refused)?;
     let person_id = path.into_inner();
     let nhs = state.nhs_number_of(&person_id).await?;
     let answers = state.agencies.everything(&nhs).await;
@@ -271,6 +281,19 @@ fn disclosed_entries(bundle: &serde_json::Value) -> Vec<kinfold_ledger::AuditEnt
 fn nhs_number_from(query: &[(String, String)]) -> Result<NhsNumber, GatewayError> {
     let mut nhs = None;
     for (name, value) in query {
+        if value.is_empty() {
+            return Err(GatewayError::BadSearch(ParseError::SearchParameter {
+                name: name.clone(),
+                message: "has no value".into(),
+            }));
+        }
+        if nhs.is_some() && name == "identifier" {
+            return Err(GatewayError::BadSearch(ParseError::SearchParameter {
+                name: name.clone(),
+                message: "may be given only once: the gateway finds one person by one NHS number"
+                    .into(),
+            }));
+        }
         let bad = |message: &str| {
             GatewayError::BadSearch(ParseError::SearchParameter {
                 name: name.clone(),

@@ -326,7 +326,7 @@ pub fn request_id(request: &HttpRequest) -> Option<String> {
 struct RequestId(String);
 
 /// The longest request line target (path and query) served, in bytes.
-pub const MAX_URI_BYTES: usize = 8 * 1024;
+pub const MAX_URI_BYTES: usize = 16 * 1024;
 /// The longest single header value accepted (a bearer token fits in far less), in bytes.
 pub const MAX_HEADER_BYTES: usize = 8 * 1024;
 /// The most header bytes in one request.

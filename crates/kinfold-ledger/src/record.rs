@@ -70,6 +70,16 @@ pub struct AuditRecord {
     /// The request id, to join with service logs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub request_id: Option<String>,
+    /// The network address the request came from (refused requests).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+    /// How many events this record stands for, when it summarises several (refused requests
+    /// from one address for one reason in one interval, from `recorded` until `until`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub count: Option<u64>,
+    /// The end of the interval a summary record covers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub until: Option<String>,
 }
 
 impl AuditRecord {
@@ -155,6 +165,9 @@ mod tests {
             rule: None,
             justification: None,
             request_id: None,
+            source: None,
+            count: None,
+            until: None,
         };
         let canonical = record.canonical();
         let input = LeafInput {

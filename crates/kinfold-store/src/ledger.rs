@@ -46,8 +46,31 @@ pub struct LedgerQuery {
     pub from: Option<i64>,
     /// Recorded before (ms).
     pub until: Option<i64>,
+    /// Only entries before this position (for paging newest first).
+    pub before: Option<i64>,
     /// At most this many, newest first.
     pub limit: i64,
+}
+
+/// `WHERE …` for a ledger query's patient, agent and time filters.
+fn ledger_filters(sql: &mut crate::sql::Sql, query: &LedgerQuery) {
+    sql.push(" WHERE 1 = 1");
+    if let Some(patient) = &query.patient {
+        sql.push(" AND patient = ");
+        sql.bind(Arg::text(patient));
+    }
+    if let Some(agent) = &query.agent {
+        sql.push(" AND agent = ");
+        sql.bind(Arg::text(agent));
+    }
+    if let Some(from) = query.from {
+        sql.push(" AND recorded >= ");
+        sql.bind(Arg::Int(from));
+    }
+    if let Some(until) = query.until {
+        sql.push(" AND recorded < ");
+        sql.bind(Arg::Int(until));
+    }
 }
 
 fn entry<R: Row>(row: &R) -> Result<LedgerRow>
@@ -272,26 +295,24 @@ impl Store {
     pub async fn ledger_search(&self, query: &LedgerQuery) -> Result<Vec<LedgerRow>> {
         let mut sql = self.sql();
         sql.push(ENTRY_COLUMNS);
-        sql.push(" WHERE 1 = 1");
-        if let Some(patient) = &query.patient {
-            sql.push(" AND patient = ");
-            sql.bind(Arg::text(patient));
-        }
-        if let Some(agent) = &query.agent {
-            sql.push(" AND agent = ");
-            sql.bind(Arg::text(agent));
-        }
-        if let Some(from) = query.from {
-            sql.push(" AND recorded >= ");
-            sql.bind(Arg::Int(from));
-        }
-        if let Some(until) = query.until {
-            sql.push(" AND recorded < ");
-            sql.bind(Arg::Int(until));
+        ledger_filters(&mut sql, query);
+        if let Some(before) = query.before {
+            sql.push(" AND seq < ");
+            sql.bind(Arg::Int(before));
         }
         sql.push(" ORDER BY seq DESC LIMIT ");
         sql.bind(Arg::Int(query.limit.max(0)));
         on_pool!(self, pool => bound!(sql).fetch_all(pool).await?.iter().map(entry).collect())
+    }
+
+    /// How many entries match a query's filters (its position and limit aside).
+    pub async fn ledger_count(&self, query: &LedgerQuery) -> Result<u64> {
+        let mut sql = self.sql();
+        sql.push("SELECT COUNT(*) AS total FROM ledger_entries");
+        ledger_filters(&mut sql, query);
+        let total =
+            on_pool!(self, pool => bound!(sql).fetch_one(pool).await?.try_get::<i64, _>("total")?);
+        Ok(u64::try_from(total).unwrap_or(0))
     }
 
     /// Leaves an audit record (canonical JSON) for the running ledger to append: for a

@@ -27,6 +27,8 @@ pub struct DemoOptions {
     pub adapter_timeout: Duration,
     /// HTTP worker threads per server.
     pub workers: usize,
+    /// How refused requests are counted at the gateway (tests shorten the interval).
+    pub refusals: kinfold_audit::RefusalConfig,
 }
 
 impl DemoOptions {
@@ -38,6 +40,7 @@ impl DemoOptions {
             population: Options::default(),
             adapter_timeout: Duration::from_secs(2),
             workers: 2,
+            refusals: kinfold_audit::RefusalConfig::default(),
         }
     }
 }
@@ -190,6 +193,7 @@ pub async fn start(options: DemoOptions) -> Result<RunningDemo, DemoError> {
         adapters: endpoints.clone(),
         auth: auth.clone(),
         ledger: ledger_config,
+        refusals: options.refusals.clone(),
         ..GatewayConfig::default()
     };
     let gateway_ledger = ledger.clone();

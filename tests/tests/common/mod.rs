@@ -20,8 +20,20 @@ pub struct TestDemo {
 impl TestDemo {
     /// Starts the gateway and five adapters on free ports with a small population.
     pub async fn start(families: usize) -> Self {
+        Self::start_with(families, |_| {}).await
+    }
+
+    /// As [`TestDemo::start`], with the options changed first.
+    pub async fn start_with(families: usize, change: impl FnOnce(&mut DemoOptions)) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
-        let demo = start_in(dir.path().to_path_buf(), families, Duration::from_secs(2)).await;
+        let mut options = DemoOptions::new(dir.path().to_path_buf(), 0);
+        options.population.families = families;
+        options.adapter_timeout = Duration::from_secs(2);
+        options.workers = 1;
+        change(&mut options);
+        let demo = kinfold::demo::start(options)
+            .await
+            .expect("the demo starts");
         Self {
             demo,
             dir,
