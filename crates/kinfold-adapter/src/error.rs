@@ -46,6 +46,14 @@ pub enum AdapterError {
         /// The limit.
         limit: usize,
     },
+    /// The body holds more JSON values than one ingest may.
+    #[error("too many JSON values")]
+    TooManyValues {
+        /// The limit.
+        limit: usize,
+        /// How many the body has.
+        found: usize,
+    },
     /// As many ingests as the adapter runs at once are already running.
     #[error("busy")]
     Busy {
@@ -119,6 +127,12 @@ impl AdapterError {
                 format!("The Bundle has more than {limit} entries, the most one ingest may carry; nothing was stored. Send the records in smaller Bundles."),
             )
             .at("Bundle.entry"),
+            AdapterError::TooManyValues { limit, found } => ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                IssueType::TooCostly,
+                "too-many-values",
+                format!("The Bundle holds {found} JSON values (object members and array items); one ingest may hold at most {limit}. Nothing was stored. Send the records in smaller Bundles."),
+            ),
             AdapterError::Busy { limit } => ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 IssueType::Transient,

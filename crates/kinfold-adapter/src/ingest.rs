@@ -14,10 +14,83 @@ use serde_json::value::RawValue;
 use crate::AdapterError;
 
 /// One entry's plan: a resource ready to store (id set), or why it cannot be.
-pub(crate) type EntryPlan = Result<Resource, AdapterError>;
+pub type EntryPlan = Result<Resource, AdapterError>;
 
 /// The most entries one ingest may carry, unless configured otherwise.
 pub const DEFAULT_MAX_ENTRIES: usize = 5_000;
+
+/// The most JSON values (every object member and array item, nested ones included) one
+/// ingest may carry, unless configured otherwise. Parsed, a JSON value takes a hundred to
+/// two hundred and fifty bytes, so this bounds what an ingest costs in memory whatever the
+/// shape of the Bundle: a 5,000-entry Bundle of typical Observations has about 75,000.
+pub const DEFAULT_MAX_JSON_VALUES: usize = 200_000;
+
+/// Limits on one ingest's Bundle, checked before its entries are parsed.
+#[derive(Debug, Clone, Copy)]
+pub struct BundleLimits {
+    /// Most entries.
+    pub max_entries: usize,
+    /// Most JSON values in the whole body.
+    pub max_json_values: usize,
+}
+
+/// Counts the values in JSON text (object members and array items at every depth, and the
+/// root), without building them: one pass over the bytes, no allocation but a stack of
+/// open containers. Text that is not JSON gets some count; the parser then refuses it.
+pub fn json_values(text: &[u8]) -> usize {
+    let mut count = 1;
+    let mut in_string = false;
+    let mut escaped = false;
+    // For each open container: is it an array, and has it had an item yet?
+    let mut open: Vec<(bool, bool)> = Vec::new();
+    for &byte in text {
+        if in_string {
+            if escaped {
+                escaped = false;
+            } else if byte == b'\\' {
+                escaped = true;
+            } else if byte == b'"' {
+                in_string = false;
+            }
+            continue;
+        }
+        match byte {
+            b'"' => {
+                in_string = true;
+                if let Some((true, seen)) = open.last_mut()
+                    && !*seen
+                {
+                    *seen = true;
+                    count += 1;
+                }
+            }
+            b'{' | b'[' => {
+                if let Some((true, seen)) = open.last_mut()
+                    && !*seen
+                {
+                    *seen = true;
+                    count += 1;
+                }
+                open.push((byte == b'[', false));
+            }
+            b'}' | b']' => {
+                open.pop();
+            }
+            b':' => count += 1,
+            b',' if matches!(open.last(), Some((true, _))) => count += 1,
+            b' ' | b'\t' | b'\n' | b'\r' | b',' => {}
+            _ => {
+                if let Some((true, seen)) = open.last_mut()
+                    && !*seen
+                {
+                    *seen = true;
+                    count += 1;
+                }
+            }
+        }
+    }
+    count
+}
 
 /// Reads a transaction or batch Bundle from its JSON bytes and plans its writes.
 ///
@@ -25,10 +98,18 @@ pub const DEFAULT_MAX_ENTRIES: usize = 5_000;
 /// slice of text per entry), refused at once when it has more than `max_entries` entries, and
 /// only then is each entry parsed, checked against FHIR's primitive types and planned. A
 /// transaction stops at its first faulty entry.
-pub(crate) fn plan_json(
+pub fn plan_json(
     body: &[u8],
-    max_entries: usize,
+    limits: BundleLimits,
 ) -> Result<(BundleType, Vec<EntryPlan>), AdapterError> {
+    let values = json_values(body);
+    if values > limits.max_json_values {
+        return Err(AdapterError::TooManyValues {
+            limit: limits.max_json_values,
+            found: values,
+        });
+    }
+    let max_entries = limits.max_entries;
     let skeleton = Skeleton::read(body, max_entries)?;
     match skeleton.resource_type.as_deref() {
         Some("Bundle") => {}
@@ -474,7 +555,13 @@ mod tests {
     use serde_json::json;
 
     fn plan(value: Value) -> Result<(BundleType, Vec<EntryPlan>), AdapterError> {
-        plan_json(&serde_json::to_vec(&value).expect("json"), 100)
+        plan_json(
+            &serde_json::to_vec(&value).expect("json"),
+            BundleLimits {
+                max_entries: 100,
+                max_json_values: 10_000,
+            },
+        )
     }
 
     #[test]
@@ -596,12 +683,40 @@ mod tests {
 
     #[test]
     fn malformed_json_is_located() {
-        let err = plan_json(b"{\"resourceType\": \"Bundle\", \"entry\": [", 10).unwrap_err();
+        let limits = BundleLimits {
+            max_entries: 10,
+            max_json_values: 100,
+        };
+        let err = plan_json(b"{\"resourceType\": \"Bundle\", \"entry\": [", limits).unwrap_err();
         assert!(
             matches!(
                 err,
                 AdapterError::BadBody(kinfold_fhir::ParseError::Json { line: 1, .. })
             ),
+            "{err:?}"
+        );
+    }
+
+    #[test]
+    fn json_values_are_counted_as_members_and_items_at_every_depth() {
+        let count = |v: Value| json_values(&serde_json::to_vec(&v).unwrap());
+        assert_eq!(count(json!({})), 1);
+        assert_eq!(count(json!([])), 1);
+        assert_eq!(count(json!({"a": 1})), 2);
+        assert_eq!(count(json!([1, 2, 3])), 4);
+        assert_eq!(count(json!({"a": [1, {"b": "x,y:[z]{"}], "c": null})), 6);
+        assert_eq!(count(json!([[], [[]], {}])), 5);
+        assert_eq!(json_values(br#"{"a" : [ 1 , "q\"," ] }"#), 4);
+    }
+
+    #[test]
+    fn a_bundle_of_too_many_tiny_values_is_refused_before_parsing() {
+        let tiny: Vec<Value> = (0..6000).map(|_| json!({"url": "u"})).collect();
+        let err = plan(json!({"resourceType": "Bundle", "type": "transaction",
+            "entry": [{"resource": {"resourceType": "Observation", "extension": tiny}, "request": {"method": "POST", "url": "Observation"}}]}))
+        .unwrap_err();
+        assert!(
+            matches!(err, AdapterError::TooManyValues { limit: 10_000, .. }),
             "{err:?}"
         );
     }

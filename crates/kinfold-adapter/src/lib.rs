@@ -9,7 +9,7 @@
 //! agency's own feed) talks to an adapter.
 
 mod error;
-mod ingest;
+pub mod ingest;
 mod routes;
 
 use std::net::TcpListener;
@@ -43,6 +43,8 @@ pub struct AdapterConfig {
     pub max_body_bytes: usize,
     /// Most entries in one ingest Bundle (default 5,000).
     pub max_entries: usize,
+    /// Most JSON values (object members and array items) in one ingest (default 200,000).
+    pub max_json_values: usize,
     /// Most ingests read and parsed at once; more get `503` with `Retry-After` (default 2).
     pub max_concurrent_ingests: usize,
     /// The adapter's own audit ledger (every ingest is recorded in it before it is stored).
@@ -59,6 +61,7 @@ impl Default for AdapterConfig {
             workers: 2,
             max_body_bytes: 8 * 1024 * 1024,
             max_entries: ingest::DEFAULT_MAX_ENTRIES,
+            max_json_values: ingest::DEFAULT_MAX_JSON_VALUES,
             max_concurrent_ingests: 2,
             ledger: kinfold_audit::LedgerConfig::default(),
         }
@@ -84,7 +87,7 @@ pub(crate) struct AdapterState {
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct IngestLimits {
     pub(crate) max_body_bytes: usize,
-    pub(crate) max_entries: usize,
+    pub(crate) bundle: ingest::BundleLimits,
     pub(crate) max_concurrent_ingests: usize,
 }
 
@@ -116,7 +119,10 @@ pub fn build(
         ),
         limits: IngestLimits {
             max_body_bytes: config.max_body_bytes,
-            max_entries: config.max_entries.max(1),
+            bundle: ingest::BundleLimits {
+                max_entries: config.max_entries.max(1),
+                max_json_values: config.max_json_values.max(1),
+            },
             max_concurrent_ingests: config.max_concurrent_ingests.max(1),
         },
         ingest_slots: tokio::sync::Semaphore::new(config.max_concurrent_ingests.max(1)),

@@ -113,12 +113,15 @@ async fn ingest_bundle(
         .map_err(|_| busy())?
         .map_err(|_| busy())?;
     let body = read_body(&request, payload, state.limits.max_body_bytes).await?;
-    let (kind, mut plans) = ingest::plan_json(&body, state.limits.max_entries)?;
+    let (kind, mut plans) = ingest::plan_json(&body, state.limits.bundle)?;
     drop(body);
     check_stored_nhs_numbers(&state, kind, &mut plans).await?;
-    let writes: Vec<Resource> = plans
-        .iter()
-        .filter_map(|p| p.as_ref().ok().cloned())
+    // The resources move out of their plans (no second copy); each plan keeps only whether
+    // its entry is written.
+    let mut writes: Vec<Resource> = Vec::new();
+    let plans: Vec<Result<(), AdapterError>> = plans
+        .into_iter()
+        .map(|plan| plan.map(|resource| writes.push(resource)))
         .collect();
     let outcomes = if writes.is_empty() {
         // Nothing to store, so nothing to record.
