@@ -96,6 +96,8 @@ oracle=$(cargo test -q -p kinfold-growth --test oracle -- --nocapture 2>/dev/nul
 cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')
 if grep -qw sha_ni /proc/cpuinfo; then sha="has"; else sha="does not have"; fi
 load=$(cut -d' ' -f1-3 /proc/loadavg)
+# The robustness section is bench/robustness.sh's: keep it as it is.
+robustness=$(sed -n '/<!-- robustness:start -->/,/<!-- robustness:end -->/p' BENCHMARKS.md 2>/dev/null || true)
 cat >BENCHMARKS.md <<MD
 # Kinfold benchmarks
 
@@ -167,4 +169,5 @@ $every
 \`\`\`
 </details>
 MD
+if [ -n "$robustness" ]; then printf '\n%s\n' "$robustness" >>BENCHMARKS.md; fi
 echo "wrote BENCHMARKS.md"

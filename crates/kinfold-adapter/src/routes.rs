@@ -278,6 +278,7 @@ async fn check_stored_nhs_numbers(
     responses(
         (status = 200, description = "searchset Bundle with self and next links", content_type = "application/fhir+json", body = serde_json::Value),
         (status = 400, description = "Unsupported, unreadable or empty parameter, a repeated _count or _offset, or more than 32 parameters or 32 values in one", content_type = "application/fhir+json", body = serde_json::Value),
+        (status = 404, description = "This adapter does not store resources of that type", content_type = "application/fhir+json", body = serde_json::Value),
     ))]
 async fn search(
     state: State,
@@ -355,6 +356,7 @@ async fn vread(
     ),
     responses(
         (status = 200, description = "searchset Bundle: the Patient, then their records", content_type = "application/fhir+json", body = serde_json::Value),
+        (status = 400, description = "An unsupported, repeated or unreadable parameter", content_type = "application/fhir+json", body = serde_json::Value),
         (status = 404, description = "No such patient here", content_type = "application/fhir+json", body = serde_json::Value),
     ))]
 async fn everything(
@@ -367,7 +369,15 @@ async fn everything(
     let pairs = query.into_inner();
     let mut count = MAX_COUNT;
     let mut offset = 0;
-    for (name, value) in &pairs {
+    for (n, (name, value)) in pairs.iter().enumerate() {
+        if pairs[..n].iter().any(|(earlier, _)| earlier == name) {
+            return Err(AdapterError::BadSearch(
+                kinfold_fhir::ParseError::SearchParameter {
+                    name: name.clone(),
+                    message: "may be given only once".into(),
+                },
+            ));
+        }
         let number = || {
             value.parse::<usize>().map_err(|_| {
                 AdapterError::BadSearch(kinfold_fhir::ParseError::SearchParameter {
