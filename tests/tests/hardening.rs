@@ -424,27 +424,6 @@ async fn post(http: &reqwest::Client, url: &str, body: String) -> (u16, Value) {
     )
 }
 
-/// An adapter on its own, on the given store, over real HTTP.
-async fn adapter_on(store: Store) -> (String, actix_web::dev::ServerHandle) {
-    let ledger_config = kinfold_audit::LedgerConfig {
-        signing_key: Some(kinfold_audit::Secret::new(kinfold_ledger::b64(&[7u8; 32]))),
-        ..kinfold_audit::LedgerConfig::default()
-    };
-    let ledger = kinfold_audit::Ledger::open(store.clone(), &ledger_config)
-        .await
-        .expect("ledger");
-    let config = kinfold_adapter::AdapterConfig {
-        agency: Some(Agency::Gp),
-        workers: 1,
-        ..kinfold_adapter::AdapterConfig::default()
-    };
-    let app = kinfold_adapter::build(Agency::Gp, store, ledger, &config).expect("adapter");
-    let url = format!("http://127.0.0.1:{}", app.port());
-    let handle = app.handle();
-    tokio::spawn(app.run_until_stopped());
-    (url, handle)
-}
-
 fn transaction(entries: Vec<Value>) -> String {
     json!({"resourceType": "Bundle", "type": "transaction", "entry": entries}).to_string()
 }
@@ -472,7 +451,7 @@ async fn total(http: &reqwest::Client, url: &str) -> u64 {
 /// database are a 400 with the limit, invalid data is refused where it is wrong and nothing
 /// of a failed transaction is stored, and one Patient per NHS number.
 async fn strict_search_and_valid_data_only(store: Store) {
-    let (url, handle) = adapter_on(store).await;
+    let (url, handle) = common::adapter_on(Agency::Gp, store).await;
     let http = reqwest::Client::new();
     let (status, answer) = post(
         &http,

@@ -7,6 +7,8 @@
 //! `PROPTEST_CASES` sets how many transactions each backend is sent (default 48; the
 //! robustness script sends many more).
 
+mod common;
+
 use kinfold_fhir::{Agency, NHS_NUMBER_SYSTEM};
 use kinfold_store::Store;
 use kinfold_store::testing::TestPostgres;
@@ -89,7 +91,7 @@ fn to_json(entry: &Entry) -> Value {
 }
 
 fn check(runtime: &tokio::runtime::Runtime, store: Store) {
-    let (url, handle) = runtime.block_on(start_adapter(store));
+    let (url, handle) = runtime.block_on(common::adapter_on(Agency::Ae, store));
     let http = reqwest::Client::new();
     let count = |kind: &str| -> u64 {
         runtime.block_on(async {
@@ -147,26 +149,6 @@ fn check(runtime: &tokio::runtime::Runtime, store: Store) {
         }
     });
     runtime.block_on(handle.stop(true));
-}
-
-async fn start_adapter(store: Store) -> (String, actix_web::dev::ServerHandle) {
-    let ledger_config = kinfold_audit::LedgerConfig {
-        signing_key: Some(kinfold_audit::Secret::new(kinfold_ledger::b64(&[9u8; 32]))),
-        ..kinfold_audit::LedgerConfig::default()
-    };
-    let ledger = kinfold_audit::Ledger::open(store.clone(), &ledger_config)
-        .await
-        .expect("ledger");
-    let config = kinfold_adapter::AdapterConfig {
-        agency: Some(Agency::Ae),
-        workers: 1,
-        ..kinfold_adapter::AdapterConfig::default()
-    };
-    let app = kinfold_adapter::build(Agency::Ae, store, ledger, &config).expect("adapter");
-    let url = format!("http://127.0.0.1:{}", app.port());
-    let handle = app.handle();
-    tokio::spawn(app.run_until_stopped());
-    (url, handle)
 }
 
 fn runtime() -> tokio::runtime::Runtime {

@@ -173,7 +173,7 @@ fn provenance_for(agency: Agency, targets: Vec<Value>, now: &str) -> Value {
 
 /// An `OperationOutcome` saying an agency had more records than one answer carries.
 pub fn cut_short(agency: Agency) -> Value {
-    let mut outcome = OperationOutcome::single(
+    let outcome = OperationOutcome::single(
         IssueSeverity::Warning,
         IssueType::TooCostly,
         format!(
@@ -184,6 +184,11 @@ pub fn cut_short(agency: Agency) -> Value {
         ),
     )
     .with_code("agency-truncated");
+    naming(agency, outcome)
+}
+
+/// An outcome about one agency, its issue's details coded with the agency, as JSON.
+fn naming(agency: Agency, mut outcome: OperationOutcome) -> Value {
     if let Some(issue) = outcome.issue.first_mut() {
         issue.details = Some(kinfold_fhir::CodeableConcept::coded(
             "urn:kinfold:agency",
@@ -229,7 +234,7 @@ pub fn missing_agency(agency: Agency, failure: &AgencyFailure) -> Value {
         AgencyFailure::Invalid => IssueType::Invalid,
     };
     let why = failure.describe();
-    let mut outcome = OperationOutcome::single(
+    let outcome = OperationOutcome::single(
         IssueSeverity::Warning,
         code,
         format!(
@@ -238,14 +243,7 @@ pub fn missing_agency(agency: Agency, failure: &AgencyFailure) -> Value {
             agency.as_str()
         ),
     );
-    if let Some(issue) = outcome.issue.first_mut() {
-        issue.details = Some(kinfold_fhir::CodeableConcept::coded(
-            "urn:kinfold:agency",
-            agency.as_str(),
-            agency.display_name(),
-        ));
-    }
-    serde_json::to_value(Resource::from(outcome)).unwrap_or(Value::Null)
+    naming(agency, outcome)
 }
 
 #[cfg(test)]

@@ -124,3 +124,27 @@ pub fn outcomes(bundle: &Value) -> Vec<&Value> {
         .filter(|r| r["resourceType"] == "OperationOutcome")
         .collect()
 }
+
+/// One agency's adapter on its own, on the given store, serving real HTTP on a free port.
+pub async fn adapter_on(
+    agency: kinfold_fhir::Agency,
+    store: kinfold_store::Store,
+) -> (String, actix_web::dev::ServerHandle) {
+    let ledger_config = kinfold_audit::LedgerConfig {
+        signing_key: Some(kinfold_audit::Secret::new(kinfold_ledger::b64(&[7u8; 32]))),
+        ..kinfold_audit::LedgerConfig::default()
+    };
+    let ledger = kinfold_audit::Ledger::open(store.clone(), &ledger_config)
+        .await
+        .expect("ledger");
+    let config = kinfold_adapter::AdapterConfig {
+        agency: Some(agency),
+        workers: 1,
+        ..kinfold_adapter::AdapterConfig::default()
+    };
+    let app = kinfold_adapter::build(agency, store, ledger, &config).expect("adapter");
+    let url = format!("http://127.0.0.1:{}", app.port());
+    let handle = app.handle();
+    tokio::spawn(app.run_until_stopped());
+    (url, handle)
+}
