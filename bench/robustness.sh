@@ -186,7 +186,7 @@ mem_rows="| the largest Bundle of plain Observations (8 MiB, 5,000 entries), ref
 | 5,000 entries at the JSON-value limit (200,000 values), refused by its last entry | $(peak nodes.json) |
 | 8 MiB of tiny objects (over the value limit: refused before parsing) | $(peak dense.json) |
 | 5,001 entries (over the entry limit: refused before parsing) | $(peak over.json) |
-| four of the largest plain Bundles at once (two ingests run at a time) | $(peak plain.json plain.json plain.json plain.json) |
+| four of the largest plain Bundles at once (two ingests run at a time, so the bound is twice the first row) | $(peak plain.json plain.json plain.json plain.json) |
 "
 
 # Write the section ------------------------------------------------------------------------
@@ -225,7 +225,7 @@ $schema_rows
 ### Ledger growth from unauthenticated requests
 
 $REQUESTS requests without a token to \`Patient/{id}/\$everything\` from one address (answers: $statuses)
-grew the gateway's ledger by **$growth entries ($growth_share% of the requests)**; target: under 1%.
+grew the gateway's ledger by **$growth $([ "$growth" -eq 1 ] && echo entry || echo entries) ($growth_share% of the requests)**; target: under 1%.
 Refusals are counted by source address, reason and route and written once a minute.
 
 ### Adapter memory while refusing the largest ingests
