@@ -3,10 +3,7 @@
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use kinfold_fhir::search::{MAX_COUNT, SearchQuery};
-use kinfold_fhir::{
-    Bundle, BundleEntry, BundleEntryResponse, BundleType, Resource, ResourceType,
-    capability_statement,
-};
+use kinfold_fhir::{BundleType, Resource, ResourceType, capability_statement};
 use kinfold_http::FhirResponse;
 use kinfold_store::{SearchPage, StoredResource};
 use serde::Serialize;
@@ -113,84 +110,22 @@ async fn ingest_bundle(
         .map_err(|_| busy())?
         .map_err(|_| busy())?;
     let body = read_body(&request, payload, state.limits.max_body_bytes).await?;
-    let (kind, mut plans) = ingest::plan_json(&body, state.limits.bundle)?;
+    let (kind, entries) = ingest::plan_json(&body, state.limits.bundle)?;
     drop(body);
-    check_stored_nhs_numbers(&state, kind, &mut plans).await?;
-    // The resources move out of their plans (no second copy); each plan keeps only whether
-    // its entry is written.
-    let mut writes: Vec<Resource> = Vec::new();
-    let plans: Vec<Result<(), AdapterError>> = plans
-        .into_iter()
-        .map(|plan| plan.map(|resource| writes.push(resource)))
-        .collect();
-    let outcomes = if writes.is_empty() {
-        // Nothing to store, so nothing to record.
-        Vec::new()
-    } else {
-        // No write without its audit entry: the ingest is in the ledger before anything is
-        // stored.
-        let mut audit = ingest_record(&state, kind, &writes, &request);
-        state.ledger.record(vec![audit.clone()]).await?;
-        let written = state.store.write_all(writes).await;
-        if written.is_err() {
-            audit.outcome = "8".into();
-            audit.subtype = format!("{} (failed)", audit.subtype);
-            state.ledger.record_in_background(audit);
+    let source = ingest::Source {
+        kind: if kind == BundleType::Transaction {
+            "transaction"
+        } else {
+            "batch"
         }
-        written?
+        .into(),
+        door: "POST / (ingest)".into(),
+        request_id: kinfold_http::request_id(&request),
     };
-    let mut outcomes = outcomes.into_iter();
-
-    let mut response = Bundle::new(match kind {
-        BundleType::Transaction => BundleType::TransactionResponse,
-        _ => BundleType::BatchResponse,
-    });
-    for plan in plans {
-        let entry_response = match plan {
-            Ok(_) => match outcomes.next() {
-                Some(done) => BundleEntryResponse {
-                    status: Some(
-                        if done.created {
-                            "201 Created"
-                        } else {
-                            "200 OK"
-                        }
-                        .into(),
-                    ),
-                    location: Some(format!(
-                        "{}/{}/_history/{}",
-                        done.resource_type, done.id, done.version_id
-                    )),
-                    etag: Some(format!("W/\"{}\"", done.version_id)),
-                    last_modified: chrono::DateTime::from_timestamp_millis(done.last_updated)
-                        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)),
-                    ..BundleEntryResponse::default()
-                },
-                None => {
-                    return Err(AdapterError::Store(kinfold_store::StoreError::Corrupt(
-                        "write count mismatch".into(),
-                    )));
-                }
-            },
-            Err(err) => {
-                let api = err.to_api_error();
-                BundleEntryResponse {
-                    status: Some(format!(
-                        "{} {}",
-                        api.status.as_u16(),
-                        api.status.canonical_reason().unwrap_or("")
-                    )),
-                    outcome: Some(Resource::OperationOutcome(*api.outcome)),
-                    ..BundleEntryResponse::default()
-                }
-            }
-        };
-        response.entry.push(BundleEntry {
-            response: Some(entry_response),
-            ..BundleEntry::default()
-        });
-    }
-    Ok(FhirResponse::ok(&Resource::from(response)))
+    let applied = state.apply(ingest::plan_of(kind, entries), &source).await?;
+    Ok(FhirResponse::ok(&Resource::from(ingest::response_bundle(
+        kind, applied,
+    ))))
 }
 
 /// How long an ingest waits for a free slot before it is answered `503`.
@@ -227,39 +162,6 @@ async fn read_body(
         body.extend_from_slice(&chunk);
     }
     Ok(body)
-}
-
-/// A Patient may not claim an NHS number that another Patient here already has: in a
-/// transaction that refuses the whole Bundle, in a batch just that entry.
-async fn check_stored_nhs_numbers(
-    state: &AdapterState,
-    kind: BundleType,
-    plans: &mut [ingest::EntryPlan],
-) -> Result<(), AdapterError> {
-    for (n, plan) in plans.iter_mut().enumerate() {
-        let Ok(resource) = plan else { continue };
-        let own_id = resource.id().unwrap_or_default().to_owned();
-        for (k, number) in ingest::nhs_numbers(resource) {
-            let query = SearchQuery {
-                identifier: vec![vec![kinfold_fhir::search::TokenParam {
-                    system: Some(kinfold_fhir::NHS_NUMBER_SYSTEM.into()),
-                    code: Some(number),
-                }]],
-                count: 2,
-                ..SearchQuery::default()
-            };
-            let found = state.store.search(ResourceType::Patient, &query).await?;
-            if let Some(owner) = found.items.iter().find(|i| i.id != own_id) {
-                let err = ingest::duplicate_nhs_number(n, k, &owner.id);
-                if kind == BundleType::Transaction {
-                    return Err(err);
-                }
-                *plan = Err(err);
-                break;
-            }
-        }
-    }
-    Ok(())
 }
 
 /// Search one resource type.
@@ -544,48 +446,4 @@ fn searchset(
         entry,
     };
     Ok(FhirResponse::with_status(StatusCode::OK, &bundle))
-}
-
-/// The audit record of one ingest: every record it stores, by whom (the agency's feed).
-fn ingest_record(
-    state: &AdapterState,
-    kind: BundleType,
-    writes: &[Resource],
-    request: &HttpRequest,
-) -> kinfold_ledger::AuditRecord {
-    kinfold_ledger::AuditRecord {
-        recorded: String::new(),
-        event_type: "rest".into(),
-        subtype: if kind == BundleType::Transaction {
-            "transaction"
-        } else {
-            "batch"
-        }
-        .into(),
-        action: "C".into(),
-        outcome: "0".into(),
-        query: "POST / (ingest)".into(),
-        agent: kinfold_ledger::AuditAgent {
-            who: format!("{}-feed", state.agency),
-            organisation: None,
-            role: None,
-        },
-        purpose: Some("record-keeping".into()),
-        patient: None,
-        entities: writes
-            .iter()
-            .map(|r| kinfold_ledger::AuditEntity {
-                reference: format!("{}/{}", r.type_name(), r.id().unwrap_or_default()),
-                resource_type: r.type_name().to_owned(),
-                agency: Some(state.agency.as_str().to_owned()),
-                disclosure: "stored".into(),
-            })
-            .collect(),
-        rule: None,
-        justification: None,
-        request_id: kinfold_http::request_id(request),
-        source: None,
-        count: None,
-        until: None,
-    }
 }

@@ -1,4 +1,4 @@
-//! Ingest: turning a FHIR `transaction` or `batch` Bundle into checked writes.
+//! The FHIR feed: turning a `transaction` or `batch` Bundle into a plan of checked writes.
 //!
 //! A transaction is all or nothing: any faulty entry rejects the whole Bundle before anything
 //! is stored. A batch stores its good entries and answers each faulty one with its own outcome.
@@ -6,11 +6,15 @@
 use std::collections::HashMap;
 
 use actix_web::http::StatusCode;
-use kinfold_fhir::{BundleEntry, BundleType, NHS_NUMBER_SYSTEM, NhsNumber, Resource, ResourceType};
+use kinfold_fhir::{
+    Bundle, BundleEntry, BundleEntryResponse, BundleType, NHS_NUMBER_SYSTEM, NhsNumber, Resource,
+    ResourceType,
+};
 use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::Value;
 use serde_json::value::RawValue;
 
+use super::{Applied, Atomicity, Plan};
 use crate::AdapterError;
 
 /// One entry's plan: a resource ready to store (id set), or why it cannot be.
@@ -430,6 +434,67 @@ fn target(n: usize, entry: &BundleEntry) -> Result<(ResourceType, String), Adapt
     }
 }
 
+/// A Bundle's plan, for [`crate::AdapterState::apply`]: a transaction is whole, a batch per
+/// entry.
+pub(crate) fn plan_of(kind: BundleType, entries: Vec<EntryPlan>) -> Plan {
+    Plan {
+        atomicity: if kind == BundleType::Transaction {
+            Atomicity::Whole
+        } else {
+            Atomicity::PerEntry
+        },
+        entries,
+    }
+}
+
+/// The `transaction-response` or `batch-response` Bundle for an applied plan: each entry's
+/// status, location and version, or its `OperationOutcome`.
+pub(crate) fn response_bundle(kind: BundleType, applied: Applied) -> Bundle {
+    let mut response = Bundle::new(match kind {
+        BundleType::Transaction => BundleType::TransactionResponse,
+        _ => BundleType::BatchResponse,
+    });
+    for entry in applied {
+        let entry_response = match entry {
+            Ok(done) => BundleEntryResponse {
+                status: Some(
+                    if done.created {
+                        "201 Created"
+                    } else {
+                        "200 OK"
+                    }
+                    .into(),
+                ),
+                location: Some(format!(
+                    "{}/{}/_history/{}",
+                    done.resource_type, done.id, done.version_id
+                )),
+                etag: Some(format!("W/\"{}\"", done.version_id)),
+                last_modified: chrono::DateTime::from_timestamp_millis(done.last_updated)
+                    .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)),
+                ..BundleEntryResponse::default()
+            },
+            Err(err) => {
+                let api = err.to_api_error();
+                BundleEntryResponse {
+                    status: Some(format!(
+                        "{} {}",
+                        api.status.as_u16(),
+                        api.status.canonical_reason().unwrap_or("")
+                    )),
+                    outcome: Some(Resource::OperationOutcome(*api.outcome)),
+                    ..BundleEntryResponse::default()
+                }
+            }
+        };
+        response.entry.push(BundleEntry {
+            response: Some(entry_response),
+            ..BundleEntry::default()
+        });
+    }
+    response
+}
+
 /// Types an agency's records may be: not the protocol resources.
 fn storable(resource_type: ResourceType) -> bool {
     !matches!(
@@ -447,7 +512,7 @@ pub(crate) fn valid_id(id: &str) -> bool {
 }
 
 /// The NHS numbers a Patient claims (valid ones; an invalid one is refused by [`check_rules`]).
-pub(crate) fn nhs_numbers(resource: &Resource) -> Vec<(usize, String)> {
+pub(super) fn nhs_numbers(resource: &Resource) -> Vec<(usize, String)> {
     match resource {
         Resource::Patient(p) => p
             .identifier
@@ -482,7 +547,7 @@ fn check_one_patient_per_nhs_number(
 }
 
 /// The error for a Patient claiming an NHS number another Patient here already has.
-pub(crate) fn duplicate_nhs_number(n: usize, k: usize, owner: &str) -> AdapterError {
+pub(super) fn duplicate_nhs_number(n: usize, k: usize, owner: &str) -> AdapterError {
     bad(
         n,
         &format!("resource.identifier[{k}].value"),
