@@ -467,6 +467,12 @@ async fn strict_search_and_valid_data_only(store: Store) {
     .await;
     assert_eq!(status, 200, "{answer}");
 
+    // A read takes no parameters: one given is refused, not ignored.
+    let (status, _) = get_json(&http, &format!("{url}/Patient/a?_elements=name"), None).await;
+    assert_eq!(status, 400);
+    let (status, _) = get_json(&http, &format!("{url}/metadata?foo=bar"), None).await;
+    assert_eq!(status, 400);
+
     // Repeated parameters are ANDed, lists ORed.
     let search = |q: &str| format!("{url}/Observation?{q}");
     assert_eq!(total(&http, &search("patient=a")).await, 2);

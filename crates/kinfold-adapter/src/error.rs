@@ -60,6 +60,9 @@ pub enum AdapterError {
         /// How many run at once.
         limit: usize,
     },
+    /// Refused at the HTTP edge (an unsupported parameter, say), already in wire form.
+    #[error("refused")]
+    Refused(ApiError),
     /// The adapter's ledger could not record the ingest, so nothing was stored.
     #[error("ledger unavailable")]
     Ledger(#[from] kinfold_audit::LedgerError),
@@ -140,6 +143,7 @@ impl AdapterError {
                 format!("This adapter is already running {limit} ingests at once; nothing was stored. Try again shortly."),
             )
             .retry_after(1),
+            AdapterError::Refused(api) => api.clone(),
             AdapterError::Ledger(err) => {
                 tracing::error!(error = ?err, "ingest refused: the ledger cannot record");
                 ApiError::new(

@@ -52,8 +52,9 @@ pub(crate) fn configure(config: &mut web::ServiceConfig) {
 /// What this adapter supports.
 #[utoipa::path(get, path = "/metadata", tag = "FHIR",
     responses((status = 200, description = "CapabilityStatement", content_type = "application/fhir+json", body = serde_json::Value)))]
-async fn metadata(state: State) -> HttpResponse {
-    FhirResponse::ok_text(state.capability.clone())
+async fn metadata(state: State, request: HttpRequest) -> Result<HttpResponse, AdapterError> {
+    kinfold_http::no_parameters(&request).map_err(AdapterError::Refused)?;
+    Ok(FhirResponse::ok_text(state.capability.clone()))
 }
 
 /// This adapter's CapabilityStatement as JSON, built once at start.
@@ -209,12 +210,15 @@ async fn search(
     params(("type" = String, Path, description = "Resource type"), ("id" = String, Path, description = "Logical id")),
     responses(
         (status = 200, description = "The resource", content_type = "application/fhir+json", body = serde_json::Value),
+        (status = 400, description = "A query parameter was given (none are taken)", content_type = "application/fhir+json", body = serde_json::Value),
         (status = 404, description = "Not known here", content_type = "application/fhir+json", body = serde_json::Value),
     ))]
 async fn read(
     state: State,
+    request: HttpRequest,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, AdapterError> {
+    kinfold_http::no_parameters(&request).map_err(AdapterError::Refused)?;
     let (type_name, id) = path.into_inner();
     let resource_type = resource_type(&type_name)?;
     let found = if valid_id(&id) {
@@ -231,12 +235,15 @@ async fn read(
     params(("type" = String, Path, description = "Resource type"), ("id" = String, Path, description = "Logical id"), ("vid" = i64, Path, description = "Version")),
     responses(
         (status = 200, description = "That version", content_type = "application/fhir+json", body = serde_json::Value),
+        (status = 400, description = "A query parameter was given (none are taken)", content_type = "application/fhir+json", body = serde_json::Value),
         (status = 404, description = "Not known here", content_type = "application/fhir+json", body = serde_json::Value),
     ))]
 async fn vread(
     state: State,
+    request: HttpRequest,
     path: web::Path<(String, String, String)>,
 ) -> Result<HttpResponse, AdapterError> {
+    kinfold_http::no_parameters(&request).map_err(AdapterError::Refused)?;
     let (type_name, id, version) = path.into_inner();
     let resource_type = resource_type(&type_name)?;
     let not_found = || AdapterError::NotFound(format!("{type_name}/{id}/_history/{version}"));
