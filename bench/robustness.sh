@@ -58,7 +58,7 @@ prop_passed=$(grep -ho '[0-9]* passed' "$work/prop1.log" "$work/prop2.log" | awk
 echo "== fuzzing, $FUZZ_SECONDS s per target"
 command -v cargo-fuzz >/dev/null || cargo install -q cargo-fuzz --locked
 fuzz_rows=""
-for target in fhir_json search_params ingest_bundle identifiers; do
+for target in fhir_json search_params ingest_bundle identifiers hl7v2; do
   corpus=fuzz/corpus/$target
   mkdir -p "$corpus"
   if [ -z "$(ls -A "$corpus")" ]; then
@@ -66,6 +66,7 @@ for target in fhir_json search_params ingest_bundle identifiers; do
       fhir_json|ingest_bundle) cp tests/conformance/fhir-r4-core/*.json tests/conformance/nhs/*.json "$corpus/" ;;
       search_params) printf 'patient=Patient/a&code=http://loinc.org|29463-7,8302-2&date=ge2020-01&_count=5' >"$corpus/seed" ;;
       identifiers) printf '9434765919' >"$corpus/nhs"; printf '2024-02-29T10:00:00+01:00' >"$corpus/date" ;;
+      hl7v2) cp tests/conformance/hl7v2/*.hl7 tests/conformance/hl7v2/malformed/*.hl7 "$corpus/" ;;
     esac
   fi
   log=$work/fuzz-$target.log

@@ -92,6 +92,8 @@ ledger=$(cargo bench -q -p kinfold-gateway --bench ledger 2>/dev/null | grep '^|
 echo "growth benchmarks"
 growth=$(cargo bench -q -p kinfold-growth --bench sds 2>/dev/null | grep '^|')
 oracle=$(cargo test -q -p kinfold-growth --test oracle -- --nocapture 2>/dev/null | grep 'worst' | sed 's/^\.*//')
+echo "HL7 v2 benchmark"
+hl7=$(cargo bench -q -p kinfold-hl7v2 --bench parse 2>/dev/null | grep '^|')
 
 cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')
 if grep -qw sha_ni /proc/cpuinfo; then sha="has"; else sha="does not have"; fi
@@ -152,6 +154,15 @@ Agreement with the RCPCH reference implementation (\`rcpchgrowth\` 4.6.5, the or
 \`crates/kinfold-growth/tests/data/oracle-cases.csv\`), from
 \`cargo test -p kinfold-growth --test oracle -- --nocapture\`: $oracle. The issue asks for
 agreement within 0.01 SDS.
+
+## HL7 v2
+
+\`cargo bench -p kinfold-hl7v2 --bench parse\` (release build, one thread): the real ADT messages in
+\`tests/conformance/hl7v2/\`, each parsed and read (type, control id, NHS number, name).
+
+| what | measured | target (issue 10) |
+|---|---|---|
+$hl7
 
 ## Raw wrk output
 
