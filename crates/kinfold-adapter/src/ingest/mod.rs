@@ -2,12 +2,13 @@
 //!
 //! Each feed format turns its input into a [`Plan`]: the resources to store, each checked, or
 //! the reason an entry cannot be stored (`fhir.rs` reads FHIR `transaction` and `batch`
-//! Bundles; it is pure and tested without a server). [`AdapterState::apply`] then carries out
+//! Bundles, `hl7v2.rs` HL7 v2 ADT messages; both are pure and tested without a server). [`AdapterState::apply`] then carries out
 //! any plan the same way: it refuses a Patient whose NHS number another Patient here holds,
 //! records the ingest in the adapter's ledger, and only then writes the records in one
 //! transaction. The HTTP route is a thin door onto it, and so will every other feed be.
 
 mod fhir;
+pub mod hl7v2;
 
 pub use fhir::{
     BundleLimits, DEFAULT_MAX_ENTRIES, DEFAULT_MAX_JSON_VALUES, EntryPlan, json_values, plan_json,

@@ -1,0 +1,407 @@
+//! The A&E feed's messages: an HL7 v2 ADT message (A01, A03, A04, A08; versions 2.3 to 2.8)
+//! turned into the same [`Plan`] a FHIR Bundle becomes, stored whole or not at all.
+//!
+//! * `PID` becomes the Patient: identifiers from `PID-3` (an `NHS` assigning authority is the
+//!   NHS number, which must pass its check digit), name `PID-5`, birth date `PID-7`, sex
+//!   `PID-8` (`M`/`1` male, `F`/`2` female, `O` other, anything else unknown), address
+//!   `PID-11`. Its id is `nhs-{number}`, or `mrn-{first identifier}` without one, so that a
+//!   resent or updated message updates the same record.
+//! * `PV1` becomes the Encounter: class from `PV1-2` (`E` emergency, `I` inpatient, `O`
+//!   outpatient), arrival `PV1-44`, departure `PV1-45`, discharge disposition `PV1-36`, the
+//!   visit number `PV1-19` as identifier and id (`visit-{number}`, or `msg-{MSH-10}`). A03 and
+//!   a message with a departure time finish the Encounter; others leave it in progress.
+//! * HL7 times with a zone become FHIR dateTimes to the second. A time without a zone is kept
+//!   to the day only: FHIR needs a zone, and guessing one would put a timestamp an hour out for
+//!   half the year. The exact original stays in the message itself.
+//!
+//! Every resource made is checked like any other ingest (FHIR primitive types); a fault is a
+//! NAK naming the segment and field it came from.
+//!
+//! Not yet here (issue 10): the MLLP listener, the ED safeguarding assessment and injuries,
+//! presenting complaint and diagnosis, provenance and the outbox.
+
+use kinfold_fhir::{NHS_NUMBER_SYSTEM, NhsNumber, Resource};
+use kinfold_hl7v2::{Hl7Error, Message};
+use serde_json::{Value, json};
+
+use super::{Atomicity, Plan};
+
+/// The system of identifiers from `PID-3` whose assigning authority is not the NHS.
+pub const ASSIGNER_SYSTEM: &str = "https://kinfold.example/fhir/NamingSystem/hl7v2-assigner";
+/// The code system of `PV1-36` discharge dispositions, kept as the sender coded them.
+pub const DISCHARGE_SYSTEM: &str =
+    "https://kinfold.example/fhir/CodeSystem/hl7v2-discharge-disposition";
+
+/// The ADT trigger events the A&E adapter takes.
+pub const TAKEN_EVENTS: [&str; 4] = ["A01", "A03", "A04", "A08"];
+
+/// The plan for one ADT message.
+pub fn plan_adt(message: &Message<'_>) -> Result<Plan, Hl7Error> {
+    let (code, event) = message.kind();
+    if code != "ADT" || !TAKEN_EVENTS.contains(&event.as_str()) {
+        return Err(Hl7Error::at(
+            "MSH",
+            1,
+            9,
+            format!(
+                "{code}^{event} is not taken here (ADT {})",
+                TAKEN_EVENTS.join(", ")
+            ),
+        ));
+    }
+    let pid_at = position(message, "PID")
+        .ok_or_else(|| Hl7Error::at("PID", 0, 0, "an ADT message needs a PID segment"))?;
+    let (patient_id, patient) = patient(message, pid_at)?;
+    let mut entries = vec![Ok(resource(patient, "PID", pid_at)?)];
+    if let Some(pv1_at) = position(message, "PV1") {
+        let encounter = encounter(message, pv1_at, &patient_id, &event)?;
+        entries.push(Ok(resource(encounter, "PV1", pv1_at)?));
+    }
+    Ok(Plan {
+        atomicity: Atomicity::Whole,
+        entries,
+    })
+}
+
+/// The position (from 1) of the first segment with this name.
+fn position(message: &Message<'_>, name: &str) -> Option<usize> {
+    message
+        .segments()
+        .find(|(segment, _)| *segment == name)
+        .map(|(_, at)| at)
+}
+
+/// Checks a made resource like any ingested one; a fault names its segment.
+fn resource(value: Value, segment: &str, at: usize) -> Result<Resource, Hl7Error> {
+    kinfold_fhir::primitive::check_resource(&value, "").map_err(|e| {
+        Hl7Error::at(
+            segment,
+            at,
+            0,
+            format!("{segment} gives an invalid value: {e}"),
+        )
+    })?;
+    Resource::from_value(value).map_err(|e| Hl7Error::at(segment, at, 0, e.to_string()))
+}
+
+fn patient(message: &Message<'_>, at: usize) -> Result<(String, Value), Hl7Error> {
+    let mut identifiers = Vec::new();
+    let mut nhs = None;
+    for n in 1..=message.repetitions("PID", 3) {
+        let Some(value) = message.value("PID", 3, n, 1, 1) else {
+            continue;
+        };
+        let authority = message.value("PID", 3, n, 4, 1).unwrap_or_default();
+        if authority.eq_ignore_ascii_case("NHS") {
+            let number: NhsNumber = value
+                .parse()
+                .map_err(|e| Hl7Error::at("PID", at, 3, format!("PID-3 repetition {n}: {e}")))?;
+            identifiers.push(json!({"system": NHS_NUMBER_SYSTEM, "value": number.as_str()}));
+            nhs.get_or_insert(number);
+        } else {
+            let system = if authority.is_empty() {
+                ASSIGNER_SYSTEM.to_owned()
+            } else {
+                format!("{ASSIGNER_SYSTEM}/{}", id_part(&authority))
+            };
+            identifiers.push(json!({"system": system, "value": value}));
+        }
+    }
+    let id = match (&nhs, identifiers.first()) {
+        (Some(number), _) => format!("nhs-{number}", number = number.as_str()),
+        (None, Some(first)) => format!("mrn-{}", id_part(first["value"].as_str().unwrap_or(""))),
+        (None, None) => {
+            return Err(Hl7Error::at(
+                "PID",
+                at,
+                3,
+                "PID-3 gives no patient identifier",
+            ));
+        }
+    };
+    let mut patient = json!({"resourceType": "Patient", "id": id, "identifier": identifiers});
+    let family = message.value("PID", 5, 1, 1, 1);
+    let given: Vec<String> = [2, 3]
+        .iter()
+        .filter_map(|&c| message.value("PID", 5, 1, c, 1))
+        .collect();
+    if family.is_some() || !given.is_empty() {
+        let mut name = json!({"use": "official"});
+        if let Some(family) = family {
+            name["family"] = json!(family);
+        }
+        if !given.is_empty() {
+            name["given"] = json!(given);
+        }
+        if let Some(prefix) = message.value("PID", 5, 1, 5, 1) {
+            name["prefix"] = json!([prefix]);
+        }
+        patient["name"] = json!([name]);
+    }
+    if let Some(born) = message.value("PID", 7, 1, 1, 1) {
+        let date = born.get(..8).and_then(date_of).ok_or_else(|| {
+            Hl7Error::at(
+                "PID",
+                at,
+                7,
+                format!("PID-7 '{born}' is not a date of birth"),
+            )
+        })?;
+        patient["birthDate"] = json!(date);
+    }
+    if let Some(sex) = message.value("PID", 8, 1, 1, 1) {
+        patient["gender"] = json!(match sex.as_str() {
+            "M" | "1" => "male",
+            "F" | "2" => "female",
+            "O" => "other",
+            _ => "unknown",
+        });
+    }
+    if message.value("PID", 11, 1, 1, 1).is_some() || message.value("PID", 11, 1, 5, 1).is_some() {
+        let part = |c| message.value("PID", 11, 1, c, 1);
+        let mut address = json!({});
+        let lines: Vec<String> = [1, 2].iter().filter_map(|&c| part(c)).collect();
+        if !lines.is_empty() {
+            address["line"] = json!(lines);
+        }
+        for (c, element) in [
+            (3, "city"),
+            (4, "district"),
+            (5, "postalCode"),
+            (6, "country"),
+        ] {
+            if let Some(value) = part(c) {
+                address[element] = json!(value);
+            }
+        }
+        patient["address"] = json!([address]);
+    }
+    Ok((id, patient))
+}
+
+fn encounter(
+    message: &Message<'_>,
+    at: usize,
+    patient_id: &str,
+    event: &str,
+) -> Result<Value, Hl7Error> {
+    let visit = message.value("PV1", 19, 1, 1, 1);
+    let id = match &visit {
+        Some(number) => format!("visit-{}", id_part(number)),
+        None => format!("msg-{}", id_part(message.control_id().unwrap_or("unknown"))),
+    };
+    let mut encounter = json!({
+        "resourceType": "Encounter",
+        "id": id,
+        "subject": {"reference": format!("Patient/{patient_id}")},
+    });
+    if let Some(number) = &visit {
+        encounter["identifier"] =
+            json!([{"system": format!("{ASSIGNER_SYSTEM}/visit-number"), "value": number}]);
+    }
+    let class = match message.value("PV1", 2, 1, 1, 1).as_deref() {
+        Some("E") => Some(("EMER", "emergency")),
+        Some("I") => Some(("IMP", "inpatient encounter")),
+        Some("O") => Some(("AMB", "ambulatory")),
+        _ => None,
+    };
+    if let Some((code, display)) = class {
+        encounter["class"] = json!({"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": code, "display": display});
+    }
+    let time = |field: usize| -> Result<Option<String>, Hl7Error> {
+        message
+            .value("PV1", field, 1, 1, 1)
+            .map(|raw| {
+                date_time_of(&raw).ok_or_else(|| {
+                    Hl7Error::at(
+                        "PV1",
+                        at,
+                        field,
+                        format!("PV1-{field} '{raw}' is not a time"),
+                    )
+                })
+            })
+            .transpose()
+    };
+    let (arrived, left) = (time(44)?, time(45)?);
+    if arrived.is_some() || left.is_some() {
+        let mut period = json!({});
+        if let Some(start) = arrived {
+            period["start"] = json!(start);
+        }
+        if let Some(end) = &left {
+            period["end"] = json!(end);
+        }
+        encounter["period"] = period;
+    }
+    encounter["status"] = json!(if event == "A03" || left.is_some() {
+        "finished"
+    } else {
+        "in-progress"
+    });
+    if let Some(disposition) = message.value("PV1", 36, 1, 1, 1) {
+        encounter["hospitalization"] = json!({"dischargeDisposition": {"coding": [{"system": DISCHARGE_SYSTEM, "code": disposition}]}});
+    }
+    Ok(encounter)
+}
+
+/// Text made safe for a FHIR id: letters, digits, `-` and `.`, at most 56 characters.
+fn id_part(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '.' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .take(56)
+        .collect()
+}
+
+/// `YYYYMMDD` as a FHIR date, if it is a real one.
+fn date_of(digits: &str) -> Option<String> {
+    if digits.len() != 8 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let date = format!("{}-{}-{}", &digits[..4], &digits[4..6], &digits[6..8]);
+    kinfold_fhir::primitive::Primitive::Date
+        .accepts(&date)
+        .then_some(date)
+}
+
+/// An HL7 time (`YYYYMMDD[HHMM[SS[.S…]]][±ZZZZ]`) as a FHIR dateTime: to the second with its
+/// zone, or, without a zone, the day only.
+fn date_time_of(raw: &str) -> Option<String> {
+    let (body, zone) = match raw.find(['+', '-']) {
+        Some(at) => (&raw[..at], Some(&raw[at..])),
+        None => (raw, None),
+    };
+    let digits = body.split('.').next().unwrap_or(body);
+    let date = date_of(digits.get(..8)?)?;
+    let time = &digits[8..];
+    let Some(zone) = zone.filter(|_| !time.is_empty()) else {
+        return Some(date);
+    };
+    if !time.bytes().all(|b| b.is_ascii_digit()) || !matches!(time.len(), 2 | 4 | 6) {
+        return None;
+    }
+    let padded = format!("{time:0<6}");
+    let zone = zone.as_bytes();
+    if zone.len() != 5 || !zone[1..].iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    let zone = std::str::from_utf8(zone).ok()?;
+    let value = format!(
+        "{date}T{}:{}:{}{}{}:{}",
+        &padded[..2],
+        &padded[2..4],
+        &padded[4..6],
+        &zone[..1],
+        &zone[1..3],
+        &zone[3..5]
+    );
+    kinfold_fhir::primitive::Primitive::DateTime
+        .accepts(&value)
+        .then_some(value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const A01: &str = "MSH|^~\\&|EPR|RXX|KINFOLD|AE|20250611100000||ADT^A01^ADT_A01|MSG0001|P|2.4\rEVN|A01|20250611100000\rPID|1||9434765919^^^NHS^NH~H123^^^RXX^MR||W\\XC3B3\\jcik^\\XC581\\ucja^^^Miss||20210811|2|||1 Elm Row^^Leeds^^LS1 1AA^GBR\rPV1|1|E|AE^^^RXX||||||||||||||||V123|||||||||||||||||01||||||||20250611093000+0100";
+
+    fn plan(text: &str) -> Result<Plan, Hl7Error> {
+        plan_adt(&Message::parse(text).expect("parses"))
+    }
+
+    fn json_of(plan: &Plan, n: usize) -> Value {
+        serde_json::to_value(plan.entries[n].as_ref().expect("planned")).expect("json")
+    }
+
+    #[test]
+    fn an_a_and_e_attendance_becomes_a_patient_and_an_emergency_encounter() {
+        let plan = plan(A01).expect("plans");
+        assert_eq!(plan.atomicity, Atomicity::Whole);
+        let patient = json_of(&plan, 0);
+        assert_eq!(patient["id"], "nhs-9434765919");
+        assert_eq!(patient["identifier"][0]["system"], NHS_NUMBER_SYSTEM);
+        assert_eq!(patient["identifier"][1]["value"], "H123");
+        assert_eq!(patient["name"][0]["family"], "Wójcik");
+        assert_eq!(patient["name"][0]["given"][0], "Łucja");
+        assert_eq!(patient["birthDate"], "2021-08-11");
+        assert_eq!(patient["gender"], "female");
+        assert_eq!(patient["address"][0]["postalCode"], "LS1 1AA");
+        let encounter = json_of(&plan, 1);
+        assert_eq!(encounter["id"], "visit-V123");
+        assert_eq!(encounter["class"]["code"], "EMER");
+        assert_eq!(encounter["status"], "in-progress");
+        assert_eq!(encounter["period"]["start"], "2025-06-11T09:30:00+01:00");
+        assert_eq!(encounter["subject"]["reference"], "Patient/nhs-9434765919");
+        assert_eq!(
+            encounter["hospitalization"]["dischargeDisposition"]["coding"][0]["code"],
+            "01"
+        );
+    }
+
+    #[test]
+    fn times_keep_their_zone_or_only_their_day() {
+        assert_eq!(
+            date_time_of("20250611093015+0000").as_deref(),
+            Some("2025-06-11T09:30:15+00:00")
+        );
+        assert_eq!(
+            date_time_of("202506110930-0500").as_deref(),
+            Some("2025-06-11T09:30:00-05:00")
+        );
+        assert_eq!(date_time_of("202506110930").as_deref(), Some("2025-06-11"));
+        assert_eq!(date_time_of("20250611").as_deref(), Some("2025-06-11"));
+        assert_eq!(date_time_of("20250231").as_deref(), None);
+        assert_eq!(date_time_of("2025061109+2500").as_deref(), None);
+    }
+
+    #[test]
+    fn faults_are_located_in_the_message() {
+        let bad_nhs = A01.replace("9434765919", "9434765918");
+        let err = plan(&bad_nhs).unwrap_err();
+        assert_eq!((err.segment.as_deref(), err.field), (Some("PID"), Some(3)));
+        let bad_birth = A01.replace("|20210811|", "|20210230|");
+        let err = plan(&bad_birth).unwrap_err();
+        assert_eq!((err.segment.as_deref(), err.field), (Some("PID"), Some(7)));
+        let bad_time = A01.replace("20250611093000+0100", "2025061199+0100");
+        let err = plan(&bad_time).unwrap_err();
+        assert_eq!((err.segment.as_deref(), err.field), (Some("PV1"), Some(44)));
+        let other = A01.replace("ADT^A01^ADT_A01", "ORU^R01");
+        let err = plan(&other).unwrap_err();
+        assert_eq!((err.segment.as_deref(), err.field), (Some("MSH"), Some(9)));
+    }
+
+    #[test]
+    fn every_real_adt_message_is_planned_or_refused_with_a_location() {
+        let dir =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/conformance/hl7v2");
+        let mut planned = 0;
+        for entry in std::fs::read_dir(dir).expect("conformance messages") {
+            let path = entry.expect("entry").path();
+            if path.extension().is_none_or(|e| e != "hl7") {
+                continue;
+            }
+            let bytes = std::fs::read(&path).expect("readable");
+            let text = kinfold_hl7v2::decode(&bytes);
+            let message = Message::parse(&text).expect("every real message reads");
+            match plan_adt(&message) {
+                Ok(plan) => {
+                    planned += 1;
+                    assert!(!plan.entries.is_empty(), "{}", path.display());
+                    eprintln!("planned {}: {} resources", path.display(), plan.entries.len());
+                }
+                Err(e) => {
+                    assert!(e.segment.is_some(), "{}: {e:?}", path.display());
+                    eprintln!("refused {}: {e}", path.display());
+                }
+            }
+        }
+        assert!(planned >= 5, "most real messages plan: {planned}");
+    }
+}
