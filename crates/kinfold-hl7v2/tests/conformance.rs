@@ -29,6 +29,28 @@ fn folder(name: &str) -> Vec<(String, Vec<u8>)> {
     files
 }
 
+/// The ACK (if the text reads) or NAK (if not) that the text would get.
+fn answer(text: &str) -> String {
+    match Message::parse(text) {
+        Ok(m) => ack(
+            Some(&m),
+            AckCode::Accept,
+            None,
+            ("K", "AE"),
+            "20260101000000",
+            "A",
+        ),
+        Err(e) => ack(
+            None,
+            AckCode::Reject,
+            Some(&e),
+            ("K", "AE"),
+            "20260101000000",
+            "A",
+        ),
+    }
+}
+
 #[test]
 fn every_real_adt_message_reads_with_its_type_control_id_and_patient() {
     for (name, bytes) in folder("hl7v2") {
@@ -78,24 +100,7 @@ fn inputs_that_broke_other_parsers_are_answered_not_panicked_on() {
     for (name, bytes) in folder("hl7v2/malformed") {
         let text = decode(&bytes);
         for part in split_messages(&text).into_iter().chain([text.as_ref()]) {
-            let reply = match Message::parse(part) {
-                Ok(m) => ack(
-                    Some(&m),
-                    AckCode::Accept,
-                    None,
-                    ("K", "AE"),
-                    "20260101000000",
-                    "A",
-                ),
-                Err(e) => ack(
-                    None,
-                    AckCode::Reject,
-                    Some(&e),
-                    ("K", "AE"),
-                    "20260101000000",
-                    "A",
-                ),
-            };
+            let reply = answer(part);
             assert!(Message::parse(&reply).is_ok(), "{name}: the answer reads");
         }
     }
@@ -109,24 +114,7 @@ fn fuzz_found_inputs_are_answered_with_a_readable_reply() {
         let bytes = std::fs::read(&path).expect("readable");
         let text = decode(&bytes);
         for part in split_messages(&text).into_iter().chain([text.as_ref()]) {
-            let reply = match Message::parse(part) {
-                Ok(m) => ack(
-                    Some(&m),
-                    AckCode::Accept,
-                    None,
-                    ("K", "AE"),
-                    "20260101000000",
-                    "A",
-                ),
-                Err(e) => ack(
-                    None,
-                    AckCode::Reject,
-                    Some(&e),
-                    ("K", "AE"),
-                    "20260101000000",
-                    "A",
-                ),
-            };
+            let reply = answer(part);
             if let Err(e) = Message::parse(&reply) {
                 panic!(
                     "{}: the reply {reply:?} does not read: {e:?}",

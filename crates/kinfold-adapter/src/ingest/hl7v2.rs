@@ -394,7 +394,11 @@ mod tests {
                 Ok(plan) => {
                     planned += 1;
                     assert!(!plan.entries.is_empty(), "{}", path.display());
-                    eprintln!("planned {}: {} resources", path.display(), plan.entries.len());
+                    eprintln!(
+                        "planned {}: {} resources",
+                        path.display(),
+                        plan.entries.len()
+                    );
                 }
                 Err(e) => {
                     assert!(e.segment.is_some(), "{}: {e:?}", path.display());
