@@ -364,15 +364,31 @@ impl Store {
                     .map(str::to_owned)
                     .ok_or_else(|| StoreError::Corrupt("a resource to store has no id".into()))?;
                 let mut sql = Sql::new(postgres);
-                sql.push("SELECT version_id FROM resources WHERE resource_type = ");
+                sql.push("SELECT version_id, last_updated, content FROM resources WHERE resource_type = ");
                 sql.bind(Arg::text(&resource_type));
                 sql.push(" AND id = ");
                 sql.bind(Arg::text(&id));
-                let previous: Option<i64> = bound!(sql)
+                let current: Option<(i64, i64, String)> = bound!(sql)
                     .fetch_optional(&mut *tx)
                     .await?
-                    .map(|row| row.try_get("version_id"))
+                    .map(|row| -> Result<_> {
+                        Ok((row.try_get("version_id")?, row.try_get("last_updated")?, row.try_get("content")?))
+                    })
                     .transpose()?;
+                // The same content again (a resent message) is no new version: stored once.
+                if let Some((version_id, last_updated, content)) = &current
+                    && same_content(&resource, content)
+                {
+                    outcomes.push(WriteOutcome {
+                        resource_type,
+                        id,
+                        version_id: *version_id,
+                        last_updated: *last_updated,
+                        created: false,
+                    });
+                    continue;
+                }
+                let previous = current.map(|(version_id, _, _)| version_id);
                 let version_id = previous.unwrap_or(0) + 1;
                 let last_updated = DateTime::<Utc>::from_timestamp_millis(now)
                     .unwrap_or_default()
@@ -443,6 +459,32 @@ impl Store {
             })
             .transpose()
     }
+}
+
+/// Whether a resource says the same as a stored one, its version and time aside.
+fn same_content(resource: &Resource, stored: &str) -> bool {
+    let Ok(mut stored) = serde_json::from_str::<serde_json::Value>(stored) else {
+        return false;
+    };
+    let Ok(mut new) = serde_json::to_value(resource) else {
+        return false;
+    };
+    for value in [&mut stored, &mut new] {
+        if let Some(object) = value.as_object_mut() {
+            let empty = object
+                .get_mut("meta")
+                .and_then(serde_json::Value::as_object_mut)
+                .map(|meta| {
+                    meta.remove("versionId");
+                    meta.remove("lastUpdated");
+                    meta.is_empty()
+                });
+            if empty == Some(true) {
+                object.remove("meta");
+            }
+        }
+    }
+    stored == new
 }
 
 /// A unique-index violation during a write is a conflict the sender can act on; anything else

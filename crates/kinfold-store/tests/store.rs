@@ -137,6 +137,34 @@ async fn a_written_resource_reads_back_with_version_and_last_updated(t: &TestSto
     );
 }
 
+async fn the_same_content_again_is_no_new_version(t: &TestStore) {
+    let first = t
+        .store
+        .write_all(vec![patient("p1", "9434765919")])
+        .await
+        .expect("write");
+    let again = t
+        .store
+        .write_all(vec![patient("p1", "9434765919")])
+        .await
+        .expect("write again");
+    assert_eq!(
+        again[0].version_id, first[0].version_id,
+        "a resend is stored once"
+    );
+    assert!(!again[0].created);
+    let changed = resource(
+        json!({"resourceType": "Patient", "id": "p1", "gender": "female",
+        "identifier": [{"system": "https://fhir.nhs.uk/Id/nhs-number", "value": "9434765919"}]}),
+    );
+    let third = t
+        .store
+        .write_all(vec![changed])
+        .await
+        .expect("write changed");
+    assert_eq!(third[0].version_id, first[0].version_id + 1);
+}
+
 async fn an_update_makes_a_new_version_and_keeps_the_old_one(t: &TestStore) {
     t.store
         .write_all(vec![weight("w1", "c1", "2020-01-01", 10.0)])
@@ -573,6 +601,7 @@ macro_rules! on_both_backends {
 on_both_backends!(
     a_written_resource_reads_back_with_version_and_last_updated,
     an_update_makes_a_new_version_and_keeps_the_old_one,
+    the_same_content_again_is_no_new_version,
     a_failed_write_leaves_nothing_behind,
     search_by_patient_and_code_finds_only_those,
     date_prefixes_filter_as_fhir_says,
