@@ -10,6 +10,7 @@
 
 mod error;
 pub mod ingest;
+mod mllp;
 mod routes;
 
 use std::net::TcpListener;
@@ -49,6 +50,14 @@ pub struct AdapterConfig {
     pub max_concurrent_ingests: usize,
     /// The adapter's own audit ledger (every ingest is recorded in it before it is stored).
     pub ledger: kinfold_audit::LedgerConfig,
+    /// Where to take HL7 v2 over MLLP (the A&E feed), e.g. `0.0.0.0:2575`. Default: none.
+    pub mllp_bind: Option<String>,
+    /// The longest one MLLP frame may take to arrive, in milliseconds (default 30 s).
+    pub mllp_frame_timeout_ms: u64,
+    /// How long an MLLP connection may stay silent before it is closed (default 5 minutes).
+    pub mllp_idle_timeout_ms: u64,
+    /// Most MLLP connections open at once (default 32).
+    pub mllp_max_connections: usize,
 }
 
 impl Default for AdapterConfig {
@@ -64,6 +73,10 @@ impl Default for AdapterConfig {
             max_json_values: ingest::DEFAULT_MAX_JSON_VALUES,
             max_concurrent_ingests: 2,
             ledger: kinfold_audit::LedgerConfig::default(),
+            mllp_bind: None,
+            mllp_frame_timeout_ms: 30_000,
+            mllp_idle_timeout_ms: 300_000,
+            mllp_max_connections: 32,
         }
     }
 }
@@ -91,8 +104,61 @@ pub(crate) struct IngestLimits {
     pub(crate) max_concurrent_ingests: usize,
 }
 
-/// A running server: its port and the server to poll.
-pub type Application = kinfold_http::Running;
+/// A running adapter: its HTTP server and, when configured, its MLLP listener.
+pub struct Application {
+    http: kinfold_http::Running,
+    mllp: Option<Mllp>,
+}
+
+struct Mllp {
+    port: u16,
+    listener: TcpListener,
+    state: web::Data<AdapterState>,
+    limits: mllp::MllpLimits,
+}
+
+impl std::fmt::Debug for Application {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Application")
+            .field("port", &self.http.port())
+            .field("mllp_port", &self.mllp_port())
+            .finish()
+    }
+}
+
+impl Application {
+    /// The HTTP port.
+    pub fn port(&self) -> u16 {
+        self.http.port()
+    }
+
+    /// The MLLP port, when the adapter takes HL7 v2.
+    pub fn mllp_port(&self) -> Option<u16> {
+        self.mllp.as_ref().map(|m| m.port)
+    }
+
+    /// A handle to stop the adapter (the MLLP listener stops with it).
+    pub fn handle(&self) -> actix_web::dev::ServerHandle {
+        self.http.handle()
+    }
+
+    /// Serves until stopped.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let mllp = match self.mllp {
+            Some(m) => {
+                m.listener.set_nonblocking(true)?;
+                let listener = tokio::net::TcpListener::from_std(m.listener)?;
+                Some(tokio::spawn(mllp::serve(listener, m.state, m.limits)))
+            }
+            None => None,
+        };
+        let served = self.http.run_until_stopped().await;
+        if let Some(task) = mllp {
+            task.abort();
+        }
+        served
+    }
+}
 
 /// Binds the listener and builds the server (not yet polled: call
 /// `run_until_stopped` or spawn it).
@@ -127,6 +193,26 @@ pub fn build(
         },
         ingest_slots: tokio::sync::Semaphore::new(config.max_concurrent_ingests.max(1)),
     });
+    let mllp = match &config.mllp_bind {
+        Some(bind) => {
+            let listener = TcpListener::bind(bind)?;
+            Some(Mllp {
+                port: listener.local_addr()?.port(),
+                listener,
+                state: state.clone(),
+                limits: mllp::MllpLimits {
+                    frame_timeout: std::time::Duration::from_millis(
+                        config.mllp_frame_timeout_ms.max(1),
+                    ),
+                    idle_timeout: std::time::Duration::from_millis(
+                        config.mllp_idle_timeout_ms.max(1),
+                    ),
+                    max_connections: config.mllp_max_connections,
+                },
+            })
+        }
+        None => None,
+    };
     let server = HttpServer::new(move || {
         App::new()
             .app_data(state.clone())
@@ -142,5 +228,8 @@ pub fn build(
     .disable_signals()
     .listen(listener)?
     .run();
-    Ok(kinfold_http::Running::new(port, server))
+    Ok(Application {
+        http: kinfold_http::Running::new(port, server),
+        mllp,
+    })
 }

@@ -29,6 +29,8 @@ pub struct DemoOptions {
     pub workers: usize,
     /// How refused requests are counted at the gateway (tests shorten the interval).
     pub refusals: kinfold_audit::RefusalConfig,
+    /// How long one MLLP frame may take to arrive at the A&E adapter.
+    pub mllp_frame_timeout: Duration,
 }
 
 impl DemoOptions {
@@ -41,6 +43,7 @@ impl DemoOptions {
             adapter_timeout: Duration::from_secs(2),
             workers: 2,
             refusals: kinfold_audit::RefusalConfig::default(),
+            mllp_frame_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -61,6 +64,8 @@ pub struct DemoInfo {
     pub growth_example: Option<GrowthExample>,
     /// The audit ledger's Ed25519 public key (base64), for `kinfold ledger verify`.
     pub ledger_public_key: String,
+    /// Where each adapter that takes HL7 v2 listens for MLLP (`host:port`): the A&E adapter.
+    pub mllp: std::collections::BTreeMap<String, String>,
 }
 
 /// The demo's example child.
@@ -144,6 +149,7 @@ pub async fn start(options: DemoOptions) -> Result<RunningDemo, DemoError> {
 
     let mut adapters = Vec::new();
     let mut endpoints = Vec::new();
+    let mut mllp = std::collections::BTreeMap::new();
     let mut adapter_stores = Vec::new();
     for (n, agency) in Agency::ALL.into_iter().enumerate() {
         let store = Store::open_sqlite(&options.data_dir.join(format!("{agency}.db"))).await?;
@@ -151,6 +157,11 @@ pub async fn start(options: DemoOptions) -> Result<RunningDemo, DemoError> {
             agency: Some(agency),
             bind: bind(1 + u16::try_from(n).unwrap_or(0)),
             workers: options.workers,
+            // The A&E adapter also takes HL7 v2 over MLLP, on the port after the adapters'.
+            mllp_bind: (agency == Agency::Ae)
+                .then(|| bind(1 + u16::try_from(Agency::ALL.len()).unwrap_or(5))),
+            mllp_frame_timeout_ms: u64::try_from(options.mllp_frame_timeout.as_millis())
+                .unwrap_or(30_000),
             ..AdapterConfig::default()
         };
         let ledger = kinfold_gateway::Ledger::open(
@@ -166,6 +177,9 @@ pub async fn start(options: DemoOptions) -> Result<RunningDemo, DemoError> {
         .await?;
         let app = kinfold_adapter::build(agency, store.clone(), ledger, &config)?;
         let url = format!("http://127.0.0.1:{}", app.port());
+        if let Some(port) = app.mllp_port() {
+            mllp.insert(agency.to_string(), format!("127.0.0.1:{port}"));
+        }
         adapters.push((agency, app.handle()));
         endpoints.push(AdapterEndpoint { agency, url });
         adapter_stores.push(store);
@@ -275,6 +289,7 @@ pub async fn start(options: DemoOptions) -> Result<RunningDemo, DemoError> {
         },
         growth_example,
         ledger_public_key,
+        mllp,
     };
     let json = serde_json::to_string_pretty(&info).map_err(|e| DemoError::Seed(e.to_string()))?;
     std::fs::write(options.data_dir.join("demo.json"), json)?;

@@ -421,6 +421,9 @@ fn print_welcome(running: &demo::RunningDemo, data_dir: &std::path::Path) {
     for (agency, url) in &info.adapters {
         println!("  {agency:<16} {url}");
     }
+    for (agency, address) in &info.mllp {
+        println!("  {agency} HL7 v2     mllp://{address}   (ADT A01, A03, A04, A08)");
+    }
     if running.seeded > 0 {
         println!(
             "\nLoaded {} synthetic records over the adapters' FHIR ingest API.",

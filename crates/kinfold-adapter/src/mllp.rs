@@ -1,0 +1,240 @@
+//! The A&E feed's door: HL7 v2 over MLLP, as hospital EPRs send it.
+//!
+//! A connection carries frames `0x0B message 0x1C 0x0D`; each message gets one framed ACK or
+//! NAK on the same connection, in order. A frame may hold a batch (`FHS`/`BHS`): each message
+//! in it is answered. Every message goes through the same [`AdapterState::apply`] as a FHIR
+//! ingest, so it is in the ledger before it is stored and is stored whole or not at all.
+//!
+//! Bounds, whoever connects: at most `mllp_max_connections` connections (more are closed at
+//! once); a frame over [`kinfold_hl7v2::MAX_MESSAGE_BYTES`] is read past without being kept and
+//! answered with a NAK; a connection that sends more than 4 KiB outside any frame, takes longer
+//! than `mllp_frame_timeout_ms` over one frame, or stays silent for `mllp_idle_timeout_ms`, is
+//! closed. A fault in one connection never touches another.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::web;
+use kinfold_hl7v2::{AckCode, Hl7Error, Message};
+use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
+
+use crate::ingest::{self, Source};
+use crate::{AdapterError, AdapterState};
+
+const START: u8 = 0x0b;
+const END: u8 = 0x1c;
+const CARRIAGE_RETURN: u8 = 0x0d;
+/// Bytes outside any frame a connection may send before it is closed.
+const MAX_OUTSIDE_FRAMES: usize = 4096;
+
+/// How long the listener waits, and how many it serves.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct MllpLimits {
+    pub(crate) frame_timeout: Duration,
+    pub(crate) idle_timeout: Duration,
+    pub(crate) max_connections: usize,
+}
+
+/// Serves MLLP connections until the task is dropped.
+pub(crate) async fn serve(
+    listener: TcpListener,
+    state: web::Data<AdapterState>,
+    limits: MllpLimits,
+) {
+    let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            continue;
+        };
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            tracing::warn!("MLLP connection refused: as many connections as allowed are open");
+            drop(stream);
+            continue;
+        };
+        let state = state.clone();
+        tokio::spawn(async move {
+            let _slot = slot;
+            let _ = stream.set_nodelay(true);
+            if let Err(reason) = connection(stream, &state, limits).await {
+                tracing::info!(%reason, "MLLP connection closed");
+            }
+        });
+    }
+}
+
+/// What one read of a frame gave.
+enum Frame {
+    Message(Vec<u8>),
+    TooLarge,
+    Closed,
+}
+
+async fn connection(
+    stream: TcpStream,
+    state: &AdapterState,
+    limits: MllpLimits,
+) -> Result<(), &'static str> {
+    let (read, mut write) = stream.into_split();
+    let mut read = BufReader::new(read);
+    loop {
+        let frame = read_frame(&mut read, limits).await?;
+        let replies = match frame {
+            Frame::Closed => return Ok(()),
+            Frame::TooLarge => vec![nak_unread(&format!(
+                "the message is over {} bytes, the most one frame may carry; it was not read",
+                kinfold_hl7v2::MAX_MESSAGE_BYTES
+            ))],
+            Frame::Message(bytes) => answer(state, &bytes).await,
+        };
+        for reply in replies {
+            let mut framed = Vec::with_capacity(reply.len() + 3);
+            framed.push(START);
+            framed.extend_from_slice(reply.as_bytes());
+            framed.extend_from_slice(&[END, CARRIAGE_RETURN]);
+            write
+                .write_all(&framed)
+                .await
+                .map_err(|_| "the sender went away")?;
+        }
+    }
+}
+
+/// Reads one frame: waits for its start (at most the idle timeout), then reads it whole within
+/// the frame timeout, keeping at most the largest message Kinfold reads.
+async fn read_frame<R: AsyncReadExt + Unpin>(
+    read: &mut R,
+    limits: MllpLimits,
+) -> Result<Frame, &'static str> {
+    let mut outside = 0;
+    loop {
+        let byte = match tokio::time::timeout(limits.idle_timeout, read.read_u8()).await {
+            Err(_) => return Err("idle for too long"),
+            Ok(Err(_)) => return Ok(Frame::Closed),
+            Ok(Ok(byte)) => byte,
+        };
+        if byte == START {
+            break;
+        }
+        outside += 1;
+        if outside > MAX_OUTSIDE_FRAMES {
+            return Err("too much sent outside any frame");
+        }
+    }
+    let body = async {
+        let mut body = Vec::new();
+        let mut too_large = false;
+        loop {
+            let byte = read.read_u8().await.map_err(|_| "the frame was cut off")?;
+            if byte == END {
+                let next = read.read_u8().await.map_err(|_| "the frame was cut off")?;
+                if next == CARRIAGE_RETURN {
+                    break;
+                }
+                if !too_large {
+                    body.extend_from_slice(&[END, next]);
+                }
+                continue;
+            }
+            if body.len() >= kinfold_hl7v2::MAX_MESSAGE_BYTES {
+                too_large = true;
+                body = Vec::new();
+            }
+            if !too_large {
+                body.push(byte);
+            }
+        }
+        Ok::<_, &'static str>(if too_large {
+            Frame::TooLarge
+        } else {
+            Frame::Message(body)
+        })
+    };
+    tokio::time::timeout(limits.frame_timeout, body)
+        .await
+        .map_err(|_| "a frame took too long")?
+}
+
+/// Each message in a frame, answered.
+async fn answer(state: &AdapterState, bytes: &[u8]) -> Vec<String> {
+    let text = kinfold_hl7v2::decode(bytes);
+    let parts = kinfold_hl7v2::split_messages(&text);
+    if parts.is_empty() {
+        return vec![nak_unread("the frame holds no message (no MSH segment)")];
+    }
+    let mut replies = Vec::with_capacity(parts.len());
+    for part in parts {
+        replies.push(match Message::parse(part) {
+            Err(error) => reply(None, AckCode::Reject, Some(&error)),
+            Ok(message) => match store(state, &message).await {
+                Ok(()) => reply(Some(&message), AckCode::Accept, None),
+                Err((code, error)) => reply(Some(&message), code, Some(&error)),
+            },
+        });
+    }
+    replies
+}
+
+/// Plans and applies one message; an error says whether it is a rejection or an error.
+async fn store(state: &AdapterState, message: &Message<'_>) -> Result<(), (AckCode, Hl7Error)> {
+    let plan = ingest::hl7v2::plan_adt(message).map_err(|e| {
+        let code = if e.segment.as_deref() == Some("MSH") {
+            AckCode::Reject
+        } else {
+            AckCode::Error
+        };
+        (code, e)
+    })?;
+    let (code, event) = message.kind();
+    let source = Source {
+        kind: format!("HL7 v2 {code}^{event}"),
+        door: "MLLP".into(),
+        request_id: message.control_id().map(str::to_owned),
+    };
+    let applied = state.apply(plan, &source).await.map_err(|e| located(&e))?;
+    // A whole plan either is stored or fails above; a failed entry here would be a bug.
+    match applied.into_iter().find_map(Result::err) {
+        Some(e) => Err(located(&e)),
+        None => Ok(()),
+    }
+}
+
+/// An adapter error as an HL7 error, located at the segment its entry came from.
+fn located(error: &AdapterError) -> (AckCode, Hl7Error) {
+    let api = error.to_api_error();
+    let message = api
+        .outcome
+        .issue
+        .first()
+        .and_then(|i| i.diagnostics.clone())
+        .unwrap_or_else(|| "the message could not be stored".into());
+    let segment = match error {
+        AdapterError::BadEntry { path, .. } if path.starts_with("Bundle.entry[1]") => Some("PV1"),
+        AdapterError::BadEntry { .. } => Some("PID"),
+        _ => None,
+    };
+    let error = Hl7Error {
+        segment: segment.map(str::to_owned),
+        sequence: None,
+        field: None,
+        message,
+    };
+    (AckCode::Error, error)
+}
+
+fn reply(message: Option<&Message<'_>>, code: AckCode, error: Option<&Hl7Error>) -> String {
+    let now = chrono::Utc::now().format("%Y%m%d%H%M%S%z").to_string();
+    let id = uuid::Uuid::new_v4().simple().to_string();
+    kinfold_hl7v2::ack(message, code, error, ("KINFOLD", "AE"), &now, &id[..20])
+}
+
+fn nak_unread(why: &str) -> String {
+    let error = Hl7Error {
+        segment: None,
+        sequence: None,
+        field: None,
+        message: why.to_owned(),
+    };
+    reply(None, AckCode::Reject, Some(&error))
+}
