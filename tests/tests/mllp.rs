@@ -116,7 +116,7 @@ async fn a_stored_attendance_is_visible_through_the_gateway_and_a_resend_is_stor
     let t = TestDemo::start(1).await;
     let nhs = "9434765919";
     let message = format!(
-        "MSH|^~\\&|EPR|RXX|KINFOLD|AE|20250611100000||ADT^A01^ADT_A01|MLLP-T1|P|2.4\rPID|1||{nhs}^^^NHS^NH||Nowak^Zofia||20190305|2\rPV1|1|E|AE^^^RXX||||||||||||||||V900|||||||||||||||||||||||||20250611093000+0100"
+        "MSH|^~\\&|EPR|RXX|KINFOLD|AE|20250611100000||ADT^A01^ADT_A01|MLLP-T1|P|2.4\rPID|1||{nhs}^^^NHS^NH||Nowak^Zofia||20190305|2\rPV1|1|E|AE^^^RXX||||||||||||||||V900|||||||||||||||||||||||||20250611093000+0100\rDG1|1||125605004^Fracture of bone^SCT\rOBX|1|CE|nai-considered^Non-accidental injury considered^KINFOLD-SG||Y"
     );
     let mut stream = connect(&t).await;
     assert_eq!(
@@ -144,6 +144,19 @@ async fn a_stored_attendance_is_visible_through_the_gateway_and_a_resend_is_stor
     assert_eq!(encounter["class"]["code"], "EMER");
     assert_eq!(encounter["meta"]["source"], "urn:kinfold:agency:ae");
     assert_eq!(encounter["meta"]["versionId"], "1");
+    // G5: the ED safeguarding assessment is in the record the GP queries, not only in a letter.
+    let considered = common::resources(&everything)
+        .into_iter()
+        .find(|r| r["code"]["coding"][0]["code"] == "nai-considered")
+        .expect("the safeguarding assessment is visible");
+    assert_eq!(considered["valueBoolean"], true);
+    assert!(
+        common::resources(&everything)
+            .iter()
+            .any(|r| r["resourceType"] == "Condition"
+                && r["code"]["coding"][0]["code"] == "125605004"),
+        "the diagnosis is visible"
+    );
 
     // The EPR resends (it never saw the ACK): acknowledged again, stored once.
     assert_eq!(

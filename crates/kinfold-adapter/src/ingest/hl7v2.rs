@@ -14,11 +14,18 @@
 //!   to the day only: FHIR needs a zone, and guessing one would put a timestamp an hour out for
 //!   half the year. The exact original stays in the message itself.
 //!
+//! * `PV2-3` (admit reason) is the presenting complaint, the Encounter's `reasonCode`.
+//! * Each `DG1` becomes a Condition (an encounter diagnosis; SNOMED CT or ICD-10 by `DG1-3.3`).
+//! * The ED safeguarding assessment comes as `OBX` segments whose `OBX-3` is coded in the
+//!   `KINFOLD-SG` coding system (`docs/feeds/ae-hl7v2.md`): whether non-accidental injury was
+//!   considered, whether a safeguarding referral was made, the children in the household, who
+//!   accompanied the child. Each becomes an Observation in the `safeguarding` category. Other
+//!   `OBX` segments are kept only in the original message.
+//!
 //! Every resource made is checked like any other ingest (FHIR primitive types); a fault is a
 //! NAK naming the segment and field it came from.
 //!
-//! Not yet here (issue 10): the MLLP listener, the ED safeguarding assessment and injuries,
-//! presenting complaint and diagnosis, provenance and the outbox.
+//! Not yet here (issue 10): injuries (type, site, mechanism), provenance and the outbox.
 
 use kinfold_fhir::{NHS_NUMBER_SYSTEM, NhsNumber, Resource};
 use kinfold_hl7v2::{Hl7Error, Message};
@@ -31,6 +38,12 @@ pub const ASSIGNER_SYSTEM: &str = "https://kinfold.example/fhir/NamingSystem/hl7
 /// The code system of `PV1-36` discharge dispositions, kept as the sender coded them.
 pub const DISCHARGE_SYSTEM: &str =
     "https://kinfold.example/fhir/CodeSystem/hl7v2-discharge-disposition";
+
+/// The code system of the ED safeguarding assessment's questions (`OBX-3.3` = `KINFOLD-SG`).
+pub const SAFEGUARDING_SYSTEM: &str = "https://kinfold.example/fhir/CodeSystem/ed-safeguarding";
+/// The Observation category that marks a safeguarding item.
+pub const SAFEGUARDING_CATEGORY: &str =
+    "https://kinfold.example/fhir/CodeSystem/observation-category";
 
 /// The ADT trigger events the A&E adapter takes.
 pub const TAKEN_EVENTS: [&str; 4] = ["A01", "A03", "A04", "A08"];
@@ -53,9 +66,25 @@ pub fn plan_adt(message: &Message<'_>) -> Result<Plan, Hl7Error> {
         .ok_or_else(|| Hl7Error::at("PID", 0, 0, "an ADT message needs a PID segment"))?;
     let (patient_id, patient) = patient(message, pid_at)?;
     let mut entries = vec![Ok(resource(patient, "PID", pid_at)?)];
+    let mut encounter_id = None;
     if let Some(pv1_at) = position(message, "PV1") {
         let encounter = encounter(message, pv1_at, &patient_id, &event)?;
+        encounter_id = encounter["id"].as_str().map(str::to_owned);
         entries.push(Ok(resource(encounter, "PV1", pv1_at)?));
+    }
+    let context = Context {
+        patient: patient_id,
+        encounter: encounter_id,
+        control_id: id_part(message.control_id().unwrap_or("unknown")),
+    };
+    for (n, at) in positions(message, "DG1").into_iter().enumerate() {
+        let condition = diagnosis(message, n + 1, &context)?;
+        entries.push(Ok(resource(condition, "DG1", at)?));
+    }
+    for (n, at) in positions(message, "OBX").into_iter().enumerate() {
+        if let Some(observation) = safeguarding(message, n + 1, at, &context)? {
+            entries.push(Ok(resource(observation, "OBX", at)?));
+        }
     }
     Ok(Plan {
         atomicity: Atomicity::Whole,
@@ -69,6 +98,166 @@ fn position(message: &Message<'_>, name: &str) -> Option<usize> {
         .segments()
         .find(|(segment, _)| *segment == name)
         .map(|(_, at)| at)
+}
+
+/// The positions (from 1) of every segment with this name.
+fn positions(message: &Message<'_>, name: &str) -> Vec<usize> {
+    message
+        .segments()
+        .filter(|(segment, _)| *segment == name)
+        .map(|(_, at)| at)
+        .collect()
+}
+
+/// Whom and what the records of one message are about.
+struct Context {
+    patient: String,
+    encounter: Option<String>,
+    control_id: String,
+}
+
+impl Context {
+    /// The id of a record that belongs to this attendance (or, without one, this message).
+    fn id(&self, kind: &str, n: usize) -> String {
+        let owner = self
+            .encounter
+            .clone()
+            .unwrap_or_else(|| format!("msg-{}", self.control_id));
+        let mut id = format!("{kind}-{n}-{owner}");
+        id.truncate(64);
+        id
+    }
+
+    fn link(&self, resource: &mut Value) {
+        resource["subject"] = json!({"reference": format!("Patient/{}", self.patient)});
+        if let Some(encounter) = &self.encounter {
+            resource["encounter"] = json!({"reference": format!("Encounter/{encounter}")});
+        }
+    }
+}
+
+/// A coded element (`CE`/`CWE`: code, text, coding system) as a FHIR CodeableConcept.
+fn concept(message: &Message<'_>, segment: &str, n: usize, field: usize) -> Option<Value> {
+    let part = |c| message.value_n(segment, n, field, 1, c, 1);
+    let (code, text, system) = (part(1), part(2), part(3));
+    if code.is_none() && text.is_none() {
+        return None;
+    }
+    let mut concept = json!({});
+    if let Some(code) = code {
+        let system = match system.as_deref().map(str::to_ascii_uppercase).as_deref() {
+            Some("SCT" | "SNOMED" | "SNM" | "SNOMEDCT") => "http://snomed.info/sct".to_owned(),
+            Some("I10" | "ICD10" | "ICD-10") => "http://hl7.org/fhir/sid/icd-10".to_owned(),
+            Some(other) => format!("{ASSIGNER_SYSTEM}/coding-system/{}", id_part(other)),
+            None => format!("{ASSIGNER_SYSTEM}/coding-system"),
+        };
+        let mut coding = json!({"system": system, "code": code});
+        if let Some(text) = &text {
+            coding["display"] = json!(text);
+        }
+        concept["coding"] = json!([coding]);
+    }
+    if let Some(text) = text {
+        concept["text"] = json!(text);
+    }
+    Some(concept)
+}
+
+/// The `n`th `DG1` as an encounter diagnosis.
+fn diagnosis(message: &Message<'_>, n: usize, context: &Context) -> Result<Value, Hl7Error> {
+    let at = positions(message, "DG1")[n - 1];
+    let code = concept(message, "DG1", n, 3)
+        .ok_or_else(|| Hl7Error::at("DG1", at, 3, "DG1-3 gives no diagnosis code"))?;
+    let mut condition = json!({
+        "resourceType": "Condition",
+        "id": context.id("dg", n),
+        "category": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/condition-category", "code": "encounter-diagnosis"}]}],
+        "code": code,
+    });
+    context.link(&mut condition);
+    if let Some(raw) = message.value_n("DG1", n, 5, 1, 1, 1) {
+        let when = date_time_of(&raw)
+            .ok_or_else(|| Hl7Error::at("DG1", at, 5, format!("DG1-5 '{raw}' is not a time")))?;
+        condition["recordedDate"] = json!(when);
+    }
+    Ok(condition)
+}
+
+/// The `n`th `OBX`, if it is a question of the ED safeguarding assessment.
+fn safeguarding(
+    message: &Message<'_>,
+    n: usize,
+    at: usize,
+    context: &Context,
+) -> Result<Option<Value>, Hl7Error> {
+    if message.value_n("OBX", n, 3, 1, 3, 1).as_deref() != Some("KINFOLD-SG") {
+        return Ok(None);
+    }
+    let code = message.value_n("OBX", n, 3, 1, 1, 1).unwrap_or_default();
+    let answer = message
+        .value_n("OBX", n, 5, 1, 1, 1)
+        .ok_or_else(|| Hl7Error::at("OBX", at, 5, format!("OBX-5 gives no answer to '{code}'")))?;
+    let yes_no = |answer: &str| match answer {
+        "Y" | "y" => Ok(true),
+        "N" | "n" => Ok(false),
+        other => Err(Hl7Error::at(
+            "OBX",
+            at,
+            5,
+            format!("OBX-5 '{other}' is not Y or N"),
+        )),
+    };
+    let (display, value) = match code.as_str() {
+        "nai-considered" => (
+            "Non-accidental injury considered",
+            json!({"valueBoolean": yes_no(&answer)?}),
+        ),
+        "safeguarding-referral" => (
+            "Safeguarding referral made",
+            json!({"valueBoolean": yes_no(&answer)?}),
+        ),
+        "children-in-household" => {
+            let count: u32 = answer.parse().map_err(|_| {
+                Hl7Error::at(
+                    "OBX",
+                    at,
+                    5,
+                    format!("OBX-5 '{answer}' is not a number of children"),
+                )
+            })?;
+            ("Children in the household", json!({"valueInteger": count}))
+        }
+        "accompanied-by" => ("Accompanied by", json!({"valueString": answer})),
+        other => {
+            return Err(Hl7Error::at(
+                "OBX",
+                at,
+                3,
+                format!(
+                    "'{other}' is not a question of the ED safeguarding assessment (docs/feeds/ae-hl7v2.md)"
+                ),
+            ));
+        }
+    };
+    let mut observation = json!({
+        "resourceType": "Observation",
+        "id": context.id(&format!("sg-{code}"), n),
+        "status": "final",
+        "category": [{"coding": [{"system": SAFEGUARDING_CATEGORY, "code": "safeguarding", "display": "Safeguarding"}]}],
+        "code": {"coding": [{"system": SAFEGUARDING_SYSTEM, "code": code, "display": display}]},
+    });
+    context.link(&mut observation);
+    if let Some(object) = observation.as_object_mut()
+        && let Value::Object(value) = value
+    {
+        object.extend(value);
+    }
+    if let Some(raw) = message.value_n("OBX", n, 14, 1, 1, 1) {
+        let when = date_time_of(&raw)
+            .ok_or_else(|| Hl7Error::at("OBX", at, 14, format!("OBX-14 '{raw}' is not a time")))?;
+        observation["effectiveDateTime"] = json!(when);
+    }
+    Ok(Some(observation))
 }
 
 /// Checks a made resource like any ingested one; a fault names its segment.
@@ -239,6 +428,9 @@ fn encounter(
     } else {
         "in-progress"
     });
+    if let Some(reason) = concept(message, "PV2", 1, 3) {
+        encounter["reasonCode"] = json!([reason]);
+    }
     if let Some(disposition) = message.value("PV1", 36, 1, 1, 1) {
         encounter["hospitalization"] = json!({"dischargeDisposition": {"coding": [{"system": DISCHARGE_SYSTEM, "code": disposition}]}});
     }
@@ -407,5 +599,52 @@ mod tests {
             }
         }
         assert!(planned >= 5, "most real messages plan: {planned}");
+    }
+
+    #[test]
+    fn the_safeguarding_assessment_diagnosis_and_complaint_are_kept_as_structured_data() {
+        let message = format!(
+            "{A01}\rPV2|||Q\\S\\R^Fall from height^LOCAL\rDG1|1||125605004^Fracture of bone^SCT||20250611101500+0100\rOBX|1|CE|nai-considered^Non-accidental injury considered^KINFOLD-SG||Y\rOBX|2|CE|safeguarding-referral^Safeguarding referral made^KINFOLD-SG||N\rOBX|3|NM|children-in-household^Children in the household^KINFOLD-SG||3\rOBX|4|ST|accompanied-by^Accompanied by^KINFOLD-SG||Mother's partner\rOBX|5|NM|8867-4^Heart rate^LN||110"
+        );
+        let plan = plan(&message).expect("plans");
+        let all: Vec<Value> = (0..plan.entries.len()).map(|n| json_of(&plan, n)).collect();
+        let encounter = &all[1];
+        assert_eq!(encounter["reasonCode"][0]["text"], "Fall from height");
+        let condition = all
+            .iter()
+            .find(|r| r["resourceType"] == "Condition")
+            .expect("a diagnosis");
+        assert_eq!(
+            condition["code"]["coding"][0]["system"],
+            "http://snomed.info/sct"
+        );
+        assert_eq!(condition["code"]["coding"][0]["code"], "125605004");
+        assert_eq!(condition["encounter"]["reference"], "Encounter/visit-V123");
+        let answer = |code: &str| {
+            all.iter()
+                .find(|r| r["code"]["coding"][0]["code"] == code)
+                .unwrap_or_else(|| panic!("{code} kept"))
+                .clone()
+        };
+        assert_eq!(answer("nai-considered")["valueBoolean"], true);
+        assert_eq!(answer("safeguarding-referral")["valueBoolean"], false);
+        assert_eq!(answer("children-in-household")["valueInteger"], 3);
+        assert_eq!(answer("accompanied-by")["valueString"], "Mother's partner");
+        assert_eq!(
+            answer("nai-considered")["category"][0]["coding"][0]["code"],
+            "safeguarding"
+        );
+        assert_eq!(
+            all.len(),
+            2 + 1 + 4,
+            "the heart rate stays in the original only"
+        );
+
+        let unknown = message.replace("accompanied-by^", "mood^");
+        let err = super::plan_adt(&Message::parse(&unknown).unwrap()).unwrap_err();
+        assert_eq!((err.segment.as_deref(), err.field), (Some("OBX"), Some(3)));
+        let not_yes_no = message.replace("KINFOLD-SG||Y", "KINFOLD-SG||maybe");
+        let err = super::plan_adt(&Message::parse(&not_yes_no).unwrap()).unwrap_err();
+        assert_eq!((err.segment.as_deref(), err.field), (Some("OBX"), Some(5)));
     }
 }
