@@ -92,8 +92,9 @@ ledger=$(cargo bench -q -p kinfold-gateway --bench ledger 2>/dev/null | grep '^|
 echo "growth benchmarks"
 growth=$(cargo bench -q -p kinfold-growth --bench sds 2>/dev/null | grep '^|')
 oracle=$(cargo test -q -p kinfold-growth --test oracle -- --nocapture 2>/dev/null | grep 'worst' | sed 's/^\.*//')
-echo "HL7 v2 benchmark"
+echo "HL7 v2 benchmarks"
 hl7=$(cargo bench -q -p kinfold-hl7v2 --bench parse 2>/dev/null | grep '^|')
+feeds=$(cargo bench -q -p kinfold --bench feeds 2>/dev/null | grep '^|')
 
 cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')
 if grep -qw sha_ni /proc/cpuinfo; then sha="has"; else sha="does not have"; fi
@@ -158,11 +159,14 @@ agreement within 0.01 SDS.
 ## HL7 v2
 
 \`cargo bench -p kinfold-hl7v2 --bench parse\` (release build, one thread): the real ADT messages in
-\`tests/conformance/hl7v2/\`, each parsed and read (type, control id, NHS number, name).
+\`tests/conformance/hl7v2/\`, each parsed and read (type, control id, NHS number, name). Then
+\`cargo bench -p kinfold --bench feeds\`: a demo in the same process, HL7 v2 over MLLP on loopback,
+each message acknowledged only after the ledger and the store have committed it.
 
 | what | measured | target (issue 10) |
 |---|---|---|
 $hl7
+$feeds
 
 ## Raw wrk output
 
