@@ -174,14 +174,17 @@ pub(crate) async fn audit_events(
         }
     }
     let total = state.store.ledger_count(&filter).await?;
-    let rows = state
+    // One row more than the page: if it comes back, there is a next page.
+    let mut rows = state
         .store
         .ledger_search(&LedgerQuery {
             before: paging.before,
-            limit: i64::try_from(paging.count).unwrap_or(i64::MAX),
+            limit: i64::try_from(paging.count + 1).unwrap_or(i64::MAX),
             ..filter.clone()
         })
         .await?;
+    let more = rows.len() > paging.count;
+    rows.truncate(paging.count);
     state
         .record_access(audit::record(
             &caller,
@@ -206,21 +209,8 @@ pub(crate) async fn audit_events(
         entries.push(json!({"fullUrl": format!("urn:uuid:{}", uuid::Uuid::new_v4()), "resource": unreadable_outcome(&unreadable), "search": {"mode": "outcome"}}));
     }
     let mut links = vec![json!({"relation": "self", "url": format!("{base}{}", request.uri())})];
-    if rows.len() == paging.count
-        && let Some(last) = rows.last()
-        && last.seq > 0
-    {
-        let next = state
-            .store
-            .ledger_search(&LedgerQuery {
-                before: Some(last.seq),
-                limit: 1,
-                ..filter.clone()
-            })
-            .await?;
-        if !next.is_empty() {
-            links.push(json!({"relation": "next", "url": next_link(&base, "/AuditEvent", &pairs, paging.count, last.seq)}));
-        }
+    if more && let Some(last) = rows.last() {
+        links.push(json!({"relation": "next", "url": next_link(&base, "/AuditEvent", &pairs, paging.count, last.seq)}));
     }
     let mut bundle =
         json!({"resourceType": "Bundle", "type": "searchset", "total": total, "link": links});
@@ -327,8 +317,7 @@ pub(crate) async fn access_report(
                 continue;
             }
             total += 1;
-            let described = describe(row.seq, &record);
-            let is_override = described["override"] == true;
+            let is_override = is_override(&record);
             overrides += u64::from(is_override);
             let group = groups
                 .entry((
@@ -345,16 +334,13 @@ pub(crate) async fn access_report(
                 group.last.clone_from(&record.recorded);
             }
             group.first.clone_from(&record.recorded);
-            group.agencies.extend(
-                described["agencies"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .filter_map(|a| a.as_str().map(str::to_owned)),
-            );
+            group
+                .agencies
+                .extend(agencies(&record).into_iter().map(str::to_owned));
             if paging.before.is_none_or(|b| row.seq < b) {
                 if page.len() < paging.count {
-                    page.push(described);
+                    // Only the accesses on this page are written out as sentences.
+                    page.push(describe(row.seq, &record));
                 } else if more_after_page.is_none() {
                     more_after_page = page.last().and_then(|p| p["ledger_entry"].as_i64());
                 }
@@ -437,22 +423,31 @@ fn is_access(record: &AuditRecord) -> bool {
         && record.query != "Patient/$access-report"
 }
 
-fn describe(seq: i64, record: &AuditRecord) -> Value {
+/// The agencies an access disclosed records from, by name, once each.
+fn agencies(record: &AuditRecord) -> Vec<&str> {
     let agencies: BTreeSet<&str> = record
         .entities
         .iter()
         .filter_map(|e| e.agency.as_deref())
         .collect();
-    let agencies: Vec<&str> = agencies
+    agencies
         .into_iter()
         .map(|a| {
             a.parse::<kinfold_fhir::Agency>()
                 .map(|a| a.display_name())
                 .unwrap_or(a)
         })
-        .collect();
-    let is_override = record.entities.iter().any(|e| e.disclosure == "override")
-        || record.justification.is_some();
+        .collect()
+}
+
+/// Whether an access used a safeguarding override.
+fn is_override(record: &AuditRecord) -> bool {
+    record.entities.iter().any(|e| e.disclosure == "override") || record.justification.is_some()
+}
+
+fn describe(seq: i64, record: &AuditRecord) -> Value {
+    let agencies = agencies(record);
+    let is_override = is_override(record);
     let when = record
         .recorded
         .replace('T', " at ")
