@@ -6,16 +6,7 @@ use common::{TestDemo, assert_valid_fhir, conformance_dir, resources};
 use serde_json::{Value, json};
 
 async fn post(t: &TestDemo, agency: &str, body: String) -> (u16, Value) {
-    let response = t
-        .http
-        .post(t.adapter(agency, "/"))
-        .header("content-type", "application/fhir+json")
-        .body(body)
-        .send()
-        .await
-        .expect("answered");
-    let status = response.status().as_u16();
-    (status, response.json().await.expect("JSON body"))
+    common::post_json(&t.http, &t.adapter(agency, "/"), body).await
 }
 
 fn transaction(entries: Vec<Value>) -> String {

@@ -9,7 +9,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{TestDemo, assert_valid_fhir, get_json, resources};
+use common::{TestDemo, assert_valid_fhir, get_json, post_json as post, resources};
 use kinfold_fhir::{Agency, NHS_NUMBER_SYSTEM};
 use kinfold_store::Store;
 use kinfold_store::testing::TestPostgres;
@@ -406,22 +406,6 @@ async fn oversized_ingests_are_refused_with_the_limit_and_nothing_stored() {
     let (_, after) = t.get(&t.adapter("ae", "/Flag?_count=0")).await;
     assert_eq!(before["total"], after["total"]);
     t.demo.shutdown().await;
-}
-
-async fn post(http: &reqwest::Client, url: &str, body: String) -> (u16, Value) {
-    let response = http
-        .post(url)
-        .header("content-type", "application/fhir+json")
-        .body(body)
-        .send()
-        .await
-        .expect("answered");
-    let status = response.status().as_u16();
-    let text = response.text().await.expect("body");
-    (
-        status,
-        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{url}: {e}: {text}")),
-    )
 }
 
 fn transaction(entries: Vec<Value>) -> String {

@@ -61,6 +61,18 @@ async fn exchange(stream: &mut TcpStream, framed: &[u8]) -> bool {
     String::from_utf8_lossy(&reply).contains("MSA|AA|")
 }
 
+/// A GET at the gateway with the demo's token, as JSON.
+async fn get(http: &reqwest::Client, url: &str, token: &str) -> serde_json::Value {
+    http.get(url)
+        .bearer_auth(token)
+        .send()
+        .await
+        .expect("answered")
+        .json()
+        .await
+        .expect("json")
+}
+
 fn main() {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -122,29 +134,23 @@ async fn run() {
         let started = Instant::now();
         assert!(exchange(&mut stream, &message(n, &nhs)).await);
         loop {
-            let found: serde_json::Value = http
-                .get(format!(
+            let found = get(
+                &http,
+                &format!(
                     "{}/Patient?identifier=https://fhir.nhs.uk/Id/nhs-number|{}",
                     demo.info.gateway,
                     nhs.as_str()
-                ))
-                .bearer_auth(&demo.info.token)
-                .send()
-                .await
-                .expect("answered")
-                .json()
-                .await
-                .expect("json");
+                ),
+                &demo.info.token,
+            )
+            .await;
             if let Some(id) = found["entry"][0]["resource"]["id"].as_str() {
-                let everything: serde_json::Value = http
-                    .get(format!("{}/Patient/{id}/$everything", demo.info.gateway))
-                    .bearer_auth(&demo.info.token)
-                    .send()
-                    .await
-                    .expect("answered")
-                    .json()
-                    .await
-                    .expect("json");
+                let everything = get(
+                    &http,
+                    &format!("{}/Patient/{id}/$everything", demo.info.gateway),
+                    &demo.info.token,
+                )
+                .await;
                 let seen = everything["entry"].as_array().is_some_and(|entries| {
                     entries
                         .iter()

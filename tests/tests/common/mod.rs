@@ -86,6 +86,23 @@ pub fn conformance_dir() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("conformance"))
 }
 
+/// POST a FHIR JSON body; returns status and JSON answer.
+pub async fn post_json(http: &reqwest::Client, url: &str, body: String) -> (u16, Value) {
+    let response = http
+        .post(url)
+        .header("content-type", "application/fhir+json")
+        .body(body)
+        .send()
+        .await
+        .expect("answered");
+    let status = response.status().as_u16();
+    let text = response.text().await.expect("body");
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{url}: {e}: {text}")),
+    )
+}
+
 /// Fails the test if `value` does not validate against the official FHIR R4 JSON Schema.
 pub fn assert_valid_fhir(what: &str, value: &Value) {
     static VALIDATOR: OnceLock<jsonschema::Validator> = OnceLock::new();
