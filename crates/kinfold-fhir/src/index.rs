@@ -133,11 +133,20 @@ impl Resource {
                 date: date(&r.recorded),
                 ..SearchIndex::default()
             },
+            // A Provenance is about the patient among its targets (as `Provenance.patient` is
+            // defined), so that a patient's `$everything` carries where their records came from.
             Resource::Provenance(r) => SearchIndex {
+                patient: r
+                    .target
+                    .iter()
+                    .find_map(|t| t.id_of("Patient"))
+                    .map(str::to_owned),
                 date: date(&r.recorded),
                 ..SearchIndex::default()
             },
-            Resource::Bundle(_)
+            // An original message is never part of `$everything`: it is fetched by reference.
+            Resource::Binary(_)
+            | Resource::Bundle(_)
             | Resource::OperationOutcome(_)
             | Resource::CapabilityStatement(_)
             | Resource::Other(_) => SearchIndex::default(),

@@ -42,7 +42,7 @@ pub use ids::{NHS_NUMBER_SYSTEM, NhsNumber, ODS_CODE_SYSTEM, OdsCode};
 pub use index::{DateRange, SearchIndex, TokenValue};
 pub use outcome::{IssueSeverity, IssueType, OperationOutcome, OperationOutcomeIssue};
 pub use resource::{
-    AuditEvent, CapabilityStatement, Communication, Condition, Consent, DocumentReference,
+    AuditEvent, Binary, CapabilityStatement, Communication, Condition, Consent, DocumentReference,
     Encounter, EpisodeOfCare, Flag, Group, Observation, OtherResource, Patient, Provenance,
     RelatedPerson, Resource, ResourceType, Task,
 };

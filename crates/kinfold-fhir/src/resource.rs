@@ -207,6 +207,16 @@ fhir_resource! {
         recorded: Option<String>,
         activity: Option<CodeableConcept>,
         agent: Vec<Value>,
+        entity: Vec<Value>,
+    }
+}
+
+fhir_resource! {
+    /// Content kept exactly as it came, such as the original message of an ingest.
+    Binary {
+        content_type: Option<String>,
+        security_context: Option<Reference>,
+        data: Option<String>,
     }
 }
 
@@ -383,6 +393,7 @@ resources!(
     Consent,
     AuditEvent,
     Provenance,
+    Binary,
     Bundle,
     OperationOutcome,
     CapabilityStatement,

@@ -86,9 +86,11 @@ macro_rules! bound {
     }};
 }
 
+mod events;
 mod ledger;
 pub mod testing;
 
+pub use events::{PendingEvent, ReceivedEvent};
 pub use ledger::{LedgerQuery, LedgerRow, TreeHeadRow};
 
 /// A stored resource as the store hands it out: the JSON text exactly as stored, plus the
@@ -135,6 +137,35 @@ pub struct WriteOutcome {
     pub last_updated: i64,
     /// Whether this created the resource (version 1).
     pub created: bool,
+}
+
+/// One unit of ingest (a message, a file row, a Bundle): stored whole or not at all.
+#[derive(Debug, Default)]
+pub struct WriteUnit {
+    /// The records, versioned as by [`Store::write_all`].
+    pub records: Vec<Resource>,
+    /// Written only if nothing of that type and id is stored yet (provenance, originals).
+    pub first_copy: Vec<Resource>,
+    /// Events for the outbox, written with the records.
+    pub events: Vec<OutboxEvent>,
+}
+
+/// An event an adapter owes the gateway.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboxEvent {
+    /// Its id: the same event is never queued twice.
+    pub id: String,
+    /// The event as JSON text.
+    pub payload: String,
+}
+
+/// What one unit's write did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnitOutcome {
+    /// Each record, in order.
+    pub records: Vec<WriteOutcome>,
+    /// Whether anything was written (false for a resend of what is stored).
+    pub changed: bool,
 }
 
 /// Kinfold's FHIR store.
@@ -349,6 +380,27 @@ impl Store {
     /// the previous one stays in the version history. `meta.versionId` and `meta.lastUpdated`
     /// are set by the store.
     pub async fn write_all(&self, resources: Vec<Resource>) -> Result<Vec<WriteOutcome>> {
+        let unit = WriteUnit {
+            records: resources,
+            ..WriteUnit::default()
+        };
+        let mut results = self.write_units(vec![unit]).await?;
+        match results.pop() {
+            Some(result) => result.map(|done| done.records),
+            None => Err(StoreError::Corrupt("a write lost its unit".into())),
+        }
+    }
+
+    /// Writes several units in one transaction (one commit, one disk sync), each unit whole or
+    /// not at all: a unit that breaks a rule is rolled back to its savepoint and answered with
+    /// its error, and the others are stored. The outer error is the commit itself failing, when
+    /// nothing is stored.
+    ///
+    /// In each unit, `records` are written as by [`Store::write_all`]; `first_copy` resources
+    /// are written only if none of that type and id is stored yet (provenance, original
+    /// messages: the first receipt stands); `events` go to the outbox. If no record in a unit
+    /// changed (a resent message), nothing of it is written at all: no provenance, no event.
+    pub async fn write_units(&self, units: Vec<WriteUnit>) -> Result<Vec<Result<UnitOutcome>>> {
         let now = Utc::now().timestamp_millis();
         let postgres = self.kind() == BackendKind::Postgres;
         // SQLite: take the write lock at the start (BEGIN IMMEDIATE), so that concurrent
@@ -356,63 +408,29 @@ impl Store {
         let begin = if postgres { "BEGIN" } else { "BEGIN IMMEDIATE" };
         on_pool!(self, pool => {
             let mut tx = pool.begin_with(begin).await?;
-            let mut outcomes = Vec::with_capacity(resources.len());
-            for mut resource in resources {
-                let resource_type = resource.type_name().to_owned();
-                let id = resource
-                    .id()
-                    .map(str::to_owned)
-                    .ok_or_else(|| StoreError::Corrupt("a resource to store has no id".into()))?;
-                let mut sql = Sql::new(postgres);
-                sql.push("SELECT version_id, last_updated, content FROM resources WHERE resource_type = ");
-                sql.bind(Arg::text(&resource_type));
-                sql.push(" AND id = ");
-                sql.bind(Arg::text(&id));
-                let current: Option<(i64, i64, String)> = bound!(sql)
-                    .fetch_optional(&mut *tx)
-                    .await?
-                    .map(|row| -> Result<_> {
-                        Ok((row.try_get("version_id")?, row.try_get("last_updated")?, row.try_get("content")?))
-                    })
-                    .transpose()?;
-                // The same content again (a resent message) is no new version: stored once.
-                if let Some((version_id, last_updated, content)) = &current
-                    && same_content(&resource, content)
-                {
-                    outcomes.push(WriteOutcome {
-                        resource_type,
-                        id,
-                        version_id: *version_id,
-                        last_updated: *last_updated,
-                        created: false,
-                    });
+            let mut results = Vec::with_capacity(units.len());
+            let single = units.len() == 1;
+            for unit in units {
+                // One unit alone needs no savepoint: its failure is the transaction's.
+                if single {
+                    let result = write_unit(&mut tx, postgres, now, unit).await;
+                    if result.is_err() {
+                        return result.map(|done| vec![Ok(done)]);
+                    }
+                    results.push(result);
                     continue;
                 }
-                let previous = current.map(|(version_id, _, _)| version_id);
-                let version_id = previous.unwrap_or(0) + 1;
-                let last_updated = DateTime::<Utc>::from_timestamp_millis(now)
-                    .unwrap_or_default()
-                    .to_rfc3339_opts(SecondsFormat::Millis, true);
-                resource.update_meta(|meta| {
-                    meta.version_id = Some(version_id.to_string());
-                    meta.last_updated = Some(last_updated);
-                });
-                let index = resource.search_index();
-                let json = resource.to_json();
-
-                for statement in sql::write_statements(postgres, &resource_type, &id, version_id, now, &index, &json) {
-                    bound!(statement).execute(&mut *tx).await.map_err(conflict_or_failure)?;
+                let mut savepoint = sqlx::Acquire::begin(&mut tx).await?;
+                let result = write_unit(&mut savepoint, postgres, now, unit).await;
+                if result.is_ok() {
+                    savepoint.commit().await?;
+                } else {
+                    savepoint.rollback().await?;
                 }
-                outcomes.push(WriteOutcome {
-                    resource_type,
-                    id,
-                    version_id,
-                    last_updated: now,
-                    created: previous.is_none(),
-                });
+                results.push(result);
             }
             tx.commit().await?;
-            Ok(outcomes)
+            Ok(results)
         })
     }
 
@@ -459,6 +477,142 @@ impl Store {
             })
             .transpose()
     }
+}
+
+/// Writes one unit inside a transaction (or savepoint).
+async fn write_unit<'c, DB>(
+    tx: &mut sqlx::Transaction<'c, DB>,
+    postgres: bool,
+    now: i64,
+    unit: WriteUnit,
+) -> Result<UnitOutcome>
+where
+    DB: sqlx::Database,
+    for<'e> &'e mut DB::Connection: sqlx::Executor<'e, Database = DB>,
+    DB::Arguments: sqlx::IntoArguments<DB>,
+    for<'a> &'a str: sqlx::ColumnIndex<DB::Row>,
+    for<'q> &'q str: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    i64: for<'q> sqlx::Encode<'q, DB> + for<'r> sqlx::Decode<'r, DB> + sqlx::Type<DB>,
+    String: for<'r> sqlx::Decode<'r, DB> + sqlx::Type<DB>,
+{
+    let mut outcomes = Vec::with_capacity(unit.records.len());
+    let mut changed = false;
+    for resource in unit.records {
+        let outcome = write_one(tx, postgres, now, resource, false).await?;
+        changed |= outcome.1;
+        outcomes.push(outcome.0);
+    }
+    if changed {
+        for resource in unit.first_copy {
+            write_one(tx, postgres, now, resource, true).await?;
+        }
+        for event in unit.events {
+            let mut insert = Sql::new(postgres);
+            insert.push(
+                "INSERT INTO outbox (event_id, created, payload, attempts, next_attempt) VALUES (",
+            );
+            insert.bind(Arg::text(&event.id));
+            insert.push(", ");
+            insert.bind(Arg::Int(now));
+            insert.push(", ");
+            insert.bind(Arg::text(&event.payload));
+            insert.push(", 0, ");
+            insert.bind(Arg::Int(now));
+            insert.push(") ON CONFLICT (event_id) DO NOTHING");
+            bound!(insert).execute(&mut **tx).await?;
+        }
+    }
+    Ok(UnitOutcome {
+        records: outcomes,
+        changed,
+    })
+}
+
+/// Writes one resource: a new version unless the content is what is stored (or, for a first
+/// copy, unless anything is stored). Says whether it wrote.
+async fn write_one<'c, DB>(
+    tx: &mut sqlx::Transaction<'c, DB>,
+    postgres: bool,
+    now: i64,
+    mut resource: Resource,
+    first_copy: bool,
+) -> Result<(WriteOutcome, bool)>
+where
+    DB: sqlx::Database,
+    for<'e> &'e mut DB::Connection: sqlx::Executor<'e, Database = DB>,
+    DB::Arguments: sqlx::IntoArguments<DB>,
+    for<'a> &'a str: sqlx::ColumnIndex<DB::Row>,
+    for<'q> &'q str: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    i64: for<'q> sqlx::Encode<'q, DB> + for<'r> sqlx::Decode<'r, DB> + sqlx::Type<DB>,
+    String: for<'r> sqlx::Decode<'r, DB> + sqlx::Type<DB>,
+{
+    let resource_type = resource.type_name().to_owned();
+    let id = resource
+        .id()
+        .map(str::to_owned)
+        .ok_or_else(|| StoreError::Corrupt("a resource to store has no id".into()))?;
+    let mut sql = Sql::new(postgres);
+    sql.push("SELECT version_id, last_updated, content FROM resources WHERE resource_type = ");
+    sql.bind(Arg::text(&resource_type));
+    sql.push(" AND id = ");
+    sql.bind(Arg::text(&id));
+    let current: Option<(i64, i64, String)> = bound!(sql)
+        .fetch_optional(&mut **tx)
+        .await?
+        .map(|row| -> Result<_> {
+            Ok((
+                row.try_get("version_id")?,
+                row.try_get("last_updated")?,
+                row.try_get("content")?,
+            ))
+        })
+        .transpose()?;
+    // The same content again (a resent message) is no new version: stored once.
+    if let Some((version_id, last_updated, content)) = &current
+        && (first_copy || same_content(&resource, content))
+    {
+        let outcome = WriteOutcome {
+            resource_type,
+            id,
+            version_id: *version_id,
+            last_updated: *last_updated,
+            created: false,
+        };
+        return Ok((outcome, false));
+    }
+    let previous = current.map(|(version_id, _, _)| version_id);
+    let version_id = previous.unwrap_or(0) + 1;
+    let last_updated = DateTime::<Utc>::from_timestamp_millis(now)
+        .unwrap_or_default()
+        .to_rfc3339_opts(SecondsFormat::Millis, true);
+    resource.update_meta(|meta| {
+        meta.version_id = Some(version_id.to_string());
+        meta.last_updated = Some(last_updated);
+    });
+    let index = resource.search_index();
+    let json = resource.to_json();
+    for statement in sql::write_statements(
+        postgres,
+        &resource_type,
+        &id,
+        version_id,
+        now,
+        &index,
+        &json,
+    ) {
+        bound!(statement)
+            .execute(&mut **tx)
+            .await
+            .map_err(conflict_or_failure)?;
+    }
+    let outcome = WriteOutcome {
+        resource_type,
+        id,
+        version_id,
+        last_updated: now,
+        created: previous.is_none(),
+    };
+    Ok((outcome, true))
 }
 
 /// Whether a resource says the same as a stored one, its version and time aside.

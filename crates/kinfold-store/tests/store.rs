@@ -571,6 +571,187 @@ async fn tree_heads_are_kept_in_size_order(t: &TestStore) {
     );
 }
 
+fn provenance(id: &str, patient: &str, target: &str) -> Resource {
+    resource(json!({
+        "resourceType": "Provenance",
+        "id": id,
+        "target": [{"reference": format!("Patient/{patient}")}, {"reference": target}],
+        "recorded": "2026-11-30T10:00:00Z"
+    }))
+}
+
+fn event(id: &str) -> kinfold_store::OutboxEvent {
+    kinfold_store::OutboxEvent {
+        id: id.into(),
+        payload: format!("{{\"id\":\"{id}\"}}"),
+    }
+}
+
+async fn units_stand_or_fall_alone_in_one_commit(t: &TestStore) {
+    let store = &t.store;
+    store
+        .write_all(vec![patient("held", "9434765919")])
+        .await
+        .expect("first patient");
+    let good = kinfold_store::WriteUnit {
+        records: vec![
+            patient("p1", "9434765870"),
+            weight("w1", "p1", "2026-01-01", 4.2),
+        ],
+        first_copy: vec![provenance("prov-1", "p1", "Observation/w1")],
+        events: vec![event("e1")],
+    };
+    // Claims an NHS number another Patient holds: refused by the unique index.
+    let clashing = kinfold_store::WriteUnit {
+        records: vec![
+            weight("w2", "p2", "2026-01-01", 3.9),
+            patient("p2", "9434765919"),
+        ],
+        first_copy: vec![provenance("prov-2", "p2", "Observation/w2")],
+        events: vec![event("e2")],
+    };
+    let results = store
+        .write_units(vec![good, clashing])
+        .await
+        .expect("the commit succeeds");
+    assert_eq!(results.len(), 2);
+    let first = results[0].as_ref().expect("the good unit is stored");
+    assert!(first.changed);
+    assert_eq!(first.records.len(), 2);
+    assert!(matches!(
+        results[1],
+        Err(kinfold_store::StoreError::Conflict(_))
+    ));
+    // The good unit is whole: records, provenance, event. The bad one left nothing.
+    assert!(
+        store
+            .read(ResourceType::Observation, "w1")
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert!(
+        store
+            .read(ResourceType::Provenance, "prov-1")
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert!(
+        store
+            .read(ResourceType::Observation, "w2")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        store
+            .read(ResourceType::Provenance, "prov-2")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let due = store.outbox_due(i64::MAX, 10).await.unwrap();
+    assert_eq!(
+        due.iter().map(|e| e.id.as_str()).collect::<Vec<_>>(),
+        ["e1"]
+    );
+    // The Provenance is the patient's: it comes with their `$everything`.
+    let everything = store.everything("p1", 100, 0).await.unwrap();
+    assert!(everything.items.iter().any(|r| r.id == "prov-1"));
+}
+
+async fn a_resent_unit_writes_nothing_and_queues_nothing(t: &TestStore) {
+    let store = &t.store;
+    let unit = || kinfold_store::WriteUnit {
+        records: vec![patient("p1", "9434765870")],
+        first_copy: vec![provenance("prov-1", "p1", "Patient/p1")],
+        events: vec![event("e1")],
+    };
+    let first = store.write_units(vec![unit()]).await.unwrap();
+    assert!(first[0].as_ref().unwrap().changed);
+    let due = store.outbox_due(i64::MAX, 10).await.unwrap();
+    store
+        .outbox_delivered(&due.iter().map(|e| e.seq).collect::<Vec<_>>())
+        .await
+        .unwrap();
+    let again = store.write_units(vec![unit()]).await.unwrap();
+    assert!(!again[0].as_ref().unwrap().changed);
+    assert_eq!(store.outbox_status().await.unwrap().0, 0);
+    // A first copy is never overwritten, even by different content.
+    let mut changed = unit();
+    changed.records = vec![weight("w1", "p1", "2026-01-01", 4.0)];
+    changed.first_copy = vec![provenance("prov-1", "p1", "Observation/w1")];
+    store.write_units(vec![changed]).await.unwrap();
+    let kept = store
+        .read(ResourceType::Provenance, "prov-1")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(kept.version_id, 1);
+    assert!(kept.json.contains("Patient/p1") && !kept.json.contains("Observation/w1"));
+}
+
+async fn the_outbox_retries_then_forgets_what_was_delivered(t: &TestStore) {
+    let store = &t.store;
+    for n in 0..3 {
+        let unit = kinfold_store::WriteUnit {
+            records: vec![weight(
+                &format!("w{n}"),
+                "p1",
+                "2026-01-01",
+                4.0 + f64::from(n),
+            )],
+            events: vec![event(&format!("e{n}"))],
+            ..kinfold_store::WriteUnit::default()
+        };
+        store.write_units(vec![unit]).await.unwrap();
+    }
+    let due = store.outbox_due(i64::MAX, 2).await.unwrap();
+    assert_eq!(
+        due.iter().map(|e| e.id.as_str()).collect::<Vec<_>>(),
+        ["e0", "e1"]
+    );
+    // e0 fails and waits; e1 is delivered.
+    store
+        .outbox_retry(&[due[0].seq], 5_000_000_000_000)
+        .await
+        .unwrap();
+    store.outbox_delivered(&[due[1].seq]).await.unwrap();
+    let now_due = store.outbox_due(4_000_000_000_000, 10).await.unwrap();
+    assert_eq!(
+        now_due.iter().map(|e| e.id.as_str()).collect::<Vec<_>>(),
+        ["e2"]
+    );
+    let later = store.outbox_due(5_000_000_000_000, 10).await.unwrap();
+    assert_eq!(later[0].id, "e0");
+    assert_eq!(later[0].attempts, 1);
+    let (waiting, due) = store.outbox_status().await.unwrap();
+    assert_eq!(waiting, 2);
+    // e2 is due now, long before e0's retry.
+    assert!(due.is_some_and(|due| due < 5_000_000_000_000));
+}
+
+async fn received_events_are_kept_once_in_order(t: &TestStore) {
+    let store = &t.store;
+    let batch = vec![
+        ("e1".to_owned(), "{}".to_owned()),
+        ("e2".to_owned(), "{}".to_owned()),
+    ];
+    assert_eq!(store.events_receive("ae", &batch, 1).await.unwrap(), 2);
+    // Delivered again (at least once): nothing new. The same id from another agency is new.
+    assert_eq!(store.events_receive("ae", &batch, 2).await.unwrap(), 0);
+    assert_eq!(store.events_receive("gp", &batch[..1], 3).await.unwrap(), 1);
+    let all = store.events_after(0, 10).await.unwrap();
+    let seen: Vec<_> = all
+        .iter()
+        .map(|e| (e.agency.as_str(), e.id.as_str()))
+        .collect();
+    assert_eq!(seen, [("ae", "e1"), ("ae", "e2"), ("gp", "e1")]);
+    let rest = store.events_after(all[1].seq, 10).await.unwrap();
+    assert_eq!(rest.len(), 1);
+}
+
 macro_rules! on_both_backends {
     ($($case:ident),* $(,)?) => {
         mod sqlite {
@@ -614,4 +795,8 @@ on_both_backends!(
     ledger_entries_append_read_back_and_filter,
     the_inbox_empties_only_with_the_append_that_takes_it,
     tree_heads_are_kept_in_size_order,
+    units_stand_or_fall_alone_in_one_commit,
+    a_resent_unit_writes_nothing_and_queues_nothing,
+    the_outbox_retries_then_forgets_what_was_delivered,
+    received_events_are_kept_once_in_order,
 );

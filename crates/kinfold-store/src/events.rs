@@ -1,0 +1,166 @@
+//! Events between the adapters and the gateway: an adapter's outbox (written with the records
+//! by [`Store::write_units`], read and cleared here by its delivery task), and the gateway's
+//! store of the events it has received.
+
+use sqlx::Row;
+
+use crate::sql::Arg;
+use crate::{Backend, Result, Store};
+
+/// An event waiting in an adapter's outbox.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingEvent {
+    /// Its position in the outbox.
+    pub seq: i64,
+    /// Its id.
+    pub id: String,
+    /// The event as JSON text.
+    pub payload: String,
+    /// How many deliveries have failed so far.
+    pub attempts: i64,
+}
+
+/// An event the gateway has received.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReceivedEvent {
+    /// Its position at the gateway, in order of arrival.
+    pub seq: i64,
+    /// The agency that sent it.
+    pub agency: String,
+    /// Its id at that agency.
+    pub id: String,
+    /// When it arrived, in milliseconds since the Unix epoch.
+    pub received: i64,
+    /// The event as JSON text.
+    pub payload: String,
+}
+
+impl Store {
+    /// Up to `limit` outbox events due at `now` (milliseconds), oldest first.
+    pub async fn outbox_due(&self, now: i64, limit: i64) -> Result<Vec<PendingEvent>> {
+        let mut sql = self.sql();
+        sql.push("SELECT seq, event_id, payload, attempts FROM outbox WHERE next_attempt <= ");
+        sql.bind(Arg::Int(now));
+        sql.push(" ORDER BY seq LIMIT ");
+        sql.bind(Arg::Int(limit));
+        on_pool!(self, pool => bound!(sql)
+            .fetch_all(pool)
+            .await?
+            .iter()
+            .map(|row| Ok(PendingEvent {
+                seq: row.try_get("seq")?,
+                id: row.try_get("event_id")?,
+                payload: row.try_get("payload")?,
+                attempts: row.try_get("attempts")?,
+            }))
+            .collect())
+    }
+
+    /// How many events wait in the outbox, and the earliest time one is due.
+    pub async fn outbox_status(&self) -> Result<(u64, Option<i64>)> {
+        let sql = {
+            let mut sql = self.sql();
+            sql.push("SELECT COUNT(*) AS waiting, MIN(next_attempt) AS due FROM outbox");
+            sql
+        };
+        let (waiting, due): (i64, Option<i64>) = on_pool!(self, pool => {
+            let row = bound!(sql).fetch_one(pool).await?;
+            (row.try_get("waiting")?, row.try_get("due")?)
+        });
+        Ok((u64::try_from(waiting).unwrap_or(0), due))
+    }
+
+    /// Removes delivered events.
+    pub async fn outbox_delivered(&self, seqs: &[i64]) -> Result<()> {
+        if seqs.is_empty() {
+            return Ok(());
+        }
+        let mut sql = self.sql();
+        sql.push("DELETE FROM outbox WHERE seq IN (");
+        for (n, seq) in seqs.iter().enumerate() {
+            if n > 0 {
+                sql.push(", ");
+            }
+            sql.bind(Arg::Int(*seq));
+        }
+        sql.push(")");
+        on_pool!(self, pool => bound!(sql).execute(pool).await.map(|_| ()))?;
+        Ok(())
+    }
+
+    /// Puts events back for a later attempt (at `next_attempt`, milliseconds), counting the
+    /// failed one.
+    pub async fn outbox_retry(&self, seqs: &[i64], next_attempt: i64) -> Result<()> {
+        if seqs.is_empty() {
+            return Ok(());
+        }
+        let mut sql = self.sql();
+        sql.push("UPDATE outbox SET attempts = attempts + 1, next_attempt = ");
+        sql.bind(Arg::Int(next_attempt));
+        sql.push(" WHERE seq IN (");
+        for (n, seq) in seqs.iter().enumerate() {
+            if n > 0 {
+                sql.push(", ");
+            }
+            sql.bind(Arg::Int(*seq));
+        }
+        sql.push(")");
+        on_pool!(self, pool => bound!(sql).execute(pool).await.map(|_| ()))?;
+        Ok(())
+    }
+
+    /// Keeps events received from an agency, each once (a redelivery is ignored). Returns how
+    /// many were new.
+    pub async fn events_receive(
+        &self,
+        agency: &str,
+        events: &[(String, String)],
+        received: i64,
+    ) -> Result<u64> {
+        if events.is_empty() {
+            return Ok(0);
+        }
+        let mut sql = self.sql();
+        sql.push("INSERT INTO received_events (agency, event_id, received, payload) VALUES ");
+        for (n, (id, payload)) in events.iter().enumerate() {
+            if n > 0 {
+                sql.push(", ");
+            }
+            sql.push("(");
+            sql.bind(Arg::text(agency));
+            sql.push(", ");
+            sql.bind(Arg::text(id));
+            sql.push(", ");
+            sql.bind(Arg::Int(received));
+            sql.push(", ");
+            sql.bind(Arg::text(payload));
+            sql.push(")");
+        }
+        sql.push(" ON CONFLICT (agency, event_id) DO NOTHING");
+        let inserted = on_pool!(self, pool => bound!(sql).execute(pool).await?.rows_affected());
+        Ok(inserted)
+    }
+
+    /// Up to `limit` received events after position `after`, in order of arrival.
+    pub async fn events_after(&self, after: i64, limit: i64) -> Result<Vec<ReceivedEvent>> {
+        let mut sql = self.sql();
+        sql.push(
+            "SELECT seq, agency, event_id, received, payload FROM received_events WHERE seq > ",
+        );
+        sql.bind(Arg::Int(after));
+        sql.push(" ORDER BY seq LIMIT ");
+        sql.bind(Arg::Int(limit));
+        on_pool!(self, pool => bound!(sql)
+            .fetch_all(pool)
+            .await?
+            .iter()
+            .map(|row| Ok(ReceivedEvent {
+                seq: row.try_get("seq")?,
+                agency: row.try_get("agency")?,
+                id: row.try_get("event_id")?,
+                received: row.try_get("received")?,
+                payload: row.try_get("payload")?,
+            }))
+            .collect())
+    }
+}
