@@ -48,11 +48,35 @@ async fn everything_joins_every_agencys_records_and_marks_their_source() {
         "a link to each agency's record"
     );
 
-    let provenance: Vec<_> = resources(&bundle)
+    // The gateway's own Provenance says where it fetched each agency's part from; each
+    // agency's say where its records came from (the ingest that stored them, G12).
+    let (fetched, ingested): (Vec<_>, Vec<_>) = resources(&bundle)
         .into_iter()
         .filter(|r| r["resourceType"] == "Provenance")
+        .partition(|r| r["meta"]["source"].is_null());
+    assert_eq!(
+        fetched.len(),
+        5,
+        "one Provenance per agency from the gateway"
+    );
+    let sources: std::collections::BTreeSet<_> = ingested
+        .iter()
+        .filter_map(|p| p["meta"]["source"].as_str())
         .collect();
-    assert_eq!(provenance.len(), 5, "one Provenance per agency");
+    assert_eq!(
+        sources.len(),
+        5,
+        "every agency's ingest provenance: {sources:?}"
+    );
+    for provenance in &ingested {
+        assert!(provenance["recorded"].is_string(), "{provenance}");
+        assert!(
+            provenance["entity"][0]["what"]["reference"]
+                .as_str()
+                .is_some_and(|r| r.starts_with("Binary/")),
+            "the original is kept: {provenance}"
+        );
+    }
     let matches = bundle["entry"]
         .as_array()
         .map(|e| e.iter().filter(|e| e["search"]["mode"] == "match").count());

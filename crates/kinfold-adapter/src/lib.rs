@@ -11,6 +11,7 @@
 mod error;
 pub mod ingest;
 mod mllp;
+pub mod outbox;
 mod routes;
 
 use std::net::TcpListener;
@@ -58,6 +59,9 @@ pub struct AdapterConfig {
     pub mllp_idle_timeout_ms: u64,
     /// Most MLLP connections open at once (default 32).
     pub mllp_max_connections: usize,
+    /// Where to deliver this adapter's events (the gateway). Default: nowhere, and events
+    /// wait in the outbox until one is configured.
+    pub outbox: Option<outbox::OutboxConfig>,
 }
 
 impl Default for AdapterConfig {
@@ -77,6 +81,7 @@ impl Default for AdapterConfig {
             mllp_frame_timeout_ms: 30_000,
             mllp_idle_timeout_ms: 300_000,
             mllp_max_connections: 32,
+            outbox: None,
         }
     }
 }
@@ -94,6 +99,8 @@ pub(crate) struct AdapterState {
     pub(crate) limits: IngestLimits,
     /// One permit per ingest that may run at once.
     pub(crate) ingest_slots: tokio::sync::Semaphore,
+    /// Wakes the outbox's delivery task when an ingest has committed events.
+    pub(crate) outbox_wake: std::sync::Arc<tokio::sync::Notify>,
 }
 
 /// What one ingest may use, from [`AdapterConfig`].
@@ -108,6 +115,14 @@ pub(crate) struct IngestLimits {
 pub struct Application {
     http: kinfold_http::Running,
     mllp: Option<Mllp>,
+    outbox: Option<Outbox>,
+}
+
+struct Outbox {
+    agency: Agency,
+    store: Store,
+    config: outbox::OutboxConfig,
+    wake: std::sync::Arc<tokio::sync::Notify>,
 }
 
 struct Mllp {
@@ -152,8 +167,11 @@ impl Application {
             }
             None => None,
         };
+        let outbox = self
+            .outbox
+            .map(|o| tokio::spawn(outbox::deliver(o.agency, o.store, o.config, o.wake)));
         let served = self.http.run_until_stopped().await;
-        if let Some(task) = mllp {
+        for task in [mllp, outbox].into_iter().flatten() {
             task.abort();
         }
         served
@@ -174,6 +192,13 @@ pub fn build(
         ledger: ledger.clone(),
         store: store.clone(),
     });
+    let outbox_wake = std::sync::Arc::new(tokio::sync::Notify::new());
+    let outbox = config.outbox.clone().map(|config| Outbox {
+        agency,
+        store: store.clone(),
+        config,
+        wake: outbox_wake.clone(),
+    });
     let state = web::Data::new(AdapterState {
         agency,
         store,
@@ -192,6 +217,7 @@ pub fn build(
             max_concurrent_ingests: config.max_concurrent_ingests.max(1),
         },
         ingest_slots: tokio::sync::Semaphore::new(config.max_concurrent_ingests.max(1)),
+        outbox_wake,
     });
     let mllp = match &config.mllp_bind {
         Some(bind) => {
@@ -231,5 +257,6 @@ pub fn build(
     Ok(Application {
         http: kinfold_http::Running::new(port, server),
         mllp,
+        outbox,
     })
 }

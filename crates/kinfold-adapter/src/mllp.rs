@@ -167,7 +167,7 @@ async fn answer(state: &AdapterState, bytes: &[u8]) -> Vec<String> {
     for part in parts {
         replies.push(match Message::parse(part) {
             Err(error) => reply(None, AckCode::Reject, Some(&error)),
-            Ok(message) => match store(state, &message).await {
+            Ok(message) => match store(state, &message, part).await {
                 Ok(()) => reply(Some(&message), AckCode::Accept, None),
                 Err((code, error)) => reply(Some(&message), code, Some(&error)),
             },
@@ -177,7 +177,11 @@ async fn answer(state: &AdapterState, bytes: &[u8]) -> Vec<String> {
 }
 
 /// Plans and applies one message; an error says whether it is a rejection or an error.
-async fn store(state: &AdapterState, message: &Message<'_>) -> Result<(), (AckCode, Hl7Error)> {
+async fn store(
+    state: &AdapterState,
+    message: &Message<'_>,
+    text: &str,
+) -> Result<(), (AckCode, Hl7Error)> {
     let plan = ingest::hl7v2::plan_adt(message).map_err(|e| {
         let code = if e.segment.as_deref() == Some("MSH") {
             AckCode::Reject
@@ -191,6 +195,7 @@ async fn store(state: &AdapterState, message: &Message<'_>) -> Result<(), (AckCo
         kind: format!("HL7 v2 {code}^{event}"),
         door: "MLLP".into(),
         request_id: message.control_id().map(str::to_owned),
+        origin: ingest::hl7v2::origin_of(message, text),
     };
     let applied = state.apply(plan, &source).await.map_err(|e| located(&e))?;
     // A whole plan either is stored or fails above; a failed entry here would be a bug.

@@ -26,6 +26,7 @@ type Query = web::Query<Vec<(String, String)>>;
     paths(
         metadata,
         ingest_bundle,
+        import_extract,
         search,
         read,
         vread,
@@ -43,6 +44,7 @@ pub(crate) fn configure(config: &mut web::ServiceConfig) {
     config
         .route("/metadata", web::get().to(metadata))
         .route("/", web::post().to(ingest_bundle))
+        .route("/$import", web::post().to(import_extract))
         .route("/Patient/{id}/$everything", web::get().to(everything))
         .route("/{type}", web::get().to(search))
         .route("/{type}/{id}", web::get().to(read))
@@ -111,8 +113,8 @@ async fn ingest_bundle(
         .map_err(|_| busy())?
         .map_err(|_| busy())?;
     let body = read_body(&request, payload, state.limits.max_body_bytes).await?;
-    let (kind, entries) = ingest::plan_json(&body, state.limits.bundle)?;
-    drop(body);
+    let planned = ingest::plan_bundle(&body, state.limits.bundle)?;
+    let kind = planned.kind;
     let source = ingest::Source {
         kind: if kind == BundleType::Transaction {
             "transaction"
@@ -122,11 +124,79 @@ async fn ingest_bundle(
         .into(),
         door: "POST / (ingest)".into(),
         request_id: kinfold_http::request_id(&request),
+        origin: ingest::Origin {
+            message_id: planned.identifier,
+            recorded: planned.timestamp,
+            author: None,
+            original: Some(ingest::Original {
+                content_type: kinfold_fhir::FHIR_JSON.into(),
+                bytes: body.to_vec(),
+            }),
+        },
     };
-    let applied = state.apply(ingest::plan_of(kind, entries), &source).await?;
+    drop(body);
+    let applied = state
+        .apply(ingest::plan_of(kind, planned.entries), &source)
+        .await?;
     Ok(FhirResponse::ok(&Resource::from(ingest::response_bundle(
         kind, applied,
     ))))
+}
+
+/// Takes rows of the agency's extract (JSON Lines, `docs/feeds/`): each row stored whole or not
+/// at all, the good rows in one commit.
+#[utoipa::path(post, path = "/$import", tag = "Ingest",
+    params(("first_line" = Option<usize>, Query, description = "The file line of the body's first line, so that errors name file lines (default 1)")),
+    request_body(content = String, description = "JSON Lines: one extract row per line (at most 2,000 rows and 8 MiB)", content_type = "application/x-ndjson"),
+    responses(
+        (status = 200, description = "What became of each row: stored, unchanged, or rejected with line, field and reason", content_type = "application/json", body = ingest::extract::ImportSummary),
+        (status = 400, description = "Not UTF-8, or more than 2,000 rows", content_type = "application/fhir+json", body = serde_json::Value),
+        (status = 404, description = "This agency takes no extracts (A&E takes HL7 v2 over MLLP; the GP feed FHIR Bundles at POST /)", content_type = "application/fhir+json", body = serde_json::Value),
+        (status = 413, description = "Over 8 MiB", content_type = "application/fhir+json", body = serde_json::Value),
+        (status = 503, description = "Busy, or the ledger or database is unavailable; nothing stored", content_type = "application/fhir+json", body = serde_json::Value),
+    ))]
+async fn import_extract(
+    state: State,
+    request: HttpRequest,
+    payload: web::Payload,
+) -> Result<HttpResponse, AdapterError> {
+    kinfold_http::allow_parameters(&request, &["first_line"]).map_err(AdapterError::Refused)?;
+    if !ingest::extract::takes_extracts(state.agency) {
+        return Err(AdapterError::UnknownType("$import".into()));
+    }
+    let first_line = request
+        .query_string()
+        .split('&')
+        .find_map(|p| p.strip_prefix("first_line="))
+        .map(|v| {
+            v.parse::<usize>().map_err(|_| {
+                AdapterError::BadSearch(kinfold_fhir::ParseError::SearchParameter {
+                    name: "first_line".into(),
+                    message: format!("'{v}' is not a whole number"),
+                })
+            })
+        })
+        .transpose()?
+        .unwrap_or(1);
+    let busy = || AdapterError::Busy {
+        limit: state.limits.max_concurrent_ingests,
+    };
+    let _slot = tokio::time::timeout(INGEST_WAIT, state.ingest_slots.acquire())
+        .await
+        .map_err(|_| busy())?
+        .map_err(|_| busy())?;
+    let body = read_body(&request, payload, state.limits.max_body_bytes).await?;
+    let text = std::str::from_utf8(&body).map_err(|e| {
+        AdapterError::BadBody(kinfold_fhir::ParseError::Json {
+            message: format!("an extract is UTF-8 text: {e}"),
+            line: 0,
+            column: 0,
+        })
+    })?;
+    let summary = state
+        .import_rows(text, first_line, kinfold_http::request_id(&request))
+        .await?;
+    Ok(HttpResponse::Ok().json(summary))
 }
 
 /// How long an ingest waits for a free slot before it is answered `503`.

@@ -1,5 +1,7 @@
 //! The search columns Kinfold extracts from each resource when it is stored.
 
+use serde_json::Value;
+
 use crate::{CodeableConcept, Identifier, Period, Reference, Resource};
 
 /// A span of time in milliseconds since the Unix epoch, `[start, end)`.
@@ -101,6 +103,73 @@ impl Resource {
                 codes: one(&r.r#type),
                 date: date(&r.date),
             },
+            Resource::Appointment(r) => SearchIndex {
+                patient: r.participant.iter().find_map(|p| {
+                    p.pointer("/actor/reference")
+                        .and_then(Value::as_str)
+                        .and_then(|r| r.strip_prefix("Patient/"))
+                        .map(str::to_owned)
+                }),
+                identifiers: identifiers(&r.identifier),
+                codes: tokens(r.service_type.iter()),
+                date: date(&r.start),
+            },
+            Resource::AllergyIntolerance(r) => SearchIndex {
+                patient: patient(&r.patient),
+                identifiers: identifiers(&r.identifier),
+                codes: one(&r.code),
+                date: date(&r.recorded_date),
+            },
+            Resource::Immunization(r) => SearchIndex {
+                patient: patient(&r.patient),
+                identifiers: identifiers(&r.identifier),
+                codes: one(&r.vaccine_code),
+                date: date(&r.occurrence_date_time),
+            },
+            Resource::MedicationStatement(r) => SearchIndex {
+                patient: patient(&r.subject),
+                identifiers: identifiers(&r.identifier),
+                codes: one(&r.medication_codeable_concept),
+                date: date(&r.effective_date_time).or_else(|| period(&r.effective_period)),
+            },
+            Resource::MedicationRequest(r) => SearchIndex {
+                patient: patient(&r.subject),
+                identifiers: identifiers(&r.identifier),
+                codes: one(&r.medication_codeable_concept),
+                date: date(&r.authored_on),
+            },
+            Resource::Procedure(r) => SearchIndex {
+                patient: patient(&r.subject),
+                identifiers: identifiers(&r.identifier),
+                codes: one(&r.code),
+                date: date(&r.performed_date_time),
+            },
+            Resource::ServiceRequest(r) => SearchIndex {
+                patient: patient(&r.subject),
+                identifiers: identifiers(&r.identifier),
+                codes: one(&r.code),
+                date: date(&r.authored_on),
+            },
+            Resource::DiagnosticReport(r) => SearchIndex {
+                patient: patient(&r.subject),
+                identifiers: identifiers(&r.identifier),
+                codes: one(&r.code),
+                date: date(&r.effective_date_time),
+            },
+            Resource::CarePlan(r) => SearchIndex {
+                patient: patient(&r.subject),
+                identifiers: identifiers(&r.identifier),
+                codes: tokens(r.category.iter()),
+                date: period(&r.period),
+            },
+            Resource::Organization(r) => SearchIndex {
+                identifiers: identifiers(&r.identifier),
+                ..SearchIndex::default()
+            },
+            Resource::Practitioner(r) => SearchIndex {
+                identifiers: identifiers(&r.identifier),
+                ..SearchIndex::default()
+            },
             Resource::Communication(r) => SearchIndex {
                 patient: patient(&r.subject),
                 identifiers: identifiers(&r.identifier),
@@ -145,11 +214,27 @@ impl Resource {
                 ..SearchIndex::default()
             },
             // An original message is never part of `$everything`: it is fetched by reference.
+            // A record area Kinfold does not model (an immunisation, a medication, an allergy)
+            // still belongs to its patient, so that nothing is invisible because of where it
+            // was typed (G16).
+            Resource::Other(o) => SearchIndex {
+                patient: ["subject", "patient", "for", "beneficiary"]
+                    .iter()
+                    .find_map(|k| {
+                        o.body
+                            .get(*k)
+                            .and_then(|r| r.get("reference"))
+                            .and_then(Value::as_str)
+                            .and_then(|r| r.strip_prefix("Patient/"))
+                            .filter(|id| !id.is_empty() && !id.contains('/'))
+                            .map(str::to_owned)
+                    }),
+                ..SearchIndex::default()
+            },
             Resource::Binary(_)
             | Resource::Bundle(_)
             | Resource::OperationOutcome(_)
-            | Resource::CapabilityStatement(_)
-            | Resource::Other(_) => SearchIndex::default(),
+            | Resource::CapabilityStatement(_) => SearchIndex::default(),
         }
     }
 }

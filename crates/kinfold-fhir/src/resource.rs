@@ -140,6 +140,122 @@ fhir_resource! {
 }
 
 fhir_resource! {
+    /// A booked appointment, and whether the patient came (`noshow`: was not brought).
+    Appointment {
+        identifier: Vec<Identifier>,
+        status: Option<String>,
+        service_type: Vec<CodeableConcept>,
+        description: Option<String>,
+        start: Option<String>,
+        participant: Vec<Value>,
+    }
+}
+
+fhir_resource! {
+    /// An allergy or intolerance (a GP record area).
+    AllergyIntolerance {
+        identifier: Vec<Identifier>,
+        code: Option<CodeableConcept>,
+        patient: Option<Reference>,
+        recorded_date: Option<String>,
+    }
+}
+
+fhir_resource! {
+    /// A vaccination given (a GP record area).
+    Immunization {
+        identifier: Vec<Identifier>,
+        status: Option<String>,
+        vaccine_code: Option<CodeableConcept>,
+        patient: Option<Reference>,
+        occurrence_date_time: Option<String>,
+    }
+}
+
+fhir_resource! {
+    /// A medicine the patient takes or took (a GP record area).
+    MedicationStatement {
+        identifier: Vec<Identifier>,
+        status: Option<String>,
+        medication_codeable_concept: Option<CodeableConcept>,
+        subject: Option<Reference>,
+        effective_date_time: Option<String>,
+        effective_period: Option<Period>,
+    }
+}
+
+fhir_resource! {
+    /// A prescription (a GP record area).
+    MedicationRequest {
+        identifier: Vec<Identifier>,
+        status: Option<String>,
+        medication_codeable_concept: Option<CodeableConcept>,
+        subject: Option<Reference>,
+        authored_on: Option<String>,
+    }
+}
+
+fhir_resource! {
+    /// Something done to or for the patient (a GP record area).
+    Procedure {
+        identifier: Vec<Identifier>,
+        status: Option<String>,
+        code: Option<CodeableConcept>,
+        subject: Option<Reference>,
+        performed_date_time: Option<String>,
+    }
+}
+
+fhir_resource! {
+    /// A referral or request for a service (a GP record area).
+    ServiceRequest {
+        identifier: Vec<Identifier>,
+        status: Option<String>,
+        code: Option<CodeableConcept>,
+        subject: Option<Reference>,
+        authored_on: Option<String>,
+    }
+}
+
+fhir_resource! {
+    /// A set of results, such as a blood test (a GP record area).
+    DiagnosticReport {
+        identifier: Vec<Identifier>,
+        status: Option<String>,
+        code: Option<CodeableConcept>,
+        subject: Option<Reference>,
+        effective_date_time: Option<String>,
+    }
+}
+
+fhir_resource! {
+    /// A plan of care (a GP record area).
+    CarePlan {
+        identifier: Vec<Identifier>,
+        status: Option<String>,
+        category: Vec<CodeableConcept>,
+        subject: Option<Reference>,
+        period: Option<Period>,
+    }
+}
+
+fhir_resource! {
+    /// An organisation: a GP practice, a school, a trust.
+    Organization {
+        identifier: Vec<Identifier>,
+        name: Option<String>,
+    }
+}
+
+fhir_resource! {
+    /// A professional: a GP, a health visitor.
+    Practitioner {
+        identifier: Vec<Identifier>,
+        name: Vec<HumanName>,
+    }
+}
+
+fhir_resource! {
     /// A message that was sent, such as a notification to a health visitor.
     Communication {
         identifier: Vec<Identifier>,
@@ -388,6 +504,17 @@ resources!(
     Condition,
     Flag,
     DocumentReference,
+    Appointment,
+    AllergyIntolerance,
+    Immunization,
+    MedicationStatement,
+    MedicationRequest,
+    Procedure,
+    ServiceRequest,
+    DiagnosticReport,
+    CarePlan,
+    Organization,
+    Practitioner,
     Communication,
     Task,
     Consent,

@@ -163,6 +163,11 @@ impl Authenticator {
         })
     }
 
+    /// Whether a key with this id is one of this checker's.
+    pub(crate) fn knows(&self, kid: &str) -> bool {
+        self.keys.iter().any(|(id, _)| id == kid)
+    }
+
     /// Checks a bearer token and returns the caller it names.
     pub fn check(&self, token: &str) -> Result<Caller, ApiError> {
         let refused =
@@ -302,53 +307,59 @@ impl FromRequest for Caller {
             tracing::error!("the gateway was built without an authenticator");
             return ready(Err(ApiError::internal()));
         };
-        let token = request
-            .headers()
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| {
-                v.strip_prefix("Bearer ")
-                    .or_else(|| v.strip_prefix("bearer "))
-            });
-        let result = match token {
-            Some(token) => authenticator.check(token.trim()),
+        let result = match bearer(request) {
+            Some(token) => authenticator.check(token),
             None => Err(ApiError::unauthorised(
                 IssueType::Login,
                 "token-missing",
                 "This route needs a bearer token (Authorization: Bearer …).",
             )),
         };
-        // Every refusal is counted by source, reason and route, and the counts go into the
-        // ledger once an interval; a source that keeps failing is answered 429.
-        if let Err(refusal) = &result
-            && let Some(refusals) = request.app_data::<web::Data<kinfold_audit::Refusals>>()
-        {
-            let code = refusal
-                .outcome
-                .issue
-                .first()
-                .and_then(|i| i.details.as_ref())
-                .and_then(|d| d.coding.first())
-                .and_then(|c| c.code.clone())
-                .unwrap_or_default();
-            let route = request
-                .match_pattern()
-                .unwrap_or_else(|| "(unmatched)".into());
-            let source = kinfold_http::client_address(request);
-            if let kinfold_audit::Verdict::Throttle { retry_after } =
-                refusals.note(source, &code, &route)
-            {
-                return ready(Err(ApiError::new(
-                    actix_web::http::StatusCode::TOO_MANY_REQUESTS,
-                    IssueType::Throttled,
-                    "too-many-refusals",
-                    "Too many refused requests from this address; try again later with a valid token.",
-                )
-                .retry_after(retry_after)));
-            }
-        }
-        ready(result)
+        ready(result.map_err(|refusal| counted(request, refusal)))
     }
+}
+
+/// Counts a refused request by source, reason and route (the counts go into the ledger once
+/// an interval); a source that keeps failing is answered 429 instead.
+pub(crate) fn counted(request: &HttpRequest, refusal: ApiError) -> ApiError {
+    let Some(refusals) = request.app_data::<web::Data<kinfold_audit::Refusals>>() else {
+        return refusal;
+    };
+    let code = refusal
+        .outcome
+        .issue
+        .first()
+        .and_then(|i| i.details.as_ref())
+        .and_then(|d| d.coding.first())
+        .and_then(|c| c.code.clone())
+        .unwrap_or_default();
+    let route = request
+        .match_pattern()
+        .unwrap_or_else(|| "(unmatched)".into());
+    let source = kinfold_http::client_address(request);
+    match refusals.note(source, &code, &route) {
+        kinfold_audit::Verdict::Throttle { retry_after } => ApiError::new(
+            actix_web::http::StatusCode::TOO_MANY_REQUESTS,
+            IssueType::Throttled,
+            "too-many-refusals",
+            "Too many refused requests from this address; try again later with a valid token.",
+        )
+        .retry_after(retry_after),
+        _ => refusal,
+    }
+}
+
+/// The bearer token of a request, if it has one.
+pub(crate) fn bearer(request: &HttpRequest) -> Option<&str> {
+    request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
+        .map(str::trim)
 }
 
 #[cfg(test)]

@@ -15,6 +15,7 @@ pub mod audit;
 mod audit_routes;
 pub mod auth;
 mod error;
+pub mod events;
 pub mod fanout;
 pub mod growth;
 /// The audit ledger (re-exported from `kinfold-audit`).
@@ -68,6 +69,9 @@ pub struct GatewayConfig {
     /// Proxies whose `X-Forwarded-For` names the real client (for refusal counts). Default:
     /// none, so the peer address is the client.
     pub trusted_proxies: Vec<std::net::IpAddr>,
+    /// The adapters' event keys: each adapter delivers its events (`POST /events`) with
+    /// tokens signed by its own key. Default: none, and no events are taken.
+    pub event_keys: Vec<events::EventKey>,
 }
 
 impl Default for GatewayConfig {
@@ -83,6 +87,7 @@ impl Default for GatewayConfig {
             ledger: LedgerConfig::default(),
             refusals: kinfold_audit::RefusalConfig::default(),
             trusted_proxies: Vec::new(),
+            event_keys: Vec::new(),
         }
     }
 }
@@ -145,7 +150,21 @@ pub fn build(
     store: Store,
     ledger: Ledger,
 ) -> Result<Application, StartError> {
+    let listener = TcpListener::bind(&config.bind)?;
+    build_on(listener, config, store, ledger)
+}
+
+/// Like [`build`], on a listener already bound (so that its address can be handed to the
+/// adapters before the gateway starts). `config.bind` is not used.
+pub fn build_on(
+    listener: TcpListener,
+    config: &GatewayConfig,
+    store: Store,
+    ledger: Ledger,
+) -> Result<Application, StartError> {
     let authenticator = web::Data::new(Authenticator::new(&config.auth)?);
+    let event_senders =
+        web::Data::new(events::EventSenders::new(&config.event_keys, &config.auth)?);
     let agencies = Agencies::new(
         config.adapters.clone(),
         Duration::from_millis(config.adapter_timeout_ms),
@@ -168,13 +187,13 @@ pub fn build(
             &chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
         ),
     });
-    let listener = TcpListener::bind(&config.bind)?;
     let port = listener.local_addr()?.port();
     let openapi = ApiDoc::openapi();
     let server = HttpServer::new(move || {
         App::new()
             .app_data(state.clone())
             .app_data(authenticator.clone())
+            .app_data(event_senders.clone())
             .app_data(refusals.clone())
             .app_data(proxies.clone())
             .app_data(kinfold_http::query_config())
@@ -185,6 +204,7 @@ pub fn build(
             .configure(kinfold_audit::http::configure)
             .configure(audit_routes::configure)
             .configure(growth::configure)
+            .configure(events::configure)
             .configure(routes::configure)
             .default_service(web::to(kinfold_http::no_such_route))
     })

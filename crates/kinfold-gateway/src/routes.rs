@@ -25,7 +25,7 @@ type State = web::Data<GatewayState>;
     paths(
         metadata, health, patient_search, patient_read, patient_everything,
         crate::audit_routes::audit_events, crate::audit_routes::access_report,
-        crate::growth::growth, crate::growth::growth_chart,
+        crate::growth::growth, crate::growth::growth_chart, crate::events::receive,
         kinfold_audit::http::get_sth, kinfold_audit::http::get_sth_consistency,
         kinfold_audit::http::get_proof_by_hash, kinfold_audit::http::get_entries,
         kinfold_audit::http::public_key

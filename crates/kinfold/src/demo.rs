@@ -147,12 +147,23 @@ pub async fn start(options: DemoOptions) -> Result<RunningDemo, DemoError> {
         }
     };
 
+    // The gateway's address first: each adapter delivers its events there.
+    let gateway_listener = std::net::TcpListener::bind(bind(0))?;
+    let gateway_url = format!("http://127.0.0.1:{}", gateway_listener.local_addr()?.port());
+    let mut event_keys = Vec::new();
+
     let mut adapters = Vec::new();
     let mut endpoints = Vec::new();
     let mut mllp = std::collections::BTreeMap::new();
     let mut adapter_stores = Vec::new();
     for (n, agency) in Agency::ALL.into_iter().enumerate() {
         let store = Store::open_sqlite(&options.data_dir.join(format!("{agency}.db"))).await?;
+        let event_key = demo_secret(&options.data_dir, &format!("event-key-{agency}"))?;
+        event_keys.push(kinfold_gateway::events::EventKey {
+            agency,
+            kid: format!("events-{agency}"),
+            secret: event_key.clone(),
+        });
         let config = AdapterConfig {
             agency: Some(agency),
             bind: bind(1 + u16::try_from(n).unwrap_or(0)),
@@ -162,6 +173,15 @@ pub async fn start(options: DemoOptions) -> Result<RunningDemo, DemoError> {
                 .then(|| bind(1 + u16::try_from(Agency::ALL.len()).unwrap_or(5))),
             mllp_frame_timeout_ms: u64::try_from(options.mllp_frame_timeout.as_millis())
                 .unwrap_or(30_000),
+            outbox: Some(kinfold_adapter::outbox::OutboxConfig {
+                gateway_url: gateway_url.clone(),
+                kid: format!("events-{agency}"),
+                secret: event_key.clone(),
+                issuer: AuthConfig::default().issuer,
+                audience: AuthConfig::default().audience,
+                batch: 200,
+                max_backoff_ms: 10_000,
+            }),
             ..AdapterConfig::default()
         };
         let ledger = kinfold_gateway::Ledger::open(
@@ -189,7 +209,7 @@ pub async fn start(options: DemoOptions) -> Result<RunningDemo, DemoError> {
     let auth = AuthConfig {
         keys: vec![KeyConfig {
             kid: "demo".into(),
-            secret: demo_secret(&options.data_dir)?,
+            secret: demo_secret(&options.data_dir, "demo-token-secret")?,
         }],
         ..AuthConfig::default()
     };
@@ -208,11 +228,16 @@ pub async fn start(options: DemoOptions) -> Result<RunningDemo, DemoError> {
         auth: auth.clone(),
         ledger: ledger_config,
         refusals: options.refusals.clone(),
+        event_keys,
         ..GatewayConfig::default()
     };
     let gateway_ledger = ledger.clone();
-    let gateway = kinfold_gateway::build(&gateway_config, gateway_store.clone(), ledger)?;
-    let gateway_url = format!("http://127.0.0.1:{}", gateway.port());
+    let gateway = kinfold_gateway::build_on(
+        gateway_listener,
+        &gateway_config,
+        gateway_store.clone(),
+        ledger,
+    )?;
     let gateway_handle = gateway.handle();
     tokio::spawn(gateway.run_until_stopped());
 
@@ -301,10 +326,10 @@ pub async fn start(options: DemoOptions) -> Result<RunningDemo, DemoError> {
     })
 }
 
-/// The demo's token secret: made once per data directory from the operating system's random
-/// source, then reused so that tokens survive a restart.
-fn demo_secret(data_dir: &Path) -> Result<Secret, std::io::Error> {
-    let path = data_dir.join("demo-token-secret");
+/// A demo secret (the token key, each adapter's event key): made once per data directory from
+/// the operating system's random source, then reused so that tokens survive a restart.
+fn demo_secret(data_dir: &Path, file: &str) -> Result<Secret, std::io::Error> {
+    let path = data_dir.join(file);
     if let Ok(existing) = std::fs::read_to_string(&path)
         && existing.trim().len() >= 32
     {

@@ -106,6 +106,24 @@ pub fn plan_json(
     body: &[u8],
     limits: BundleLimits,
 ) -> Result<(BundleType, Vec<EntryPlan>), AdapterError> {
+    plan_bundle(body, limits).map(|plan| (plan.kind, plan.entries))
+}
+
+/// A Bundle's plan, with what the Bundle says about itself for its provenance.
+#[derive(Debug)]
+pub struct BundlePlan {
+    /// `transaction` or `batch`.
+    pub kind: BundleType,
+    /// Each entry's plan.
+    pub entries: Vec<EntryPlan>,
+    /// `Bundle.identifier.value`: the sender's id for it.
+    pub identifier: Option<String>,
+    /// `Bundle.timestamp`: when the sender assembled it.
+    pub timestamp: Option<String>,
+}
+
+/// Like [`plan_json`], keeping the Bundle's identifier and timestamp.
+pub fn plan_bundle(body: &[u8], limits: BundleLimits) -> Result<BundlePlan, AdapterError> {
     let values = json_values(body);
     if values > limits.max_json_values {
         return Err(AdapterError::TooManyValues {
@@ -141,7 +159,19 @@ pub fn plan_json(
         }
         entries.push(entry);
     }
-    plan_entries(kind, entries)
+    let text = |v: Option<Value>, pointer: &str| {
+        v.and_then(|v| {
+            v.pointer(pointer)
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+        })
+    };
+    Ok(BundlePlan {
+        kind,
+        entries: plan_entries(kind, entries)?.1,
+        identifier: text(skeleton.identifier, "/value"),
+        timestamp: text(skeleton.timestamp, ""),
+    })
 }
 
 /// One entry, parsed and checked: every primitive value valid, every element the right shape.
@@ -194,6 +224,8 @@ fn read_entry(n: usize, raw: &RawValue) -> Result<BundleEntry, AdapterError> {
 struct Skeleton<'a> {
     resource_type: Option<String>,
     kind: Option<String>,
+    identifier: Option<Value>,
+    timestamp: Option<Value>,
     entries: Vec<&'a RawValue>,
 }
 
@@ -242,12 +274,16 @@ impl<'de> Visitor<'de> for SkeletonSeed {
         let mut skeleton = Skeleton {
             resource_type: None,
             kind: None,
+            identifier: None,
+            timestamp: None,
             entries: Vec::new(),
         };
         while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
             match key.as_ref() {
                 "resourceType" => skeleton.resource_type = Some(map.next_value()?),
                 "type" => skeleton.kind = Some(map.next_value()?),
+                "identifier" => skeleton.identifier = Some(map.next_value()?),
+                "timestamp" => skeleton.timestamp = Some(map.next_value()?),
                 "entry" => {
                     skeleton.entries = map.next_value_seed(EntriesSeed {
                         max_entries: self.max_entries,

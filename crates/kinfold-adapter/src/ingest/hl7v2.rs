@@ -25,13 +25,23 @@
 //! Every resource made is checked like any other ingest (FHIR primitive types); a fault is a
 //! NAK naming the segment and field it came from.
 //!
-//! Not yet here (issue 10): injuries (type, site, mechanism), provenance and the outbox.
+//! * Injuries: the standard `ACC` segment (time `ACC-1`, mechanism `ACC-2`, description
+//!   `ACC-8`) and `OBX` segments coded `KINFOLD-INJ` (`injury-type`, `body-site`,
+//!   `mechanism`) become one Condition tagged `injury`: code the type, `bodySite` the site,
+//!   the mechanism in an extension, onset the time of the accident.
+//! * A presenting complaint or diagnosis of overdose, self-harm, alcohol or assault tags the
+//!   Encounter (`ed-risk-overdose`, …): a parent's attendance for these is what a child's
+//!   professionals need to know (G5).
+//!
+//! [`origin_of`] gives the message's provenance: `MSH-10`, the time recorded (`EVN-2`, else
+//! `MSH-7`) and the operator (`EVN-5`).
 
 use kinfold_fhir::{NHS_NUMBER_SYSTEM, NhsNumber, Resource};
 use kinfold_hl7v2::{Hl7Error, Message};
 use serde_json::{Value, json};
 
-use super::{Atomicity, Plan};
+use super::events::tag;
+use super::{Atomicity, Author, Origin, Original, Plan};
 
 /// The system of identifiers from `PID-3` whose assigning authority is not the NHS.
 pub const ASSIGNER_SYSTEM: &str = "https://kinfold.example/fhir/NamingSystem/hl7v2-assigner";
@@ -44,6 +54,14 @@ pub const SAFEGUARDING_SYSTEM: &str = "https://kinfold.example/fhir/CodeSystem/e
 /// The Observation category that marks a safeguarding item.
 pub const SAFEGUARDING_CATEGORY: &str =
     "https://kinfold.example/fhir/CodeSystem/observation-category";
+
+/// The code system of the injury questions (`OBX-3.3` = `KINFOLD-INJ`).
+pub const INJURY_SYSTEM: &str = "https://kinfold.example/fhir/CodeSystem/ed-injury";
+/// The extension that carries an injury's mechanism on its Condition.
+pub const MECHANISM_EXTENSION: &str =
+    "https://kinfold.example/fhir/StructureDefinition/injury-mechanism";
+/// The media type an HL7 v2 message is kept under.
+pub const HL7V2_MEDIA_TYPE: &str = "x-application/hl7-v2+er7";
 
 /// The ADT trigger events the A&E adapter takes.
 pub const TAKEN_EVENTS: [&str; 4] = ["A01", "A03", "A04", "A08"];
@@ -68,7 +86,8 @@ pub fn plan_adt(message: &Message<'_>) -> Result<Plan, Hl7Error> {
     let mut entries = vec![Ok(resource(patient, "PID", pid_at)?)];
     let mut encounter_id = None;
     if let Some(pv1_at) = position(message, "PV1") {
-        let encounter = encounter(message, pv1_at, &patient_id, &event)?;
+        let mut encounter = encounter(message, pv1_at, &patient_id, &event)?;
+        tag(&mut encounter, &risks(message));
         encounter_id = encounter["id"].as_str().map(str::to_owned);
         entries.push(Ok(resource(encounter, "PV1", pv1_at)?));
     }
@@ -86,10 +105,163 @@ pub fn plan_adt(message: &Message<'_>) -> Result<Plan, Hl7Error> {
             entries.push(Ok(resource(observation, "OBX", at)?));
         }
     }
+    if let Some((condition, segment, at)) = injury(message, &context)? {
+        entries.push(Ok(resource(condition, segment, at)?));
+    }
     Ok(Plan {
         atomicity: Atomicity::Whole,
         entries,
     })
+}
+
+/// The message's provenance: its control id, when it was recorded, by whom, and its text.
+pub fn origin_of(message: &Message<'_>, text: &str) -> Origin {
+    let recorded = message
+        .value("EVN", 2, 1, 1, 1)
+        .or_else(|| message.value("MSH", 7, 1, 1, 1))
+        .and_then(|raw| date_time_of(&raw));
+    let author = {
+        let part = |c| message.value("EVN", 5, 1, c, 1);
+        let name: Vec<String> = [3, 2].iter().filter_map(|&c| part(c)).collect();
+        (!name.is_empty()).then(|| Author {
+            name: name.join(" "),
+            role: Some("operator (EVN-5)".into()),
+        })
+    };
+    Origin {
+        message_id: message.control_id().map(str::to_owned),
+        recorded,
+        author,
+        original: Some(Original {
+            content_type: HL7V2_MEDIA_TYPE.into(),
+            bytes: text.as_bytes().to_vec(),
+        }),
+    }
+}
+
+/// The attendance risks a presenting complaint or diagnosis names, as event codes.
+fn risks(message: &Message<'_>) -> Vec<&'static str> {
+    const RISKS: [(&str, &[&str], &[&str]); 4] = [
+        // (event code, words in the text, SNOMED CT codes)
+        (
+            "ed-risk-overdose",
+            &["overdose", "poisoning"],
+            &["55680006", "1149222004"],
+        ),
+        (
+            "ed-risk-self-harm",
+            &["self-harm", "self harm", "self-injur"],
+            &["248062006", "417163006"],
+        ),
+        (
+            "ed-risk-alcohol",
+            &["alcohol", "intoxicat", "drunk"],
+            &["25702006", "15167005"],
+        ),
+        ("ed-risk-assault", &["assault"], &["52684005", "225962004"]),
+    ];
+    let mut said: Vec<(String, String)> = Vec::new();
+    let mut add = |segment: &str, n: usize, field: usize| {
+        let part = |c| {
+            message
+                .value_n(segment, n, field, 1, c, 1)
+                .unwrap_or_default()
+        };
+        said.push((part(1), part(2).to_lowercase()));
+    };
+    add("PV2", 1, 3);
+    for n in 1..=positions(message, "DG1").len() {
+        add("DG1", n, 3);
+    }
+    RISKS
+        .iter()
+        .filter(|(_, words, codes)| {
+            said.iter().any(|(code, text)| {
+                codes.contains(&code.as_str()) || words.iter().any(|w| text.contains(w))
+            })
+        })
+        .map(|(event, _, _)| *event)
+        .collect()
+}
+
+/// The injury, from `ACC` and the `KINFOLD-INJ` questions, with the segment it is located at.
+fn injury(
+    message: &Message<'_>,
+    context: &Context,
+) -> Result<Option<(Value, &'static str, usize)>, Hl7Error> {
+    let mut kind = None;
+    let mut site = None;
+    let mut mechanism = None;
+    let mut first_at = None;
+    for (n, at) in positions(message, "OBX").into_iter().enumerate() {
+        let n = n + 1;
+        if message.value_n("OBX", n, 3, 1, 3, 1).as_deref() != Some("KINFOLD-INJ") {
+            continue;
+        }
+        first_at.get_or_insert(at);
+        let question = message.value_n("OBX", n, 3, 1, 1, 1).unwrap_or_default();
+        let answer = concept(message, "OBX", n, 5).ok_or_else(|| {
+            Hl7Error::at(
+                "OBX",
+                at,
+                5,
+                format!("OBX-5 gives no answer to '{question}'"),
+            )
+        })?;
+        match question.as_str() {
+            "injury-type" => kind = Some(answer),
+            "body-site" => site = Some(answer),
+            "mechanism" => mechanism = Some(answer),
+            other => {
+                return Err(Hl7Error::at(
+                    "OBX",
+                    at,
+                    3,
+                    format!("'{other}' is not an injury question (docs/feeds/ae-hl7v2.md)"),
+                ));
+            }
+        }
+    }
+    let acc_at = position(message, "ACC");
+    if mechanism.is_none() && acc_at.is_some() {
+        mechanism = concept(message, "ACC", 1, 2).or_else(|| {
+            message
+                .value("ACC", 8, 1, 1, 1)
+                .map(|text| json!({"text": text}))
+        });
+    }
+    let Some((segment, at)) = first_at
+        .map(|at| ("OBX", at))
+        .or_else(|| acc_at.map(|at| ("ACC", at)))
+    else {
+        return Ok(None);
+    };
+    let mut condition = json!({
+        "resourceType": "Condition",
+        "id": context.id("injury", 1),
+        "category": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/condition-category", "code": "problem-list-item"}], "text": "Injury"}],
+        "code": kind.unwrap_or_else(|| json!({"text": "Injury"})),
+    });
+    context.link(&mut condition);
+    if let Some(site) = site {
+        condition["bodySite"] = json!([site]);
+    }
+    if let Some(mechanism) = mechanism {
+        condition["extension"] =
+            json!([{"url": MECHANISM_EXTENSION, "valueCodeableConcept": mechanism}]);
+    }
+    if let Some(at) = acc_at
+        && let Some(raw) = message.value("ACC", 1, 1, 1, 1)
+    {
+        let when = date_time_of(&raw)
+            .ok_or_else(|| Hl7Error::at("ACC", at, 1, format!("ACC-1 '{raw}' is not a time")))?;
+        condition["onsetDateTime"] = json!(when);
+    }
+    if let Some(description) = message.value("ACC", 8, 1, 1, 1) {
+        condition["note"] = json!([{"text": description}]);
+    }
+    tag(&mut condition, &["injury"]);
+    Ok(Some((condition, segment, at)))
 }
 
 /// The position (from 1) of the first segment with this name.

@@ -1,0 +1,231 @@
+//! The events an adapter owes the gateway: one per person per stored input, naming the
+//! agency, the records stored, the person's identifiers and demographics (so that the gateway
+//! can link them without asking back), and event codes for the rules that read them.
+//!
+//! Codes come from two places: each record's type (`ed-attendance`, `condition`, …), and the
+//! tags a feed puts on what it makes (`meta.tag` in [`EVENT_SYSTEM`]: `injury`,
+//! `birth-notification`, `domestic-abuse-notification`, …). `docs/feeds/events.md` lists them.
+
+use kinfold_fhir::{Agency, NHS_NUMBER_SYSTEM, Resource};
+use serde::Serialize;
+use serde_json::Value;
+
+/// The code system of event codes, as `meta.tag` on the records a feed makes.
+pub const EVENT_SYSTEM: &str = "https://kinfold.example/fhir/CodeSystem/event";
+
+/// One event, as the gateway receives it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FeedEvent {
+    /// Unique at this agency; the same input never makes two.
+    pub id: String,
+    /// The agency whose adapter stored the records.
+    pub agency: Agency,
+    /// When the adapter received the input (its own clock).
+    pub received: String,
+    /// The sender's id for the input, if it had one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source_message_id: Option<String>,
+    /// The person, if the records are about one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub patient: Option<EventPatient>,
+    /// The records stored, as references at the adapter (`Encounter/visit-1`).
+    pub resources: Vec<String>,
+    /// What happened, for rules: see the module documentation.
+    pub codes: Vec<String>,
+}
+
+/// Who the records are about, as the agency knows them.
+#[derive(Debug, Clone, PartialEq, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EventPatient {
+    /// `Patient/{id}` at the adapter.
+    pub reference: String,
+    /// The NHS number, when the agency holds one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub nhs_number: Option<String>,
+    /// Every identifier the agency holds (`system|value`).
+    pub identifiers: Vec<String>,
+    /// Family name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub family: Option<String>,
+    /// Given names.
+    pub given: Vec<String>,
+    /// Date of birth.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub birth_date: Option<String>,
+    /// Administrative gender.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gender: Option<String>,
+    /// Postcode of the first address.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub postcode: Option<String>,
+}
+
+impl EventPatient {
+    /// The person as a Patient record describes them.
+    pub fn of(patient: &Resource) -> Option<Self> {
+        let Resource::Patient(p) = patient else {
+            return None;
+        };
+        let name = p.name.first();
+        Some(Self {
+            reference: format!("Patient/{}", p.id.as_deref()?),
+            nhs_number: p
+                .identifier
+                .iter()
+                .find(|i| i.system.as_deref() == Some(NHS_NUMBER_SYSTEM))
+                .and_then(|i| i.value.clone()),
+            identifiers: p
+                .identifier
+                .iter()
+                .filter_map(|i| {
+                    Some(format!(
+                        "{}|{}",
+                        i.system.as_deref().unwrap_or(""),
+                        i.value.as_deref()?
+                    ))
+                })
+                .collect(),
+            family: name.and_then(|n| n.family.clone()),
+            given: name.map(|n| n.given.clone()).unwrap_or_default(),
+            birth_date: p.birth_date.clone(),
+            gender: p.gender.clone(),
+            postcode: p
+                .extra
+                .get("address")
+                .and_then(|a| a.get(0))
+                .and_then(|a| a.get("postalCode"))
+                .and_then(Value::as_str)
+                .map(str::to_owned),
+        })
+    }
+}
+
+/// The event codes of one record: its kind, then the feed's tags.
+pub fn codes_of(resource: &Resource) -> Vec<String> {
+    let kind = match resource {
+        Resource::Patient(_) => "patient",
+        Resource::Encounter(e) => {
+            if e.class.as_ref().and_then(|c| c.code.as_deref()) == Some("EMER") {
+                "ed-attendance"
+            } else {
+                "encounter"
+            }
+        }
+        Resource::Condition(_) => "condition",
+        Resource::Observation(_) => "observation",
+        Resource::Flag(_) => "flag",
+        Resource::DocumentReference(_) => "document",
+        Resource::EpisodeOfCare(_) => "episode-of-care",
+        Resource::RelatedPerson(_) => "related-person",
+        Resource::Communication(_) => "communication",
+        Resource::Task(_) => "task",
+        Resource::Consent(_) => "consent",
+        _ => "record",
+    };
+    let mut codes = vec![kind.to_owned()];
+    let meta = serde_json::to_value(resource)
+        .ok()
+        .and_then(|v| v.get("meta").cloned());
+    if let Some(tags) = meta
+        .as_ref()
+        .and_then(|m| m.get("tag"))
+        .and_then(Value::as_array)
+    {
+        for tag in tags {
+            if tag.get("system").and_then(Value::as_str) == Some(EVENT_SYSTEM)
+                && let Some(code) = tag.get("code").and_then(Value::as_str)
+            {
+                codes.push(code.to_owned());
+            }
+        }
+    }
+    codes
+}
+
+/// Every distinct code of a set of records, in first-seen order.
+pub fn codes_of_all<'a>(resources: impl IntoIterator<Item = &'a Resource>) -> Vec<String> {
+    let mut all: Vec<String> = Vec::new();
+    for resource in resources {
+        for code in codes_of(resource) {
+            if !all.contains(&code) {
+                all.push(code);
+            }
+        }
+    }
+    all
+}
+
+/// Tags a record made by a feed with event codes (as `meta.tag`).
+pub fn tag(resource: &mut Value, codes: &[&str]) {
+    if codes.is_empty() {
+        return;
+    }
+    let tags: Vec<Value> = codes
+        .iter()
+        .map(|c| serde_json::json!({"system": EVENT_SYSTEM, "code": c}))
+        .collect();
+    let meta = &mut resource["meta"];
+    if !meta.is_object() {
+        *meta = serde_json::json!({});
+    }
+    match meta.get_mut("tag").and_then(Value::as_array_mut) {
+        Some(existing) => existing.extend(tags),
+        None => meta["tag"] = Value::Array(tags),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn codes_come_from_the_kind_and_the_feed_tags() {
+        let mut value = json!({
+            "resourceType": "Encounter", "id": "v1", "status": "finished",
+            "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "EMER"},
+            "subject": {"reference": "Patient/p1"}
+        });
+        tag(&mut value, &["ed-attendance-adult-risk"]);
+        let encounter = Resource::from_value(value).expect("valid");
+        assert_eq!(
+            codes_of(&encounter),
+            ["ed-attendance", "ed-attendance-adult-risk"]
+        );
+        let condition = Resource::from_value(json!({
+            "resourceType": "Condition", "id": "c1", "subject": {"reference": "Patient/p1"},
+            "meta": {"tag": [{"system": "http://other.example", "code": "injury"}]}
+        }))
+        .expect("valid");
+        // A tag in another system is not ours.
+        assert_eq!(codes_of(&condition), ["condition"]);
+        assert_eq!(
+            codes_of_all([&encounter, &condition, &encounter]),
+            ["ed-attendance", "ed-attendance-adult-risk", "condition"]
+        );
+    }
+
+    #[test]
+    fn the_person_travels_with_their_identifiers_and_demographics() {
+        let patient = Resource::from_value(json!({
+            "resourceType": "Patient", "id": "nhs-9434765919",
+            "identifier": [
+                {"system": NHS_NUMBER_SYSTEM, "value": "9434765919"},
+                {"system": "urn:oid:1.2.3", "value": "MRN7"}
+            ],
+            "name": [{"family": "Pełka", "given": ["Ola", "Maria"]}],
+            "gender": "female", "birthDate": "2021-03-04",
+            "address": [{"postalCode": "LS6 2AB"}]
+        }))
+        .expect("valid");
+        let person = EventPatient::of(&patient).expect("a patient");
+        assert_eq!(person.reference, "Patient/nhs-9434765919");
+        assert_eq!(person.nhs_number.as_deref(), Some("9434765919"));
+        assert_eq!(person.identifiers[1], "urn:oid:1.2.3|MRN7");
+        assert_eq!(person.family.as_deref(), Some("Pełka"));
+        assert_eq!(person.given, ["Ola", "Maria"]);
+        assert_eq!(person.postcode.as_deref(), Some("LS6 2AB"));
+    }
+}

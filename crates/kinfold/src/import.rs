@@ -1,0 +1,250 @@
+//! `kinfold import --agency NAME FILE`: feeds a file to an agency's running adapter through
+//! the same ingest pipeline as its live feed, with a progress bar on a terminal and a summary.
+//!
+//! * Midwifery, health visiting, school nursing: an extract (JSON Lines, `docs/feeds/`), sent in
+//!   chunks of rows to the adapter's `POST /$import`, so that a file of any length is never
+//!   held in one request.
+//! * A&E: a file of HL7 v2 messages (one or many, batch segments allowed), sent over MLLP one
+//!   message at a time, each answered with its ACK.
+//! * GP: a FHIR `transaction` or `batch` Bundle, sent to `POST /`.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::time::Duration;
+
+use indicatif::{ProgressBar, ProgressStyle};
+use kinfold_adapter::ingest::extract::{ImportSummary, RejectedRow, takes_extracts};
+use kinfold_fhir::Agency;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// Rows per request to `POST /$import`.
+pub const CHUNK_ROWS: usize = 500;
+
+/// Where the agency's adapter is.
+#[derive(Debug, Clone)]
+pub struct Target {
+    /// Its HTTP base URL.
+    pub adapter: String,
+    /// Its MLLP address (`host:port`), for the A&E feed.
+    pub mllp: Option<String>,
+}
+
+/// Imports one file, drawing progress when `show_progress`.
+pub async fn import(
+    agency: Agency,
+    file: &Path,
+    target: &Target,
+    show_progress: bool,
+) -> Result<ImportSummary, String> {
+    let size = std::fs::metadata(file)
+        .map_err(|e| format!("{}: {e}", file.display()))?
+        .len();
+    let bar = if show_progress {
+        let bar = ProgressBar::new(size);
+        bar.set_style(
+            ProgressStyle::with_template(
+                "{spinner} {wide_bar} {bytes}/{total_bytes} {per_sec} {msg} (eta {eta})",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        );
+        bar
+    } else {
+        ProgressBar::hidden()
+    };
+    let summary = if takes_extracts(agency) {
+        extract(file, target, &bar).await
+    } else if agency == Agency::Ae {
+        hl7v2(file, target, &bar).await
+    } else {
+        bundle(file, target, &bar).await
+    };
+    bar.finish_and_clear();
+    summary
+}
+
+async fn extract(file: &Path, target: &Target, bar: &ProgressBar) -> Result<ImportSummary, String> {
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(120))
+        .build()
+        .map_err(|e| e.to_string())?;
+    let reader = BufReader::new(std::fs::File::open(file).map_err(|e| e.to_string())?);
+    let mut total = ImportSummary::default();
+    let mut chunk = String::new();
+    let mut rows = 0;
+    let mut first_line = 1;
+    for (n, line) in reader.lines().enumerate() {
+        let line = line.map_err(|e| format!("line {}: {e}", n + 1))?;
+        bar.inc(line.len() as u64 + 1);
+        chunk.push_str(&line);
+        chunk.push('\n');
+        rows += 1;
+        if rows == CHUNK_ROWS {
+            send_rows(&http, target, &mut chunk, first_line, &mut total).await?;
+            first_line = n + 2;
+            rows = 0;
+            bar.set_message(format!("{} stored", total.stored));
+        }
+    }
+    if rows > 0 {
+        send_rows(&http, target, &mut chunk, first_line, &mut total).await?;
+    }
+    Ok(total)
+}
+
+async fn send_rows(
+    http: &reqwest::Client,
+    target: &Target,
+    chunk: &mut String,
+    first_line: usize,
+    total: &mut ImportSummary,
+) -> Result<(), String> {
+    let url = format!(
+        "{}/$import?first_line={first_line}",
+        target.adapter.trim_end_matches('/')
+    );
+    let body = std::mem::take(chunk);
+    // A busy adapter says so with 503: wait and resend, as a feed should.
+    for attempt in 1..=20u64 {
+        let response = http
+            .post(&url)
+            .header(reqwest::header::CONTENT_TYPE, "application/x-ndjson")
+            .body(body.clone())
+            .send()
+            .await
+            .map_err(|e| format!("{url}: {e}"))?;
+        let status = response.status();
+        if status == reqwest::StatusCode::SERVICE_UNAVAILABLE && attempt < 20 {
+            tokio::time::sleep(Duration::from_millis(100 * attempt)).await;
+            continue;
+        }
+        let text = response.text().await.map_err(|e| e.to_string())?;
+        if !status.is_success() {
+            return Err(format!("the adapter answered {status}: {text}"));
+        }
+        let part: ImportSummary = serde_json::from_str(&text)
+            .map_err(|e| format!("the adapter's answer is not a summary: {e}"))?;
+        total.rows += part.rows;
+        total.stored += part.stored;
+        total.unchanged += part.unchanged;
+        total.rejected.extend(part.rejected);
+        return Ok(());
+    }
+    Err("the adapter stayed busy".into())
+}
+
+async fn hl7v2(file: &Path, target: &Target, bar: &ProgressBar) -> Result<ImportSummary, String> {
+    let address = target
+        .mllp
+        .as_deref()
+        .ok_or("the A&E adapter's MLLP address is not known (--mllp HOST:PORT)")?;
+    let bytes = std::fs::read(file).map_err(|e| format!("{}: {e}", file.display()))?;
+    let text = kinfold_hl7v2::decode(&bytes);
+    let messages = kinfold_hl7v2::split_messages(&text);
+    let mut stream = tokio::net::TcpStream::connect(address)
+        .await
+        .map_err(|e| format!("{address}: {e}"))?;
+    let mut summary = ImportSummary::default();
+    for (n, message) in messages.iter().enumerate() {
+        summary.rows += 1;
+        let mut frame = Vec::with_capacity(message.len() + 3);
+        frame.push(0x0b);
+        frame.extend_from_slice(message.as_bytes());
+        frame.extend_from_slice(&[0x1c, 0x0d]);
+        stream.write_all(&frame).await.map_err(|e| e.to_string())?;
+        let ack = read_frame(&mut stream).await?;
+        bar.inc(message.len() as u64);
+        let parsed = kinfold_hl7v2::Message::parse(&ack).map_err(|e| format!("ACK: {e}"))?;
+        match parsed.value("MSA", 1, 1, 1, 1).as_deref() {
+            Some("AA" | "CA") => summary.stored += 1,
+            _ => summary.rejected.push(RejectedRow {
+                line: n + 1,
+                field: parsed
+                    .value("ERR", 2, 1, 1, 1)
+                    .map(|segment| {
+                        let field = parsed.value("ERR", 2, 1, 3, 1).unwrap_or_default();
+                        format!("{segment}-{field}")
+                    })
+                    .unwrap_or_default(),
+                message: parsed
+                    .value("ERR", 8, 1, 1, 1)
+                    .or_else(|| parsed.value("MSA", 3, 1, 1, 1))
+                    .unwrap_or_else(|| "refused".into()),
+            }),
+        }
+    }
+    Ok(summary)
+}
+
+async fn read_frame(stream: &mut tokio::net::TcpStream) -> Result<String, String> {
+    let mut frame = Vec::new();
+    let mut byte = [0u8; 1];
+    let read = async {
+        loop {
+            stream
+                .read_exact(&mut byte)
+                .await
+                .map_err(|e| format!("the adapter closed the connection: {e}"))?;
+            frame.push(byte[0]);
+            if frame.ends_with(&[0x1c, 0x0d]) {
+                break Ok::<_, String>(());
+            }
+            if frame.len() > 1024 * 1024 {
+                break Err("an ACK over 1 MiB".into());
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(30), read)
+        .await
+        .map_err(|_| "no ACK within 30 s".to_owned())??;
+    let start = usize::from(frame.first() == Some(&0x0b));
+    Ok(String::from_utf8_lossy(&frame[start..frame.len() - 2]).into_owned())
+}
+
+async fn bundle(file: &Path, target: &Target, bar: &ProgressBar) -> Result<ImportSummary, String> {
+    let body = std::fs::read(file).map_err(|e| format!("{}: {e}", file.display()))?;
+    let response = reqwest::Client::new()
+        .post(format!("{}/", target.adapter.trim_end_matches('/')))
+        .header(reqwest::header::CONTENT_TYPE, kinfold_fhir::FHIR_JSON)
+        .body(body.clone())
+        .send()
+        .await
+        .map_err(|e| e.to_string())?;
+    bar.inc(body.len() as u64);
+    let status = response.status();
+    let answer: serde_json::Value = response.json().await.map_err(|e| e.to_string())?;
+    let mut summary = ImportSummary::default();
+    if !status.is_success() {
+        let issue = &answer["issue"][0];
+        summary.rows = 1;
+        summary.rejected.push(RejectedRow {
+            line: 0,
+            field: issue["expression"][0]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned(),
+            message: issue["diagnostics"]
+                .as_str()
+                .unwrap_or("refused")
+                .to_owned(),
+        });
+        return Ok(summary);
+    }
+    for (n, entry) in answer["entry"].as_array().into_iter().flatten().enumerate() {
+        summary.rows += 1;
+        let status = entry["response"]["status"].as_str().unwrap_or_default();
+        if status.starts_with('2') {
+            summary.stored += 1;
+        } else {
+            let issue = &entry["response"]["outcome"]["issue"][0];
+            summary.rejected.push(RejectedRow {
+                line: n,
+                field: issue["expression"][0]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned(),
+                message: issue["diagnostics"].as_str().unwrap_or(status).to_owned(),
+            });
+        }
+    }
+    Ok(summary)
+}
