@@ -135,6 +135,43 @@ impl Agencies {
         .await
     }
 
+    /// One resource from one agency by its path (`Binary/ae.1f…`): `None` when the agency does
+    /// not have it.
+    pub async fn read(&self, agency: Agency, path: &str) -> Result<Option<Value>, AgencyFailure> {
+        let endpoint = self
+            .endpoints
+            .iter()
+            .find(|e| e.agency == agency)
+            .ok_or(AgencyFailure::Unreachable)?;
+        let url = format!("{}/{path}", endpoint.url.trim_end_matches('/'));
+        let call = async {
+            let response = self
+                .http
+                .get(&url)
+                .header(reqwest::header::ACCEPT, kinfold_fhir::FHIR_JSON)
+                .send()
+                .await
+                .map_err(|_| AgencyFailure::Unreachable)?;
+            match response.status() {
+                reqwest::StatusCode::NOT_FOUND => return Ok(None),
+                status if !status.is_success() => {
+                    return Err(AgencyFailure::Status(status.as_u16()));
+                }
+                _ => {}
+            }
+            let bytes = response
+                .bytes()
+                .await
+                .map_err(|_| AgencyFailure::Unreachable)?;
+            serde_json::from_slice(&bytes)
+                .map(Some)
+                .map_err(|_| AgencyFailure::Invalid)
+        };
+        tokio::time::timeout(self.deadline, call)
+            .await
+            .unwrap_or(Err(AgencyFailure::Timeout(self.deadline)))
+    }
+
     async fn each<'a, F, Fut>(&'a self, work: F) -> Vec<AgencyAnswer>
     where
         F: Fn(AgencyClient<'a>) -> Fut,

@@ -23,7 +23,7 @@ type State = web::Data<GatewayState>;
         description = "The one door to every agency's child-health records. FHIR R4 JSON; every error is an OperationOutcome; every data route needs a bearer JWT."
     ),
     paths(
-        metadata, health, patient_search, patient_read, patient_everything,
+        metadata, health, patient_search, patient_read, patient_everything, binary_read,
         crate::audit_routes::audit_events, crate::audit_routes::access_report,
         crate::growth::growth, crate::growth::growth_chart, crate::events::receive,
         kinfold_audit::http::get_sth, kinfold_audit::http::get_sth_consistency,
@@ -55,7 +55,8 @@ pub(crate) fn configure(config: &mut web::ServiceConfig) {
         .route(
             "/Patient/{id}/$everything",
             web::get().to(patient_everything),
-        );
+        )
+        .route("/Binary/{id}", web::get().to(binary_read));
 }
 
 /// What the gateway supports. Open to all, as FHIR expects.
@@ -230,6 +231,74 @@ async fn patient_everything(
         ))
         .await?;
     Ok(FhirResponse::ok(&bundle))
+}
+
+/// The original of an ingest (a message, a file row, a Bundle), exactly as the agency received
+/// it, from a Provenance's `entity.what` in `$everything`.
+#[utoipa::path(get, path = "/Binary/{id}", tag = "FHIR",
+    params(("id" = String, Path, description = "The Binary's id, as a Provenance names it (it starts with the agency: `ae.…`)")),
+    responses(
+        (status = 200, description = "Binary: contentType and the original, base64", content_type = "application/fhir+json", body = serde_json::Value),
+        (status = 401, description = "Missing, expired or untrusted token", content_type = "application/fhir+json", body = serde_json::Value),
+        (status = 404, description = "No such original", content_type = "application/fhir+json", body = serde_json::Value),
+        (status = 504, description = "The agency did not answer", content_type = "application/fhir+json", body = serde_json::Value),
+    ),
+    security(("bearer" = [])))]
+async fn binary_read(
+    caller: Caller,
+    state: State,
+    request: HttpRequest,
+    path: web::Path<String>,
+) -> Result<HttpResponse, GatewayError> {
+    kinfold_http::no_parameters(&request).map_err(GatewayError::Refused)?;
+    let id = path.into_inner();
+    let unknown =
+        || GatewayError::Refused(kinfold_http::ApiError::not_found(format!("Binary/{id}")));
+    let agency: kinfold_fhir::Agency = id
+        .split_once('.')
+        .and_then(|(agency, _)| agency.parse().ok())
+        .ok_or_else(unknown)?;
+    let agency_down = |_| GatewayError::NoAgencyAnswered;
+    let binary = state
+        .agencies
+        .read(agency, &format!("Binary/{id}"))
+        .await
+        .map_err(agency_down)?
+        .filter(|b| b["resourceType"] == "Binary")
+        .ok_or_else(unknown)?;
+    // Whose original it is, for the ledger: the person its security context names.
+    let mut person = None;
+    if let Some(patient) = binary["securityContext"]["reference"].as_str()
+        && patient.starts_with("Patient/")
+        && let Ok(Some(record)) = state.agencies.read(agency, patient).await
+        && let Some(nhs) = record["identifier"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find_map(|i| {
+                (i["system"] == kinfold_fhir::NHS_NUMBER_SYSTEM)
+                    .then(|| i["value"].as_str()?.parse::<kinfold_fhir::NhsNumber>().ok())
+                    .flatten()
+            })
+    {
+        person = Some(state.store.person_id_for(&nhs).await?);
+    }
+    state
+        .record_access(audit::record(
+            &caller,
+            "read",
+            "R",
+            "Binary/{id}",
+            person,
+            vec![audit::disclosed(
+                &format!("Binary/{id}"),
+                "Binary",
+                Some(agency.as_str()),
+            )],
+            &request,
+        ))
+        .await?;
+    Ok(FhirResponse::ok(&binary))
 }
 
 /// The agency records a Patient view links to.

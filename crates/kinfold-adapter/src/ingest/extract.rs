@@ -870,8 +870,15 @@ impl Rows {
                 ));
             }
             any = true;
-            let mut observation =
-                measurement(&self.id(field), child, when, code, display, *value, unit);
+            let mut observation = measurement(
+                &self.id(&field.replace('_', "-")),
+                child,
+                when,
+                code,
+                display,
+                *value,
+                unit,
+            );
             tag(&mut observation, &["growth-measurement"]);
             self.keep(observation, field)?;
         }
@@ -1177,4 +1184,279 @@ fn id_part(text: &str) -> String {
         })
         .take(48)
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ingest::events::codes_of_all;
+
+    const MIDWIFERY: &str = include_str!("../../../../docs/feeds/samples/midwifery.ndjson");
+    const HEALTH_VISITING: &str =
+        include_str!("../../../../docs/feeds/samples/health-visiting.ndjson");
+    const SCHOOL_NURSING: &str =
+        include_str!("../../../../docs/feeds/samples/school-nursing.ndjson");
+
+    fn planned(agency: Agency, text: &str, line: usize) -> (Vec<Resource>, Origin) {
+        let row = text.lines().nth(line - 1).expect("the sample has the line");
+        let (plan, origin) = plan_row(agency, line, row).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(plan.atomicity, Atomicity::Whole);
+        let resources = plan
+            .entries
+            .into_iter()
+            .map(|e| e.expect("every entry planned"))
+            .collect();
+        (resources, origin)
+    }
+
+    fn json(resource: &Resource) -> Value {
+        serde_json::to_value(resource).expect("json")
+    }
+
+    fn of_type<'a>(resources: &'a [Resource], name: &str) -> Vec<&'a Resource> {
+        resources.iter().filter(|r| r.type_name() == name).collect()
+    }
+
+    #[test]
+    fn every_sample_row_plans_and_keeps_its_provenance() {
+        for (agency, text) in [
+            (Agency::Midwifery, MIDWIFERY),
+            (Agency::HealthVisiting, HEALTH_VISITING),
+            (Agency::SchoolNursing, SCHOOL_NURSING),
+        ] {
+            for (n, row) in text.lines().enumerate() {
+                let (plan, origin) =
+                    plan_row(agency, n + 1, row).unwrap_or_else(|e| panic!("{agency}: {e}"));
+                assert!(plan.entries.len() >= 2, "{agency} line {}", n + 1);
+                assert!(origin.message_id.is_some() && origin.recorded.is_some());
+                assert!(origin.author.is_some());
+                let original = origin.original.expect("the row is kept");
+                assert_eq!(original.bytes, row.as_bytes(), "kept verbatim");
+            }
+        }
+    }
+
+    #[test]
+    fn a_booking_is_a_pregnancy_with_its_due_date_and_the_concern_disclosed() {
+        let (records, origin) = planned(Agency::Midwifery, MIDWIFERY, 1);
+        assert_eq!(origin.message_id.as_deref(), Some("MW-1001"));
+        assert_eq!(
+            origin.author.as_ref().map(|a| a.name.as_str()),
+            Some("J. Osei")
+        );
+        let episode = json(of_type(&records, "EpisodeOfCare")[0]);
+        assert_eq!(episode["type"][0]["coding"][0]["code"], "77386006");
+        assert_eq!(episode["extension"][0]["valueDate"], "2026-10-20");
+        assert_eq!(episode["patient"]["reference"], "Patient/nhs-9990000018");
+        let flag = json(of_type(&records, "Flag")[0]);
+        assert_eq!(flag["code"]["coding"][0]["code"], "domestic-abuse");
+        assert_eq!(flag["extension"][0]["valueBoolean"], true);
+        let codes = codes_of_all(&records);
+        for code in [
+            "pregnancy-booked",
+            "antenatal-concern",
+            "antenatal-concern-domestic-abuse",
+        ] {
+            assert!(codes.contains(&code.to_owned()), "{codes:?}");
+        }
+    }
+
+    #[test]
+    fn a_birth_makes_the_baby_the_mother_link_and_the_birth_measurements() {
+        let (records, _) = planned(Agency::Midwifery, MIDWIFERY, 3);
+        let patients = of_type(&records, "Patient");
+        assert_eq!(patients.len(), 2, "mother and baby");
+        let baby = json(patients[1]);
+        assert_eq!(baby["id"], "nhs-9990000034");
+        assert_eq!(baby["birthDate"], "2026-10-18");
+        assert_eq!(
+            baby["name"][0]["text"], "Baby of Haddad",
+            "registered before naming"
+        );
+        let mother = json(of_type(&records, "RelatedPerson")[0]);
+        assert_eq!(mother["patient"]["reference"], "Patient/nhs-9990000034");
+        assert_eq!(mother["relationship"][0]["coding"][0]["code"], "MTH");
+        assert_eq!(mother["identifier"][0]["value"], "9990000018");
+        let observations: Vec<Value> = of_type(&records, "Observation")
+            .into_iter()
+            .map(json)
+            .collect();
+        assert_eq!(
+            observations[0]["code"]["coding"][0]["code"],
+            LOINC_BIRTH_WEIGHT
+        );
+        assert_eq!(observations[0]["valueQuantity"]["value"], 3320.0);
+        // 39+5 weeks is 278 days.
+        assert_eq!(observations[1]["valueQuantity"]["value"], 278.0);
+        assert!(codes_of_all(&records).contains(&"birth-notification".to_owned()));
+    }
+
+    #[test]
+    fn a_contact_records_who_was_present_and_whether_the_child_was_seen_alone() {
+        let (records, _) = planned(Agency::HealthVisiting, HEALTH_VISITING, 2);
+        let encounter = json(of_type(&records, "Encounter")[0]);
+        assert_eq!(encounter["type"][0]["coding"][0]["code"], "2-year-review");
+        assert_eq!(
+            encounter["participant"][1]["individual"]["display"],
+            "mother's partner"
+        );
+        let details: Vec<(String, Value)> = of_type(&records, "Observation")
+            .into_iter()
+            .map(json)
+            .map(|o| {
+                let code = o["code"]["coding"][0]["code"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned();
+                let value = o
+                    .get("valueBoolean")
+                    .or(o.get("valueString"))
+                    .cloned()
+                    .unwrap_or(Value::Null);
+                (code, value)
+            })
+            .collect();
+        assert!(details.contains(&("child-seen".into(), json!(true))));
+        assert!(details.contains(&("seen-alone".into(), json!(false))));
+        assert!(details.contains(&("interpreter-used".into(), json!(false))));
+        assert!(details.contains(&("language".into(), json!("Arabic"))));
+        let codes = codes_of_all(&records);
+        assert!(codes.contains(&"child-not-seen-alone".to_owned()));
+        assert!(codes.contains(&"interpreter-not-used".to_owned()));
+        assert!(!codes.contains(&"child-not-seen".to_owned()));
+    }
+
+    #[test]
+    fn a_police_notification_keeps_the_child_focused_facts_and_names_the_adults() {
+        let (records, _) = planned(Agency::HealthVisiting, HEALTH_VISITING, 4);
+        let notification = json(of_type(&records, "Communication")[0]);
+        assert_eq!(notification["received"], "2026-08-15");
+        let extensions = notification["extension"].to_string();
+        assert!(extensions.contains("incident-date") && extensions.contains("2026-08-01"));
+        assert!(extensions.contains("children-present") && extensions.contains("child-witnessed"));
+        let adult = json(of_type(&records, "RelatedPerson")[0]);
+        assert_eq!(adult["name"][0]["text"], "Karim Saleh");
+        assert_eq!(adult["relationship"][0]["text"], "mother's partner");
+        assert!(codes_of_all(&records).contains(&"domestic-abuse-notification".to_owned()));
+    }
+
+    #[test]
+    fn the_pool_and_the_transfer_are_recorded_as_such() {
+        let (records, _) = planned(Agency::HealthVisiting, HEALTH_VISITING, 1);
+        let episode = json(of_type(&records, "EpisodeOfCare")[0]);
+        assert_eq!(episode["team"][0]["display"], "Central pool (north)");
+        assert!(codes_of_all(&records).contains(&"allocated-to-pool".to_owned()));
+        let (records, _) = planned(Agency::HealthVisiting, HEALTH_VISITING, 5);
+        let task = json(of_type(&records, "Task")[0]);
+        assert_eq!(task["status"], "in-progress");
+        assert_eq!(task["code"]["coding"][0]["code"], "custody-transfer");
+        assert!(codes_of_all(&records).contains(&"custody-transfer-started".to_owned()));
+    }
+
+    #[test]
+    fn school_rows_carry_the_urn_ncmp_welfare_and_was_not_brought() {
+        let (records, _) = planned(Agency::SchoolNursing, SCHOOL_NURSING, 1);
+        let episode = json(of_type(&records, "EpisodeOfCare")[0]);
+        assert_eq!(
+            episode["managingOrganization"]["identifier"]["value"],
+            "103456"
+        );
+        let (records, _) = planned(Agency::SchoolNursing, SCHOOL_NURSING, 3);
+        let encounter = json(of_type(&records, "Encounter")[0]);
+        assert_eq!(encounter["type"][0]["coding"][0]["code"], "ncmp-reception");
+        let codes: Vec<String> = of_type(&records, "Observation")
+            .into_iter()
+            .map(json)
+            .map(|o| {
+                o["code"]["coding"][0]["code"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned()
+            })
+            .collect();
+        assert_eq!(codes, [LOINC_WEIGHT, LOINC_HEIGHT]);
+        let (records, _) = planned(Agency::SchoolNursing, SCHOOL_NURSING, 4);
+        let concern = json(of_type(&records, "Observation")[0]);
+        assert_eq!(concern["bodySite"]["text"], "left upper arm");
+        assert_eq!(
+            concern["performer"][0]["display"],
+            "E. Clarke (class teacher)"
+        );
+        assert!(
+            concern["note"][0]["text"]
+                .as_str()
+                .is_some_and(|t| t.contains("scooter"))
+        );
+        assert!(codes_of_all(&records).contains(&"injury".to_owned()));
+        let (records, _) = planned(Agency::SchoolNursing, SCHOOL_NURSING, 5);
+        let appointment = &records[1];
+        assert_eq!(
+            appointment.search_index().patient.as_deref(),
+            Some("nhs-9990000026")
+        );
+        assert_eq!(json(appointment)["status"], "noshow");
+    }
+
+    #[test]
+    fn a_bad_row_is_named_by_line_and_field() {
+        let cases = [
+            (
+                Agency::HealthVisiting,
+                r#"{"record":"growth","row_id":"x","child":{"nhs_number":"9990000027"},"date":"2026-01-01","weight_kg":10}"#,
+                "child.nhs_number",
+            ),
+            (
+                Agency::HealthVisiting,
+                r#"{"record":"growth","row_id":"x","child":{"local_id":"L1"},"date":"2026-13-01","weight_kg":10}"#,
+                "date",
+            ),
+            (
+                Agency::HealthVisiting,
+                r#"{"record":"growth","row_id":"x","child":{"local_id":"L1"},"date":"2026-01-01","weight_kg":900}"#,
+                "weight_kg",
+            ),
+            (
+                Agency::HealthVisiting,
+                r#"{"record":"growth","row_id":"x","child":{"local_id":"L1"},"date":"2026-01-01"}"#,
+                "",
+            ),
+            (
+                Agency::HealthVisiting,
+                r#"{"record":"contact","row_id":"x","child":{"local_id":"L1"},"date":"2026-01-01","contact_type":"2-year-review","child_seen":"yes"}"#,
+                "child_seen",
+            ),
+            (
+                Agency::HealthVisiting,
+                r#"{"record":"contact","row_id":"x","child":{"local_id":"L1","nickname":"L"},"date":"2026-01-01","contact_type":"2-year-review","child_seen":true}"#,
+                "child.nickname",
+            ),
+            (
+                Agency::HealthVisiting,
+                r#"{"record":"ncmp","row_id":"x"}"#,
+                "record",
+            ),
+            (
+                Agency::SchoolNursing,
+                r#"{"record":"school","row_id":"x","child":{"local_id":"L1"},"school_urn":"12","school_name":"S","from":"2026-01-01"}"#,
+                "school_urn",
+            ),
+            (
+                Agency::Midwifery,
+                r#"{"record":"booking","child":{}}"#,
+                "row_id",
+            ),
+            (
+                Agency::Midwifery,
+                r#"{"record":"booking","row_id":"x","mother":{},"pregnancy_id":"p","booking_date":"2026-01-01","estimated_due_date":"2026-09-01"}"#,
+                "mother",
+            ),
+            (Agency::Midwifery, "not json", ""),
+        ];
+        for (agency, row, field) in cases {
+            let err = plan_row(agency, 7, row).expect_err(row);
+            assert_eq!(err.line, 7);
+            assert_eq!(err.field, field, "{row}: {err}");
+            assert!(!err.message.is_empty());
+        }
+    }
 }

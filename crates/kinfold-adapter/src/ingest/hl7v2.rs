@@ -819,4 +819,83 @@ mod tests {
         let err = super::plan_adt(&Message::parse(&not_yes_no).unwrap()).unwrap_err();
         assert_eq!((err.segment.as_deref(), err.field), (Some("OBX"), Some(5)));
     }
+
+    #[test]
+    fn an_injury_keeps_its_type_site_and_mechanism() {
+        let message = format!(
+            "{A01}\rACC|20250610183000+0100|FALL^Fall^LOCAL||||||Fell from sofa onto wooden floor\rOBX|1|CWE|injury-type^Injury type^KINFOLD-INJ||125605004^Fracture of bone^SCT\rOBX|2|CWE|body-site^Body site^KINFOLD-INJ||71341001^Femur^SCT"
+        );
+        let planned = plan(&message).expect("plans");
+        let all: Vec<Value> = planned
+            .entries
+            .iter()
+            .map(|e| serde_json::to_value(e.as_ref().expect("entry")).expect("json"))
+            .collect();
+        let injury = all
+            .iter()
+            .find(|r| r["id"].as_str().is_some_and(|id| id.starts_with("injury-")))
+            .expect("an injury");
+        assert_eq!(injury["code"]["coding"][0]["code"], "125605004");
+        assert_eq!(
+            injury["code"]["coding"][0]["system"],
+            "http://snomed.info/sct"
+        );
+        assert_eq!(injury["bodySite"][0]["coding"][0]["code"], "71341001");
+        assert_eq!(injury["extension"][0]["url"], MECHANISM_EXTENSION);
+        assert_eq!(
+            injury["extension"][0]["valueCodeableConcept"]["coding"][0]["code"],
+            "FALL"
+        );
+        assert_eq!(injury["onsetDateTime"], "2025-06-10T18:30:00+01:00");
+        assert_eq!(
+            injury["note"][0]["text"],
+            "Fell from sofa onto wooden floor"
+        );
+        assert_eq!(injury["meta"]["tag"][0]["code"], "injury");
+
+        // An injury question Kinfold does not know is refused, located.
+        let unknown = message.replace("body-site^", "colour^");
+        let err = plan(&unknown).unwrap_err();
+        assert_eq!((err.segment.as_deref(), err.field), (Some("OBX"), Some(3)));
+    }
+
+    #[test]
+    fn an_attendance_for_overdose_or_assault_is_tagged_for_the_rules() {
+        let message =
+            format!("{A01}\rPV2|||OD^Overdose of paracetamol^LOCAL\rDG1|1||52684005^Assault^SCT");
+        let planned = plan(&message).expect("plans");
+        let encounter =
+            serde_json::to_value(planned.entries[1].as_ref().expect("entry")).expect("json");
+        let tags: Vec<&str> = encounter["meta"]["tag"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|t| t["code"].as_str())
+            .collect();
+        assert_eq!(tags, ["ed-risk-overdose", "ed-risk-assault"]);
+        let plain = plan(A01).expect("plans");
+        let encounter =
+            serde_json::to_value(plain.entries[1].as_ref().expect("entry")).expect("json");
+        assert!(encounter["meta"].is_null(), "no risk, no tag: {encounter}");
+    }
+
+    #[test]
+    fn the_origin_is_the_control_id_event_time_operator_and_text() {
+        let text = A01.replace(
+            "EVN|A01|20250611100000",
+            "EVN|A01|20250611100500+0100|||OP7^Okafor^Rita",
+        );
+        let message = Message::parse(&text).expect("parses");
+        let origin = origin_of(&message, &text);
+        assert_eq!(origin.message_id.as_deref(), Some("MSG0001"));
+        assert_eq!(
+            origin.recorded.as_deref(),
+            Some("2025-06-11T10:05:00+01:00")
+        );
+        assert_eq!(
+            origin.author.map(|a| a.name).as_deref(),
+            Some("Rita Okafor")
+        );
+        assert_eq!(origin.original.map(|o| o.bytes), Some(text.into_bytes()));
+    }
 }
