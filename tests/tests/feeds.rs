@@ -666,3 +666,76 @@ on_both_backends!(
     during_a_custody_transfer_both_services_add_and_everything_stays_readable,
     an_a_and_e_message_over_mllp_and_a_gp_bundle_carry_provenance_and_events,
 );
+
+/// Only an adapter's own event key delivers its agency's events: a user token, another
+/// agency's key, or no token is refused with an OperationOutcome, and nothing is kept.
+#[tokio::test]
+async fn the_gateway_takes_events_only_with_the_agencys_own_key() {
+    let mut k = Kinfold::adapters(Backend::Sqlite).await;
+    k.start_gateway().await;
+    let url = format!("{}/events", k.gateway_url);
+    let sign = |key: &EventKey, sub: &str| {
+        let now = jsonwebtoken::get_current_timestamp();
+        let claims = serde_json::json!({"iss": "kinfold", "aud": "kinfold-gateway", "sub": sub, "iat": now, "exp": now + 60, "role": "kinfold-adapter"});
+        let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256);
+        header.kid = Some(key.kid.clone());
+        jsonwebtoken::encode(
+            &header,
+            &claims,
+            &jsonwebtoken::EncodingKey::from_secret(key.secret.expose().as_bytes()),
+        )
+        .expect("signed")
+    };
+    let delivery = |agency: &str| {
+        serde_json::json!({"agency": agency, "events": [{"id": "evt-forged", "agency": agency, "codes": ["welfare-concern"]}]}).to_string()
+    };
+    let ae = event_key(Agency::Ae);
+    let cases: Vec<(Option<String>, String, u16)> = vec![
+        (None, delivery("ae"), 401),
+        (Some(k.token.clone()), delivery("ae"), 401),
+        // The A&E key, claiming to be the GP's adapter, or delivering GP events.
+        (Some(sign(&ae, "gp-adapter")), delivery("ae"), 401),
+        (Some(sign(&ae, "ae-adapter")), delivery("gp"), 400),
+        (Some(sign(&ae, "ae-adapter")), "not json".into(), 400),
+    ];
+    for (token, body, expected) in cases {
+        let mut request = k
+            .http
+            .post(&url)
+            .header("content-type", "application/json")
+            .body(body);
+        if let Some(token) = &token {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().await.expect("answered");
+        assert_eq!(response.status().as_u16(), expected);
+        let outcome: Value = response.json().await.expect("json");
+        assert_eq!(outcome["resourceType"], "OperationOutcome");
+    }
+    assert!(
+        k.gateway_store()
+            .events_after(0, 10)
+            .await
+            .unwrap()
+            .is_empty(),
+        "nothing kept"
+    );
+    // The right key is taken, and a second delivery of the same event is kept once.
+    for _ in 0..2 {
+        let response = k
+            .http
+            .post(&url)
+            .bearer_auth(sign(&ae, "ae-adapter"))
+            .header("content-type", "application/json")
+            .body(delivery("ae"))
+            .send()
+            .await
+            .expect("answered");
+        assert_eq!(response.status(), 200);
+    }
+    assert_eq!(
+        k.gateway_store().events_after(0, 10).await.unwrap().len(),
+        1
+    );
+    k.finish().await;
+}

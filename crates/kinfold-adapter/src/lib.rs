@@ -101,6 +101,8 @@ pub(crate) struct AdapterState {
     pub(crate) ingest_slots: tokio::sync::Semaphore,
     /// Wakes the outbox's delivery task when an ingest has committed events.
     pub(crate) outbox_wake: std::sync::Arc<tokio::sync::Notify>,
+    /// One-message feeds (MLLP) share commits through this queue.
+    pub(crate) queue: ingest::queue::Queue,
 }
 
 /// What one ingest may use, from [`AdapterConfig`].
@@ -116,6 +118,13 @@ pub struct Application {
     http: kinfold_http::Running,
     mllp: Option<Mllp>,
     outbox: Option<Outbox>,
+    writer: Writer,
+}
+
+/// The group-commit writer, waiting to be started with the server.
+struct Writer {
+    state: web::Data<AdapterState>,
+    jobs: tokio::sync::mpsc::Receiver<ingest::queue::Job>,
 }
 
 struct Outbox {
@@ -170,8 +179,12 @@ impl Application {
         let outbox = self
             .outbox
             .map(|o| tokio::spawn(outbox::deliver(o.agency, o.store, o.config, o.wake)));
+        let writer = tokio::spawn(ingest::queue::writer(
+            self.writer.state.into_inner(),
+            self.writer.jobs,
+        ));
         let served = self.http.run_until_stopped().await;
-        for task in [mllp, outbox].into_iter().flatten() {
+        for task in [mllp, outbox, Some(writer)].into_iter().flatten() {
             task.abort();
         }
         served
@@ -199,6 +212,7 @@ pub fn build(
         config,
         wake: outbox_wake.clone(),
     });
+    let (queue, jobs) = ingest::queue::queue();
     let state = web::Data::new(AdapterState {
         agency,
         store,
@@ -218,7 +232,12 @@ pub fn build(
         },
         ingest_slots: tokio::sync::Semaphore::new(config.max_concurrent_ingests.max(1)),
         outbox_wake,
+        queue,
     });
+    let writer = Writer {
+        state: state.clone(),
+        jobs,
+    };
     let mllp = match &config.mllp_bind {
         Some(bind) => {
             let listener = TcpListener::bind(bind)?;
@@ -258,5 +277,6 @@ pub fn build(
         http: kinfold_http::Running::new(port, server),
         mllp,
         outbox,
+        writer,
     })
 }

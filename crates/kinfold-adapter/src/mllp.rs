@@ -197,9 +197,13 @@ async fn store(
         request_id: message.control_id().map(str::to_owned),
         origin: ingest::hl7v2::origin_of(message, text),
     };
-    let applied = state.apply(plan, &source).await.map_err(|e| located(&e))?;
+    let stored = state
+        .queue
+        .apply(plan, source)
+        .await
+        .map_err(|e| located(&e))?;
     // A whole plan either is stored or fails above; a failed entry here would be a bug.
-    match applied.into_iter().find_map(Result::err) {
+    match stored.entries.into_iter().find_map(Result::err) {
         Some(e) => Err(located(&e)),
         None => Ok(()),
     }

@@ -150,40 +150,39 @@ async fn receive(
     }
     .map_err(|refusal| GatewayError::Refused(counted(&request, refusal)))?;
     let bad = |code: &str, why: String| {
-        ApiError::new(StatusCode::BAD_REQUEST, IssueType::Invalid, code, why)
+        GatewayError::Refused(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            IssueType::Invalid,
+            code,
+            why,
+        ))
     };
-    let delivery: Delivery = serde_json::from_slice(&body)
-        .map_err(|e| {
-            bad(
-                "events-unreadable",
-                format!("The delivery is not readable: {e}"),
-            )
-        })
-        .map_err(GatewayError::Refused)?;
+    let delivery: Delivery = serde_json::from_slice(&body).map_err(|e| {
+        bad(
+            "events-unreadable",
+            format!("The delivery is not readable: {e}"),
+        )
+    })?;
     if delivery.agency != sender {
         return Err(bad(
             "events-agency",
             format!("This token delivers only {} events.", sender.as_str()),
-        ))
-        .map_err(GatewayError::Refused);
+        ));
     }
     if delivery.events.len() > MAX_EVENTS {
         return Err(bad(
             "events-too-many",
             format!("A delivery carries at most {MAX_EVENTS} events."),
-        ))
-        .map_err(GatewayError::Refused);
+        ));
     }
     let mut events = Vec::with_capacity(delivery.events.len());
     for (n, raw) in delivery.events.iter().enumerate() {
-        let head: EventHead = serde_json::from_str(raw.get())
-            .map_err(|e| {
-                bad(
-                    "event-unreadable",
-                    format!("events[{n}] is not an event: {e}"),
-                )
-            })
-            .map_err(GatewayError::Refused)?;
+        let head: EventHead = serde_json::from_str(raw.get()).map_err(|e| {
+            bad(
+                "event-unreadable",
+                format!("events[{n}] is not an event: {e}"),
+            )
+        })?;
         if head.id.is_empty() || head.id.len() > MAX_ID || head.agency != sender {
             return Err(bad(
                 "event-invalid",
@@ -191,8 +190,7 @@ async fn receive(
                     "events[{n}] needs an id of 1 to {MAX_ID} characters and agency {}",
                     sender.as_str()
                 ),
-            ))
-            .map_err(GatewayError::Refused);
+            ));
         }
         events.push((head.id, raw.get().to_owned()));
     }

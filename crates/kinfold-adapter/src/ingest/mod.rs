@@ -15,6 +15,7 @@ pub mod extract;
 mod fhir;
 pub mod hl7v2;
 pub mod provenance;
+pub(crate) mod queue;
 
 pub use fhir::{
     BundleLimits, BundlePlan, DEFAULT_MAX_ENTRIES, DEFAULT_MAX_JSON_VALUES, EntryPlan, json_values,
