@@ -739,3 +739,75 @@ async fn the_gateway_takes_events_only_with_the_agencys_own_key() {
     );
     k.finish().await;
 }
+
+/// The demo's population, rendered as each agency's native feed, plans cleanly through the
+/// adapters' own planners and keeps every growth measurement, attendance and birth that the
+/// FHIR rendering of the same population has.
+#[test]
+fn the_synthetic_population_survives_its_native_feeds_whole() {
+    use kinfold_synth::{Feed, Options, Population};
+    let population = Population::generate(Options {
+        families: 40,
+        ..Options::default()
+    });
+    let growth_codes = ["29463-7", "8302-2", "8306-3", "9843-4"];
+    let growth = |resources: Vec<kinfold_fhir::Resource>| {
+        resources
+            .iter()
+            .map(|r| serde_json::to_value(r).unwrap())
+            .filter(|v| {
+                v["resourceType"] == "Observation"
+                    && growth_codes.contains(&v["code"]["coding"][0]["code"].as_str().unwrap_or(""))
+            })
+            .count()
+    };
+    let mut expected: BTreeMap<Agency, usize> = BTreeMap::new();
+    for (agency, bundle) in population.bundles() {
+        let resources = bundle
+            .entry
+            .into_iter()
+            .filter_map(|e| e.resource)
+            .collect();
+        *expected.entry(agency).or_default() += growth(resources);
+    }
+    let mut got: BTreeMap<Agency, usize> = BTreeMap::new();
+    let mut messages = 0;
+    for (agency, feed) in population.native_feeds() {
+        let resources: Vec<kinfold_fhir::Resource> = match feed {
+            Feed::Rows(rows) => rows
+                .iter()
+                .enumerate()
+                .flat_map(|(n, row)| {
+                    let (plan, _) = kinfold_adapter::ingest::extract::plan_row(agency, n + 1, row)
+                        .unwrap_or_else(|e| panic!("{agency}: {e}\n{row}"));
+                    plan.entries.into_iter().map(|e| e.expect("planned"))
+                })
+                .collect(),
+            Feed::Hl7v2(list) => list
+                .iter()
+                .flat_map(|text| {
+                    messages += 1;
+                    let message = kinfold_hl7v2::Message::parse(text).expect("parses");
+                    let plan = kinfold_adapter::ingest::hl7v2::plan_adt(&message)
+                        .unwrap_or_else(|e| panic!("{e}\n{text}"));
+                    plan.entries.into_iter().map(|e| e.expect("planned"))
+                })
+                .collect(),
+            Feed::Fhir(bundle) => bundle
+                .entry
+                .into_iter()
+                .filter_map(|e| e.resource)
+                .collect(),
+        };
+        *got.entry(agency).or_default() += growth(resources);
+    }
+    assert!(messages > 0, "A&E attendances go over HL7 v2");
+    for agency in Agency::ALL {
+        assert_eq!(
+            got.get(&agency).copied().unwrap_or(0),
+            expected.get(&agency).copied().unwrap_or(0),
+            "{agency}: every growth measurement survives"
+        );
+    }
+    assert!(expected.values().sum::<usize>() > 100, "{expected:?}");
+}

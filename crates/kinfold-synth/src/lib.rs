@@ -7,6 +7,9 @@
 //! whoever attended. Every name is invented; none comes from the serious case review.
 
 mod names;
+mod native;
+
+pub use native::Feed;
 
 use chrono::{Datelike, Months, NaiveDate};
 use kinfold_fhir::{
@@ -186,6 +189,30 @@ impl Population {
                 let resources = records.take(agency);
                 if !resources.is_empty() {
                     out.push((agency, transaction(resources)));
+                }
+            }
+        }
+        out
+    }
+}
+
+impl Population {
+    /// The same records as [`Population::bundles`], as each agency's system would send them:
+    /// A&E as HL7 v2 messages (and FHIR for letters and flags), midwifery, health visiting and
+    /// school nursing as extract rows, the GP as FHIR Bundles (`docs/feeds/`).
+    pub fn native_feeds(&self) -> Vec<(Agency, Feed)> {
+        let mut out = Vec::new();
+        for family in &self.families {
+            let mut records = Records::new(self.options.as_of);
+            records.family(family, &self.options);
+            for agency in Agency::ALL {
+                let resources = records.take(agency);
+                if !resources.is_empty() {
+                    out.extend(
+                        native::render(agency, resources)
+                            .into_iter()
+                            .map(|feed| (agency, feed)),
+                    );
                 }
             }
         }

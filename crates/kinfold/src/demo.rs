@@ -1,6 +1,6 @@
 //! `kinfold demo`: the gateway and five adapters on one machine, real HTTP on 127.0.0.1,
-//! SQLite under one data directory, seeded with synthetic families over the adapters' own
-//! ingest API.
+//! SQLite under one data directory, seeded with synthetic families through each agency's
+//! native feed (HL7 v2 over MLLP, extracts, FHIR Bundles).
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -11,7 +11,7 @@ use kinfold_adapter::AdapterConfig;
 use kinfold_fhir::{Agency, Resource};
 use kinfold_gateway::{AdapterEndpoint, AuthConfig, GatewayConfig, KeyConfig, Secret};
 use kinfold_store::Store;
-use kinfold_synth::{Options, Population};
+use kinfold_synth::{Feed, Options, Population};
 use serde::Serialize;
 
 /// What to start.
@@ -111,7 +111,8 @@ pub enum DemoError {
 pub struct RunningDemo {
     /// URLs, token and example patient.
     pub info: DemoInfo,
-    /// How many resources were loaded this time (0 when the data directory was reused).
+    /// How many inputs (HL7 messages, extract rows, Bundle entries) were loaded this time (0
+    /// when the data directory was reused).
     pub seeded: usize,
     gateway: ServerHandle,
     adapters: Vec<(Agency, ServerHandle)>,
@@ -247,7 +248,7 @@ pub async fn start(options: DemoOptions) -> Result<RunningDemo, DemoError> {
         already += store.count().await?;
     }
     let seeded = if already == 0 {
-        seed(&population, &endpoints).await?
+        seed(&population, &endpoints, mllp.get("ae").map(String::as_str)).await?
     } else {
         0
     };
@@ -373,19 +374,88 @@ fn restrict(_: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
-/// Sends every family's records to the agencies' adapters as FHIR transactions, over HTTP.
-async fn seed(population: &Population, endpoints: &[AdapterEndpoint]) -> Result<usize, DemoError> {
+/// Sends every family's records to the agencies' adapters through their native feeds: A&E's
+/// attendances as HL7 v2 over MLLP (and its letters and flags as FHIR), the extracts of
+/// midwifery, health visiting and school nursing to `POST /$import`, the GP's Bundles to
+/// `POST /`. Returns how many inputs (messages, rows, Bundle entries) were stored.
+async fn seed(
+    population: &Population,
+    endpoints: &[AdapterEndpoint],
+    mllp: Option<&str>,
+) -> Result<usize, DemoError> {
     let http = reqwest::Client::new();
-    let work: Vec<(String, String, usize)> = population
-        .bundles()
-        .into_iter()
-        .filter_map(|(agency, bundle)| {
-            let url = endpoints.iter().find(|e| e.agency == agency)?.url.clone();
-            let count = bundle.entry.len();
-            Some((url, Resource::from(bundle).to_json(), count))
-        })
-        .collect();
-    let results: Vec<Result<usize, String>> = stream::iter(work)
+    let url_of = |agency: Agency| {
+        endpoints
+            .iter()
+            .find(|e| e.agency == agency)
+            .map(|e| e.url.clone())
+            .ok_or_else(|| DemoError::Seed(format!("no {agency} adapter")))
+    };
+    let mut rows: std::collections::BTreeMap<Agency, Vec<String>> = Default::default();
+    let mut messages = Vec::new();
+    let mut bundles = Vec::new();
+    for (agency, feed) in population.native_feeds() {
+        match feed {
+            Feed::Rows(more) => rows.entry(agency).or_default().extend(more),
+            Feed::Hl7v2(more) => messages.extend(more),
+            Feed::Fhir(bundle) => {
+                let count = bundle.entry.len();
+                bundles.push((url_of(agency)?, Resource::from(*bundle).to_json(), count));
+            }
+        }
+    }
+    let mut seeded = 0;
+    // The extracts, 500 rows a request, as `kinfold import` sends them.
+    for (agency, rows) in rows {
+        let target = crate::import::Target {
+            adapter: url_of(agency)?,
+            mllp: None,
+        };
+        let mut summary = kinfold_adapter::ingest::extract::ImportSummary::default();
+        for (n, chunk) in rows.chunks(crate::import::CHUNK_ROWS).enumerate() {
+            let mut text = chunk.join("\n");
+            crate::import::send_rows(
+                &http,
+                &target,
+                &mut text,
+                n * crate::import::CHUNK_ROWS + 1,
+                &mut summary,
+            )
+            .await
+            .map_err(DemoError::Seed)?;
+        }
+        if let Some(row) = summary.rejected.first() {
+            return Err(DemoError::Seed(format!(
+                "the {agency} extract was refused at line {}, {}: {}",
+                row.line, row.field, row.message
+            )));
+        }
+        seeded += summary.stored + summary.unchanged;
+    }
+    // A&E over MLLP: four interfaces at once, each waiting for its ACKs.
+    if !messages.is_empty() {
+        let address =
+            mllp.ok_or_else(|| DemoError::Seed("the A&E adapter takes no MLLP".into()))?;
+        let shares: Vec<Vec<String>> = (0..4)
+            .map(|k| messages.iter().skip(k).step_by(4).cloned().collect())
+            .collect();
+        let sent = futures::future::join_all(shares.into_iter().map(|share| {
+            let address = address.to_owned();
+            async move { crate::import::send_hl7v2(&address, &share).await }
+        }))
+        .await;
+        for result in sent {
+            let summary = result.map_err(DemoError::Seed)?;
+            if let Some(row) = summary.rejected.first() {
+                return Err(DemoError::Seed(format!(
+                    "an A&E message was refused ({}): {}",
+                    row.field, row.message
+                )));
+            }
+            seeded += summary.stored;
+        }
+    }
+    let results: Vec<Result<usize, String>> = stream::iter(bundles)
         .map(|(url, body, count)| {
             let http = http.clone();
             async move {
@@ -421,8 +491,9 @@ async fn seed(population: &Population, endpoints: &[AdapterEndpoint]) -> Result<
         .buffer_unordered(8)
         .collect()
         .await;
-    results
+    seeded += results
         .into_iter()
         .sum::<Result<usize, String>>()
-        .map_err(DemoError::Seed)
+        .map_err(DemoError::Seed)?;
+    Ok(seeded)
 }

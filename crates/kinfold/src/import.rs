@@ -91,7 +91,8 @@ async fn extract(file: &Path, target: &Target, bar: &ProgressBar) -> Result<Impo
     Ok(total)
 }
 
-async fn send_rows(
+/// Sends rows (JSON Lines) to an adapter's `POST /$import`, adding its answer to `total`.
+pub(crate) async fn send_rows(
     http: &reqwest::Client,
     target: &Target,
     chunk: &mut String,
@@ -140,11 +141,23 @@ async fn hl7v2(file: &Path, target: &Target, bar: &ProgressBar) -> Result<Import
     let bytes = std::fs::read(file).map_err(|e| format!("{}: {e}", file.display()))?;
     let text = kinfold_hl7v2::decode(&bytes);
     let messages = kinfold_hl7v2::split_messages(&text);
+    let summary = send_hl7v2(address, &messages).await?;
+    bar.inc(bytes.len() as u64);
+    Ok(summary)
+}
+
+/// Sends messages over one MLLP connection, each waiting for its ACK; a NAK is a rejected
+/// row numbered from 1 in the order sent.
+pub(crate) async fn send_hl7v2<S: AsRef<str>>(
+    address: &str,
+    messages: &[S],
+) -> Result<ImportSummary, String> {
     let mut stream = tokio::net::TcpStream::connect(address)
         .await
         .map_err(|e| format!("{address}: {e}"))?;
     let mut summary = ImportSummary::default();
     for (n, message) in messages.iter().enumerate() {
+        let message = message.as_ref();
         summary.rows += 1;
         let mut frame = Vec::with_capacity(message.len() + 3);
         frame.push(0x0b);
@@ -152,7 +165,6 @@ async fn hl7v2(file: &Path, target: &Target, bar: &ProgressBar) -> Result<Import
         frame.extend_from_slice(&[0x1c, 0x0d]);
         stream.write_all(&frame).await.map_err(|e| e.to_string())?;
         let ack = read_frame(&mut stream).await?;
-        bar.inc(message.len() as u64);
         let parsed = kinfold_hl7v2::Message::parse(&ack).map_err(|e| format!("ACK: {e}"))?;
         match parsed.value("MSA", 1, 1, 1, 1).as_deref() {
             Some("AA" | "CA") => summary.stored += 1,

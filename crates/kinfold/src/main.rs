@@ -455,7 +455,7 @@ fn print_welcome(running: &demo::RunningDemo, data_dir: &std::path::Path) {
     }
     if running.seeded > 0 {
         println!(
-            "\nLoaded {} synthetic records over the adapters' FHIR ingest API.",
+            "\nLoaded {} synthetic inputs through the agencies' native feeds (A&E HL7 v2 over MLLP; midwifery, health visiting and school nursing extracts; GP FHIR Bundles).",
             running.seeded
         );
     } else {

@@ -104,6 +104,9 @@ pub fn plan_adt(message: &Message<'_>) -> Result<Plan, Hl7Error> {
         if let Some(observation) = safeguarding(message, n + 1, at, &context)? {
             entries.push(Ok(resource(observation, "OBX", at)?));
         }
+        if let Some(observation) = measurement(message, n + 1, at, &context)? {
+            entries.push(Ok(resource(observation, "OBX", at)?));
+        }
     }
     if let Some((condition, segment, at)) = injury(message, &context)? {
         entries.push(Ok(resource(condition, segment, at)?));
@@ -429,6 +432,74 @@ fn safeguarding(
             .ok_or_else(|| Hl7Error::at("OBX", at, 14, format!("OBX-14 '{raw}' is not a time")))?;
         observation["effectiveDateTime"] = json!(when);
     }
+    Ok(Some(observation))
+}
+
+/// The `n`th `OBX`, if it is a growth measurement coded in LOINC (`OBX-3.3` `LN`): weight,
+/// height, length, head circumference or BMI, as a vital-signs Observation the growth chart
+/// reads.
+fn measurement(
+    message: &Message<'_>,
+    n: usize,
+    at: usize,
+    context: &Context,
+) -> Result<Option<Value>, Hl7Error> {
+    use kinfold_fhir::codes::{
+        LOINC, LOINC_BMI, LOINC_HEAD, LOINC_HEIGHT, LOINC_LENGTH, LOINC_WEIGHT,
+    };
+    if !matches!(
+        message.value_n("OBX", n, 3, 1, 3, 1).as_deref(),
+        Some("LN" | "LOINC")
+    ) {
+        return Ok(None);
+    }
+    let code = message.value_n("OBX", n, 3, 1, 1, 1).unwrap_or_default();
+    let (display, units): (&str, &[&str]) = match code.as_str() {
+        LOINC_WEIGHT => ("Body weight", &["kg"]),
+        LOINC_HEIGHT => ("Body height", &["cm"]),
+        LOINC_LENGTH => ("Body length", &["cm"]),
+        LOINC_HEAD => ("Head circumference", &["cm"]),
+        LOINC_BMI => ("Body mass index", &["kg/m2"]),
+        _ => return Ok(None),
+    };
+    let raw = message
+        .value_n("OBX", n, 5, 1, 1, 1)
+        .ok_or_else(|| Hl7Error::at("OBX", at, 5, format!("OBX-5 gives no value for {code}")))?;
+    let value: f64 = raw
+        .parse()
+        .ok()
+        .filter(|v: &f64| v.is_finite() && *v > 0.0)
+        .ok_or_else(|| Hl7Error::at("OBX", at, 5, format!("OBX-5 '{raw}' is not a measurement")))?;
+    let unit = message.value_n("OBX", n, 6, 1, 1, 1).unwrap_or_default();
+    if !units.contains(&unit.as_str()) {
+        return Err(Hl7Error::at(
+            "OBX",
+            at,
+            6,
+            format!(
+                "OBX-6 '{unit}' is not the unit of {display} ({})",
+                units.join(", ")
+            ),
+        ));
+    }
+    let mut observation = json!({
+        "resourceType": "Observation",
+        "id": context.id(&format!("vs-{code}"), n),
+        "status": "final",
+        "category": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/observation-category", "code": "vital-signs"}]}],
+        "code": {"coding": [{"system": LOINC, "code": code, "display": display}]},
+        "valueQuantity": {"value": value, "unit": unit, "system": "http://unitsofmeasure.org", "code": unit},
+    });
+    context.link(&mut observation);
+    let when = message
+        .value_n("OBX", n, 14, 1, 1, 1)
+        .or_else(|| message.value("PV1", 44, 1, 1, 1));
+    if let Some(raw) = when {
+        let when = date_time_of(&raw)
+            .ok_or_else(|| Hl7Error::at("OBX", at, 14, format!("OBX-14 '{raw}' is not a time")))?;
+        observation["effectiveDateTime"] = json!(when);
+    }
+    tag(&mut observation, &["growth-measurement"]);
     Ok(Some(observation))
 }
 
