@@ -595,7 +595,10 @@ async fn an_a_and_e_message_over_mllp_and_a_gp_bundle_carry_provenance_and_event
                 "generalPractitioner": [{"identifier": {"system": "https://fhir.nhs.uk/Id/ods-organization-code", "value": "A81001"}}]},
              "request": {"method": "PUT", "url": format!("Patient/gp-{CHILD_NHS}")}},
             {"resource": {"resourceType": "Immunization", "id": "imm-1", "status": "completed", "vaccineCode": {"text": "MMR"}, "patient": {"reference": format!("Patient/gp-{CHILD_NHS}")}, "occurrenceDateTime": "2023-01-20"},
-             "request": {"method": "PUT", "url": "Immunization/imm-1"}}
+             "request": {"method": "PUT", "url": "Immunization/imm-1"}},
+            {"resource": {"resourceType": "DocumentReference", "id": "letter-1", "status": "current", "subject": {"reference": format!("Patient/gp-{CHILD_NHS}")}, "date": "2026-11-01T16:00:00Z",
+                "content": [{"attachment": {"contentType": "text/plain", "data": base64_of("Diagnosis: fracture of femur\nSafeguarding:\nMechanism does not fit the injury; referral made.\nPlan: fracture clinic")}}]},
+             "request": {"method": "PUT", "url": "DocumentReference/letter-1"}}
         ]
     });
     let (status, answer) = common::post_json(
@@ -612,6 +615,13 @@ async fn an_a_and_e_message_over_mllp_and_a_gp_bundle_carry_provenance_and_event
     assert_eq!(injury[0]["bodySite"][0]["coding"][0]["code"], "71341001");
     // Every record area is served (G16): the immunisation typed at the GP is there.
     assert_eq!(of_type(&everything, "Immunization").len(), 1);
+    // The hospital letter's safeguarding section is kept as structured data.
+    let section = coded(&everything, "Observation", "letter-safeguarding-section");
+    assert_eq!(section.len(), 1);
+    assert_eq!(
+        section[0]["valueString"],
+        "Mechanism does not fit the injury; referral made."
+    );
     let ae_provenance = of_type(&everything, "Provenance")
         .into_iter()
         .find(|p| p["entity"][0]["what"]["identifier"]["value"] == "FEED-T1")

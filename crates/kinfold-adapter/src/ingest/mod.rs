@@ -14,6 +14,7 @@ pub mod events;
 pub mod extract;
 mod fhir;
 pub mod hl7v2;
+mod letters;
 pub mod provenance;
 pub(crate) mod queue;
 
@@ -222,6 +223,13 @@ impl AdapterState {
                 audit: None,
             });
         }
+        // A letter's safeguarding section is kept as its own record too (stored with the
+        // letter, not answered as an entry of its own).
+        let derived: Vec<Resource> = records
+            .iter()
+            .filter_map(letters::safeguarding_section)
+            .collect();
+        records.extend(derived);
         let audit = self.ingest_record(&records, source);
         let key = provenance::input_key(self.agency, &source.origin);
         // Each person's records, in order; records about no one are grouped together.
