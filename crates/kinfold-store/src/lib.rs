@@ -86,6 +86,7 @@ macro_rules! bound {
     }};
 }
 
+mod batch;
 mod events;
 mod ledger;
 pub mod testing;
@@ -408,6 +409,35 @@ impl Store {
         let begin = if postgres { "BEGIN" } else { "BEGIN IMMEDIATE" };
         on_pool!(self, pool => {
             let mut tx = pool.begin_with(begin).await?;
+            // The fast path: the whole group in a few multi-row statements, behind a savepoint.
+            let keys = batch::keys(&units)?;
+            let mut current = batch::Current::new();
+            for query in batch::current_queries(postgres, &keys) {
+                for row in bound!(query).fetch_all(&mut *tx).await? {
+                    let (key, value) = batch::current_row(&row)?;
+                    current.insert(key, value);
+                }
+            }
+            let planned = batch::plan(postgres, now, &units, current)?;
+            let mut attempt = sqlx::Acquire::begin(&mut tx).await?;
+            let mut failed = None;
+            for statement in &planned.statements {
+                if let Err(err) = bound!(statement).execute(&mut *attempt).await {
+                    failed = Some(conflict_or_failure(err));
+                    break;
+                }
+            }
+            match failed {
+                None => {
+                    attempt.commit().await?;
+                    tx.commit().await?;
+                    return Ok(planned.outcomes.into_iter().map(Ok).collect());
+                }
+                // Only a broken rule (one Patient per NHS number) is worth the slow path: it
+                // finds the unit at fault. Anything else fails the commit.
+                Some(StoreError::Conflict(_)) => attempt.rollback().await?,
+                Some(other) => return Err(other),
+            }
             let mut results = Vec::with_capacity(units.len());
             let single = units.len() == 1;
             for unit in units {
@@ -432,6 +462,33 @@ impl Store {
             tx.commit().await?;
             Ok(results)
         })
+    }
+
+    /// The Patients here that hold any of these NHS numbers: `(number, Patient id)` pairs, in
+    /// one query however many numbers are asked about.
+    pub async fn patients_holding(&self, numbers: &[String]) -> Result<Vec<(String, String)>> {
+        let mut found = Vec::new();
+        for chunk in numbers.chunks(500) {
+            let mut sql = self.sql();
+            sql.push("SELECT code, id FROM resource_tokens WHERE resource_type = 'Patient' AND kind = 'identifier' AND system = ");
+            sql.bind(Arg::text(kinfold_fhir::NHS_NUMBER_SYSTEM));
+            sql.push(" AND code IN (");
+            for (n, number) in chunk.iter().enumerate() {
+                if n > 0 {
+                    sql.push(", ");
+                }
+                sql.bind(Arg::text(number));
+            }
+            sql.push(")");
+            let rows: Vec<(String, String)> = on_pool!(self, pool => bound!(sql)
+                .fetch_all(pool)
+                .await?
+                .iter()
+                .map(|row| Ok((row.try_get("code")?, row.try_get("id")?)))
+                .collect::<Result<_>>()?);
+            found.extend(rows);
+        }
+        Ok(found)
     }
 
     /// Kinfold's opaque person id for an NHS number, created on first sight.
@@ -616,7 +673,7 @@ where
 }
 
 /// Whether a resource says the same as a stored one, its version and time aside.
-fn same_content(resource: &Resource, stored: &str) -> bool {
+pub(crate) fn same_content(resource: &Resource, stored: &str) -> bool {
     let Ok(mut stored) = serde_json::from_str::<serde_json::Value>(stored) else {
         return false;
     };

@@ -732,6 +732,77 @@ async fn the_outbox_retries_then_forgets_what_was_delivered(t: &TestStore) {
     assert!(due.is_some_and(|due| due < 5_000_000_000_000));
 }
 
+async fn one_record_changed_twice_in_one_commit_keeps_both_versions(t: &TestStore) {
+    let store = &t.store;
+    let unit = |kg: f64, id: &str| kinfold_store::WriteUnit {
+        records: vec![
+            patient("p1", "9434765870"),
+            weight("w1", "p1", "2026-01-01", kg),
+        ],
+        first_copy: vec![provenance(&format!("prov-{id}"), "p1", "Observation/w1")],
+        events: vec![event(id)],
+    };
+    // Three units in one commit: new, changed, and the same again (a resend).
+    let results = store
+        .write_units(vec![unit(4.0, "e1"), unit(4.5, "e2"), unit(4.5, "e3")])
+        .await
+        .expect("committed");
+    let changed: Vec<bool> = results
+        .iter()
+        .map(|r| r.as_ref().unwrap().changed)
+        .collect();
+    assert_eq!(changed, [true, true, false]);
+    let second = &results[1].as_ref().unwrap().records[1];
+    assert_eq!((second.version_id, second.created), (2, false));
+    let current = store
+        .read(ResourceType::Observation, "w1")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(current.version_id, 2);
+    assert!(current.json.contains("4.5"));
+    let first = store
+        .read_version(ResourceType::Observation, "w1", 1)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(first.json.contains("4.0") || first.json.contains(":4"));
+    // The Patient was written once; the resend queued no event and kept no provenance.
+    assert_eq!(
+        store
+            .read(ResourceType::Patient, "p1")
+            .await
+            .unwrap()
+            .unwrap()
+            .version_id,
+        1
+    );
+    let ids: Vec<String> = store
+        .outbox_due(i64::MAX, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.id)
+        .collect();
+    assert_eq!(ids, ["e1", "e2"]);
+    assert!(
+        store
+            .read(ResourceType::Provenance, "prov-e3")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    // The search columns follow the last version.
+    let found = store
+        .search(
+            ResourceType::Observation,
+            &query(&[("patient", "Patient/p1")]),
+        )
+        .await
+        .unwrap();
+    assert_eq!(found.total, 1);
+}
+
 async fn received_events_are_kept_once_in_order(t: &TestStore) {
     let store = &t.store;
     let batch = vec![
@@ -799,4 +870,5 @@ on_both_backends!(
     a_resent_unit_writes_nothing_and_queues_nothing,
     the_outbox_retries_then_forgets_what_was_delivered,
     received_events_are_kept_once_in_order,
+    one_record_changed_twice_in_one_commit_keeps_both_versions,
 );

@@ -27,8 +27,7 @@ pub use provenance::{Author, Origin, Original};
 
 use std::collections::BTreeMap;
 
-use kinfold_fhir::search::{SearchQuery, TokenParam};
-use kinfold_fhir::{NHS_NUMBER_SYSTEM, Resource, ResourceType};
+use kinfold_fhir::{Resource, ResourceType};
 use kinfold_ledger::{AuditAgent, AuditEntity, AuditRecord};
 use kinfold_store::{OutboxEvent, WriteOutcome, WriteUnit};
 
@@ -106,8 +105,9 @@ impl AdapterState {
     ) -> Result<Vec<Result<Stored, AdapterError>>, AdapterError> {
         let received = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
         let mut prepared: Vec<Result<Prepared, AdapterError>> = Vec::with_capacity(inputs.len());
+        let held = self.holders(&inputs).await?;
         for (mut plan, source) in inputs {
-            if let Err(err) = self.refuse_held_nhs_numbers(&mut plan).await {
+            if let Err(err) = Self::refuse_held_nhs_numbers(&mut plan, &held) {
                 prepared.push(Err(err));
                 continue;
             }
@@ -412,23 +412,21 @@ impl AdapterState {
     }
 
     /// A Patient may not claim an NHS number that another Patient here already has: in a
-    /// whole plan that refuses everything, entry by entry just that entry.
-    async fn refuse_held_nhs_numbers(&self, plan: &mut Plan) -> Result<(), AdapterError> {
+    /// whole plan that refuses everything, entry by entry just that entry. `held` is who holds
+    /// each number already (asked once for a whole group).
+    fn refuse_held_nhs_numbers(
+        plan: &mut Plan,
+        held: &std::collections::HashMap<String, Vec<String>>,
+    ) -> Result<(), AdapterError> {
         for (n, entry) in plan.entries.iter_mut().enumerate() {
             let Ok(resource) = entry else { continue };
             let own_id = resource.id().unwrap_or_default().to_owned();
             for (k, number) in fhir::nhs_numbers(resource) {
-                let query = SearchQuery {
-                    identifier: vec![vec![TokenParam {
-                        system: Some(NHS_NUMBER_SYSTEM.into()),
-                        code: Some(number),
-                    }]],
-                    count: 2,
-                    ..SearchQuery::default()
-                };
-                let found = self.store.search(ResourceType::Patient, &query).await?;
-                if let Some(owner) = found.items.iter().find(|i| i.id != own_id) {
-                    let err = fhir::duplicate_nhs_number(n, k, &owner.id);
+                let owner = held
+                    .get(&number)
+                    .and_then(|owners| owners.iter().find(|id| **id != own_id));
+                if let Some(owner) = owner {
+                    let err = fhir::duplicate_nhs_number(n, k, owner);
                     if plan.atomicity == Atomicity::Whole {
                         return Err(err);
                     }
@@ -438,6 +436,28 @@ impl AdapterState {
             }
         }
         Ok(())
+    }
+
+    /// Who holds each NHS number the plans' Patients claim.
+    async fn holders(
+        &self,
+        plans: &[(Plan, &Source)],
+    ) -> Result<std::collections::HashMap<String, Vec<String>>, AdapterError> {
+        let numbers: Vec<String> = plans
+            .iter()
+            .flat_map(|(plan, _)| plan.entries.iter().flatten())
+            .flat_map(|resource| fhir::nhs_numbers(resource).into_iter().map(|(_, n)| n))
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        let mut held: std::collections::HashMap<String, Vec<String>> = Default::default();
+        if numbers.is_empty() {
+            return Ok(held);
+        }
+        for (number, id) in self.store.patients_holding(&numbers).await? {
+            held.entry(number).or_default().push(id);
+        }
+        Ok(held)
     }
 
     /// The audit record of one ingest: every record it stores, by whom (the agency's feed).
