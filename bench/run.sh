@@ -156,12 +156,15 @@ Agreement with the RCPCH reference implementation (\`rcpchgrowth\` 4.6.5, the or
 \`cargo test -p kinfold-growth --test oracle -- --nocapture\`: $oracle. The issue asks for
 agreement within 0.01 SDS.
 
-## HL7 v2
+## Native feeds
 
 \`cargo bench -p kinfold-hl7v2 --bench parse\` (release build, one thread): the real ADT messages in
 \`tests/conformance/hl7v2/\`, each parsed and read (type, control id, NHS number, name). Then
-\`cargo bench -p kinfold --bench feeds\`: a demo in the same process, HL7 v2 over MLLP on loopback,
-each message acknowledged only after the ledger and the store have committed it.
+\`cargo bench -p kinfold --bench feeds\`: a demo in the same process; HL7 v2 over MLLP on loopback
+from 16 connections, each message acknowledged only after the ledger and the store have committed
+it (with its original, provenance and outbox event); the time from sending a message to seeing it
+through the gateway; and the file import rate (\`kinfold import\`'s code path, a health visiting
+extract to \`POST /\$import\`).
 
 | what | measured | target (issue 10) |
 |---|---|---|

@@ -350,6 +350,16 @@ async fn every_feed_is_visible_with_its_provenance_and_a_resend_is_stored_once(b
     assert_eq!(original["contentType"], "application/x-ndjson");
     let row = SCHOOL_NURSING.lines().nth(3).expect("row 4");
     assert_eq!(original["data"], base64_of(row));
+    // Only a FHIR id is asked for: nothing else reaches the agency's URL.
+    for probe in [
+        "school-nursing.x%3F_count=1",
+        "nobody.abc",
+        "school-nursing.does-not-exist",
+    ] {
+        let (status, outcome) = k.get(&format!("/Binary/{probe}")).await;
+        assert_eq!(status, 404, "{probe}: {outcome}");
+        assert_eq!(outcome["resourceType"], "OperationOutcome");
+    }
 
     // The mother's record at midwifery: pregnancy, antenatal concerns; the baby's birth.
     let mother = k.everything_of("9990000018").await;

@@ -254,6 +254,14 @@ async fn binary_read(
     let id = path.into_inner();
     let unknown =
         || GatewayError::Refused(kinfold_http::ApiError::not_found(format!("Binary/{id}")));
+    // A FHIR id, nothing else, goes into the URL the gateway asks the agency at.
+    let plain = (1..=64).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.');
+    if !plain {
+        return Err(unknown());
+    }
     let agency: kinfold_fhir::Agency = id
         .split_once('.')
         .and_then(|(agency, _)| agency.parse().ok())

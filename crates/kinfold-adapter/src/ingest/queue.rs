@@ -76,9 +76,15 @@ pub(crate) async fn writer(state: Arc<AdapterState>, mut jobs: mpsc::Receiver<Jo
             sources.push(job.source);
             answers.push(job.answer);
         }
+        let started = std::time::Instant::now();
         let applied = state
             .apply_all(plans.into_iter().zip(sources.iter()).collect())
             .await;
+        tracing::debug!(
+            inputs = answers.len(),
+            ms = started.elapsed().as_secs_f64() * 1000.0,
+            "group commit"
+        );
         match applied {
             Ok(results) => {
                 for (answer, result) in answers.into_iter().zip(results) {
