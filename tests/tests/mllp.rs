@@ -170,7 +170,8 @@ async fn a_stored_attendance_is_visible_through_the_gateway_and_a_resend_is_stor
 
 #[tokio::test]
 async fn oversized_frames_garbage_and_stalls_are_handled_per_connection() {
-    let t = TestDemo::start_with(1, |o| o.mllp_frame_timeout = Duration::from_millis(500)).await;
+    // Long enough for a 2 MiB frame on a loaded machine; short enough to see a stall closed.
+    let t = TestDemo::start_with(1, |o| o.mllp_frame_timeout = Duration::from_millis(2000)).await;
     let mut stream = connect(&t).await;
     // Over the 1 MiB message limit: refused without being kept, connection still usable.
     let big = format!(

@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use actix_web::web;
 use kinfold_hl7v2::{AckCode, Hl7Error, Message};
-use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 
@@ -103,7 +103,7 @@ async fn connection(
 
 /// Reads one frame: waits for its start (at most the idle timeout), then reads it whole within
 /// the frame timeout, keeping at most the largest message Kinfold reads.
-async fn read_frame<R: AsyncReadExt + Unpin>(
+async fn read_frame<R: AsyncBufReadExt + AsyncReadExt + Unpin>(
     read: &mut R,
     limits: MllpLimits,
 ) -> Result<Frame, &'static str> {
@@ -122,12 +122,29 @@ async fn read_frame<R: AsyncReadExt + Unpin>(
             return Err("too much sent outside any frame");
         }
     }
+    // The body is read a buffer at a time, up to each end byte, keeping at most the largest
+    // message Kinfold reads.
     let body = async {
         let mut body = Vec::new();
         let mut too_large = false;
         loop {
-            let byte = read.read_u8().await.map_err(|_| "the frame was cut off")?;
-            if byte == END {
+            let chunk = read.fill_buf().await.map_err(|_| "the frame was cut off")?;
+            if chunk.is_empty() {
+                return Err("the frame was cut off");
+            }
+            let end = chunk.iter().position(|&b| b == END);
+            let take = end.unwrap_or(chunk.len());
+            if !too_large {
+                if body.len() + take > kinfold_hl7v2::MAX_MESSAGE_BYTES {
+                    too_large = true;
+                    body = Vec::new();
+                } else {
+                    body.extend_from_slice(&chunk[..take]);
+                }
+            }
+            let found = end.is_some();
+            read.consume(take + usize::from(found));
+            if found {
                 let next = read.read_u8().await.map_err(|_| "the frame was cut off")?;
                 if next == CARRIAGE_RETURN {
                     break;
@@ -135,14 +152,6 @@ async fn read_frame<R: AsyncReadExt + Unpin>(
                 if !too_large {
                     body.extend_from_slice(&[END, next]);
                 }
-                continue;
-            }
-            if body.len() >= kinfold_hl7v2::MAX_MESSAGE_BYTES {
-                too_large = true;
-                body = Vec::new();
-            }
-            if !too_large {
-                body.push(byte);
             }
         }
         Ok::<_, &'static str>(if too_large {

@@ -102,16 +102,8 @@ async fn ingest_bundle(
     request: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, AdapterError> {
-    // At most `max_concurrent_ingests` bodies are read and parsed at once: the memory one
-    // adapter spends on ingest is bounded whoever is sending. A sender waits a moment for a
-    // slot (its body stays unread in the socket meanwhile), then is told to retry.
-    let busy = || AdapterError::Busy {
-        limit: state.limits.max_concurrent_ingests,
-    };
-    let _slot = tokio::time::timeout(INGEST_WAIT, state.ingest_slots.acquire())
-        .await
-        .map_err(|_| busy())?
-        .map_err(|_| busy())?;
+    // The memory one adapter spends on ingest is bounded whoever is sending.
+    let _slot = ingest_slot(&state).await?;
     let body = read_body(&request, payload, state.limits.max_body_bytes).await?;
     let planned = ingest::plan_bundle(&body, state.limits.bundle)?;
     let kind = planned.kind;
@@ -178,13 +170,7 @@ async fn import_extract(
         })
         .transpose()?
         .unwrap_or(1);
-    let busy = || AdapterError::Busy {
-        limit: state.limits.max_concurrent_ingests,
-    };
-    let _slot = tokio::time::timeout(INGEST_WAIT, state.ingest_slots.acquire())
-        .await
-        .map_err(|_| busy())?
-        .map_err(|_| busy())?;
+    let _slot = ingest_slot(&state).await?;
     let body = read_body(&request, payload, state.limits.max_body_bytes).await?;
     let text = std::str::from_utf8(&body).map_err(|e| {
         AdapterError::BadBody(kinfold_fhir::ParseError::Json {
@@ -197,6 +183,21 @@ async fn import_extract(
         .import_rows(text, first_line, kinfold_http::request_id(&request))
         .await?;
     Ok(HttpResponse::Ok().json(summary))
+}
+
+/// One of the ingest slots: at most `max_concurrent_ingests` bodies are read and parsed at
+/// once, whoever is sending. A sender waits a moment for a slot (its body stays unread in the
+/// socket meanwhile), then is told to retry.
+async fn ingest_slot(
+    state: &AdapterState,
+) -> Result<tokio::sync::SemaphorePermit<'_>, AdapterError> {
+    let busy = || AdapterError::Busy {
+        limit: state.limits.max_concurrent_ingests,
+    };
+    tokio::time::timeout(INGEST_WAIT, state.ingest_slots.acquire())
+        .await
+        .map_err(|_| busy())?
+        .map_err(|_| busy())
 }
 
 /// How long an ingest waits for a free slot before it is answered `503`.

@@ -41,19 +41,27 @@ pub(crate) fn current_queries(postgres: bool, keys: &[(String, String)]) -> Vec<
             sql.push(
                 "SELECT resource_type, id, version_id, last_updated, content FROM resources WHERE ",
             );
-            for (n, (resource_type, id)) in chunk.iter().enumerate() {
-                if n > 0 {
-                    sql.push(" OR ");
-                }
-                sql.push("(resource_type = ");
-                sql.bind(Arg::text(resource_type));
-                sql.push(" AND id = ");
-                sql.bind(Arg::text(id));
-                sql.push(")");
-            }
+            any_key(
+                &mut sql,
+                chunk.iter().map(|(t, id)| (t.as_str(), id.as_str())),
+            );
             sql
         })
         .collect()
+}
+
+/// `(resource_type = ? AND id = ?) OR …` for each key.
+fn any_key<'a>(sql: &mut Sql, keys: impl Iterator<Item = (&'a str, &'a str)>) {
+    for (n, (resource_type, id)) in keys.enumerate() {
+        if n > 0 {
+            sql.push(" OR ");
+        }
+        sql.push("(resource_type = ");
+        sql.bind(Arg::text(resource_type));
+        sql.push(" AND id = ");
+        sql.bind(Arg::text(id));
+        sql.push(")");
+    }
 }
 
 /// Every `(type, id)` a group touches, once each.
@@ -217,16 +225,12 @@ pub(crate) fn plan(
         statements.push(sql);
         let mut clear = Sql::new(postgres);
         clear.push("DELETE FROM resource_tokens WHERE ");
-        for (n, v) in chunk.iter().enumerate() {
-            if n > 0 {
-                clear.push(" OR ");
-            }
-            clear.push("(resource_type = ");
-            clear.bind(Arg::text(&v.resource_type));
-            clear.push(" AND id = ");
-            clear.bind(Arg::text(&v.id));
-            clear.push(")");
-        }
+        any_key(
+            &mut clear,
+            chunk
+                .iter()
+                .map(|v| (v.resource_type.as_str(), v.id.as_str())),
+        );
         statements.push(clear);
     }
     let tokens: Vec<(&str, &str, &'static str, &str, &str)> = finals

@@ -76,14 +76,8 @@ impl Store {
             return Ok(());
         }
         let mut sql = self.sql();
-        sql.push("DELETE FROM outbox WHERE seq IN (");
-        for (n, seq) in seqs.iter().enumerate() {
-            if n > 0 {
-                sql.push(", ");
-            }
-            sql.bind(Arg::Int(*seq));
-        }
-        sql.push(")");
+        sql.push("DELETE FROM outbox WHERE seq IN ");
+        positions(&mut sql, seqs);
         on_pool!(self, pool => bound!(sql).execute(pool).await.map(|_| ()))?;
         Ok(())
     }
@@ -97,14 +91,8 @@ impl Store {
         let mut sql = self.sql();
         sql.push("UPDATE outbox SET attempts = attempts + 1, next_attempt = ");
         sql.bind(Arg::Int(next_attempt));
-        sql.push(" WHERE seq IN (");
-        for (n, seq) in seqs.iter().enumerate() {
-            if n > 0 {
-                sql.push(", ");
-            }
-            sql.bind(Arg::Int(*seq));
-        }
-        sql.push(")");
+        sql.push(" WHERE seq IN ");
+        positions(&mut sql, seqs);
         on_pool!(self, pool => bound!(sql).execute(pool).await.map(|_| ()))?;
         Ok(())
     }
@@ -163,4 +151,16 @@ impl Store {
             }))
             .collect())
     }
+}
+
+/// `(?, ?, …)`: the outbox positions, bound.
+fn positions(sql: &mut crate::sql::Sql, seqs: &[i64]) {
+    sql.push("(");
+    for (n, seq) in seqs.iter().enumerate() {
+        if n > 0 {
+            sql.push(", ");
+        }
+        sql.bind(Arg::Int(*seq));
+    }
+    sql.push(")");
 }

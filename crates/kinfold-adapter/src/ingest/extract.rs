@@ -1172,18 +1172,9 @@ fn measurement(
     })
 }
 
-/// Text made safe for a FHIR id: letters, digits, `-` and `.`, at most 48 characters.
+/// Text made safe for part of a FHIR id (at most 48 characters).
 fn id_part(text: &str) -> String {
-    text.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '.' {
-                c
-            } else {
-                '-'
-            }
-        })
-        .take(48)
-        .collect()
+    super::id_part(text, 48)
 }
 
 #[cfg(test)]

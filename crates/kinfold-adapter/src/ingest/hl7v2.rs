@@ -680,18 +680,9 @@ fn encounter(
     Ok(encounter)
 }
 
-/// Text made safe for a FHIR id: letters, digits, `-` and `.`, at most 56 characters.
+/// Text made safe for part of a FHIR id (at most 56 characters).
 fn id_part(text: &str) -> String {
-    text.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '.' {
-                c
-            } else {
-                '-'
-            }
-        })
-        .take(56)
-        .collect()
+    super::id_part(text, 56)
 }
 
 /// `YYYYMMDD` as a FHIR date, if it is a real one.

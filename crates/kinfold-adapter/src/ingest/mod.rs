@@ -503,6 +503,21 @@ impl AdapterState {
     }
 }
 
+/// Text made safe for part of a FHIR id: letters, digits, `-` and `.`, at most `longest`
+/// characters (others become `-`).
+pub(crate) fn id_part(text: &str, longest: usize) -> String {
+    text.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '.' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .take(longest)
+        .collect()
+}
+
 fn reference_of(resource: &Resource) -> String {
     format!(
         "{}/{}",
