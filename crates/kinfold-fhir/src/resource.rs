@@ -448,6 +448,15 @@ macro_rules! resources {
                 }
             }
 
+            /// A copy of `meta`, if the resource has one.
+            pub fn meta(&self) -> Option<Meta> {
+                match self {
+                    $(Resource::$variant(r) => r.meta.clone(),)*
+                    Resource::Other(o) => o.body.get("meta")
+                        .and_then(|m| serde_json::from_value::<Meta>(m.clone()).ok()),
+                }
+            }
+
             /// Changes `meta` (created if missing): version, last update, source.
             pub fn update_meta(&mut self, change: impl FnOnce(&mut Meta)) {
                 match self {

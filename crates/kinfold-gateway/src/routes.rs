@@ -255,11 +255,7 @@ async fn binary_read(
     let unknown =
         || GatewayError::Refused(kinfold_http::ApiError::not_found(format!("Binary/{id}")));
     // A FHIR id, nothing else, goes into the URL the gateway asks the agency at.
-    let plain = (1..=64).contains(&id.len())
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.');
-    if !plain {
+    if !kinfold_fhir::primitive::Primitive::Id.accepts(&id) {
         return Err(unknown());
     }
     let agency: kinfold_fhir::Agency = id

@@ -50,6 +50,15 @@ pub(crate) fn current_queries(postgres: bool, keys: &[(String, String)]) -> Vec<
         .collect()
 }
 
+/// `(…), (…)`: one parenthesised row of values per item.
+fn rows<T>(sql: &mut Sql, items: &[T], mut row: impl FnMut(&mut Sql, &T)) {
+    for (n, item) in items.iter().enumerate() {
+        sql.push(if n > 0 { ", (" } else { "(" });
+        row(sql, item);
+        sql.push(")");
+    }
+}
+
 /// `(resource_type = ? AND id = ?) OR …` for each key.
 fn any_key<'a>(sql: &mut Sql, keys: impl Iterator<Item = (&'a str, &'a str)>) {
     for (n, (resource_type, id)) in keys.enumerate() {
@@ -178,8 +187,7 @@ pub(crate) fn plan(
     for chunk in versions.chunks(ROWS_PER_STATEMENT) {
         let mut sql = Sql::new(postgres);
         sql.push("INSERT INTO resource_versions (resource_type, id, version_id, last_updated, content) VALUES ");
-        for (n, v) in chunk.iter().enumerate() {
-            sql.push(if n > 0 { ", (" } else { "(" });
+        rows(&mut sql, chunk, |sql, v| {
             sql.bind(Arg::text(&v.resource_type));
             sql.push(", ");
             sql.bind(Arg::text(&v.id));
@@ -189,15 +197,13 @@ pub(crate) fn plan(
             sql.bind(Arg::Int(now));
             sql.push(", ");
             sql.bind(Arg::text(&v.json));
-            sql.push(")");
-        }
+        });
         statements.push(sql);
     }
     for chunk in finals.chunks(ROWS_PER_STATEMENT) {
         let mut sql = Sql::new(postgres);
         sql.push("INSERT INTO resources (resource_type, id, version_id, last_updated, patient, date_start, date_end, content) VALUES ");
-        for (n, v) in chunk.iter().enumerate() {
-            sql.push(if n > 0 { ", (" } else { "(" });
+        rows(&mut sql, chunk, |sql, v| {
             sql.bind(Arg::text(&v.resource_type));
             sql.push(", ");
             sql.bind(Arg::text(&v.id));
@@ -219,8 +225,7 @@ pub(crate) fn plan(
             }
             sql.push(", ");
             sql.bind(Arg::text(&v.json));
-            sql.push(")");
-        }
+        });
         sql.push(" ON CONFLICT (resource_type, id) DO UPDATE SET version_id = excluded.version_id, last_updated = excluded.last_updated, patient = excluded.patient, date_start = excluded.date_start, date_end = excluded.date_end, content = excluded.content");
         statements.push(sql);
         let mut clear = Sql::new(postgres);
@@ -259,26 +264,27 @@ pub(crate) fn plan(
     for chunk in tokens.chunks(ROWS_PER_STATEMENT) {
         let mut sql = Sql::new(postgres);
         sql.push("INSERT INTO resource_tokens (resource_type, id, kind, system, code) VALUES ");
-        for (n, (resource_type, id, kind, system, code)) in chunk.iter().enumerate() {
-            sql.push(if n > 0 { ", (" } else { "(" });
-            sql.bind(Arg::text(resource_type));
-            sql.push(", ");
-            sql.bind(Arg::text(id));
-            sql.push(", ");
-            sql.bind(Arg::text(kind));
-            sql.push(", ");
-            sql.bind(Arg::text(system));
-            sql.push(", ");
-            sql.bind(Arg::text(code));
-            sql.push(")");
-        }
+        rows(
+            &mut sql,
+            chunk,
+            |sql, (resource_type, id, kind, system, code)| {
+                sql.bind(Arg::text(resource_type));
+                sql.push(", ");
+                sql.bind(Arg::text(id));
+                sql.push(", ");
+                sql.bind(Arg::text(kind));
+                sql.push(", ");
+                sql.bind(Arg::text(system));
+                sql.push(", ");
+                sql.bind(Arg::text(code));
+            },
+        );
         statements.push(sql);
     }
     for chunk in events.chunks(ROWS_PER_STATEMENT) {
         let mut sql = Sql::new(postgres);
         sql.push("INSERT INTO outbox (event_id, created, payload, attempts, next_attempt) VALUES ");
-        for (n, event) in chunk.iter().enumerate() {
-            sql.push(if n > 0 { ", (" } else { "(" });
+        rows(&mut sql, chunk, |sql, event| {
             sql.bind(Arg::text(&event.id));
             sql.push(", ");
             sql.bind(Arg::Int(now));
@@ -286,8 +292,7 @@ pub(crate) fn plan(
             sql.bind(Arg::text(&event.payload));
             sql.push(", 0, ");
             sql.bind(Arg::Int(now));
-            sql.push(")");
-        }
+        });
         sql.push(" ON CONFLICT (event_id) DO NOTHING");
         statements.push(sql);
     }

@@ -14,7 +14,7 @@ use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
 
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::Utc;
 use kinfold_fhir::search::SearchQuery;
 use kinfold_fhir::{NhsNumber, Resource, ResourceType};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
@@ -413,56 +413,35 @@ impl Store {
         // writers queue on the busy timeout instead of failing when a read lock is upgraded.
         let begin = if postgres { "BEGIN" } else { "BEGIN IMMEDIATE" };
         on_pool!(self, pool => {
+            // The fast path: the whole group in a few multi-row statements. (No savepoint
+            // around it: SQLite would journal every page it touches a second time.)
             let mut tx = pool.begin_with(begin).await?;
-            // The fast path: the whole group in a few multi-row statements.
-            let keys = batch::keys(&units)?;
-            let mut current = batch::Current::new();
-            for query in batch::current_queries(postgres, &keys) {
-                for row in bound!(query).fetch_all(&mut *tx).await? {
-                    let (key, value) = batch::current_row(&row)?;
-                    current.insert(key, value);
-                }
-            }
-            let planned = batch::plan(postgres, now, &units, current)?;
-            let mut failed = None;
-            for statement in &planned.statements {
-                if let Err(err) = bound!(statement).execute(&mut *tx).await {
-                    failed = Some(conflict_or_failure(err));
-                    break;
-                }
-            }
-            match failed {
-                None => {
+            match write_group(&mut tx, postgres, now, &units).await {
+                Ok(outcomes) => {
                     tx.commit().await?;
-                    return Ok(planned.outcomes.into_iter().map(Ok).collect());
+                    return Ok(outcomes.into_iter().map(Ok).collect());
                 }
-                // Only a broken rule (one Patient per NHS number) is worth the slow path: it
-                // finds the unit at fault, in a new transaction. Anything else fails the commit.
-                // (No savepoint around the fast path: SQLite would journal every page it
-                // touches a second time.)
-                Some(StoreError::Conflict(_)) => tx.rollback().await?,
-                Some(other) => return Err(other),
+                // Only a broken rule (one Patient per NHS number) in a group of several is
+                // worth the slow path: it finds the unit at fault, in a new transaction, each
+                // unit behind a savepoint. Anything else fails the commit.
+                Err(StoreError::Conflict(_)) if units.len() > 1 => tx.rollback().await?,
+                Err(err) => return Err(err),
             }
             let mut tx = pool.begin_with(begin).await?;
             let mut results = Vec::with_capacity(units.len());
-            let single = units.len() == 1;
-            for unit in units {
-                // One unit alone needs no savepoint: its failure is the transaction's.
-                if single {
-                    let result = write_unit(&mut tx, postgres, now, unit).await;
-                    if result.is_err() {
-                        return result.map(|done| vec![Ok(done)]);
-                    }
-                    results.push(result);
-                    continue;
-                }
+            for unit in &units {
                 let mut savepoint = sqlx::Acquire::begin(&mut tx).await?;
-                let result = write_unit(&mut savepoint, postgres, now, unit).await;
-                if result.is_ok() {
-                    savepoint.commit().await?;
-                } else {
-                    savepoint.rollback().await?;
-                }
+                let written = write_group(&mut savepoint, postgres, now, std::slice::from_ref(unit)).await;
+                let result = match written {
+                    Ok(mut outcomes) => {
+                        savepoint.commit().await?;
+                        outcomes.pop().ok_or_else(|| StoreError::Corrupt("a write lost its unit".into()))
+                    }
+                    Err(err) => {
+                        savepoint.rollback().await?;
+                        Err(err)
+                    }
+                };
                 results.push(result);
             }
             tx.commit().await?;
@@ -542,13 +521,14 @@ impl Store {
     }
 }
 
-/// Writes one unit inside a transaction (or savepoint).
-async fn write_unit<'c, DB>(
+/// Writes a group of units inside a transaction (or savepoint): the current version of every
+/// record it touches read in one query, then `batch`'s multi-row statements.
+async fn write_group<'c, DB>(
     tx: &mut sqlx::Transaction<'c, DB>,
     postgres: bool,
     now: i64,
-    unit: WriteUnit,
-) -> Result<UnitOutcome>
+    units: &[WriteUnit],
+) -> Result<Vec<UnitOutcome>>
 where
     DB: sqlx::Database,
     for<'e> &'e mut DB::Connection: sqlx::Executor<'e, Database = DB>,
@@ -558,124 +538,22 @@ where
     i64: for<'q> sqlx::Encode<'q, DB> + for<'r> sqlx::Decode<'r, DB> + sqlx::Type<DB>,
     String: for<'r> sqlx::Decode<'r, DB> + sqlx::Type<DB>,
 {
-    let mut outcomes = Vec::with_capacity(unit.records.len());
-    let mut changed = false;
-    for resource in unit.records {
-        let outcome = write_one(tx, postgres, now, resource, false).await?;
-        changed |= outcome.1;
-        outcomes.push(outcome.0);
-    }
-    if changed {
-        for resource in unit.first_copy {
-            write_one(tx, postgres, now, resource, true).await?;
-        }
-        for event in unit.events {
-            let mut insert = Sql::new(postgres);
-            insert.push(
-                "INSERT INTO outbox (event_id, created, payload, attempts, next_attempt) VALUES (",
-            );
-            insert.bind(Arg::text(&event.id));
-            insert.push(", ");
-            insert.bind(Arg::Int(now));
-            insert.push(", ");
-            insert.bind(Arg::text(&event.payload));
-            insert.push(", 0, ");
-            insert.bind(Arg::Int(now));
-            insert.push(") ON CONFLICT (event_id) DO NOTHING");
-            bound!(insert).execute(&mut **tx).await?;
+    let keys = batch::keys(units)?;
+    let mut current = batch::Current::new();
+    for query in batch::current_queries(postgres, &keys) {
+        for row in bound!(query).fetch_all(&mut **tx).await? {
+            let (key, value) = batch::current_row(&row)?;
+            current.insert(key, value);
         }
     }
-    Ok(UnitOutcome {
-        records: outcomes,
-        changed,
-    })
-}
-
-/// Writes one resource: a new version unless the content is what is stored (or, for a first
-/// copy, unless anything is stored). Says whether it wrote.
-async fn write_one<'c, DB>(
-    tx: &mut sqlx::Transaction<'c, DB>,
-    postgres: bool,
-    now: i64,
-    mut resource: Resource,
-    first_copy: bool,
-) -> Result<(WriteOutcome, bool)>
-where
-    DB: sqlx::Database,
-    for<'e> &'e mut DB::Connection: sqlx::Executor<'e, Database = DB>,
-    DB::Arguments: sqlx::IntoArguments<DB>,
-    for<'a> &'a str: sqlx::ColumnIndex<DB::Row>,
-    for<'q> &'q str: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
-    i64: for<'q> sqlx::Encode<'q, DB> + for<'r> sqlx::Decode<'r, DB> + sqlx::Type<DB>,
-    String: for<'r> sqlx::Decode<'r, DB> + sqlx::Type<DB>,
-{
-    let resource_type = resource.type_name().to_owned();
-    let id = resource
-        .id()
-        .map(str::to_owned)
-        .ok_or_else(|| StoreError::Corrupt("a resource to store has no id".into()))?;
-    let mut sql = Sql::new(postgres);
-    sql.push("SELECT version_id, last_updated, content FROM resources WHERE resource_type = ");
-    sql.bind(Arg::text(&resource_type));
-    sql.push(" AND id = ");
-    sql.bind(Arg::text(&id));
-    let current: Option<(i64, i64, String)> = bound!(sql)
-        .fetch_optional(&mut **tx)
-        .await?
-        .map(|row| -> Result<_> {
-            Ok((
-                row.try_get("version_id")?,
-                row.try_get("last_updated")?,
-                row.try_get("content")?,
-            ))
-        })
-        .transpose()?;
-    // The same content again (a resent message) is no new version: stored once.
-    if let Some((version_id, last_updated, content)) = &current
-        && (first_copy || same_content(&resource, content))
-    {
-        let outcome = WriteOutcome {
-            resource_type,
-            id,
-            version_id: *version_id,
-            last_updated: *last_updated,
-            created: false,
-        };
-        return Ok((outcome, false));
-    }
-    let previous = current.map(|(version_id, _, _)| version_id);
-    let version_id = previous.unwrap_or(0) + 1;
-    let last_updated = DateTime::<Utc>::from_timestamp_millis(now)
-        .unwrap_or_default()
-        .to_rfc3339_opts(SecondsFormat::Millis, true);
-    resource.update_meta(|meta| {
-        meta.version_id = Some(version_id.to_string());
-        meta.last_updated = Some(last_updated);
-    });
-    let index = resource.search_index();
-    let json = resource.to_json();
-    for statement in sql::write_statements(
-        postgres,
-        &resource_type,
-        &id,
-        version_id,
-        now,
-        &index,
-        &json,
-    ) {
+    let planned = batch::plan(postgres, now, units, current)?;
+    for statement in &planned.statements {
         bound!(statement)
             .execute(&mut **tx)
             .await
             .map_err(conflict_or_failure)?;
     }
-    let outcome = WriteOutcome {
-        resource_type,
-        id,
-        version_id,
-        last_updated: now,
-        created: previous.is_none(),
-    };
-    Ok((outcome, true))
+    Ok(planned.outcomes)
 }
 
 /// Whether a resource says the same as a stored one, its version and time aside.

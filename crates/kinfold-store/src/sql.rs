@@ -1,7 +1,6 @@
 //! A small SQL text builder that numbers placeholders for the backend and keeps every value
 //! as a bound argument.
 
-use kinfold_fhir::SearchIndex;
 use kinfold_fhir::search::{DateConstraint, DateParam, SearchQuery, TokenParam};
 
 /// A bound value.
@@ -155,106 +154,5 @@ impl Sql {
             }
         }
         self.push(")");
-    }
-}
-
-/// The statements that store one version of one resource, in order.
-pub(crate) fn write_statements(
-    postgres: bool,
-    resource_type: &str,
-    id: &str,
-    version_id: i64,
-    now: i64,
-    index: &SearchIndex,
-    json: &str,
-) -> Vec<Sql> {
-    let date_start = index.date.map(|d| d.start);
-    let date_end = index.date.map(|d| d.end);
-    let mut upsert = Sql::new(postgres);
-    upsert.push("INSERT INTO resources (resource_type, id, version_id, last_updated, patient, date_start, date_end, content) VALUES (");
-    upsert.bind(Arg::text(resource_type));
-    upsert.push(", ");
-    upsert.bind(Arg::text(id));
-    upsert.push(", ");
-    upsert.bind(Arg::Int(version_id));
-    upsert.push(", ");
-    upsert.bind(Arg::Int(now));
-    upsert.push(", ");
-    nullable_text(&mut upsert, index.patient.as_deref());
-    upsert.push(", ");
-    nullable_int(&mut upsert, date_start);
-    upsert.push(", ");
-    nullable_int(&mut upsert, date_end);
-    upsert.push(", ");
-    upsert.bind(Arg::text(json));
-    upsert.push(") ON CONFLICT (resource_type, id) DO UPDATE SET version_id = excluded.version_id, last_updated = excluded.last_updated, patient = excluded.patient, date_start = excluded.date_start, date_end = excluded.date_end, content = excluded.content");
-
-    let mut version = Sql::new(postgres);
-    version.push("INSERT INTO resource_versions (resource_type, id, version_id, last_updated, content) VALUES (");
-    version.bind(Arg::text(resource_type));
-    version.push(", ");
-    version.bind(Arg::text(id));
-    version.push(", ");
-    version.bind(Arg::Int(version_id));
-    version.push(", ");
-    version.bind(Arg::Int(now));
-    version.push(", ");
-    version.bind(Arg::text(json));
-    version.push(")");
-
-    let mut clear = Sql::new(postgres);
-    clear.push("DELETE FROM resource_tokens WHERE resource_type = ");
-    clear.bind(Arg::text(resource_type));
-    clear.push(" AND id = ");
-    clear.bind(Arg::text(id));
-
-    let mut statements = vec![upsert, version, clear];
-    // Each distinct token once: a resource that lists a value twice is indexed once.
-    let tokens: std::collections::BTreeSet<_> = index
-        .identifiers
-        .iter()
-        .map(|t| ("identifier", t.system.as_str(), t.code.as_str()))
-        .chain(
-            index
-                .codes
-                .iter()
-                .map(|t| ("code", t.system.as_str(), t.code.as_str())),
-        )
-        .collect();
-    if !tokens.is_empty() {
-        let mut insert = Sql::new(postgres);
-        insert.push("INSERT INTO resource_tokens (resource_type, id, kind, system, code) VALUES ");
-        for (n, (kind, system, code)) in tokens.iter().enumerate() {
-            if n > 0 {
-                insert.push(", ");
-            }
-            insert.push("(");
-            insert.bind(Arg::text(resource_type));
-            insert.push(", ");
-            insert.bind(Arg::text(id));
-            insert.push(", ");
-            insert.bind(Arg::text(kind));
-            insert.push(", ");
-            insert.bind(Arg::text(system));
-            insert.push(", ");
-            insert.bind(Arg::text(code));
-            insert.push(")");
-        }
-        statements.push(insert);
-    }
-    statements
-}
-
-fn nullable_text(sql: &mut Sql, value: Option<&str>) {
-    match value {
-        Some(value) => sql.bind(Arg::text(value)),
-        None => sql.push("NULL"),
-    }
-}
-
-fn nullable_int(sql: &mut Sql, value: Option<i64>) {
-    match value {
-        Some(value) => sql.bind(Arg::Int(value)),
-        None => sql.push("NULL"),
     }
 }

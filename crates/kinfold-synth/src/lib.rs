@@ -181,18 +181,22 @@ impl Population {
     /// adapter. Entries are `PUT`s with stable ids, so sending them twice changes nothing but
     /// version numbers.
     pub fn bundles(&self) -> Vec<(Agency, Bundle)> {
-        let mut out = Vec::new();
-        for family in &self.families {
+        self.records()
+            .map(|(agency, resources)| (agency, transaction(resources)))
+            .collect()
+    }
+
+    /// Each family's records at each agency that holds any, family by family.
+    fn records(&self) -> impl Iterator<Item = (Agency, Vec<Resource>)> + '_ {
+        self.families.iter().flat_map(|family| {
             let mut records = Records::new(self.options.as_of);
             records.family(family, &self.options);
-            for agency in Agency::ALL {
-                let resources = records.take(agency);
-                if !resources.is_empty() {
-                    out.push((agency, transaction(resources)));
-                }
-            }
-        }
-        out
+            Agency::ALL
+                .into_iter()
+                .map(move |agency| (agency, records.take(agency)))
+                .filter(|(_, resources)| !resources.is_empty())
+                .collect::<Vec<_>>()
+        })
     }
 }
 
@@ -201,22 +205,13 @@ impl Population {
     /// A&E as HL7 v2 messages (and FHIR for letters and flags), midwifery, health visiting and
     /// school nursing as extract rows, the GP as FHIR Bundles (`docs/feeds/`).
     pub fn native_feeds(&self) -> Vec<(Agency, Feed)> {
-        let mut out = Vec::new();
-        for family in &self.families {
-            let mut records = Records::new(self.options.as_of);
-            records.family(family, &self.options);
-            for agency in Agency::ALL {
-                let resources = records.take(agency);
-                if !resources.is_empty() {
-                    out.extend(
-                        native::render(agency, resources)
-                            .into_iter()
-                            .map(|feed| (agency, feed)),
-                    );
-                }
-            }
-        }
-        out
+        self.records()
+            .flat_map(|(agency, resources)| {
+                native::render(agency, resources)
+                    .into_iter()
+                    .map(move |feed| (agency, feed))
+            })
+            .collect()
     }
 }
 

@@ -125,22 +125,12 @@ pub fn codes_of(resource: &Resource) -> Vec<String> {
         _ => "record",
     };
     let mut codes = vec![kind.to_owned()];
-    let meta = serde_json::to_value(resource)
-        .ok()
-        .and_then(|v| v.get("meta").cloned());
-    if let Some(tags) = meta
-        .as_ref()
-        .and_then(|m| m.get("tag"))
-        .and_then(Value::as_array)
-    {
-        for tag in tags {
-            if tag.get("system").and_then(Value::as_str) == Some(EVENT_SYSTEM)
-                && let Some(code) = tag.get("code").and_then(Value::as_str)
-            {
-                codes.push(code.to_owned());
-            }
-        }
-    }
+    let tags = resource.meta().map(|meta| meta.tag).unwrap_or_default();
+    codes.extend(
+        tags.into_iter()
+            .filter(|tag| tag.system.as_deref() == Some(EVENT_SYSTEM))
+            .filter_map(|tag| tag.code),
+    );
     codes
 }
 

@@ -477,6 +477,13 @@ impl Rows {
 
     /// The person's Patient record, kept; returns its id.
     fn person(&mut self, person: &Person, field: &str) -> Result<String, RowError> {
+        let (id, patient) = self.patient(person, field)?;
+        self.keep(patient, field)?;
+        Ok(id)
+    }
+
+    /// The person's Patient record and its id, not yet kept.
+    fn patient(&self, person: &Person, field: &str) -> Result<(String, Value), RowError> {
         let mut identifiers = Vec::new();
         let id = match (&person.nhs_number, &person.local_id) {
             (Some(number), _) => {
@@ -525,8 +532,7 @@ impl Rows {
         if let Some(postcode) = &person.postcode {
             patient["address"] = json!([{"postalCode": postcode}]);
         }
-        self.keep(patient, field)?;
-        Ok(id)
+        Ok((id, patient))
     }
 
     fn concerns(&mut self, mother: &str, concerns: &[Concern]) -> Made {
@@ -621,27 +627,22 @@ impl Rows {
         if baby_person.birth_date.is_none() {
             baby_person.birth_date = Some(born.get(..10).unwrap_or(&born).to_owned());
         }
-        let baby = self.person(&baby_person, "baby")?;
-        if baby_person.given.is_empty()
-            && let Some(Resource::Patient(patient)) = self.out.last_mut()
-        {
+        let (baby, mut baby_record) = self.patient(&baby_person, "baby")?;
+        if baby_person.given.is_empty() {
             let family = baby_person
                 .family
-                .clone()
-                .or_else(|| row.mother.family.clone())
-                .unwrap_or_default();
-            patient.name = vec![kinfold_fhir::HumanName {
-                text: Some(format!("Baby of {family}").trim().to_owned()),
-                family: baby_person.family.clone(),
-                ..kinfold_fhir::HumanName::default()
-            }];
+                .as_ref()
+                .or(row.mother.family.as_ref())
+                .map_or(String::new(), |f| format!(" {f}"));
+            let mut name = json!({"text": format!("Baby of{family}")});
+            if let Some(family) = &baby_person.family {
+                name["family"] = json!(family);
+            }
+            baby_record["name"] = json!([name]);
         }
-        // Tag the baby's record: its birth was notified here.
-        if let Some(last) = self.out.pop() {
-            let mut value = serde_json::to_value(&last).unwrap_or(Value::Null);
-            tag(&mut value, &["birth-notification"]);
-            self.keep(value, "baby")?;
-        }
+        // The baby's record says its birth was notified here.
+        tag(&mut baby_record, &["birth-notification"]);
+        self.keep(baby_record, "baby")?;
         let mut mother_of = json!({
             "resourceType": "RelatedPerson",
             "id": format!("mother-of-{baby}"),

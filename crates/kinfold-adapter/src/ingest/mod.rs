@@ -119,11 +119,9 @@ impl AdapterState {
             .iter()
             .filter_map(|p| p.as_ref().ok()?.audit.clone())
             .collect();
-        let ledger_started = std::time::Instant::now();
         if !audits.is_empty() {
             self.ledger.record(audits).await?;
         }
-        let ledger_ms = ledger_started.elapsed().as_secs_f64() * 1000.0;
         let mut units = Vec::new();
         let mut slots = Vec::with_capacity(prepared.len());
         for p in prepared {
@@ -137,7 +135,6 @@ impl AdapterState {
                 Err(err) => slots.push(Err(err)),
             }
         }
-        let write_started = std::time::Instant::now();
         let written = if units.is_empty() {
             Vec::new()
         } else {
@@ -149,11 +146,6 @@ impl AdapterState {
                 }
             }
         };
-        tracing::debug!(
-            ledger_ms,
-            write_ms = write_started.elapsed().as_secs_f64() * 1000.0,
-            "ingest committed"
-        );
         if written.iter().any(|w| w.as_ref().is_ok_and(|w| w.changed)) {
             self.outbox_wake.notify_one();
         }
