@@ -1,0 +1,599 @@
+//! The person index: which Kinfold person each agency's record is about.
+//!
+//! A valid NHS number is an exact key. Without one (or when it is new to the index), blocking
+//! finds the few records worth comparing, so that resolving one identity never scans the
+//! index: records are filed under a handful of keys (date of birth with day and month in
+//! either order; family name's first letters and birth year; given name and postcode; family
+//! and given name), and only records sharing a key are compared. A key shared by more than
+//! [`MAX_BLOCK`] records (a very common name) is not read: the others still find the match.
+
+use std::collections::{HashMap, HashSet};
+use std::hash::{DefaultHasher, Hash, Hasher};
+
+use kinfold_fhir::Agency;
+use serde::Serialize;
+
+use crate::PersonId;
+use crate::matching::{Comparison, Hold, Identity, Prepared, Thresholds, Weights};
+
+/// One agency's record of a person: the agency and the record's reference there.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+pub struct RecordKey {
+    /// The agency holding the record.
+    pub agency: Agency,
+    /// `Patient/{id}` at that agency's adapter.
+    pub reference: String,
+}
+
+/// A person an identity might be, with the best comparison against their records.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Candidate {
+    /// The person.
+    pub person: PersonId,
+    /// Their record that compared best.
+    pub record: RecordKey,
+    /// The comparison.
+    pub comparison: Comparison,
+    /// What keeps it from linking by itself, if anything.
+    pub hold: Option<Hold>,
+}
+
+/// What the index says about an identity.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Resolution {
+    /// The record is already in the index, as this person's.
+    Known(PersonId),
+    /// Its NHS number is already this person's. `conflict` is set when the demographics
+    /// disagree so much that a person should look (score below review).
+    Exact {
+        /// The person.
+        person: PersonId,
+        /// The best comparison with the person's records, when it is below review.
+        conflict: Option<Candidate>,
+    },
+    /// One person scores at or above the link threshold, with nothing holding it.
+    Linked(Candidate),
+    /// Candidates for a person to review, best first.
+    Review(Vec<Candidate>),
+    /// Nobody is close: a new person.
+    New,
+}
+
+/// A blocking key shared by more records than this is not read.
+pub const MAX_BLOCK: usize = 5000;
+
+#[derive(Debug, Clone)]
+struct Entry {
+    key: RecordKey,
+    person: PersonId,
+    prepared: Prepared,
+    blocks: Vec<u64>,
+}
+
+/// The person index (see the module documentation).
+#[derive(Debug, Default)]
+pub struct PersonIndex {
+    weights: Weights,
+    thresholds: Thresholds,
+    entries: Vec<Option<Entry>>,
+    free: Vec<usize>,
+    by_key: HashMap<RecordKey, usize>,
+    by_person: HashMap<PersonId, Vec<usize>>,
+    by_nhs: HashMap<String, Vec<usize>>,
+    blocks: HashMap<u64, Vec<usize>>,
+    refused: HashSet<(RecordKey, PersonId)>,
+}
+
+impl PersonIndex {
+    /// An empty index with these weights and thresholds.
+    pub fn new(weights: Weights, thresholds: Thresholds) -> Self {
+        Self {
+            weights,
+            thresholds,
+            ..Self::default()
+        }
+    }
+
+    /// The thresholds in force.
+    pub fn thresholds(&self) -> Thresholds {
+        self.thresholds
+    }
+
+    /// Replaces the weights (after [`Weights::estimate`] on the index's records).
+    pub fn set_weights(&mut self, weights: Weights) {
+        self.weights = weights;
+    }
+
+    /// Every record's folded identity, for estimating weights.
+    pub fn prepared(&self) -> Vec<Prepared> {
+        self.entries
+            .iter()
+            .flatten()
+            .map(|e| e.prepared.clone())
+            .collect()
+    }
+
+    /// How many records the index holds.
+    pub fn len(&self) -> usize {
+        self.by_key.len()
+    }
+
+    /// Whether it holds none.
+    pub fn is_empty(&self) -> bool {
+        self.by_key.is_empty()
+    }
+
+    /// The person a record is filed under.
+    pub fn person_of(&self, key: &RecordKey) -> Option<&PersonId> {
+        self.by_key
+            .get(key)
+            .and_then(|&slot| self.entries[slot].as_ref())
+            .map(|e| &e.person)
+    }
+
+    /// The person holding a valid NHS number.
+    pub fn person_with_nhs(&self, nhs: &str) -> Option<&PersonId> {
+        self.by_nhs
+            .get(nhs)
+            .and_then(|slots| slots.first())
+            .and_then(|&slot| self.entries[slot].as_ref())
+            .map(|e| &e.person)
+    }
+
+    /// A person's records, in agency then reference order.
+    pub fn records_of(&self, person: &PersonId) -> Vec<RecordKey> {
+        let mut keys: Vec<RecordKey> = self
+            .by_person
+            .get(person)
+            .into_iter()
+            .flatten()
+            .filter_map(|&slot| self.entries[slot].as_ref().map(|e| e.key.clone()))
+            .collect();
+        keys.sort();
+        keys
+    }
+
+    /// A person's valid NHS number, if a record of theirs holds one.
+    pub fn nhs_number_of(&self, person: &PersonId) -> Option<&kinfold_fhir::NhsNumber> {
+        self.by_person
+            .get(person)
+            .into_iter()
+            .flatten()
+            .filter_map(|&slot| self.entries[slot].as_ref())
+            .find_map(|e| e.prepared.nhs_number())
+    }
+
+    /// Records that a person said are not this person's, so scoring never offers them again.
+    pub fn refuse(&mut self, key: RecordKey, person: PersonId) {
+        self.refused.insert((key, person));
+    }
+
+    /// Takes back a refusal.
+    pub fn unrefuse(&mut self, key: &RecordKey, person: &PersonId) {
+        self.refused.remove(&(key.clone(), person.clone()));
+    }
+
+    /// What the index says about one agency's record (it changes nothing).
+    pub fn resolve(&self, key: &RecordKey, identity: &Identity) -> Resolution {
+        if let Some(person) = self.person_of(key) {
+            return Resolution::Known(person.clone());
+        }
+        let prepared = Prepared::new(identity);
+        if let Some(nhs) = prepared.nhs_number()
+            && let Some(person) = self.person_with_nhs(nhs.as_str())
+        {
+            let best = self.compare_with(person, &prepared, key);
+            let conflict = best.filter(|c| c.comparison.score < self.thresholds.review);
+            return Resolution::Exact {
+                person: person.clone(),
+                conflict,
+            };
+        }
+        let candidates: Vec<Candidate> = self
+            .candidates_for(&prepared, Some(key))
+            .into_iter()
+            .filter(|c| c.comparison.score >= self.thresholds.review)
+            .filter(|c| c.hold != Some(Hold::NhsNumbersDiffer))
+            .collect();
+        let linkable: Vec<&Candidate> = candidates
+            .iter()
+            .filter(|c| c.comparison.score >= self.thresholds.link)
+            .collect();
+        match linkable.as_slice() {
+            [one] if one.hold.is_none() => Resolution::Linked((*one).clone()),
+            [] if candidates.is_empty() => Resolution::New,
+            [_, _, ..] => Resolution::Review(
+                candidates
+                    .into_iter()
+                    .map(|mut c| {
+                        if c.comparison.score >= self.thresholds.link && c.hold.is_none() {
+                            c.hold = Some(Hold::Ambiguous);
+                        }
+                        c
+                    })
+                    .collect(),
+            ),
+            _ => Resolution::Review(candidates),
+        }
+    }
+
+    /// People an identity might be, best first, each with their best comparison; for searches
+    /// by name and date of birth.
+    pub fn candidates(&self, identity: &Identity) -> Vec<Candidate> {
+        self.candidates_for(&Prepared::new(identity), None)
+    }
+
+    /// Files a record under a person (replacing where it was filed before).
+    pub fn insert(&mut self, key: RecordKey, person: PersonId, identity: &Identity) {
+        self.remove(&key);
+        let prepared = Prepared::new(identity);
+        let blocks = block_keys(&prepared);
+        let slot = match self.free.pop() {
+            Some(slot) => slot,
+            None => {
+                self.entries.push(None);
+                self.entries.len() - 1
+            }
+        };
+        for block in &blocks {
+            self.blocks.entry(*block).or_default().push(slot);
+        }
+        if let Some(nhs) = prepared.nhs_number() {
+            self.by_nhs
+                .entry(nhs.as_str().to_owned())
+                .or_default()
+                .push(slot);
+        }
+        self.by_key.insert(key.clone(), slot);
+        self.by_person.entry(person.clone()).or_default().push(slot);
+        self.entries[slot] = Some(Entry {
+            key,
+            person,
+            prepared,
+            blocks,
+        });
+    }
+
+    /// Takes a record out of the index; the person it was filed under, if any.
+    pub fn remove(&mut self, key: &RecordKey) -> Option<PersonId> {
+        let slot = self.by_key.remove(key)?;
+        let entry = self.entries[slot].take()?;
+        for block in &entry.blocks {
+            remove_slot(&mut self.blocks, block, slot);
+        }
+        if let Some(nhs) = entry.prepared.nhs_number() {
+            remove_slot(&mut self.by_nhs, nhs.as_str(), slot);
+        }
+        remove_slot(&mut self.by_person, &entry.person, slot);
+        self.free.push(slot);
+        Some(entry.person)
+    }
+
+    /// Files every record of one person under another (a merge); the records moved.
+    pub fn move_person(&mut self, from: &PersonId, to: &PersonId) -> Vec<RecordKey> {
+        let slots = self.by_person.remove(from).unwrap_or_default();
+        let mut moved = Vec::new();
+        for slot in slots {
+            if let Some(entry) = self.entries[slot].as_mut() {
+                entry.person = to.clone();
+                moved.push(entry.key.clone());
+                self.by_person.entry(to.clone()).or_default().push(slot);
+            }
+        }
+        moved.sort();
+        moved
+    }
+
+    fn compare_with(
+        &self,
+        person: &PersonId,
+        prepared: &Prepared,
+        key: &RecordKey,
+    ) -> Option<Candidate> {
+        self.by_person
+            .get(person)
+            .into_iter()
+            .flatten()
+            .filter_map(|&slot| self.entries[slot].as_ref())
+            .filter(|e| &e.key != key)
+            .map(|e| self.candidate(e, prepared, Some(key)))
+            .max_by(|a, b| a.comparison.score.total_cmp(&b.comparison.score))
+    }
+
+    fn candidate(&self, entry: &Entry, prepared: &Prepared, key: Option<&RecordKey>) -> Candidate {
+        let comparison = Comparison::of(&self.weights, prepared, &entry.prepared);
+        let same_agency = key.is_some_and(|key| {
+            self.by_person
+                .get(&entry.person)
+                .into_iter()
+                .flatten()
+                .any(|&slot| {
+                    self.entries[slot]
+                        .as_ref()
+                        .is_some_and(|e| e.key.agency == key.agency && e.key != *key)
+                })
+        });
+        let hold = comparison
+            .hold()
+            .or(same_agency.then_some(Hold::SameAgency));
+        Candidate {
+            person: entry.person.clone(),
+            record: entry.key.clone(),
+            comparison,
+            hold,
+        }
+    }
+
+    fn candidates_for(&self, prepared: &Prepared, key: Option<&RecordKey>) -> Vec<Candidate> {
+        let mut seen: HashSet<usize> = HashSet::new();
+        let mut best: HashMap<&PersonId, Candidate> = HashMap::new();
+        for block in block_keys(prepared) {
+            let Some(slots) = self.blocks.get(&block) else {
+                continue;
+            };
+            if slots.len() > MAX_BLOCK {
+                continue;
+            }
+            for &slot in slots {
+                if !seen.insert(slot) {
+                    continue;
+                }
+                let Some(entry) = self.entries[slot].as_ref() else {
+                    continue;
+                };
+                if key.is_some_and(|k| self.refused.contains(&(k.clone(), entry.person.clone()))) {
+                    continue;
+                }
+                let candidate = self.candidate(entry, prepared, key);
+                match best.get(&entry.person) {
+                    Some(held) if held.comparison.score >= candidate.comparison.score => {}
+                    _ => {
+                        best.insert(&entry.person, candidate);
+                    }
+                }
+            }
+        }
+        let mut candidates: Vec<Candidate> = best.into_values().collect();
+        candidates.sort_by(|a, b| {
+            b.comparison
+                .score
+                .total_cmp(&a.comparison.score)
+                .then_with(|| a.person.cmp(&b.person))
+        });
+        candidates
+    }
+}
+
+fn remove_slot<K, Q>(map: &mut HashMap<K, Vec<usize>>, key: &Q, slot: usize)
+where
+    K: std::borrow::Borrow<Q> + Hash + Eq,
+    Q: Hash + Eq + ?Sized,
+{
+    if let Some(slots) = map.get_mut(key) {
+        slots.retain(|&s| s != slot);
+        if slots.is_empty() {
+            map.remove(key);
+        }
+    }
+}
+
+/// The blocking keys a record is filed under.
+fn block_keys(p: &Prepared) -> Vec<u64> {
+    let mut keys = Vec::with_capacity(4);
+    let mut key = |parts: &[&dyn std::fmt::Display]| {
+        let mut hasher = DefaultHasher::new();
+        for part in parts {
+            part.to_string().hash(&mut hasher);
+        }
+        keys.push(hasher.finish());
+    };
+    if let Some(dob) = p.dob {
+        let (low, high) = dob.day_month_pair();
+        key(&[&"dob", &dob.year(), &low, &high]);
+        if let Some(family) = &p.family {
+            let prefix: String = family.chars().take(4).collect();
+            key(&[&"family-year", &prefix, &dob.year()]);
+        }
+    }
+    if let (Some(given), Some(postcode)) = (&p.given, &p.postcode) {
+        key(&[&"given-postcode", given, &postcode.full]);
+    }
+    if let (Some(family), Some(given)) = (&p.family, &p.given) {
+        key(&[&"names", family, given]);
+    }
+    keys
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::matching::Level;
+
+    fn who(family: &str, given: &str, dob: &str, sex: &str, postcode: &str) -> Identity {
+        Identity {
+            nhs_number: None,
+            family: Some(family.into()),
+            given: vec![given.into()],
+            birth_date: Some(dob.into()),
+            gender: Some(sex.into()),
+            postcode: Some(postcode.into()),
+        }
+    }
+
+    fn key(agency: Agency, id: &str) -> RecordKey {
+        RecordKey {
+            agency,
+            reference: format!("Patient/{id}"),
+        }
+    }
+
+    fn person(id: &str) -> PersonId {
+        id.parse().expect("id")
+    }
+
+    #[test]
+    fn a_school_record_without_nhs_number_joins_the_gp_record_with_one() {
+        let mut index = PersonIndex::default();
+        let mut gp = who("Pełka", "Ola", "2019-05-02", "female", "LS6 2AB");
+        gp.nhs_number = "9990000026".parse().ok();
+        index.insert(key(Agency::Gp, "g1"), person("p1"), &gp);
+        let school = who("PELKA", "Ola", "2019-05-02", "female", "LS6 2AB");
+        match index.resolve(&key(Agency::SchoolNursing, "s1"), &school) {
+            Resolution::Linked(c) => {
+                assert_eq!(c.person, person("p1"));
+                assert_eq!(c.comparison.level(crate::Field::FamilyName), Level::Exact);
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_known_nhs_number_is_exact_and_wild_demographics_are_a_conflict() {
+        let mut index = PersonIndex::default();
+        let mut gp = who("Haddad", "Leo", "2022-01-15", "male", "NE4 5PL");
+        gp.nhs_number = "9990000026".parse().ok();
+        index.insert(key(Agency::Gp, "g1"), person("p1"), &gp);
+        let mut ae = gp.clone();
+        ae.family = Some("Haddad".into());
+        assert_eq!(
+            index.resolve(&key(Agency::Ae, "a1"), &ae),
+            Resolution::Exact {
+                person: person("p1"),
+                conflict: None
+            }
+        );
+        let mut wrong = who("Brown", "Agnes", "1950-01-01", "female", "SW1A 1AA");
+        wrong.nhs_number = gp.nhs_number.clone();
+        match index.resolve(&key(Agency::Ae, "a2"), &wrong) {
+            Resolution::Exact {
+                person: p,
+                conflict: Some(c),
+            } => {
+                assert_eq!(p, person("p1"));
+                assert!(c.comparison.score < index.thresholds().review);
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(
+            index.resolve(&key(Agency::Gp, "g1"), &wrong),
+            Resolution::Known(person("p1"))
+        );
+    }
+
+    #[test]
+    fn twins_stay_two_people() {
+        let mut index = PersonIndex::default();
+        index.insert(
+            key(Agency::Gp, "g1"),
+            person("p1"),
+            &who("Novak", "Adam", "2021-06-01", "male", "B12 9QA"),
+        );
+        let twin = who("Novak", "Jan", "2021-06-01", "male", "B12 9QA");
+        match index.resolve(&key(Agency::Gp, "g2"), &twin) {
+            Resolution::Review(c) => assert_eq!(c[0].hold, Some(Hold::GivenNamesDiffer)),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn two_records_of_one_agency_are_not_joined_by_score() {
+        let mut index = PersonIndex::default();
+        let baby = who("Haddad", "Baby", "2026-10-18", "male", "NE4 5PL");
+        index.insert(key(Agency::Midwifery, "m1"), person("p1"), &baby);
+        match index.resolve(&key(Agency::Midwifery, "m2"), &baby) {
+            Resolution::Review(c) => assert_eq!(c[0].hold, Some(Hold::SameAgency)),
+            other => panic!("{other:?}"),
+        }
+        // The GP's named record of the same baby links to it.
+        let named = who("Haddad", "Noah", "2026-10-18", "male", "NE4 5PL");
+        assert!(matches!(
+            index.resolve(&key(Agency::Gp, "g9"), &named),
+            Resolution::Linked(_)
+        ));
+    }
+
+    #[test]
+    fn two_people_scoring_alike_go_to_review() {
+        let mut index = PersonIndex::default();
+        let baby = who("Haddad", "Baby", "2026-10-18", "male", "NE4 5PL");
+        index.insert(key(Agency::Midwifery, "m1"), person("p1"), &baby);
+        index.insert(key(Agency::Midwifery, "m2"), person("p2"), &baby);
+        match index.resolve(
+            &key(Agency::Gp, "g1"),
+            &who("Haddad", "Noah", "2026-10-18", "male", "NE4 5PL"),
+        ) {
+            Resolution::Review(c) => {
+                assert_eq!(c.len(), 2);
+                assert!(c.iter().all(|c| c.hold == Some(Hold::Ambiguous)));
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_refused_pair_is_never_offered_again_and_strangers_are_new() {
+        let mut index = PersonIndex::default();
+        index.insert(
+            key(Agency::Gp, "g1"),
+            person("p1"),
+            &who("Pelka", "Ola", "2019-05-02", "female", "LS6 2AB"),
+        );
+        let school = who("Pelka", "Ola", "2019-05-02", "female", "LS6 2AB");
+        index.refuse(key(Agency::SchoolNursing, "s1"), person("p1"));
+        assert_eq!(
+            index.resolve(&key(Agency::SchoolNursing, "s1"), &school),
+            Resolution::New
+        );
+        let stranger = who("Okafor", "Chidi", "2015-12-24", "male", "M14 5TQ");
+        assert_eq!(
+            index.resolve(&key(Agency::Ae, "a1"), &stranger),
+            Resolution::New
+        );
+    }
+
+    #[test]
+    fn merges_move_records_and_removal_unfiles_them() {
+        let mut index = PersonIndex::default();
+        let mut a = who("Pelka", "Ola", "2019-05-02", "female", "LS6 2AB");
+        a.nhs_number = "9990000026".parse().ok();
+        index.insert(key(Agency::Gp, "g1"), person("p1"), &a);
+        index.insert(
+            key(Agency::SchoolNursing, "s1"),
+            person("p2"),
+            &who("Pelka", "Ola", "2019-05-02", "female", "LS6 2AB"),
+        );
+        assert_eq!(
+            index.move_person(&person("p2"), &person("p1")),
+            [key(Agency::SchoolNursing, "s1")]
+        );
+        assert_eq!(index.records_of(&person("p1")).len(), 2);
+        assert_eq!(index.remove(&key(Agency::Gp, "g1")), Some(person("p1")));
+        assert_eq!(index.person_with_nhs("9990000026"), None);
+        assert_eq!(index.len(), 1);
+        assert!(index.records_of(&person("p2")).is_empty());
+    }
+
+    #[test]
+    fn searches_by_name_and_date_find_people_without_a_scan() {
+        let mut index = PersonIndex::default();
+        index.insert(
+            key(Agency::Gp, "g1"),
+            person("p1"),
+            &who("Pełka", "Ola", "2019-05-02", "female", "LS6 2AB"),
+        );
+        index.insert(
+            key(Agency::Gp, "g2"),
+            person("p2"),
+            &who("Haddad", "Leo", "2022-01-15", "male", "NE4 5PL"),
+        );
+        let query = Identity {
+            family: Some("pelka".into()),
+            given: vec!["OLA".into()],
+            birth_date: Some("2019-05-02".into()),
+            ..Identity::default()
+        };
+        let found = index.candidates(&query);
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].person, person("p1"));
+    }
+}
