@@ -212,3 +212,37 @@ pub fn token_issued(
         until: None,
     }
 }
+
+/// A record of a change to who is who or who is family: a link, merge, split, review
+/// decision or family edge. It names the person it is about (so it is in their access report),
+/// the records it touched and the rule (or the person, with their reason) that made it.
+pub fn identity_change(
+    who: &str,
+    person: &kinfold_identity::PersonId,
+    query: &str,
+    rule: &str,
+    entities: Vec<AuditEntity>,
+    justification: Option<String>,
+) -> AuditRecord {
+    AuditRecord {
+        recorded: Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true),
+        event_type: "rest".into(),
+        subtype: "update".into(),
+        action: "U".into(),
+        outcome: "0".into(),
+        query: query.into(),
+        agent: AuditAgent {
+            who: who.to_owned(),
+            ..AuditAgent::default()
+        },
+        purpose: None,
+        patient: Some(person.to_string()),
+        entities,
+        rule: Some(rule.into()),
+        justification,
+        request_id: None,
+        source: None,
+        count: None,
+        until: None,
+    }
+}

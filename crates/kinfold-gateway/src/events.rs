@@ -200,5 +200,15 @@ async fn receive(
         .events_receive(sender.as_str(), &events, received)
         .await?;
     tracing::debug!(agency = %sender, received = events.len(), new, "events received");
+    // The events are kept: read them into the person index now. If that fails (the ledger
+    // cannot record, say), they are read again at the next delivery or query.
+    if new > 0
+        && let Err(error) = state.identities.catch_up(&state.store, &state.ledger).await
+    {
+        tracing::warn!(
+            ?error,
+            "identity: received events not yet read into the index"
+        );
+    }
     Ok(HttpResponse::Ok().json(serde_json::json!({"received": events.len(), "new": new})))
 }

@@ -38,6 +38,9 @@ pub enum AgencyFailure {
     Status(u16),
     /// Answered with something that is not a FHIR searchset.
     Invalid,
+    /// Not asked: the record locator knows no record of the person there, and without an
+    /// NHS number the agency cannot be asked by number.
+    NotAsked,
 }
 
 impl AgencyFailure {
@@ -48,6 +51,7 @@ impl AgencyFailure {
             Self::Unreachable => "could not be reached".to_owned(),
             Self::Status(status) => format!("answered with HTTP status {status}"),
             Self::Invalid => "sent an answer that is not a FHIR searchset".to_owned(),
+            Self::NotAsked => "was not asked: Kinfold knows no record of this person there, and without an NHS number it cannot ask by number".to_owned(),
         }
     }
 }
@@ -69,6 +73,16 @@ pub struct AgencyAnswer {
 struct Fetched {
     records: Vec<AgencyRecord>,
     truncated: bool,
+}
+
+/// Whom a query is about, as the agencies know them: the record locator's records
+/// (`(agency, "Patient/{id}")`), and the NHS number for agencies where it knows none.
+#[derive(Debug, Clone, Default)]
+pub struct Target {
+    /// The records the locator knows.
+    pub records: Vec<(Agency, String)>,
+    /// The person's NHS number, if a record of theirs holds a valid one.
+    pub nhs: Option<NhsNumber>,
 }
 
 /// The adapters the gateway asks, and how long it waits for each.
@@ -106,6 +120,46 @@ impl Agencies {
         self.deadline
     }
 
+    /// Each agency's Patient records for a person: the records the locator knows there,
+    /// else (the locator may not know them yet) those the agency finds by NHS number.
+    pub async fn patients_of(&self, target: &Target) -> Vec<AgencyAnswer> {
+        self.each_for(
+            target,
+            |agency, references| async move {
+                let mut all = Fetched::default();
+                for reference in references {
+                    let url = format!("{}/{reference}", agency.base);
+                    if let Some(record) = agency.read(url).await? {
+                        all.records.push(record);
+                    }
+                }
+                Ok(all)
+            },
+            |agency, nhs| async move { agency.patients(nhs).await },
+        )
+        .await
+    }
+
+    /// Everything each agency holds about a person, asked as [`Agencies::patients_of`] says.
+    pub async fn everything_of(&self, target: &Target) -> Vec<AgencyAnswer> {
+        self.each_for(
+            target,
+            |agency, references| async move {
+                let mut all = Fetched::default();
+                for reference in references {
+                    let fetched = agency
+                        .follow(format!("{}/{reference}/$everything", agency.base))
+                        .await?;
+                    all.records.extend(fetched.records);
+                    all.truncated |= fetched.truncated;
+                }
+                Ok(all)
+            },
+            |agency, nhs| async move { agency.everything(nhs).await },
+        )
+        .await
+    }
+
     /// Each agency's Patient records for this NHS number.
     pub async fn patients(&self, nhs: &NhsNumber) -> Vec<AgencyAnswer> {
         self.each(|agency| async move { agency.patients(nhs).await })
@@ -115,24 +169,8 @@ impl Agencies {
     /// Everything each agency holds about the person with this NHS number: their Patient
     /// record(s) there, then every record about them.
     pub async fn everything(&self, nhs: &NhsNumber) -> Vec<AgencyAnswer> {
-        self.each(|agency| async move {
-            let patients = agency.patients(nhs).await?;
-            let mut all = Fetched {
-                truncated: patients.truncated,
-                ..Fetched::default()
-            };
-            for patient in patients.records {
-                let Some(id) = patient.resource.get("id").and_then(Value::as_str) else {
-                    continue;
-                };
-                let url = format!("{}/Patient/{}/$everything", agency.base, id);
-                let fetched = agency.follow(url).await?;
-                all.records.extend(fetched.records);
-                all.truncated |= fetched.truncated;
-            }
-            Ok(all)
-        })
-        .await
+        self.each(|agency| async move { agency.everything(nhs).await })
+            .await
     }
 
     /// One resource from one agency by its path (`Binary/ae.1f…`): `None` when the agency does
@@ -172,20 +210,66 @@ impl Agencies {
             .unwrap_or(Err(AgencyFailure::Timeout(self.deadline)))
     }
 
+    /// Asks each agency about one person: by the records the locator knows there, else by
+    /// NHS number, else not at all (and the answer says so).
+    async fn each_for<'a, K, KFut, N, NFut>(
+        &'a self,
+        target: &'a Target,
+        known: K,
+        by_number: N,
+    ) -> Vec<AgencyAnswer>
+    where
+        K: Fn(AgencyClient<'a>, Vec<&'a str>) -> KFut,
+        KFut: Future<Output = Result<Fetched, AgencyFailure>>,
+        N: Fn(AgencyClient<'a>, &'a NhsNumber) -> NFut,
+        NFut: Future<Output = Result<Fetched, AgencyFailure>>,
+    {
+        let known = &known;
+        let by_number = &by_number;
+        self.each_agency(move |agency, client| {
+            let references: Vec<&'a str> = target
+                .records
+                .iter()
+                .filter(|(a, _)| *a == agency)
+                .map(|(_, reference)| reference.as_str())
+                .collect();
+            async move {
+                if !references.is_empty() {
+                    known(client, references).await
+                } else if let Some(nhs) = &target.nhs {
+                    by_number(client, nhs).await
+                } else {
+                    Err(AgencyFailure::NotAsked)
+                }
+            }
+        })
+        .await
+    }
+
     async fn each<'a, F, Fut>(&'a self, work: F) -> Vec<AgencyAnswer>
     where
         F: Fn(AgencyClient<'a>) -> Fut,
         Fut: Future<Output = Result<Fetched, AgencyFailure>>,
     {
+        self.each_agency(|_, client| work(client)).await
+    }
+
+    async fn each_agency<'a, F, Fut>(&'a self, work: F) -> Vec<AgencyAnswer>
+    where
+        F: Fn(Agency, AgencyClient<'a>) -> Fut,
+        Fut: Future<Output = Result<Fetched, AgencyFailure>>,
+    {
         let calls = self.endpoints.iter().map(|endpoint| {
             let client = AgencyClient { http: &self.http, base: endpoint.url.trim_end_matches('/') };
-            let call = work(client);
+            let call = work(endpoint.agency, client);
             async move {
                 let result = match tokio::time::timeout(self.deadline, call).await {
                     Ok(result) => result,
                     Err(_) => Err(AgencyFailure::Timeout(self.deadline)),
                 };
-                if let Err(failure) = &result {
+                if let Err(failure) = &result
+                    && *failure != AgencyFailure::NotAsked
+                {
                     tracing::warn!(agency = %endpoint.agency, ?failure, "agency missing from answer");
                 }
                 let truncated = result.as_ref().is_ok_and(|f| f.truncated);
@@ -226,6 +310,50 @@ struct Entry {
 }
 
 impl AgencyClient<'_> {
+    /// The person's Patient records there, then every record about them.
+    async fn everything(self, nhs: &NhsNumber) -> Result<Fetched, AgencyFailure> {
+        let patients = self.patients(nhs).await?;
+        let mut all = Fetched {
+            truncated: patients.truncated,
+            ..Fetched::default()
+        };
+        for patient in patients.records {
+            let Some(id) = patient.resource.get("id").and_then(Value::as_str) else {
+                continue;
+            };
+            let url = format!("{}/Patient/{}/$everything", self.base, id);
+            let fetched = self.follow(url).await?;
+            all.records.extend(fetched.records);
+            all.truncated |= fetched.truncated;
+        }
+        Ok(all)
+    }
+
+    /// One record by its URL: `None` when the agency does not have it.
+    async fn read(self, url: String) -> Result<Option<AgencyRecord>, AgencyFailure> {
+        let response = self
+            .http
+            .get(&url)
+            .header(reqwest::header::ACCEPT, kinfold_fhir::FHIR_JSON)
+            .send()
+            .await
+            .map_err(|_| AgencyFailure::Unreachable)?;
+        match response.status() {
+            reqwest::StatusCode::NOT_FOUND | reqwest::StatusCode::GONE => return Ok(None),
+            status if !status.is_success() => return Err(AgencyFailure::Status(status.as_u16())),
+            _ => {}
+        }
+        let bytes = response
+            .bytes()
+            .await
+            .map_err(|_| AgencyFailure::Unreachable)?;
+        let resource: Value = serde_json::from_slice(&bytes).map_err(|_| AgencyFailure::Invalid)?;
+        Ok(Some(AgencyRecord {
+            full_url: url,
+            resource,
+        }))
+    }
+
     async fn patients(self, nhs: &NhsNumber) -> Result<Fetched, AgencyFailure> {
         let mut url = reqwest::Url::parse(&format!("{}/Patient", self.base))
             .map_err(|_| AgencyFailure::Unreachable)?;

@@ -107,7 +107,7 @@ const REFERENCE: &str = "UK-WHO (UK90 below 2 weeks and from 4 years; WHO 2006 f
 /// Reads a child's growth from the agencies' answers.
 pub(crate) fn report(
     person_id: &str,
-    nhs: &kinfold_fhir::NhsNumber,
+    nhs: Option<&kinfold_fhir::NhsNumber>,
     answers: &[AgencyAnswer],
 ) -> Result<GrowthReport, GatewayError> {
     let patient =
@@ -347,12 +347,12 @@ async fn load(
     person_id: String,
     operation: &'static str,
 ) -> Result<GrowthReport, GatewayError> {
-    let nhs = state.nhs_number_of(&person_id).await?;
-    let answers = state.agencies.everything(&nhs).await;
+    let (person_id, target) = state.target_of(&person_id).await?;
+    let answers = state.agencies.everything_of(&target).await;
     if answers.iter().all(|a| a.result.is_err()) {
         return Err(GatewayError::NoAgencyAnswered);
     }
-    let report = report(&person_id, &nhs, &answers)?;
+    let report = report(&person_id, target.nhs.as_ref(), &answers)?;
     let disclosed = report
         .measurements
         .iter()

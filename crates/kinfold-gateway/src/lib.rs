@@ -18,6 +18,7 @@ mod error;
 pub mod events;
 pub mod fanout;
 pub mod growth;
+mod identity;
 /// The audit ledger (re-exported from `kinfold-audit`).
 pub mod ledger {
     pub use kinfold_audit::*;
@@ -115,6 +116,8 @@ pub(crate) struct GatewayState {
     pub(crate) public_base_url: Option<String>,
     /// The CapabilityStatement, serialised once at start.
     pub(crate) capability: String,
+    /// The person index, family graph and record locator.
+    pub(crate) identities: identity::Identities,
 }
 
 impl GatewayState {
@@ -125,6 +128,73 @@ impl GatewayState {
     ) -> Result<kinfold_fhir::NhsNumber, GatewayError> {
         self.store
             .nhs_number_of(person_id)
+            .await?
+            .ok_or(GatewayError::UnknownPerson)
+    }
+
+    /// Whom a person id names now (a merged person's survivor) and how to ask the agencies
+    /// about them: the record locator's records, and the NHS number for the others. An id the
+    /// identity index does not know yet is looked up in the NHS-number links; unknown, `404`.
+    pub(crate) async fn target_of(
+        &self,
+        asked: &str,
+    ) -> Result<(String, fanout::Target), GatewayError> {
+        let known = match asked.parse::<kinfold_identity::PersonId>() {
+            Ok(id) => {
+                self.identities
+                    .read(&self.store, &self.ledger, |inner| {
+                        let person = inner.current(&id)?;
+                        let target = fanout::Target {
+                            records: inner
+                                .locate(&person)
+                                .into_iter()
+                                .map(|k| (k.agency, k.reference))
+                                .collect(),
+                            nhs: inner.nhs_number_of(&person),
+                        };
+                        Some((person, target))
+                    })
+                    .await?
+            }
+            Err(_) => None,
+        };
+        match known {
+            Some((person, mut target)) => {
+                if target.nhs.is_none() {
+                    target.nhs = self.store.nhs_number_of(person.as_str()).await?;
+                }
+                Ok((person.to_string(), target))
+            }
+            None => {
+                let nhs = self.nhs_number_of(asked).await?;
+                Ok((
+                    asked.to_owned(),
+                    fanout::Target {
+                        records: Vec::new(),
+                        nhs: Some(nhs),
+                    },
+                ))
+            }
+        }
+    }
+
+    /// A person's family (the person as they are now, and the members).
+    pub(crate) async fn family_of(
+        &self,
+        asked: &kinfold_identity::PersonId,
+    ) -> Result<
+        (
+            kinfold_identity::PersonId,
+            Vec<kinfold_identity::family::Member>,
+        ),
+        GatewayError,
+    > {
+        self.identities
+            .read(&self.store, &self.ledger, |inner| {
+                let person = inner.current(asked)?;
+                let members = inner.graph().family_of(&person);
+                Some((person, members))
+            })
             .await?
             .ok_or(GatewayError::UnknownPerson)
     }
@@ -186,6 +256,7 @@ pub fn build_on(
         capability: routes::capability(
             &chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
         ),
+        identities: identity::Identities::default(),
     });
     let port = listener.local_addr()?.port();
     let openapi = ApiDoc::openapi();
@@ -205,6 +276,7 @@ pub fn build_on(
             .configure(audit_routes::configure)
             .configure(growth::configure)
             .configure(events::configure)
+            .configure(identity::routes::configure)
             .configure(routes::configure)
             .default_service(web::to(kinfold_http::no_such_route))
     })

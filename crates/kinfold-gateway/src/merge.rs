@@ -11,7 +11,7 @@ use crate::fanout::{AgencyAnswer, AgencyFailure, AgencyRecord};
 
 /// The order in which agencies' demographics are trusted for the gateway's Patient view: the
 /// GP holds the registered details.
-const DEMOGRAPHICS_ORDER: [Agency; 5] = [
+pub(crate) const DEMOGRAPHICS_ORDER: [Agency; 5] = [
     Agency::Gp,
     Agency::HealthVisiting,
     Agency::SchoolNursing,
@@ -21,7 +21,11 @@ const DEMOGRAPHICS_ORDER: [Agency; 5] = [
 
 /// The gateway's view of a person: Kinfold's id, the NHS number, demographics from the most
 /// trusted agency that has them, and a `link` to each agency's own Patient record.
-pub fn patient_view(person_id: &str, nhs: &NhsNumber, answers: &[AgencyAnswer]) -> Option<Value> {
+pub fn patient_view(
+    person_id: &str,
+    nhs: Option<&NhsNumber>,
+    answers: &[AgencyAnswer],
+) -> Option<Value> {
     let records: Vec<(Agency, &AgencyRecord)> = answers
         .iter()
         .filter_map(|a| a.result.as_ref().ok().map(|r| (a.agency, r)))
@@ -35,8 +39,10 @@ pub fn patient_view(person_id: &str, nhs: &NhsNumber, answers: &[AgencyAnswer]) 
         "resourceType": "Patient",
         "id": person_id,
         "meta": {"source": "urn:kinfold:gateway"},
-        "identifier": [{"system": NHS_NUMBER_SYSTEM, "value": nhs.as_str()}],
     });
+    if let Some(nhs) = nhs {
+        patient["identifier"] = json!([{"system": NHS_NUMBER_SYSTEM, "value": nhs.as_str()}]);
+    }
     for element in [
         "name",
         "gender",
@@ -62,49 +68,86 @@ pub fn patient_view(person_id: &str, nhs: &NhsNumber, answers: &[AgencyAnswer]) 
     Some(patient)
 }
 
-/// A searchset Bundle of every agency's records about one person.
+/// One person's part of an `$everything` answer.
+#[derive(Debug)]
+pub struct Part<'a> {
+    /// Kinfold's person id.
+    pub person_id: &'a str,
+    /// Their NHS number, if known.
+    pub nhs: Option<&'a NhsNumber>,
+    /// How they are related to the person asked about (`None`: they are that person, or the
+    /// answer is about one person only).
+    pub kin: Option<kinfold_identity::family::Kin>,
+    /// Each agency's answer about them.
+    pub answers: Vec<AgencyAnswer>,
+}
+
+/// The extension on a family answer's entries naming whose record each is.
+pub const FAMILY_MEMBER_EXTENSION: &str =
+    "https://kinfold.example/fhir/StructureDefinition/family-member";
+
+/// A searchset Bundle of every agency's records about one person, or a family.
 ///
-/// Entries: the gateway's Patient view, then each agency's records (each stamped with
+/// Entries: each person's Patient view, then each agency's records (each stamped with
 /// `meta.source` naming the agency), one `Provenance` per agency that answered, and an
-/// `OperationOutcome` for every agency that did not.
-pub fn everything_bundle(
-    self_url: &str,
-    person_id: &str,
-    nhs: &NhsNumber,
-    answers: Vec<AgencyAnswer>,
-) -> Value {
+/// `OperationOutcome` for every agency that did not. In a family answer (`family` true) every
+/// entry carries a `family-member` extension: the person and their relationship to the child.
+pub fn everything_bundle(self_url: &str, parts: Vec<Part<'_>>, family: bool) -> Value {
     let now = Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true);
     let mut entries = Vec::new();
     let mut matches = 0u64;
-    if let Some(patient) = patient_view(person_id, nhs, &answers) {
-        entries.push(json!({"fullUrl": format!("urn:kinfold:person:{person_id}"), "resource": patient, "search": {"mode": "match"}}));
-        matches += 1;
-    }
     let mut provenance = Vec::new();
     let mut outcomes = Vec::new();
-    for answer in answers {
-        if answer.truncated {
-            outcomes.push(cut_short(answer.agency));
-        }
-        match answer.result {
-            Ok(records) if records.is_empty() => {}
-            Ok(records) => {
-                let targets: Vec<Value> = records
-                    .iter()
-                    .map(|r| json!({"reference": r.full_url}))
-                    .collect();
-                for mut record in records {
-                    stamp_source(&mut record.resource, answer.agency);
-                    entries.push(json!({"fullUrl": record.full_url, "resource": record.resource, "search": {"mode": "match"}}));
-                    matches += 1;
-                }
-                provenance.push(provenance_for(answer.agency, targets, &now));
+    for part in parts {
+        let whose = family.then(|| whose(part.person_id, part.kin));
+        let entry = |full_url: &str, resource: Value, mode: &str| {
+            let mut entry =
+                json!({"fullUrl": full_url, "resource": resource, "search": {"mode": mode}});
+            if let Some(whose) = &whose {
+                entry["extension"] = json!([whose]);
             }
-            Err(failure) => outcomes.push(missing_agency(answer.agency, &failure)),
+            entry
+        };
+        if let Some(patient) = patient_view(part.person_id, part.nhs, &part.answers) {
+            entries.push(entry(
+                &format!("urn:kinfold:person:{}", part.person_id),
+                patient,
+                "match",
+            ));
+            matches += 1;
+        }
+        for answer in part.answers {
+            if answer.truncated {
+                outcomes.push(entry(&uuid_urn(), cut_short(answer.agency), "outcome"));
+            }
+            match answer.result {
+                Ok(records) if records.is_empty() => {}
+                Ok(records) => {
+                    let targets: Vec<Value> = records
+                        .iter()
+                        .map(|r| json!({"reference": r.full_url}))
+                        .collect();
+                    for mut record in records {
+                        stamp_source(&mut record.resource, answer.agency);
+                        entries.push(entry(&record.full_url, record.resource, "match"));
+                        matches += 1;
+                    }
+                    provenance.push(entry(
+                        &uuid_urn(),
+                        provenance_for(answer.agency, targets, &now),
+                        "include",
+                    ));
+                }
+                Err(failure) => outcomes.push(entry(
+                    &uuid_urn(),
+                    missing_agency(answer.agency, &failure),
+                    "outcome",
+                )),
+            }
         }
     }
-    entries.extend(provenance.into_iter().map(|p| json!({"fullUrl": format!("urn:uuid:{}", uuid::Uuid::new_v4()), "resource": p, "search": {"mode": "include"}})));
-    entries.extend(outcomes.into_iter().map(|o| json!({"fullUrl": format!("urn:uuid:{}", uuid::Uuid::new_v4()), "resource": o, "search": {"mode": "outcome"}})));
+    entries.extend(provenance);
+    entries.extend(outcomes);
     json!({
         "resourceType": "Bundle",
         "id": uuid::Uuid::new_v4().to_string(),
@@ -114,6 +157,53 @@ pub fn everything_bundle(
         "link": [{"relation": "self", "url": self_url}],
         "entry": entries,
     })
+}
+
+fn uuid_urn() -> String {
+    format!("urn:uuid:{}", uuid::Uuid::new_v4())
+}
+
+/// The `family-member` extension: whose entry this is, and how they are related.
+fn whose(person_id: &str, kin: Option<kinfold_identity::family::Kin>) -> Value {
+    let relationship = match kin {
+        Some(kin) => {
+            let (system, code, display) = kin.coding();
+            json!({"system": system, "code": code, "display": display})
+        }
+        None => {
+            json!({"system": kinfold_identity::family::KIN_SYSTEM, "code": "self", "display": "the child asked about"})
+        }
+    };
+    json!({
+        "url": FAMILY_MEMBER_EXTENSION,
+        "extension": [
+            {"url": "person", "valueReference": {"reference": format!("Patient/{person_id}")}},
+            {"url": "relationship", "valueCoding": relationship}
+        ]
+    })
+}
+
+/// Appends an outcome entry to a searchset.
+pub fn add_outcome(bundle: &mut Value, outcome: Value) {
+    if let Some(entries) = bundle["entry"].as_array_mut() {
+        entries.push(
+            json!({"fullUrl": uuid_urn(), "resource": outcome, "search": {"mode": "outcome"}}),
+        );
+    }
+}
+
+/// An `OperationOutcome` saying a family answer left members out.
+pub fn family_cut_short(left_out: usize) -> Value {
+    let outcome = OperationOutcome::single(
+        IssueSeverity::Warning,
+        IssueType::TooCostly,
+        format!(
+            "The family has more members than one answer carries ({}); {left_out} are not in this answer. Ask for them one by one from the $family Group.",
+            crate::routes::MAX_FAMILY
+        ),
+    )
+    .with_code("family-truncated");
+    serde_json::to_value(Resource::from(outcome)).unwrap_or(Value::Null)
 }
 
 /// A searchset of the gateway's Patient view (zero or one), with outcomes for missing agencies.
@@ -232,6 +322,7 @@ pub fn missing_agency(agency: Agency, failure: &AgencyFailure) -> Value {
         AgencyFailure::Unreachable => IssueType::Transient,
         AgencyFailure::Status(_) => IssueType::Exception,
         AgencyFailure::Invalid => IssueType::Invalid,
+        AgencyFailure::NotAsked => IssueType::Incomplete,
     };
     let why = failure.describe();
     let outcome = OperationOutcome::single(
@@ -267,9 +358,13 @@ mod tests {
         let nhs: NhsNumber = "9434765919".parse().unwrap();
         let bundle = everything_bundle(
             "http://gateway/x",
-            "p",
-            &nhs,
-            vec![answer(Agency::Gp, true), answer(Agency::Ae, false)],
+            vec![Part {
+                person_id: "p",
+                nhs: Some(&nhs),
+                kin: None,
+                answers: vec![answer(Agency::Gp, true), answer(Agency::Ae, false)],
+            }],
+            false,
         );
         let outcomes: Vec<&Value> = bundle["entry"]
             .as_array()
@@ -281,5 +376,54 @@ mod tests {
         let issue = &outcomes[0]["resource"]["issue"][0];
         assert_eq!(issue["code"], "too-costly");
         assert_eq!(issue["details"]["coding"][0]["code"], "gp");
+        assert!(
+            bundle["entry"][0].get("extension").is_none(),
+            "one person: no family-member"
+        );
+    }
+
+    #[test]
+    fn a_family_answer_says_whose_each_entry_is() {
+        let bundle = everything_bundle(
+            "http://gateway/x",
+            vec![
+                Part {
+                    person_id: "child",
+                    nhs: None,
+                    kin: None,
+                    answers: vec![answer(Agency::Gp, false)],
+                },
+                Part {
+                    person_id: "sib",
+                    nhs: None,
+                    kin: Some(kinfold_identity::family::Kin::Sibling),
+                    answers: vec![answer(Agency::Ae, false)],
+                },
+            ],
+            true,
+        );
+        let whose: Vec<(String, String)> = bundle["entry"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["search"]["mode"] == "match")
+            .map(|e| {
+                let parts = &e["extension"][0]["extension"];
+                (
+                    parts[0]["valueReference"]["reference"]
+                        .as_str()
+                        .unwrap()
+                        .to_owned(),
+                    parts[1]["valueCoding"]["code"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            whose,
+            [
+                ("Patient/child".to_owned(), "self".to_owned()),
+                ("Patient/sib".to_owned(), "SIB".to_owned())
+            ]
+        );
     }
 }

@@ -23,7 +23,11 @@ type State = web::Data<GatewayState>;
         description = "The one door to every agency's child-health records. FHIR R4 JSON; every error is an OperationOutcome; every data route needs a bearer JWT."
     ),
     paths(
-        metadata, health, patient_search, patient_read, patient_everything, binary_read,
+        metadata, health, patient_search, patient_read, patient_everything, group_everything, binary_read,
+        crate::identity::routes::person_read, crate::identity::routes::family, crate::identity::routes::reviews,
+        crate::identity::routes::review_accept, crate::identity::routes::review_reject,
+        crate::identity::routes::person_link, crate::identity::routes::person_unlink,
+        crate::identity::routes::edge_assert, crate::identity::routes::edge_retract,
         crate::audit_routes::audit_events, crate::audit_routes::access_report,
         crate::growth::growth, crate::growth::growth_chart, crate::events::receive,
         kinfold_audit::http::get_sth, kinfold_audit::http::get_sth_consistency,
@@ -56,7 +60,8 @@ pub(crate) fn configure(config: &mut web::ServiceConfig) {
             "/Patient/{id}/$everything",
             web::get().to(patient_everything),
         )
-        .route("/Binary/{id}", web::get().to(binary_read));
+        .route("/Binary/{id}", web::get().to(binary_read))
+        .route("/Group/{id}/$everything", web::get().to(group_everything));
 }
 
 /// What the gateway supports. Open to all, as FHIR expects.
@@ -93,12 +98,17 @@ async fn health(state: State, request: HttpRequest) -> Result<HttpResponse, Gate
     Ok(HttpResponse::Ok().json(serde_json::json!({"status": "ok"})))
 }
 
-/// Find a person by NHS number across every agency.
+/// Find a person by NHS number across every agency, or by name and date of birth through
+/// the person index.
 #[utoipa::path(get, path = "/Patient", tag = "FHIR",
-    params(("identifier" = String, Query, description = "https://fhir.nhs.uk/Id/nhs-number|NNNNNNNNNN")),
+    params(("identifier" = Option<String>, Query, description = "https://fhir.nhs.uk/Id/nhs-number|NNNNNNNNNN"),
+        ("name" = Option<String>, Query, description = "A name as written (\"Ola Pełka\": the last word is the family name); with birthdate, for callers without an NHS number"),
+        ("family" = Option<String>, Query, description = "Family name (instead of name)"),
+        ("given" = Option<String>, Query, description = "Given name (with family)"),
+        ("birthdate" = Option<String>, Query, description = "Date of birth, YYYY-MM-DD: required with a name")),
     responses(
-        (status = 200, description = "searchset with the gateway's Patient (id is Kinfold's person id, with links to each agency's record) and an OperationOutcome for any agency that did not answer", content_type = "application/fhir+json", body = serde_json::Value),
-        (status = 400, description = "Missing, empty, repeated or invalid NHS number, or an unsupported parameter", content_type = "application/fhir+json", body = serde_json::Value),
+        (status = 200, description = "searchset. By NHS number: the gateway's Patient (id is Kinfold's person id, with links to each agency's record) and an OperationOutcome for any agency that did not answer. By name: up to 10 people the index finds (folded names, nicknames, a day/month transposition tolerated), best first, each with `search.score` (the match score over 40, at most 1)", content_type = "application/fhir+json", body = serde_json::Value),
+        (status = 400, description = "Missing, empty, repeated or invalid NHS number, a name without a date of birth, or an unsupported parameter", content_type = "application/fhir+json", body = serde_json::Value),
         (status = 401, description = "Missing, expired or untrusted token", content_type = "application/fhir+json", body = serde_json::Value),
     ),
     security(("bearer" = [])))]
@@ -108,28 +118,54 @@ async fn patient_search(
     request: HttpRequest,
     query: web::Query<Vec<(String, String)>>,
 ) -> Result<HttpResponse, GatewayError> {
-    let nhs = nhs_number_from(&query)?;
-    let answers = state.agencies.patients(&nhs).await;
+    let self_url = format!(
+        "{}{}",
+        kinfold_http::base_url(state.public_base_url.as_deref(), &request),
+        request.uri()
+    );
+    let nhs = match patient_query(&query)? {
+        PatientQuery::Nhs(nhs) => nhs,
+        PatientQuery::Demographics(identity) => {
+            return search_by_demographics(caller, state, request, identity, &self_url).await;
+        }
+    };
+    let known = state
+        .identities
+        .read(&state.store, &state.ledger, |inner| {
+            inner.index.person_with_nhs(nhs.as_str()).cloned()
+        })
+        .await?;
+    let mut records = Vec::new();
+    let (person_id, answers) = match known {
+        // The index knows them: ask for every record it holds, with or without the number.
+        Some(person) => {
+            let (id, target) = state.target_of(person.as_str()).await?;
+            (Some(id), state.agencies.patients_of(&target).await)
+        }
+        None => {
+            let answers = state.agencies.patients(&nhs).await;
+            let anyone_knows = answers
+                .iter()
+                .any(|a| a.result.as_ref().is_ok_and(|r| !r.is_empty()));
+            let person_id = if anyone_knows {
+                let (id, created) = state.store.link_person(&nhs).await?;
+                if created {
+                    records.push(audit::identity_link(&caller.subject, &id, None));
+                }
+                Some(id)
+            } else {
+                None
+            };
+            (person_id, answers)
+        }
+    };
     let failures: Vec<_> = answers
         .iter()
         .filter_map(|a| a.result.as_ref().err().map(|f| (a.agency, f.clone())))
         .collect();
-    let anyone_knows = answers
-        .iter()
-        .any(|a| a.result.as_ref().is_ok_and(|r| !r.is_empty()));
-    let mut records = Vec::new();
-    let person_id = if anyone_knows {
-        let (id, created) = state.store.link_person(&nhs).await?;
-        if created {
-            records.push(audit::identity_link(&caller.subject, &id, None));
-        }
-        Some(id)
-    } else {
-        None
-    };
     let patient = person_id
         .as_deref()
-        .and_then(|id| merge::patient_view(id, &nhs, &answers));
+        .and_then(|id| merge::patient_view(id, Some(&nhs), &answers));
     let entities = patient.as_ref().map(disclosed_links).unwrap_or_default();
     records.push(audit::record(
         &caller,
@@ -141,14 +177,93 @@ async fn patient_search(
         &request,
     ));
     state.ledger.record(records).await?;
-    let self_url = format!(
-        "{}{}",
-        kinfold_http::base_url(state.public_base_url.as_deref(), &request),
-        request.uri()
-    );
     Ok(FhirResponse::ok(&merge::patient_search_bundle(
         &self_url, patient, failures,
     )))
+}
+
+/// The most people a search by name answers with.
+const MAX_NAME_MATCHES: usize = 10;
+
+/// `Patient?name=&birthdate=`: the people the index finds, each as a Patient built from the
+/// agency records it holds (no agency is asked: the index is the answer).
+async fn search_by_demographics(
+    caller: Caller,
+    state: State,
+    request: HttpRequest,
+    identity: kinfold_identity::Identity,
+    self_url: &str,
+) -> Result<HttpResponse, GatewayError> {
+    let found: Vec<(String, f64, serde_json::Value)> = state
+        .identities
+        .read(&state.store, &state.ledger, |inner| {
+            let review = inner.index.thresholds().review;
+            inner
+                .index
+                .candidates(&identity)
+                .into_iter()
+                .filter(|c| c.comparison.score >= review)
+                .filter(|c| {
+                    inner
+                        .persons
+                        .get(&c.person)
+                        .is_some_and(|p| p.merged_into.is_none())
+                })
+                .take(MAX_NAME_MATCHES)
+                .map(|c| {
+                    let patient = crate::identity::routes::patient_from_index(inner, &c.person);
+                    (c.person.to_string(), c.comparison.score, patient)
+                })
+                .collect()
+        })
+        .await?;
+    let mut records: Vec<_> = found
+        .iter()
+        .map(|(person, _, patient)| {
+            audit::record(
+                &caller,
+                "search-type",
+                "E",
+                "Patient?name&birthdate",
+                Some(person.clone()),
+                disclosed_links(patient),
+                &request,
+            )
+        })
+        .collect();
+    if records.is_empty() {
+        records.push(audit::record(
+            &caller,
+            "search-type",
+            "E",
+            "Patient?name&birthdate",
+            None,
+            Vec::new(),
+            &request,
+        ));
+    }
+    state.ledger.record(records).await?;
+    let entries: Vec<serde_json::Value> = found
+        .into_iter()
+        .map(|(person, score, patient)| {
+            serde_json::json!({
+                "fullUrl": format!("urn:kinfold:person:{person}"),
+                "resource": patient,
+                "search": {"mode": "match", "score": ((score / 40.0).min(1.0) * 100.0).round() / 100.0}
+            })
+        })
+        .collect();
+    let mut bundle = serde_json::json!({
+        "resourceType": "Bundle",
+        "id": uuid::Uuid::new_v4().to_string(),
+        "type": "searchset",
+        "total": entries.len(),
+        "link": [{"relation": "self", "url": self_url}],
+    });
+    if !entries.is_empty() {
+        bundle["entry"] = serde_json::Value::Array(entries);
+    }
+    Ok(FhirResponse::ok(&bundle))
 }
 
 /// Read the gateway's view of one person.
@@ -169,14 +284,13 @@ async fn patient_read(
     path: web::Path<String>,
 ) -> Result<HttpResponse, GatewayError> {
     kinfold_http::no_parameters(&request).map_err(GatewayError::Refused)?;
-    let person_id = path.into_inner();
-    let nhs = state.nhs_number_of(&person_id).await?;
-    let answers = state.agencies.patients(&nhs).await;
+    let (person_id, target) = state.target_of(&path.into_inner()).await?;
+    let answers = state.agencies.patients_of(&target).await;
     if answers.iter().all(|a| a.result.is_err()) {
         return Err(GatewayError::NoAgencyAnswered);
     }
-    let mut patient =
-        merge::patient_view(&person_id, &nhs, &answers).ok_or(GatewayError::UnknownPerson)?;
+    let mut patient = merge::patient_view(&person_id, target.nhs.as_ref(), &answers)
+        .ok_or(GatewayError::UnknownPerson)?;
     merge::name_missing_agencies(&mut patient, &answers);
     state
         .record_access(audit::record(
@@ -194,10 +308,11 @@ async fn patient_read(
 
 /// Everything every agency holds about one person.
 #[utoipa::path(get, path = "/Patient/{id}/$everything", tag = "FHIR",
-    params(("id" = String, Path, description = "Kinfold person id, from a Patient search")),
+    params(("id" = String, Path, description = "Kinfold person id, from a Patient search"),
+        ("family" = Option<bool>, Query, description = "`true`: the whole family's records (as `$family` lists them), each entry's `family-member` extension naming whose it is and the relationship")),
     responses(
-        (status = 200, description = "searchset: the Patient view, each agency's records (meta.source names the agency), a Provenance per agency, and an OperationOutcome for each agency that did not answer within its deadline or had more records than one answer carries", content_type = "application/fhir+json", body = serde_json::Value),
-        (status = 400, description = "A query parameter was given (none are taken)", content_type = "application/fhir+json", body = serde_json::Value),
+        (status = 200, description = "searchset: the Patient view, each agency's records (meta.source names the agency), a Provenance per agency, and an OperationOutcome for each agency that did not answer within its deadline, had more records than one answer carries, or could not be asked (no record known there and no NHS number)", content_type = "application/fhir+json", body = serde_json::Value),
+        (status = 400, description = "A query parameter other than family=true|false", content_type = "application/fhir+json", body = serde_json::Value),
         (status = 401, description = "Missing, expired or untrusted token", content_type = "application/fhir+json", body = serde_json::Value),
         (status = 404, description = "Unknown person", content_type = "application/fhir+json", body = serde_json::Value),
     ),
@@ -207,29 +322,126 @@ async fn patient_everything(
     state: State,
     request: HttpRequest,
     path: web::Path<String>,
+    query: web::Query<Vec<(String, String)>>,
+) -> Result<HttpResponse, GatewayError> {
+    let family = match query.as_slice() {
+        [] => false,
+        [(name, value)] if name == "family" && (value == "true" || value == "false") => {
+            value == "true"
+        }
+        _ => {
+            return Err(GatewayError::BadSearch(ParseError::SearchParameter {
+                name: query.first().map(|(n, _)| n.clone()).unwrap_or_default(),
+                message: "is not supported here: $everything takes only family=true|false".into(),
+            }));
+        }
+    };
+    everything(caller, state, request, path.into_inner(), family).await
+}
+
+/// The whole family's records in one Bundle (the family of the person the Group is about).
+#[utoipa::path(get, path = "/Group/{id}/$everything", tag = "FHIR",
+    params(("id" = String, Path, description = "A family Group's id, as `Patient/{id}/$family` gives it (the child's person id)")),
+    responses(
+        (status = 200, description = "searchset: every family member's records, as `Patient/{id}/$everything?family=true`", content_type = "application/fhir+json", body = serde_json::Value),
+        (status = 401, description = "Missing, expired or untrusted token", content_type = "application/fhir+json", body = serde_json::Value),
+        (status = 404, description = "Unknown person", content_type = "application/fhir+json", body = serde_json::Value),
+    ),
+    security(("bearer" = [])))]
+async fn group_everything(
+    caller: Caller,
+    state: State,
+    request: HttpRequest,
+    path: web::Path<String>,
 ) -> Result<HttpResponse, GatewayError> {
     kinfold_http::no_parameters(&request).map_err(GatewayError::Refused)?;
-    let person_id = path.into_inner();
-    let nhs = state.nhs_number_of(&person_id).await?;
-    let answers = state.agencies.everything(&nhs).await;
+    everything(caller, state, request, path.into_inner(), true).await
+}
+
+/// The most family members one answer asks about; beyond, the answer says it is cut short.
+pub const MAX_FAMILY: usize = 30;
+
+async fn everything(
+    caller: Caller,
+    state: State,
+    request: HttpRequest,
+    asked: String,
+    family: bool,
+) -> Result<HttpResponse, GatewayError> {
+    let (person_id, target) = state.target_of(&asked).await?;
+    let mut people = vec![(person_id.clone(), None, target)];
+    let mut left_out = 0;
+    if family {
+        let id: kinfold_identity::PersonId =
+            person_id.parse().map_err(|_| GatewayError::UnknownPerson)?;
+        let members = match state.family_of(&id).await {
+            Ok((_, members)) => members,
+            // A person known only by NHS number so far has no family on record yet.
+            Err(GatewayError::UnknownPerson) => Vec::new(),
+            Err(other) => return Err(other),
+        };
+        for member in members {
+            let (member_id, target) = state.target_of(member.person.as_str()).await?;
+            if target.records.is_empty() && target.nhs.is_none() {
+                continue;
+            }
+            if people.len() == MAX_FAMILY {
+                left_out += 1;
+                continue;
+            }
+            people.push((member_id, Some(member.kin), target));
+        }
+    }
+    let answers = futures::future::join_all(
+        people
+            .iter()
+            .map(|(_, _, target)| state.agencies.everything_of(target)),
+    )
+    .await;
+    let parts = people
+        .iter()
+        .zip(answers)
+        .map(|((id, kin, target), answers)| merge::Part {
+            person_id: id,
+            nhs: target.nhs.as_ref(),
+            kin: *kin,
+            answers,
+        })
+        .collect();
     let self_url = format!(
         "{}{}",
         kinfold_http::base_url(state.public_base_url.as_deref(), &request),
         request.uri()
     );
-    let bundle = merge::everything_bundle(&self_url, &person_id, &nhs, answers);
-    // Fail closed: the disclosure is durably in the ledger before a byte is sent.
-    state
-        .record_access(audit::record(
-            &caller,
-            "operation",
-            "E",
-            "Patient/$everything",
-            Some(person_id),
-            disclosed_entries(&bundle),
-            &request,
-        ))
-        .await?;
+    let mut bundle = merge::everything_bundle(&self_url, parts, family);
+    if left_out > 0 {
+        merge::add_outcome(&mut bundle, merge::family_cut_short(left_out));
+    }
+    // Fail closed: the disclosure is durably in the ledger before a byte is sent, one entry
+    // per person whose records it carries (so each is in that person's access report).
+    let query = if family {
+        "Patient/$everything?family=true"
+    } else {
+        "Patient/$everything"
+    };
+    let mut records: Vec<_> = people
+        .iter()
+        .map(|(id, _, _)| {
+            audit::record(
+                &caller,
+                "operation",
+                "E",
+                query,
+                Some(id.clone()),
+                disclosed_entries(&bundle, family.then_some(id.as_str())),
+                &request,
+            )
+        })
+        .collect();
+    if !family {
+        records.truncate(1);
+    }
+    state.ledger.record(records).await?;
     Ok(FhirResponse::ok(&bundle))
 }
 
@@ -326,14 +538,25 @@ fn disclosed_links(patient: &serde_json::Value) -> Vec<kinfold_ledger::AuditEnti
         .unwrap_or_default()
 }
 
-/// Every record a searchset discloses (matches and the Patient view; not outcomes).
-fn disclosed_entries(bundle: &serde_json::Value) -> Vec<kinfold_ledger::AuditEntity> {
+/// Every record a searchset discloses (matches and the Patient view; not outcomes); in a
+/// family answer, those of one person.
+fn disclosed_entries(
+    bundle: &serde_json::Value,
+    person: Option<&str>,
+) -> Vec<kinfold_ledger::AuditEntity> {
+    let whose = person.map(|p| format!("Patient/{p}"));
     bundle["entry"]
         .as_array()
         .map(|entries| {
             entries
                 .iter()
                 .filter(|e| e["search"]["mode"] == "match")
+                .filter(|e| {
+                    whose.as_ref().is_none_or(|whose| {
+                        e["extension"][0]["extension"][0]["valueReference"]["reference"]
+                            == whose.as_str()
+                    })
+                })
                 .map(|e| {
                     let resource = &e["resource"];
                     let agency = resource["meta"]["source"]
@@ -350,31 +573,42 @@ fn disclosed_entries(bundle: &serde_json::Value) -> Vec<kinfold_ledger::AuditEnt
         .unwrap_or_default()
 }
 
-/// The NHS number of a `Patient?identifier=` search; anything else is refused.
-fn nhs_number_from(query: &[(String, String)]) -> Result<NhsNumber, GatewayError> {
+/// What a Patient search asks for.
+enum PatientQuery {
+    /// One person by NHS number.
+    Nhs(NhsNumber),
+    /// People by name and date of birth.
+    Demographics(kinfold_identity::Identity),
+}
+
+/// Reads a Patient search: `identifier` alone, or a name (`name`, or `family` with an optional
+/// `given`) with `birthdate`; anything else is refused.
+fn patient_query(query: &[(String, String)]) -> Result<PatientQuery, GatewayError> {
     let mut nhs = None;
-    for (name, value) in query {
-        if value.is_empty() {
-            return Err(GatewayError::BadSearch(ParseError::SearchParameter {
-                name: name.clone(),
-                message: "has no value".into(),
-            }));
-        }
-        if nhs.is_some() && name == "identifier" {
-            return Err(GatewayError::BadSearch(ParseError::SearchParameter {
-                name: name.clone(),
-                message: "may be given only once: the gateway finds one person by one NHS number"
-                    .into(),
-            }));
-        }
+    let mut name = None;
+    let mut family = None;
+    let mut given = None;
+    let mut birthdate = None;
+    for (param, value) in query {
         let bad = |message: &str| {
             GatewayError::BadSearch(ParseError::SearchParameter {
-                name: name.clone(),
+                name: param.clone(),
                 message: message.to_owned(),
             })
         };
-        match name.as_str() {
+        if value.is_empty() {
+            return Err(bad("has no value"));
+        }
+        if value.len() > 200 {
+            return Err(bad("is too long"));
+        }
+        let slot = match param.as_str() {
             "identifier" => {
+                if nhs.is_some() {
+                    return Err(bad(
+                        "may be given only once: the gateway finds one person by one NHS number",
+                    ));
+                }
                 let number = value
                     .strip_prefix(NHS_NUMBER_SYSTEM)
                     .and_then(|rest| rest.strip_prefix('|'))
@@ -384,18 +618,67 @@ fn nhs_number_from(query: &[(String, String)]) -> Result<NhsNumber, GatewayError
                         .parse::<NhsNumber>()
                         .map_err(GatewayError::BadNhsNumber)?,
                 );
+                continue;
             }
+            "name" => &mut name,
+            "family" => &mut family,
+            "given" => &mut given,
+            "birthdate" => &mut birthdate,
             _ => {
                 return Err(bad(
-                    "is not supported by the gateway's Patient search (use identifier)",
+                    "is not supported by the gateway's Patient search (use identifier, or name and birthdate)",
                 ));
             }
+        };
+        if slot.is_some() {
+            return Err(bad("may be given only once"));
+        }
+        *slot = Some(value.clone());
+    }
+    let by_name = name.is_some() || family.is_some() || given.is_some() || birthdate.is_some();
+    let required = |name: &str, message: &str| {
+        GatewayError::BadSearch(ParseError::SearchParameter {
+            name: name.into(),
+            message: message.into(),
+        })
+    };
+    match (nhs, by_name) {
+        (Some(_), true) => Err(required(
+            "identifier",
+            "is given alone: search by NHS number, or by name and birthdate, not both",
+        )),
+        (Some(nhs), false) => Ok(PatientQuery::Nhs(nhs)),
+        (None, false) => Err(required(
+            "identifier",
+            "is required (or name and birthdate)",
+        )),
+        (None, true) => {
+            let birthdate =
+                birthdate.ok_or_else(|| required("birthdate", "is required with a name"))?;
+            if chrono::NaiveDate::parse_from_str(&birthdate, "%Y-%m-%d").is_err() {
+                return Err(required("birthdate", "is a date of birth, YYYY-MM-DD"));
+            }
+            let (family, given) = match (name, family) {
+                (Some(_), Some(_)) => {
+                    return Err(required("name", "is given instead of family, not with it"));
+                }
+                (Some(name), None) => {
+                    let mut words: Vec<String> =
+                        name.split_whitespace().map(str::to_owned).collect();
+                    let family = words.pop();
+                    (family, words.into_iter().take(1).chain(given).collect())
+                }
+                (None, Some(family)) => (Some(family), given.into_iter().collect()),
+                (None, None) => {
+                    return Err(required("name", "is required with birthdate (or family)"));
+                }
+            };
+            Ok(PatientQuery::Demographics(kinfold_identity::Identity {
+                family,
+                given,
+                birth_date: Some(birthdate),
+                ..kinfold_identity::Identity::default()
+            }))
         }
     }
-    nhs.ok_or_else(|| {
-        GatewayError::BadSearch(ParseError::SearchParameter {
-            name: "identifier".into(),
-            message: "is required".into(),
-        })
-    })
 }

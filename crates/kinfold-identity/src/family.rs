@@ -77,7 +77,7 @@ impl Relation {
 }
 
 /// One edge of the graph.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Edge {
     /// The edge's id (stable: the source record and the two people decide it).
     pub id: String,

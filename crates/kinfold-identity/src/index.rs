@@ -11,13 +11,13 @@ use std::collections::{HashMap, HashSet};
 use std::hash::{DefaultHasher, Hash, Hasher};
 
 use kinfold_fhir::Agency;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::PersonId;
 use crate::matching::{Comparison, Hold, Identity, Prepared, Thresholds, Weights};
 
 /// One agency's record of a person: the agency and the record's reference there.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct RecordKey {
     /// The agency holding the record.
     pub agency: Agency,
@@ -302,16 +302,21 @@ impl PersonIndex {
 
     fn candidate(&self, entry: &Entry, prepared: &Prepared, key: Option<&RecordKey>) -> Candidate {
         let comparison = Comparison::of(&self.weights, prepared, &entry.prepared);
+        // Only an agency's own patient records count: a RelatedPerson naming a mother is
+        // not the agency's record of her.
+        let patient = |k: &RecordKey| k.reference.starts_with("Patient/");
         let same_agency = key.is_some_and(|key| {
-            self.by_person
-                .get(&entry.person)
-                .into_iter()
-                .flatten()
-                .any(|&slot| {
-                    self.entries[slot]
-                        .as_ref()
-                        .is_some_and(|e| e.key.agency == key.agency && e.key != *key)
-                })
+            patient(key)
+                && self
+                    .by_person
+                    .get(&entry.person)
+                    .into_iter()
+                    .flatten()
+                    .any(|&slot| {
+                        self.entries[slot].as_ref().is_some_and(|e| {
+                            e.key.agency == key.agency && e.key != *key && patient(&e.key)
+                        })
+                    })
         });
         let hold = comparison
             .hold()

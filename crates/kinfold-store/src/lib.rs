@@ -88,10 +88,12 @@ macro_rules! bound {
 
 mod batch;
 mod events;
+mod identity;
 mod ledger;
 pub mod testing;
 
 pub use events::{PendingEvent, ReceivedEvent};
+pub use identity::IdentityRow;
 pub use ledger::{LedgerQuery, LedgerRow, TreeHeadRow};
 
 /// A stored resource as the store hands it out: the JSON text exactly as stored, plus the

@@ -33,6 +33,134 @@ pub struct FeedEvent {
     pub resources: Vec<String>,
     /// What happened, for rules: see the module documentation.
     pub codes: Vec<String>,
+    /// People the records name as related to the person (RelatedPerson records), for the
+    /// gateway's family graph.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub relations: Vec<EventRelation>,
+    /// A booked pregnancy among the records: the unborn child's due date.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pregnancy: Option<EventPregnancy>,
+}
+
+/// Someone a record names as related to the person.
+#[derive(Debug, Clone, PartialEq, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EventRelation {
+    /// `RelatedPerson/{id}` at the adapter.
+    pub reference: String,
+    /// The HL7 v3 RoleCode of the relationship, when coded (`MTH`, `FTH`, …).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub code: Option<String>,
+    /// The relationship in words, when given ("mother's partner").
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
+    /// Named in a domestic-abuse notification about the person.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub named_in_domestic_abuse_notification: bool,
+    /// The related person's own Patient record at this adapter, when it has one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub patient: Option<String>,
+    /// The related person's NHS number.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub nhs_number: Option<String>,
+    /// Family name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub family: Option<String>,
+    /// Given names.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub given: Vec<String>,
+    /// The name in words, when it was not split into parts.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name_text: Option<String>,
+    /// Date of birth.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub birth_date: Option<String>,
+    /// Administrative gender.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gender: Option<String>,
+}
+
+/// The extension naming a related person's own Patient record at the adapter.
+pub const KINFOLD_PATIENT_EXTENSION: &str =
+    "https://kinfold.example/fhir/StructureDefinition/kinfold-patient";
+/// The extension carrying a pregnancy's estimated due date.
+pub const DUE_DATE_EXTENSION: &str =
+    "https://kinfold.example/fhir/StructureDefinition/estimated-due-date";
+
+impl EventRelation {
+    /// The relation a RelatedPerson record states.
+    pub fn of(record: &Resource) -> Option<Self> {
+        let Resource::RelatedPerson(r) = record else {
+            return None;
+        };
+        let relationship = r.relationship.first();
+        let name = r.name.first();
+        let codes = record.meta().map(|m| m.tag).unwrap_or_default();
+        Some(Self {
+            reference: format!("RelatedPerson/{}", r.id.as_deref()?),
+            code: relationship
+                .and_then(|c| c.coding.first())
+                .and_then(|c| c.code.clone()),
+            text: relationship.and_then(|c| c.text.clone()),
+            named_in_domestic_abuse_notification: codes.iter().any(|t| {
+                t.system.as_deref() == Some(EVENT_SYSTEM)
+                    && t.code.as_deref() == Some("named-in-domestic-abuse-notification")
+            }),
+            patient: r
+                .extra
+                .get("extension")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .find(|e| e["url"] == KINFOLD_PATIENT_EXTENSION)
+                .and_then(|e| e["valueReference"]["reference"].as_str())
+                .map(str::to_owned),
+            nhs_number: r
+                .identifier
+                .iter()
+                .find(|i| i.system.as_deref() == Some(NHS_NUMBER_SYSTEM))
+                .and_then(|i| i.value.clone()),
+            family: name.and_then(|n| n.family.clone()),
+            given: name.map(|n| n.given.clone()).unwrap_or_default(),
+            name_text: name.and_then(|n| n.text.clone()),
+            birth_date: r.birth_date.clone(),
+            gender: r.gender.clone(),
+        })
+    }
+}
+
+/// A booked pregnancy.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EventPregnancy {
+    /// The record of the pregnancy (`EpisodeOfCare/{id}`).
+    pub reference: String,
+    /// Its estimated due date.
+    pub due_date: String,
+}
+
+impl EventPregnancy {
+    /// The pregnancy a record books, if it is one (tagged `pregnancy-booked`, with a due date).
+    pub fn of(record: &Resource) -> Option<Self> {
+        let Resource::EpisodeOfCare(episode) = record else {
+            return None;
+        };
+        if !codes_of(record).iter().any(|c| c == "pregnancy-booked") {
+            return None;
+        }
+        let due = episode
+            .extra
+            .get("extension")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .find(|e| e["url"] == DUE_DATE_EXTENSION)
+            .and_then(|e| e["valueDate"].as_str())?;
+        Some(Self {
+            reference: format!("EpisodeOfCare/{}", episode.id.as_deref()?),
+            due_date: due.to_owned(),
+        })
+    }
 }
 
 /// Who the records are about, as the agency knows them.
@@ -195,6 +323,52 @@ mod tests {
             codes_of_all([&encounter, &condition, &encounter]),
             ["ed-attendance", "ed-attendance-adult-risk", "condition"]
         );
+    }
+
+    #[test]
+    fn relations_and_pregnancies_travel_for_the_family_graph() {
+        let mut mother = json!({
+            "resourceType": "RelatedPerson", "id": "mother-of-b1",
+            "patient": {"reference": "Patient/b1"},
+            "identifier": [{"system": NHS_NUMBER_SYSTEM, "value": "9990000018"}],
+            "relationship": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-RoleCode", "code": "MTH"}]}],
+            "name": [{"family": "Haddad", "given": ["Rana"]}],
+            "extension": [{"url": KINFOLD_PATIENT_EXTENSION, "valueReference": {"reference": "Patient/m1"}}]
+        });
+        tag(&mut mother, &["mother-of"]);
+        let relation =
+            EventRelation::of(&Resource::from_value(mother).expect("valid")).expect("a relation");
+        assert_eq!(relation.reference, "RelatedPerson/mother-of-b1");
+        assert_eq!(relation.code.as_deref(), Some("MTH"));
+        assert_eq!(relation.patient.as_deref(), Some("Patient/m1"));
+        assert_eq!(relation.nhs_number.as_deref(), Some("9990000018"));
+        assert!(!relation.named_in_domestic_abuse_notification);
+        let mut named = json!({
+            "resourceType": "RelatedPerson", "id": "dan-adult-0", "patient": {"reference": "Patient/c1"},
+            "relationship": [{"text": "mother's partner"}], "name": [{"text": "Dean Rowe"}]
+        });
+        tag(&mut named, &["named-in-domestic-abuse-notification"]);
+        let named =
+            EventRelation::of(&Resource::from_value(named).expect("valid")).expect("a relation");
+        assert!(named.named_in_domestic_abuse_notification);
+        assert_eq!(named.text.as_deref(), Some("mother's partner"));
+        assert_eq!(named.name_text.as_deref(), Some("Dean Rowe"));
+        let mut booking = json!({
+            "resourceType": "EpisodeOfCare", "id": "preg-1", "status": "active",
+            "patient": {"reference": "Patient/m1"},
+            "extension": [{"url": DUE_DATE_EXTENSION, "valueDate": "2027-03-01"}]
+        });
+        let untagged = Resource::from_value(booking.clone()).expect("valid");
+        assert_eq!(
+            EventPregnancy::of(&untagged),
+            None,
+            "only a booked pregnancy"
+        );
+        tag(&mut booking, &["pregnancy-booked"]);
+        let pregnancy = EventPregnancy::of(&Resource::from_value(booking).expect("valid"))
+            .expect("a pregnancy");
+        assert_eq!(pregnancy.reference, "EpisodeOfCare/preg-1");
+        assert_eq!(pregnancy.due_date, "2027-03-01");
     }
 
     #[test]

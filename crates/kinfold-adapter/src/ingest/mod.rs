@@ -282,6 +282,13 @@ impl AdapterState {
                 patient: person,
                 resources: targets,
                 codes: events::codes_of_all(members.iter().map(|&n| &records[n])),
+                relations: members
+                    .iter()
+                    .filter_map(|&n| events::EventRelation::of(&records[n]))
+                    .collect(),
+                pregnancy: members
+                    .iter()
+                    .find_map(|&n| events::EventPregnancy::of(&records[n])),
             };
             events.push(OutboxEvent {
                 id: event.id.clone(),

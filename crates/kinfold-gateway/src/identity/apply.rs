@@ -1,0 +1,550 @@
+//! Reading one adapter event into the person index and the family graph.
+//!
+//! * The event's person is filed: by NHS number, by score, or as a new person with any close
+//!   candidates put on the review queue.
+//! * Each related person it names (a RelatedPerson: mother, father, carer, an adult named in
+//!   a domestic-abuse notification) is filed the same way, and an edge joins them.
+//! * A booked pregnancy makes an unborn child (a person with a due date) and its mother edge;
+//!   a birth notification whose mother has an unborn child due near the birth makes that
+//!   unborn child the baby.
+
+use kinfold_fhir::Agency;
+use kinfold_identity::{Candidate, Edge, PersonId, RecordKey, Relation, Resolution};
+use kinfold_ledger::AuditEntity;
+use kinfold_store::{ReceivedEvent, Store};
+use serde::Deserialize;
+
+use super::state::{
+    Demographics, EdgeBody, Method, PersonBody, RecordBody, ReviewBody, ReviewStatus, now,
+};
+use super::{Changes, Inner};
+use crate::GatewayError;
+use crate::audit;
+
+/// Who the ledger names for what the index decides by itself.
+pub(crate) const INDEX_AGENT: &str = "kinfold-identity";
+/// The most review pairs one record puts on the queue.
+const MAX_REVIEW_PAIRS: usize = 3;
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Event {
+    agency: Agency,
+    #[serde(default)]
+    patient: Option<EventPerson>,
+    #[serde(default)]
+    codes: Vec<String>,
+    #[serde(default)]
+    relations: Vec<EventRelation>,
+    #[serde(default)]
+    pregnancy: Option<Pregnancy>,
+}
+
+#[derive(Deserialize)]
+struct EventPerson {
+    reference: String,
+    #[serde(flatten)]
+    demographics: Demographics,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct EventRelation {
+    reference: String,
+    code: Option<String>,
+    text: Option<String>,
+    #[serde(default)]
+    named_in_domestic_abuse_notification: bool,
+    patient: Option<String>,
+    nhs_number: Option<String>,
+    family: Option<String>,
+    #[serde(default)]
+    given: Vec<String>,
+    name_text: Option<String>,
+    birth_date: Option<String>,
+    gender: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Pregnancy {
+    reference: String,
+    due_date: String,
+}
+
+/// Reads one received event.
+pub(crate) async fn event(
+    inner: &mut Inner,
+    store: &Store,
+    received: &ReceivedEvent,
+    changes: &mut Changes,
+) -> Result<(), GatewayError> {
+    let Ok(event) = serde_json::from_str::<Event>(&received.payload) else {
+        tracing::warn!(
+            seq = received.seq,
+            "an event that cannot be read is left out of the index"
+        );
+        return Ok(());
+    };
+    let Some(patient) = event.patient else {
+        return Ok(());
+    };
+    if !patient.reference.starts_with("Patient/") || received.agency != event.agency.as_str() {
+        return Ok(());
+    }
+    let agency = event.agency;
+    let key = RecordKey {
+        agency,
+        reference: patient.reference,
+    };
+    let birth_date = patient.demographics.birth_date.clone();
+    let person = file(inner, store, key, patient.demographics, changes).await?;
+    let born = event.codes.iter().any(|c| c == "birth-notification");
+    for relation in event.relations {
+        relate(inner, store, agency, &person, relation, changes).await?;
+    }
+    if born && let Some(born_on) = birth_date.as_deref().and_then(date) {
+        birth(inner, &person, born_on, changes);
+    }
+    if let Some(pregnancy) = event.pregnancy {
+        book(inner, agency, &person, pregnancy, changes);
+    }
+    Ok(())
+}
+
+fn date(text: &str) -> Option<chrono::NaiveDate> {
+    chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d").ok()
+}
+
+/// Files one record under its person and says whom.
+async fn file(
+    inner: &mut Inner,
+    store: &Store,
+    key: RecordKey,
+    demographics: Demographics,
+    changes: &mut Changes,
+) -> Result<PersonId, GatewayError> {
+    let identity = demographics.identity();
+    let body = |person: &PersonId, method: Method, score: Option<f64>| RecordBody {
+        record: key.clone(),
+        person: person.clone(),
+        demographics: demographics.clone(),
+        method,
+        score,
+        by: None,
+        reason: None,
+        updated: now(),
+    };
+    let (person, method, score, reviews) = match inner.index.resolve(&key, &identity) {
+        Resolution::Known(person) => {
+            let kept = inner.records.get(&key);
+            if kept.is_some_and(|r| r.demographics != demographics) {
+                let mut updated = kept.cloned().expect("checked above");
+                updated.demographics = demographics.clone();
+                updated.updated = now();
+                inner.put_record(updated, changes);
+            }
+            return Ok(person);
+        }
+        Resolution::Exact { person, conflict } => {
+            let conflicts: Vec<Candidate> = conflict.into_iter().collect();
+            (
+                person,
+                Method::NhsNumber,
+                None,
+                (conflicts, "nhs-number-conflict"),
+            )
+        }
+        Resolution::Linked(candidate) => (
+            candidate.person,
+            Method::Score,
+            Some(candidate.comparison.score),
+            (Vec::new(), "match"),
+        ),
+        Resolution::Review(candidates) => {
+            let person = new_person(inner, store, &identity, changes).await?;
+            (person, Method::New, None, (candidates, "match"))
+        }
+        Resolution::New => {
+            let person = new_person(inner, store, &identity, changes).await?;
+            (person, Method::New, None, (Vec::new(), "match"))
+        }
+    };
+    inner.put_record(body(&person, method, score), changes);
+    let described = match score {
+        Some(score) => format!(
+            "filed under the person ({}, score {score:.1})",
+            method.as_str()
+        ),
+        None => format!("filed under the person ({})", method.as_str()),
+    };
+    changes.audit.push(audit::identity_change(
+        INDEX_AGENT,
+        &person,
+        "identity-link",
+        &format!("kinfold.identity.{}", method.as_str()),
+        vec![entity(&key, &described)],
+        None,
+    ));
+    let (candidates, kind) = reviews;
+    for candidate in candidates.into_iter().take(MAX_REVIEW_PAIRS) {
+        queue_review(inner, &key, &person, candidate, kind, changes);
+    }
+    Ok(person)
+}
+
+/// One agency record as a ledger entity, with what happened to it.
+pub(crate) fn entity(key: &RecordKey, what: &str) -> AuditEntity {
+    AuditEntity {
+        reference: key.reference.clone(),
+        resource_type: key
+            .reference
+            .split_once('/')
+            .map_or("Patient", |(kind, _)| kind)
+            .to_owned(),
+        agency: Some(key.agency.as_str().to_owned()),
+        disclosure: what.to_owned(),
+    }
+}
+
+/// A new person: a record with an NHS number keeps the person id the gateway may already
+/// have given that number; anyone else gets a fresh one.
+async fn new_person(
+    inner: &mut Inner,
+    store: &Store,
+    identity: &kinfold_identity::Identity,
+    changes: &mut Changes,
+) -> Result<PersonId, GatewayError> {
+    let id = match &identity.nhs_number {
+        Some(nhs) => store.link_person(nhs).await?.0,
+        None => uuid::Uuid::new_v4().to_string(),
+    };
+    let person: PersonId = id.parse().map_err(|_| {
+        GatewayError::Store(kinfold_store::StoreError::Corrupt(
+            "a person id is not valid".into(),
+        ))
+    })?;
+    if !inner.persons.contains_key(&person) {
+        inner.put_person(
+            PersonBody {
+                id: person.clone(),
+                created: now(),
+                due_date: None,
+                pregnancy: None,
+                merged_into: None,
+            },
+            changes,
+        );
+    }
+    Ok(person)
+}
+
+fn queue_review(
+    inner: &mut Inner,
+    key: &RecordKey,
+    person: &PersonId,
+    candidate: Candidate,
+    kind: &str,
+    changes: &mut Changes,
+) {
+    if candidate.person == *person {
+        return;
+    }
+    let id = review_id(key, &candidate.person);
+    if inner.reviews.contains_key(&id) {
+        return;
+    }
+    let body = ReviewBody {
+        id,
+        kind: kind.to_owned(),
+        record: key.clone(),
+        candidate: candidate.person.clone(),
+        candidate_record: candidate.record.clone(),
+        score: candidate.comparison.score,
+        comparison: serde_json::to_value(&candidate.comparison.fields).unwrap_or_default(),
+        hold: candidate.hold.and_then(|h| serde_json::to_value(h).ok()),
+        status: ReviewStatus::Open,
+        created: now(),
+        decided_by: None,
+        reason: None,
+    };
+    changes.audit.push(audit::identity_change(
+        INDEX_AGENT,
+        person,
+        "identity-review-queued",
+        "kinfold.identity.review",
+        vec![entity(
+            key,
+            &format!(
+                "may be person {} (score {:.1}): queued for review",
+                candidate.person, candidate.comparison.score
+            ),
+        )],
+        None,
+    ));
+    inner.put_review(body, changes);
+}
+
+/// A review pair's id: the record and the candidate decide it.
+fn review_id(key: &RecordKey, candidate: &PersonId) -> String {
+    use std::hash::{DefaultHasher, Hash, Hasher};
+    let mut hasher = DefaultHasher::new();
+    (key, candidate).hash(&mut hasher);
+    format!("rv-{:016x}", hasher.finish())
+}
+
+/// Files a related person and joins them to the person by an edge.
+async fn relate(
+    inner: &mut Inner,
+    store: &Store,
+    agency: Agency,
+    person: &PersonId,
+    relation: EventRelation,
+    changes: &mut Changes,
+) -> Result<(), GatewayError> {
+    if !relation.reference.starts_with("RelatedPerson/") {
+        return Ok(());
+    }
+    let own_record = relation
+        .patient
+        .as_ref()
+        .filter(|p| p.starts_with("Patient/"))
+        .and_then(|p| {
+            inner.index.person_of(&RecordKey {
+                agency,
+                reference: p.clone(),
+            })
+        })
+        .cloned();
+    let (family, given) = match (&relation.family, &relation.name_text) {
+        (None, Some(text)) => split_name(text),
+        _ => (relation.family.clone(), relation.given.clone()),
+    };
+    let related = match own_record {
+        Some(related) => related,
+        None => {
+            let key = RecordKey {
+                agency,
+                reference: relation.reference.clone(),
+            };
+            let demographics = Demographics {
+                nhs_number: relation.nhs_number.clone(),
+                family,
+                given,
+                birth_date: relation.birth_date.clone(),
+                gender: relation.gender.clone(),
+                postcode: None,
+            };
+            file(inner, store, key, demographics, changes).await?
+        }
+    };
+    if related == *person {
+        return Ok(());
+    }
+    let (kind, confidence) = if relation.named_in_domestic_abuse_notification {
+        (Relation::NamedAdult, 0.8)
+    } else if let Some(code) = &relation.code {
+        (Relation::from_role_code(code), 1.0)
+    } else {
+        let words = relation
+            .text
+            .as_deref()
+            .unwrap_or_default()
+            .to_ascii_lowercase();
+        let kind = match words.trim() {
+            "mother" | "mum" => Relation::Mother,
+            "father" | "dad" => Relation::Father,
+            "parent" => Relation::Parent,
+            _ => Relation::Carer,
+        };
+        (kind, 0.7)
+    };
+    let edge = Edge {
+        id: edge_id(agency, &relation.reference),
+        from: related,
+        to: person.clone(),
+        relation: kind,
+        detail: relation.text.clone(),
+        source: format!("{}/{}", agency.as_str(), relation.reference),
+        confidence,
+    };
+    put_data_edge(inner, edge, changes);
+    Ok(())
+}
+
+/// "Dean Rowe" as family "Rowe" and given "Dean".
+fn split_name(text: &str) -> (Option<String>, Vec<String>) {
+    let mut words: Vec<String> = text.split_whitespace().map(str::to_owned).collect();
+    let family = words.pop();
+    (family, words)
+}
+
+fn edge_id(agency: Agency, reference: &str) -> String {
+    format!("{}.{}", agency.as_str(), reference.replace('/', "-"))
+}
+
+/// Keeps an edge the data states, unless it is already kept as it is (an edge taken back by
+/// hand stays taken back).
+fn put_data_edge(inner: &mut Inner, edge: Edge, changes: &mut Changes) {
+    if let Some(kept) = inner.edges.get(&edge.id)
+        && (kept.edge == edge || kept.retracted.is_some())
+    {
+        return;
+    }
+    changes.audit.push(audit::identity_change(
+        INDEX_AGENT,
+        &edge.to,
+        "family-edge",
+        "kinfold.family.edge-from-data",
+        vec![AuditEntity {
+            reference: edge.source.clone(),
+            resource_type: "RelatedPerson".into(),
+            agency: edge.source.split('/').next().map(str::to_owned),
+            disclosure: format!(
+                "{} is {} (edge {})",
+                edge.from,
+                edge.relation.as_str(),
+                edge.id
+            ),
+        }],
+        None,
+    ));
+    inner.put_edge(
+        EdgeBody {
+            edge,
+            origin: "data".into(),
+            asserted_by: None,
+            reason: None,
+            retracted: None,
+        },
+        changes,
+    );
+}
+
+/// A booked pregnancy: the unborn child and its mother edge (once per pregnancy record).
+fn book(
+    inner: &mut Inner,
+    agency: Agency,
+    mother: &PersonId,
+    pregnancy: Pregnancy,
+    changes: &mut Changes,
+) {
+    let Some(due) = date(&pregnancy.due_date) else {
+        return;
+    };
+    let id = edge_id(agency, &pregnancy.reference);
+    let source = format!("{}/{}", agency.as_str(), pregnancy.reference);
+    if let Some(kept) = inner.edges.get(&id) {
+        // The pregnancy is known: keep its due date current.
+        let unborn = kept.edge.to.clone();
+        if let Some(body) = inner.persons.get(&unborn).cloned()
+            && body.merged_into.is_none()
+            && body.due_date != Some(due)
+        {
+            inner.put_person(
+                PersonBody {
+                    due_date: Some(due),
+                    ..body
+                },
+                changes,
+            );
+        }
+        return;
+    }
+    let unborn: PersonId = format!("unborn-{}", uuid::Uuid::new_v4())
+        .parse()
+        .expect("a uuid makes a valid person id");
+    inner.put_person(
+        PersonBody {
+            id: unborn.clone(),
+            created: now(),
+            due_date: Some(due),
+            pregnancy: Some(source.clone()),
+            merged_into: None,
+        },
+        changes,
+    );
+    changes.audit.push(audit::identity_change(
+        INDEX_AGENT,
+        mother,
+        "family-unborn-child",
+        "kinfold.family.unborn-child",
+        vec![AuditEntity {
+            reference: pregnancy.reference.clone(),
+            resource_type: "EpisodeOfCare".into(),
+            agency: Some(agency.as_str().to_owned()),
+            disclosure: format!("unborn child {unborn} due {due}"),
+        }],
+        None,
+    ));
+    put_data_edge(
+        inner,
+        Edge {
+            id,
+            from: mother.clone(),
+            to: unborn,
+            relation: Relation::Mother,
+            detail: Some("booked pregnancy".into()),
+            source,
+            confidence: 1.0,
+        },
+        changes,
+    );
+}
+
+/// A baby born: the unborn child its mother was carrying, if one was due near the birth,
+/// becomes the baby (the unborn child's person now names the baby, and its edges move).
+fn birth(inner: &mut Inner, baby: &PersonId, born: chrono::NaiveDate, changes: &mut Changes) {
+    let graph = inner.graph();
+    let mothers: Vec<PersonId> = graph
+        .edges()
+        .iter()
+        .filter(|e| e.to == *baby && e.relation == Relation::Mother)
+        .map(|e| e.from.clone())
+        .collect();
+    for mother in mothers {
+        let Some(unborn) = graph.unborn_for_birth(&mother, born).cloned() else {
+            continue;
+        };
+        if unborn == *baby {
+            continue;
+        }
+        if let Some(body) = inner.persons.get(&unborn).cloned() {
+            inner.put_person(
+                PersonBody {
+                    merged_into: Some(baby.clone()),
+                    ..body
+                },
+                changes,
+            );
+        }
+        let moved: Vec<EdgeBody> = inner
+            .edges
+            .values()
+            .filter(|e| e.edge.to == unborn || e.edge.from == unborn)
+            .cloned()
+            .collect();
+        for mut body in moved {
+            if body.edge.to == unborn {
+                body.edge.to = baby.clone();
+            }
+            if body.edge.from == unborn {
+                body.edge.from = baby.clone();
+            }
+            inner.put_edge(body, changes);
+        }
+        changes.audit.push(audit::identity_change(
+            INDEX_AGENT,
+            baby,
+            "family-born",
+            "kinfold.family.born",
+            vec![AuditEntity {
+                reference: format!("urn:kinfold:person:{unborn}"),
+                resource_type: "Person".into(),
+                agency: None,
+                disclosure: format!("the unborn child {unborn} is this baby, born {born}"),
+            }],
+            None,
+        ));
+    }
+}

@@ -1,0 +1,226 @@
+//! The gateway's person index, family graph and record locator: `kinfold-identity` decides,
+//! this module keeps the state (the store's `identity_state`), reads the adapters' events
+//! into it, and writes every link, merge, split, review decision and edge change to the
+//! ledger before it is kept.
+//!
+//! The state lives in memory behind one lock (a `PersonIndex`, the persons, edges and review
+//! pairs) and is loaded whole at start. Events are read in order of arrival from
+//! `received_events`, after each delivery and at start. A pass decides against the state in
+//! memory, then records its changes in the ledger, then saves them with the new events cursor
+//! in one transaction. If either fails, the state is loaded again from the store as it was,
+//! and the same events are read again next time.
+
+mod apply;
+pub(crate) mod routes;
+mod state;
+
+use std::collections::{BTreeMap, HashMap};
+
+use kinfold_fhir::NhsNumber;
+use kinfold_identity::{Edge, FamilyGraph, PersonId, PersonIndex, RecordKey, Thresholds, Weights};
+use kinfold_ledger::AuditRecord;
+use kinfold_store::{IdentityRow, Store};
+use tokio::sync::Mutex;
+
+use crate::GatewayError;
+use crate::ledger::Ledger;
+pub(crate) use state::{EdgeBody, PersonBody, RecordBody, ReviewBody};
+
+/// How many received events one pass reads.
+const EVENTS_PER_PASS: i64 = 500;
+
+/// The identity service. Its state is loaded from the store on first use.
+#[derive(Debug, Default)]
+pub(crate) struct Identities {
+    inner: Mutex<Option<Inner>>,
+}
+
+/// Everything the identity service knows.
+#[derive(Debug, Default)]
+pub(crate) struct Inner {
+    pub(crate) index: PersonIndex,
+    pub(crate) records: HashMap<RecordKey, RecordBody>,
+    pub(crate) persons: BTreeMap<PersonId, PersonBody>,
+    pub(crate) edges: BTreeMap<String, EdgeBody>,
+    pub(crate) reviews: BTreeMap<String, ReviewBody>,
+    pub(crate) refusals: BTreeMap<String, state::RefusalBody>,
+    pub(crate) cursor: i64,
+}
+
+/// A set of changes to keep together: the ledger records, then the rows.
+#[derive(Debug, Default)]
+pub(crate) struct Changes {
+    pub(crate) audit: Vec<AuditRecord>,
+    pub(crate) rows: Vec<IdentityRow>,
+}
+
+impl Identities {
+    /// Reads every received event not yet read into the index and graph.
+    pub(crate) async fn catch_up(
+        &self,
+        store: &Store,
+        ledger: &Ledger,
+    ) -> Result<(), GatewayError> {
+        let mut slot = self.inner.lock().await;
+        catch_up(&mut slot, store, ledger).await
+    }
+
+    /// Runs `work` on the state, caught up with the events; what it changes is kept (ledger,
+    /// then store), or the state is loaded again as it was.
+    pub(crate) async fn change<T>(
+        &self,
+        store: &Store,
+        ledger: &Ledger,
+        work: impl FnOnce(&mut Inner, &mut Changes) -> Result<T, GatewayError>,
+    ) -> Result<T, GatewayError> {
+        let mut slot = self.inner.lock().await;
+        catch_up(&mut slot, store, ledger).await?;
+        let Some(inner) = slot.as_mut() else {
+            return Err(GatewayError::UnknownPerson);
+        };
+        let mut changes = Changes::default();
+        let result = match work(inner, &mut changes) {
+            Ok(answer) => keep(store, ledger, &changes, None).await.map(|()| answer),
+            Err(error) => Err(error),
+        };
+        if result.is_err() && !changes.rows.is_empty() {
+            *slot = None;
+        }
+        result
+    }
+
+    /// Reads the state, caught up with the events as far as they can be read now (a ledger
+    /// that cannot record holds new links back; what is known still answers).
+    pub(crate) async fn read<T>(
+        &self,
+        store: &Store,
+        ledger: &Ledger,
+        work: impl FnOnce(&Inner) -> T,
+    ) -> Result<T, GatewayError> {
+        let mut slot = self.inner.lock().await;
+        if let Err(error) = catch_up(&mut slot, store, ledger).await {
+            tracing::warn!(
+                ?error,
+                "identity: new events could not be read; answering with what is known"
+            );
+        }
+        if slot.is_none() {
+            *slot = Some(Inner::load(store).await?);
+        }
+        match slot.as_ref() {
+            Some(inner) => Ok(work(inner)),
+            None => Err(GatewayError::UnknownPerson),
+        }
+    }
+}
+
+/// Loads the state if it is not loaded, then reads the events not yet read, a pass at a time.
+async fn catch_up(
+    slot: &mut Option<Inner>,
+    store: &Store,
+    ledger: &Ledger,
+) -> Result<(), GatewayError> {
+    if slot.is_none() {
+        *slot = Some(Inner::load(store).await?);
+    }
+    let Some(inner) = slot.as_mut() else {
+        return Ok(());
+    };
+    loop {
+        let events = store.events_after(inner.cursor, EVENTS_PER_PASS).await?;
+        let Some(last) = events.last().map(|e| e.seq) else {
+            return Ok(());
+        };
+        let mut changes = Changes::default();
+        let mut result = Ok(());
+        for event in &events {
+            result = apply::event(inner, store, event, &mut changes).await;
+            if result.is_err() {
+                break;
+            }
+        }
+        if result.is_ok() {
+            result = keep(store, ledger, &changes, Some(last)).await;
+        }
+        if let Err(error) = result {
+            // Nothing of this pass was kept: forget it; the events are read again next time.
+            *slot = None;
+            return Err(error);
+        }
+        inner.cursor = last;
+    }
+}
+
+async fn keep(
+    store: &Store,
+    ledger: &Ledger,
+    changes: &Changes,
+    cursor: Option<i64>,
+) -> Result<(), GatewayError> {
+    if !changes.audit.is_empty() {
+        ledger.record(changes.audit.clone()).await?;
+    }
+    store.identity_save(&changes.rows, cursor).await?;
+    Ok(())
+}
+
+impl Inner {
+    async fn load(store: &Store) -> Result<Self, GatewayError> {
+        let (rows, cursor) = store.identity_load().await?;
+        let mut inner = Inner {
+            index: PersonIndex::new(Weights::default(), Thresholds::default()),
+            cursor,
+            ..Inner::default()
+        };
+        for row in rows {
+            inner.restore(&row)?;
+        }
+        let weights = Weights::estimate(&inner.index.prepared());
+        inner.index.set_weights(weights);
+        Ok(inner)
+    }
+
+    /// The person an id names now: a merged person's survivor, an unborn child's baby.
+    pub(crate) fn current(&self, person: &PersonId) -> Option<PersonId> {
+        let mut at = person.clone();
+        for _ in 0..16 {
+            let body = self.persons.get(&at)?;
+            match &body.merged_into {
+                Some(next) => at = next.clone(),
+                None => return Some(at),
+            }
+        }
+        None
+    }
+
+    /// The records an agency holds for a person: the record locator (Patient records only).
+    pub(crate) fn locate(&self, person: &PersonId) -> Vec<RecordKey> {
+        self.index
+            .records_of(person)
+            .into_iter()
+            .filter(|k| k.reference.starts_with("Patient/"))
+            .collect()
+    }
+
+    /// The person's valid NHS number, if any record of theirs holds one.
+    pub(crate) fn nhs_number_of(&self, person: &PersonId) -> Option<NhsNumber> {
+        self.index.nhs_number_of(person).cloned()
+    }
+
+    /// The family graph as it stands (retracted edges left out).
+    pub(crate) fn graph(&self) -> FamilyGraph {
+        let edges: Vec<Edge> = self
+            .edges
+            .values()
+            .filter(|e| e.retracted.is_none())
+            .map(|e| e.edge.clone())
+            .collect();
+        let unborn = self
+            .persons
+            .values()
+            .filter(|p| p.merged_into.is_none())
+            .filter_map(|p| Some((p.id.clone(), p.due_date?)))
+            .collect();
+        FamilyGraph::new(edges, unborn)
+    }
+}

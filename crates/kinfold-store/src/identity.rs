@@ -1,0 +1,96 @@
+//! The gateway's identity and family state (`kinfold-identity` decides; this keeps): one JSON
+//! body per `(kind, key)`, loaded whole at start and changed a batch at a time, with how far
+//! the received events have been read, in one transaction.
+
+use sqlx::Row;
+
+use crate::sql::Arg;
+use crate::{Backend, Result, Store};
+
+/// One piece of identity state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdentityRow {
+    /// What it is (`record`, `person`, `edge`, `review`, `refusal`).
+    pub kind: String,
+    /// Its key within the kind.
+    pub key: String,
+    /// Its JSON body.
+    pub body: String,
+}
+
+/// The kind that keeps the events cursor.
+const CURSOR: &str = "cursor";
+
+impl Store {
+    /// Every piece of identity state (but the cursor), and the position of the last received
+    /// event already read (0 when none).
+    pub async fn identity_load(&self) -> Result<(Vec<IdentityRow>, i64)> {
+        let mut sql = self.sql();
+        sql.push("SELECT kind, key, body FROM identity_state ORDER BY kind, key");
+        let rows: Vec<IdentityRow> = on_pool!(self, pool => bound!(sql)
+            .fetch_all(pool)
+            .await?
+            .iter()
+            .map(|row| Ok(IdentityRow {
+                kind: row.try_get("kind")?,
+                key: row.try_get("key")?,
+                body: row.try_get("body")?,
+            }))
+            .collect::<Result<_>>()?);
+        let mut cursor = 0;
+        let mut state = Vec::with_capacity(rows.len());
+        for row in rows {
+            if row.kind == CURSOR {
+                cursor = row.body.parse().map_err(|_| {
+                    crate::StoreError::Corrupt("the identity cursor is not a number".into())
+                })?;
+            } else {
+                state.push(row);
+            }
+        }
+        Ok((state, cursor))
+    }
+
+    /// Writes (inserts or replaces) pieces of state and, if given, the events cursor, all in
+    /// one transaction.
+    pub async fn identity_save(&self, rows: &[IdentityRow], cursor: Option<i64>) -> Result<()> {
+        let now = chrono::Utc::now().timestamp_millis();
+        let cursor_row = cursor.map(|seq| IdentityRow {
+            kind: CURSOR.into(),
+            key: "events".into(),
+            body: seq.to_string(),
+        });
+        let all: Vec<&IdentityRow> = rows.iter().chain(cursor_row.as_ref()).collect();
+        if all.is_empty() {
+            return Ok(());
+        }
+        let mut statements = Vec::new();
+        for chunk in all.chunks(200) {
+            let mut sql = self.sql();
+            sql.push("INSERT INTO identity_state (kind, key, body, updated) VALUES ");
+            for (n, row) in chunk.iter().enumerate() {
+                sql.push(if n == 0 { "(" } else { ", (" });
+                sql.bind(Arg::text(&row.kind));
+                sql.push(", ");
+                sql.bind(Arg::text(&row.key));
+                sql.push(", ");
+                sql.bind(Arg::text(&row.body));
+                sql.push(", ");
+                sql.bind(Arg::Int(now));
+                sql.push(")");
+            }
+            sql.push(
+                " ON CONFLICT (kind, key) DO UPDATE SET body = excluded.body, updated = excluded.updated",
+            );
+            statements.push(sql);
+        }
+        on_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
+            for sql in &statements {
+                bound!(sql).execute(&mut *tx).await?;
+            }
+            tx.commit().await?;
+        });
+        Ok(())
+    }
+}
