@@ -259,7 +259,7 @@ struct Group {
     params(("id" = String, Path, description = "Kinfold person id"),
            ("_count" = Option<usize>, Query, description = "Accesses listed per page (default 100, at most 1000)"),
            ("_before" = Option<i64>, Query, description = "Only accesses before this ledger position: what `next` carries")),
-    responses((status = 200, description = "The access report: `total` accesses, a summary `by_who` over all of them (who, organisation, role, purpose, how many accesses and records, first and last time, overrides), one plain sentence per access on this page (newest first, overrides marked), `next` for the rest, and `unreadable_entries` if any ledger entry could not be read", body = serde_json::Value),
+    responses((status = 200, description = "The access report: `total` accesses, a summary `by_who` over all of them (who, organisation, role, purpose, how many accesses and records, first and last time, overrides), one plain sentence per access on this page with the rule that allowed it (newest first, overrides marked; changes to who is who and who is family are listed too, with the reason given), `next` for the rest, and `unreadable_entries` if any ledger entry could not be read", body = serde_json::Value),
               (status = 400, description = "An unsupported, repeated or empty parameter", content_type = "application/fhir+json", body = serde_json::Value),
               (status = 401, description = "Missing or bad token", content_type = "application/fhir+json", body = serde_json::Value),
               (status = 404, description = "Unknown person", content_type = "application/fhir+json", body = serde_json::Value),
@@ -442,7 +442,14 @@ fn agencies(record: &AuditRecord) -> Vec<&str> {
 
 /// Whether an access used a safeguarding override.
 fn is_override(record: &AuditRecord) -> bool {
-    record.entities.iter().any(|e| e.disclosure == "override") || record.justification.is_some()
+    !is_identity_change(record)
+        && (record.entities.iter().any(|e| e.disclosure == "override")
+            || record.justification.is_some())
+}
+
+/// Whether an entry records a change to who is who or who is family (not a disclosure).
+fn is_identity_change(record: &AuditRecord) -> bool {
+    record.query.starts_with("identity-") || record.query.starts_with("family-")
 }
 
 fn describe(seq: i64, record: &AuditRecord) -> Value {
@@ -465,6 +472,20 @@ fn describe(seq: i64, record: &AuditRecord) -> Value {
         "Patient/$everything" => format!("looked at {} records", record.entities.len()),
         "Patient?identifier" => "looked up who this child is".to_owned(),
         "Patient/{id}" => "looked at this child's details".to_owned(),
+        "Patient/$everything?family=true" => format!(
+            "looked at {} of this person's records as part of their family's records",
+            record.entities.len()
+        ),
+        "Patient/$family" => "looked at who this person's family is".to_owned(),
+        "Person/{id}" => "looked at which agencies hold this person's records".to_owned(),
+        "identity-link" => "linked an agency's record to this person".to_owned(),
+        "identity-review-queued" => {
+            "put a possible match for this person on the review queue".to_owned()
+        }
+        "identity-review-rejected" => "decided a possible match was not this person".to_owned(),
+        "family-edge" => "changed this person's family links".to_owned(),
+        "family-unborn-child" => "recorded a booked pregnancy as an unborn child".to_owned(),
+        "family-born" => "recorded that the unborn child was born as this baby".to_owned(),
         other => format!("used {other}"),
     };
     let from = if agencies.is_empty() {
@@ -483,6 +504,10 @@ fn describe(seq: i64, record: &AuditRecord) -> Value {
             "OVERRIDE: {sentence} Reason given: {}",
             record.justification.as_deref().unwrap_or("none recorded")
         );
+    } else if is_identity_change(record)
+        && let Some(reason) = &record.justification
+    {
+        sentence = format!("{sentence} Reason given: {reason}");
     }
     json!({
         "ledger_entry": seq,
@@ -494,6 +519,7 @@ fn describe(seq: i64, record: &AuditRecord) -> Value {
         "agencies": agencies,
         "records": record.entities.len(),
         "override": is_override,
+        "rule": record.rule,
         "text": sentence,
     })
 }

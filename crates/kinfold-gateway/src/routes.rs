@@ -107,7 +107,7 @@ async fn health(state: State, request: HttpRequest) -> Result<HttpResponse, Gate
         ("given" = Option<String>, Query, description = "Given name (with family)"),
         ("birthdate" = Option<String>, Query, description = "Date of birth, YYYY-MM-DD: required with a name")),
     responses(
-        (status = 200, description = "searchset. By NHS number: the gateway's Patient (id is Kinfold's person id, with links to each agency's record) and an OperationOutcome for any agency that did not answer. By name: up to 10 people the index finds (folded names, nicknames, a day/month transposition tolerated), best first, each with `search.score` (the match score over 40, at most 1)", content_type = "application/fhir+json", body = serde_json::Value),
+        (status = 200, description = "searchset. By NHS number: the gateway's Patient (id is Kinfold's person id, with links to each agency's record) and an OperationOutcome for any agency that did not answer. By name: up to 10 people the index would link to that name and date (folded names, nicknames, a typo or a day/month transposition tolerated; never a person whose given name differs), best first, each with `search.score` (the match score over 40, at most 1)", content_type = "application/fhir+json", body = serde_json::Value),
         (status = 400, description = "Missing, empty, repeated or invalid NHS number, a name without a date of birth, or an unsupported parameter", content_type = "application/fhir+json", body = serde_json::Value),
         (status = 401, description = "Missing, expired or untrusted token", content_type = "application/fhir+json", body = serde_json::Value),
     ),
@@ -197,12 +197,14 @@ async fn search_by_demographics(
     let found: Vec<(String, f64, serde_json::Value)> = state
         .identities
         .read(&state.store, &state.ledger, |inner| {
-            let review = inner.index.thresholds().review;
+            // Only people the index would link: a search discloses no near-misses (a twin
+            // whose given name differs is not the child asked about).
+            let link = inner.index.thresholds().link;
             inner
                 .index
                 .candidates(&identity)
                 .into_iter()
-                .filter(|c| c.comparison.score >= review)
+                .filter(|c| c.comparison.score >= link && c.hold.is_none())
                 .filter(|c| {
                     inner
                         .persons

@@ -1,0 +1,270 @@
+//! The gateway and every agency's adapter on one backend, each on its own database, talking
+//! real HTTP (and MLLP for A&E), with the adapters' outboxes delivering to the gateway.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use actix_web::dev::ServerHandle;
+use kinfold_adapter::AdapterConfig;
+use kinfold_adapter::outbox::OutboxConfig;
+use kinfold_fhir::Agency;
+use kinfold_gateway::events::EventKey;
+use kinfold_gateway::{AdapterEndpoint, AuthConfig, GatewayConfig, KeyConfig, Secret};
+use kinfold_store::Store;
+use kinfold_store::testing::TestPostgres;
+use serde_json::Value;
+
+use super::resources;
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// The gateway and the agencies' adapters, each on its own database of one backend.
+pub struct Kinfold {
+    pub backend: Backend,
+    pub dir: tempfile::TempDir,
+    pub databases: Vec<TestPostgres>,
+    pub urls: BTreeMap<Agency, String>,
+    pub handles: BTreeMap<Agency, ServerHandle>,
+    pub mllp: Option<String>,
+    pub gateway_listener: Option<std::net::TcpListener>,
+    pub gateway_url: String,
+    pub gateway: Option<(ServerHandle, Store)>,
+    pub token: String,
+    pub auth: AuthConfig,
+    pub http: reqwest::Client,
+}
+
+pub fn event_key(agency: Agency) -> EventKey {
+    EventKey {
+        agency,
+        kid: format!("events-{agency}"),
+        secret: Secret::new(format!("event-key-of-{agency}-0123456789abcdef0123")),
+    }
+}
+
+impl Kinfold {
+    /// Adapters for every agency, and a gateway address (the gateway itself starts with
+    /// [`Kinfold::start_gateway`]).
+    pub async fn adapters(backend: Backend) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a port");
+        let gateway_url = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
+        let auth = AuthConfig {
+            keys: vec![KeyConfig {
+                kid: "test".into(),
+                secret: Secret::new("feeds-test-token-secret-0123456789abcdef".into()),
+            }],
+            ..AuthConfig::default()
+        };
+        let token = kinfold_gateway::issue_token(
+            &auth,
+            "feeds-test",
+            Some("RXX01"),
+            Some("paediatric-liaison-nurse"),
+            3600,
+        )
+        .expect("token");
+        let mut kinfold = Self {
+            backend,
+            dir,
+            databases: Vec::new(),
+            urls: BTreeMap::new(),
+            handles: BTreeMap::new(),
+            mllp: None,
+            gateway_listener: Some(listener),
+            gateway_url,
+            gateway: None,
+            token,
+            auth,
+            http: reqwest::Client::new(),
+        };
+        for agency in Agency::ALL {
+            let url = kinfold.database_url(agency.as_str()).await;
+            kinfold.start_adapter(agency, &url).await;
+        }
+        kinfold
+    }
+
+    pub async fn database_url(&mut self, name: &str) -> String {
+        match self.backend {
+            Backend::Sqlite => format!(
+                "sqlite://{}",
+                self.dir.path().join(format!("{name}.db")).display()
+            ),
+            Backend::Postgres => {
+                let database = TestPostgres::create()
+                    .await
+                    .unwrap_or_else(|e| panic!("{e}"));
+                let url = database.url.clone();
+                self.databases.push(database);
+                url
+            }
+        }
+    }
+
+    /// Starts (or restarts) an agency's adapter on its database.
+    pub async fn start_adapter(&mut self, agency: Agency, database_url: &str) {
+        let store = Store::open(database_url).await.expect("adapter store");
+        let ledger = kinfold_audit::Ledger::open(
+            store.clone(),
+            &kinfold_audit::LedgerConfig {
+                signing_key: Some(Secret::new(kinfold_ledger::b64(&[9u8; 32]))),
+                ..kinfold_audit::LedgerConfig::default()
+            },
+        )
+        .await
+        .expect("ledger");
+        let key = event_key(agency);
+        let config = AdapterConfig {
+            agency: Some(agency),
+            workers: 1,
+            mllp_bind: (agency == Agency::Ae).then(|| "127.0.0.1:0".to_owned()),
+            outbox: Some(OutboxConfig {
+                gateway_url: self.gateway_url.clone(),
+                kid: key.kid,
+                secret: key.secret,
+                issuer: self.auth.issuer.clone(),
+                audience: self.auth.audience.clone(),
+                batch: 50,
+                max_backoff_ms: 300,
+            }),
+            ..AdapterConfig::default()
+        };
+        let app = kinfold_adapter::build(agency, store, ledger, &config).expect("adapter");
+        self.urls
+            .insert(agency, format!("http://127.0.0.1:{}", app.port()));
+        if let Some(port) = app.mllp_port() {
+            self.mllp = Some(format!("127.0.0.1:{port}"));
+        }
+        self.handles.insert(agency, app.handle());
+        tokio::spawn(app.run_until_stopped());
+    }
+
+    pub async fn start_gateway(&mut self) {
+        let url = self.database_url("gateway").await;
+        let store = Store::open(&url).await.expect("gateway store");
+        let ledger_config = kinfold_gateway::LedgerConfig {
+            signing_key: Some(Secret::new(kinfold_ledger::b64(&[3u8; 32]))),
+            ..kinfold_gateway::LedgerConfig::default()
+        };
+        let ledger = kinfold_gateway::Ledger::open(store.clone(), &ledger_config)
+            .await
+            .expect("ledger");
+        let config = GatewayConfig {
+            workers: 1,
+            adapters: self
+                .urls
+                .iter()
+                .map(|(agency, url)| AdapterEndpoint {
+                    agency: *agency,
+                    url: url.clone(),
+                })
+                .collect(),
+            auth: self.auth.clone(),
+            ledger: ledger_config,
+            event_keys: Agency::ALL.into_iter().map(event_key).collect(),
+            ..GatewayConfig::default()
+        };
+        let listener = self
+            .gateway_listener
+            .take()
+            .expect("the gateway starts once");
+        let app =
+            kinfold_gateway::build_on(listener, &config, store.clone(), ledger).expect("gateway");
+        self.gateway = Some((app.handle(), store));
+        tokio::spawn(app.run_until_stopped());
+    }
+
+    pub fn gateway_store(&self) -> &Store {
+        &self.gateway.as_ref().expect("the gateway runs").1
+    }
+
+    pub async fn import(&self, agency: Agency, rows: &str) -> Value {
+        let response = self
+            .http
+            .post(format!("{}/$import", self.urls[&agency]))
+            .header("content-type", "application/x-ndjson")
+            .body(rows.to_owned())
+            .send()
+            .await
+            .expect("the adapter answers");
+        assert_eq!(response.status(), 200);
+        response.json().await.expect("a summary")
+    }
+
+    pub async fn get(&self, path: &str) -> (u16, Value) {
+        super::get_json(
+            &self.http,
+            &format!("{}{path}", self.gateway_url),
+            Some(&self.token),
+        )
+        .await
+    }
+
+    pub async fn everything_of(&self, nhs: &str) -> Value {
+        let (status, found) = self
+            .get(&format!(
+                "/Patient?identifier=https://fhir.nhs.uk/Id/nhs-number|{nhs}"
+            ))
+            .await;
+        assert_eq!(status, 200, "{found}");
+        let id = found["entry"][0]["resource"]["id"]
+            .as_str()
+            .expect("a person")
+            .to_owned();
+        let (status, everything) = self.get(&format!("/Patient/{id}/$everything")).await;
+        assert_eq!(status, 200, "{everything}");
+        everything
+    }
+
+    /// Waits until the gateway holds `count` events from `agency` (the outbox delivers).
+    pub async fn events_from(&self, agency: Agency, count: usize) -> Vec<Value> {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            let events: Vec<Value> = self
+                .gateway_store()
+                .events_after(0, 10_000)
+                .await
+                .expect("events")
+                .into_iter()
+                .filter(|e| e.agency == agency.as_str())
+                .map(|e| serde_json::from_str(&e.payload).expect("an event is JSON"))
+                .collect();
+            if events.len() >= count || tokio::time::Instant::now() > deadline {
+                return events;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    pub async fn finish(self) {
+        if let Some((handle, store)) = &self.gateway {
+            handle.stop(true).await;
+            store.close().await;
+        }
+        for handle in self.handles.values() {
+            handle.stop(true).await;
+        }
+        for database in self.databases {
+            database.drop_database().await.expect("drop test database");
+        }
+    }
+}
+
+pub fn of_type<'a>(bundle: &'a Value, name: &str) -> Vec<&'a Value> {
+    resources(bundle)
+        .into_iter()
+        .filter(|r| r["resourceType"] == name)
+        .collect()
+}
+
+pub fn coded<'a>(bundle: &'a Value, name: &str, code: &str) -> Vec<&'a Value> {
+    of_type(bundle, name)
+        .into_iter()
+        .filter(|r| r.to_string().contains(&format!("\"code\":\"{code}\"")))
+        .collect()
+}

@@ -1,0 +1,466 @@
+//! Identity and family end to end, on SQLite and on PostgreSQL: the agencies' native feeds
+//! (an extract through `POST /$import`, an A&E message over MLLP, a GP Bundle) reach the
+//! gateway as events; the person index links them and the family graph joins them, and the
+//! family's records come back through the gateway in one answer (G1, G6, G8).
+
+mod common;
+
+use std::time::Duration;
+
+use common::agencies::{Backend, Kinfold, coded};
+use kinfold_fhir::Agency;
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+const MIDWIFERY: &str = include_str!("../../docs/feeds/samples/midwifery.ndjson");
+const HEALTH_VISITING: &str = include_str!("../../docs/feeds/samples/health-visiting.ndjson");
+const MOTHER_NHS: &str = "9990000018";
+const CHILD_NHS: &str = "9990000026";
+const BABY_NHS: &str = "9990000034";
+
+async fn send_hl7(k: &Kinfold, message: &str) {
+    let mut stream = tokio::net::TcpStream::connect(k.mllp.as_deref().expect("MLLP"))
+        .await
+        .expect("connects");
+    let mut frame = vec![0x0b];
+    frame.extend_from_slice(message.as_bytes());
+    frame.extend_from_slice(&[0x1c, 0x0d]);
+    stream.write_all(&frame).await.expect("sent");
+    let mut ack = Vec::new();
+    while !ack.ends_with(&[0x1c, 0x0d]) {
+        ack.push(stream.read_u8().await.expect("an ACK"));
+    }
+    assert!(String::from_utf8_lossy(&ack).contains("MSA|AA"));
+}
+
+async fn gp_bundle(k: &Kinfold, bundle: Value) {
+    let (status, answer) = common::post_json(
+        &k.http,
+        &format!("{}/", k.urls[&Agency::Gp]),
+        bundle.to_string(),
+    )
+    .await;
+    assert_eq!(status, 200, "{answer}");
+}
+
+fn gp_patient(
+    id: &str,
+    nhs: Option<&str>,
+    family: &str,
+    given: &str,
+    born: &str,
+    sex: &str,
+) -> Value {
+    let mut patient = json!({
+        "resourceType": "Patient", "id": id,
+        "name": [{"family": family, "given": [given]}],
+        "birthDate": born, "gender": sex,
+        "address": [{"line": ["1 Tyne Street"], "postalCode": "NE4 5PL"}]
+    });
+    if let Some(nhs) = nhs {
+        patient["identifier"] =
+            json!([{"system": "https://fhir.nhs.uk/Id/nhs-number", "value": nhs}]);
+    }
+    json!({"resource": patient, "request": {"method": "PUT", "url": format!("Patient/{id}")}})
+}
+
+/// Waits until the gateway has read every event it has received into the person index
+/// (a query reads what is waiting before it answers), and `ready` holds.
+async fn until(k: &Kinfold, what: &str, ready: impl Fn(&Value) -> bool, path: &str) -> Value {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let (status, body) = k.get(path).await;
+        if status == 200 && ready(&body) {
+            return body;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{what}: {status} {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn person_with(k: &Kinfold, nhs: &str) -> String {
+    let body = until(
+        k,
+        "a person with this NHS number",
+        |b| b["entry"][0]["resource"]["id"].is_string(),
+        &format!("/Patient?identifier=https://fhir.nhs.uk/Id/nhs-number|{nhs}"),
+    )
+    .await;
+    body["entry"][0]["resource"]["id"]
+        .as_str()
+        .expect("id")
+        .to_owned()
+}
+
+/// `(person, relationship code)` of each member of a `$family` Group.
+fn members(group: &Value) -> Vec<(String, String)> {
+    group["member"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|m| {
+            (
+                m["entity"]["reference"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .trim_start_matches("Patient/")
+                    .to_owned(),
+                m["extension"][0]["extension"][0]["valueCodeableConcept"]["coding"][0]["code"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned(),
+            )
+        })
+        .collect()
+}
+
+fn whose(entry: &Value) -> (&str, &str) {
+    let parts = &entry["extension"][0]["extension"];
+    (
+        parts[0]["valueReference"]["reference"]
+            .as_str()
+            .unwrap_or_default(),
+        parts[1]["valueCoding"]["code"].as_str().unwrap_or_default(),
+    )
+}
+
+async fn a_newborns_family_is_seen_whole_and_the_unborn_child_becomes_the_baby(backend: Backend) {
+    let mut k = Kinfold::adapters(backend).await;
+    k.start_gateway().await;
+    // The GP knows Leo and that his mother is the woman with NHS number …018.
+    gp_bundle(&k, json!({
+        "resourceType": "Bundle", "type": "transaction", "identifier": {"value": "GP-FAMILY-1"},
+        "entry": [
+            gp_patient("gp-leo", Some(CHILD_NHS), "Haddad", "Leo", "2022-01-15", "male"),
+            {"resource": {"resourceType": "RelatedPerson", "id": "gp-leo-mother", "patient": {"reference": "Patient/gp-leo"},
+                "identifier": [{"system": "https://fhir.nhs.uk/Id/nhs-number", "value": MOTHER_NHS}],
+                "relationship": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-RoleCode", "code": "MTH"}]}],
+                "name": [{"family": "Haddad", "given": ["Amira"]}], "gender": "female", "birthDate": "1994-05-02"},
+             "request": {"method": "PUT", "url": "RelatedPerson/gp-leo-mother"}},
+            gp_patient("gp-amira", Some(MOTHER_NHS), "Haddad", "Amira", "1994-05-02", "female"),
+            {"resource": {"resourceType": "Encounter", "id": "gp-amira-consult", "status": "finished",
+                "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "AMB"},
+                "subject": {"reference": "Patient/gp-amira"}, "period": {"start": "2026-03-02T10:00:00Z"}},
+             "request": {"method": "PUT", "url": "Encounter/gp-amira-consult"}}
+        ]
+    })).await;
+    // Leo's fracture at A&E, over MLLP.
+    send_hl7(&k, &format!(
+        "MSH|^~\\&|EPR|RXX|KINFOLD|AE|20261101100000+0000||ADT^A04^ADT_A01|FAM-T1|P|2.5\rEVN|A04|20261101100500+0000\rPID|1||{CHILD_NHS}^^^NHS^NH||Haddad^Leo||20220115|1\rPV1|1|E|AE^^^RXX||||||||||||||||V78|||||||||||||||||||||||||20261101093000+0000\rACC|20261101083000+0000|FALL^Fall^LOCAL\rOBX|1|CWE|injury-type^Injury type^KINFOLD-INJ||125605004^Fracture of bone^SCT"
+    )).await;
+    // Health visiting: a domestic-abuse notification about Leo naming the mother's partner.
+    assert!(k.import(Agency::HealthVisiting, HEALTH_VISITING).await["stored"].as_u64() > Some(0));
+    // Midwifery: the mother's booked pregnancy (the first row only, for now).
+    let booking = MIDWIFERY.lines().next().expect("the booking row");
+    assert_eq!(k.import(Agency::Midwifery, booking).await["stored"], 1);
+
+    let leo = person_with(&k, CHILD_NHS).await;
+    let mother = person_with(&k, MOTHER_NHS).await;
+    // G6: the booked pregnancy is in the family of the mother's existing child.
+    let family = until(
+        &k,
+        "the unborn sibling in Leo's family",
+        |g| members(g).iter().any(|(_, code)| code == "unborn-sibling"),
+        &format!("/Patient/{leo}/$family"),
+    )
+    .await;
+    let kin = members(&family);
+    assert!(kin.contains(&(mother.clone(), "MTH".into())), "{kin:?}");
+    assert!(
+        kin.iter().any(|(_, code)| code == "named-adult"),
+        "the partner named in the notification: {kin:?}"
+    );
+    let unborn = kin
+        .iter()
+        .find(|(_, code)| code == "unborn-sibling")
+        .expect("unborn")
+        .0
+        .clone();
+
+    // The birth: the unborn child becomes the newborn.
+    let birth = MIDWIFERY.lines().nth(2).expect("the birth row");
+    assert_eq!(k.import(Agency::Midwifery, birth).await["stored"], 1);
+    let baby = person_with(&k, BABY_NHS).await;
+    let (status, person) = k.get(&format!("/Person/{unborn}")).await;
+    assert_eq!(status, 200, "{person}");
+    assert_eq!(
+        person["id"],
+        baby.as_str(),
+        "the unborn child is now the baby"
+    );
+    let family = until(
+        &k,
+        "the baby in Leo's family",
+        |g| members(g).contains(&(baby.clone(), "SIB".into())),
+        &format!("/Patient/{leo}/$family"),
+    )
+    .await;
+    assert!(
+        !members(&family)
+            .iter()
+            .any(|(_, code)| code == "unborn-sibling"),
+        "{family}"
+    );
+
+    // G1: the health visitor's query for the newborn brings the sibling's fracture and the
+    // family's domestic-abuse notification, each as a family member's entry.
+    let (status, everything) = k
+        .get(&format!("/Patient/{baby}/$everything?family=true"))
+        .await;
+    assert_eq!(status, 200, "{everything}");
+    let entries = everything["entry"].as_array().expect("entries");
+    let fracture = entries
+        .iter()
+        .find(|e| {
+            e["resource"]["resourceType"] == "Condition"
+                && e["resource"].to_string().contains("125605004")
+        })
+        .expect("the sibling's fracture");
+    assert_eq!(whose(fracture), (format!("Patient/{leo}").as_str(), "SIB"));
+    let notification = entries
+        .iter()
+        .find(|e| {
+            e["resource"]["resourceType"] == "Communication"
+                && e["resource"]
+                    .to_string()
+                    .contains("domestic-abuse-notification")
+        })
+        .expect("the domestic-abuse notification");
+    assert_eq!(whose(notification).1, "SIB");
+    assert!(
+        entries
+            .iter()
+            .any(|e| whose(e) == (format!("Patient/{baby}").as_str(), "self")),
+        "the baby's own records"
+    );
+    assert!(
+        entries
+            .iter()
+            .any(|e| whose(e).1 == "MTH" && e["resource"]["id"] == "gp-amira-consult"),
+        "the mother's records (until the consent rules decide otherwise)"
+    );
+    let same = k.get(&format!("/Group/{baby}/$everything")).await;
+    assert_eq!(same.0, 200);
+    assert_eq!(same.1["total"], everything["total"]);
+    assert_eq!(coded(&same.1, "Condition", "125605004").len(), 1);
+
+    // Each family member's disclosure is in their own access report; so are their links.
+    let (status, report) = k.get(&format!("/Patient/{leo}/$access-report")).await;
+    assert_eq!(status, 200, "{report}");
+    let text = report.to_string();
+    assert!(text.contains("as part of their family's records"), "{text}");
+    assert!(text.contains("kinfold.identity.nhs-number"), "{text}");
+    assert!(text.contains("kinfold.family.edge-from-data"), "{text}");
+    k.finish().await;
+}
+
+async fn a_child_spelt_two_ways_is_one_person_and_twins_stay_two(backend: Backend) {
+    let mut k = Kinfold::adapters(backend).await;
+    k.start_gateway().await;
+    // The GP: Ola Pełka with an NHS number, and twin Adam Novak.
+    gp_bundle(
+        &k,
+        json!({
+            "resourceType": "Bundle", "type": "transaction", "identifier": {"value": "GP-ID-1"},
+            "entry": [
+                gp_patient("gp-ola", Some("9990000042"), "Pełka", "Ola", "2019-05-02", "female"),
+                gp_patient("gp-adam", Some("9990000050"), "Novak", "Adam", "2020-06-01", "male"),
+            ]
+        }),
+    )
+    .await;
+    // School nursing, without NHS numbers: "PELKA" and the other twin, Jan.
+    let rows = [
+        json!({"record": "school", "row_id": "SN-9001", "recorded_at": "2026-09-03T09:00:00Z", "recorded_by": {"name": "R. Adeyemi"},
+            "child": {"local_id": "SCH-17", "family": "PELKA", "given": ["Ola"], "birth_date": "2019-05-02", "sex": "female", "postcode": "NE4 5PL"},
+            "school_urn": "103456", "school_name": "Riverside Primary", "from": "2026-09-03"}),
+        json!({"record": "school", "row_id": "SN-9002", "recorded_at": "2026-09-03T09:00:00Z", "recorded_by": {"name": "R. Adeyemi"},
+            "child": {"local_id": "SCH-18", "family": "Novak", "given": ["Jan"], "birth_date": "2020-06-01", "sex": "male", "postcode": "NE4 5PL"},
+            "school_urn": "103456", "school_name": "Riverside Primary", "from": "2026-09-03"}),
+    ];
+    let text: Vec<String> = rows.iter().map(Value::to_string).collect();
+    assert_eq!(
+        k.import(Agency::SchoolNursing, &text.join("\n")).await["stored"],
+        2
+    );
+
+    // Found by name without an NHS number, across spellings: one person, two agencies.
+    let found = until(
+        &k,
+        "Ola by name",
+        |b| {
+            b["entry"][0]["resource"]["link"]
+                .as_array()
+                .is_some_and(|l| l.len() == 2)
+        },
+        "/Patient?name=Ola%20Pelka&birthdate=2019-05-02",
+    )
+    .await;
+    assert_eq!(found["total"], 1, "{found}");
+    let ola = found["entry"][0]["resource"]["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    assert_eq!(person_with(&k, "9990000042").await, ola);
+    let (status, person) = k.get(&format!("/Person/{ola}")).await;
+    assert_eq!(status, 200);
+    let methods: Vec<&str> = person["link"]
+        .as_array()
+        .expect("links")
+        .iter()
+        .map(|l| {
+            l["extension"][0]["extension"][0]["valueCode"]
+                .as_str()
+                .unwrap_or_default()
+        })
+        .collect();
+    assert!(
+        methods.contains(&"score"),
+        "the school's record joined by score: {person}"
+    );
+
+    // Twins: two people, and the pair is on the review queue with what held it back.
+    let adam = person_with(&k, "9990000050").await;
+    let (_, jan) = k
+        .get("/Patient?family=Novak&given=Jan&birthdate=2020-06-01")
+        .await;
+    let jan_ids: Vec<&str> = jan["entry"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e["resource"]["id"].as_str())
+        .collect();
+    assert!(!jan_ids.is_empty(), "{jan}");
+    assert!(
+        jan_ids.iter().all(|id| *id != adam),
+        "Jan is not Adam: {jan}"
+    );
+    let (status, queue) = k.get("/identity/reviews").await;
+    assert_eq!(status, 200);
+    let pair = queue["reviews"]
+        .as_array()
+        .expect("reviews")
+        .iter()
+        .find(|r| r["candidate"] == adam.as_str())
+        .cloned()
+        .unwrap_or_else(|| panic!("the twins' pair: {queue}"));
+    assert_eq!(pair["hold"], "given-names-differ");
+    assert!(
+        pair["comparison"]
+            .to_string()
+            .contains("\"level\":\"differs\""),
+        "{pair}"
+    );
+
+    // A person rejects the pair, with a reason; it is decided and recorded.
+    let url = format!(
+        "{}/identity/reviews/{}/$reject",
+        k.gateway_url,
+        pair["id"].as_str().expect("id")
+    );
+    let short = k
+        .http
+        .post(&url)
+        .bearer_auth(&k.token)
+        .body(r#"{"reason":"no"}"#)
+        .send()
+        .await
+        .expect("answers");
+    assert_eq!(short.status(), 400, "a reason is needed");
+    let response = k
+        .http
+        .post(&url)
+        .bearer_auth(&k.token)
+        .body(r#"{"reason":"Twins: different given names, school confirms two pupils"}"#)
+        .send()
+        .await
+        .expect("answers");
+    assert_eq!(response.status(), 200);
+    let (_, open) = k.get("/identity/reviews").await;
+    assert!(
+        !open
+            .to_string()
+            .contains(pair["id"].as_str().unwrap_or_default())
+    );
+    let (_, report) = k.get(&format!("/Patient/{adam}/$access-report")).await;
+    assert!(
+        report
+            .to_string()
+            .contains("kinfold.identity.review-rejected"),
+        "{report}"
+    );
+
+    // A manual unlink splits the school's record off Ola, and a manual link puts it back.
+    let school = person["link"]
+        .as_array()
+        .expect("links")
+        .iter()
+        .find(|l| l["target"]["extension"][0]["valueCode"] == "school-nursing")
+        .map(|l| {
+            l["target"]["reference"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned()
+        })
+        .expect("the school's record");
+    let change = json!({"agency": "school-nursing", "reference": school, "reason": "Checked with the school: a different child"});
+    let split = k
+        .http
+        .post(format!("{}/Person/{ola}/$unlink", k.gateway_url))
+        .bearer_auth(&k.token)
+        .body(change.to_string())
+        .send()
+        .await
+        .expect("answers");
+    assert_eq!(split.status(), 200);
+    let split: Value = split.json().await.expect("a Person");
+    let other = split["id"].as_str().expect("a new person").to_owned();
+    assert_ne!(other, ola);
+    let (_, ola_now) = k.get(&format!("/Person/{ola}")).await;
+    assert_eq!(ola_now["link"].as_array().map(Vec::len), Some(1));
+    let join = json!({"agency": "school-nursing", "reference": school, "reason": "School confirmed the same child after all"});
+    let joined = k
+        .http
+        .post(format!("{}/Person/{ola}/$link", k.gateway_url))
+        .bearer_auth(&k.token)
+        .body(join.to_string())
+        .send()
+        .await
+        .expect("answers");
+    assert_eq!(joined.status(), 200);
+    let (_, ola_now) = k.get(&format!("/Person/{ola}")).await;
+    assert_eq!(
+        ola_now["link"].as_array().map(Vec::len),
+        Some(2),
+        "{ola_now}"
+    );
+    let (_, report) = k.get(&format!("/Patient/{ola}/$access-report")).await;
+    assert!(
+        report.to_string().contains("kinfold.identity.manual-link"),
+        "{report}"
+    );
+    k.finish().await;
+}
+
+#[tokio::test]
+async fn sqlite_a_newborns_family_is_seen_whole_and_the_unborn_child_becomes_the_baby() {
+    a_newborns_family_is_seen_whole_and_the_unborn_child_becomes_the_baby(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn postgres_a_newborns_family_is_seen_whole_and_the_unborn_child_becomes_the_baby() {
+    a_newborns_family_is_seen_whole_and_the_unborn_child_becomes_the_baby(Backend::Postgres).await;
+}
+
+#[tokio::test]
+async fn sqlite_a_child_spelt_two_ways_is_one_person_and_twins_stay_two() {
+    a_child_spelt_two_ways_is_one_person_and_twins_stay_two(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn postgres_a_child_spelt_two_ways_is_one_person_and_twins_stay_two() {
+    a_child_spelt_two_ways_is_one_person_and_twins_stay_two(Backend::Postgres).await;
+}
