@@ -8,6 +8,7 @@
 
 mod names;
 mod native;
+pub mod story;
 
 pub use native::Feed;
 

@@ -62,6 +62,8 @@ pub struct DemoInfo {
     /// The child whose weight falters (see `$growth-chart`), and her brothers, who grow
     /// normally.
     pub growth_example: Option<GrowthExample>,
+    /// The identity story's child and her family (see `kinfold_synth::story`).
+    pub family_example: FamilyExample,
     /// The audit ledger's Ed25519 public key (base64), for `kinfold ledger verify`.
     pub ledger_public_key: String,
     /// Where each adapter that takes HL7 v2 listens for MLLP (`host:port`): the A&E adapter.
@@ -84,6 +86,107 @@ pub struct GrowthExample {
     pub child: ExamplePatient,
     /// Her brothers, growing along their centiles.
     pub siblings: Vec<ExamplePatient>,
+}
+
+/// The demo's identity story: a child registered differently by each agency (with and
+/// without an NHS number, spelt with and without diacritics), her brother registered before
+/// he was named, her mother's booked pregnancy, and the mother's partner named only in a
+/// domestic-abuse notification.
+#[derive(Debug, Clone, Serialize)]
+pub struct FamilyExample {
+    /// The child.
+    pub child: ExamplePatient,
+    /// Her family as the gateway's `$family` lists it: each member's person id and
+    /// relationship code.
+    pub members: Vec<FamilyMember>,
+}
+
+/// One member of the family example.
+#[derive(Debug, Clone, Serialize)]
+pub struct FamilyMember {
+    /// Kinfold's person id.
+    pub id: String,
+    /// The relationship to the child (HL7 v3 RoleCode, or Kinfold's family-relationship code).
+    pub relationship: String,
+}
+
+/// How long the demo waits for the adapters' events to reach the person index.
+const FAMILY_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Asks the gateway (as any client would) for the story child and her family, waiting until
+/// the adapters' events have joined them: the mother, her brother, the unborn child and the
+/// adult named in the notification.
+async fn family_example(gateway: &str, token: &str) -> Result<FamilyExample, DemoError> {
+    let http = reqwest::Client::new();
+    let get = |path: String| {
+        let http = http.clone();
+        async move {
+            let response = http
+                .get(format!("{gateway}{path}"))
+                .bearer_auth(token)
+                .send()
+                .await
+                .map_err(|e| DemoError::Seed(format!("the gateway did not answer: {e}")))?;
+            let ok = response.status().is_success();
+            let body: serde_json::Value = response
+                .json()
+                .await
+                .map_err(|e| DemoError::Seed(e.to_string()))?;
+            Ok::<_, DemoError>(ok.then_some(body))
+        }
+    };
+    let deadline = tokio::time::Instant::now() + FAMILY_WAIT;
+    loop {
+        let found = get(format!(
+            "/Patient?identifier={}|{}",
+            kinfold_fhir::NHS_NUMBER_SYSTEM,
+            kinfold_synth::story::CHILD_NHS
+        ))
+        .await?;
+        let id = found
+            .as_ref()
+            .and_then(|b| b["entry"][0]["resource"]["id"].as_str())
+            .map(str::to_owned);
+        if let Some(id) = id
+            && let Some(group) = get(format!("/Patient/{id}/$family")).await?
+        {
+            let members: Vec<FamilyMember> = group["member"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|m| {
+                    FamilyMember {
+                    id: m["entity"]["reference"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .trim_start_matches("Patient/")
+                        .to_owned(),
+                    relationship: m["extension"][0]["extension"][0]["valueCodeableConcept"]
+                        ["coding"][0]["code"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_owned(),
+                }
+                })
+                .collect();
+            let has = |code: &str| members.iter().any(|m| m.relationship == code);
+            if has("MTH") && has("SIB") && has("unborn-sibling") && has("named-adult") {
+                return Ok(FamilyExample {
+                    child: ExamplePatient {
+                        id,
+                        nhs_number: kinfold_synth::story::CHILD_NHS.to_owned(),
+                    },
+                    members,
+                });
+            }
+        }
+        if tokio::time::Instant::now() > deadline {
+            return Err(DemoError::Seed(
+                "the identity story's family was not joined up within 30 s".into(),
+            ));
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
 }
 
 /// Why the demo could not start.
@@ -302,6 +405,7 @@ pub async fn start(options: DemoOptions) -> Result<RunningDemo, DemoError> {
         }
         growth_example = child.map(|child| GrowthExample { child, siblings });
     }
+    let family_example = family_example(&gateway_url, &token).await?;
     let info = DemoInfo {
         gateway: gateway_url,
         adapters: endpoints
@@ -314,6 +418,7 @@ pub async fn start(options: DemoOptions) -> Result<RunningDemo, DemoError> {
             nhs_number: example.nhs_number.to_string(),
         },
         growth_example,
+        family_example,
         ledger_public_key,
         mllp,
     };
@@ -394,7 +499,8 @@ async fn seed(
     let mut rows: std::collections::BTreeMap<Agency, Vec<String>> = Default::default();
     let mut messages = Vec::new();
     let mut bundles = Vec::new();
-    for (agency, feed) in population.native_feeds() {
+    let story = kinfold_synth::story::identity_family(population.options.as_of);
+    for (agency, feed) in population.native_feeds().into_iter().chain(story) {
         match feed {
             Feed::Rows(more) => rows.entry(agency).or_default().extend(more),
             Feed::Hl7v2(more) => messages.extend(more),
