@@ -141,6 +141,8 @@ async fn a_newborns_family_is_seen_whole_and_the_unborn_child_becomes_the_baby(b
                 "name": [{"family": "Haddad", "given": ["Amira"]}], "gender": "female", "birthDate": "1994-05-02"},
              "request": {"method": "PUT", "url": "RelatedPerson/gp-leo-mother"}},
             gp_patient("gp-amira", Some(MOTHER_NHS), "Haddad", "Amira", "1994-05-02", "female"),
+            // The grandfather lives with them: related to no one on any record but his address.
+            gp_patient("gp-omar", Some("9990000069"), "Haddad", "Omar", "1961-02-02", "male"),
             {"resource": {"resourceType": "Encounter", "id": "gp-amira-consult", "status": "finished",
                 "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "AMB"},
                 "subject": {"reference": "Patient/gp-amira"}, "period": {"start": "2026-03-02T10:00:00Z"}},

@@ -118,7 +118,8 @@ impl Field {
 pub enum Level {
     /// The same once folded (a nickname and its name are the same given name).
     Exact,
-    /// Nearly: a typo (Jaro–Winkler ≥ 0.9), one part of a double-barrelled name, a day/month
+    /// Nearly: a typo (Jaro–Winkler ≥ 0.9, or one letter wrong in a name of five letters or
+    /// more), one part of a double-barrelled name, a day/month
     /// transposition or one-digit slip in a date, the same postal district.
     Close,
     /// Different.
@@ -388,8 +389,11 @@ fn both<T>(a: Option<T>, b: Option<T>, compare: impl FnOnce(T, T) -> Level) -> L
     }
 }
 
+/// Nearly the same name: Jaro–Winkler at least 0.9, or (for names of five letters or more)
+/// one letter typed wrong, left out, added or swapped with its neighbour.
 fn similar(a: &str, b: &str) -> bool {
     strsim::jaro_winkler(a, b) >= 0.9
+        || (a.len().min(b.len()) >= 5 && strsim::osa_distance(a, b) <= 1)
 }
 
 fn family(a: &Prepared, b: &Prepared) -> Level {

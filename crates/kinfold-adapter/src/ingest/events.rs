@@ -188,6 +188,15 @@ pub struct EventPatient {
     /// Postcode of the first address.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub postcode: Option<String>,
+    /// First line of the first address (for households: people at one address).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub address_line: Option<String>,
+    /// Since when the person has lived there, if the record says.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub address_from: Option<String>,
+    /// Until when, if the record says.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub address_until: Option<String>,
 }
 
 impl EventPatient {
@@ -197,6 +206,20 @@ impl EventPatient {
             return None;
         };
         let name = p.name.first();
+        let address_value = p.extra.get("address").and_then(|a| a.get(0));
+        let address = |field: &str| {
+            address_value
+                .and_then(|a| a.get(field))
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+        };
+        let period = |end: &str| {
+            address_value
+                .and_then(|a| a.get("period"))
+                .and_then(|p| p.get(end))
+                .and_then(Value::as_str)
+                .map(|d| d.get(..10).unwrap_or(d).to_owned())
+        };
         Some(Self {
             reference: format!("Patient/{}", p.id.as_deref()?),
             nhs_number: p
@@ -219,13 +242,14 @@ impl EventPatient {
             given: name.map(|n| n.given.clone()).unwrap_or_default(),
             birth_date: p.birth_date.clone(),
             gender: p.gender.clone(),
-            postcode: p
-                .extra
-                .get("address")
-                .and_then(|a| a.get(0))
-                .and_then(|a| a.get("postalCode"))
+            postcode: address("postalCode"),
+            address_line: address_value
+                .and_then(|a| a.get("line"))
+                .and_then(|l| l.get(0))
                 .and_then(Value::as_str)
                 .map(str::to_owned),
+            address_from: period("start"),
+            address_until: period("end"),
         })
     }
 }
@@ -381,7 +405,7 @@ mod tests {
             ],
             "name": [{"family": "Pełka", "given": ["Ola", "Maria"]}],
             "gender": "female", "birthDate": "2021-03-04",
-            "address": [{"postalCode": "LS6 2AB"}]
+            "address": [{"line": ["3 Hyde Terrace"], "postalCode": "LS6 2AB", "period": {"start": "2020-01-01T00:00:00Z"}}]
         }))
         .expect("valid");
         let person = EventPatient::of(&patient).expect("a patient");
@@ -391,5 +415,8 @@ mod tests {
         assert_eq!(person.family.as_deref(), Some("Pełka"));
         assert_eq!(person.given, ["Ola", "Maria"]);
         assert_eq!(person.postcode.as_deref(), Some("LS6 2AB"));
+        assert_eq!(person.address_line.as_deref(), Some("3 Hyde Terrace"));
+        assert_eq!(person.address_from.as_deref(), Some("2020-01-01"));
+        assert_eq!(person.address_until, None);
     }
 }

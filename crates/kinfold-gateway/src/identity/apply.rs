@@ -9,6 +9,7 @@
 //!   unborn child the baby.
 
 use kinfold_fhir::Agency;
+use kinfold_identity::family::Residence;
 use kinfold_identity::{Candidate, Edge, PersonId, RecordKey, Relation, Resolution};
 use kinfold_ledger::AuditEntity;
 use kinfold_store::{ReceivedEvent, Store};
@@ -138,11 +139,12 @@ async fn file(
     let (person, method, score, reviews) = match inner.index.resolve(&key, &identity) {
         Resolution::Known(person) => {
             let kept = inner.records.get(&key);
-            if kept.is_some_and(|r| r.demographics != demographics) {
-                let mut updated = kept.cloned().expect("checked above");
+            if let Some(kept) = kept.filter(|r| r.demographics != demographics) {
+                let mut updated = kept.clone();
                 updated.demographics = demographics.clone();
                 updated.updated = now();
                 inner.put_record(updated, changes);
+                households(inner, &demographics, changes);
             }
             return Ok(person);
         }
@@ -171,6 +173,7 @@ async fn file(
         }
     };
     inner.put_record(body(&person, method, score), changes);
+    households(inner, &demographics, changes);
     let described = match score {
         Some(score) => format!(
             "filed under the person ({}, score {score:.1})",
@@ -333,7 +336,7 @@ async fn relate(
                 given,
                 birth_date: relation.birth_date.clone(),
                 gender: relation.gender.clone(),
-                postcode: None,
+                ..Demographics::default()
             };
             file(inner, store, key, demographics, changes).await?
         }
@@ -370,6 +373,33 @@ async fn relate(
     };
     put_data_edge(inner, edge, changes);
     Ok(())
+}
+
+/// Household edges between the people at this record's address over overlapping dates.
+fn households(inner: &mut Inner, demographics: &Demographics, changes: &mut Changes) {
+    let Some(address) = demographics.address_key() else {
+        return;
+    };
+    let Some(keys) = inner.addresses.get(&address) else {
+        return;
+    };
+    let residences: Vec<Residence> = keys
+        .iter()
+        .filter(|k| k.reference.starts_with("Patient/"))
+        .filter_map(|k| inner.records.get(k))
+        .filter_map(|r| {
+            Some(Residence {
+                person: inner.current(&r.person)?,
+                address: address.clone(),
+                from: r.demographics.address_from.as_deref().and_then(date),
+                until: r.demographics.address_until.as_deref().and_then(date),
+                source: format!("{}/{}", r.record.agency.as_str(), r.record.reference),
+            })
+        })
+        .collect();
+    for edge in kinfold_identity::family::households(&residences) {
+        put_data_edge(inner, edge, changes);
+    }
 }
 
 /// "Dean Rowe" as family "Rowe" and given "Dean".

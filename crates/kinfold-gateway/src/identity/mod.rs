@@ -45,6 +45,10 @@ pub(crate) struct Inner {
     pub(crate) reviews: BTreeMap<String, ReviewBody>,
     pub(crate) refusals: BTreeMap<String, state::RefusalBody>,
     pub(crate) cursor: i64,
+    /// Who lives where: each folded address and the records that give it.
+    pub(crate) addresses: HashMap<String, std::collections::BTreeSet<RecordKey>>,
+    /// How many records the weights were last estimated from.
+    estimated_from: usize,
 }
 
 /// A set of changes to keep together: the ledger records, then the rows.
@@ -148,6 +152,7 @@ async fn catch_up(
             return Err(error);
         }
         inner.cursor = last;
+        inner.estimate_if_grown();
     }
 }
 
@@ -175,9 +180,22 @@ impl Inner {
         for row in rows {
             inner.restore(&row)?;
         }
-        let weights = Weights::estimate(&inner.index.prepared());
-        inner.index.set_weights(weights);
+        inner.estimate_if_grown();
         Ok(inner)
+    }
+
+    /// Estimates the match weights from the records again once the index has doubled since
+    /// the last estimate (below [`kinfold_identity::matching::MIN_RECORDS_TO_ESTIMATE`]
+    /// records the priors stay).
+    fn estimate_if_grown(&mut self) {
+        let records = self.index.len();
+        if records >= kinfold_identity::matching::MIN_RECORDS_TO_ESTIMATE
+            && records >= 2 * self.estimated_from
+        {
+            self.index
+                .set_weights(Weights::estimate(&self.index.prepared()));
+            self.estimated_from = records;
+        }
     }
 
     /// The person an id names now: a merged person's survivor, an unborn child's baby.

@@ -27,9 +27,23 @@ pub(crate) struct Demographics {
     pub(crate) gender: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) postcode: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) address_line: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) address_from: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) address_until: Option<String>,
 }
 
 impl Demographics {
+    /// The address folded for finding households (first line and postcode), when both are
+    /// given.
+    pub(crate) fn address_key(&self) -> Option<String> {
+        let line = kinfold_identity::normalise::fold(self.address_line.as_deref()?);
+        let postcode = kinfold_identity::normalise::Postcode::parse(self.postcode.as_deref()?)?;
+        (!line.is_empty()).then(|| format!("{line}|{}", postcode.full))
+    }
+
     /// As the index reads them: an NHS number that fails its check digit is no NHS number.
     pub(crate) fn identity(&self) -> Identity {
         Identity {
@@ -249,6 +263,20 @@ impl Inner {
     }
 
     fn set_record(&mut self, body: RecordBody) {
+        if let Some(old) = self
+            .records
+            .get(&body.record)
+            .and_then(|r| r.demographics.address_key())
+            && let Some(at) = self.addresses.get_mut(&old)
+        {
+            at.remove(&body.record);
+        }
+        if let Some(address) = body.demographics.address_key() {
+            self.addresses
+                .entry(address)
+                .or_default()
+                .insert(body.record.clone());
+        }
         self.index.insert(
             body.record.clone(),
             body.person.clone(),
