@@ -101,6 +101,8 @@ if grep -qw sha_ni /proc/cpuinfo; then sha="has"; else sha="does not have"; fi
 load=$(cut -d' ' -f1-3 /proc/loadavg)
 # The robustness section is bench/robustness.sh's: keep it as it is.
 robustness=$(sed -n '/<!-- robustness:start -->/,/<!-- robustness:end -->/p' BENCHMARKS.md 2>/dev/null || true)
+# So is the identity section, bench/identity.sh's.
+identity=$(sed -n '/<!-- identity:start -->/,/<!-- identity:end -->/p' BENCHMARKS.md 2>/dev/null || true)
 cat >BENCHMARKS.md <<MD
 # Kinfold benchmarks
 
@@ -187,5 +189,6 @@ $every
 \`\`\`
 </details>
 MD
+if [ -n "$identity" ]; then printf '\n%s\n' "$identity" >>BENCHMARKS.md; fi
 if [ -n "$robustness" ]; then printf '\n%s\n' "$robustness" >>BENCHMARKS.md; fi
 echo "wrote BENCHMARKS.md"
