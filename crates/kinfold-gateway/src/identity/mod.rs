@@ -15,6 +15,7 @@ pub(crate) mod routes;
 mod state;
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use kinfold_fhir::NhsNumber;
 use kinfold_identity::{Edge, FamilyGraph, PersonId, PersonIndex, RecordKey, Thresholds, Weights};
@@ -30,9 +31,20 @@ pub(crate) use state::{EdgeBody, PersonBody, RecordBody, ReviewBody};
 const EVENTS_PER_PASS: i64 = 500;
 
 /// The identity service. Its state is loaded from the store on first use.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct Identities {
     inner: Mutex<Option<Inner>>,
+    /// Events may have arrived that are not read yet (set by each delivery, and at start).
+    unread: AtomicBool,
+}
+
+impl Default for Identities {
+    fn default() -> Self {
+        Self {
+            inner: Mutex::default(),
+            unread: AtomicBool::new(true),
+        }
+    }
 }
 
 /// Everything the identity service knows.
@@ -59,14 +71,35 @@ pub(crate) struct Changes {
 }
 
 impl Identities {
-    /// Reads every received event not yet read into the index and graph.
+    /// Reads every received event not yet read into the index and graph (called after each
+    /// delivery).
     pub(crate) async fn catch_up(
         &self,
         store: &Store,
         ledger: &Ledger,
     ) -> Result<(), GatewayError> {
+        self.unread.store(true, Ordering::SeqCst);
         let mut slot = self.inner.lock().await;
-        catch_up(&mut slot, store, ledger).await
+        self.catch_up_locked(&mut slot, store, ledger).await
+    }
+
+    /// Loads the state if need be and reads the events if any may be unread (a query without
+    /// new deliveries costs no database round trip).
+    async fn catch_up_locked(
+        &self,
+        slot: &mut Option<Inner>,
+        store: &Store,
+        ledger: &Ledger,
+    ) -> Result<(), GatewayError> {
+        // Cleared before reading: a delivery while this reads sets it again.
+        if self.unread.swap(false, Ordering::SeqCst) || slot.is_none() {
+            let result = catch_up(slot, store, ledger).await;
+            if result.is_err() {
+                self.unread.store(true, Ordering::SeqCst);
+            }
+            return result;
+        }
+        Ok(())
     }
 
     /// Runs `work` on the state, caught up with the events; what it changes is kept (ledger,
@@ -78,7 +111,7 @@ impl Identities {
         work: impl FnOnce(&mut Inner, &mut Changes) -> Result<T, GatewayError>,
     ) -> Result<T, GatewayError> {
         let mut slot = self.inner.lock().await;
-        catch_up(&mut slot, store, ledger).await?;
+        self.catch_up_locked(&mut slot, store, ledger).await?;
         let Some(inner) = slot.as_mut() else {
             return Err(GatewayError::UnknownPerson);
         };
@@ -102,7 +135,7 @@ impl Identities {
         work: impl FnOnce(&Inner) -> T,
     ) -> Result<T, GatewayError> {
         let mut slot = self.inner.lock().await;
-        if let Err(error) = catch_up(&mut slot, store, ledger).await {
+        if let Err(error) = self.catch_up_locked(&mut slot, store, ledger).await {
             tracing::warn!(
                 ?error,
                 "identity: new events could not be read; answering with what is known"
