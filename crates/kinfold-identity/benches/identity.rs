@@ -487,6 +487,11 @@ fn main() {
         quality(20_000);
     }
     if only.as_deref().is_none_or(|o| o == "scale") {
-        scale(1_000_000);
+        // KINFOLD_BENCH_PEOPLE sets a smaller index for a quick look.
+        let people = std::env::var("KINFOLD_BENCH_PEOPLE")
+            .ok()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(1_000_000);
+        scale(people);
     }
 }

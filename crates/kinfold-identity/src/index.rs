@@ -3,8 +3,8 @@
 //! A valid NHS number is an exact key. Without one (or when it is new to the index), blocking
 //! finds the few records worth comparing, so that resolving one identity never scans the
 //! index: records are filed under a handful of keys (date of birth with day and month in
-//! either order; family name's first letters and birth year; given name and postcode; family
-//! and given name), and only records sharing a key are compared. A key shared by more than
+//! either order; family name and birth year; given name and postcode; family and given name),
+//! and only records sharing a key are compared. A key shared by more than
 //! [`MAX_BLOCK`] records (a very common name) is not read: the others still find the match.
 
 use std::collections::{HashMap, HashSet};
@@ -81,7 +81,7 @@ pub struct PersonIndex {
     by_person: HashMap<PersonId, Vec<usize>>,
     by_nhs: HashMap<String, Vec<usize>>,
     blocks: HashMap<u64, Vec<usize>>,
-    refused: HashSet<(RecordKey, PersonId)>,
+    refused: HashMap<RecordKey, HashSet<PersonId>>,
 }
 
 impl PersonIndex {
@@ -165,12 +165,14 @@ impl PersonIndex {
 
     /// Records that a person said are not this person's, so scoring never offers them again.
     pub fn refuse(&mut self, key: RecordKey, person: PersonId) {
-        self.refused.insert((key, person));
+        self.refused.entry(key).or_default().insert(person);
     }
 
     /// Takes back a refusal.
     pub fn unrefuse(&mut self, key: &RecordKey, person: &PersonId) {
-        self.refused.remove(&(key.clone(), person.clone()));
+        if let Some(people) = self.refused.get_mut(key) {
+            people.remove(person);
+        }
     }
 
     /// What the index says about one agency's record (it changes nothing).
@@ -190,9 +192,8 @@ impl PersonIndex {
             };
         }
         let candidates: Vec<Candidate> = self
-            .candidates_for(&prepared, Some(key))
+            .candidates_for(&prepared, Some(key), self.thresholds.review)
             .into_iter()
-            .filter(|c| c.comparison.score >= self.thresholds.review)
             .filter(|c| c.hold != Some(Hold::NhsNumbersDiffer))
             .collect();
         let linkable: Vec<&Candidate> = candidates
@@ -217,10 +218,10 @@ impl PersonIndex {
         }
     }
 
-    /// People an identity might be, best first, each with their best comparison; for searches
-    /// by name and date of birth.
+    /// People an identity might be (scoring at least the review threshold), best first, each
+    /// with their best comparison; for searches by name and date of birth.
     pub fn candidates(&self, identity: &Identity) -> Vec<Candidate> {
-        self.candidates_for(&Prepared::new(identity), None)
+        self.candidates_for(&Prepared::new(identity), None, self.thresholds.review)
     }
 
     /// Files a record under a person (replacing where it was filed before).
@@ -329,7 +330,13 @@ impl PersonIndex {
         }
     }
 
-    fn candidates_for(&self, prepared: &Prepared, key: Option<&RecordKey>) -> Vec<Candidate> {
+    fn candidates_for(
+        &self,
+        prepared: &Prepared,
+        key: Option<&RecordKey>,
+        floor: f64,
+    ) -> Vec<Candidate> {
+        let refused = key.and_then(|k| self.refused.get(k));
         let mut seen: HashSet<usize> = HashSet::new();
         let mut best: HashMap<&PersonId, Candidate> = HashMap::new();
         for block in block_keys(prepared) {
@@ -346,16 +353,21 @@ impl PersonIndex {
                 let Some(entry) = self.entries[slot].as_ref() else {
                     continue;
                 };
-                if key.is_some_and(|k| self.refused.contains(&(k.clone(), entry.person.clone()))) {
+                if refused.is_some_and(|people| people.contains(&entry.person)) {
+                    continue;
+                }
+                // Most records in a block are someone else: score them without building the
+                // comparison, and build it only for those worth keeping.
+                let score = Comparison::score(&self.weights, prepared, &entry.prepared);
+                if score < floor
+                    || best
+                        .get(&entry.person)
+                        .is_some_and(|held| held.comparison.score >= score)
+                {
                     continue;
                 }
                 let candidate = self.candidate(entry, prepared, key);
-                match best.get(&entry.person) {
-                    Some(held) if held.comparison.score >= candidate.comparison.score => {}
-                    _ => {
-                        best.insert(&entry.person, candidate);
-                    }
-                }
+                best.insert(&entry.person, candidate);
             }
         }
         let mut candidates: Vec<Candidate> = best.into_values().collect();
@@ -396,8 +408,7 @@ fn block_keys(p: &Prepared) -> Vec<u64> {
         let (low, high) = dob.day_month_pair();
         key(&[&"dob", &dob.year(), &low, &high]);
         if let Some(family) = &p.family {
-            let prefix: String = family.chars().take(4).collect();
-            key(&[&"family-year", &prefix, &dob.year()]);
+            key(&[&"family-year", family, &dob.year()]);
         }
     }
     if let (Some(given), Some(postcode)) = (&p.given, &p.postcode) {
