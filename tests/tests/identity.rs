@@ -262,22 +262,22 @@ async fn a_newborns_family_is_seen_whole_and_the_unborn_child_becomes_the_baby(b
 async fn a_child_spelt_two_ways_is_one_person_and_twins_stay_two(backend: Backend) {
     let mut k = Kinfold::adapters(backend).await;
     k.start_gateway().await;
-    // The GP: Ola Pełka with an NHS number, and twin Adam Novak.
+    // The GP: Ola Wójcik with an NHS number, and twin Filip Novak.
     gp_bundle(
         &k,
         json!({
             "resourceType": "Bundle", "type": "transaction", "identifier": {"value": "GP-ID-1"},
             "entry": [
-                gp_patient("gp-ola", Some("9990000042"), "Pełka", "Ola", "2019-05-02", "female"),
-                gp_patient("gp-adam", Some("9990000050"), "Novak", "Adam", "2020-06-01", "male"),
+                gp_patient("gp-ola", Some("9990000042"), "Wójcik", "Ola", "2019-05-02", "female"),
+                gp_patient("gp-filip", Some("9990000050"), "Novak", "Filip", "2020-06-01", "male"),
             ]
         }),
     )
     .await;
-    // School nursing, without NHS numbers: "PELKA" and the other twin, Jan.
+    // School nursing, without NHS numbers: "WOJCIK" and the other twin, Jan.
     let rows = [
         json!({"record": "school", "row_id": "SN-9001", "recorded_at": "2026-09-03T09:00:00Z", "recorded_by": {"name": "R. Adeyemi"},
-            "child": {"local_id": "SCH-17", "family": "PELKA", "given": ["Ola"], "birth_date": "2019-05-02", "sex": "female", "postcode": "NE4 5PL"},
+            "child": {"local_id": "SCH-17", "family": "WOJCIK", "given": ["Ola"], "birth_date": "2019-05-02", "sex": "female", "postcode": "NE4 5PL"},
             "school_urn": "103456", "school_name": "Riverside Primary", "from": "2026-09-03"}),
         json!({"record": "school", "row_id": "SN-9002", "recorded_at": "2026-09-03T09:00:00Z", "recorded_by": {"name": "R. Adeyemi"},
             "child": {"local_id": "SCH-18", "family": "Novak", "given": ["Jan"], "birth_date": "2020-06-01", "sex": "male", "postcode": "NE4 5PL"},
@@ -298,7 +298,7 @@ async fn a_child_spelt_two_ways_is_one_person_and_twins_stay_two(backend: Backen
                 .as_array()
                 .is_some_and(|l| l.len() == 2)
         },
-        "/Patient?name=Ola%20Pelka&birthdate=2019-05-02",
+        "/Patient?name=Ola%20Wojcik&birthdate=2019-05-02",
     )
     .await;
     assert_eq!(found["total"], 1, "{found}");
@@ -325,7 +325,7 @@ async fn a_child_spelt_two_ways_is_one_person_and_twins_stay_two(backend: Backen
     );
 
     // Twins: two people, and the pair is on the review queue with what held it back.
-    let adam = person_with(&k, "9990000050").await;
+    let filip = person_with(&k, "9990000050").await;
     let (_, jan) = k
         .get("/Patient?family=Novak&given=Jan&birthdate=2020-06-01")
         .await;
@@ -337,8 +337,8 @@ async fn a_child_spelt_two_ways_is_one_person_and_twins_stay_two(backend: Backen
         .collect();
     assert!(!jan_ids.is_empty(), "{jan}");
     assert!(
-        jan_ids.iter().all(|id| *id != adam),
-        "Jan is not Adam: {jan}"
+        jan_ids.iter().all(|id| *id != filip),
+        "Jan is not Filip: {jan}"
     );
     let (status, queue) = k.get("/identity/reviews").await;
     assert_eq!(status, 200);
@@ -346,7 +346,7 @@ async fn a_child_spelt_two_ways_is_one_person_and_twins_stay_two(backend: Backen
         .as_array()
         .expect("reviews")
         .iter()
-        .find(|r| r["candidate"] == adam.as_str())
+        .find(|r| r["candidate"] == filip.as_str())
         .cloned()
         .unwrap_or_else(|| panic!("the twins' pair: {queue}"));
     assert_eq!(pair["hold"], "given-names-differ");
@@ -387,7 +387,7 @@ async fn a_child_spelt_two_ways_is_one_person_and_twins_stay_two(backend: Backen
             .to_string()
             .contains(pair["id"].as_str().unwrap_or_default())
     );
-    let (_, report) = k.get(&format!("/Patient/{adam}/$access-report")).await;
+    let (_, report) = k.get(&format!("/Patient/{filip}/$access-report")).await;
     assert!(
         report
             .to_string()

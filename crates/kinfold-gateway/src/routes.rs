@@ -102,7 +102,7 @@ async fn health(state: State, request: HttpRequest) -> Result<HttpResponse, Gate
 /// the person index.
 #[utoipa::path(get, path = "/Patient", tag = "FHIR",
     params(("identifier" = Option<String>, Query, description = "https://fhir.nhs.uk/Id/nhs-number|NNNNNNNNNN"),
-        ("name" = Option<String>, Query, description = "A name as written (\"Ola Pełka\": the last word is the family name); with birthdate, for callers without an NHS number"),
+        ("name" = Option<String>, Query, description = "A name as written (\"Ola Wójcik\": the last word is the family name); with birthdate, for callers without an NHS number"),
         ("family" = Option<String>, Query, description = "Family name (instead of name)"),
         ("given" = Option<String>, Query, description = "Given name (with family)"),
         ("birthdate" = Option<String>, Query, description = "Date of birth, YYYY-MM-DD: required with a name")),

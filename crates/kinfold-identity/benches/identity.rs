@@ -44,7 +44,7 @@ const DIACRITIC: [(&str, &str); 12] = [
     ("Nuñez", "Nunez"),
     ("Çelik", "Celik"),
     ("Øster", "Oster"),
-    ("Pełka", "Pelka"),
+    ("Wójcik", "Wojcik"),
     ("Dvořák", "Dvorak"),
 ];
 const NICKNAMES: [(&str, &str); 6] = [

@@ -4,7 +4,7 @@
 //! the ledger); this crate only compares, scores and walks.
 //!
 //! * [`normalise`] folds names (case, spacing, hyphens, diacritics and transliteration:
-//!   "Pełka", "Pelka" and "PELKA" are one name), nicknames, dates of birth and postcodes.
+//!   "Wójcik", "Wojcik" and "WOJCIK" are one name), nicknames, dates of birth and postcodes.
 //! * [`matching`] compares two identities field by field and scores the comparison with
 //!   Fellegi–Sunter weights: priors, or weights estimated from the index's own records.
 //! * [`index`] is the person index: a valid NHS number is an exact key; otherwise blocking

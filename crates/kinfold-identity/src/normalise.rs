@@ -40,8 +40,6 @@ const NICKNAMES: &[(&str, &str)] = &[
     ("bobby", "robert"),
     ("charlie", "charles"),
     ("chris", "christopher"),
-    ("dan", "daniel"),
-    ("danny", "daniel"),
     ("dave", "david"),
     ("ed", "edward"),
     ("eddie", "edward"),
@@ -91,7 +89,7 @@ pub fn given_key(folded: &str) -> &str {
 }
 
 /// Whether a name is what a maternity system calls a baby before naming ("Baby", "Baby Boy",
-/// "Baby of Anna Nowak", "Infant", "Twin 1"): such a name says nothing about who the child is.
+/// "Baby of Ines Nowak", "Infant", "Twin 1"): such a name says nothing about who the child is.
 pub fn is_placeholder(given: &[String]) -> bool {
     let Some(first) = given.first() else {
         return true;
@@ -207,10 +205,10 @@ mod tests {
 
     #[test]
     fn case_spacing_hyphens_diacritics_and_transliteration_fold_away() {
-        for same in ["Pełka", "Pelka", "PELKA", " pel-ka ", "Pęłka"] {
-            assert_eq!(fold(same), "pelka", "{same}");
+        for same in ["Wójcik", "Wojcik", "WOJCIK", " woj-cik ", "Wöjčik"] {
+            assert_eq!(fold(same), "wojcik", "{same}");
         }
-        assert_eq!(fold("Pełka"), "pelka");
+        assert_eq!(fold("Wójcik"), "wojcik");
         assert_eq!(fold("O'Brien"), "obrien");
         assert_eq!(fold("Müller"), fold("Muller"));
         assert_eq!(fold("Łukasz"), "lukasz");
@@ -232,7 +230,7 @@ mod tests {
         let names = |n: &[&str]| n.iter().map(|s| s.to_string()).collect::<Vec<_>>();
         assert!(is_placeholder(&names(&["Baby"])));
         assert!(is_placeholder(&names(&["Baby Boy"])));
-        assert!(is_placeholder(&names(&["Baby of Anna"])));
+        assert!(is_placeholder(&names(&["Baby of Ines"])));
         assert!(is_placeholder(&names(&["Twin 2"])));
         assert!(is_placeholder(&[]));
         assert!(!is_placeholder(&names(&["Leo"])));

@@ -403,7 +403,7 @@ mod tests {
                 {"system": NHS_NUMBER_SYSTEM, "value": "9434765919"},
                 {"system": "urn:oid:1.2.3", "value": "MRN7"}
             ],
-            "name": [{"family": "Pełka", "given": ["Ola", "Maria"]}],
+            "name": [{"family": "Wójcik", "given": ["Ola", "Maria"]}],
             "gender": "female", "birthDate": "2021-03-04",
             "address": [{"line": ["3 Hyde Terrace"], "postalCode": "LS6 2AB", "period": {"start": "2020-01-01T00:00:00Z"}}]
         }))
@@ -412,7 +412,7 @@ mod tests {
         assert_eq!(person.reference, "Patient/nhs-9434765919");
         assert_eq!(person.nhs_number.as_deref(), Some("9434765919"));
         assert_eq!(person.identifiers[1], "urn:oid:1.2.3|MRN7");
-        assert_eq!(person.family.as_deref(), Some("Pełka"));
+        assert_eq!(person.family.as_deref(), Some("Wójcik"));
         assert_eq!(person.given, ["Ola", "Maria"]);
         assert_eq!(person.postcode.as_deref(), Some("LS6 2AB"));
         assert_eq!(person.address_line.as_deref(), Some("3 Hyde Terrace"));

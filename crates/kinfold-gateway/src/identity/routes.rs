@@ -514,6 +514,19 @@ struct RecordChange {
     reason: String,
 }
 
+impl RecordChange {
+    /// The person asked about, the record to move and the reason, from a `$link` or `$unlink`.
+    fn read(person: &str, body: &[u8]) -> Result<(PersonId, RecordKey, String), GatewayError> {
+        let change: RecordChange = json_body(body)?;
+        let why = reason(&change.reason)?;
+        let key = RecordKey {
+            agency: change.agency,
+            reference: change.reference,
+        };
+        Ok((person_id(person)?, key, why))
+    }
+}
+
 /// Links an agency record to this person by hand (a merge of that record; undone by
 /// `$unlink`). It wins over the algorithm: the index never moves it again.
 #[utoipa::path(post, path = "/Person/{id}/$link", tag = "Identity",
@@ -531,13 +544,7 @@ pub(crate) async fn person_link(
     path: web::Path<String>,
     body: web::Bytes,
 ) -> Result<HttpResponse, GatewayError> {
-    let change: RecordChange = json_body(&body)?;
-    let why = reason(&change.reason)?;
-    let asked = person_id(&path.into_inner())?;
-    let key = RecordKey {
-        agency: change.agency,
-        reference: change.reference,
-    };
+    let (asked, key, why) = RecordChange::read(&path.into_inner(), &body)?;
     let person = state
         .identities
         .change(&state.store, &state.ledger, |inner, changes| {
@@ -574,13 +581,7 @@ pub(crate) async fn person_unlink(
     path: web::Path<String>,
     body: web::Bytes,
 ) -> Result<HttpResponse, GatewayError> {
-    let change: RecordChange = json_body(&body)?;
-    let why = reason(&change.reason)?;
-    let asked = person_id(&path.into_inner())?;
-    let key = RecordKey {
-        agency: change.agency,
-        reference: change.reference,
-    };
+    let (asked, key, why) = RecordChange::read(&path.into_inner(), &body)?;
     let new_person: PersonId = uuid::Uuid::new_v4()
         .to_string()
         .parse()
