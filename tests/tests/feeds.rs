@@ -92,6 +92,23 @@ async fn every_feed_is_visible_with_its_provenance_and_a_resend_is_stored_once(b
     assert_eq!(original["contentType"], "application/x-ndjson");
     let row = SCHOOL_NURSING.lines().nth(3).expect("row 4");
     assert_eq!(original["data"], base64_of(row));
+    // Reading it is an access in the child's own report (whose it is, from the person index).
+    let child = everything["entry"][0]["resource"]["id"]
+        .as_str()
+        .expect("the person");
+    let (status, report) = k.get(&format!("/Patient/{child}/$access-report")).await;
+    assert_eq!(status, 200);
+    assert!(report.to_string().contains("used Binary/{id}"), "{report}");
+    // Each identity change is recorded once (a pass that failed to save and was read again
+    // would record it again).
+    assert_eq!(
+        report
+            .to_string()
+            .matches("\"rule\":\"kinfold.identity.new\"")
+            .count(),
+        1,
+        "{report}"
+    );
     // Only a FHIR id is asked for: nothing else reaches the agency's URL.
     for probe in [
         "school-nursing.x%3F_count=1",

@@ -484,22 +484,26 @@ async fn binary_read(
         .map_err(agency_down)?
         .filter(|b| b["resourceType"] == "Binary")
         .ok_or_else(unknown)?;
-    // Whose original it is, for the ledger: the person its security context names.
+    // Whose original it is, for the ledger: the person its security context names, as the
+    // person index knows that agency record (no link is made here).
     let mut person = None;
     if let Some(patient) = binary["securityContext"]["reference"].as_str()
         && patient.starts_with("Patient/")
-        && let Ok(Some(record)) = state.agencies.read(agency, patient).await
-        && let Some(nhs) = record["identifier"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .find_map(|i| {
-                (i["system"] == kinfold_fhir::NHS_NUMBER_SYSTEM)
-                    .then(|| i["value"].as_str()?.parse::<kinfold_fhir::NhsNumber>().ok())
-                    .flatten()
-            })
     {
-        person = Some(state.store.person_id_for(&nhs).await?);
+        let key = kinfold_identity::RecordKey {
+            agency,
+            reference: patient.to_owned(),
+        };
+        person = state
+            .identities
+            .read(&state.store, &state.ledger, |inner| {
+                inner
+                    .index
+                    .person_of(&key)
+                    .and_then(|p| inner.current(p))
+                    .map(|p| p.to_string())
+            })
+            .await?;
     }
     state
         .record_access(audit::record(

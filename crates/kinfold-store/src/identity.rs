@@ -52,7 +52,7 @@ impl Store {
     }
 
     /// Writes (inserts or replaces) pieces of state and, if given, the events cursor, all in
-    /// one transaction.
+    /// one transaction. A piece given more than once is written as it was given last.
     pub async fn identity_save(&self, rows: &[IdentityRow], cursor: Option<i64>) -> Result<()> {
         let now = chrono::Utc::now().timestamp_millis();
         let cursor_row = cursor.map(|seq| IdentityRow {
@@ -60,7 +60,19 @@ impl Store {
             key: "events".into(),
             body: seq.to_string(),
         });
-        let all: Vec<&IdentityRow> = rows.iter().chain(cursor_row.as_ref()).collect();
+        // One row per (kind, key), the last given: PostgreSQL refuses an upsert that touches
+        // a row twice, and the last is the state to keep.
+        let mut last: std::collections::HashMap<(&str, &str), usize> = Default::default();
+        for (n, row) in rows.iter().enumerate() {
+            last.insert((&row.kind, &row.key), n);
+        }
+        let all: Vec<&IdentityRow> = rows
+            .iter()
+            .enumerate()
+            .filter(|(n, row)| last.get(&(row.kind.as_str(), row.key.as_str())) == Some(n))
+            .map(|(_, row)| row)
+            .chain(cursor_row.as_ref())
+            .collect();
         if all.is_empty() {
             return Ok(());
         }

@@ -692,6 +692,42 @@ async fn a_resent_unit_writes_nothing_and_queues_nothing(t: &TestStore) {
     assert!(kept.json.contains("Patient/p1") && !kept.json.contains("Observation/w1"));
 }
 
+async fn identity_state_keeps_the_last_of_each_piece_and_its_cursor(t: &TestStore) {
+    let store = &t.store;
+    let row = |kind: &str, key: &str, body: &str| kinfold_store::IdentityRow {
+        kind: kind.into(),
+        key: key.into(),
+        body: body.into(),
+    };
+    assert_eq!(store.identity_load().await.expect("load"), (Vec::new(), 0));
+    // The same piece twice in one save (PostgreSQL refuses an upsert touching a row twice).
+    store
+        .identity_save(
+            &[
+                row("person", "p1", "{\"v\":1}"),
+                row("record", "gp|Patient/1", "{}"),
+                row("person", "p1", "{\"v\":2}"),
+            ],
+            Some(7),
+        )
+        .await
+        .expect("save");
+    store
+        .identity_save(&[row("edge", "e1", "{}")], None)
+        .await
+        .expect("save without moving the cursor");
+    let (rows, cursor) = store.identity_load().await.expect("load");
+    assert_eq!(cursor, 7);
+    assert_eq!(
+        rows,
+        [
+            row("edge", "e1", "{}"),
+            row("person", "p1", "{\"v\":2}"),
+            row("record", "gp|Patient/1", "{}"),
+        ]
+    );
+}
+
 async fn the_outbox_retries_then_forgets_what_was_delivered(t: &TestStore) {
     let store = &t.store;
     for n in 0..3 {
@@ -869,6 +905,7 @@ on_both_backends!(
     units_stand_or_fall_alone_in_one_commit,
     a_resent_unit_writes_nothing_and_queues_nothing,
     the_outbox_retries_then_forgets_what_was_delivered,
+    identity_state_keeps_the_last_of_each_piece_and_its_cursor,
     received_events_are_kept_once_in_order,
     one_record_changed_twice_in_one_commit_keeps_both_versions,
 );
