@@ -455,6 +455,48 @@ async fn a_child_spelt_two_ways_is_one_person_and_twins_stay_two(backend: Backen
         report.to_string().contains("kinfold.identity.manual-link"),
         "{report}"
     );
+
+    // A baby notified at birth before naming, and registered by the GP under another surname
+    // at another address: the score alone keeps them apart; the same mother and date of
+    // birth join them.
+    let birth = json!({"record": "birth", "row_id": "MW-9001", "recorded_at": "2026-10-01T06:00:00Z", "recorded_by": {"name": "P. Lindqvist", "role": "midwife"},
+        "mother": {"nhs_number": "9990000077", "family": "Brooks", "given": ["Hana"], "birth_date": "1990-01-01", "sex": "female", "postcode": "NE4 5PL"},
+        "pregnancy_id": "P-9", "baby": {"local_id": "MW-B-1", "family": "Brooks", "sex": "female", "postcode": "NE4 5PL"},
+        "born_at": "2026-10-01T03:00:00Z", "birth_weight_g": 3100, "gestation_weeks": 39, "gestation_days": 0});
+    assert_eq!(
+        k.import(Agency::Midwifery, &birth.to_string()).await["stored"],
+        1
+    );
+    gp_bundle(&k, json!({
+        "resourceType": "Bundle", "type": "transaction", "identifier": {"value": "GP-ID-2"},
+        "entry": [
+            {"resource": {"resourceType": "Patient", "id": "gp-marta",
+                "identifier": [{"system": "https://fhir.nhs.uk/Id/nhs-number", "value": "9990000085"}],
+                "name": [{"family": "Okoro", "given": ["Marta"]}], "gender": "female", "birthDate": "2026-10-01",
+                "address": [{"line": ["9 Elvet Bridge"], "postalCode": "DH1 3LE"}]},
+             "request": {"method": "PUT", "url": "Patient/gp-marta"}},
+            {"resource": {"resourceType": "RelatedPerson", "id": "gp-marta-mother", "patient": {"reference": "Patient/gp-marta"},
+                "identifier": [{"system": "https://fhir.nhs.uk/Id/nhs-number", "value": "9990000077"}],
+                "relationship": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-RoleCode", "code": "MTH"}]}]},
+             "request": {"method": "PUT", "url": "RelatedPerson/gp-marta-mother"}}
+        ]
+    })).await;
+    let marta = person_with(&k, "9990000085").await;
+    let joined = until(
+        &k,
+        "the baby's birth record joined to the named child",
+        |p| p["link"].as_array().map(Vec::len) == Some(2),
+        &format!("/Person/{marta}"),
+    )
+    .await;
+    assert!(joined.to_string().contains("birth-and-mother"), "{joined}");
+    let (_, report) = k.get(&format!("/Patient/{marta}/$access-report")).await;
+    assert!(
+        report
+            .to_string()
+            .contains("kinfold.identity.birth-and-mother"),
+        "{report}"
+    );
     k.finish().await;
 }
 

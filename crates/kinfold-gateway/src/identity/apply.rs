@@ -107,6 +107,9 @@ pub(crate) async fn event(
     if born && let Some(born_on) = birth_date.as_deref().and_then(date) {
         birth(inner, &person, born_on, changes);
     }
+    if let Some(born_on) = &birth_date {
+        join_baby(inner, &person, born_on, changes);
+    }
     if let Some(pregnancy) = event.pregnancy {
         book(inner, agency, &person, pregnancy, changes);
     }
@@ -373,6 +376,134 @@ async fn relate(
     };
     put_data_edge(inner, edge, changes);
     Ok(())
+}
+
+/// A baby notified at birth before naming ("Baby of …", no given name) and the same child's
+/// named record elsewhere are one person when the data says so through the mother: the same
+/// mother, the same date of birth, no other child of hers born that day (twins are never
+/// joined this way), the same sex where both say, and no agency holding both. The score alone
+/// may miss it (a baby registered under the father's surname at a new address).
+fn join_baby(inner: &mut Inner, person: &PersonId, born_on: &str, changes: &mut Changes) {
+    let graph = inner.graph();
+    let mothers: Vec<PersonId> = graph
+        .edges()
+        .iter()
+        .filter(|e| e.to == *person && e.relation.is_parental())
+        .map(|e| e.from.clone())
+        .collect();
+    for mother in mothers {
+        let mut same_day: Vec<PersonId> = graph
+            .edges()
+            .iter()
+            .filter(|e| e.from == mother && e.relation.is_parental() && e.to != *person)
+            .filter_map(|e| inner.current(&e.to))
+            .filter(|child| child != person && born(inner, child) == Some(born_on))
+            .collect();
+        same_day.sort();
+        same_day.dedup();
+        let [other] = same_day.as_slice() else {
+            continue;
+        };
+        let (baby, named) = match (unnamed(inner, person), unnamed(inner, other)) {
+            (true, false) => (person.clone(), other.clone()),
+            (false, true) => (other.clone(), person.clone()),
+            _ => continue,
+        };
+        let agencies = |p: &PersonId| -> Vec<Agency> {
+            inner.locate(p).into_iter().map(|k| k.agency).collect()
+        };
+        let (baby_at, named_at) = (agencies(&baby), agencies(&named));
+        let sexes = |p: &PersonId| -> Vec<String> {
+            inner
+                .locate(p)
+                .iter()
+                .filter_map(|k| inner.records.get(k)?.demographics.gender.clone())
+                .collect()
+        };
+        let conflicting_sex = sexes(&baby)
+            .iter()
+            .any(|a| sexes(&named).iter().any(|b| a != b));
+        if baby_at.iter().any(|a| named_at.contains(a)) || conflicting_sex {
+            continue;
+        }
+        merge_person(inner, &baby, &named, changes);
+        return;
+    }
+}
+
+/// The date of birth a person's records give (the first that gives one).
+fn born<'a>(inner: &'a Inner, person: &PersonId) -> Option<&'a str> {
+    inner
+        .locate(person)
+        .iter()
+        .find_map(|k| inner.records.get(k)?.demographics.birth_date.as_deref())
+}
+
+/// Whether none of a person's records gives a given name (a baby before naming).
+fn unnamed(inner: &Inner, person: &PersonId) -> bool {
+    let records = inner.locate(person);
+    !records.is_empty()
+        && records.iter().all(|k| {
+            inner
+                .records
+                .get(k)
+                .is_none_or(|r| kinfold_identity::normalise::is_placeholder(&r.demographics.given))
+        })
+}
+
+/// Moves every record and edge of one person to another (the one person they are), and keeps
+/// the first's id answering as the second.
+fn merge_person(inner: &mut Inner, from: &PersonId, into: &PersonId, changes: &mut Changes) {
+    let keys = inner.index.records_of(from);
+    for key in &keys {
+        if let Some(mut record) = inner.records.get(key).cloned() {
+            record.person = into.clone();
+            record.method = Method::BirthAndMother;
+            record.score = None;
+            record.updated = now();
+            inner.put_record(record, changes);
+        }
+    }
+    let moved: Vec<EdgeBody> = inner
+        .edges
+        .values()
+        .filter(|e| e.edge.to == *from || e.edge.from == *from)
+        .cloned()
+        .collect();
+    for mut body in moved {
+        if body.edge.to == *from {
+            body.edge.to = into.clone();
+        }
+        if body.edge.from == *from {
+            body.edge.from = into.clone();
+        }
+        inner.put_edge(body, changes);
+    }
+    if let Some(body) = inner.persons.get(from).cloned() {
+        inner.put_person(
+            PersonBody {
+                merged_into: Some(into.clone()),
+                ..body
+            },
+            changes,
+        );
+    }
+    for (person, what) in [
+        (
+            into,
+            format!("the baby notified at birth (person {from}) is this child"),
+        ),
+        (from, format!("this baby is person {into}, named since")),
+    ] {
+        changes.audit.push(audit::identity_change(
+            INDEX_AGENT,
+            person,
+            "identity-link",
+            "kinfold.identity.birth-and-mother",
+            keys.iter().map(|k| entity(k, &what)).collect(),
+            None,
+        ));
+    }
 }
 
 /// Household edges between the people at this record's address over overlapping dates.

@@ -74,6 +74,9 @@ pub(crate) enum Method {
     Manual,
     /// A review pair was accepted.
     Review,
+    /// A baby notified before naming, joined to the named record through the same mother and
+    /// date of birth.
+    BirthAndMother,
 }
 
 impl Method {
@@ -85,6 +88,7 @@ impl Method {
             Self::New => "new",
             Self::Manual => "manual",
             Self::Review => "review",
+            Self::BirthAndMother => "birth-and-mother",
         }
     }
 }
