@@ -192,6 +192,9 @@ pub fn add_outcome(bundle: &mut Value, outcome: Value) {
     }
 }
 
+/// The most family members one answer asks about; beyond, the answer says it is cut short.
+pub const MAX_FAMILY: usize = 30;
+
 /// An `OperationOutcome` saying a family answer left members out.
 pub fn family_cut_short(left_out: usize) -> Value {
     let outcome = OperationOutcome::single(
@@ -199,7 +202,7 @@ pub fn family_cut_short(left_out: usize) -> Value {
         IssueType::TooCostly,
         format!(
             "The family has more members than one answer carries ({}); {left_out} are not in this answer. Ask for them one by one from the $family Group.",
-            crate::routes::MAX_FAMILY
+            MAX_FAMILY
         ),
     )
     .with_code("family-truncated");

@@ -360,9 +360,6 @@ async fn group_everything(
     everything(caller, state, request, path.into_inner(), true).await
 }
 
-/// The most family members one answer asks about; beyond, the answer says it is cut short.
-pub const MAX_FAMILY: usize = 30;
-
 async fn everything(
     caller: Caller,
     state: State,
@@ -387,7 +384,7 @@ async fn everything(
             if target.records.is_empty() && target.nhs.is_none() {
                 continue;
             }
-            if people.len() == MAX_FAMILY {
+            if people.len() == merge::MAX_FAMILY {
                 left_out += 1;
                 continue;
             }
