@@ -181,7 +181,18 @@ async fn a_hung_adapter_costs_only_its_deadline() {
     let url = format!("http://127.0.0.1:{}", gateway.port());
     let handle = gateway.handle();
     tokio::spawn(gateway.run_until_stopped());
-    let token = kinfold_gateway::issue_token(&auth, "tester", None, None, 60).expect("token");
+    let token = kinfold_gateway::issue_token_for(
+        &auth,
+        &kinfold_gateway::TokenFor {
+            subject: "tester",
+            org: Some("Q99"),
+            role: Some("safeguarding-professional"),
+            purpose: Some("safeguarding"),
+            ..kinfold_gateway::TokenFor::default()
+        },
+        60,
+    )
+    .expect("token");
 
     let started = Instant::now();
     let (status, bundle) = get_json(

@@ -240,11 +240,25 @@ async fn a_newborns_family_is_seen_whole_and_the_unborn_child_becomes_the_baby(b
             .any(|e| whose(e) == (format!("Patient/{baby}").as_str(), "self")),
         "the baby's own records"
     );
+    // The mother's unrelated GP consultation is not safeguarding-relevant: withheld, counted,
+    // and nothing of it shown.
     assert!(
-        entries
-            .iter()
-            .any(|e| whose(e).1 == "MTH" && e["resource"]["id"] == "gp-amira-consult"),
-        "the mother's records (until the consent rules decide otherwise)"
+        !everything.to_string().contains("gp-amira-consult"),
+        "the mother's GP consultation is withheld"
+    );
+    let withheld: Vec<&Value> = entries
+        .iter()
+        .filter(|e| e["resource"]["issue"][0]["code"] == "suppressed")
+        .collect();
+    assert!(
+        withheld.iter().any(|o| {
+            let issue = &o["resource"]["issue"][0];
+            issue["details"]["coding"][0]["code"] == "gp"
+                && issue["diagnostics"].as_str().is_some_and(|d| {
+                    d.contains("family.not-safeguarding-relevant") && d.contains("override")
+                })
+        }),
+        "{withheld:?}"
     );
     let same = k.get(&format!("/Group/{baby}/$everything")).await;
     assert_eq!(same.0, 200);

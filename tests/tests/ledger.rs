@@ -173,9 +173,9 @@ async fn everything_is_recorded_and_its_inclusion_proof_verifies_against_a_signe
     assert_eq!(status, 200);
     let text = report["accesses"][0]["text"].as_str().expect("a sentence");
     assert!(
-        text.contains("demo-liaison-nurse")
-            && text.contains("RXX01")
-            && text.contains("direct care"),
+        text.contains("demo-safeguarding-lead")
+            && text.contains("Q99")
+            && text.contains("safeguarding"),
         "{text}"
     );
     assert!(

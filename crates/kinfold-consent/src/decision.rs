@@ -211,6 +211,7 @@ mod tests {
     fn who(role: Role, purpose: Purpose) -> Requester {
         Requester {
             practitioner: "p-1".into(),
+            name: Some("S. Brennan".into()),
             role,
             organisation: "RXX01".into(),
             purpose,

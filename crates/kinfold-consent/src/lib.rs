@@ -33,5 +33,5 @@ mod who;
 
 pub use category::{Category, ResourceView, classify};
 pub use decision::{Decision, Dissent, Effect, Item, Policy, Whose, decide};
-pub use relationship::{ChildFacts, Relationship, relationship};
+pub use relationship::{Allocation, ChildFacts, Relationship, relationship};
 pub use who::{Purpose, Requester, Role, WhoError};

@@ -27,7 +27,7 @@ pub struct ChildFacts {
 pub struct Allocation {
     /// Health visiting or school nursing.
     pub agency: Agency,
-    /// The named practitioner's id, if one is allocated.
+    /// The named practitioner (their id or name as the record gives it), if one is allocated.
     pub practitioner: Option<String>,
     /// The team's organisation (ODS), including a central pool's.
     pub organisation: Option<String>,
@@ -69,9 +69,10 @@ pub fn relationship(
                 Agency::SchoolNursing
             };
             let mine = facts.allocations.iter().filter(|a| a.agency == agency);
+            let me = |p: &str| p == requester.practitioner || requester.name.as_deref() == Some(p);
             let mut named = mine
                 .clone()
-                .filter(|a| a.practitioner.as_deref() == Some(requester.practitioner.as_str()));
+                .filter(|a| a.practitioner.as_deref().is_some_and(me));
             if named.next().is_some() {
                 return found(
                     "relationship.allocated",
@@ -139,6 +140,7 @@ mod tests {
     fn who(role: Role, org: &str) -> Requester {
         Requester {
             practitioner: "p-1".into(),
+            name: Some("S. Brennan".into()),
             role,
             organisation: org.into(),
             purpose: Purpose::DirectCare,

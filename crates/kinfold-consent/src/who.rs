@@ -130,6 +130,8 @@ impl Purpose {
 pub struct Requester {
     /// The practitioner's id.
     pub practitioner: String,
+    /// Their name, when the claims give it.
+    pub name: Option<String>,
     /// Their role.
     pub role: Role,
     /// Their organisation's ODS code.

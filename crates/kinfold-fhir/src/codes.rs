@@ -20,6 +20,11 @@ pub const LOINC_BMI: &str = "39156-5";
 /// Gestational age at birth (`wk` or `d` quantity, or a "39+6" string).
 pub const LOINC_GESTATION_AT_BIRTH: &str = "76516-4";
 
+/// Kinfold's code system of event codes: what a record means (`injury`,
+/// `domestic-abuse-notification`, …), as `meta.tag` on the records the feeds make
+/// (`docs/feeds/events.md`).
+pub const EVENT_SYSTEM: &str = "https://kinfold.example/fhir/CodeSystem/event";
+
 /// Kinfold's code system for kinds of contact (`Encounter.type`).
 pub const CONTACT_TYPE_SYSTEM: &str = "https://kinfold.example/fhir/CodeSystem/contact-type";
 

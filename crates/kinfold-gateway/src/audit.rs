@@ -46,6 +46,29 @@ pub fn record(
     }
 }
 
+/// A record of a request refused by a rule (no legitimate relationship): who asked about
+/// whom, and why nothing was disclosed.
+pub fn refused(
+    caller: &Caller,
+    query: &str,
+    patient: Option<String>,
+    request: &HttpRequest,
+    rule: &str,
+) -> AuditRecord {
+    let mut record = record(
+        caller,
+        "operation",
+        "E",
+        query,
+        patient,
+        Vec::new(),
+        request,
+    );
+    record.outcome = "4".into();
+    record.rule = Some(rule.into());
+    record
+}
+
 fn request_id(request: &HttpRequest) -> Option<String> {
     kinfold_http::request_id(request)
 }

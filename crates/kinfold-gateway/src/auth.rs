@@ -81,9 +81,15 @@ pub struct Claims {
     /// The caller's role, e.g. `health-visitor`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub role: Option<String>,
-    /// Purpose of use, e.g. `direct-care`.
+    /// Purpose of use: `direct-care`, `safeguarding` or `override`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub purpose: Option<String>,
+    /// Why an override is needed (with purpose `override` only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub justification: Option<String>,
+    /// The practitioner's name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
 }
 
 /// An authenticated caller.
@@ -97,6 +103,10 @@ pub struct Caller {
     pub role: Option<String>,
     /// Why they are asking.
     pub purpose: Option<String>,
+    /// Why an override is needed.
+    pub justification: Option<String>,
+    /// Their name.
+    pub name: Option<String>,
 }
 
 /// Why a key set cannot be used.
@@ -259,12 +269,31 @@ impl Authenticator {
             organisation: claims.org.and_then(|o| o.parse().ok()),
             role: claims.role,
             purpose: claims.purpose,
+            justification: claims.justification,
+            name: claims.name,
         })
     }
 }
 
+/// Who a token is for and why: its claims beyond the standard ones.
+#[derive(Debug, Clone, Default)]
+pub struct TokenFor<'a> {
+    /// The practitioner or system (`sub`).
+    pub subject: &'a str,
+    /// Their name.
+    pub name: Option<&'a str>,
+    /// Their organisation (ODS code).
+    pub org: Option<&'a str>,
+    /// Their role.
+    pub role: Option<&'a str>,
+    /// Purpose of use (default `direct-care`).
+    pub purpose: Option<&'a str>,
+    /// An override's justification.
+    pub justification: Option<&'a str>,
+}
+
 /// Issues an HS256 token signed with the first configured key (for `kinfold demo`, tests and
-/// operators' tooling).
+/// operators' tooling), for direct care.
 pub fn issue_token(
     config: &AuthConfig,
     subject: &str,
@@ -272,6 +301,27 @@ pub fn issue_token(
     role: Option<&str>,
     valid_for_seconds: u64,
 ) -> Result<String, AuthConfigError> {
+    issue_token_for(
+        config,
+        &TokenFor {
+            subject,
+            org,
+            role,
+            ..TokenFor::default()
+        },
+        valid_for_seconds,
+    )
+}
+
+/// Issues an HS256 token with every claim of [`TokenFor`].
+pub fn issue_token_for(
+    config: &AuthConfig,
+    who: &TokenFor<'_>,
+    valid_for_seconds: u64,
+) -> Result<String, AuthConfigError> {
+    let TokenFor {
+        subject, org, role, ..
+    } = *who;
     let key = config.keys.first().ok_or(AuthConfigError::NoKeys)?;
     if valid_for_seconds > config.max_lifetime_seconds {
         return Err(AuthConfigError::TooLong(config.max_lifetime_seconds));
@@ -286,7 +336,9 @@ pub fn issue_token(
         exp: now + valid_for_seconds,
         org: org.map(str::to_owned),
         role: role.map(str::to_owned),
-        purpose: Some("direct-care".into()),
+        purpose: Some(who.purpose.unwrap_or("direct-care").to_owned()),
+        justification: who.justification.map(str::to_owned),
+        name: who.name.map(str::to_owned),
     };
     let mut header = Header::new(Algorithm::HS256);
     header.kid = Some(key.kid.clone());

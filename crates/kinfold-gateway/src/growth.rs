@@ -347,29 +347,33 @@ async fn load(
     person_id: String,
     operation: &'static str,
 ) -> Result<GrowthReport, GatewayError> {
-    let (person_id, target) = state.target_of(&person_id).await?;
-    let answers = state.agencies.everything_of(&target).await;
+    // The same disclosure pipeline as `$everything`: only what this caller may see is read.
+    let mut gathered =
+        crate::disclosure::gather(state, caller, request, &person_id, false, operation).await?;
+    let part = gathered.parts.remove(0);
+    let answers = &part.screened.answers;
     if answers.iter().all(|a| a.result.is_err()) {
         return Err(GatewayError::NoAgencyAnswered);
     }
-    let report = report(&person_id, target.nhs.as_ref(), &answers)?;
+    let person_id = part.id.clone();
+    let report = report(&person_id, part.nhs.as_ref(), answers)?;
     let disclosed = report
         .measurements
         .iter()
         .map(|m| audit::disclosed(&m.observation, "Observation", Some(m.agency.as_str())))
         .collect();
     // Fail closed: the disclosure is durably in the ledger before a byte is sent.
-    state
-        .record_access(audit::record(
-            caller,
-            "operation",
-            "E",
-            operation,
-            Some(person_id),
-            disclosed,
-            request,
-        ))
-        .await?;
+    let mut record = audit::record(
+        caller,
+        "operation",
+        "E",
+        operation,
+        Some(person_id),
+        disclosed,
+        request,
+    );
+    record.rule = Some(gathered.relationship.rule.to_owned());
+    state.record_access(record).await?;
     Ok(report)
 }
 

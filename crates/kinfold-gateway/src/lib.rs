@@ -14,6 +14,7 @@
 pub mod audit;
 mod audit_routes;
 pub mod auth;
+pub mod disclosure;
 mod error;
 pub mod events;
 pub mod fanout;
@@ -36,7 +37,9 @@ use serde::Deserialize;
 use utoipa::OpenApi;
 use utoipa_swagger_ui::SwaggerUi;
 
-pub use auth::{AuthConfig, Authenticator, Caller, KeyConfig, Secret, issue_token};
+pub use auth::{
+    AuthConfig, Authenticator, Caller, KeyConfig, Secret, TokenFor, issue_token, issue_token_for,
+};
 pub use error::GatewayError;
 pub use fanout::AdapterEndpoint;
 pub use ledger::{Ledger, LedgerConfig, LedgerError, SignedTreeHead};
@@ -73,6 +76,8 @@ pub struct GatewayConfig {
     /// The adapters' event keys: each adapter delivers its events (`POST /events`) with
     /// tokens signed by its own key. Default: none, and no events are taken.
     pub event_keys: Vec<events::EventKey>,
+    /// Who holds which agency's records, and the disclosure policy's settings.
+    pub disclosure: disclosure::DisclosureConfig,
 }
 
 impl Default for GatewayConfig {
@@ -89,6 +94,7 @@ impl Default for GatewayConfig {
             refusals: kinfold_audit::RefusalConfig::default(),
             trusted_proxies: Vec::new(),
             event_keys: Vec::new(),
+            disclosure: disclosure::DisclosureConfig::default(),
         }
     }
 }
@@ -118,6 +124,8 @@ pub(crate) struct GatewayState {
     pub(crate) capability: String,
     /// The person index, family graph and record locator.
     pub(crate) identities: identity::Identities,
+    /// The disclosure policy and who holds which records.
+    pub(crate) disclosure: disclosure::DisclosureConfig,
 }
 
 impl GatewayState {
@@ -257,6 +265,7 @@ pub fn build_on(
             &chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
         ),
         identities: identity::Identities::default(),
+        disclosure: config.disclosure.clone(),
     });
     let port = listener.local_addr()?.port();
     let openapi = ApiDoc::openapi();

@@ -192,6 +192,30 @@ pub fn add_outcome(bundle: &mut Value, outcome: Value) {
     }
 }
 
+/// An `OperationOutcome` saying how many of an agency's items the caller may not see, under
+/// which rule, and whether an override could reveal them; nothing of their content.
+pub fn suppressed(tally: &crate::disclosure::Withheld) -> Value {
+    let override_note = if tally.overridable {
+        "an override (purpose override, with a justification) can reveal them, and is recorded and reviewed"
+    } else {
+        "no override reveals them"
+    };
+    let outcome = OperationOutcome::single(
+        IssueSeverity::Information,
+        IssueType::Suppressed,
+        format!(
+            "{} item{} from {} ({}) withheld under rule {}; {override_note}.",
+            tally.count,
+            if tally.count == 1 { "" } else { "s" },
+            tally.agency.display_name(),
+            tally.agency.as_str(),
+            tally.rule,
+        ),
+    )
+    .with_code("withheld");
+    naming(tally.agency, outcome)
+}
+
 /// The most family members one answer asks about; beyond, the answer says it is cut short.
 pub const MAX_FAMILY: usize = 30;
 

@@ -367,44 +367,22 @@ async fn everything(
     asked: String,
     family: bool,
 ) -> Result<HttpResponse, GatewayError> {
-    let (person_id, target) = state.target_of(&asked).await?;
-    let mut people = vec![(person_id.clone(), None, target)];
-    let mut left_out = 0;
-    if family {
-        let id: kinfold_identity::PersonId =
-            person_id.parse().map_err(|_| GatewayError::UnknownPerson)?;
-        let members = match state.family_of(&id).await {
-            Ok((_, members)) => members,
-            // A person known only by NHS number so far has no family on record yet.
-            Err(GatewayError::UnknownPerson) => Vec::new(),
-            Err(other) => return Err(other),
-        };
-        for member in members {
-            let (member_id, target) = state.target_of(member.person.as_str()).await?;
-            if target.records.is_empty() && target.nhs.is_none() {
-                continue;
-            }
-            if people.len() == merge::MAX_FAMILY {
-                left_out += 1;
-                continue;
-            }
-            people.push((member_id, Some(member.kin), target));
-        }
-    }
-    let answers = futures::future::join_all(
-        people
-            .iter()
-            .map(|(_, _, target)| state.agencies.everything_of(target)),
-    )
-    .await;
-    let parts = people
-        .iter()
-        .zip(answers)
-        .map(|((id, kin, target), answers)| merge::Part {
-            person_id: id,
-            nhs: target.nhs.as_ref(),
-            kin: *kin,
-            answers,
+    let query = if family {
+        "Patient/$everything?family=true"
+    } else {
+        "Patient/$everything"
+    };
+    let mut gathered =
+        crate::disclosure::gather(&state, &caller, &request, &asked, family, query).await?;
+    let withheld = gathered.withheld();
+    let parts = gathered
+        .parts
+        .iter_mut()
+        .map(|part| merge::Part {
+            person_id: &part.id,
+            nhs: part.nhs.as_ref(),
+            kin: part.kin,
+            answers: std::mem::take(&mut part.screened.answers),
         })
         .collect();
     let self_url = format!(
@@ -413,33 +391,22 @@ async fn everything(
         request.uri()
     );
     let mut bundle = merge::everything_bundle(&self_url, parts, family);
-    if left_out > 0 {
-        merge::add_outcome(&mut bundle, merge::family_cut_short(left_out));
+    for tally in &withheld {
+        merge::add_outcome(&mut bundle, merge::suppressed(tally));
+    }
+    if gathered.left_out > 0 {
+        merge::add_outcome(&mut bundle, merge::family_cut_short(gathered.left_out));
     }
     // Fail closed: the disclosure is durably in the ledger before a byte is sent, one entry
     // per person whose records it carries (so each is in that person's access report).
-    let query = if family {
-        "Patient/$everything?family=true"
-    } else {
-        "Patient/$everything"
-    };
-    let mut records: Vec<_> = people
+    let records: Vec<_> = gathered
+        .parts
         .iter()
-        .map(|(id, _, _)| {
-            audit::record(
-                &caller,
-                "operation",
-                "E",
-                query,
-                Some(id.clone()),
-                disclosed_entries(&bundle, family.then_some(id.as_str())),
-                &request,
-            )
+        .map(|part| {
+            let disclosed = disclosed_entries(&bundle, family.then_some(part.id.as_str()));
+            gathered.audit_record(&caller, &request, query, part, disclosed)
         })
         .collect();
-    if !family {
-        records.truncate(1);
-    }
     state.ledger.record(records).await?;
     Ok(FhirResponse::ok(&bundle))
 }

@@ -110,6 +110,9 @@ pub struct FamilyMember {
     pub relationship: String,
 }
 
+/// The subject of the demo's token.
+pub const DEMO_CALLER: &str = "demo-safeguarding-lead";
+
 /// How long the demo waits for the adapters' events to reach the person index.
 const FAMILY_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
 
@@ -372,20 +375,28 @@ pub async fn start(options: DemoOptions) -> Result<RunningDemo, DemoError> {
     let example = population
         .example_child()
         .ok_or_else(|| DemoError::Seed("the population has no children".into()))?;
-    let token = kinfold_gateway::issue_token(
+    // The demo's caller: the area's designated safeguarding professional, asking for
+    // safeguarding, who has a legitimate relationship with every child in the area.
+    let area = gateway_config.disclosure.area.clone();
+    let token = kinfold_gateway::issue_token_for(
         &auth,
-        "demo-liaison-nurse",
-        Some("RXX01"),
-        Some("paediatric-liaison-nurse"),
+        &kinfold_gateway::TokenFor {
+            subject: DEMO_CALLER,
+            name: Some("Demo Safeguarding Lead"),
+            org: Some(&area),
+            role: Some("safeguarding-professional"),
+            purpose: Some("safeguarding"),
+            justification: None,
+        },
         12 * 3600,
     )
     .map_err(|e| DemoError::Seed(e.to_string()))?;
     // Issuing a token is audited too (who it is for, not the token itself).
     links.push(kinfold_gateway::audit::token_issued(
         "kinfold-demo",
-        "demo-liaison-nurse",
-        Some("RXX01"),
-        Some("paediatric-liaison-nurse"),
+        DEMO_CALLER,
+        Some(&area),
+        Some("safeguarding-professional"),
     ));
     gateway_ledger.record(links).await?;
     let mut growth_example = None;

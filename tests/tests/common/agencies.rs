@@ -60,11 +60,16 @@ impl Kinfold {
             }],
             ..AuthConfig::default()
         };
-        let token = kinfold_gateway::issue_token(
+        // The area's safeguarding lead: a relationship with every child in the area.
+        let token = kinfold_gateway::issue_token_for(
             &auth,
-            "feeds-test",
-            Some("RXX01"),
-            Some("paediatric-liaison-nurse"),
+            &kinfold_gateway::TokenFor {
+                subject: "feeds-test",
+                org: Some("Q99"),
+                role: Some("safeguarding-professional"),
+                purpose: Some("safeguarding"),
+                ..kinfold_gateway::TokenFor::default()
+            },
             3600,
         )
         .expect("token");

@@ -11,7 +11,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 /// The code system of event codes, as `meta.tag` on the records a feed makes.
-pub const EVENT_SYSTEM: &str = "https://kinfold.example/fhir/CodeSystem/event";
+pub use kinfold_fhir::codes::EVENT_SYSTEM;
 
 /// One event, as the gateway receives it.
 #[derive(Debug, Clone, PartialEq, Serialize)]

@@ -1,0 +1,592 @@
+//! The enforcement point: who is asking and why, what the data says about their relationship
+//! with the child, and each record the fan-out brought back decided by `kinfold-consent`
+//! before anything is answered. What is withheld is counted by agency and rule, never shown.
+
+use chrono::NaiveDate;
+use kinfold_consent::{
+    Allocation, ChildFacts, Decision, Effect, Item, Policy, Purpose, Relationship, Requester,
+    ResourceView, Role, Whose,
+};
+use kinfold_fhir::{Agency, IssueType};
+use kinfold_http::ApiError;
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::GatewayError;
+use crate::auth::Caller;
+use crate::fanout::{AgencyAnswer, AgencyRecord};
+
+/// Where each agency's records are held, and the policy's settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DisclosureConfig {
+    /// The area's ODS code: its designated safeguarding professionals and social workers
+    /// relate to every child in it.
+    pub area: String,
+    /// Each agency's organisation (ODS code). The GP's records are held by the practice the
+    /// child is registered with.
+    pub organisations: Vec<AgencyOrganisation>,
+    /// How many days an A&E attendance makes a relationship for ED clinicians.
+    pub ed_window_days: i64,
+    /// The shortest override justification, in characters.
+    pub min_justification: usize,
+}
+
+/// One agency's organisation.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgencyOrganisation {
+    /// The agency.
+    pub agency: Agency,
+    /// Its organisation's ODS code.
+    pub organisation: String,
+}
+
+impl Default for DisclosureConfig {
+    fn default() -> Self {
+        let policy = Policy::default();
+        Self {
+            area: "Q99".into(),
+            organisations: vec![
+                AgencyOrganisation {
+                    agency: Agency::Midwifery,
+                    organisation: "RXX01".into(),
+                },
+                AgencyOrganisation {
+                    agency: Agency::Ae,
+                    organisation: "RXX01".into(),
+                },
+                AgencyOrganisation {
+                    agency: Agency::HealthVisiting,
+                    organisation: "RX1".into(),
+                },
+                AgencyOrganisation {
+                    agency: Agency::SchoolNursing,
+                    organisation: "RX1".into(),
+                },
+            ],
+            ed_window_days: policy.ed_window_days,
+            min_justification: policy.min_justification,
+        }
+    }
+}
+
+impl DisclosureConfig {
+    /// The policy with this configuration's settings.
+    pub fn policy(&self) -> Policy {
+        Policy {
+            ed_window_days: self.ed_window_days,
+            min_justification: self.min_justification,
+            ..Policy::default()
+        }
+    }
+
+    fn organisation_of(&self, agency: Agency) -> Option<&str> {
+        self.organisations
+            .iter()
+            .find(|o| o.agency == agency)
+            .map(|o| o.organisation.as_str())
+    }
+}
+
+/// Who is asking and why, from the caller's signed claims. Without a role, an organisation
+/// and a purpose of use, no patient data.
+pub(crate) fn requester(caller: &Caller) -> Result<Requester, GatewayError> {
+    let refuse = |why: String| {
+        GatewayError::Refused(ApiError::new(
+            actix_web::http::StatusCode::FORBIDDEN,
+            IssueType::Forbidden,
+            "who-and-why",
+            format!(
+                "{why}: a request for patient data carries the practitioner's role, organisation (ODS code) and purpose of use (direct-care, safeguarding, or override with a justification)."
+            ),
+        ))
+    };
+    let role: Role = caller
+        .role
+        .as_deref()
+        .ok_or_else(|| refuse("The token names no role".into()))?
+        .parse()
+        .map_err(|e: kinfold_consent::WhoError| {
+            refuse(format!("The token's role is not one Kinfold knows ({e})"))
+        })?;
+    let organisation = caller
+        .organisation
+        .as_ref()
+        .ok_or_else(|| refuse("The token names no organisation".into()))?
+        .to_string();
+    let purpose = Purpose::parse(
+        caller
+            .purpose
+            .as_deref()
+            .ok_or_else(|| refuse("The token names no purpose of use".into()))?,
+        caller.justification.as_deref(),
+    )
+    .map_err(|e| refuse(format!("The token's purpose of use is not usable ({e})")))?;
+    Ok(Requester {
+        practitioner: caller.subject.clone(),
+        name: caller.name.clone(),
+        role,
+        organisation,
+        purpose,
+    })
+}
+
+/// What a child's records say about the professionals around them.
+pub(crate) fn facts(config: &DisclosureConfig, answers: &[AgencyAnswer]) -> ChildFacts {
+    let mut facts = ChildFacts {
+        organisations: vec![config.area.clone()],
+        ..ChildFacts::default()
+    };
+    for answer in answers {
+        let Ok(records) = &answer.result else {
+            continue;
+        };
+        if records.is_empty() {
+            continue;
+        }
+        let org = config.organisation_of(answer.agency).map(str::to_owned);
+        facts.organisations.extend(org.clone());
+        for record in records.iter().map(|r| &r.resource) {
+            let kind = record["resourceType"].as_str().unwrap_or_default();
+            let tags = tags_of(record);
+            match (answer.agency, kind) {
+                (Agency::Gp, "Patient") => {
+                    for practice in record["generalPractitioner"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                    {
+                        if let Some(code) = practice["identifier"]["value"].as_str() {
+                            facts.registered_practices.push(code.to_owned());
+                            facts.organisations.push(code.to_owned());
+                        }
+                    }
+                }
+                (Agency::HealthVisiting | Agency::SchoolNursing, "EpisodeOfCare")
+                    if tags
+                        .iter()
+                        .any(|t| t == "caseload-allocation" || t == "school-enrolment") =>
+                {
+                    facts.allocations.push(Allocation {
+                        agency: answer.agency,
+                        practitioner: record["careManager"]["display"].as_str().map(str::to_owned),
+                        organisation: org.clone(),
+                    });
+                }
+                (Agency::Ae, "Encounter") if record["class"]["code"] == "EMER" => {
+                    if let Some(day) = record["period"]["start"]
+                        .as_str()
+                        .and_then(|s| NaiveDate::parse_from_str(s.get(..10)?, "%Y-%m-%d").ok())
+                    {
+                        facts.ed_attendances.push((day, org.clone()));
+                    }
+                }
+                (Agency::Midwifery, _) => facts.maternity_bookings.push(org.clone()),
+                _ => {}
+            }
+        }
+    }
+    facts.organisations.sort();
+    facts.organisations.dedup();
+    facts
+}
+
+/// The event tags on a record (`meta.tag` in Kinfold's event system).
+fn tags_of(resource: &Value) -> Vec<String> {
+    resource["meta"]["tag"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|t| t["system"] == kinfold_fhir::codes::EVENT_SYSTEM)
+        .filter_map(|t| t["code"].as_str().map(str::to_owned))
+        .collect()
+}
+
+/// What the rules need of a record.
+fn view(resource: &Value, agency: Agency) -> ResourceView {
+    let mut codes = Vec::new();
+    for element in ["code", "category", "type", "reasonCode"] {
+        let concepts: Vec<&Value> = match &resource[element] {
+            Value::Array(many) => many.iter().collect(),
+            one @ Value::Object(_) => vec![one],
+            _ => Vec::new(),
+        };
+        for concept in concepts {
+            for coding in concept["coding"].as_array().into_iter().flatten() {
+                if let (Some(system), Some(code)) =
+                    (coding["system"].as_str(), coding["code"].as_str())
+                {
+                    codes.push(format!("{system}|{code}"));
+                }
+            }
+        }
+    }
+    ResourceView {
+        resource_type: resource["resourceType"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned(),
+        agency: Some(agency),
+        tags: tags_of(resource),
+        codes,
+    }
+}
+
+fn date_of(resource: &Value) -> Option<NaiveDate> {
+    [
+        "effectiveDateTime",
+        "recordedDate",
+        "onsetDateTime",
+        "occurrenceDateTime",
+        "sent",
+        "received",
+        "date",
+        "issued",
+    ]
+    .iter()
+    .find_map(|k| resource[*k].as_str())
+    .or_else(|| resource["period"]["start"].as_str())
+    .and_then(|s| NaiveDate::parse_from_str(s.get(..10)?, "%Y-%m-%d").ok())
+}
+
+/// Items of one agency withheld under one rule.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Withheld {
+    pub(crate) agency: Agency,
+    pub(crate) rule: String,
+    pub(crate) overridable: bool,
+    pub(crate) count: usize,
+}
+
+/// One person's answers after the decisions: what may be shown, and what was withheld or
+/// revealed by an override (for the Bundle's outcomes and the ledger).
+#[derive(Debug, Default)]
+pub(crate) struct Screened {
+    pub(crate) answers: Vec<AgencyAnswer>,
+    pub(crate) withheld: Vec<Withheld>,
+    /// Each withheld record: its URL, type, agency and rule (for the ledger only).
+    pub(crate) withheld_records: Vec<(String, String, Agency, String)>,
+    /// Each record an override revealed: its URL and the rule it lifted.
+    pub(crate) overridden: Vec<(String, String)>,
+}
+
+/// Decides every record of one person's answers.
+pub(crate) fn screen(
+    policy: &Policy,
+    requester: &Requester,
+    relationship: &Relationship,
+    whose: Whose,
+    answers: Vec<AgencyAnswer>,
+) -> Screened {
+    let mut screened = Screened::default();
+    for mut answer in answers {
+        let agency = answer.agency;
+        if let Ok(records) = answer.result {
+            let decided: Vec<(AgencyRecord, Decision)> = records
+                .into_iter()
+                .map(|record| {
+                    let decision = if record.resource["resourceType"] == "Patient"
+                        || record.resource["resourceType"] == "Provenance"
+                    {
+                        permit(relationship)
+                    } else {
+                        let view = view(&record.resource, agency);
+                        kinfold_consent::decide(
+                            policy,
+                            requester,
+                            Some(relationship),
+                            &[],
+                            &Item {
+                                view: &view,
+                                whose,
+                                date: date_of(&record.resource),
+                            },
+                        )
+                    };
+                    (record, decision)
+                })
+                .collect();
+            // A Provenance names the records it is about: it goes only where they all go.
+            let withheld_ids: Vec<String> = decided
+                .iter()
+                .filter(|(_, d)| d.effect != Effect::Permit)
+                .map(|(r, _)| local_reference(&r.full_url))
+                .collect();
+            let mut kept = Vec::new();
+            for (record, mut decision) in decided {
+                if record.resource["resourceType"] == "Provenance"
+                    && let Some(hidden) = record.resource["target"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .filter_map(|t| t["reference"].as_str())
+                        .find(|t| withheld_ids.iter().any(|w| w == t))
+                {
+                    let _ = hidden;
+                    decision = Decision {
+                        effect: Effect::Withhold,
+                        rule: "provenance.of-withheld".into(),
+                        overridden: None,
+                        overridable: true,
+                    };
+                }
+                match decision.effect {
+                    Effect::Permit => {
+                        if let Some(lifted) = decision.overridden {
+                            screened.overridden.push((record.full_url.clone(), lifted));
+                        }
+                        kept.push(record);
+                    }
+                    _ => {
+                        screened.withheld_records.push((
+                            record.full_url.clone(),
+                            record.resource["resourceType"]
+                                .as_str()
+                                .unwrap_or_default()
+                                .to_owned(),
+                            agency,
+                            decision.rule.clone(),
+                        ));
+                        match screened
+                            .withheld
+                            .iter_mut()
+                            .find(|w| w.agency == agency && w.rule == decision.rule)
+                        {
+                            Some(tally) => tally.count += 1,
+                            None => screened.withheld.push(Withheld {
+                                agency,
+                                rule: decision.rule,
+                                overridable: decision.overridable,
+                                count: 1,
+                            }),
+                        }
+                    }
+                }
+            }
+            answer.result = Ok(kept);
+        }
+        screened.answers.push(answer);
+    }
+    screened
+}
+
+fn permit(relationship: &Relationship) -> Decision {
+    Decision {
+        effect: Effect::Permit,
+        rule: relationship.rule.into(),
+        overridden: None,
+        overridable: false,
+    }
+}
+
+/// `Type/id` from an adapter's absolute URL.
+fn local_reference(full_url: &str) -> String {
+    let mut parts = full_url.rsplitn(3, '/');
+    match (parts.next(), parts.next()) {
+        (Some(id), Some(kind)) => format!("{kind}/{id}"),
+        _ => full_url.to_owned(),
+    }
+}
+
+/// One person's part of a disclosure, decided.
+#[derive(Debug)]
+pub(crate) struct Part {
+    /// Kinfold's person id.
+    pub(crate) id: String,
+    /// How they are related to the child asked about (`None`: they are the child).
+    pub(crate) kin: Option<kinfold_identity::family::Kin>,
+    /// Their NHS number, if known.
+    pub(crate) nhs: Option<kinfold_fhir::NhsNumber>,
+    /// Their records, decided.
+    pub(crate) screened: Screened,
+}
+
+/// The people a request is about, their records fetched and decided for this caller.
+#[derive(Debug)]
+pub(crate) struct Gathered {
+    pub(crate) requester: Requester,
+    pub(crate) relationship: Relationship,
+    pub(crate) parts: Vec<Part>,
+    /// Family members left out by the cap ([`crate::merge::MAX_FAMILY`]).
+    pub(crate) left_out: usize,
+}
+
+/// The one disclosure pipeline, up to the answer: who is asking and why → the people (the
+/// child, and with `family` their family) → every agency asked about each → the caller's
+/// relationship with the child → each record decided. A caller with no relationship is
+/// refused, and the refusal recorded.
+pub(crate) async fn gather(
+    state: &crate::GatewayState,
+    caller: &Caller,
+    request: &actix_web::HttpRequest,
+    asked: &str,
+    family: bool,
+    query: &str,
+) -> Result<Gathered, GatewayError> {
+    let requester = requester(caller)?;
+    let (person_id, target) = state.target_of(asked).await?;
+    let mut people = vec![(person_id.clone(), None, target)];
+    let mut left_out = 0;
+    if family {
+        let id: kinfold_identity::PersonId =
+            person_id.parse().map_err(|_| GatewayError::UnknownPerson)?;
+        let members = match state.family_of(&id).await {
+            Ok((_, members)) => members,
+            // A person known only by NHS number so far has no family on record yet.
+            Err(GatewayError::UnknownPerson) => Vec::new(),
+            Err(other) => return Err(other),
+        };
+        for member in members {
+            let (member_id, target) = state.target_of(member.person.as_str()).await?;
+            if target.records.is_empty() && target.nhs.is_none() {
+                continue;
+            }
+            if people.len() == crate::merge::MAX_FAMILY {
+                left_out += 1;
+                continue;
+            }
+            people.push((member_id, Some(member.kin), target));
+        }
+    }
+    let answers = futures::future::join_all(
+        people
+            .iter()
+            .map(|(_, _, target)| state.agencies.everything_of(target)),
+    )
+    .await;
+    let policy = state.disclosure.policy();
+    let facts = facts(
+        &state.disclosure,
+        answers.first().map_or(&[][..], Vec::as_slice),
+    );
+    let today = chrono::Utc::now().date_naive();
+    let Some(relationship) = kinfold_consent::relationship(&requester, &facts, today, &policy)
+    else {
+        state
+            .record_access(crate::audit::refused(
+                caller,
+                query,
+                Some(person_id),
+                request,
+                "relationship.none",
+            ))
+            .await?;
+        return Err(no_relationship());
+    };
+    let parts = people
+        .into_iter()
+        .zip(answers)
+        .map(|((id, kin, target), answers)| {
+            let whose = if kin.is_none() {
+                Whose::Child
+            } else {
+                Whose::Family
+            };
+            Part {
+                id,
+                kin,
+                nhs: target.nhs,
+                screened: screen(&policy, &requester, &relationship, whose, answers),
+            }
+        })
+        .collect();
+    Ok(Gathered {
+        requester,
+        relationship,
+        parts,
+        left_out,
+    })
+}
+
+impl Gathered {
+    /// The audit record of one person's part: what was disclosed (`disclosed`, or `override`
+    /// for what an override revealed), what was withheld and under which rule (named in the
+    /// ledger only), the relationship's rule, and the override's justification.
+    pub(crate) fn audit_record(
+        &self,
+        caller: &Caller,
+        request: &actix_web::HttpRequest,
+        query: &str,
+        part: &Part,
+        mut disclosed: Vec<kinfold_ledger::AuditEntity>,
+    ) -> kinfold_ledger::AuditRecord {
+        for entity in &mut disclosed {
+            if part
+                .screened
+                .overridden
+                .iter()
+                .any(|(url, _)| *url == entity.reference)
+            {
+                entity.disclosure = "override".into();
+            }
+        }
+        disclosed.extend(
+            part.screened
+                .withheld_records
+                .iter()
+                .map(|(url, kind, agency, rule)| kinfold_ledger::AuditEntity {
+                    reference: url.clone(),
+                    resource_type: kind.clone(),
+                    agency: Some(agency.as_str().to_owned()),
+                    disclosure: format!("withheld ({rule})"),
+                }),
+        );
+        let mut record = crate::audit::record(
+            caller,
+            "operation",
+            "E",
+            query,
+            Some(part.id.clone()),
+            disclosed,
+            request,
+        );
+        record.rule = Some(self.relationship.rule.to_owned());
+        if !part.screened.overridden.is_empty()
+            && let Purpose::Override { justification } = &self.requester.purpose
+        {
+            record.justification = Some(justification.clone());
+        }
+        record
+    }
+
+    /// Every withheld tally, across the people, by agency and rule (a family answer does not
+    /// say whose).
+    pub(crate) fn withheld(&self) -> Vec<Withheld> {
+        let mut all: Vec<Withheld> = Vec::new();
+        for tally in self.parts.iter().flat_map(|p| &p.screened.withheld) {
+            match all
+                .iter_mut()
+                .find(|w| w.agency == tally.agency && w.rule == tally.rule)
+            {
+                Some(found) => found.count += tally.count,
+                None => all.push(tally.clone()),
+            }
+        }
+        all
+    }
+}
+
+/// The refusal for a caller with no legitimate relationship to the child.
+pub(crate) fn no_relationship() -> GatewayError {
+    GatewayError::Refused(ApiError::new(
+        actix_web::http::StatusCode::FORBIDDEN,
+        IssueType::Forbidden,
+        "no-relationship",
+        "Kinfold finds no legitimate relationship between you and this child in the records (registered practice, allocation or the area's pool, a recent A&E attendance, a maternity booking, your hospital or organisation): nothing is disclosed. The request is recorded.",
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_adapter_url_becomes_a_local_reference() {
+        assert_eq!(
+            local_reference("http://127.0.0.1:8082/Condition/c1"),
+            "Condition/c1"
+        );
+        assert_eq!(local_reference("nothing"), "nothing");
+    }
+}

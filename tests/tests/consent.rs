@@ -1,0 +1,273 @@
+//! Consent-checked disclosure end to end (real tokens, real HTTP, SQLite and PostgreSQL): who
+//! is asking and why decides what each record does. A health visitor from the area's pool
+//! sees the child's records and the family's safeguarding items but not the mother's
+//! unrelated GP consultation; an override reveals it and is recorded as one; a school nurse
+//! sees school nursing but not midwifery notes; a GP with no relationship is refused and the
+//! refusal recorded; a token without role, organisation and purpose gets no patient data
+//! (G1, G5, G8, G20).
+
+mod common;
+
+use common::agencies::{Backend, Kinfold};
+use kinfold_fhir::Agency;
+use serde_json::{Value, json};
+
+const MIDWIFERY: &str = include_str!("../../docs/feeds/samples/midwifery.ndjson");
+const HEALTH_VISITING: &str = include_str!("../../docs/feeds/samples/health-visiting.ndjson");
+const SCHOOL_NURSING: &str = include_str!("../../docs/feeds/samples/school-nursing.ndjson");
+const CHILD_NHS: &str = "9990000026";
+const MOTHER_NHS: &str = "9990000018";
+
+fn token(
+    k: &Kinfold,
+    subject: &str,
+    org: &str,
+    role: &str,
+    purpose: &str,
+    justification: Option<&str>,
+) -> String {
+    kinfold_gateway::issue_token_for(
+        &k.auth,
+        &kinfold_gateway::TokenFor {
+            subject,
+            name: None,
+            org: Some(org),
+            role: Some(role),
+            purpose: Some(purpose),
+            justification,
+        },
+        600,
+    )
+    .expect("token")
+}
+
+async fn get_as(k: &Kinfold, token: &str, path: &str) -> (u16, Value) {
+    common::get_json(&k.http, &format!("{}{path}", k.gateway_url), Some(token)).await
+}
+
+fn ids(bundle: &Value) -> Vec<String> {
+    common::resources(bundle)
+        .into_iter()
+        .filter_map(|r| r["id"].as_str().map(str::to_owned))
+        .collect()
+}
+
+fn suppressed(bundle: &Value) -> Vec<String> {
+    common::resources(bundle)
+        .into_iter()
+        .filter(|r| r["issue"][0]["code"] == "suppressed")
+        .filter_map(|r| r["issue"][0]["diagnostics"].as_str().map(str::to_owned))
+        .collect()
+}
+
+async fn the_decisions_follow_who_is_asking_and_why(backend: Backend) {
+    let mut k = Kinfold::adapters(backend).await;
+    k.start_gateway().await;
+    for (agency, rows) in [
+        (Agency::Midwifery, MIDWIFERY),
+        (Agency::HealthVisiting, HEALTH_VISITING),
+        (Agency::SchoolNursing, SCHOOL_NURSING),
+    ] {
+        assert!(k.import(agency, rows).await["stored"].as_u64() > Some(0));
+    }
+    let gp = json!({
+        "resourceType": "Bundle", "type": "transaction", "identifier": {"value": "GP-CONSENT-1"},
+        "entry": [
+            {"resource": {"resourceType": "Patient", "id": "gp-leo", "identifier": [{"system": "https://fhir.nhs.uk/Id/nhs-number", "value": CHILD_NHS}],
+                "generalPractitioner": [{"identifier": {"system": "https://fhir.nhs.uk/Id/ods-organization-code", "value": "A81001"}}]},
+             "request": {"method": "PUT", "url": "Patient/gp-leo"}},
+            {"resource": {"resourceType": "RelatedPerson", "id": "gp-leo-mother", "patient": {"reference": "Patient/gp-leo"},
+                "identifier": [{"system": "https://fhir.nhs.uk/Id/nhs-number", "value": MOTHER_NHS}],
+                "relationship": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-RoleCode", "code": "MTH"}]}]},
+             "request": {"method": "PUT", "url": "RelatedPerson/gp-leo-mother"}},
+            {"resource": {"resourceType": "Patient", "id": "gp-amira", "identifier": [{"system": "https://fhir.nhs.uk/Id/nhs-number", "value": MOTHER_NHS}]},
+             "request": {"method": "PUT", "url": "Patient/gp-amira"}},
+            {"resource": {"resourceType": "Encounter", "id": "gp-amira-consult", "status": "finished",
+                "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "AMB"},
+                "subject": {"reference": "Patient/gp-amira"}, "period": {"start": "2026-03-02T10:00:00Z"}},
+             "request": {"method": "PUT", "url": "Encounter/gp-amira-consult"}}
+        ]
+    });
+    let (status, answer) = common::post_json(
+        &k.http,
+        &format!("{}/", k.urls[&Agency::Gp]),
+        gp.to_string(),
+    )
+    .await;
+    assert_eq!(status, 200, "{answer}");
+
+    // The child's person, once the events have joined the family.
+    let (_, found) = k
+        .get(&format!(
+            "/Patient?identifier=https://fhir.nhs.uk/Id/nhs-number|{CHILD_NHS}"
+        ))
+        .await;
+    let leo = found["entry"][0]["resource"]["id"]
+        .as_str()
+        .expect("a person")
+        .to_owned();
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let (_, family) = k.get(&format!("/Patient/{leo}/$family")).await;
+        if family.to_string().contains("MTH") {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the family is joined: {family}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let family = format!("/Patient/{leo}/$everything?family=true");
+
+    // The health visitor of the area's pool (Leo is allocated to it): Leo's records and the
+    // family's safeguarding items, not the mother's unrelated consultation.
+    let hv = token(&k, "hv-1", "RX1", "health-visitor", "direct-care", None);
+    let (status, seen) = get_as(&k, &hv, &family).await;
+    assert_eq!(status, 200, "{seen}");
+    let seen_ids = ids(&seen);
+    assert!(
+        seen_ids.iter().any(|id| id.starts_with("dan")),
+        "the domestic-abuse notification: {seen_ids:?}"
+    );
+    assert!(
+        !seen_ids.contains(&"gp-amira-consult".to_owned()),
+        "withheld"
+    );
+    let why = suppressed(&seen);
+    assert!(
+        why.iter().any(|d| d.contains("GP practice")
+            && d.contains("family.not-safeguarding-relevant")
+            && d.contains("override")),
+        "{why:?}"
+    );
+    // The mother's booked pregnancy is safeguarding-relevant: seen.
+    assert!(
+        seen.to_string().contains("pregnancy-booked"),
+        "the booking is seen"
+    );
+    let total = seen["total"].as_u64().expect("total");
+    let matches = seen["entry"]
+        .as_array()
+        .expect("entries")
+        .iter()
+        .filter(|e| e["search"]["mode"] == "match")
+        .count();
+    assert_eq!(total, matches as u64, "total counts only what is shown");
+
+    // An override with a justification reveals it, and says so in the mother's report.
+    let override_token = token(
+        &k,
+        "hv-1",
+        "RX1",
+        "health-visitor",
+        "override",
+        Some("Bruising seen on the baby at today's visit; checking the household"),
+    );
+    let (status, revealed) = get_as(&k, &override_token, &family).await;
+    assert_eq!(status, 200);
+    assert!(
+        ids(&revealed).contains(&"gp-amira-consult".to_owned()),
+        "revealed by the override"
+    );
+    let (_, mother) = k
+        .get(&format!(
+            "/Patient?identifier=https://fhir.nhs.uk/Id/nhs-number|{MOTHER_NHS}"
+        ))
+        .await;
+    let mother = mother["entry"][0]["resource"]["id"]
+        .as_str()
+        .expect("the mother")
+        .to_owned();
+    let (_, report) = k.get(&format!("/Patient/{mother}/$access-report")).await;
+    let override_entry = report["accesses"]
+        .as_array()
+        .expect("accesses")
+        .iter()
+        .find(|a| a["override"] == true)
+        .unwrap_or_else(|| panic!("the override is in the mother's report: {report}"));
+    assert!(
+        override_entry["text"]
+            .as_str()
+            .is_some_and(|t| t.contains("Bruising seen"))
+    );
+    // A justification too short is no override.
+    let weak = token(
+        &k,
+        "hv-1",
+        "RX1",
+        "health-visitor",
+        "override",
+        Some("just checking"),
+    );
+    let (_, still) = get_as(&k, &weak, &family).await;
+    assert!(!ids(&still).contains(&"gp-amira-consult".to_owned()));
+
+    // The school nurse (Leo is enrolled with school nursing) sees school nursing, not the
+    // mother's midwifery notes.
+    let sn = token(&k, "sn-1", "RX1", "school-nurse", "direct-care", None);
+    let (status, school) = get_as(&k, &sn, &family).await;
+    assert_eq!(status, 200, "{school}");
+    assert!(
+        school.to_string().contains("ncmp"),
+        "NCMP measurements are seen"
+    );
+    assert!(
+        !school.to_string().contains("pregnancy-booked"),
+        "midwifery notes are not"
+    );
+    assert!(
+        suppressed(&school)
+            .iter()
+            .any(|d| d.contains("scope.role") && d.contains("Midwifery"))
+    );
+
+    // A GP with no relationship to the family is refused, and the refusal is recorded.
+    let unrelated = token(&k, "dr-elsewhere", "B99999", "gp", "direct-care", None);
+    let (status, refused) = get_as(&k, &unrelated, &format!("/Patient/{leo}/$everything")).await;
+    assert_eq!(status, 403, "{refused}");
+    assert_eq!(
+        refused["issue"][0]["details"]["coding"][0]["code"],
+        "no-relationship"
+    );
+    // Not an access (nothing was disclosed), but on record for the privacy officer.
+    let (_, events) = k.get(&format!("/AuditEvent?patient={leo}")).await;
+    let refusal = common::resources(&events)
+        .into_iter()
+        .find(|e| e["outcome"] == "4")
+        .unwrap_or_else(|| panic!("the refusal is recorded: {events}"));
+    assert!(
+        refusal["outcomeDesc"]
+            .as_str()
+            .is_some_and(|d| d.contains("relationship.none"))
+    );
+    assert_eq!(refusal["agent"][0]["who"]["display"], "dr-elsewhere");
+    // The registered GP is not refused.
+    let registered = token(&k, "dr-own", "A81001", "gp", "direct-care", None);
+    assert_eq!(
+        get_as(&k, &registered, &format!("/Patient/{leo}/$everything"))
+            .await
+            .0,
+        200
+    );
+
+    // No role or purpose: no patient data.
+    let bare = kinfold_gateway::issue_token(&k.auth, "someone", None, None, 600).expect("token");
+    let (status, outcome) = get_as(&k, &bare, &format!("/Patient/{leo}/$everything")).await;
+    assert_eq!(status, 403);
+    assert_eq!(
+        outcome["issue"][0]["details"]["coding"][0]["code"],
+        "who-and-why"
+    );
+    k.finish().await;
+}
+
+#[tokio::test]
+async fn sqlite_the_decisions_follow_who_is_asking_and_why() {
+    the_decisions_follow_who_is_asking_and_why(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn postgres_the_decisions_follow_who_is_asking_and_why() {
+    the_decisions_follow_who_is_asking_and_why(Backend::Postgres).await;
+}
