@@ -383,6 +383,7 @@ async fn load(
     responses(
         (status = 200, description = "Every height, weight, BMI and head circumference from every agency, oldest first, each with chronological and corrected age, SDS and centile against UK-WHO (at corrected age while the charts correct for prematurity), its source agency and any flag (`implausible`, `no-reference`); the NICE NG75 findings, each naming its rule, the guideline's words, the measurements and the agencies that took them; reviews where no weight was taken; and agencies that did not answer.", content_type = "application/json", body = serde_json::Value),
         (status = 401, description = "Missing, expired or untrusted token", content_type = "application/fhir+json", body = serde_json::Value),
+        (status = 403, description = "The token lacks role, organisation or purpose of use (`who-and-why`), or the records show no legitimate relationship between the caller and the child (`no-relationship`, recorded); nothing is disclosed", content_type = "application/fhir+json", body = serde_json::Value),
         (status = 404, description = "Unknown person", content_type = "application/fhir+json", body = serde_json::Value),
         (status = 422, description = "No birth date or no sex of male/female recorded", content_type = "application/fhir+json", body = serde_json::Value),
         (status = 503, description = "The ledger cannot record this disclosure, so nothing is disclosed", content_type = "application/fhir+json", body = serde_json::Value),
@@ -420,6 +421,7 @@ pub(crate) struct ChartQuery {
         (status = 200, description = "An SVG chart: the nine UK-WHO centile lines (0.4th to 99.6th), every plausible measurement coloured by the agency that took it, and any NG75 fall drawn and labelled", content_type = "image/svg+xml", body = String),
         (status = 400, description = "Unknown measure", content_type = "application/fhir+json", body = serde_json::Value),
         (status = 401, description = "Missing, expired or untrusted token", content_type = "application/fhir+json", body = serde_json::Value),
+        (status = 403, description = "The token lacks role, organisation or purpose of use (`who-and-why`), or the records show no legitimate relationship between the caller and the child (`no-relationship`, recorded); nothing is disclosed", content_type = "application/fhir+json", body = serde_json::Value),
         (status = 404, description = "Unknown person", content_type = "application/fhir+json", body = serde_json::Value),
         (status = 503, description = "The ledger cannot record this disclosure, so nothing is disclosed", content_type = "application/fhir+json", body = serde_json::Value),
     ),

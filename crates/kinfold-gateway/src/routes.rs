@@ -316,6 +316,7 @@ async fn patient_read(
         (status = 200, description = "searchset: the Patient view, each agency's records (meta.source names the agency), a Provenance per agency, and an OperationOutcome for each agency that did not answer within its deadline, had more records than one answer carries, or could not be asked (no record known there and no NHS number)", content_type = "application/fhir+json", body = serde_json::Value),
         (status = 400, description = "A query parameter other than family=true|false", content_type = "application/fhir+json", body = serde_json::Value),
         (status = 401, description = "Missing, expired or untrusted token", content_type = "application/fhir+json", body = serde_json::Value),
+        (status = 403, description = "The token lacks role, organisation or purpose of use (`who-and-why`), or the records show no legitimate relationship between the caller and the child (`no-relationship`, recorded); nothing is disclosed", content_type = "application/fhir+json", body = serde_json::Value),
         (status = 404, description = "Unknown person", content_type = "application/fhir+json", body = serde_json::Value),
     ),
     security(("bearer" = [])))]
@@ -347,6 +348,7 @@ async fn patient_everything(
     responses(
         (status = 200, description = "searchset: every family member's records, as `Patient/{id}/$everything?family=true`", content_type = "application/fhir+json", body = serde_json::Value),
         (status = 401, description = "Missing, expired or untrusted token", content_type = "application/fhir+json", body = serde_json::Value),
+        (status = 403, description = "The token lacks role, organisation or purpose of use (`who-and-why`), or the records show no legitimate relationship between the caller and the child (`no-relationship`, recorded); nothing is disclosed", content_type = "application/fhir+json", body = serde_json::Value),
         (status = 404, description = "Unknown person", content_type = "application/fhir+json", body = serde_json::Value),
     ),
     security(("bearer" = [])))]

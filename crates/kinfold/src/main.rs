@@ -105,9 +105,18 @@ enum Command {
         /// The caller's organisation (ODS code).
         #[arg(long)]
         org: Option<String>,
-        /// The caller's role.
+        /// The caller's role (`gp`, `health-visitor`, `safeguarding-professional`, …).
         #[arg(long)]
         role: Option<String>,
+        /// The caller's name.
+        #[arg(long)]
+        name: Option<String>,
+        /// Purpose of use: `direct-care`, `safeguarding` or `override`.
+        #[arg(long, default_value = "direct-care")]
+        purpose: String,
+        /// Why an override is needed (with `--purpose override`).
+        #[arg(long)]
+        justification: Option<String>,
         /// Lifetime in seconds (at most the gateway's `auth.max_lifetime_seconds`).
         #[arg(long, default_value_t = 3600)]
         ttl: u64,
@@ -267,6 +276,9 @@ async fn run(command: Command) -> Result<(), String> {
             subject,
             org,
             role,
+            name,
+            purpose,
+            justification,
             ttl,
             operator,
         } => {
@@ -279,11 +291,16 @@ async fn run(command: Command) -> Result<(), String> {
             let config: GatewayConfig =
                 kinfold::config::load(config.as_deref(), kinfold::config::GATEWAY_ENV)
                     .map_err(|e| e.to_string())?;
-            let token = kinfold_gateway::issue_token(
+            let token = kinfold_gateway::issue_token_for(
                 &config.auth,
-                &subject,
-                org.as_deref(),
-                role.as_deref(),
+                &kinfold_gateway::TokenFor {
+                    subject: &subject,
+                    name: name.as_deref(),
+                    org: org.as_deref(),
+                    role: role.as_deref(),
+                    purpose: Some(&purpose),
+                    justification: justification.as_deref(),
+                },
                 ttl,
             )
             .map_err(|e| e.to_string())?;
