@@ -191,6 +191,46 @@ async fn the_decisions_follow_who_is_asking_and_why(backend: Backend) {
             .as_str()
             .is_some_and(|t| t.contains("Bruising seen"))
     );
+    // The override is on the privacy officers' queue of the organisation whose record it
+    // revealed (the GP's, reviewed by the area here), and a privacy officer completes it.
+    let officer = token(&k, "po-1", "Q99", "privacy-officer", "direct-care", None);
+    let (status, queue) = get_as(&k, &officer, "/Task?code=override-review&status=requested").await;
+    assert_eq!(status, 200, "{queue}");
+    let task = common::resources(&queue)
+        .into_iter()
+        .find(|t| t.to_string().contains("gp-amira-consult"))
+        .cloned()
+        .unwrap_or_else(|| panic!("the review task: {queue}"));
+    assert_eq!(task["status"], "requested");
+    assert!(
+        task["reasonCode"]["text"]
+            .as_str()
+            .is_some_and(|t| t.contains("Bruising"))
+    );
+    assert_eq!(
+        get_as(&k, &hv, "/Task?code=override-review").await.0,
+        403,
+        "privacy officers only"
+    );
+    let done = k
+        .http
+        .post(format!("{}/Task/{}/$complete", k.gateway_url, task["id"].as_str().expect("id")))
+        .bearer_auth(&officer)
+        .body(r#"{"outcome": "Justified: bruising recorded at the visit the same day", "justified": true}"#)
+        .send()
+        .await
+        .expect("answers");
+    assert_eq!(done.status(), 200);
+    let done: Value = done.json().await.expect("the Task");
+    assert_eq!(done["status"], "completed");
+    let (_, report) = k.get(&format!("/Patient/{mother}/$access-report")).await;
+    assert!(
+        report.to_string().contains("reviewed an override"),
+        "{report}"
+    );
+    // A privacy officer sees no care records.
+    assert_eq!(get_as(&k, &officer, &family).await.0, 403);
+
     // A justification too short is no override.
     let weak = token(
         &k,

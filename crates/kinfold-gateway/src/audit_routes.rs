@@ -442,14 +442,17 @@ fn agencies(record: &AuditRecord) -> Vec<&str> {
 
 /// Whether an access used a safeguarding override.
 fn is_override(record: &AuditRecord) -> bool {
-    !is_identity_change(record)
+    !is_recorded_decision(record)
         && (record.entities.iter().any(|e| e.disclosure == "override")
             || record.justification.is_some())
 }
 
-/// Whether an entry records a change to who is who or who is family (not a disclosure).
-fn is_identity_change(record: &AuditRecord) -> bool {
-    record.query.starts_with("identity-") || record.query.starts_with("family-")
+/// Whether an entry records a decision (a change to who is who or who is family, an override
+/// review), not a disclosure.
+fn is_recorded_decision(record: &AuditRecord) -> bool {
+    record.query.starts_with("identity-")
+        || record.query.starts_with("family-")
+        || record.query == "override-review"
 }
 
 fn describe(seq: i64, record: &AuditRecord) -> Value {
@@ -479,6 +482,7 @@ fn describe(seq: i64, record: &AuditRecord) -> Value {
         "Patient/$family" => "looked at who this person's family is".to_owned(),
         "Person/{id}" => "looked at which agencies hold this person's records".to_owned(),
         "identity-link" => "linked an agency's record to this person".to_owned(),
+        "override-review" => "reviewed an override of this person's records".to_owned(),
         "identity-review-queued" => {
             "put a possible match for this person on the review queue".to_owned()
         }
@@ -504,7 +508,7 @@ fn describe(seq: i64, record: &AuditRecord) -> Value {
             "OVERRIDE: {sentence} Reason given: {}",
             record.justification.as_deref().unwrap_or("none recorded")
         );
-    } else if is_identity_change(record)
+    } else if is_recorded_decision(record)
         && let Some(reason) = &record.justification
     {
         sentence = format!("{sentence} Reason given: {reason}");

@@ -81,6 +81,14 @@ impl DisclosureConfig {
         }
     }
 
+    /// The organisation whose privacy officers review an override of this agency's records
+    /// (the area's, for an agency with no organisation of its own configured).
+    pub(crate) fn owner_of(&self, agency: Agency) -> String {
+        self.organisation_of(agency)
+            .unwrap_or(&self.area)
+            .to_owned()
+    }
+
     fn organisation_of(&self, agency: Agency) -> Option<&str> {
         self.organisations
             .iter()
@@ -267,8 +275,8 @@ pub(crate) struct Screened {
     pub(crate) withheld: Vec<Withheld>,
     /// Each withheld record: its URL, type, agency and rule (for the ledger only).
     pub(crate) withheld_records: Vec<(String, String, Agency, String)>,
-    /// Each record an override revealed: its URL and the rule it lifted.
-    pub(crate) overridden: Vec<(String, String)>,
+    /// Each record an override revealed: its URL, the rule it lifted and its agency.
+    pub(crate) overridden: Vec<(String, String, Agency)>,
 }
 
 /// Decides every record of one person's answers.
@@ -334,7 +342,9 @@ pub(crate) fn screen(
                 match decision.effect {
                     Effect::Permit => {
                         if let Some(lifted) = decision.overridden {
-                            screened.overridden.push((record.full_url.clone(), lifted));
+                            screened
+                                .overridden
+                                .push((record.full_url.clone(), lifted, agency));
                         }
                         kept.push(record);
                     }
@@ -516,7 +526,7 @@ impl Gathered {
                 .screened
                 .overridden
                 .iter()
-                .any(|(url, _)| *url == entity.reference)
+                .any(|(url, _, _)| *url == entity.reference)
             {
                 entity.disclosure = "override".into();
             }

@@ -25,6 +25,7 @@ pub mod ledger {
     pub use kinfold_audit::*;
 }
 mod merge;
+pub mod reviews;
 mod routes;
 
 use std::net::TcpListener;
@@ -286,6 +287,7 @@ pub fn build_on(
             .configure(growth::configure)
             .configure(events::configure)
             .configure(identity::routes::configure)
+            .configure(reviews::configure)
             .configure(routes::configure)
             .default_service(web::to(kinfold_http::no_such_route))
     })

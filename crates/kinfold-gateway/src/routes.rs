@@ -28,6 +28,7 @@ type State = web::Data<GatewayState>;
         crate::identity::routes::review_accept, crate::identity::routes::review_reject,
         crate::identity::routes::person_link, crate::identity::routes::person_unlink,
         crate::identity::routes::edge_assert, crate::identity::routes::edge_retract,
+        crate::reviews::queue, crate::reviews::complete,
         crate::audit_routes::audit_events, crate::audit_routes::access_report,
         crate::growth::growth, crate::growth::growth_chart, crate::events::receive,
         kinfold_audit::http::get_sth, kinfold_audit::http::get_sth_consistency,
@@ -399,13 +400,48 @@ async fn everything(
     if gathered.left_out > 0 {
         merge::add_outcome(&mut bundle, merge::family_cut_short(gathered.left_out));
     }
+    // An override goes on the privacy officers' queue of each organisation whose records it
+    // revealed, before anything is answered.
+    let mut tasks: Vec<(String, Vec<String>)> = Vec::new();
+    if let kinfold_consent::Purpose::Override { justification } = &gathered.requester.purpose {
+        for part in &gathered.parts {
+            let revealed: Vec<(String, kinfold_fhir::Agency)> = part
+                .screened
+                .overridden
+                .iter()
+                .map(|(url, _, agency)| (url.clone(), *agency))
+                .collect();
+            if revealed.is_empty() {
+                continue;
+            }
+            let mut ids = Vec::new();
+            for (id, owner, task) in
+                crate::reviews::tasks_for(&state, &caller, &part.id, justification, &revealed)
+            {
+                state
+                    .store
+                    .review_put(&id, &owner, "requested", &task.to_string())
+                    .await?;
+                ids.push(id);
+            }
+            tasks.push((part.id.clone(), ids));
+        }
+    }
     // Fail closed: the disclosure is durably in the ledger before a byte is sent, one entry
     // per person whose records it carries (so each is in that person's access report).
     let records: Vec<_> = gathered
         .parts
         .iter()
         .map(|part| {
-            let disclosed = disclosed_entries(&bundle, family.then_some(part.id.as_str()));
+            let mut disclosed = disclosed_entries(&bundle, family.then_some(part.id.as_str()));
+            for (_, ids) in tasks.iter().filter(|(person, _)| *person == part.id) {
+                disclosed.extend(ids.iter().map(|id| kinfold_ledger::AuditEntity {
+                    reference: format!("Task/{id}"),
+                    resource_type: "Task".into(),
+                    agency: None,
+                    disclosure: "override-review requested".into(),
+                }));
+            }
             gathered.audit_record(&caller, &request, query, part, disclosed)
         })
         .collect();

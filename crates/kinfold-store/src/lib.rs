@@ -90,11 +90,13 @@ mod batch;
 mod events;
 mod identity;
 mod ledger;
+mod reviews;
 pub mod testing;
 
 pub use events::{PendingEvent, ReceivedEvent};
 pub use identity::IdentityRow;
 pub use ledger::{LedgerQuery, LedgerRow, TreeHeadRow};
+pub use reviews::MAX_REVIEWS;
 
 /// A stored resource as the store hands it out: the JSON text exactly as stored, plus the
 /// columns a server needs without parsing it.

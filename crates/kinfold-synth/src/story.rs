@@ -7,8 +7,11 @@
 //! * A&E saw the daughter with a wrist fracture (HL7 v2 over MLLP).
 //! * Midwifery notified the son's birth before he was named ("Baby of Kowalczyk", no NHS
 //!   number), and has booked the mother's current pregnancy (an unborn child with a due date).
-//! * Health visiting holds a domestic-abuse notification about the daughter naming the
-//!   mother's partner, who is on no agency's records otherwise.
+//! * Health visiting has the daughter on the area's central pool and holds a domestic-abuse
+//!   notification about her naming the mother's partner, who is on no agency's records
+//!   otherwise.
+//! * The GP also holds the mother's consultation about her back: a health visitor sees the
+//!   family's safeguarding items, not that.
 
 use chrono::{Duration, NaiveDate};
 use kinfold_fhir::{Agency, Resource};
@@ -22,6 +25,8 @@ pub const MOTHER_NHS: &str = "9999000002";
 pub const CHILD_NHS: &str = "9999000010";
 /// The son's NHS number, as the GP registered him after he was named.
 pub const SON_NHS: &str = "9999000029";
+/// The family's GP practice (ODS code).
+pub const PRACTICE: &str = "A81002";
 
 /// The story's feeds, dated back from `as_of`.
 pub fn identity_family(as_of: NaiveDate) -> Vec<(Agency, Feed)> {
@@ -40,6 +45,8 @@ pub fn identity_family(as_of: NaiveDate) -> Vec<(Agency, Feed)> {
             "concerns": [{"kind": "domestic-abuse", "detail": "Partner present throughout; could not ask alone", "disclosed_on": day(20), "routine_enquiry": false}]}),
     ];
     let health_visiting = vec![
+        json!({"record": "allocation", "row_id": "STORY-HV-0", "recorded_at": format!("{}T09:00:00Z", day(400)), "recorded_by": {"name": "Caseload coordinator"},
+            "child": daughter_hv, "date": day(400), "pool": "Central pool (Leeds north)"}),
         json!({"record": "da-notification", "row_id": "STORY-HV-1", "recorded_at": format!("{}T09:10:00Z", day(30)), "recorded_by": {"name": "MASH administrator"},
         "child": daughter_hv, "incident_date": day(35), "received_date": day(30), "from": "Police", "children_present": true, "child_witnessed": true, "child_injured": false,
         "notes": "Both children in the house.", "adults_named": [{"name": "Marek Zieliński", "relationship": "mother's partner"}]}),
@@ -63,9 +70,16 @@ pub fn identity_family(as_of: NaiveDate) -> Vec<(Agency, Feed)> {
         json!({"resource": {"resourceType": "Patient", "id": id,
             "identifier": [{"system": kinfold_fhir::NHS_NUMBER_SYSTEM, "value": nhs}],
             "name": [{"family": "Kowalczyk", "given": [given]}], "gender": sex, "birthDate": born,
-            "address": [{"line": ["14 Cardigan Road"], "postalCode": "LS6 2AB"}]},
+            "address": [{"line": ["14 Cardigan Road"], "postalCode": "LS6 2AB"}],
+            "generalPractitioner": [{"identifier": {"system": "https://fhir.nhs.uk/Id/ods-organization-code", "value": PRACTICE}}]},
             "request": {"method": "PUT", "url": format!("Patient/{id}")}})
     };
+    // The mother's consultation about her back: nothing to do with the children's safety.
+    let consultation = json!({"resource": {"resourceType": "Encounter", "id": "story-ewa-consult", "status": "finished",
+        "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "AMB"},
+        "type": [{"text": "GP consultation: low back pain"}],
+        "subject": {"reference": "Patient/story-ewa"}, "period": {"start": format!("{}T10:00:00Z", day(45))}},
+        "request": {"method": "PUT", "url": "Encounter/story-ewa-consult"}});
     let gp: Value = json!({
         "resourceType": "Bundle", "type": "transaction", "identifier": {"value": "STORY-GP-1"},
         "timestamp": format!("{}T09:00:00Z", day(1)),
@@ -75,6 +89,7 @@ pub fn identity_family(as_of: NaiveDate) -> Vec<(Agency, Feed)> {
             patient("story-tomasz", SON_NHS, "Tomasz", &son_born, "male"),
             related_mother("story-lucja-mother", "story-lucja"),
             related_mother("story-tomasz-mother", "story-tomasz"),
+            consultation,
         ]
     });
     let rows = |values: Vec<Value>| Feed::Rows(values.iter().map(Value::to_string).collect());
@@ -105,6 +120,6 @@ mod tests {
         let Some((_, Feed::Fhir(bundle))) = feeds.iter().find(|(a, _)| *a == Agency::Gp) else {
             panic!("the GP's Bundle");
         };
-        assert_eq!(bundle.entry.len(), 5);
+        assert_eq!(bundle.entry.len(), 6);
     }
 }

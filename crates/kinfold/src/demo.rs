@@ -64,6 +64,8 @@ pub struct DemoInfo {
     pub growth_example: Option<GrowthExample>,
     /// The identity story's child and her family (see `kinfold_synth::story`).
     pub family_example: FamilyExample,
+    /// The same family seen by different callers (`docs/consent.md`).
+    pub consent_example: ConsentExample,
     /// The audit ledger's Ed25519 public key (base64), for `kinfold ledger verify`.
     pub ledger_public_key: String,
     /// Where each adapter that takes HL7 v2 listens for MLLP (`host:port`): the A&E adapter.
@@ -112,6 +114,105 @@ pub struct FamilyMember {
 
 /// The subject of the demo's token.
 pub const DEMO_CALLER: &str = "demo-safeguarding-lead";
+
+/// The consent story: the family example's child, a sibling and their mother, and a token for
+/// each kind of caller, each with something to see and something not to.
+#[derive(Debug, Clone, Serialize)]
+pub struct ConsentExample {
+    /// The child (the family example's).
+    pub child: String,
+    /// Her brother.
+    pub sibling: Option<String>,
+    /// Their mother.
+    pub mother: Option<String>,
+    /// Bearer tokens: `health-visitor` (the area's pool, which the child is allocated to),
+    /// `health-visitor-override` (the same, purpose override with a justification),
+    /// `unrelated-gp` (a practice the family is not registered with) and `privacy-officer`.
+    pub tokens: std::collections::BTreeMap<String, String>,
+}
+
+/// The callers of the consent story, each token's issue recorded.
+fn consent_example(
+    auth: &AuthConfig,
+    family: &FamilyExample,
+    records: &mut Vec<kinfold_ledger::AuditRecord>,
+) -> Result<ConsentExample, DemoError> {
+    let member = |code: &str| {
+        family
+            .members
+            .iter()
+            .find(|m| m.relationship == code)
+            .map(|m| m.id.clone())
+    };
+    let health_visiting = kinfold_gateway::disclosure::DisclosureConfig::default()
+        .organisations
+        .into_iter()
+        .find(|o| o.agency == Agency::HealthVisiting)
+        .map(|o| o.organisation)
+        .unwrap_or_else(|| "RX1".into());
+    let caller = |subject, org, role, purpose, justification| kinfold_gateway::TokenFor {
+        subject,
+        name: None,
+        org: Some(org),
+        role: Some(role),
+        purpose: Some(purpose),
+        justification,
+    };
+    let callers = [
+        (
+            "health-visitor",
+            caller(
+                "demo-health-visitor",
+                &health_visiting,
+                "health-visitor",
+                "direct-care",
+                None,
+            ),
+        ),
+        (
+            "health-visitor-override",
+            caller(
+                "demo-health-visitor",
+                &health_visiting,
+                "health-visitor",
+                "override",
+                Some("Bruising seen on the baby at today's visit; checking the whole household"),
+            ),
+        ),
+        (
+            "unrelated-gp",
+            caller("demo-unrelated-gp", "B99999", "gp", "direct-care", None),
+        ),
+        (
+            "privacy-officer",
+            caller(
+                "demo-privacy-officer",
+                "Q99",
+                "privacy-officer",
+                "direct-care",
+                None,
+            ),
+        ),
+    ];
+    let mut tokens = std::collections::BTreeMap::new();
+    for (label, who) in callers {
+        let token = kinfold_gateway::issue_token_for(auth, &who, 12 * 3600)
+            .map_err(|e| DemoError::Seed(e.to_string()))?;
+        records.push(kinfold_gateway::audit::token_issued(
+            "kinfold-demo",
+            who.subject,
+            who.org,
+            who.role,
+        ));
+        tokens.insert(label.to_owned(), token);
+    }
+    Ok(ConsentExample {
+        child: family.child.id.clone(),
+        sibling: member("SIB"),
+        mother: member("MTH"),
+        tokens,
+    })
+}
 
 /// How long the demo waits for the adapters' events to reach the person index.
 const FAMILY_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
@@ -417,6 +518,9 @@ pub async fn start(options: DemoOptions) -> Result<RunningDemo, DemoError> {
         growth_example = child.map(|child| GrowthExample { child, siblings });
     }
     let family_example = family_example(&gateway_url, &token).await?;
+    let mut token_records = Vec::new();
+    let consent_example = consent_example(&auth, &family_example, &mut token_records)?;
+    gateway_ledger.record(token_records).await?;
     let info = DemoInfo {
         gateway: gateway_url,
         adapters: endpoints
@@ -430,6 +534,7 @@ pub async fn start(options: DemoOptions) -> Result<RunningDemo, DemoError> {
         },
         growth_example,
         family_example,
+        consent_example,
         ledger_public_key,
         mllp,
     };

@@ -1,0 +1,265 @@
+//! Override reviews: every safeguarding override puts a FHIR `Task` (code `override-review`,
+//! status `requested`) on the privacy officers' queue of each organisation whose records it
+//! revealed; a privacy officer of that organisation lists them and completes each with an
+//! outcome. Both are in the ledger.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, web};
+use kinfold_consent::Role;
+use kinfold_fhir::{Agency, IssueType};
+use kinfold_http::{ApiError, FhirResponse};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::auth::Caller;
+use crate::{GatewayError, GatewayState, audit};
+
+/// The code system of Kinfold's task codes.
+pub const TASK_SYSTEM: &str = "https://kinfold.example/fhir/CodeSystem/task";
+/// The task code of an override review.
+pub const OVERRIDE_REVIEW: &str = "override-review";
+
+/// Builds the review tasks of one override: one per organisation whose records it revealed.
+pub(crate) fn tasks_for(
+    state: &GatewayState,
+    caller: &Caller,
+    person: &str,
+    justification: &str,
+    revealed: &[(String, Agency)],
+) -> Vec<(String, String, Value)> {
+    let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let mut owners: Vec<String> = revealed
+        .iter()
+        .map(|(_, agency)| state.disclosure.owner_of(*agency))
+        .collect();
+    owners.sort();
+    owners.dedup();
+    owners
+        .into_iter()
+        .map(|owner| {
+            let id = uuid::Uuid::new_v4().to_string();
+            let inputs: Vec<Value> = revealed
+                .iter()
+                .filter(|(_, agency)| state.disclosure.owner_of(*agency) == owner)
+                .map(|(url, _)| json!({"type": {"text": "revealed record"}, "valueReference": {"reference": url}}))
+                .collect();
+            let task = json!({
+                "resourceType": "Task",
+                "id": id,
+                "status": "requested",
+                "intent": "order",
+                "code": {"coding": [{"system": TASK_SYSTEM, "code": OVERRIDE_REVIEW, "display": "Review a safeguarding override"}]},
+                "for": {"reference": format!("Patient/{person}")},
+                "authoredOn": now,
+                "lastModified": now,
+                "requester": {
+                    "identifier": {"system": "urn:kinfold:token-subject", "value": caller.subject},
+                    "display": caller.subject
+                },
+                "owner": {
+                    "identifier": {"system": kinfold_fhir::ODS_CODE_SYSTEM, "value": owner},
+                    "display": format!("Privacy officers of {owner}")
+                },
+                "reasonCode": {"text": justification},
+                "input": inputs,
+            });
+            (id, owner, task)
+        })
+        .collect()
+}
+
+pub(crate) fn configure(config: &mut web::ServiceConfig) {
+    config
+        .route("/Task", web::get().to(queue))
+        .route("/Task/{id}/$complete", web::post().to(complete));
+}
+
+/// A privacy officer's organisation, or a refusal.
+fn privacy_officer(caller: &Caller) -> Result<String, GatewayError> {
+    let refuse = || {
+        GatewayError::Refused(ApiError::new(
+            StatusCode::FORBIDDEN,
+            IssueType::Forbidden,
+            "privacy-officers-only",
+            "Override reviews are for the privacy officers of the organisation whose records were revealed.",
+        ))
+    };
+    let is_officer =
+        caller.role.as_deref().and_then(|r| r.parse::<Role>().ok()) == Some(Role::PrivacyOfficer);
+    match (&caller.organisation, is_officer) {
+        (Some(org), true) => Ok(org.to_string()),
+        _ => Err(refuse()),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct QueueQuery {
+    code: String,
+    status: Option<String>,
+}
+
+/// The privacy officers' queue of override reviews.
+#[utoipa::path(get, path = "/Task", tag = "Audit",
+    params(("code" = String, Query, description = "`override-review`"),
+        ("status" = Option<String>, Query, description = "`requested` (waiting) or `completed`; default both")),
+    responses(
+        (status = 200, description = "searchset of the caller's organisation's override-review Tasks, newest first (at most 500; `total` counts them all): who overrode, for whom, the justification, each record revealed", content_type = "application/fhir+json", body = serde_json::Value),
+        (status = 400, description = "Another code or status", content_type = "application/fhir+json", body = serde_json::Value),
+        (status = 403, description = "Not a privacy officer", content_type = "application/fhir+json", body = serde_json::Value),
+    ),
+    security(("bearer" = [])))]
+pub(crate) async fn queue(
+    caller: Caller,
+    state: web::Data<GatewayState>,
+    request: HttpRequest,
+    query: web::Query<QueueQuery>,
+) -> Result<HttpResponse, GatewayError> {
+    let bad = |message: &str| {
+        GatewayError::Refused(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            IssueType::NotSupported,
+            "bad-search",
+            message.to_owned(),
+        ))
+    };
+    if query.code != OVERRIDE_REVIEW {
+        return Err(bad(
+            "code: the gateway's Task queue holds override-review only",
+        ));
+    }
+    if let Some(status) = &query.status
+        && status != "requested"
+        && status != "completed"
+    {
+        return Err(bad("status is requested or completed"));
+    }
+    let org = privacy_officer(&caller)?;
+    let (bodies, total) = state
+        .store
+        .reviews_of(&org, query.status.as_deref())
+        .await?;
+    let entries: Vec<Value> = bodies
+        .iter()
+        .filter_map(|b| serde_json::from_str::<Value>(b).ok())
+        .map(|task| json!({"fullUrl": format!("urn:kinfold:task:{}", task["id"].as_str().unwrap_or_default()), "resource": task, "search": {"mode": "match"}}))
+        .collect();
+    state
+        .record_access(audit::record(
+            &caller,
+            "search-type",
+            "E",
+            "Task?code=override-review",
+            None,
+            Vec::new(),
+            &request,
+        ))
+        .await?;
+    let mut bundle = json!({
+        "resourceType": "Bundle",
+        "id": uuid::Uuid::new_v4().to_string(),
+        "type": "searchset",
+        "total": total,
+    });
+    if !entries.is_empty() {
+        bundle["entry"] = Value::Array(entries);
+    }
+    Ok(FhirResponse::ok(&bundle))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Completion {
+    outcome: String,
+    justified: bool,
+}
+
+/// A privacy officer completes an override review with its outcome.
+#[utoipa::path(post, path = "/Task/{id}/$complete", tag = "Audit",
+    params(("id" = String, Path, description = "The Task's id")),
+    request_body(content = serde_json::Value, description = "`{\"outcome\": \"…\" (10 to 2,000 characters), \"justified\": true|false}`", content_type = "application/json"),
+    responses(
+        (status = 200, description = "The Task, completed, with its outcome in `output`", content_type = "application/fhir+json", body = serde_json::Value),
+        (status = 400, description = "No outcome, or already completed", content_type = "application/fhir+json", body = serde_json::Value),
+        (status = 403, description = "Not a privacy officer of the Task's organisation", content_type = "application/fhir+json", body = serde_json::Value),
+        (status = 404, description = "No such Task", content_type = "application/fhir+json", body = serde_json::Value),
+    ),
+    security(("bearer" = [])))]
+pub(crate) async fn complete(
+    caller: Caller,
+    state: web::Data<GatewayState>,
+    request: HttpRequest,
+    path: web::Path<String>,
+    body: web::Bytes,
+) -> Result<HttpResponse, GatewayError> {
+    let org = privacy_officer(&caller)?;
+    let bad = |code: &str, message: &str| {
+        GatewayError::Refused(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            IssueType::Invalid,
+            code,
+            message.to_owned(),
+        ))
+    };
+    let completion: Completion = serde_json::from_slice(&body)
+        .map_err(|e| bad("body", &format!("The body is not a completion: {e}")))?;
+    let outcome = completion.outcome.trim();
+    if !(10..=2000).contains(&outcome.chars().count()) {
+        return Err(bad(
+            "outcome",
+            "Say what the review found, in 10 to 2,000 characters.",
+        ));
+    }
+    let id = path.into_inner();
+    let not_found = || GatewayError::Refused(ApiError::not_found(format!("Task/{id}")));
+    let (owner, stored) = state.store.review(&id).await?.ok_or_else(not_found)?;
+    if owner != org {
+        // Another organisation's review: as if it did not exist.
+        return Err(not_found());
+    }
+    let mut task: Value = serde_json::from_str(&stored).map_err(|_| {
+        GatewayError::Store(kinfold_store::StoreError::Corrupt(
+            "a review task cannot be read back".into(),
+        ))
+    })?;
+    if task["status"] != "requested" {
+        return Err(bad("completed", "This review is already completed."));
+    }
+    let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    task["status"] = json!("completed");
+    task["lastModified"] = json!(now);
+    task["output"] = json!([
+        {"type": {"text": "outcome"}, "valueString": outcome},
+        {"type": {"text": "justified"}, "valueBoolean": completion.justified},
+        {"type": {"text": "reviewed by"}, "valueString": caller.subject}
+    ]);
+    let person = task["for"]["reference"]
+        .as_str()
+        .and_then(|r| r.strip_prefix("Patient/"))
+        .map(str::to_owned);
+    let mut record = audit::record(
+        &caller,
+        "update",
+        "U",
+        "override-review",
+        person,
+        vec![audit::disclosed(&format!("Task/{id}"), "Task", None)],
+        &request,
+    );
+    record.rule = Some("kinfold.override.reviewed".into());
+    record.justification = Some(format!(
+        "{} ({})",
+        outcome,
+        if completion.justified {
+            "justified"
+        } else {
+            "not justified"
+        }
+    ));
+    state.record_access(record).await?;
+    state
+        .store
+        .review_put(&id, &owner, "completed", &task.to_string())
+        .await?;
+    Ok(FhirResponse::ok(&task))
+}

@@ -1,0 +1,78 @@
+//! The gateway's override reviews: one FHIR `Task` (as JSON) per override and data-owning
+//! organisation, on that organisation's privacy officers' queue.
+
+use sqlx::Row;
+
+use crate::sql::Arg;
+use crate::{Backend, Result, Store};
+
+/// The most reviews one queue read returns.
+pub const MAX_REVIEWS: i64 = 500;
+
+impl Store {
+    /// Keeps a review task (inserted, or replaced by id).
+    pub async fn review_put(&self, id: &str, owner: &str, status: &str, body: &str) -> Result<()> {
+        let mut sql = self.sql();
+        sql.push("INSERT INTO override_reviews (task_id, owner, status, body, updated) VALUES (");
+        sql.bind(Arg::text(id));
+        sql.push(", ");
+        sql.bind(Arg::text(owner));
+        sql.push(", ");
+        sql.bind(Arg::text(status));
+        sql.push(", ");
+        sql.bind(Arg::text(body));
+        sql.push(", ");
+        sql.bind(Arg::Int(chrono::Utc::now().timestamp_millis()));
+        sql.push(
+            ") ON CONFLICT (task_id) DO UPDATE SET status = excluded.status, body = excluded.body, updated = excluded.updated",
+        );
+        on_pool!(self, pool => { bound!(sql).execute(pool).await?; });
+        Ok(())
+    }
+
+    /// One review task's owner and body.
+    pub async fn review(&self, id: &str) -> Result<Option<(String, String)>> {
+        let mut sql = self.sql();
+        sql.push("SELECT owner, body FROM override_reviews WHERE task_id = ");
+        sql.bind(Arg::text(id));
+        Ok(on_pool!(self, pool => bound!(sql)
+            .fetch_optional(pool)
+            .await?
+            .map(|row| Ok::<_, crate::StoreError>((row.try_get("owner")?, row.try_get("body")?)))
+            .transpose()?))
+    }
+
+    /// An organisation's review tasks, newest first, optionally of one status, at most
+    /// [`MAX_REVIEWS`]; and how many there are in all.
+    pub async fn reviews_of(
+        &self,
+        owner: &str,
+        status: Option<&str>,
+    ) -> Result<(Vec<String>, i64)> {
+        let filter = |sql: &mut crate::sql::Sql| {
+            sql.bind(Arg::text(owner));
+            if let Some(status) = status {
+                sql.push(" AND status = ");
+                sql.bind(Arg::text(status));
+            }
+        };
+        let mut select = self.sql();
+        select.push("SELECT body FROM override_reviews WHERE owner = ");
+        filter(&mut select);
+        select.push(" ORDER BY updated DESC, task_id LIMIT ");
+        select.bind(Arg::Int(MAX_REVIEWS));
+        let mut count = self.sql();
+        count.push("SELECT COUNT(*) AS n FROM override_reviews WHERE owner = ");
+        filter(&mut count);
+        on_pool!(self, pool => {
+            let bodies = bound!(select)
+                .fetch_all(pool)
+                .await?
+                .iter()
+                .map(|row| row.try_get("body"))
+                .collect::<Result<Vec<String>, sqlx::Error>>()?;
+            let total: i64 = bound!(count).fetch_one(pool).await?.try_get("n")?;
+            Ok((bodies, total))
+        })
+    }
+}
