@@ -282,6 +282,14 @@ async fn the_decisions_follow_who_is_asking_and_why(backend: Backend) {
             .is_some_and(|d| d.contains("relationship.none"))
     );
     assert_eq!(refusal["agent"][0]["who"]["display"], "dr-elsewhere");
+    // Nor may they learn who the child is, where the records are, or who the family is.
+    for path in [
+        format!("/Patient/{leo}"),
+        format!("/Person/{leo}"),
+        format!("/Patient/{leo}/$family"),
+    ] {
+        assert_eq!(get_as(&k, &unrelated, &path).await.0, 403, "{path}");
+    }
     // The registered GP is not refused.
     let registered = token(&k, "dr-own", "A81001", "gp", "direct-care", None);
     assert_eq!(

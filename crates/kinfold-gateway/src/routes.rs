@@ -287,25 +287,36 @@ async fn patient_read(
     path: web::Path<String>,
 ) -> Result<HttpResponse, GatewayError> {
     kinfold_http::no_parameters(&request).map_err(GatewayError::Refused)?;
-    let (person_id, target) = state.target_of(&path.into_inner()).await?;
-    let answers = state.agencies.patients_of(&target).await;
+    // Through the disclosure pipeline: only a caller with a relationship to the child reads
+    // who the child is and where their records are.
+    let gathered = crate::disclosure::gather(
+        &state,
+        &caller,
+        &request,
+        &path.into_inner(),
+        false,
+        "Patient/{id}",
+    )
+    .await?;
+    let part = &gathered.parts[0];
+    let answers = &part.screened.answers;
     if answers.iter().all(|a| a.result.is_err()) {
         return Err(GatewayError::NoAgencyAnswered);
     }
-    let mut patient = merge::patient_view(&person_id, target.nhs.as_ref(), &answers)
+    let mut patient = merge::patient_view(&part.id, part.nhs.as_ref(), answers)
         .ok_or(GatewayError::UnknownPerson)?;
-    merge::name_missing_agencies(&mut patient, &answers);
-    state
-        .record_access(audit::record(
-            &caller,
-            "read",
-            "R",
-            "Patient/{id}",
-            Some(person_id),
-            disclosed_links(&patient),
-            &request,
-        ))
-        .await?;
+    merge::name_missing_agencies(&mut patient, answers);
+    let mut record = audit::record(
+        &caller,
+        "read",
+        "R",
+        "Patient/{id}",
+        Some(part.id.clone()),
+        disclosed_links(&patient),
+        &request,
+    );
+    record.rule = Some(gathered.relationship.rule.to_owned());
+    state.record_access(record).await?;
     Ok(FhirResponse::ok(&patient))
 }
 

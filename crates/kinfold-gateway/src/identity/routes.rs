@@ -192,7 +192,9 @@ pub(crate) async fn person_read(
     path: web::Path<String>,
 ) -> Result<HttpResponse, GatewayError> {
     kinfold_http::no_parameters(&request).map_err(GatewayError::Refused)?;
-    let asked = person_id(&path.into_inner())?;
+    let asked_text = path.into_inner();
+    let asked = person_id(&asked_text)?;
+    let rule = relationship_rule(&state, &caller, &request, &asked_text, "Person/{id}").await?;
     let (person, resource) = state
         .identities
         .read(&state.store, &state.ledger, |inner| {
@@ -213,18 +215,31 @@ pub(crate) async fn person_read(
             )
         })
         .collect();
-    state
-        .record_access(audit::record(
-            &caller,
-            "read",
-            "R",
-            "Person/{id}",
-            Some(person.to_string()),
-            entities,
-            &request,
-        ))
-        .await?;
+    let mut record = audit::record(
+        &caller,
+        "read",
+        "R",
+        "Person/{id}",
+        Some(person.to_string()),
+        entities,
+        &request,
+    );
+    record.rule = Some(rule);
+    state.record_access(record).await?;
     Ok(FhirResponse::ok(&resource))
+}
+
+/// The caller's relationship with the person (through the disclosure pipeline: a caller with
+/// none is refused, and the refusal recorded), as its rule.
+async fn relationship_rule(
+    state: &GatewayState,
+    caller: &Caller,
+    request: &HttpRequest,
+    asked: &str,
+    query: &str,
+) -> Result<String, GatewayError> {
+    let gathered = crate::disclosure::gather(state, caller, request, asked, false, query).await?;
+    Ok(gathered.relationship.rule.to_owned())
 }
 
 /// The members of a family as a FHIR `Group`.
@@ -283,24 +298,26 @@ pub(crate) async fn family(
     path: web::Path<String>,
 ) -> Result<HttpResponse, GatewayError> {
     kinfold_http::no_parameters(&request).map_err(GatewayError::Refused)?;
-    let asked = person_id(&path.into_inner())?;
+    let asked_text = path.into_inner();
+    let asked = person_id(&asked_text)?;
+    let rule = relationship_rule(&state, &caller, &request, &asked_text, "Patient/$family").await?;
     let (person, members) = state.family_of(&asked).await?;
     let group = family_group(&person, &members);
     let entities = members
         .iter()
         .map(|m| audit::disclosed(&format!("urn:kinfold:person:{}", m.person), "Person", None))
         .collect();
-    state
-        .record_access(audit::record(
-            &caller,
-            "operation",
-            "E",
-            "Patient/$family",
-            Some(person.to_string()),
-            entities,
-            &request,
-        ))
-        .await?;
+    let mut record = audit::record(
+        &caller,
+        "operation",
+        "E",
+        "Patient/$family",
+        Some(person.to_string()),
+        entities,
+        &request,
+    );
+    record.rule = Some(rule);
+    state.record_access(record).await?;
     Ok(FhirResponse::ok(&group))
 }
 
