@@ -299,6 +299,66 @@ async fn the_decisions_follow_who_is_asking_and_why(backend: Backend) {
         200
     );
 
+    // The mother records her dissent to sharing her midwifery records: from then on they are
+    // withheld, and the answer says so.
+    let lead = k.token.clone();
+    let (status, before) = get_as(&k, &lead, &format!("/Patient/{mother}/$everything")).await;
+    assert_eq!(status, 200);
+    assert!(before.to_string().contains("pregnancy-booked"));
+    let dissent = |patient: &str| {
+        json!({
+            "resourceType": "Consent", "status": "active",
+            "patient": {"reference": format!("Patient/{patient}")},
+            "performer": [{"reference": format!("Patient/{patient}")}],
+            "provision": {"type": "deny", "actor": [{"reference": {"identifier": {"system": "urn:kinfold:agency", "value": "midwifery"}}}]}
+        })
+    };
+    let post = |body: Value| {
+        k.http
+            .post(format!("{}/Consent", k.gateway_url))
+            .bearer_auth(&lead)
+            .header("content-type", "application/fhir+json")
+            .body(body.to_string())
+            .send()
+    };
+    let recorded = post(dissent(&mother)).await.expect("answers");
+    assert_eq!(recorded.status(), 201);
+    let recorded: Value = recorded.json().await.expect("the Consent");
+    let id = recorded["id"].as_str().expect("an id").to_owned();
+    let (_, after) = get_as(&k, &lead, &format!("/Patient/{mother}/$everything")).await;
+    assert!(
+        !after.to_string().contains("pregnancy-booked"),
+        "withheld by her dissent"
+    );
+    assert!(
+        suppressed(&after)
+            .iter()
+            .any(|d| d.contains(&format!("consent.dissent.{id}")) && d.contains("Midwifery")),
+        "{:?}",
+        suppressed(&after)
+    );
+    // A four-year-old is not asked: a dissent for Leo needs an assessment of competence.
+    let too_young = post(dissent(&leo)).await.expect("answers");
+    assert_eq!(too_young.status(), 422);
+    let outcome: Value = too_young.json().await.expect("an outcome");
+    assert_eq!(
+        outcome["issue"][0]["details"]["coding"][0]["code"],
+        "not-of-age"
+    );
+    // Something that is not a dissent Kinfold keeps is refused with where.
+    let mut permit = dissent(&mother);
+    permit["provision"]["type"] = json!("permit");
+    let refused = post(permit).await.expect("answers");
+    assert_eq!(refused.status(), 422);
+    let outcome: Value = refused.json().await.expect("an outcome");
+    assert_eq!(
+        outcome["issue"][0]["expression"][0],
+        "Consent.provision.type"
+    );
+    let (status, listed) = get_as(&k, &lead, &format!("/Consent?patient={mother}")).await;
+    assert_eq!(status, 200);
+    assert_eq!(listed["total"], 1);
+
     // No role or purpose: no patient data.
     let bare = kinfold_gateway::issue_token(&k.auth, "someone", None, None, 600).expect("token");
     let (status, outcome) = get_as(&k, &bare, &format!("/Patient/{leo}/$everything")).await;

@@ -43,6 +43,31 @@ pub enum Category {
 }
 
 impl Category {
+    /// Every category.
+    pub const ALL: [Category; 16] = [
+        Category::EdAttendanceRisk,
+        Category::DomesticAbuse,
+        Category::Pregnancy,
+        Category::AntenatalSafeguardingConcern,
+        Category::Injury,
+        Category::SafeguardingFlag,
+        Category::ChildProtection,
+        Category::LetterSafeguarding,
+        Category::WelfareConcern,
+        Category::Growth,
+        Category::WasNotBrought,
+        Category::SexualHealth,
+        Category::TerminationOfPregnancy,
+        Category::GenderIdentity,
+        Category::AssistedConception,
+        Category::MentalHealth,
+    ];
+
+    /// A category by its name.
+    pub fn parse(text: &str) -> Option<Self> {
+        Category::ALL.into_iter().find(|c| c.as_str() == text)
+    }
+
     /// Its name (`ed-attendance-risk`), as rule ids and configuration use it.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -210,6 +235,14 @@ mod tests {
             [Category::Growth]
         );
         assert!(classify(&view("Encounter", &["encounter"], &[])).is_empty());
+    }
+
+    #[test]
+    fn categories_read_by_their_names() {
+        for category in Category::ALL {
+            assert_eq!(Category::parse(category.as_str()), Some(category));
+        }
+        assert_eq!(Category::parse("gossip"), None);
     }
 
     #[test]

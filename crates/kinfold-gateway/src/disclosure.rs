@@ -285,6 +285,7 @@ pub(crate) fn screen(
     requester: &Requester,
     relationship: &Relationship,
     whose: Whose,
+    dissents: &[kinfold_consent::Dissent],
     answers: Vec<AgencyAnswer>,
 ) -> Screened {
     let mut screened = Screened::default();
@@ -304,7 +305,7 @@ pub(crate) fn screen(
                             policy,
                             requester,
                             Some(relationship),
-                            &[],
+                            dissents,
                             &Item {
                                 view: &view,
                                 whose,
@@ -484,23 +485,36 @@ pub(crate) async fn gather(
             .await?;
         return Err(no_relationship());
     };
-    let parts = people
-        .into_iter()
-        .zip(answers)
-        .map(|((id, kin, target), answers)| {
-            let whose = if kin.is_none() {
-                Whose::Child
-            } else {
-                Whose::Family
-            };
-            Part {
-                id,
-                kin,
-                nhs: target.nhs,
-                screened: screen(&policy, &requester, &relationship, whose, answers),
-            }
-        })
-        .collect();
+    let mut parts = Vec::with_capacity(people.len());
+    for ((id, kin, target), answers) in people.into_iter().zip(answers) {
+        // The person's own recorded dissents.
+        let dissents: Vec<kinfold_consent::Dissent> = state
+            .store
+            .consents_of(&id)
+            .await?
+            .iter()
+            .filter_map(|b| serde_json::from_str::<Value>(b).ok())
+            .filter_map(|c| crate::consents::dissent_of(&c))
+            .collect();
+        let whose = if kin.is_none() {
+            Whose::Child
+        } else {
+            Whose::Family
+        };
+        parts.push(Part {
+            id,
+            kin,
+            nhs: target.nhs,
+            screened: screen(
+                &policy,
+                &requester,
+                &relationship,
+                whose,
+                &dissents,
+                answers,
+            ),
+        });
+    }
     Ok(Gathered {
         requester,
         relationship,

@@ -14,6 +14,7 @@
 pub mod audit;
 mod audit_routes;
 pub mod auth;
+mod consents;
 pub mod disclosure;
 mod error;
 pub mod events;
@@ -288,6 +289,7 @@ pub fn build_on(
             .configure(events::configure)
             .configure(identity::routes::configure)
             .configure(reviews::configure)
+            .configure(consents::configure)
             .configure(routes::configure)
             .default_service(web::to(kinfold_http::no_such_route))
     })

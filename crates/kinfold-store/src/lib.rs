@@ -96,7 +96,7 @@ pub mod testing;
 pub use events::{PendingEvent, ReceivedEvent};
 pub use identity::IdentityRow;
 pub use ledger::{LedgerQuery, LedgerRow, TreeHeadRow};
-pub use reviews::MAX_REVIEWS;
+pub use reviews::{MAX_CONSENTS, MAX_REVIEWS};
 
 /// A stored resource as the store hands it out: the JSON text exactly as stored, plus the
 /// columns a server needs without parsing it.

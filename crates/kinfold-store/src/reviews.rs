@@ -1,5 +1,6 @@
-//! The gateway's override reviews: one FHIR `Task` (as JSON) per override and data-owning
-//! organisation, on that organisation's privacy officers' queue.
+//! What the gateway keeps of consent: override reviews (one FHIR `Task`, as JSON, per override
+//! and data-owning organisation, on that organisation's privacy officers' queue) and the consent
+//! decisions recorded through it (FHIR `Consent`, as JSON, by person).
 
 use sqlx::Row;
 
@@ -73,6 +74,45 @@ impl Store {
                 .collect::<Result<Vec<String>, sqlx::Error>>()?;
             let total: i64 = bound!(count).fetch_one(pool).await?.try_get("n")?;
             Ok((bodies, total))
+        })
+    }
+}
+
+/// The most consent decisions kept for one person.
+pub const MAX_CONSENTS: i64 = 100;
+
+impl Store {
+    /// Keeps a consent decision (FHIR Consent as JSON) about a person.
+    pub async fn consent_put(&self, id: &str, person: &str, body: &str) -> Result<()> {
+        let mut sql = self.sql();
+        sql.push("INSERT INTO consents (consent_id, person, body, updated) VALUES (");
+        sql.bind(Arg::text(id));
+        sql.push(", ");
+        sql.bind(Arg::text(person));
+        sql.push(", ");
+        sql.bind(Arg::text(body));
+        sql.push(", ");
+        sql.bind(Arg::Int(chrono::Utc::now().timestamp_millis()));
+        sql.push(") ON CONFLICT (consent_id) DO UPDATE SET body = excluded.body, updated = excluded.updated");
+        on_pool!(self, pool => { bound!(sql).execute(pool).await?; });
+        Ok(())
+    }
+
+    /// A person's consent decisions (at most [`MAX_CONSENTS`]), oldest first.
+    pub async fn consents_of(&self, person: &str) -> Result<Vec<String>> {
+        let mut sql = self.sql();
+        sql.push("SELECT body FROM consents WHERE person = ");
+        sql.bind(Arg::text(person));
+        sql.push(" ORDER BY updated, consent_id LIMIT ");
+        sql.bind(Arg::Int(MAX_CONSENTS));
+        on_pool!(self, pool => {
+            let bodies = bound!(sql)
+                .fetch_all(pool)
+                .await?
+                .iter()
+                .map(|row| row.try_get("body"))
+                .collect::<Result<Vec<String>, sqlx::Error>>()?;
+            Ok(bodies)
         })
     }
 }

@@ -1,0 +1,326 @@
+//! Consent decisions recorded through the gateway: a person's dissent (FHIR `Consent`,
+//! `provision.type = deny`) for some agencies' records, some categories, or a period. The
+//! disclosure pipeline reads a person's active dissents before deciding their records.
+//!
+//! The decision is the person's own: `performer` is the patient, who is 16 or over, or younger
+//! and assessed as competent (the `competence-assessed` extension). The caller recording it
+//! needs a relationship with them, and the recording is in the ledger.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, web};
+use chrono::NaiveDate;
+use kinfold_consent::{Category, Dissent};
+use kinfold_fhir::{Agency, IssueType};
+use kinfold_http::{ApiError, FhirResponse};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::auth::Caller;
+use crate::{GatewayError, GatewayState, audit};
+
+/// The code system of record categories in `provision.code`.
+pub const CATEGORY_SYSTEM: &str = "https://kinfold.example/fhir/CodeSystem/record-category";
+/// The identifier system naming an agency in `provision.actor`.
+pub const AGENCY_SYSTEM: &str = "urn:kinfold:agency";
+/// The extension saying a young person under 16 was assessed as competent to decide.
+pub const COMPETENCE_EXTENSION: &str =
+    "https://kinfold.example/fhir/StructureDefinition/competence-assessed";
+/// The age from which a young person decides about their own records.
+const AGE_OF_DECISION: u32 = 16;
+
+pub(crate) fn configure(config: &mut web::ServiceConfig) {
+    config
+        .route("/Consent", web::post().to(record))
+        .route("/Consent", web::get().to(search));
+}
+
+fn invalid(code: &str, at: &str, message: impl Into<String>) -> GatewayError {
+    GatewayError::Refused(
+        ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            IssueType::Invalid,
+            code,
+            message.into(),
+        )
+        .at(at),
+    )
+}
+
+fn date(value: &Value, at: &str) -> Result<Option<NaiveDate>, GatewayError> {
+    match value.as_str() {
+        None if value.is_null() => Ok(None),
+        Some(text) => NaiveDate::parse_from_str(text.get(..10).unwrap_or(text), "%Y-%m-%d")
+            .map(Some)
+            .map_err(|_| invalid("date", at, "a date, YYYY-MM-DD")),
+        None => Err(invalid("date", at, "a date, YYYY-MM-DD")),
+    }
+}
+
+/// A stored Consent's dissent, if it is an active one.
+pub(crate) fn dissent_of(consent: &Value) -> Option<Dissent> {
+    if consent["status"] != "active" || consent["provision"]["type"] != "deny" {
+        return None;
+    }
+    let provision = &consent["provision"];
+    Some(Dissent {
+        id: consent["id"].as_str()?.to_owned(),
+        agencies: provision["actor"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|a| a["reference"]["identifier"]["value"].as_str()?.parse().ok())
+            .collect(),
+        categories: provision["code"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .flat_map(|c| c["coding"].as_array().into_iter().flatten())
+            .filter_map(|c| Category::parse(c["code"].as_str()?))
+            .collect(),
+        from: date(&provision["period"]["start"], "").ok().flatten(),
+        until: date(&provision["period"]["end"], "").ok().flatten(),
+    })
+}
+
+/// Checks a Consent as sent, and the person it is about.
+fn check(consent: &Value) -> Result<String, GatewayError> {
+    if consent["resourceType"] != "Consent" {
+        return Err(invalid(
+            "not-consent",
+            "resourceType",
+            "The body is a FHIR Consent.",
+        ));
+    }
+    if consent["status"] != "active" {
+        return Err(invalid(
+            "status",
+            "Consent.status",
+            "A decision is recorded as active.",
+        ));
+    }
+    let person = consent["patient"]["reference"]
+        .as_str()
+        .and_then(|r| r.strip_prefix("Patient/"))
+        .ok_or_else(|| {
+            invalid(
+                "patient",
+                "Consent.patient",
+                "Consent.patient is Patient/{Kinfold person id}.",
+            )
+        })?
+        .to_owned();
+    let provision = &consent["provision"];
+    if provision["type"] != "deny" {
+        return Err(invalid(
+            "provision-type",
+            "Consent.provision.type",
+            "Kinfold records dissent (deny): permitting is what the relationship rules already do.",
+        ));
+    }
+    for (n, actor) in provision["actor"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .enumerate()
+    {
+        let agency = &actor["reference"]["identifier"];
+        if agency["system"] != AGENCY_SYSTEM
+            || agency["value"]
+                .as_str()
+                .and_then(|a| a.parse::<Agency>().ok())
+                .is_none()
+        {
+            return Err(invalid(
+                "actor",
+                &format!("Consent.provision.actor[{n}]"),
+                format!(
+                    "an agency: reference.identifier {{system {AGENCY_SYSTEM}, value midwifery|ae|gp|health-visiting|school-nursing}}"
+                ),
+            ));
+        }
+    }
+    for (n, code) in provision["code"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .enumerate()
+    {
+        let known = code["coding"].as_array().is_some_and(|c| {
+            !c.is_empty()
+                && c.iter().all(|c| {
+                    c["system"] == CATEGORY_SYSTEM
+                        && c["code"].as_str().and_then(Category::parse).is_some()
+                })
+        });
+        if !known {
+            return Err(invalid(
+                "code",
+                &format!("Consent.provision.code[{n}]"),
+                format!("a record category in {CATEGORY_SYSTEM} (docs/consent.md)"),
+            ));
+        }
+    }
+    let from = date(
+        &provision["period"]["start"],
+        "Consent.provision.period.start",
+    )?;
+    let until = date(&provision["period"]["end"], "Consent.provision.period.end")?;
+    if let (Some(from), Some(until)) = (from, until)
+        && until < from
+    {
+        return Err(invalid(
+            "period",
+            "Consent.provision.period",
+            "The period ends before it starts.",
+        ));
+    }
+    let performer = consent["performer"][0]["reference"].as_str();
+    if performer != Some(&format!("Patient/{person}")) {
+        return Err(invalid(
+            "performer",
+            "Consent.performer",
+            "The decision is the person's own: performer is the same Patient.",
+        ));
+    }
+    Ok(person)
+}
+
+/// Records a person's dissent.
+#[utoipa::path(post, path = "/Consent", tag = "Consent",
+    request_body(content = serde_json::Value, description = "FHIR Consent: status active, patient and performer `Patient/{person}`, provision.type deny, optional provision.actor (agencies: reference.identifier system urn:kinfold:agency), provision.code (categories in https://kinfold.example/fhir/CodeSystem/record-category) and provision.period; under 16, the extension competence-assessed = true", content_type = "application/fhir+json"),
+    responses(
+        (status = 201, description = "The Consent as kept (its id assigned); from now on the person's records it covers are withheld (`consent.dissent.{id}`)", content_type = "application/fhir+json", body = serde_json::Value),
+        (status = 403, description = "No relationship with the person, or no role, organisation and purpose", content_type = "application/fhir+json", body = serde_json::Value),
+        (status = 404, description = "Unknown person", content_type = "application/fhir+json", body = serde_json::Value),
+        (status = 422, description = "Not a dissent Kinfold can keep (what and where in the OperationOutcome), or a young person under 16 not assessed as competent", content_type = "application/fhir+json", body = serde_json::Value),
+    ),
+    security(("bearer" = [])))]
+pub(crate) async fn record(
+    caller: Caller,
+    state: web::Data<GatewayState>,
+    request: HttpRequest,
+    body: web::Bytes,
+) -> Result<HttpResponse, GatewayError> {
+    let mut consent: Value = serde_json::from_slice(&body)
+        .map_err(|e| invalid("json", "", format!("The body is not JSON: {e}")))?;
+    let asked = check(&consent)?;
+    let gathered =
+        crate::disclosure::gather(&state, &caller, &request, &asked, false, "Consent").await?;
+    let part = &gathered.parts[0];
+    // The person's age, from their records as the index holds them.
+    let born = state
+        .identities
+        .read(&state.store, &state.ledger, |inner| {
+            let person = inner.current(&part.id.parse().ok()?)?;
+            inner
+                .locate(&person)
+                .iter()
+                .find_map(|k| inner.records.get(k)?.demographics.birth_date.clone())
+        })
+        .await?;
+    let today = chrono::Utc::now().date_naive();
+    let age = born
+        .as_deref()
+        .and_then(|b| NaiveDate::parse_from_str(b, "%Y-%m-%d").ok())
+        .and_then(|b| today.years_since(b));
+    let competent = consent["extension"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .any(|e| e["url"] == COMPETENCE_EXTENSION && e["valueBoolean"] == true);
+    if !competent && age.is_none_or(|a| a < AGE_OF_DECISION) {
+        return Err(invalid(
+            "not-of-age",
+            "Consent.performer",
+            "A young person under 16 decides about their own records only when assessed as competent (extension competence-assessed = true).",
+        ));
+    }
+    let id = uuid::Uuid::new_v4().to_string();
+    let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    consent["id"] = json!(id);
+    consent["patient"] = json!({"reference": format!("Patient/{}", part.id)});
+    consent["performer"] = json!([{"reference": format!("Patient/{}", part.id)}]);
+    consent["meta"] = json!({"lastUpdated": now, "source": "urn:kinfold:gateway"});
+    if consent["dateTime"].is_null() {
+        consent["dateTime"] = json!(now);
+    }
+    let mut record = audit::record(
+        &caller,
+        "create",
+        "C",
+        "consent-recorded",
+        Some(part.id.clone()),
+        vec![audit::disclosed(&format!("Consent/{id}"), "Consent", None)],
+        &request,
+    );
+    record.rule = Some("kinfold.consent.recorded".into());
+    state.record_access(record).await?;
+    state
+        .store
+        .consent_put(&id, &part.id, &consent.to_string())
+        .await?;
+    Ok(HttpResponse::Created()
+        .insert_header(("Location", format!("Consent/{id}")))
+        .content_type(kinfold_fhir::FHIR_JSON)
+        .body(consent.to_string()))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ConsentQuery {
+    patient: String,
+}
+
+/// A person's recorded consent decisions.
+#[utoipa::path(get, path = "/Consent", tag = "Consent",
+    params(("patient" = String, Query, description = "Kinfold person id")),
+    responses(
+        (status = 200, description = "searchset of the person's Consent decisions", content_type = "application/fhir+json", body = serde_json::Value),
+        (status = 403, description = "No relationship with the person", content_type = "application/fhir+json", body = serde_json::Value),
+    ),
+    security(("bearer" = [])))]
+pub(crate) async fn search(
+    caller: Caller,
+    state: web::Data<GatewayState>,
+    request: HttpRequest,
+    query: web::Query<ConsentQuery>,
+) -> Result<HttpResponse, GatewayError> {
+    let asked = query.patient.trim_start_matches("Patient/").to_owned();
+    let gathered =
+        crate::disclosure::gather(&state, &caller, &request, &asked, false, "Consent?patient")
+            .await?;
+    let person = gathered.parts[0].id.clone();
+    let consents: Vec<Value> = state
+        .store
+        .consents_of(&person)
+        .await?
+        .iter()
+        .filter_map(|b| serde_json::from_str(b).ok())
+        .collect();
+    let mut record = audit::record(
+        &caller,
+        "search-type",
+        "E",
+        "Consent?patient",
+        Some(person),
+        consents
+            .iter()
+            .map(|c| {
+                audit::disclosed(
+                    &format!("Consent/{}", c["id"].as_str().unwrap_or_default()),
+                    "Consent",
+                    None,
+                )
+            })
+            .collect(),
+        &request,
+    );
+    record.rule = Some(gathered.relationship.rule.to_owned());
+    state.record_access(record).await?;
+    Ok(FhirResponse::ok(&json!({
+        "resourceType": "Bundle",
+        "type": "searchset",
+        "total": consents.len(),
+        "entry": consents.iter().map(|c| json!({"fullUrl": format!("urn:kinfold:consent:{}", c["id"].as_str().unwrap_or_default()), "resource": c, "search": {"mode": "match"}})).collect::<Vec<_>>(),
+    })))
+}
