@@ -228,6 +228,54 @@ async fn the_decisions_follow_who_is_asking_and_why(backend: Backend) {
         report.to_string().contains("reviewed an override"),
         "{report}"
     );
+    // The privacy officer asks why the mother's consultation was withheld from the health
+    // visitor's first request, and gets the rule.
+    let (_, events) = get_as(
+        &k,
+        &officer,
+        &format!("/AuditEvent?patient={mother}&agent=hv-1"),
+    )
+    .await;
+    let first = common::resources(&events)
+        .into_iter()
+        .filter(|e| e["purposeOfEvent"][0]["text"] == "direct-care")
+        .last()
+        .cloned()
+        .unwrap_or_else(|| panic!("the health visitor's first request: {events}"));
+    let consult = first["entity"]
+        .as_array()
+        .expect("entities")
+        .iter()
+        .filter_map(|e| e["what"]["reference"].as_str())
+        .find(|r| r.ends_with("Encounter/gp-amira-consult"))
+        .unwrap_or_else(|| panic!("the withheld record is named in the ledger: {first}"))
+        .to_owned();
+    let (status, why) = get_as(
+        &k,
+        &officer,
+        &format!(
+            "/AuditEvent/{}/$why?resource={consult}",
+            first["id"].as_str().expect("id")
+        ),
+    )
+    .await;
+    assert_eq!(status, 200, "{why}");
+    assert_eq!(why["decision"], "withheld");
+    assert_eq!(why["rule"], "family.not-safeguarding-relevant");
+    assert_eq!(
+        get_as(
+            &k,
+            &hv,
+            &format!(
+                "/AuditEvent/{}/$why?resource={consult}",
+                first["id"].as_str().expect("id")
+            )
+        )
+        .await
+        .0,
+        403,
+        "privacy officers only"
+    );
     // A privacy officer sees no care records.
     assert_eq!(get_as(&k, &officer, &family).await.0, 403);
 

@@ -23,7 +23,91 @@ type State = web::Data<GatewayState>;
 pub(crate) fn configure(config: &mut web::ServiceConfig) {
     config
         .route("/AuditEvent", web::get().to(audit_events))
-        .route("/Patient/{id}/$access-report", web::get().to(access_report));
+        .route("/Patient/{id}/$access-report", web::get().to(access_report))
+        .route("/AuditEvent/{id}/$why", web::get().to(why));
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct WhyQuery {
+    resource: String,
+}
+
+/// Why a record was shown to, or withheld from, one request: the decision and the rule, as
+/// the ledger recorded them. For privacy officers.
+#[utoipa::path(get, path = "/AuditEvent/{id}/$why", tag = "Audit",
+    params(("id" = String, Path, description = "The AuditEvent's id (`ledger-{n}`)"),
+        ("resource" = String, Query, description = "The record's URL, as the AuditEvent's entity names it")),
+    responses(
+        (status = 200, description = "`{\"request\", \"resource\", \"decision\": disclosed|override|withheld, \"rule\", \"relationship\", \"who\", \"when\", \"purpose\"}`", content_type = "application/json", body = serde_json::Value),
+        (status = 403, description = "Not a privacy officer", content_type = "application/fhir+json", body = serde_json::Value),
+        (status = 404, description = "No such entry, or the request did not concern that record", content_type = "application/fhir+json", body = serde_json::Value),
+    ),
+    security(("bearer" = [])))]
+pub(crate) async fn why(
+    caller: Caller,
+    state: State,
+    request: HttpRequest,
+    path: web::Path<String>,
+    query: web::Query<WhyQuery>,
+) -> Result<HttpResponse, GatewayError> {
+    crate::reviews::privacy_officer(&caller)?;
+    let id = path.into_inner();
+    let not_found = || {
+        GatewayError::Refused(kinfold_http::ApiError::not_found(format!(
+            "AuditEvent/{id} naming {}",
+            query.resource
+        )))
+    };
+    let seq: i64 = id
+        .strip_prefix("ledger-")
+        .and_then(|n| n.parse().ok())
+        .ok_or_else(not_found)?;
+    let row = state
+        .store
+        .ledger_range(seq, seq + 1)
+        .await?
+        .into_iter()
+        .next()
+        .ok_or_else(not_found)?;
+    let record: AuditRecord = serde_json::from_str(&row.record).map_err(|_| not_found())?;
+    let entity = record
+        .entities
+        .iter()
+        .find(|e| e.reference == query.resource)
+        .ok_or_else(not_found)?;
+    let (decision, rule) = match entity.disclosure.as_str() {
+        "override" => ("override", record.rule.clone()),
+        text if text.starts_with("withheld (") => (
+            "withheld",
+            text.strip_prefix("withheld (")
+                .and_then(|r| r.strip_suffix(')'))
+                .map(str::to_owned),
+        ),
+        _ => ("disclosed", record.rule.clone()),
+    };
+    state
+        .record_access(audit::record(
+            &caller,
+            "read",
+            "R",
+            "AuditEvent",
+            record.patient.clone(),
+            Vec::new(),
+            &request,
+        ))
+        .await?;
+    Ok(HttpResponse::Ok().json(json!({
+        "request": id,
+        "resource": entity.reference,
+        "decision": decision,
+        "rule": rule,
+        "relationship": record.rule,
+        "who": record.agent.who,
+        "when": record.recorded,
+        "purpose": record.purpose,
+        "justification": record.justification,
+    })))
 }
 
 /// Audit entries per page when the caller does not say.

@@ -613,4 +613,126 @@ mod tests {
         );
         assert_eq!(local_reference("nothing"), "nothing");
     }
+
+    use kinfold_consent::Role;
+    use proptest::prelude::*;
+    use serde_json::json;
+
+    const TAGS: [&str; 12] = [
+        "injury",
+        "ed-risk-overdose",
+        "domestic-abuse-notification",
+        "pregnancy-booked",
+        "ncmp",
+        "welfare-concern",
+        "encounter",
+        "sensitive-sexual-health",
+        "sensitive-gender-identity",
+        "antenatal-concern",
+        "was-not-brought",
+        "letter-safeguarding-section",
+    ];
+    const TYPES: [&str; 6] = [
+        "Encounter",
+        "Observation",
+        "Condition",
+        "Flag",
+        "Communication",
+        "EpisodeOfCare",
+    ];
+
+    fn record(n: usize, kind: &str, tags: &[&str]) -> AgencyRecord {
+        let tags: Vec<Value> = tags
+            .iter()
+            .map(|t| json!({"system": kinfold_fhir::codes::EVENT_SYSTEM, "code": t}))
+            .collect();
+        AgencyRecord {
+            full_url: format!("http://adapter/{kind}/r{n}"),
+            resource: json!({"resourceType": kind, "id": format!("r{n}"), "meta": {"tag": tags}}),
+        }
+    }
+
+    proptest! {
+        /// Whatever the records, the caller and the purpose, `screen` keeps exactly what the
+        /// policy permits, counts everything else by agency and rule, and keeps a Provenance
+        /// only when every record it names is kept.
+        #[test]
+        fn only_what_the_decision_permits_is_kept_and_every_withheld_item_is_counted(
+            items in prop::collection::vec((0..5usize, 0..TYPES.len(), prop::collection::vec(0..TAGS.len(), 0..3)), 0..25),
+            role in 0..Role::ALL.len(),
+            family in any::<bool>(),
+            overriding in any::<bool>(),
+            provenance_targets in prop::collection::vec(0..25usize, 1..4),
+        ) {
+            let requester = Requester {
+                practitioner: "p".into(),
+                name: None,
+                role: Role::ALL[role],
+                organisation: "Q99".into(),
+                purpose: if overriding {
+                    Purpose::Override { justification: "A long enough justification for the test".into() }
+                } else {
+                    Purpose::DirectCare
+                },
+            };
+            let relationship = Relationship { rule: "relationship.organisation-wide", basis: String::new() };
+            let policy = Policy::default();
+            let whose = if family { Whose::Family } else { Whose::Child };
+            let mut by_agency: Vec<AgencyAnswer> = Agency::ALL
+                .into_iter()
+                .map(|agency| AgencyAnswer { agency, result: Ok(Vec::new()), truncated: false })
+                .collect();
+            for (n, (agency, kind, tags)) in items.iter().enumerate() {
+                let tags: Vec<&str> = tags.iter().map(|t| TAGS[*t]).collect();
+                if let Ok(records) = &mut by_agency[*agency].result {
+                    records.push(record(n, TYPES[*kind], &tags));
+                }
+            }
+            // A Provenance naming some of the first agency's records (an adapter's Provenance
+            // is about its own records).
+            let targets: Vec<Value> = provenance_targets
+                .iter()
+                .filter(|t| **t < items.len() && items[**t].0 == 0)
+                .map(|t| json!({"reference": format!("{}/r{t}", TYPES[items[*t].1])}))
+                .collect();
+            if let Ok(records) = &mut by_agency[0].result {
+                records.push(AgencyRecord {
+                    full_url: "http://adapter/Provenance/p".into(),
+                    resource: json!({"resourceType": "Provenance", "id": "p", "target": targets}),
+                });
+            }
+            let total: usize = by_agency.iter().map(|a| a.result.as_ref().map_or(0, Vec::len)).sum();
+            let screened = screen(&policy, &requester, &relationship, whose, &[], by_agency.clone());
+            let mut kept = 0;
+            for answer in &screened.answers {
+                for record in answer.result.as_ref().expect("answered") {
+                    kept += 1;
+                    if record.resource["resourceType"] == "Provenance" {
+                        continue;
+                    }
+                    let decision = kinfold_consent::decide(&policy, &requester, Some(&relationship), &[], &Item {
+                        view: &view(&record.resource, answer.agency),
+                        whose,
+                        date: None,
+                    });
+                    prop_assert_eq!(decision.effect, Effect::Permit, "{}", record.resource);
+                }
+            }
+            let withheld: usize = screened.withheld.iter().map(|w| w.count).sum();
+            prop_assert_eq!(kept + withheld, total, "every record is kept or counted");
+            prop_assert_eq!(withheld, screened.withheld_records.len());
+            let provenance_kept = screened.answers[0]
+                .result
+                .as_ref()
+                .expect("answered")
+                .iter()
+                .any(|r| r.resource["resourceType"] == "Provenance");
+            let first = screened.answers[0].result.as_ref().expect("answered");
+            let all_targets_kept = targets.iter().all(|t| {
+                let reference = t["reference"].as_str().unwrap_or_default();
+                first.iter().any(|r| local_reference(&r.full_url) == reference)
+            });
+            prop_assert_eq!(provenance_kept, all_targets_kept);
+        }
+    }
 }

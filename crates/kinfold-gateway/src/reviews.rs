@@ -75,7 +75,7 @@ pub(crate) fn configure(config: &mut web::ServiceConfig) {
 }
 
 /// A privacy officer's organisation, or a refusal.
-fn privacy_officer(caller: &Caller) -> Result<String, GatewayError> {
+pub(crate) fn privacy_officer(caller: &Caller) -> Result<String, GatewayError> {
     let refuse = || {
         GatewayError::Refused(ApiError::new(
             StatusCode::FORBIDDEN,
