@@ -238,8 +238,8 @@ async fn the_decisions_follow_who_is_asking_and_why(backend: Backend) {
     .await;
     let first = common::resources(&events)
         .into_iter()
-        .filter(|e| e["purposeOfEvent"][0]["text"] == "direct-care")
-        .last()
+        .rev()
+        .find(|e| e["purposeOfEvent"][0]["text"] == "direct-care")
         .cloned()
         .unwrap_or_else(|| panic!("the health visitor's first request: {events}"));
     let consult = first["entity"]
