@@ -385,6 +385,31 @@ async fn the_decisions_follow_who_is_asking_and_why(backend: Backend) {
         "{:?}",
         suppressed(&after)
     );
+    // The booking's original goes with the booking: withheld too.
+    let booking_original = common::resources(&before)
+        .into_iter()
+        .filter(|r| r["resourceType"] == "Provenance")
+        .filter(|p| p["target"].to_string().contains("EpisodeOfCare"))
+        .filter_map(|p| p["entity"][0]["what"]["reference"].as_str())
+        .find(|b| b.starts_with("Binary/midwifery."))
+        .expect("the booking's original")
+        .to_owned();
+    let (status, outcome) = get_as(&k, &lead, &format!("/{booking_original}")).await;
+    assert_eq!(status, 403, "{outcome}");
+    assert_eq!(
+        outcome["issue"][0]["details"]["coding"][0]["code"],
+        "withheld"
+    );
+    // And a GP with no relationship reads no original at all.
+    let leo_original = common::resources(&after)
+        .into_iter()
+        .filter(|r| r["resourceType"] == "Provenance")
+        .filter_map(|p| p["entity"][0]["what"]["reference"].as_str())
+        .next()
+        .map(str::to_owned);
+    if let Some(original) = leo_original {
+        assert_eq!(get_as(&k, &unrelated, &format!("/{original}")).await.0, 403);
+    }
     // A four-year-old is not asked: a dissent for Leo needs an assessment of competence.
     let too_young = post(dissent(&leo)).await.expect("answers");
     assert_eq!(too_young.status(), 422);

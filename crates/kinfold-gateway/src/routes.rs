@@ -467,6 +467,7 @@ async fn everything(
     responses(
         (status = 200, description = "Binary: contentType and the original, base64", content_type = "application/fhir+json", body = serde_json::Value),
         (status = 401, description = "Missing, expired or untrusted token", content_type = "application/fhir+json", body = serde_json::Value),
+        (status = 403, description = "No role, organisation and purpose; no relationship with the person; the records it made are withheld from the caller (`withheld`); or an original about several people (`original-of-several`)", content_type = "application/fhir+json", body = serde_json::Value),
         (status = 404, description = "No such original", content_type = "application/fhir+json", body = serde_json::Value),
         (status = 504, description = "The agency did not answer", content_type = "application/fhir+json", body = serde_json::Value),
     ),
@@ -518,21 +519,67 @@ async fn binary_read(
             })
             .await?;
     }
-    state
-        .record_access(audit::record(
-            &caller,
-            "read",
-            "R",
-            "Binary/{id}",
-            person,
-            vec![audit::disclosed(
-                &format!("Binary/{id}"),
-                "Binary",
-                Some(agency.as_str()),
-            )],
-            &request,
+    // Through the disclosure pipeline: the original is shown only with the records it made,
+    // to a caller with a relationship to the person. An original about several people (a
+    // birth notification), or whose person the index does not know yet, is shown to no one
+    // through the gateway: the records it made are.
+    let person = person.ok_or_else(|| {
+        GatewayError::Refused(kinfold_http::ApiError::new(
+            actix_web::http::StatusCode::FORBIDDEN,
+            kinfold_fhir::IssueType::Forbidden,
+            "original-of-several",
+            "This original is about more than one person (or one Kinfold does not know yet), so no single relationship can open it; the records it made are answered by $everything.",
         ))
-        .await?;
+    })?;
+    let gathered =
+        crate::disclosure::gather(&state, &caller, &request, &person, false, "Binary/{id}").await?;
+    let binary_reference = format!("Binary/{id}");
+    let shown = gathered.parts[0]
+        .screened
+        .answers
+        .iter()
+        .filter_map(|a| a.result.as_ref().ok())
+        .flatten()
+        .any(|r| {
+            r.resource["resourceType"] == "Provenance"
+                && r.resource["entity"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .any(|e| e["what"]["reference"] == binary_reference.as_str())
+        });
+    if !shown {
+        state
+            .record_access(audit::refused(
+                &caller,
+                "Binary/{id}",
+                Some(person),
+                &request,
+                "provenance.of-withheld",
+            ))
+            .await?;
+        return Err(GatewayError::Refused(kinfold_http::ApiError::new(
+            actix_web::http::StatusCode::FORBIDDEN,
+            kinfold_fhir::IssueType::Suppressed,
+            "withheld",
+            "The records this original made are withheld from you; an override (purpose override, with a justification) can reveal them, and is recorded and reviewed.",
+        )));
+    }
+    let mut record = audit::record(
+        &caller,
+        "read",
+        "R",
+        "Binary/{id}",
+        Some(person),
+        vec![audit::disclosed(
+            &binary_reference,
+            "Binary",
+            Some(agency.as_str()),
+        )],
+        &request,
+    );
+    record.rule = Some(gathered.relationship.rule.to_owned());
+    state.record_access(record).await?;
     Ok(FhirResponse::ok(&binary))
 }
 
