@@ -101,8 +101,9 @@ if grep -qw sha_ni /proc/cpuinfo; then sha="has"; else sha="does not have"; fi
 load=$(cut -d' ' -f1-3 /proc/loadavg)
 # The robustness section is bench/robustness.sh's: keep it as it is.
 robustness=$(sed -n '/<!-- robustness:start -->/,/<!-- robustness:end -->/p' BENCHMARKS.md 2>/dev/null || true)
-# So is the identity section, bench/identity.sh's.
+# So are the identity and consent sections, bench/identity.sh's and bench/consent.sh's.
 identity=$(sed -n '/<!-- identity:start -->/,/<!-- identity:end -->/p' BENCHMARKS.md 2>/dev/null || true)
+consent=$(sed -n '/<!-- consent:start -->/,/<!-- consent:end -->/p' BENCHMARKS.md 2>/dev/null || true)
 cat >BENCHMARKS.md <<MD
 # Kinfold benchmarks
 
@@ -190,5 +191,6 @@ $every
 </details>
 MD
 if [ -n "$identity" ]; then printf '\n%s\n' "$identity" >>BENCHMARKS.md; fi
+if [ -n "$consent" ]; then printf '\n%s\n' "$consent" >>BENCHMARKS.md; fi
 if [ -n "$robustness" ]; then printf '\n%s\n' "$robustness" >>BENCHMARKS.md; fi
 echo "wrote BENCHMARKS.md"

@@ -141,7 +141,7 @@ pub(crate) fn requester(caller: &Caller) -> Result<Requester, GatewayError> {
 }
 
 /// What a child's records say about the professionals around them.
-pub(crate) fn facts(config: &DisclosureConfig, answers: &[AgencyAnswer]) -> ChildFacts {
+pub fn facts(config: &DisclosureConfig, answers: &[AgencyAnswer]) -> ChildFacts {
     let mut facts = ChildFacts {
         organisations: vec![config.area.clone()],
         ..ChildFacts::default()
@@ -260,27 +260,33 @@ fn date_of(resource: &Value) -> Option<NaiveDate> {
 
 /// Items of one agency withheld under one rule.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Withheld {
-    pub(crate) agency: Agency,
-    pub(crate) rule: String,
-    pub(crate) overridable: bool,
-    pub(crate) count: usize,
+pub struct Withheld {
+    /// The agency.
+    pub agency: Agency,
+    /// The rule.
+    pub rule: String,
+    /// Whether an override could reveal them.
+    pub overridable: bool,
+    /// How many.
+    pub count: usize,
 }
 
 /// One person's answers after the decisions: what may be shown, and what was withheld or
 /// revealed by an override (for the Bundle's outcomes and the ledger).
 #[derive(Debug, Default)]
-pub(crate) struct Screened {
-    pub(crate) answers: Vec<AgencyAnswer>,
-    pub(crate) withheld: Vec<Withheld>,
+pub struct Screened {
+    /// The answers, holding only what may be shown.
+    pub answers: Vec<AgencyAnswer>,
+    /// What was withheld, by agency and rule.
+    pub withheld: Vec<Withheld>,
     /// Each withheld record: its URL, type, agency and rule (for the ledger only).
-    pub(crate) withheld_records: Vec<(String, String, Agency, String)>,
+    pub withheld_records: Vec<(String, String, Agency, String)>,
     /// Each record an override revealed: its URL, the rule it lifted and its agency.
-    pub(crate) overridden: Vec<(String, String, Agency)>,
+    pub overridden: Vec<(String, String, Agency)>,
 }
 
 /// Decides every record of one person's answers.
-pub(crate) fn screen(
+pub fn screen(
     policy: &Policy,
     requester: &Requester,
     relationship: &Relationship,
