@@ -330,7 +330,30 @@ async fn the_decisions_follow_who_is_asking_and_why(backend: Backend) {
             .is_some_and(|d| d.contains("relationship.none"))
     );
     assert_eq!(refusal["agent"][0]["who"]["display"], "dr-elsewhere");
-    // Nor may they learn who the child is, where the records are, or who the family is.
+    // Nor may they learn who the child is, where the records are, or who the family is: a
+    // search finds nobody, exactly as for a number no agency knows.
+    let (status, search) = get_as(
+        &k,
+        &unrelated,
+        &format!("/Patient?identifier=https://fhir.nhs.uk/Id/nhs-number|{CHILD_NHS}"),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(search["total"], 0, "{search}");
+    let (_, unknown) = get_as(
+        &k,
+        &unrelated,
+        "/Patient?identifier=https://fhir.nhs.uk/Id/nhs-number|9990000093",
+    )
+    .await;
+    assert_eq!(unknown["total"], 0);
+    let (_, by_name) = get_as(
+        &k,
+        &unrelated,
+        "/Patient?name=Leo%20Haddad&birthdate=2022-01-15",
+    )
+    .await;
+    assert_eq!(by_name["total"], 0, "{by_name}");
     for path in [
         format!("/Patient/{leo}"),
         format!("/Person/{leo}"),

@@ -8,8 +8,8 @@ use serde_json::{Value, json};
 
 use crate::auth::Caller;
 
-/// The rule on the routes the consent rules do not decide yet (the Patient searches): an
-/// authenticated caller sees what they ask for. Named so
+/// The rule of an answer no relationship decides (a Patient search that found nobody): an
+/// authenticated caller who says who and why. Named so
 /// that every record says which rule let it through.
 pub const DEFAULT_RULE: &str = "kinfold.authenticated-caller";
 

@@ -599,12 +599,7 @@ impl Gathered {
 
 /// The refusal for a caller with no legitimate relationship to the child.
 pub(crate) fn no_relationship() -> GatewayError {
-    GatewayError::Refused(ApiError::new(
-        actix_web::http::StatusCode::FORBIDDEN,
-        IssueType::Forbidden,
-        "no-relationship",
-        "Kinfold finds no legitimate relationship between you and this child in the records (registered practice, allocation or the area's pool, a recent A&E attendance, a maternity booking, your hospital or organisation): nothing is disclosed. The request is recorded.",
-    ))
+    GatewayError::NoRelationship
 }
 
 #[cfg(test)]

@@ -18,6 +18,9 @@ pub enum GatewayError {
     /// No such person in Kinfold.
     #[error("unknown person")]
     UnknownPerson,
+    /// The records show no legitimate relationship between the caller and the person.
+    #[error("no relationship")]
+    NoRelationship,
     /// Every agency failed; there is nothing to answer with.
     #[error("no agency answered")]
     NoAgencyAnswered,
@@ -58,6 +61,12 @@ impl GatewayError {
             GatewayError::UnknownPerson => {
                 ApiError::not_found("No person with this id is known to Kinfold")
             }
+            GatewayError::NoRelationship => ApiError::new(
+                StatusCode::FORBIDDEN,
+                IssueType::Forbidden,
+                "no-relationship",
+                "Kinfold finds no legitimate relationship between you and this child in the records (registered practice, allocation or the area's pool, a recent A&E attendance, a maternity booking, your hospital or organisation): nothing is disclosed. The request is recorded.",
+            ),
             GatewayError::NoAgencyAnswered => ApiError::new(
                 StatusCode::GATEWAY_TIMEOUT,
                 IssueType::Timeout,

@@ -160,6 +160,46 @@ async fn patient_search(
             (person_id, answers)
         }
     };
+    // Through the disclosure pipeline: a person the caller has no relationship with is
+    // answered exactly like a number no agency knows (the attempt is recorded), so a search
+    // cannot probe who is known.
+    let mut rule = None;
+    let (person_id, answers) = match person_id {
+        Some(id) => {
+            match crate::disclosure::gather(
+                &state,
+                &caller,
+                &request,
+                &id,
+                false,
+                "Patient?identifier",
+            )
+            .await
+            {
+                Ok(mut gathered) => {
+                    rule = Some(gathered.relationship.rule.to_owned());
+                    let part = gathered.parts.remove(0);
+                    (Some(part.id), part.screened.answers)
+                }
+                Err(GatewayError::NoRelationship) => {
+                    state.ledger.record(records).await?;
+                    let failures = answers
+                        .iter()
+                        .filter_map(|a| a.result.as_ref().err().map(|f| (a.agency, f.clone())))
+                        .collect();
+                    return Ok(FhirResponse::ok(&merge::patient_search_bundle(
+                        &self_url, None, failures,
+                    )));
+                }
+                Err(other) => return Err(other),
+            }
+        }
+        None => {
+            // Nobody to decide about, but still only for a caller who says who and why.
+            crate::disclosure::requester(&caller)?;
+            (None, answers)
+        }
+    };
     let failures: Vec<_> = answers
         .iter()
         .filter_map(|a| a.result.as_ref().err().map(|f| (a.agency, f.clone())))
@@ -168,7 +208,7 @@ async fn patient_search(
         .as_deref()
         .and_then(|id| merge::patient_view(id, Some(&nhs), &answers));
     let entities = patient.as_ref().map(disclosed_links).unwrap_or_default();
-    records.push(audit::record(
+    let mut record = audit::record(
         &caller,
         "search-type",
         "E",
@@ -176,7 +216,11 @@ async fn patient_search(
         person_id,
         entities,
         &request,
-    ));
+    );
+    if let Some(rule) = rule {
+        record.rule = Some(rule);
+    }
+    records.push(record);
     state.ledger.record(records).await?;
     Ok(FhirResponse::ok(&merge::patient_search_bundle(
         &self_url, patient, failures,
@@ -220,6 +264,27 @@ async fn search_by_demographics(
                 .collect()
         })
         .await?;
+    // Only people the caller has a relationship with (each other attempt is recorded as
+    // refused, and the person left out as if the index did not know them).
+    crate::disclosure::requester(&caller)?;
+    let mut related = Vec::with_capacity(found.len());
+    for (person, score, patient) in found {
+        match crate::disclosure::gather(
+            &state,
+            &caller,
+            &request,
+            &person,
+            false,
+            "Patient?name&birthdate",
+        )
+        .await
+        {
+            Ok(_) => related.push((person, score, patient)),
+            Err(GatewayError::NoRelationship) => {}
+            Err(other) => return Err(other),
+        }
+    }
+    let found = related;
     let mut records: Vec<_> = found
         .iter()
         .map(|(person, _, patient)| {
