@@ -9,7 +9,7 @@
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::NaiveDate;
-use kinfold_consent::{Category, Dissent};
+use kinfold_consent::Category;
 use kinfold_fhir::{Agency, IssueType};
 use kinfold_http::{ApiError, FhirResponse};
 use serde::Deserialize;
@@ -54,32 +54,6 @@ fn date(value: &Value, at: &str) -> Result<Option<NaiveDate>, GatewayError> {
             .map_err(|_| invalid("date", at, "a date, YYYY-MM-DD")),
         None => Err(invalid("date", at, "a date, YYYY-MM-DD")),
     }
-}
-
-/// A stored Consent's dissent, if it is an active one.
-pub(crate) fn dissent_of(consent: &Value) -> Option<Dissent> {
-    if consent["status"] != "active" || consent["provision"]["type"] != "deny" {
-        return None;
-    }
-    let provision = &consent["provision"];
-    Some(Dissent {
-        id: consent["id"].as_str()?.to_owned(),
-        agencies: provision["actor"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|a| a["reference"]["identifier"]["value"].as_str()?.parse().ok())
-            .collect(),
-        categories: provision["code"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .flat_map(|c| c["coding"].as_array().into_iter().flatten())
-            .filter_map(|c| Category::parse(c["code"].as_str()?))
-            .collect(),
-        from: date(&provision["period"]["start"], "").ok().flatten(),
-        until: date(&provision["period"]["end"], "").ok().flatten(),
-    })
 }
 
 /// Checks a Consent as sent, and the person it is about.

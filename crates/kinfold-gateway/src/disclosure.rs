@@ -258,6 +258,38 @@ fn date_of(resource: &Value) -> Option<NaiveDate> {
     .and_then(|s| NaiveDate::parse_from_str(s.get(..10)?, "%Y-%m-%d").ok())
 }
 
+/// A stored Consent's dissent, if it is an active one.
+pub(crate) fn dissent_of(consent: &Value) -> Option<kinfold_consent::Dissent> {
+    if consent["status"] != "active" || consent["provision"]["type"] != "deny" {
+        return None;
+    }
+    let provision = &consent["provision"];
+    Some(kinfold_consent::Dissent {
+        id: consent["id"].as_str()?.to_owned(),
+        agencies: provision["actor"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|a| a["reference"]["identifier"]["value"].as_str()?.parse().ok())
+            .collect(),
+        categories: provision["code"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .flat_map(|c| c["coding"].as_array().into_iter().flatten())
+            .filter_map(|c| kinfold_consent::Category::parse(c["code"].as_str()?))
+            .collect(),
+        from: day(&provision["period"]["start"]),
+        until: day(&provision["period"]["end"]),
+    })
+}
+
+/// A `YYYY-MM-DD` (or longer) date.
+fn day(value: &Value) -> Option<NaiveDate> {
+    let text = value.as_str()?;
+    NaiveDate::parse_from_str(text.get(..10).unwrap_or(text), "%Y-%m-%d").ok()
+}
+
 /// Items of one agency withheld under one rule.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Withheld {
@@ -406,6 +438,9 @@ fn local_reference(full_url: &str) -> String {
     }
 }
 
+/// The most family members one answer asks about; beyond, the answer says it is cut short.
+pub const MAX_FAMILY: usize = 30;
+
 /// One person's part of a disclosure, decided.
 #[derive(Debug)]
 pub(crate) struct Part {
@@ -425,7 +460,7 @@ pub(crate) struct Gathered {
     pub(crate) requester: Requester,
     pub(crate) relationship: Relationship,
     pub(crate) parts: Vec<Part>,
-    /// Family members left out by the cap ([`crate::merge::MAX_FAMILY`]).
+    /// Family members left out by the cap ([`MAX_FAMILY`]).
     pub(crate) left_out: usize,
 }
 
@@ -459,7 +494,7 @@ pub(crate) async fn gather(
             if target.records.is_empty() && target.nhs.is_none() {
                 continue;
             }
-            if people.len() == crate::merge::MAX_FAMILY {
+            if people.len() == MAX_FAMILY {
                 left_out += 1;
                 continue;
             }
@@ -500,7 +535,7 @@ pub(crate) async fn gather(
             .await?
             .iter()
             .filter_map(|b| serde_json::from_str::<Value>(b).ok())
-            .filter_map(|c| crate::consents::dissent_of(&c))
+            .filter_map(|c| dissent_of(&c))
             .collect();
         let whose = if kin.is_none() {
             Whose::Child

@@ -28,6 +28,7 @@ pub mod ledger {
 mod merge;
 pub mod reviews;
 mod routes;
+mod state;
 
 use std::net::TcpListener;
 use std::time::Duration;
@@ -48,6 +49,7 @@ pub use ledger::{Ledger, LedgerConfig, LedgerError, SignedTreeHead};
 pub use routes::ApiDoc;
 
 use crate::fanout::Agencies;
+pub(crate) use crate::state::GatewayState;
 
 /// The gateway's configuration: defaults, then the TOML file, then environment
 /// variables (see `kinfold::config`).
@@ -113,111 +115,6 @@ pub enum StartError {
     /// The listener could not be bound.
     #[error("listener: {0}")]
     Io(#[from] std::io::Error),
-}
-
-/// Shared state of the gateway's handlers.
-#[derive(Debug)]
-pub(crate) struct GatewayState {
-    pub(crate) store: Store,
-    pub(crate) ledger: Ledger,
-    pub(crate) agencies: Agencies,
-    pub(crate) public_base_url: Option<String>,
-    /// The CapabilityStatement, serialised once at start.
-    pub(crate) capability: String,
-    /// The person index, family graph and record locator.
-    pub(crate) identities: identity::Identities,
-    /// The disclosure policy and who holds which records.
-    pub(crate) disclosure: disclosure::DisclosureConfig,
-}
-
-impl GatewayState {
-    /// The NHS number behind a Kinfold person id; an unknown id is a `404`.
-    pub(crate) async fn nhs_number_of(
-        &self,
-        person_id: &str,
-    ) -> Result<kinfold_fhir::NhsNumber, GatewayError> {
-        self.store
-            .nhs_number_of(person_id)
-            .await?
-            .ok_or(GatewayError::UnknownPerson)
-    }
-
-    /// Whom a person id names now (a merged person's survivor) and how to ask the agencies
-    /// about them: the record locator's records, and the NHS number for the others. An id the
-    /// identity index does not know yet is looked up in the NHS-number links; unknown, `404`.
-    pub(crate) async fn target_of(
-        &self,
-        asked: &str,
-    ) -> Result<(String, fanout::Target), GatewayError> {
-        let known = match asked.parse::<kinfold_identity::PersonId>() {
-            Ok(id) => {
-                self.identities
-                    .read(&self.store, &self.ledger, |inner| {
-                        let person = inner.current(&id)?;
-                        let target = fanout::Target {
-                            records: inner
-                                .locate(&person)
-                                .into_iter()
-                                .map(|k| (k.agency, k.reference))
-                                .collect(),
-                            nhs: inner.nhs_number_of(&person),
-                        };
-                        Some((person, target))
-                    })
-                    .await?
-            }
-            Err(_) => None,
-        };
-        match known {
-            Some((person, mut target)) => {
-                if target.nhs.is_none() {
-                    target.nhs = self.store.nhs_number_of(person.as_str()).await?;
-                }
-                Ok((person.to_string(), target))
-            }
-            None => {
-                let nhs = self.nhs_number_of(asked).await?;
-                Ok((
-                    asked.to_owned(),
-                    fanout::Target {
-                        records: Vec::new(),
-                        nhs: Some(nhs),
-                    },
-                ))
-            }
-        }
-    }
-
-    /// A person's family (the person as they are now, and the members).
-    pub(crate) async fn family_of(
-        &self,
-        asked: &kinfold_identity::PersonId,
-    ) -> Result<
-        (
-            kinfold_identity::PersonId,
-            Vec<kinfold_identity::family::Member>,
-        ),
-        GatewayError,
-    > {
-        self.identities
-            .read(&self.store, &self.ledger, |inner| {
-                let person = inner.current(asked)?;
-                let members = inner.graph().family_of(&person);
-                Some((person, members))
-            })
-            .await?
-            .ok_or(GatewayError::UnknownPerson)
-    }
-
-    /// Writes one access to the ledger and waits until it is durable: the gate every
-    /// disclosure passes. An error means nothing may be sent (fail closed).
-    pub(crate) async fn record_access(
-        &self,
-        record: kinfold_ledger::AuditRecord,
-    ) -> Result<(), GatewayError> {
-        self.ledger.record(vec![record]).await?;
-        Ok(())
-    }
 }
 
 /// A running server: its port and the server to poll.

@@ -216,9 +216,6 @@ pub fn suppressed(tally: &crate::disclosure::Withheld) -> Value {
     naming(tally.agency, outcome)
 }
 
-/// The most family members one answer asks about; beyond, the answer says it is cut short.
-pub const MAX_FAMILY: usize = 30;
-
 /// An `OperationOutcome` saying a family answer left members out.
 pub fn family_cut_short(left_out: usize) -> Value {
     let outcome = OperationOutcome::single(
@@ -226,7 +223,7 @@ pub fn family_cut_short(left_out: usize) -> Value {
         IssueType::TooCostly,
         format!(
             "The family has more members than one answer carries ({}); {left_out} are not in this answer. Ask for them one by one from the $family Group.",
-            MAX_FAMILY
+            crate::disclosure::MAX_FAMILY
         ),
     )
     .with_code("family-truncated");
