@@ -181,29 +181,13 @@ impl Agencies {
             .iter()
             .find(|e| e.agency == agency)
             .ok_or(AgencyFailure::Unreachable)?;
-        let url = format!("{}/{path}", endpoint.url.trim_end_matches('/'));
+        let client = AgencyClient {
+            http: &self.http,
+            base: endpoint.url.trim_end_matches('/'),
+        };
         let call = async {
-            let response = self
-                .http
-                .get(&url)
-                .header(reqwest::header::ACCEPT, kinfold_fhir::FHIR_JSON)
-                .send()
-                .await
-                .map_err(|_| AgencyFailure::Unreachable)?;
-            match response.status() {
-                reqwest::StatusCode::NOT_FOUND => return Ok(None),
-                status if !status.is_success() => {
-                    return Err(AgencyFailure::Status(status.as_u16()));
-                }
-                _ => {}
-            }
-            let bytes = response
-                .bytes()
-                .await
-                .map_err(|_| AgencyFailure::Unreachable)?;
-            serde_json::from_slice(&bytes)
-                .map(Some)
-                .map_err(|_| AgencyFailure::Invalid)
+            let record = client.read(format!("{}/{path}", client.base)).await?;
+            Ok(record.map(|r| r.resource))
         };
         tokio::time::timeout(self.deadline, call)
             .await
