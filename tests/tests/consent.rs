@@ -454,6 +454,31 @@ async fn the_decisions_follow_who_is_asking_and_why(backend: Backend) {
     let (status, listed) = get_as(&k, &lead, &format!("/Consent?patient={mother}")).await;
     assert_eq!(status, 200);
     assert_eq!(listed["total"], 1);
+    // She changes her mind: the dissent is withdrawn (kept, inactive), and the booking is
+    // shared again.
+    let withdrawn = k
+        .http
+        .post(format!("{}/Consent/{id}/$withdraw", k.gateway_url))
+        .bearer_auth(&lead)
+        .body(r#"{"reason": "She asked for her midwife's notes to be shared again"}"#)
+        .send()
+        .await
+        .expect("answers");
+    assert_eq!(withdrawn.status(), 200);
+    let withdrawn: Value = withdrawn.json().await.expect("the Consent");
+    assert_eq!(withdrawn["status"], "inactive");
+    let (_, again) = get_as(&k, &lead, &format!("/Patient/{mother}/$everything")).await;
+    assert!(
+        again.to_string().contains("pregnancy-booked"),
+        "shared again"
+    );
+    let (_, report) = k.get(&format!("/Patient/{mother}/$access-report")).await;
+    assert!(
+        report
+            .to_string()
+            .contains("withdrew this person's decision"),
+        "{report}"
+    );
 
     // No role or purpose: no patient data.
     let bare = kinfold_gateway::issue_token(&k.auth, "someone", None, None, 600).expect("token");

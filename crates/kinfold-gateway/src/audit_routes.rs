@@ -537,6 +537,7 @@ fn is_recorded_decision(record: &AuditRecord) -> bool {
     record.query.starts_with("identity-")
         || record.query.starts_with("family-")
         || record.query == "override-review"
+        || record.query.starts_with("consent-")
 }
 
 fn describe(seq: i64, record: &AuditRecord) -> Value {
@@ -567,6 +568,12 @@ fn describe(seq: i64, record: &AuditRecord) -> Value {
         "Person/{id}" => "looked at which agencies hold this person's records".to_owned(),
         "identity-link" => "linked an agency's record to this person".to_owned(),
         "override-review" => "reviewed an override of this person's records".to_owned(),
+        "consent-recorded" => {
+            "recorded this person's decision not to share some records".to_owned()
+        }
+        "consent-withdrawn" => {
+            "withdrew this person's decision not to share some records".to_owned()
+        }
         "identity-review-queued" => {
             "put a possible match for this person on the review queue".to_owned()
         }

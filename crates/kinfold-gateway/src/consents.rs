@@ -31,7 +31,93 @@ const AGE_OF_DECISION: u32 = 16;
 pub(crate) fn configure(config: &mut web::ServiceConfig) {
     config
         .route("/Consent", web::post().to(record))
-        .route("/Consent", web::get().to(search));
+        .route("/Consent", web::get().to(search))
+        .route("/Consent/{id}/$withdraw", web::post().to(withdraw));
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Withdrawal {
+    reason: String,
+}
+
+/// Withdraws a recorded dissent (the person changed their mind): the Consent is kept, as
+/// `inactive`, and from then on the records it covered are decided as before it.
+#[utoipa::path(post, path = "/Consent/{id}/$withdraw", tag = "Consent",
+    params(("id" = String, Path, description = "The Consent's id")),
+    request_body(content = serde_json::Value, description = "`{\"reason\": \"…\"}` (10 to 1,000 characters)", content_type = "application/json"),
+    responses(
+        (status = 200, description = "The Consent, inactive", content_type = "application/fhir+json", body = serde_json::Value),
+        (status = 403, description = "No relationship with the person", content_type = "application/fhir+json", body = serde_json::Value),
+        (status = 404, description = "No such Consent", content_type = "application/fhir+json", body = serde_json::Value),
+        (status = 422, description = "No reason, or already withdrawn", content_type = "application/fhir+json", body = serde_json::Value),
+    ),
+    security(("bearer" = [])))]
+pub(crate) async fn withdraw(
+    caller: Caller,
+    state: web::Data<GatewayState>,
+    request: HttpRequest,
+    path: web::Path<String>,
+    body: web::Bytes,
+) -> Result<HttpResponse, GatewayError> {
+    let withdrawal: Withdrawal = serde_json::from_slice(&body)
+        .map_err(|e| invalid("body", "", format!("The body is not a withdrawal: {e}")))?;
+    let reason = withdrawal.reason.trim().to_owned();
+    if !(10..=1000).contains(&reason.chars().count()) {
+        return Err(invalid(
+            "reason",
+            "reason",
+            "Say why, in 10 to 1,000 characters.",
+        ));
+    }
+    let id = path.into_inner();
+    let (person, stored) = state
+        .store
+        .consent(&id)
+        .await?
+        .ok_or_else(|| GatewayError::Refused(ApiError::not_found(format!("Consent/{id}"))))?;
+    // The caller needs a relationship with the person, as to record it.
+    crate::disclosure::gather(
+        &state,
+        &caller,
+        &request,
+        &person,
+        false,
+        "Consent/$withdraw",
+    )
+    .await?;
+    let mut consent: Value = serde_json::from_str(&stored).map_err(|_| {
+        GatewayError::Store(kinfold_store::StoreError::Corrupt(
+            "a consent cannot be read back".into(),
+        ))
+    })?;
+    if consent["status"] != "active" {
+        return Err(invalid(
+            "withdrawn",
+            "Consent.status",
+            "This decision is already withdrawn.",
+        ));
+    }
+    consent["status"] = json!("inactive");
+    consent["meta"]["lastUpdated"] =
+        json!(chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true));
+    let mut record = audit::record(
+        &caller,
+        "update",
+        "U",
+        "consent-withdrawn",
+        Some(person.clone()),
+        vec![audit::disclosed(&format!("Consent/{id}"), "Consent", None)],
+        &request,
+    );
+    record.rule = Some("kinfold.consent.withdrawn".into());
+    record.justification = Some(reason);
+    state.record_access(record).await?;
+    state
+        .store
+        .consent_put(&id, &person, &consent.to_string())
+        .await?;
+    Ok(FhirResponse::ok(&consent))
 }
 
 fn invalid(code: &str, at: &str, message: impl Into<String>) -> GatewayError {

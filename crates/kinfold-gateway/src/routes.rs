@@ -28,7 +28,7 @@ type State = web::Data<GatewayState>;
         crate::identity::routes::review_accept, crate::identity::routes::review_reject,
         crate::identity::routes::person_link, crate::identity::routes::person_unlink,
         crate::identity::routes::edge_assert, crate::identity::routes::edge_retract,
-        crate::reviews::queue, crate::reviews::complete, crate::consents::record, crate::consents::search, crate::audit_routes::why,
+        crate::reviews::queue, crate::reviews::complete, crate::consents::record, crate::consents::search, crate::consents::withdraw, crate::audit_routes::why,
         crate::audit_routes::audit_events, crate::audit_routes::access_report,
         crate::growth::growth, crate::growth::growth_chart, crate::events::receive,
         kinfold_audit::http::get_sth, kinfold_audit::http::get_sth_consistency,

@@ -98,6 +98,18 @@ impl Store {
         Ok(())
     }
 
+    /// One consent decision: the person it is about, and its body.
+    pub async fn consent(&self, id: &str) -> Result<Option<(String, String)>> {
+        let mut sql = self.sql();
+        sql.push("SELECT person, body FROM consents WHERE consent_id = ");
+        sql.bind(Arg::text(id));
+        Ok(on_pool!(self, pool => bound!(sql)
+            .fetch_optional(pool)
+            .await?
+            .map(|row| Ok::<_, crate::StoreError>((row.try_get("person")?, row.try_get("body")?)))
+            .transpose()?))
+    }
+
     /// A person's consent decisions (at most [`MAX_CONSENTS`]), oldest first.
     pub async fn consents_of(&self, person: &str) -> Result<Vec<String>> {
         let mut sql = self.sql();
