@@ -4,11 +4,12 @@
 //! ledger before it is kept.
 //!
 //! The state lives in memory behind one lock (a `PersonIndex`, the persons, edges and review
-//! pairs) and is loaded whole at start. Events are read in order of arrival from
-//! `received_events`, after each delivery and at start. A pass decides against the state in
-//! memory, then records its changes in the ledger, then saves them with the new events cursor
-//! in one transaction. If either fails, the state is loaded again from the store as it was,
-//! and the same events are read again next time.
+//! pairs) and is loaded whole on first use. Events are read in order of arrival from
+//! `received_events`, after each delivery and, when a delivery has come since, before any
+//! identity answer. A pass decides against the state in memory, then records its changes in
+//! the ledger, then saves them with the new events cursor in one transaction. If either fails,
+//! the state is loaded again from the store as it was, and the same events are read again next
+//! time.
 
 mod apply;
 pub(crate) mod routes;
