@@ -120,27 +120,8 @@ impl Agencies {
         self.deadline
     }
 
-    /// Each agency's Patient records for a person: the records the locator knows there,
-    /// else (the locator may not know them yet) those the agency finds by NHS number.
-    pub async fn patients_of(&self, target: &Target) -> Vec<AgencyAnswer> {
-        self.each_for(
-            target,
-            |agency, references| async move {
-                let mut all = Fetched::default();
-                for reference in references {
-                    let url = format!("{}/{reference}", agency.base);
-                    if let Some(record) = agency.read(url).await? {
-                        all.records.push(record);
-                    }
-                }
-                Ok(all)
-            },
-            |agency, nhs| async move { agency.patients(nhs).await },
-        )
-        .await
-    }
-
-    /// Everything each agency holds about a person, asked as [`Agencies::patients_of`] says.
+    /// Everything each agency holds about a person: the records the locator knows there, else
+    /// (the locator may not know them yet) what the agency finds by NHS number.
     pub async fn everything_of(&self, target: &Target) -> Vec<AgencyAnswer> {
         self.each_for(
             target,
@@ -163,13 +144,6 @@ impl Agencies {
     /// Each agency's Patient records for this NHS number.
     pub async fn patients(&self, nhs: &NhsNumber) -> Vec<AgencyAnswer> {
         self.each(|agency| async move { agency.patients(nhs).await })
-            .await
-    }
-
-    /// Everything each agency holds about the person with this NHS number: their Patient
-    /// record(s) there, then every record about them.
-    pub async fn everything(&self, nhs: &NhsNumber) -> Vec<AgencyAnswer> {
-        self.each(|agency| async move { agency.everything(nhs).await })
             .await
     }
 

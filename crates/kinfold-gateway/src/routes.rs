@@ -138,11 +138,8 @@ async fn patient_search(
         .await?;
     let mut records = Vec::new();
     let (person_id, answers) = match known {
-        // The index knows them: ask for every record it holds, with or without the number.
-        Some(person) => {
-            let (id, target) = state.target_of(person.as_str()).await?;
-            (Some(id), state.agencies.patients_of(&target).await)
-        }
+        // The index knows them: the disclosure pipeline below asks for every record it holds.
+        Some(person) => (Some(person.to_string()), Vec::new()),
         None => {
             let answers = state.agencies.patients(&nhs).await;
             let anyone_knows = answers

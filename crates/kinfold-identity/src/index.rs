@@ -168,13 +168,6 @@ impl PersonIndex {
         self.refused.entry(key).or_default().insert(person);
     }
 
-    /// Takes back a refusal.
-    pub fn unrefuse(&mut self, key: &RecordKey, person: &PersonId) {
-        if let Some(people) = self.refused.get_mut(key) {
-            people.remove(person);
-        }
-    }
-
     /// What the index says about one agency's record (it changes nothing).
     pub fn resolve(&self, key: &RecordKey, identity: &Identity) -> Resolution {
         if let Some(person) = self.person_of(key) {

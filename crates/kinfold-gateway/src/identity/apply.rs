@@ -66,6 +66,31 @@ struct EventRelation {
     gender: Option<String>,
 }
 
+impl EventRelation {
+    /// What the related person is to the person, and how sure the record is: coded (1.0), in
+    /// words (0.7), or named in a domestic-abuse notification (0.8).
+    fn kind(&self) -> (Relation, f64) {
+        if self.named_in_domestic_abuse_notification {
+            (Relation::NamedAdult, 0.8)
+        } else if let Some(code) = &self.code {
+            (Relation::from_role_code(code), 1.0)
+        } else {
+            let words = self
+                .text
+                .as_deref()
+                .unwrap_or_default()
+                .to_ascii_lowercase();
+            let kind = match words.trim() {
+                "mother" | "mum" => Relation::Mother,
+                "father" | "dad" => Relation::Father,
+                "parent" => Relation::Parent,
+                _ => Relation::Carer,
+            };
+            (kind, 0.7)
+        }
+    }
+}
+
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct Pregnancy {
@@ -101,13 +126,18 @@ pub(crate) async fn event(
     let birth_date = patient.demographics.birth_date.clone();
     let person = file(inner, store, key, patient.demographics, changes).await?;
     let born = event.codes.iter().any(|c| c == "birth-notification");
+    // Only a birth or a new parent edge can make a baby and a named child one person: the
+    // join (which reads the whole graph) runs for those events alone.
+    let names_a_parent = event.relations.iter().any(|r| r.kind().0.is_parental());
     for relation in event.relations {
         relate(inner, store, agency, &person, relation, changes).await?;
     }
     if born && let Some(born_on) = birth_date.as_deref().and_then(date) {
         birth(inner, &person, born_on, changes);
     }
-    if let Some(born_on) = &birth_date {
+    if (born || names_a_parent)
+        && let Some(born_on) = &birth_date
+    {
         join_baby(inner, &person, born_on, changes);
     }
     if let Some(pregnancy) = event.pregnancy {
@@ -347,24 +377,7 @@ async fn relate(
     if related == *person {
         return Ok(());
     }
-    let (kind, confidence) = if relation.named_in_domestic_abuse_notification {
-        (Relation::NamedAdult, 0.8)
-    } else if let Some(code) = &relation.code {
-        (Relation::from_role_code(code), 1.0)
-    } else {
-        let words = relation
-            .text
-            .as_deref()
-            .unwrap_or_default()
-            .to_ascii_lowercase();
-        let kind = match words.trim() {
-            "mother" | "mum" => Relation::Mother,
-            "father" | "dad" => Relation::Father,
-            "parent" => Relation::Parent,
-            _ => Relation::Carer,
-        };
-        (kind, 0.7)
-    };
+    let (kind, confidence) = relation.kind();
     let edge = Edge {
         id: edge_id(agency, &relation.reference),
         from: related,

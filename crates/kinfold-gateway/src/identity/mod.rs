@@ -56,7 +56,6 @@ pub(crate) struct Inner {
     pub(crate) persons: BTreeMap<PersonId, PersonBody>,
     pub(crate) edges: BTreeMap<String, EdgeBody>,
     pub(crate) reviews: BTreeMap<String, ReviewBody>,
-    pub(crate) refusals: BTreeMap<String, state::RefusalBody>,
     pub(crate) cursor: i64,
     /// Who lives where: each folded address and the records that give it.
     pub(crate) addresses: HashMap<String, std::collections::BTreeSet<RecordKey>>,

@@ -302,8 +302,6 @@ impl Inner {
     }
 
     fn set_refusal(&mut self, body: RefusalBody) {
-        self.index.refuse(body.record.clone(), body.person.clone());
-        let key = format!("{}|{}", record_key(&body.record), body.person);
-        self.refusals.insert(key, body);
+        self.index.refuse(body.record, body.person);
     }
 }
