@@ -8,6 +8,7 @@
 //! Architecture invariant: adapters never talk to each other, and only the gateway (and the
 //! agency's own feed) talks to an adapter.
 
+mod access;
 mod error;
 pub mod ingest;
 mod mllp;
@@ -22,6 +23,7 @@ use kinfold_fhir::Agency;
 use kinfold_store::Store;
 use serde::Deserialize;
 
+pub use access::AdapterTls;
 pub use error::AdapterError;
 pub use routes::ApiDoc;
 
@@ -51,8 +53,17 @@ pub struct AdapterConfig {
     pub max_concurrent_ingests: usize,
     /// The adapter's own audit ledger (every ingest is recorded in it before it is stored).
     pub ledger: kinfold_audit::LedgerConfig,
+    /// Mutual TLS: the adapter's certificate, its callers' authority, and the names of the
+    /// gateway's and the feeds' certificates. Required: an adapter serves only over TLS.
+    pub tls: Option<AdapterTls>,
+    /// How refused callers are counted into the adapter's ledger.
+    pub refusals: kinfold_audit::RefusalConfig,
     /// Where to take HL7 v2 over MLLP (the A&E feed), e.g. `0.0.0.0:2575`. Default: none.
+    /// MLLP runs over TLS, with a feed's client certificate required at the handshake.
     pub mllp_bind: Option<String>,
+    /// Take plain MLLP, without TLS (for a listener on loopback, e.g. the demo's). Default:
+    /// false.
+    pub mllp_plain: bool,
     /// The longest one MLLP frame may take to arrive, in milliseconds (default 30 s).
     pub mllp_frame_timeout_ms: u64,
     /// How long an MLLP connection may stay silent before it is closed (default 5 minutes).
@@ -77,7 +88,10 @@ impl Default for AdapterConfig {
             max_json_values: ingest::DEFAULT_MAX_JSON_VALUES,
             max_concurrent_ingests: 2,
             ledger: kinfold_audit::LedgerConfig::default(),
+            tls: None,
+            refusals: kinfold_audit::RefusalConfig::default(),
             mllp_bind: None,
+            mllp_plain: false,
             mllp_frame_timeout_ms: 30_000,
             mllp_idle_timeout_ms: 300_000,
             mllp_max_connections: 32,
@@ -139,6 +153,8 @@ struct Mllp {
     listener: TcpListener,
     state: web::Data<AdapterState>,
     limits: mllp::MllpLimits,
+    /// The TLS side, unless the listener takes plain MLLP.
+    tls: Option<mllp::MllpTls>,
 }
 
 impl std::fmt::Debug for Application {
@@ -172,7 +188,7 @@ impl Application {
             Some(m) => {
                 m.listener.set_nonblocking(true)?;
                 let listener = tokio::net::TcpListener::from_std(m.listener)?;
-                Some(tokio::spawn(mllp::serve(listener, m.state, m.limits)))
+                Some(tokio::spawn(mllp::serve(listener, m.state, m.limits, m.tls)))
             }
             None => None,
         };
@@ -199,6 +215,26 @@ pub fn build(
     ledger: kinfold_audit::Ledger,
     config: &AdapterConfig,
 ) -> std::io::Result<Application> {
+    let tls = config.tls.as_ref().ok_or_else(|| {
+        std::io::Error::other(
+            "an adapter serves only over mutual TLS: set its tls (cert, key, client_ca, \
+             gateway_names, feed_names)",
+        )
+    })?;
+    let tls_failed = |e: kinfold_http::tls::TlsError| std::io::Error::other(e.to_string());
+    let server_tls = kinfold_http::tls::server_config(
+        &tls.server(),
+        kinfold_http::tls::ClientCertificates::Optional,
+    )
+    .map_err(tls_failed)?;
+    let doors = web::Data::new(access::Doors {
+        gateway: tls.gateway_names.clone(),
+        feeds: tls.feed_names.clone(),
+    });
+    let refusals = web::Data::from(kinfold_audit::Refusals::start(
+        ledger.clone(),
+        config.refusals.clone(),
+    ));
     let listener = TcpListener::bind(&config.bind)?;
     let port = listener.local_addr()?.port();
     let ledger_api = web::Data::new(kinfold_audit::http::LedgerApi {
@@ -254,6 +290,21 @@ pub fn build(
                     ),
                     max_connections: config.mllp_max_connections,
                 },
+                tls: if config.mllp_plain {
+                    None
+                } else {
+                    Some(mllp::MllpTls {
+                        config: std::sync::Arc::new(
+                            kinfold_http::tls::server_config(
+                                &tls.server(),
+                                kinfold_http::tls::ClientCertificates::Required,
+                            )
+                            .map_err(tls_failed)?,
+                        ),
+                        feeds: tls.feed_names.clone(),
+                        refusals: refusals.clone().into_inner(),
+                    })
+                },
             })
         }
         None => None,
@@ -261,8 +312,12 @@ pub fn build(
     let server = HttpServer::new(move || {
         App::new()
             .app_data(state.clone())
+            .app_data(doors.clone())
+            .app_data(refusals.clone())
             .app_data(kinfold_http::query_config())
             .app_data(kinfold_http::path_config())
+            .wrap(from_fn(access::admit))
+            .wrap(from_fn(kinfold_audit::refusals::count_refusals))
             .wrap(from_fn(kinfold_http::request_log))
             .app_data(ledger_api.clone())
             .configure(kinfold_audit::http::configure)
@@ -271,7 +326,8 @@ pub fn build(
     })
     .workers(config.workers.max(1))
     .disable_signals()
-    .listen(listener)?
+    .on_connect(kinfold_http::tls::on_connect)
+    .listen_rustls_0_23(listener, server_tls)?
     .run();
     Ok(Application {
         http: kinfold_http::Running::new(port, server),

@@ -10,14 +10,19 @@
 //! answered with a NAK; a connection that sends more than 4 KiB outside any frame, takes longer
 //! than `mllp_frame_timeout_ms` over one frame, or stays silent for `mllp_idle_timeout_ms`, is
 //! closed. A fault in one connection never touches another.
+//!
+//! Over TLS (the default), the handshake must present a client certificate signed by the
+//! client authority and naming one of the adapter's `feed_names`, within the frame timeout;
+//! anything else is closed before a byte of HL7 is read, and counted into the adapter's
+//! ledger as a refusal. Plain MLLP is taken only where configuration says `mllp_plain`.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::web;
 use kinfold_hl7v2::{AckCode, Hl7Error, Message};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
+use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
 use crate::ingest::{self, Source};
@@ -37,11 +42,26 @@ pub(crate) struct MllpLimits {
     pub(crate) max_connections: usize,
 }
 
+/// The TLS side of the listener.
+#[derive(Debug, Clone)]
+pub(crate) struct MllpTls {
+    /// Requires a client certificate signed by the client authority.
+    pub(crate) config: Arc<rustls::ServerConfig>,
+    /// The names a feed's certificate may carry.
+    pub(crate) feeds: Vec<String>,
+    /// Where refused handshakes are counted.
+    pub(crate) refusals: Arc<kinfold_audit::Refusals>,
+}
+
+/// The route refused MLLP connections are counted under.
+const ROUTE: &str = "MLLP";
+
 /// Serves MLLP connections until the task is dropped.
 pub(crate) async fn serve(
     listener: TcpListener,
     state: web::Data<AdapterState>,
     limits: MllpLimits,
+    tls: Option<MllpTls>,
 ) {
     let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
     loop {
@@ -54,10 +74,18 @@ pub(crate) async fn serve(
             continue;
         };
         let state = state.clone();
+        let tls = tls.clone();
         tokio::spawn(async move {
             let _slot = slot;
             let _ = stream.set_nodelay(true);
-            if let Err(reason) = connection(stream, &state, limits).await {
+            let served = match tls {
+                None => connection(stream, &state, limits).await,
+                Some(tls) => match handshake(stream, &tls, limits).await {
+                    Ok(stream) => connection(stream, &state, limits).await,
+                    Err(reason) => Err(reason),
+                },
+            };
+            if let Err(reason) = served {
                 tracing::info!(%reason, "MLLP connection closed");
             }
         });
@@ -71,12 +99,48 @@ enum Frame {
     Closed,
 }
 
-async fn connection(
-    stream: TcpStream,
+/// Runs the TLS handshake within the frame timeout and admits only a feed's certificate.
+async fn handshake(
+    stream: tokio::net::TcpStream,
+    tls: &MllpTls,
+    limits: MllpLimits,
+) -> Result<tokio_rustls::server::TlsStream<tokio::net::TcpStream>, &'static str> {
+    let source = stream.peer_addr().ok().map(|a| a.ip());
+    let refuse = |code: &str| {
+        tls.refusals.note(source, code, ROUTE);
+    };
+    let acceptor = tokio_rustls::TlsAcceptor::from(tls.config.clone());
+    let stream = match tokio::time::timeout(limits.frame_timeout, acceptor.accept(stream)).await {
+        Err(_) => {
+            refuse("tls-handshake-timeout");
+            return Err("the TLS handshake took too long");
+        }
+        Ok(Err(_)) => {
+            refuse("tls-handshake-failed");
+            return Err("the TLS handshake failed (no client certificate, or one not signed by the client authority)");
+        }
+        Ok(Ok(stream)) => stream,
+    };
+    let allowed = stream
+        .get_ref()
+        .1
+        .peer_certificates()
+        .and_then(|certs| certs.first())
+        .map(|cert| kinfold_http::tls::PeerCertificate::new(cert.clone().into_owned()))
+        .is_some_and(|cert| cert.names_any(&tls.feeds));
+    if !allowed {
+        refuse("client-not-allowed");
+        return Err("the client certificate names none of this adapter's feeds");
+    }
+    Ok(stream)
+}
+
+async fn connection<S: AsyncRead + AsyncWrite>(
+    stream: S,
     state: &AdapterState,
     limits: MllpLimits,
 ) -> Result<(), &'static str> {
-    let (read, mut write) = stream.into_split();
+    let (read, mut write) = tokio::io::split(stream);
     let mut read = BufReader::new(read);
     loop {
         let frame = read_frame(&mut read, limits).await?;

@@ -16,7 +16,14 @@ use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use actix_web::body::{EitherBody, MessageBody};
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::StatusCode;
+use actix_web::middleware::Next;
+use actix_web::{ResponseError, web};
 use chrono::{DateTime, SecondsFormat, Utc};
+use kinfold_fhir::IssueType;
+use kinfold_http::ApiError;
 use kinfold_ledger::{AuditAgent, AuditRecord};
 use serde::Deserialize;
 
@@ -192,6 +199,49 @@ impl Refusals {
                 until: Some(until.clone()),
             })
             .collect()
+    }
+}
+
+/// Middleware: counts every answer that refuses its caller (one carrying a
+/// [`kinfold_http::Refusal`]: a missing, bad or expired token, a client certificate not allowed
+/// here) by source, reason and route, and answers `429` instead once the source has failed too
+/// often. Who refuses does not count; this is the one place that does. The app must hold a
+/// `web::Data<Refusals>`.
+pub async fn count_refusals(
+    request: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
+    let response = next.call(request).await?;
+    let code = response
+        .response()
+        .extensions()
+        .get::<kinfold_http::Refusal>()
+        .map(|r| r.code.clone());
+    let refusals = response
+        .request()
+        .app_data::<web::Data<Refusals>>()
+        .cloned();
+    let (Some(code), Some(refusals)) = (code, refusals) else {
+        return Ok(response.map_into_left_body());
+    };
+    let request = response.request();
+    let route = request
+        .match_pattern()
+        .unwrap_or_else(|| "(unmatched)".into());
+    let source = kinfold_http::client_address(request);
+    match refusals.note(source, &code, &route) {
+        Verdict::Throttle { retry_after } => {
+            let throttled = ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                IssueType::Throttled,
+                "too-many-refusals",
+                "Too many refused requests from this address; try again later with a valid credential.",
+            )
+            .retry_after(retry_after)
+            .error_response();
+            Ok(response.into_response(throttled).map_into_right_body())
+        }
+        Verdict::Refuse => Ok(response.map_into_left_body()),
     }
 }
 

@@ -367,37 +367,7 @@ impl FromRequest for Caller {
                 "This route needs a bearer token (Authorization: Bearer …).",
             )),
         };
-        ready(result.map_err(|refusal| counted(request, refusal)))
-    }
-}
-
-/// Counts a refused request by source, reason and route (the counts go into the ledger once
-/// an interval); a source that keeps failing is answered 429 instead.
-pub(crate) fn counted(request: &HttpRequest, refusal: ApiError) -> ApiError {
-    let Some(refusals) = request.app_data::<web::Data<kinfold_audit::Refusals>>() else {
-        return refusal;
-    };
-    let code = refusal
-        .outcome
-        .issue
-        .first()
-        .and_then(|i| i.details.as_ref())
-        .and_then(|d| d.coding.first())
-        .and_then(|c| c.code.clone())
-        .unwrap_or_default();
-    let route = request
-        .match_pattern()
-        .unwrap_or_else(|| "(unmatched)".into());
-    let source = kinfold_http::client_address(request);
-    match refusals.note(source, &code, &route) {
-        kinfold_audit::Verdict::Throttle { retry_after } => ApiError::new(
-            actix_web::http::StatusCode::TOO_MANY_REQUESTS,
-            IssueType::Throttled,
-            "too-many-refusals",
-            "Too many refused requests from this address; try again later with a valid token.",
-        )
-        .retry_after(retry_after),
-        _ => refusal,
+        ready(result)
     }
 }
 

@@ -13,7 +13,7 @@ use kinfold_http::ApiError;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use crate::auth::{AuthConfig, Authenticator, KeyConfig, Secret, bearer, counted};
+use crate::auth::{AuthConfig, Authenticator, KeyConfig, Secret, bearer};
 use crate::{GatewayError, GatewayState};
 
 /// One adapter's event key.
@@ -148,7 +148,7 @@ async fn receive(
             "This gateway takes events from no adapter (event_keys is empty).",
         )),
     }
-    .map_err(|refusal| GatewayError::Refused(counted(&request, refusal)))?;
+    .map_err(GatewayError::Refused)?;
     let bad = |code: &str, why: String| {
         GatewayError::Refused(ApiError::new(
             StatusCode::BAD_REQUEST,

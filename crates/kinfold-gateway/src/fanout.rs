@@ -98,16 +98,23 @@ pub struct Agencies {
 pub const MAX_PAGES: usize = 20;
 
 impl Agencies {
-    /// Builds the client. Connections are pooled and kept alive.
+    /// Builds the client, presenting the gateway's client certificate to the adapters and
+    /// trusting only their authority. Connections are pooled and kept alive.
     pub fn new(
         endpoints: Vec<AdapterEndpoint>,
         deadline: Duration,
-    ) -> Result<Self, reqwest::Error> {
-        let http = reqwest::Client::builder()
+        tls: Option<&kinfold_http::tls::ClientTls>,
+    ) -> Result<Self, crate::StartError> {
+        let builder = reqwest::Client::builder()
             .connect_timeout(deadline)
             .pool_idle_timeout(Duration::from_secs(60))
-            .user_agent(concat!("kinfold-gateway/", env!("CARGO_PKG_VERSION")))
-            .build()?;
+            .user_agent(concat!("kinfold-gateway/", env!("CARGO_PKG_VERSION")));
+        let http = match tls {
+            Some(tls) => kinfold_http::tls::client(tls, builder)?,
+            None if endpoints.is_empty() => builder,
+            None => return Err(crate::StartError::NoAdapterTls),
+        }
+        .build()?;
         Ok(Self {
             endpoints,
             deadline,

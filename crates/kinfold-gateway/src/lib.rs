@@ -68,6 +68,9 @@ pub struct GatewayConfig {
     pub adapter_timeout_ms: u64,
     /// The agencies' adapters.
     pub adapters: Vec<AdapterEndpoint>,
+    /// The gateway's side of the mutual TLS with the adapters: the adapters' authority, and
+    /// the gateway's client certificate and key. Required when adapters are configured.
+    pub adapter_tls: Option<kinfold_http::tls::ClientTls>,
     /// Token rules and keys.
     pub auth: AuthConfig,
     /// The audit ledger's signing key and rhythm.
@@ -93,6 +96,7 @@ impl Default for GatewayConfig {
             workers: 2,
             adapter_timeout_ms: 2000,
             adapters: Vec::new(),
+            adapter_tls: None,
             auth: AuthConfig::default(),
             ledger: LedgerConfig::default(),
             refusals: kinfold_audit::RefusalConfig::default(),
@@ -115,6 +119,12 @@ pub enum StartError {
     /// The listener could not be bound.
     #[error("listener: {0}")]
     Io(#[from] std::io::Error),
+    /// The adapters' TLS is missing or unusable.
+    #[error("adapter TLS: {0}")]
+    Tls(#[from] kinfold_http::tls::TlsError),
+    /// Adapters are configured, but not the gateway's TLS to reach them.
+    #[error("the adapters are reached only over mutual TLS: set adapter_tls (ca, cert, key)")]
+    NoAdapterTls,
 }
 
 /// A running server: its port and the server to poll.
@@ -145,6 +155,7 @@ pub fn build_on(
     let agencies = Agencies::new(
         config.adapters.clone(),
         Duration::from_millis(config.adapter_timeout_ms),
+        config.adapter_tls.as_ref(),
     )?;
     let refusals = web::Data::from(kinfold_audit::Refusals::start(
         ledger.clone(),
@@ -177,6 +188,7 @@ pub fn build_on(
             .app_data(proxies.clone())
             .app_data(kinfold_http::query_config())
             .app_data(kinfold_http::path_config())
+            .wrap(from_fn(kinfold_audit::refusals::count_refusals))
             .wrap(from_fn(kinfold_http::request_log))
             .service(SwaggerUi::new("/docs/{_:.*}").url("/openapi.json", openapi.clone()))
             .app_data(ledger_api.clone())

@@ -9,6 +9,8 @@
 //!
 //! Architecture invariant: no patient data and no token reaches a log line from this crate.
 
+pub mod tls;
+
 use std::fmt;
 use std::time::Instant;
 
@@ -70,6 +72,17 @@ pub struct ApiError {
     pub challenge: bool,
     /// Seconds to send in `Retry-After` (429 and 503 answers), if any.
     pub retry_after: Option<u64>,
+    /// Whether this answer refuses a caller (no credential, a bad one, or one not allowed
+    /// here): such answers carry a [`Refusal`] for the refusal counter.
+    pub refusal: bool,
+}
+
+/// Marks a response that refuses its caller, with the refusal's code; the refusal counter
+/// (`kinfold_audit::http::count_refusals`) reads it after the handler has run.
+#[derive(Debug, Clone)]
+pub struct Refusal {
+    /// The refusal's stable code, e.g. `token-expired`.
+    pub code: String,
 }
 
 impl ApiError {
@@ -87,7 +100,26 @@ impl ApiError {
             ),
             challenge: false,
             retry_after: None,
+            refusal: false,
         }
+    }
+
+    /// A refusal of the caller (`401` or `403`), counted by source, reason and route.
+    pub fn refused(status: StatusCode, kind: IssueType, code: &str, why: impl Into<String>) -> Self {
+        Self {
+            refusal: true,
+            ..Self::new(status, kind, code, why)
+        }
+    }
+
+    /// The error's stable code.
+    pub fn code(&self) -> Option<&str> {
+        self.outcome
+            .issue
+            .first()
+            .and_then(|i| i.details.as_ref())
+            .and_then(|d| d.coding.first())
+            .and_then(|c| c.code.as_deref())
     }
 
     /// Adds `Retry-After: seconds`.
@@ -120,7 +152,7 @@ impl ApiError {
     pub fn unauthorised(kind: IssueType, code: &str, diagnostics: impl Into<String>) -> Self {
         Self {
             challenge: true,
-            ..Self::new(StatusCode::UNAUTHORIZED, kind, code, diagnostics)
+            ..Self::refused(StatusCode::UNAUTHORIZED, kind, code, diagnostics)
         }
     }
 
@@ -181,6 +213,11 @@ impl ResponseError for ApiError {
             response
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
+        if self.refusal {
+            response.extensions_mut().insert(Refusal {
+                code: self.code().unwrap_or_default().to_owned(),
+            });
         }
         response
     }

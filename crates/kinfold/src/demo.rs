@@ -68,8 +68,12 @@ pub struct DemoInfo {
     pub consent_example: ConsentExample,
     /// The audit ledger's Ed25519 public key (base64), for `kinfold ledger verify`.
     pub ledger_public_key: String,
-    /// Where each adapter that takes HL7 v2 listens for MLLP (`host:port`): the A&E adapter.
+    /// Where each adapter that takes HL7 v2 listens for MLLP: the A&E adapter, in plain MLLP
+    /// on loopback (`host:port`; a listener that wants TLS is written `tls://host:port`).
     pub mllp: std::collections::BTreeMap<String, String>,
+    /// A feed's credentials (PEM files): the authority the adapters' certificates chain to,
+    /// and a client certificate that may send to every demo adapter and may not read.
+    pub client_tls: kinfold_http::tls::ClientTls,
 }
 
 /// The demo's example child.
@@ -355,6 +359,17 @@ pub async fn start(options: DemoOptions) -> Result<RunningDemo, DemoError> {
         }
     };
 
+    // The local authority and the certificates of the gateway, the adapters and a feed.
+    let pki = crate::pki::DemoPki::create(&options.data_dir.join("pki"))
+        .map_err(|e| DemoError::Seed(e.to_string()))?;
+    let adapter_tls = kinfold_adapter::AdapterTls {
+        cert: pki.adapter_cert.clone(),
+        key: pki.adapter_key.clone(),
+        client_ca: pki.ca.clone(),
+        gateway_names: vec![crate::pki::GATEWAY_NAME.to_owned()],
+        feed_names: vec![crate::pki::FEED_NAME.to_owned()],
+    };
+
     // The gateway's address first: each adapter delivers its events there.
     let gateway_listener = std::net::TcpListener::bind(bind(0))?;
     let gateway_url = format!("http://127.0.0.1:{}", gateway_listener.local_addr()?.port());
@@ -381,6 +396,11 @@ pub async fn start(options: DemoOptions) -> Result<RunningDemo, DemoError> {
                 .then(|| bind(1 + u16::try_from(Agency::ALL.len()).unwrap_or(5))),
             mllp_frame_timeout_ms: u64::try_from(options.mllp_frame_timeout.as_millis())
                 .unwrap_or(30_000),
+            // On loopback only: plain MLLP, as a hospital's interface engine on the same
+            // host would send it.
+            mllp_plain: true,
+            tls: Some(adapter_tls.clone()),
+            refusals: options.refusals.clone(),
             outbox: Some(kinfold_adapter::outbox::OutboxConfig {
                 gateway_url: gateway_url.clone(),
                 kid: format!("events-{agency}"),
@@ -404,7 +424,7 @@ pub async fn start(options: DemoOptions) -> Result<RunningDemo, DemoError> {
         )
         .await?;
         let app = kinfold_adapter::build(agency, store.clone(), ledger, &config)?;
-        let url = format!("http://127.0.0.1:{}", app.port());
+        let url = format!("https://127.0.0.1:{}", app.port());
         if let Some(port) = app.mllp_port() {
             mllp.insert(agency.to_string(), format!("127.0.0.1:{port}"));
         }
@@ -433,6 +453,7 @@ pub async fn start(options: DemoOptions) -> Result<RunningDemo, DemoError> {
         workers: options.workers,
         adapter_timeout_ms: u64::try_from(options.adapter_timeout.as_millis()).unwrap_or(2000),
         adapters: endpoints.clone(),
+        adapter_tls: Some(pki.gateway.clone()),
         auth: auth.clone(),
         ledger: ledger_config,
         refusals: options.refusals.clone(),
@@ -455,7 +476,13 @@ pub async fn start(options: DemoOptions) -> Result<RunningDemo, DemoError> {
         already += store.count().await?;
     }
     let seeded = if already == 0 {
-        seed(&population, &endpoints, mllp.get("ae").map(String::as_str)).await?
+        seed(
+            &population,
+            &endpoints,
+            mllp.get("ae").map(String::as_str),
+            &pki.feed,
+        )
+        .await?
     } else {
         0
     };
@@ -537,6 +564,7 @@ pub async fn start(options: DemoOptions) -> Result<RunningDemo, DemoError> {
         consent_example,
         ledger_public_key,
         mllp,
+        client_tls: pki.feed.clone(),
     };
     let json = serde_json::to_string_pretty(&info).map_err(|e| DemoError::Seed(e.to_string()))?;
     std::fs::write(options.data_dir.join("demo.json"), json)?;
@@ -603,8 +631,12 @@ async fn seed(
     population: &Population,
     endpoints: &[AdapterEndpoint],
     mllp: Option<&str>,
+    feed: &kinfold_http::tls::ClientTls,
 ) -> Result<usize, DemoError> {
-    let http = reqwest::Client::new();
+    let http = kinfold_http::tls::client(feed, reqwest::Client::builder())
+        .map_err(|e| DemoError::Seed(e.to_string()))?
+        .build()
+        .map_err(|e| DemoError::Seed(e.to_string()))?;
     let url_of = |agency: Agency| {
         endpoints
             .iter()
@@ -632,6 +664,7 @@ async fn seed(
         let target = crate::import::Target {
             adapter: url_of(agency)?,
             mllp: None,
+            tls: Some(feed.clone()),
         };
         let mut summary = kinfold_adapter::ingest::extract::ImportSummary::default();
         for (n, chunk) in rows.chunks(crate::import::CHUNK_ROWS).enumerate() {
@@ -663,7 +696,7 @@ async fn seed(
             .collect();
         let sent = futures::future::join_all(shares.into_iter().map(|share| {
             let address = address.to_owned();
-            async move { crate::import::send_hl7v2(&address, &share).await }
+            async move { crate::import::send_hl7v2(&address, Some(feed), &share).await }
         }))
         .await;
         for result in sent {

@@ -25,8 +25,24 @@ pub const CHUNK_ROWS: usize = 500;
 pub struct Target {
     /// Its HTTP base URL.
     pub adapter: String,
-    /// Its MLLP address (`host:port`), for the A&E feed.
+    /// Its MLLP address (`host:port`, or `tls://host:port`), for the A&E feed.
     pub mllp: Option<String>,
+    /// The feed's client certificate, its key, and the adapters' authority: adapters take
+    /// ingest only from their feeds' certificates.
+    pub tls: Option<kinfold_http::tls::ClientTls>,
+}
+
+impl Target {
+    /// An HTTP client that presents the feed's certificate.
+    pub fn http(&self, timeout: Duration) -> Result<reqwest::Client, String> {
+        let builder = reqwest::Client::builder().timeout(timeout);
+        match &self.tls {
+            Some(tls) => kinfold_http::tls::client(tls, builder).map_err(|e| e.to_string())?,
+            None => builder,
+        }
+        .build()
+        .map_err(|e| e.to_string())
+    }
 }
 
 /// Imports one file, drawing progress when `show_progress`.
@@ -63,10 +79,7 @@ pub async fn import(
 }
 
 async fn extract(file: &Path, target: &Target, bar: &ProgressBar) -> Result<ImportSummary, String> {
-    let http = reqwest::Client::builder()
-        .timeout(Duration::from_secs(120))
-        .build()
-        .map_err(|e| e.to_string())?;
+    let http = target.http(Duration::from_secs(120))?;
     let reader = BufReader::new(std::fs::File::open(file).map_err(|e| e.to_string())?);
     let mut total = ImportSummary::default();
     let mut chunk = String::new();
@@ -141,7 +154,7 @@ async fn hl7v2(file: &Path, target: &Target, bar: &ProgressBar) -> Result<Import
     let bytes = std::fs::read(file).map_err(|e| format!("{}: {e}", file.display()))?;
     let text = kinfold_hl7v2::decode(&bytes);
     let messages = kinfold_hl7v2::split_messages(&text);
-    let summary = send_hl7v2(address, &messages).await?;
+    let summary = send_hl7v2(address, target.tls.as_ref(), &messages).await?;
     bar.inc(bytes.len() as u64);
     Ok(summary)
 }
@@ -150,9 +163,10 @@ async fn hl7v2(file: &Path, target: &Target, bar: &ProgressBar) -> Result<Import
 /// row numbered from 1 in the order sent.
 pub(crate) async fn send_hl7v2<S: AsRef<str>>(
     address: &str,
+    tls: Option<&kinfold_http::tls::ClientTls>,
     messages: &[S],
 ) -> Result<ImportSummary, String> {
-    let mut stream = tokio::net::TcpStream::connect(address)
+    let mut stream = kinfold_http::tls::connect(address, tls)
         .await
         .map_err(|e| format!("{address}: {e}"))?;
     let mut summary = ImportSummary::default();
@@ -187,7 +201,7 @@ pub(crate) async fn send_hl7v2<S: AsRef<str>>(
     Ok(summary)
 }
 
-async fn read_frame(stream: &mut tokio::net::TcpStream) -> Result<String, String> {
+async fn read_frame(stream: &mut Box<dyn kinfold_http::tls::Duplex>) -> Result<String, String> {
     let mut frame = Vec::new();
     let mut byte = [0u8; 1];
     let read = async {
@@ -214,7 +228,8 @@ async fn read_frame(stream: &mut tokio::net::TcpStream) -> Result<String, String
 
 async fn bundle(file: &Path, target: &Target, bar: &ProgressBar) -> Result<ImportSummary, String> {
     let body = std::fs::read(file).map_err(|e| format!("{}: {e}", file.display()))?;
-    let response = reqwest::Client::new()
+    let response = target
+        .http(Duration::from_secs(120))?
         .post(format!("{}/", target.adapter.trim_end_matches('/')))
         .header(reqwest::header::CONTENT_TYPE, kinfold_fhir::FHIR_JSON)
         .body(body.clone())

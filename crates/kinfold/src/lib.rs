@@ -5,3 +5,4 @@ pub mod config;
 pub mod demo;
 pub mod growth_csv;
 pub mod import;
+pub mod pki;

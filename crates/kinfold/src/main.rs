@@ -79,6 +79,15 @@ enum Command {
         /// Where demo.json is, when the addresses come from it.
         #[arg(long, default_value = "kinfold-data")]
         data_dir: PathBuf,
+        /// The feed's client certificate (PEM). Default: demo.json's client_tls.
+        #[arg(long, requires_all = ["key", "ca"])]
+        cert: Option<PathBuf>,
+        /// Its private key (PEM).
+        #[arg(long, requires_all = ["cert", "ca"])]
+        key: Option<PathBuf>,
+        /// The authority the adapter's certificate chains to (PEM).
+        #[arg(long, requires_all = ["cert", "key"])]
+        ca: Option<PathBuf>,
     },
     /// Check or checkpoint the audit ledger.
     Ledger {
@@ -216,7 +225,18 @@ async fn run(command: Command) -> Result<(), String> {
             adapter,
             mllp,
             data_dir,
-        } => import(agency, &file, adapter, mllp, &data_dir).await,
+            cert,
+            key,
+            ca,
+        } => {
+            let tls = match (cert, key, ca) {
+                (Some(cert), Some(key), Some(ca)) => {
+                    Some(kinfold_http::tls::ClientTls { ca, cert, key })
+                }
+                _ => None,
+            };
+            import(agency, &file, adapter, mllp, tls, &data_dir).await
+        }
         Command::Demo {
             data_dir,
             port,
@@ -507,6 +527,7 @@ async fn import(
     file: &std::path::Path,
     adapter: Option<String>,
     mllp: Option<String>,
+    tls: Option<kinfold_http::tls::ClientTls>,
     data_dir: &std::path::Path,
 ) -> Result<(), String> {
     let demo = || -> Result<serde_json::Value, String> {
@@ -531,7 +552,17 @@ async fn import(
         None if agency == Agency::Ae => demo()?["mllp"]["ae"].as_str().map(str::to_owned),
         None => None,
     };
-    let target = kinfold::import::Target { adapter, mllp };
+    let tls = match tls {
+        Some(tls) => tls,
+        None => serde_json::from_value(demo()?["client_tls"].clone()).map_err(|e| {
+            format!("demo.json has no usable client_tls ({e}): give --cert, --key and --ca")
+        })?,
+    };
+    let target = kinfold::import::Target {
+        adapter,
+        mllp,
+        tls: Some(tls),
+    };
     let terminal = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let started = std::time::Instant::now();
     let summary = kinfold::import::import(agency, file, &target, terminal).await?;

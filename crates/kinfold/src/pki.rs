@@ -1,0 +1,162 @@
+//! The demo's certificate authority: a local CA and the certificates mutual TLS needs between
+//! the gateway, the adapters and the feeds, made with rcgen under the demo's data directory.
+//!
+//! * `ca.pem` (and `ca-key.pem`, which never leaves the directory): the authority.
+//! * `adapter.pem`: every demo adapter's server certificate (`localhost`, `127.0.0.1`).
+//! * `gateway.pem`: the gateway's client certificate, naming [`GATEWAY_NAME`].
+//! * `feed.pem`: a feed's client certificate, naming [`FEED_NAME`]: it may send to every
+//!   demo adapter, and may not read.
+//!
+//! Files already there are kept, so a restarted demo keeps its certificates. In production
+//! the certificates come from the organisation's own authority; configuration names the
+//! files (README, "Mutual TLS").
+
+use std::path::{Path, PathBuf};
+
+use kinfold_http::tls::ClientTls;
+use rcgen::{
+    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
+    KeyUsagePurpose,
+};
+
+/// The name on the gateway's client certificate.
+pub const GATEWAY_NAME: &str = "gateway.kinfold.internal";
+/// The name on the demo feed's client certificate.
+pub const FEED_NAME: &str = "feed.kinfold.internal";
+
+/// Why the certificates could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum PkiError {
+    /// A file could not be read or written.
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    /// rcgen refused.
+    #[error("certificate: {0}")]
+    Certificate(#[from] rcgen::Error),
+}
+
+/// The demo's certificates, as files.
+#[derive(Debug, Clone)]
+pub struct DemoPki {
+    /// The folder they are in.
+    pub dir: PathBuf,
+    /// The authority's certificate.
+    pub ca: PathBuf,
+    /// The adapters' server certificate and key.
+    pub adapter_cert: PathBuf,
+    /// Its key.
+    pub adapter_key: PathBuf,
+    /// The gateway's client credentials.
+    pub gateway: ClientTls,
+    /// A feed's client credentials.
+    pub feed: ClientTls,
+}
+
+impl DemoPki {
+    /// Makes the authority and the certificates in `dir`, keeping any already there.
+    pub fn create(dir: &Path) -> Result<Self, PkiError> {
+        std::fs::create_dir_all(dir)?;
+        let ca = dir.join("ca.pem");
+        let ca_key = dir.join("ca-key.pem");
+        if !ca.exists() || !ca_key.exists() {
+            let key = KeyPair::generate()?;
+            let cert = authority()?.self_signed(&key)?;
+            write_secret(&ca_key, &key.serialize_pem())?;
+            std::fs::write(&ca, cert.pem())?;
+        }
+        let pki = Self {
+            dir: dir.to_owned(),
+            ca: ca.clone(),
+            adapter_cert: dir.join("adapter.pem"),
+            adapter_key: dir.join("adapter-key.pem"),
+            gateway: client_files(dir, "gateway", &ca),
+            feed: client_files(dir, "feed", &ca),
+        };
+        if !pki.adapter_cert.exists() || !pki.adapter_key.exists() {
+            pki.issue(
+                &["localhost", "127.0.0.1"],
+                ExtendedKeyUsagePurpose::ServerAuth,
+                &pki.adapter_cert,
+                &pki.adapter_key,
+            )?;
+        }
+        for (name, files) in [(GATEWAY_NAME, &pki.gateway), (FEED_NAME, &pki.feed)] {
+            if !files.cert.exists() || !files.key.exists() {
+                pki.issue(
+                    &[name],
+                    ExtendedKeyUsagePurpose::ClientAuth,
+                    &files.cert,
+                    &files.key,
+                )?;
+            }
+        }
+        Ok(pki)
+    }
+
+    /// Issues another client certificate from the same authority, naming `name`, into
+    /// `{stem}.pem` and `{stem}-key.pem` (tests use it for a feed of the wrong agency).
+    pub fn client(&self, name: &str, stem: &str) -> Result<ClientTls, PkiError> {
+        let files = client_files(&self.dir, stem, &self.ca);
+        self.issue(
+            &[name],
+            ExtendedKeyUsagePurpose::ClientAuth,
+            &files.cert,
+            &files.key,
+        )?;
+        Ok(files)
+    }
+
+    fn issue(
+        &self,
+        names: &[&str],
+        usage: ExtendedKeyUsagePurpose,
+        cert_path: &Path,
+        key_path: &Path,
+    ) -> Result<(), PkiError> {
+        let ca_key = KeyPair::from_pem(&std::fs::read_to_string(self.dir.join("ca-key.pem"))?)?;
+        // The authority's name and key identify it as the issuer (its key identifier is
+        // derived from its key), so the same parameters rebuild it.
+        let issuer = Issuer::new(authority()?, ca_key);
+        let key = KeyPair::generate()?;
+        let mut params =
+            CertificateParams::new(names.iter().map(|n| (*n).to_owned()).collect::<Vec<_>>())?;
+        params.distinguished_name.push(DnType::CommonName, names[0]);
+        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        params.extended_key_usages = vec![usage];
+        let cert = params.signed_by(&key, &issuer)?;
+        write_secret(key_path, &key.serialize_pem())?;
+        std::fs::write(cert_path, cert.pem())?;
+        Ok(())
+    }
+}
+
+/// The authority's certificate parameters.
+fn authority() -> Result<CertificateParams, rcgen::Error> {
+    let mut params = CertificateParams::new(Vec::<String>::new())?;
+    params
+        .distinguished_name
+        .push(DnType::CommonName, "Kinfold demo authority");
+    params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+    params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+    Ok(params)
+}
+
+fn client_files(dir: &Path, stem: &str, ca: &Path) -> ClientTls {
+    ClientTls {
+        ca: ca.to_owned(),
+        cert: dir.join(format!("{stem}.pem")),
+        key: dir.join(format!("{stem}-key.pem")),
+    }
+}
+
+/// Writes a private key readable by its owner only.
+fn write_secret(path: &Path, pem: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    #[cfg(unix)]
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    options.mode(0o600);
+    options.open(path)?.write_all(pem.as_bytes())
+}
