@@ -339,9 +339,7 @@ async fn an_a_and_e_message_over_mllp_and_a_gp_bundle_carry_provenance_and_event
     let message = format!(
         "MSH|^~\\&|EPR|RXX|KINFOLD|AE|20261101100000+0000||ADT^A04^ADT_A01|FEED-T1|P|2.5\rEVN|A04|20261101100500+0000|||OP1^Okafor^Rita\rPID|1||{CHILD_NHS}^^^NHS^NH||Haddad^Leo||20220115|1\rPV1|1|E|AE^^^RXX||||||||||||||||V77|||||||||||||||||||||||||20261101093000+0000\rACC|20261101083000+0000|FALL^Fall^LOCAL\rOBX|1|CWE|injury-type^Injury type^KINFOLD-INJ||125605004^Fracture of bone^SCT\rOBX|2|CWE|body-site^Body site^KINFOLD-INJ||71341001^Femur^SCT"
     );
-    let mut stream = tokio::net::TcpStream::connect(k.mllp.as_deref().expect("MLLP"))
-        .await
-        .expect("connects");
+    let mut stream = k.mllp_stream().await;
     let mut frame = vec![0x0b];
     frame.extend_from_slice(message.as_bytes());
     frame.extend_from_slice(&[0x1c, 0x0d]);

@@ -129,7 +129,8 @@ async fn a_hung_adapter_costs_only_its_deadline() {
     let demo = common::start_in(dir.path().to_path_buf(), 2, Duration::from_secs(2)).await;
     // A listener that is never accepted from: connections open, requests are never answered.
     let hung = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    let hung_url = format!("http://{}", hung.local_addr().expect("addr"));
+    // (An https address: the TLS handshake never completes either.)
+    let hung_url = format!("https://{}", hung.local_addr().expect("addr"));
 
     let secret = "hung-adapter-test-secret-0123456789";
     let mut adapters: Vec<kinfold_gateway::AdapterEndpoint> = demo
@@ -157,6 +158,12 @@ async fn a_hung_adapter_costs_only_its_deadline() {
         bind: "127.0.0.1:0".into(),
         adapter_timeout_ms: 300,
         adapters,
+        // The demo's gateway certificate: the adapters read only to it.
+        adapter_tls: Some(
+            kinfold::pki::DemoPki::create(&dir.path().join("pki"))
+                .expect("the demo's pki")
+                .gateway,
+        ),
         auth: auth.clone(),
         workers: 1,
         ..Default::default()

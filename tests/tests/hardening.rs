@@ -436,8 +436,7 @@ async fn total(http: &reqwest::Client, url: &str) -> u64 {
 /// database are a 400 with the limit, invalid data is refused where it is wrong and nothing
 /// of a failed transaction is stored, and one Patient per NHS number.
 async fn strict_search_and_valid_data_only(store: Store) {
-    let (url, handle) = common::adapter_on(Agency::Gp, store).await;
-    let http = reqwest::Client::new();
+    let (url, handle, http) = common::adapter_on(Agency::Gp, store).await;
     let (status, answer) = post(
         &http,
         &format!("{url}/"),

@@ -19,9 +19,7 @@ const CHILD_NHS: &str = "9990000026";
 const BABY_NHS: &str = "9990000034";
 
 async fn send_hl7(k: &Kinfold, message: &str) {
-    let mut stream = tokio::net::TcpStream::connect(k.mllp.as_deref().expect("MLLP"))
-        .await
-        .expect("connects");
+    let mut stream = k.mllp_stream().await;
     let mut frame = vec![0x0b];
     frame.extend_from_slice(message.as_bytes());
     frame.extend_from_slice(&[0x1c, 0x0d]);

@@ -91,8 +91,7 @@ fn to_json(entry: &Entry) -> Value {
 }
 
 fn check(runtime: &tokio::runtime::Runtime, store: Store) {
-    let (url, handle) = runtime.block_on(common::adapter_on(Agency::Ae, store));
-    let http = reqwest::Client::new();
+    let (url, handle, http) = runtime.block_on(common::adapter_on(Agency::Ae, store));
     let count = |kind: &str| -> u64 {
         runtime.block_on(async {
             let bundle: Value = http

@@ -94,13 +94,22 @@ pub(crate) async fn admit(
         Door::Ingest | Door::Read => {
             let Some(doors) = request.app_data::<web::Data<Doors>>() else {
                 tracing::error!("the adapter was built without its doors");
-                return Ok(request.into_response(ApiError::internal().error_response()).map_into_right_body());
+                return Ok(request
+                    .into_response(ApiError::internal().error_response())
+                    .map_into_right_body());
             };
-            Some(if door == Door::Ingest { doors.feeds.clone() } else { doors.gateway.clone() })
+            Some(if door == Door::Ingest {
+                doors.feeds.clone()
+            } else {
+                doors.gateway.clone()
+            })
         }
     };
     let Some(allowed) = allowed else {
-        return next.call(request).await.map(ServiceResponse::map_into_left_body);
+        return next
+            .call(request)
+            .await
+            .map(ServiceResponse::map_into_left_body);
     };
     let refusal = match peer_certificate(request.request()) {
         Some(cert) if cert.names_any(&allowed) => None,
@@ -122,7 +131,10 @@ pub(crate) async fn admit(
         )),
     };
     match refusal {
-        None => next.call(request).await.map(ServiceResponse::map_into_left_body),
+        None => next
+            .call(request)
+            .await
+            .map(ServiceResponse::map_into_left_body),
         Some(refusal) => Ok(request
             .into_response(refusal.error_response())
             .map_into_right_body()),

@@ -188,7 +188,9 @@ impl Application {
             Some(m) => {
                 m.listener.set_nonblocking(true)?;
                 let listener = tokio::net::TcpListener::from_std(m.listener)?;
-                Some(tokio::spawn(mllp::serve(listener, m.state, m.limits, m.tls)))
+                Some(tokio::spawn(mllp::serve(
+                    listener, m.state, m.limits, m.tls,
+                )))
             }
             None => None,
         };

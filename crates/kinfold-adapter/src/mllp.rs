@@ -117,7 +117,9 @@ async fn handshake(
         }
         Ok(Err(_)) => {
             refuse("tls-handshake-failed");
-            return Err("the TLS handshake failed (no client certificate, or one not signed by the client authority)");
+            return Err(
+                "the TLS handshake failed (no client certificate, or one not signed by the client authority)",
+            );
         }
         Ok(Ok(stream)) => stream,
     };

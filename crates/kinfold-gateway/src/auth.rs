@@ -90,6 +90,13 @@ pub struct Claims {
     /// The practitioner's name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
+    /// A system client's id (tokens from `/auth/token`); its requests say who is asking in a
+    /// `Kinfold-Requester` JWT.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<String>,
+    /// The SMART scopes granted to a system client.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
 }
 
 /// An authenticated caller.
@@ -107,6 +114,10 @@ pub struct Caller {
     pub justification: Option<String>,
     /// Their name.
     pub name: Option<String>,
+    /// The system client the request came through, if any.
+    pub client: Option<String>,
+    /// A system client's granted scopes.
+    pub scope: Option<String>,
 }
 
 /// Why a key set cannot be used.
@@ -271,6 +282,8 @@ impl Authenticator {
             purpose: claims.purpose,
             justification: claims.justification,
             name: claims.name,
+            client: claims.client_id,
+            scope: claims.scope,
         })
     }
 }
@@ -339,6 +352,8 @@ pub fn issue_token_for(
         purpose: Some(who.purpose.unwrap_or("direct-care").to_owned()),
         justification: who.justification.map(str::to_owned),
         name: who.name.map(str::to_owned),
+        client_id: None,
+        scope: None,
     };
     let mut header = Header::new(Algorithm::HS256);
     header.kid = Some(key.kid.clone());
@@ -348,6 +363,88 @@ pub fn issue_token_for(
         &EncodingKey::from_secret(key.secret.expose().as_bytes()),
     )
     .map_err(|_| AuthConfigError::ShortSecret(key.kid.clone()))
+}
+
+/// Issues a system client's access token (`/auth/token`): the client, its granted scopes, and
+/// nobody's identity; its requests say who is asking.
+pub(crate) fn issue_system_token(
+    config: &AuthConfig,
+    client_id: &str,
+    scope: &str,
+    valid_for_seconds: u64,
+) -> Result<String, AuthConfigError> {
+    let key = config.keys.first().ok_or(AuthConfigError::NoKeys)?;
+    let now = jsonwebtoken::get_current_timestamp();
+    let claims = Claims {
+        iss: config.issuer.clone(),
+        aud: config.audience.clone(),
+        sub: client_id.to_owned(),
+        iat: now,
+        nbf: None,
+        exp: now + valid_for_seconds.min(config.max_lifetime_seconds),
+        org: None,
+        role: None,
+        purpose: None,
+        justification: None,
+        name: None,
+        client_id: Some(client_id.to_owned()),
+        scope: Some(scope.to_owned()),
+    };
+    let mut header = Header::new(Algorithm::HS256);
+    header.kid = Some(key.kid.clone());
+    jsonwebtoken::encode(
+        &header,
+        &claims,
+        &EncodingKey::from_secret(key.secret.expose().as_bytes()),
+    )
+    .map_err(|_| AuthConfigError::ShortSecret(key.kid.clone()))
+}
+
+/// A system client's caller: who is asking and why, from its `Kinfold-Requester` JWT.
+fn through_client(request: &HttpRequest, caller: Caller) -> Result<Caller, ApiError> {
+    let Some(client) = caller.client.clone() else {
+        return Ok(caller);
+    };
+    if !caller
+        .scope
+        .as_deref()
+        .is_some_and(crate::smart::reads_patients)
+    {
+        return Err(ApiError::refused(
+            actix_web::http::StatusCode::FORBIDDEN,
+            IssueType::Forbidden,
+            "insufficient-scope",
+            "The access token's scopes do not include reading patients (system/Patient.rs).",
+        ));
+    }
+    let (Some(clients), Some(auth)) = (
+        request.app_data::<web::Data<crate::smart::Clients>>(),
+        request.app_data::<web::Data<AuthConfig>>(),
+    ) else {
+        return Err(ApiError::internal());
+    };
+    let jwt = request
+        .headers()
+        .get(crate::smart::REQUESTER_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .ok_or_else(|| {
+            ApiError::unauthorised(
+                IssueType::Login,
+                "requester-missing",
+                "A system client's request must say who is asking and why: a Kinfold-Requester JWT signed by the client's key.",
+            )
+        })?;
+    let who = clients.requester(&client, jwt, &auth.audience)?;
+    Ok(Caller {
+        subject: format!("{} (through {client})", who.sub),
+        organisation: who.org.parse().ok(),
+        role: Some(who.role),
+        purpose: Some(who.purpose),
+        justification: who.justification,
+        name: who.name,
+        client: Some(client),
+        scope: caller.scope,
+    })
 }
 
 impl FromRequest for Caller {
@@ -360,7 +457,19 @@ impl FromRequest for Caller {
             return ready(Err(ApiError::internal()));
         };
         let result = match bearer(request) {
-            Some(token) => authenticator.check(token),
+            Some(token) if token.len() > crate::smart::MAX_JWT_BYTES => {
+                Err(ApiError::unauthorised(
+                    IssueType::Security,
+                    "token-too-large",
+                    format!(
+                        "The bearer token is over {} bytes.",
+                        crate::smart::MAX_JWT_BYTES
+                    ),
+                ))
+            }
+            Some(token) => authenticator
+                .check(token)
+                .and_then(|caller| through_client(request, caller)),
             None => Err(ApiError::unauthorised(
                 IssueType::Login,
                 "token-missing",

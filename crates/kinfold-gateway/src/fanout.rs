@@ -165,6 +165,7 @@ impl Agencies {
         let client = AgencyClient {
             http: &self.http,
             base: endpoint.url.trim_end_matches('/'),
+            deadline: self.deadline,
         };
         let call = async {
             let record = client.read(format!("{}/{path}", client.base)).await?;
@@ -225,7 +226,11 @@ impl Agencies {
         Fut: Future<Output = Result<Fetched, AgencyFailure>>,
     {
         let calls = self.endpoints.iter().map(|endpoint| {
-            let client = AgencyClient { http: &self.http, base: endpoint.url.trim_end_matches('/') };
+            let client = AgencyClient {
+                http: &self.http,
+                base: endpoint.url.trim_end_matches('/'),
+                deadline: self.deadline,
+            };
             let call = work(endpoint.agency, client);
             async move {
                 let result = match tokio::time::timeout(self.deadline, call).await {
@@ -249,6 +254,7 @@ impl Agencies {
 struct AgencyClient<'a> {
     http: &'a reqwest::Client,
     base: &'a str,
+    deadline: Duration,
 }
 
 #[derive(Deserialize)]
@@ -275,6 +281,16 @@ struct Entry {
 }
 
 impl AgencyClient<'_> {
+    /// What a failed call means: out of time (a connection, or its TLS handshake, that did
+    /// not complete within the deadline), or unreachable.
+    fn failure(self, error: &reqwest::Error) -> AgencyFailure {
+        if error.is_timeout() {
+            AgencyFailure::Timeout(self.deadline)
+        } else {
+            AgencyFailure::Unreachable
+        }
+    }
+
     /// The person's Patient records there, then every record about them.
     async fn everything(self, nhs: &NhsNumber) -> Result<Fetched, AgencyFailure> {
         let patients = self.patients(nhs).await?;
@@ -302,16 +318,13 @@ impl AgencyClient<'_> {
             .header(reqwest::header::ACCEPT, kinfold_fhir::FHIR_JSON)
             .send()
             .await
-            .map_err(|_| AgencyFailure::Unreachable)?;
+            .map_err(|e| self.failure(&e))?;
         match response.status() {
             reqwest::StatusCode::NOT_FOUND | reqwest::StatusCode::GONE => return Ok(None),
             status if !status.is_success() => return Err(AgencyFailure::Status(status.as_u16())),
             _ => {}
         }
-        let bytes = response
-            .bytes()
-            .await
-            .map_err(|_| AgencyFailure::Unreachable)?;
+        let bytes = response.bytes().await.map_err(|e| self.failure(&e))?;
         let resource: Value = serde_json::from_slice(&bytes).map_err(|_| AgencyFailure::Invalid)?;
         Ok(Some(AgencyRecord {
             full_url: url,
@@ -365,15 +378,12 @@ impl AgencyClient<'_> {
             .header(reqwest::header::ACCEPT, kinfold_fhir::FHIR_JSON)
             .send()
             .await
-            .map_err(|_| AgencyFailure::Unreachable)?;
+            .map_err(|e| self.failure(&e))?;
         let status = response.status();
         if !status.is_success() {
             return Err(AgencyFailure::Status(status.as_u16()));
         }
-        let bytes = response
-            .bytes()
-            .await
-            .map_err(|_| AgencyFailure::Unreachable)?;
+        let bytes = response.bytes().await.map_err(|e| self.failure(&e))?;
         let page: SearchSet = serde_json::from_slice(&bytes).map_err(|_| AgencyFailure::Invalid)?;
         if page.resource_type != "Bundle" {
             return Err(AgencyFailure::Invalid);

@@ -28,6 +28,7 @@ pub mod ledger {
 mod merge;
 pub mod reviews;
 mod routes;
+pub mod smart;
 mod state;
 
 use std::net::TcpListener;
@@ -85,6 +86,8 @@ pub struct GatewayConfig {
     pub event_keys: Vec<events::EventKey>,
     /// Who holds which agency's records, and the disclosure policy's settings.
     pub disclosure: disclosure::DisclosureConfig,
+    /// SMART Backend Services: the registered system clients.
+    pub smart: smart::SmartConfig,
 }
 
 impl Default for GatewayConfig {
@@ -103,6 +106,7 @@ impl Default for GatewayConfig {
             trusted_proxies: Vec::new(),
             event_keys: Vec::new(),
             disclosure: disclosure::DisclosureConfig::default(),
+            smart: smart::SmartConfig::default(),
         }
     }
 }
@@ -150,6 +154,11 @@ pub fn build_on(
     ledger: Ledger,
 ) -> Result<Application, StartError> {
     let authenticator = web::Data::new(Authenticator::new(&config.auth)?);
+    let auth_config = web::Data::new(config.auth.clone());
+    let smart_clients = web::Data::new(smart::Clients::new(
+        config.smart.clone(),
+        config.auth.leeway_seconds,
+    ));
     let event_senders =
         web::Data::new(events::EventSenders::new(&config.event_keys, &config.auth)?);
     let agencies = Agencies::new(
@@ -183,6 +192,8 @@ pub fn build_on(
         App::new()
             .app_data(state.clone())
             .app_data(authenticator.clone())
+            .app_data(auth_config.clone())
+            .app_data(smart_clients.clone())
             .app_data(event_senders.clone())
             .app_data(refusals.clone())
             .app_data(proxies.clone())
@@ -199,6 +210,7 @@ pub fn build_on(
             .configure(identity::routes::configure)
             .configure(reviews::configure)
             .configure(consents::configure)
+            .configure(smart::configure)
             .configure(routes::configure)
             .default_service(web::to(kinfold_http::no_such_route))
     })

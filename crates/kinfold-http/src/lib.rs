@@ -105,7 +105,12 @@ impl ApiError {
     }
 
     /// A refusal of the caller (`401` or `403`), counted by source, reason and route.
-    pub fn refused(status: StatusCode, kind: IssueType, code: &str, why: impl Into<String>) -> Self {
+    pub fn refused(
+        status: StatusCode,
+        kind: IssueType,
+        code: &str,
+        why: impl Into<String>,
+    ) -> Self {
         Self {
             refusal: true,
             ..Self::new(status, kind, code, why)

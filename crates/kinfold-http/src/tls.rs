@@ -139,11 +139,9 @@ pub fn client(
     tls: &ClientTls,
     builder: reqwest::ClientBuilder,
 ) -> Result<reqwest::ClientBuilder, TlsError> {
-    let ca = reqwest::Certificate::from_pem_bundle(&read(&tls.ca)?).map_err(|e| {
-        TlsError::Pem {
-            path: tls.ca.clone(),
-            what: e.to_string(),
-        }
+    let ca = reqwest::Certificate::from_pem_bundle(&read(&tls.ca)?).map_err(|e| TlsError::Pem {
+        path: tls.ca.clone(),
+        what: e.to_string(),
     })?;
     let mut identity = read(&tls.cert)?;
     identity.push(b'\n');

@@ -93,12 +93,13 @@ impl DemoPki {
         Ok(pki)
     }
 
-    /// Issues another client certificate from the same authority, naming `name`, into
-    /// `{stem}.pem` and `{stem}-key.pem` (tests use it for a feed of the wrong agency).
-    pub fn client(&self, name: &str, stem: &str) -> Result<ClientTls, PkiError> {
+    /// Issues another client certificate from the same authority, naming `names`, into
+    /// `{stem}.pem` and `{stem}-key.pem` (tests use it for a feed of another agency, or for
+    /// one test client that both sends and reads).
+    pub fn client(&self, names: &[&str], stem: &str) -> Result<ClientTls, PkiError> {
         let files = client_files(&self.dir, stem, &self.ca);
         self.issue(
-            &[name],
+            names,
             ExtendedKeyUsagePurpose::ClientAuth,
             &files.cert,
             &files.key,

@@ -85,7 +85,7 @@ impl Kinfold {
             gateway: None,
             token,
             auth,
-            http: reqwest::Client::new(),
+            http: super::client_with(&super::test_pki().1),
         };
         for agency in Agency::ALL {
             let url = kinfold.database_url(agency.as_str()).await;
@@ -128,6 +128,7 @@ impl Kinfold {
             agency: Some(agency),
             workers: 1,
             mllp_bind: (agency == Agency::Ae).then(|| "127.0.0.1:0".to_owned()),
+            tls: Some(super::adapter_tls()),
             outbox: Some(OutboxConfig {
                 gateway_url: self.gateway_url.clone(),
                 kid: key.kid,
@@ -141,9 +142,10 @@ impl Kinfold {
         };
         let app = kinfold_adapter::build(agency, store, ledger, &config).expect("adapter");
         self.urls
-            .insert(agency, format!("http://127.0.0.1:{}", app.port()));
+            .insert(agency, format!("https://127.0.0.1:{}", app.port()));
         if let Some(port) = app.mllp_port() {
-            self.mllp = Some(format!("127.0.0.1:{port}"));
+            // MLLP over TLS, with a feed's certificate.
+            self.mllp = Some(format!("tls://127.0.0.1:{port}"));
         }
         self.handles.insert(agency, app.handle());
         tokio::spawn(app.run_until_stopped());
@@ -169,6 +171,7 @@ impl Kinfold {
                     url: url.clone(),
                 })
                 .collect(),
+            adapter_tls: Some(super::test_pki().0.gateway.clone()),
             auth: self.auth.clone(),
             ledger: ledger_config,
             event_keys: Agency::ALL.into_iter().map(event_key).collect(),
@@ -182,6 +185,16 @@ impl Kinfold {
             kinfold_gateway::build_on(listener, &config, store.clone(), ledger).expect("gateway");
         self.gateway = Some((app.handle(), store));
         tokio::spawn(app.run_until_stopped());
+    }
+
+    /// A connection to the A&E adapter's MLLP listener, over TLS with the feed's certificate.
+    pub async fn mllp_stream(&self) -> Box<dyn kinfold_http::tls::Duplex> {
+        kinfold_http::tls::connect(
+            self.mllp.as_deref().expect("MLLP"),
+            Some(&super::test_pki().0.feed),
+        )
+        .await
+        .expect("the MLLP listener takes the feed's certificate")
     }
 
     pub fn gateway_store(&self) -> &Store {

@@ -16,7 +16,48 @@ use serde_json::Value;
 pub struct TestDemo {
     pub demo: RunningDemo,
     pub dir: tempfile::TempDir,
+    /// A client for the gateway, and for the adapters with a test certificate that both sends
+    /// (as the demo's feeds) and reads (as the gateway).
     pub http: reqwest::Client,
+    /// The demo's certificates.
+    pub pki: kinfold::pki::DemoPki,
+}
+
+/// The name on the test certificates that may both send and read.
+pub const TEST_CLIENT: [&str; 2] = [kinfold::pki::GATEWAY_NAME, kinfold::pki::FEED_NAME];
+
+/// An HTTP client with the given credentials.
+pub fn client_with(tls: &kinfold_http::tls::ClientTls) -> reqwest::Client {
+    kinfold_http::tls::client(tls, reqwest::Client::builder())
+        .expect("the credentials load")
+        .build()
+        .expect("client")
+}
+
+/// One authority and its certificates for a whole test binary (in a folder kept until the
+/// process ends), with a test client that both sends and reads.
+pub fn test_pki() -> &'static (kinfold::pki::DemoPki, kinfold_http::tls::ClientTls) {
+    static PKI: OnceLock<(kinfold::pki::DemoPki, kinfold_http::tls::ClientTls)> = OnceLock::new();
+    PKI.get_or_init(|| {
+        let dir = tempfile::tempdir().expect("temp dir").keep();
+        let pki = kinfold::pki::DemoPki::create(&dir).expect("certificates");
+        let both = pki
+            .client(&TEST_CLIENT, "test-client")
+            .expect("test client");
+        (pki, both)
+    })
+}
+
+/// The adapters' TLS for tests, from [`test_pki`].
+pub fn adapter_tls() -> kinfold_adapter::AdapterTls {
+    let (pki, _) = test_pki();
+    kinfold_adapter::AdapterTls {
+        cert: pki.adapter_cert.clone(),
+        key: pki.adapter_key.clone(),
+        client_ca: pki.ca.clone(),
+        gateway_names: vec![kinfold::pki::GATEWAY_NAME.to_owned()],
+        feed_names: vec![kinfold::pki::FEED_NAME.to_owned()],
+    }
 }
 
 impl TestDemo {
@@ -36,10 +77,15 @@ impl TestDemo {
         let demo = kinfold::demo::start(options)
             .await
             .expect("the demo starts");
+        let pki = kinfold::pki::DemoPki::create(&dir.path().join("pki")).expect("the demo's pki");
+        let both = pki
+            .client(&TEST_CLIENT, "test-client")
+            .expect("test client");
         Self {
             demo,
             dir,
-            http: reqwest::Client::new(),
+            http: client_with(&both),
+            pki,
         }
     }
 
@@ -144,11 +190,12 @@ pub fn outcomes(bundle: &Value) -> Vec<&Value> {
         .collect()
 }
 
-/// One agency's adapter on its own, on the given store, serving real HTTP on a free port.
+/// One agency's adapter on its own, on the given store, serving real HTTPS on a free port, and
+/// a client that may both send to it and read it.
 pub async fn adapter_on(
     agency: kinfold_fhir::Agency,
     store: kinfold_store::Store,
-) -> (String, actix_web::dev::ServerHandle) {
+) -> (String, actix_web::dev::ServerHandle, reqwest::Client) {
     let ledger_config = kinfold_audit::LedgerConfig {
         signing_key: Some(kinfold_audit::Secret::new(kinfold_ledger::b64(&[7u8; 32]))),
         ..kinfold_audit::LedgerConfig::default()
@@ -159,11 +206,12 @@ pub async fn adapter_on(
     let config = kinfold_adapter::AdapterConfig {
         agency: Some(agency),
         workers: 1,
+        tls: Some(adapter_tls()),
         ..kinfold_adapter::AdapterConfig::default()
     };
     let app = kinfold_adapter::build(agency, store, ledger, &config).expect("adapter");
-    let url = format!("http://127.0.0.1:{}", app.port());
+    let url = format!("https://127.0.0.1:{}", app.port());
     let handle = app.handle();
     tokio::spawn(app.run_until_stopped());
-    (url, handle)
+    (url, handle, client_with(&test_pki().1))
 }
