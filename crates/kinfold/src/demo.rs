@@ -31,6 +31,8 @@ pub struct DemoOptions {
     pub refusals: kinfold_audit::RefusalConfig,
     /// How long one MLLP frame may take to arrive at the A&E adapter.
     pub mllp_frame_timeout: Duration,
+    /// System clients registered beside the demo's own (tests add one with an RSA key).
+    pub smart_clients: Vec<kinfold_gateway::smart::SmartClient>,
 }
 
 impl DemoOptions {
@@ -44,6 +46,7 @@ impl DemoOptions {
             workers: 2,
             refusals: kinfold_audit::RefusalConfig::default(),
             mllp_frame_timeout: Duration::from_secs(30),
+            smart_clients: Vec::new(),
         }
     }
 }
@@ -74,7 +77,29 @@ pub struct DemoInfo {
     /// A feed's credentials (PEM files): the authority the adapters' certificates chain to,
     /// and a client certificate that may send to every demo adapter and may not read.
     pub client_tls: kinfold_http::tls::ClientTls,
+    /// A registered system client for SMART Backend Services (`docs/smart.md`).
+    pub smart_client: SmartClientInfo,
 }
+
+/// The demo's registered system client.
+#[derive(Debug, Clone, Serialize)]
+pub struct SmartClientInfo {
+    /// Its client id.
+    pub client_id: String,
+    /// Where it asks for access tokens.
+    pub token_endpoint: String,
+    /// Its private signing key (PEM, PKCS#8).
+    pub private_key: PathBuf,
+    /// The algorithm it signs with.
+    pub alg: String,
+    /// The key's id, for the JWT header.
+    pub kid: String,
+    /// The organisations its requests may speak for.
+    pub organisations: Vec<String>,
+}
+
+/// The demo system client's id.
+pub const SMART_CLIENT: &str = "demo-ehr";
 
 /// The demo's example child.
 #[derive(Debug, Clone, Serialize)]
@@ -448,8 +473,37 @@ pub async fn start(options: DemoOptions) -> Result<RunningDemo, DemoError> {
     };
     let ledger = kinfold_gateway::Ledger::open(gateway_store.clone(), &ledger_config).await?;
     let ledger_public_key = kinfold_ledger::b64(&ledger.public_key());
+    // A system client (an EPR integration) registered for SMART Backend Services, speaking
+    // for the area's safeguarding team and the story family's practice.
+    let (smart_key, jwks) = pki
+        .smart_client()
+        .map_err(|e| DemoError::Seed(e.to_string()))?;
+    let smart_info = SmartClientInfo {
+        client_id: SMART_CLIENT.into(),
+        token_endpoint: format!("{gateway_url}/auth/token"),
+        private_key: smart_key,
+        alg: "ES384".into(),
+        kid: crate::pki::SMART_KID.into(),
+        organisations: vec![
+            kinfold_gateway::disclosure::DisclosureConfig::default().area,
+            kinfold_synth::story::PRACTICE.into(),
+        ],
+    };
+    let smart = kinfold_gateway::smart::SmartConfig {
+        token_url: Some(smart_info.token_endpoint.clone()),
+        clients: std::iter::once(kinfold_gateway::smart::SmartClient {
+            client_id: SMART_CLIENT.into(),
+            jwks: serde_json::from_value(jwks).map_err(|e| DemoError::Seed(e.to_string()))?,
+            scopes: vec!["system/Patient.rs".into()],
+            organisations: smart_info.organisations.clone(),
+        })
+        .chain(options.smart_clients.iter().cloned())
+        .collect(),
+        ..kinfold_gateway::smart::SmartConfig::default()
+    };
     let gateway_config = GatewayConfig {
         bind: bind(0),
+        smart,
         workers: options.workers,
         adapter_timeout_ms: u64::try_from(options.adapter_timeout.as_millis()).unwrap_or(2000),
         adapters: endpoints.clone(),
@@ -565,6 +619,7 @@ pub async fn start(options: DemoOptions) -> Result<RunningDemo, DemoError> {
         ledger_public_key,
         mllp,
         client_tls: pki.feed.clone(),
+        smart_client: smart_info,
     };
     let json = serde_json::to_string_pretty(&info).map_err(|e| DemoError::Seed(e.to_string()))?;
     std::fs::write(options.data_dir.join("demo.json"), json)?;

@@ -23,6 +23,8 @@ use rcgen::{
 pub const GATEWAY_NAME: &str = "gateway.kinfold.internal";
 /// The name on the demo feed's client certificate.
 pub const FEED_NAME: &str = "feed.kinfold.internal";
+/// The key id of the demo system client's signing key.
+pub const SMART_KID: &str = "demo-ehr-1";
 
 /// Why the certificates could not be made.
 #[derive(Debug, thiserror::Error)]
@@ -91,6 +93,35 @@ impl DemoPki {
             }
         }
         Ok(pki)
+    }
+
+    /// The demo system client's signing key for SMART Backend Services (ES384, P-384):
+    /// `smart-client-key.pem` (PKCS#8), made once, and its public key as a JWK Set with key id
+    /// [`SMART_KID`] (also written to `smart-client.jwks.json`).
+    pub fn smart_client(&self) -> Result<(PathBuf, serde_json::Value), PkiError> {
+        let path = self.dir.join("smart-client-key.pem");
+        let key = match std::fs::read_to_string(&path) {
+            Ok(pem) => KeyPair::from_pem(&pem)?,
+            Err(_) => {
+                let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P384_SHA384)?;
+                write_secret(&path, &key.serialize_pem())?;
+                key
+            }
+        };
+        // The public key is the uncompressed point: 0x04, then x and y, 48 bytes each.
+        let point = key.public_key_raw();
+        let coordinate = |part: &[u8]| {
+            base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, part)
+        };
+        let jwks = serde_json::json!({"keys": [{
+            "kty": "EC", "crv": "P-384", "alg": "ES384", "use": "sig", "kid": SMART_KID,
+            "x": coordinate(&point[1..49]), "y": coordinate(&point[49..97]),
+        }]});
+        std::fs::write(
+            self.dir.join("smart-client.jwks.json"),
+            serde_json::to_string_pretty(&jwks).unwrap_or_default(),
+        )?;
+        Ok((path, jwks))
     }
 
     /// Issues another client certificate from the same authority, naming `names`, into

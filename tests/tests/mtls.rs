@@ -1,0 +1,212 @@
+//! No back door: the adapters answer only over mutual TLS, read only to the gateway's
+//! certificate, take ingest only from their feeds' certificates, and record every refusal in
+//! their own ledgers. Real certificates (the demo's authority), real TLS, real HTTP and MLLP.
+
+mod common;
+
+use std::time::Duration;
+
+use common::TestDemo;
+use common::agencies::{Backend, Kinfold};
+use kinfold_store::{LedgerQuery, Store};
+use serde_json::Value;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+async fn answer(
+    http: &reqwest::Client,
+    method: reqwest::Method,
+    url: &str,
+) -> Result<(u16, Value), reqwest::Error> {
+    let response = http
+        .request(method, url)
+        .header("content-type", "application/fhir+json")
+        .body(r#"{"resourceType": "Bundle", "type": "transaction", "entry": []}"#)
+        .send()
+        .await?;
+    let status = response.status().as_u16();
+    let body = response.json().await.unwrap_or(Value::Null);
+    Ok((status, body))
+}
+
+fn code(outcome: &Value) -> &str {
+    outcome["issue"][0]["details"]["coding"][0]["code"]
+        .as_str()
+        .unwrap_or_default()
+}
+
+/// A client that trusts the demo's authority and presents no certificate.
+fn anonymous(t: &TestDemo) -> reqwest::Client {
+    let ca = std::fs::read(&t.pki.ca).expect("ca");
+    reqwest::Client::builder()
+        .tls_certs_only(reqwest::Certificate::from_pem_bundle(&ca).expect("ca pem"))
+        .build()
+        .expect("client")
+}
+
+#[tokio::test]
+async fn an_adapter_reads_only_to_the_gateway_and_takes_only_its_feeds() {
+    let t = TestDemo::start_with(1, |o| {
+        o.refusals = kinfold_audit::RefusalConfig {
+            interval_ms: 200,
+            ..kinfold_audit::RefusalConfig::default()
+        };
+    })
+    .await;
+    let read = t.adapter("gp", "/Patient?_count=1");
+    let ingest = t.adapter("gp", "/");
+    let (get, post) = (reqwest::Method::GET, reqwest::Method::POST);
+
+    // No certificate: refused on both doors, with an OperationOutcome.
+    let nobody = anonymous(&t);
+    let (status, outcome) = answer(&nobody, get.clone(), &read).await.expect("answered");
+    assert_eq!(
+        (status, code(&outcome)),
+        (401, "client-certificate-missing")
+    );
+    assert_eq!(outcome["resourceType"], "OperationOutcome");
+    let (status, outcome) = answer(&nobody, post.clone(), &ingest)
+        .await
+        .expect("answered");
+    assert_eq!(
+        (status, code(&outcome)),
+        (401, "client-certificate-missing")
+    );
+
+    // The ledger and the metadata stay open to auditors without a certificate.
+    let (status, sth) = answer(&nobody, get.clone(), &t.adapter("gp", "/ledger/v1/get-sth"))
+        .await
+        .expect("answered");
+    assert_eq!(status, 200, "{sth}");
+    assert!(sth["tree_size"].as_u64().is_some());
+    let (status, _) = answer(&nobody, get.clone(), &t.adapter("gp", "/metadata"))
+        .await
+        .expect("answered");
+    assert_eq!(status, 200);
+
+    // The feed's certificate sends and may not read; the gateway's reads and may not send.
+    let feed = common::client_with(&t.pki.feed);
+    let (status, outcome) = answer(&feed, get.clone(), &read).await.expect("answered");
+    assert_eq!((status, code(&outcome)), (403, "client-not-allowed"));
+    let (status, answered) = answer(&feed, post.clone(), &ingest)
+        .await
+        .expect("answered");
+    assert_eq!(status, 200, "{answered}");
+    let gateway = common::client_with(&t.pki.gateway);
+    let (status, bundle) = answer(&gateway, get.clone(), &read)
+        .await
+        .expect("answered");
+    assert_eq!(status, 200, "{bundle}");
+    assert_eq!(bundle["resourceType"], "Bundle");
+    let (status, outcome) = answer(&gateway, post.clone(), &ingest)
+        .await
+        .expect("answered");
+    assert_eq!((status, code(&outcome)), (403, "client-not-allowed"));
+
+    // A feed of another agency, from the same authority, is not this adapter's feed.
+    let other = t
+        .pki
+        .client(&["feed.midwifery.example.nhs.uk"], "other-feed")
+        .expect("another feed's certificate");
+    let (status, outcome) = answer(&common::client_with(&other), post.clone(), &ingest)
+        .await
+        .expect("answered");
+    assert_eq!((status, code(&outcome)), (403, "client-not-allowed"));
+
+    // A certificate from another authority fails the handshake: no answer at all.
+    let stranger_dir = tempfile::tempdir().expect("temp dir");
+    let stranger = kinfold::pki::DemoPki::create(stranger_dir.path()).expect("another authority");
+    let mut stranger_gateway = stranger.gateway.clone();
+    stranger_gateway.ca = t.pki.ca.clone(); // trusts the adapter, but is signed by a stranger
+    let refused = answer(&common::client_with(&stranger_gateway), get.clone(), &read).await;
+    assert!(refused.is_err(), "a stranger's certificate was answered");
+
+    // Plain HTTP to the TLS port gets nothing either.
+    let plain = read.replacen("https://", "http://", 1);
+    let served = reqwest::Client::new()
+        .get(&plain)
+        .timeout(Duration::from_secs(5))
+        .send()
+        .await
+        .is_ok_and(|r| r.status().is_success());
+    assert!(!served, "plain HTTP was served");
+
+    // Every refusal is in the adapter's own ledger, by reason.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let store = Store::open(&format!(
+        "sqlite://{}",
+        t.dir.path().join("gp.db").display()
+    ))
+    .await
+    .expect("the GP adapter's store");
+    let recorded = store
+        .ledger_search(&LedgerQuery {
+            agent: Some("anonymous".into()),
+            limit: 100,
+            ..LedgerQuery::default()
+        })
+        .await
+        .expect("ledger");
+    let text: String = recorded.iter().map(|r| r.record.as_str()).collect();
+    assert!(text.contains("client-certificate-missing"), "{text}");
+    assert!(text.contains("client-not-allowed"), "{text}");
+    store.close().await;
+    t.demo.shutdown().await;
+}
+
+async fn mllp_reply(
+    stream: &mut Box<dyn kinfold_http::tls::Duplex>,
+    message: &str,
+) -> Option<String> {
+    let mut frame = vec![0x0b];
+    frame.extend_from_slice(message.as_bytes());
+    frame.extend_from_slice(&[0x1c, 0x0d]);
+    stream.write_all(&frame).await.ok()?;
+    let mut reply = Vec::new();
+    let read = async {
+        while !reply.ends_with(&[0x1c, 0x0d]) {
+            reply.push(stream.read_u8().await.ok()?);
+        }
+        Some(())
+    };
+    tokio::time::timeout(Duration::from_secs(10), read)
+        .await
+        .ok()??;
+    Some(String::from_utf8_lossy(&reply).into_owned())
+}
+
+const ADT: &str = "MSH|^~\\&|EPR|RXX|KINFOLD|AE|20261101100000+0000||ADT^A04^ADT_A01|TLS-1|P|2.5\rPID|1||9990000026^^^NHS^NH||Haddad^Leo||20220115|1\rPV1|1|E|AE^^^RXX||||||||||||||||V88|||||||||||||||||||||||||20261101093000+0000";
+
+#[tokio::test]
+async fn mllp_over_tls_takes_only_a_feeds_certificate() {
+    let k = Kinfold::adapters(Backend::Sqlite).await;
+    let address = k.mllp.clone().expect("MLLP");
+    assert!(address.starts_with("tls://"), "{address}");
+    let (pki, _) = common::test_pki();
+
+    // The feed's certificate: the message is taken and ACKed.
+    let mut stream = k.mllp_stream().await;
+    let ack = mllp_reply(&mut stream, ADT).await.expect("an ACK");
+    assert!(ack.contains("MSA|AA"), "{ack}");
+
+    // The gateway's certificate is not a feed's: the connection is closed unanswered.
+    let mut stream = kinfold_http::tls::connect(&address, Some(&pki.gateway))
+        .await
+        .expect("the handshake itself completes");
+    assert_eq!(mllp_reply(&mut stream, ADT).await, None);
+
+    // Plain MLLP to the TLS listener: no ACK.
+    let plain = address.trim_start_matches("tls://");
+    let mut stream: Box<dyn kinfold_http::tls::Duplex> = Box::new(
+        tokio::net::TcpStream::connect(plain)
+            .await
+            .expect("connects"),
+    );
+    assert_eq!(mllp_reply(&mut stream, ADT).await, None);
+
+    // And the listener still serves the feed afterwards.
+    let mut stream = k.mllp_stream().await;
+    let ack = mllp_reply(&mut stream, &ADT.replace("TLS-1", "TLS-2"))
+        .await
+        .expect("an ACK");
+    assert!(ack.contains("MSA|AA"), "{ack}");
+}
