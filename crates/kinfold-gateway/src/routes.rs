@@ -20,7 +20,7 @@ type State = web::Data<GatewayState>;
 #[openapi(
     info(
         title = "Kinfold gateway",
-        description = "The one door to every agency's child-health records. FHIR R4 JSON; every error is an OperationOutcome; every data route needs a bearer JWT."
+        description = "The one door to every agency's child-health records. FHIR R4 JSON; every error is an OperationOutcome; every data route needs a bearer JWT (a system client also sends a Kinfold-Requester JWT saying who is asking and why; see /.well-known/smart-configuration)."
     ),
     paths(
         metadata, health, patient_search, patient_read, patient_everything, group_everything, binary_read,
@@ -31,6 +31,7 @@ type State = web::Data<GatewayState>;
         crate::reviews::queue, crate::reviews::complete, crate::consents::record, crate::consents::search, crate::consents::withdraw, crate::audit_routes::why,
         crate::audit_routes::audit_events, crate::audit_routes::access_report,
         crate::growth::growth, crate::growth::growth_chart, crate::events::receive,
+        crate::smart::token, crate::smart::smart_configuration,
         kinfold_audit::http::get_sth, kinfold_audit::http::get_sth_consistency,
         kinfold_audit::http::get_proof_by_hash, kinfold_audit::http::get_entries,
         kinfold_audit::http::public_key

@@ -35,8 +35,9 @@ use crate::auth::AuthConfig;
 
 /// The longest a client assertion or a requester JWT may live ahead, in seconds.
 pub const MAX_ASSERTION_SECONDS: u64 = 300;
-/// The largest assertion or requester JWT read, in bytes.
-pub const MAX_JWT_BYTES: usize = 8 * 1024;
+/// The largest token, assertion or requester JWT read, in bytes (a Kinfold token is about
+/// 600; a header over 8 KiB is refused before this, with `431`).
+pub const MAX_JWT_BYTES: usize = 4 * 1024;
 /// The request header that says who is asking and why, for a system client's requests.
 pub const REQUESTER_HEADER: &str = "kinfold-requester";
 /// The only client assertion type.

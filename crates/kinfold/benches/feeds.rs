@@ -146,6 +146,7 @@ async fn run() {
     let target = kinfold::import::Target {
         adapter: demo.info.adapters["health-visiting"].clone(),
         mllp: None,
+        tls: Some(demo.info.client_tls.clone()),
     };
     let started = Instant::now();
     let summary = kinfold::import::import(
