@@ -96,6 +96,8 @@ pub struct SmartClientInfo {
     pub kid: String,
     /// The organisations its requests may speak for.
     pub organisations: Vec<String>,
+    /// The gateway's audience: the `aud` of its requester JWTs.
+    pub audience: String,
 }
 
 /// The demo system client's id.
@@ -488,6 +490,7 @@ pub async fn start(options: DemoOptions) -> Result<RunningDemo, DemoError> {
             kinfold_gateway::disclosure::DisclosureConfig::default().area,
             kinfold_synth::story::PRACTICE.into(),
         ],
+        audience: AuthConfig::default().audience,
     };
     let smart = kinfold_gateway::smart::SmartConfig {
         token_url: Some(smart_info.token_endpoint.clone()),

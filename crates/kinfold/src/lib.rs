@@ -6,3 +6,4 @@ pub mod demo;
 pub mod growth_csv;
 pub mod import;
 pub mod pki;
+pub mod smart_client;

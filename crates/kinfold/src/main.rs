@@ -100,6 +100,15 @@ enum Command {
     /// birth_date, observation_date, gestation_weeks, gestation_days, measurement_method
     /// (weight, height, bmi, ofc), observation_value. Exits 1 if any row was bad.
     Growth,
+    /// Sign what a SMART system client sends, with its private key (to try the API from a
+    /// shell; an EPR integration does this itself). The client is demo.json's smart_client.
+    Client {
+        #[command(subcommand)]
+        command: ClientCommand,
+        /// Where demo.json is.
+        #[arg(long, default_value = "kinfold-data", global = true)]
+        data_dir: PathBuf,
+    },
     /// Issue a bearer token signed with the gateway's first configured key. The issue is
     /// recorded first: left in the gateway database's ledger inbox, which the running gateway
     /// appends to its ledger within a few seconds (or at its next start). If it cannot be
@@ -217,8 +226,71 @@ fn growth() -> ExitCode {
     }
 }
 
+/// What `kinfold client` signs.
+#[derive(Debug, Subcommand)]
+enum ClientCommand {
+    /// A client assertion for `POST /auth/token` (five minutes, a new jti).
+    Assertion,
+    /// A Kinfold-Requester JWT: who is asking and why (two minutes).
+    Requester {
+        /// The practitioner's id.
+        #[arg(long)]
+        subject: String,
+        /// Their name.
+        #[arg(long)]
+        name: Option<String>,
+        /// Their role (`gp`, `health-visitor`, `safeguarding-professional`, …).
+        #[arg(long)]
+        role: String,
+        /// Their organisation (ODS code): one the client is registered for.
+        #[arg(long)]
+        org: String,
+        /// Purpose of use: `direct-care`, `safeguarding` or `override`.
+        #[arg(long, default_value = "direct-care")]
+        purpose: String,
+        /// Why an override is needed.
+        #[arg(long)]
+        justification: Option<String>,
+    },
+}
+
+fn client(command: ClientCommand, data_dir: &std::path::Path) -> Result<(), String> {
+    let path = data_dir.join("demo.json");
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| format!("{}: {e} (run kinfold demo first)", path.display()))?;
+    let demo: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+    let file: kinfold::smart_client::ClientFile =
+        serde_json::from_value(demo["smart_client"].clone())
+            .map_err(|e| format!("{}: no usable smart_client ({e})", path.display()))?;
+    let jwt = match command {
+        ClientCommand::Assertion => kinfold::smart_client::assertion(&file)?,
+        ClientCommand::Requester {
+            subject,
+            name,
+            role,
+            org,
+            purpose,
+            justification,
+        } => kinfold::smart_client::requester(
+            &file,
+            &kinfold::smart_client::Requester {
+                subject,
+                name,
+                role,
+                org,
+                purpose,
+                justification,
+            },
+        )?,
+    };
+    println!("{jwt}");
+    Ok(())
+}
+
 async fn run(command: Command) -> Result<(), String> {
     match command {
+        Command::Client { command, data_dir } => client(command, &data_dir),
         Command::Import {
             agency,
             file,
