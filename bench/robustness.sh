@@ -155,6 +155,7 @@ kill "${pids[0]}" 2>/dev/null || true; wait "${pids[0]}" 2>/dev/null || true; pi
 echo "== adapter memory"
 max_body=8388608; max_entries=5000; max_values=200000
 python3 bench/robustness/bundles.py "$work" "$max_body" "$max_entries" "$max_values" >/dev/null
+pki=$work/demo/pki   # the demo's authority: the adapter serves over mutual TLS, the feed sends
 peak() {
   # Starts a fresh adapter, sends the given files at once, and prints the rise in its peak
   # resident memory (VmHWM) in MiB, and the statuses it answered.
@@ -165,16 +166,23 @@ bind = "127.0.0.1:$port"
 database_url = "sqlite://$dir/gp.db"
 [ledger]
 signing_key = "$(head -c32 /dev/urandom | base64)"
+[tls]
+cert = "$pki/adapter.pem"
+key = "$pki/adapter-key.pem"
+client_ca = "$pki/ca.pem"
+gateway_names = ["gateway.kinfold.internal"]
+feed_names = ["feed.kinfold.internal"]
 TOML
   "$kinfold" adapter --agency gp --config "$dir/gp.toml" >"$dir/log" 2>&1 &
   local pid=$!
-  for _ in $(seq 1 50); do curl -s -o /dev/null "http://127.0.0.1:$port/metadata" && break; sleep 0.2; done
+  for _ in $(seq 1 50); do curl -s -o /dev/null --cacert "$pki/ca.pem" "https://127.0.0.1:$port/metadata" && break; sleep 0.2; done
   local base
   base=$(awk '/VmHWM/ {print $2}' "/proc/$pid/status")
   local answers=""
   for file in "$@"; do
     curl -s -o /dev/null -w '%{http_code}\n' -H 'content-type: application/fhir+json' \
-      --data-binary "@$work/$file" "http://127.0.0.1:$port/" >>"$dir/answers" &
+      --cacert "$pki/ca.pem" --cert "$pki/feed.pem" --key "$pki/feed-key.pem" \
+      --data-binary "@$work/$file" "https://127.0.0.1:$port/" >>"$dir/answers" &
   done
   wait $(jobs -p | grep -v "^$pid$") 2>/dev/null || true
   answers=$(sort "$dir/answers" | uniq -c | awk '{printf "%s×%s ", $1, $2}')

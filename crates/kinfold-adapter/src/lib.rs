@@ -328,6 +328,9 @@ pub fn build(
     })
     .workers(config.workers.max(1))
     .disable_signals()
+    // Each TLS handshake flight and answer goes out at once: with Nagle's algorithm, a new
+    // connection's first request waited 40 ms for a delayed ACK (BENCHMARKS.md, mutual TLS).
+    .tcp_nodelay(true)
     .on_connect(kinfold_http::tls::on_connect)
     .listen_rustls_0_23(listener, server_tls)?
     .run();

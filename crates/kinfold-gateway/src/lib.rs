@@ -216,6 +216,9 @@ pub fn build_on(
     })
     .workers(config.workers.max(1))
     .disable_signals()
+    // Each TLS handshake flight and answer goes out at once: with Nagle's algorithm, a new
+    // connection's first request waited 40 ms for a delayed ACK (BENCHMARKS.md, mutual TLS).
+    .tcp_nodelay(true)
     .listen(listener)?
     .run();
     Ok(kinfold_http::Running::new(port, server))

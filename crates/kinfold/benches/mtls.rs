@@ -194,9 +194,7 @@ async fn run() {
         .collect();
     let search: Vec<String> = ids
         .iter()
-        .map(|id| {
-            format!("{hv}/Observation?patient=Patient/{id}&code=http://loinc.org%7C29463-7")
-        })
+        .map(|id| format!("{hv}/Observation?patient=Patient/{id}&code=http://loinc.org%7C29463-7"))
         .collect();
     // One search answer's size, for the transport comparison.
     let answer = as_gateway(true)
@@ -237,7 +235,12 @@ async fn run() {
     // The gateway's $everything over the same children (person ids from the index).
     let http = reqwest::Client::new();
     let mut everything = Vec::new();
-    for child in children["entry"].as_array().expect("children").iter().take(100) {
+    for child in children["entry"]
+        .as_array()
+        .expect("children")
+        .iter()
+        .take(100)
+    {
         let Some(nhs) = child["resource"]["identifier"][0]["value"].as_str() else {
             continue;
         };
@@ -259,7 +262,7 @@ async fn run() {
     }
     let gateway = sequential(&http, &everything, Some(&demo.info.token)).await;
     println!(
-        "| gateway \\`$everything\\` (adapter calls over pooled mutual-TLS connections) | {:.0} µs | {:.0} µs |",
+        "| gateway `$everything` (adapter calls over pooled mutual-TLS connections) | {:.0} µs | {:.0} µs |",
         gateway.0, gateway.1
     );
     println!(
