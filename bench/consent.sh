@@ -27,7 +27,7 @@ section=$(cat <<MD
 Written by \`bash bench/consent.sh\` on $(date -u +%Y-%m-%d) ($(nproc) cores, $cpu): \`cargo bench -p
 kinfold-gateway --bench disclosure\`, release build, one thread, against the one-connection
 \`\$everything\` median above (${median:-not measured}, written by \`bench/run.sh\` on ${measured_on:-an unknown day};
-a later run of it measures \`\$everything\` with the decisions in). Every \`\$everything\` now also reads the person's recorded
+that median already includes the decisions, and the adapter calls over mutual TLS). Every \`\$everything\` now also reads the person's recorded
 dissents (one indexed query) and decides each record; the row measures the deciding. What
 mutual TLS between the gateway and the adapters costs is in its own section (\`bench/mtls.sh\`).
 

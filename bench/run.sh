@@ -168,13 +168,6 @@ $feeds
 
 ## Raw wrk output
 
-<details><summary>adapter search, $CONNECTIONS connections</summary>
-
-\`\`\`
-$obs
-\`\`\`
-</details>
-
 <details><summary>gateway \$everything, $CONNECTIONS connections</summary>
 
 \`\`\`

@@ -355,11 +355,16 @@ pub fn issue_token_for(
         client_id: None,
         scope: None,
     };
+    sign(key, &claims)
+}
+
+/// Signs claims with a gateway key (HS256, its `kid` in the header).
+fn sign(key: &KeyConfig, claims: &Claims) -> Result<String, AuthConfigError> {
     let mut header = Header::new(Algorithm::HS256);
     header.kid = Some(key.kid.clone());
     jsonwebtoken::encode(
         &header,
-        &claims,
+        claims,
         &EncodingKey::from_secret(key.secret.expose().as_bytes()),
     )
     .map_err(|_| AuthConfigError::ShortSecret(key.kid.clone()))
@@ -390,14 +395,7 @@ pub(crate) fn issue_system_token(
         client_id: Some(client_id.to_owned()),
         scope: Some(scope.to_owned()),
     };
-    let mut header = Header::new(Algorithm::HS256);
-    header.kid = Some(key.kid.clone());
-    jsonwebtoken::encode(
-        &header,
-        &claims,
-        &EncodingKey::from_secret(key.secret.expose().as_bytes()),
-    )
-    .map_err(|_| AuthConfigError::ShortSecret(key.kid.clone()))
+    sign(key, &claims)
 }
 
 /// A system client's caller: who is asking and why, from its `Kinfold-Requester` JWT.
