@@ -14,6 +14,7 @@
 pub mod audit;
 mod audit_routes;
 pub mod auth;
+mod caller;
 mod consents;
 pub mod disclosure;
 mod error;
