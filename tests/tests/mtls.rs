@@ -210,3 +210,68 @@ async fn mllp_over_tls_takes_only_a_feeds_certificate() {
         .expect("an ACK");
     assert!(ack.contains("MSA|AA"), "{ack}");
 }
+
+#[tokio::test]
+async fn plain_mllp_is_taken_only_on_loopback() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = Store::open_sqlite(&dir.path().join("ae.db"))
+        .await
+        .expect("store");
+    let ledger = kinfold_audit::Ledger::open(
+        store.clone(),
+        &kinfold_audit::LedgerConfig {
+            signing_key: Some(kinfold_audit::Secret::new(kinfold_ledger::b64(&[5u8; 32]))),
+            ..kinfold_audit::LedgerConfig::default()
+        },
+    )
+    .await
+    .expect("ledger");
+    let config = |bind: &str| kinfold_adapter::AdapterConfig {
+        agency: Some(kinfold_fhir::Agency::Ae),
+        tls: Some(common::adapter_tls()),
+        mllp_bind: Some(bind.to_owned()),
+        mllp_plain: true,
+        ..kinfold_adapter::AdapterConfig::default()
+    };
+    let everywhere = kinfold_adapter::build(
+        kinfold_fhir::Agency::Ae,
+        store.clone(),
+        ledger.clone(),
+        &config("0.0.0.0:0"),
+    );
+    let refused = everywhere.expect_err("plain MLLP on every address was allowed");
+    assert!(refused.to_string().contains("loopback"), "{refused}");
+    let loopback = kinfold_adapter::build(
+        kinfold_fhir::Agency::Ae,
+        store,
+        ledger,
+        &config("127.0.0.1:0"),
+    )
+    .expect("plain MLLP on loopback is allowed");
+    assert!(loopback.mllp_port().is_some());
+
+    // And no adapter starts without TLS at all.
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = Store::open_sqlite(&dir.path().join("gp.db"))
+        .await
+        .expect("store");
+    let ledger = kinfold_audit::Ledger::open(
+        store.clone(),
+        &kinfold_audit::LedgerConfig {
+            signing_key: Some(kinfold_audit::Secret::new(kinfold_ledger::b64(&[6u8; 32]))),
+            ..kinfold_audit::LedgerConfig::default()
+        },
+    )
+    .await
+    .expect("ledger");
+    let open = kinfold_adapter::build(
+        kinfold_fhir::Agency::Gp,
+        store,
+        ledger,
+        &kinfold_adapter::AdapterConfig {
+            agency: Some(kinfold_fhir::Agency::Gp),
+            ..kinfold_adapter::AdapterConfig::default()
+        },
+    );
+    assert!(open.is_err(), "an adapter started without TLS");
+}

@@ -61,8 +61,8 @@ pub struct AdapterConfig {
     /// Where to take HL7 v2 over MLLP (the A&E feed), e.g. `0.0.0.0:2575`. Default: none.
     /// MLLP runs over TLS, with a feed's client certificate required at the handshake.
     pub mllp_bind: Option<String>,
-    /// Take plain MLLP, without TLS (for a listener on loopback, e.g. the demo's). Default:
-    /// false.
+    /// Take plain MLLP, without TLS: allowed only on a loopback address (the demo's).
+    /// Default: false.
     pub mllp_plain: bool,
     /// The longest one MLLP frame may take to arrive, in milliseconds (default 30 s).
     pub mllp_frame_timeout_ms: u64,
@@ -279,6 +279,12 @@ pub fn build(
     let mllp = match &config.mllp_bind {
         Some(bind) => {
             let listener = TcpListener::bind(bind)?;
+            if config.mllp_plain && !listener.local_addr()?.ip().is_loopback() {
+                return Err(std::io::Error::other(
+                    "plain MLLP (mllp_plain) is taken only on a loopback address; elsewhere the \
+                     listener takes MLLP over TLS",
+                ));
+            }
             Some(Mllp {
                 port: listener.local_addr()?.port(),
                 listener,
