@@ -18,7 +18,6 @@ use std::time::{Duration, Instant};
 
 use kinfold_fhir::NhsNumber;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 
 const CONNECTIONS: usize = 16;
 const PER_CONNECTION: usize = 600;
@@ -51,7 +50,7 @@ fn message(n: u32, nhs: &NhsNumber) -> Vec<u8> {
     framed
 }
 
-async fn exchange(stream: &mut TcpStream, framed: &[u8]) -> bool {
+async fn exchange(stream: &mut Box<dyn kinfold_http::tls::Duplex>, framed: &[u8]) -> bool {
     stream.write_all(framed).await.expect("sent");
     let mut reply = Vec::with_capacity(256);
     loop {
@@ -84,26 +83,25 @@ fn main() {
     runtime.block_on(run());
 }
 
-async fn run() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let mut options = kinfold::demo::DemoOptions::new(dir.path().to_path_buf(), 0);
-    options.population.families = 1;
-    let demo = kinfold::demo::start(options)
-        .await
-        .expect("the demo starts");
-    let address = demo.info.mllp["ae"].clone();
-
+/// Three runs of CONNECTIONS × PER_CONNECTION messages at `address` (over TLS with `tls`),
+/// each message waiting for its ACK; the rates, sorted.
+async fn mllp_rates(
+    address: &str,
+    tls: Option<&kinfold_http::tls::ClientTls>,
+    next: &mut u32,
+) -> Vec<f64> {
     let mut rates = Vec::new();
-    let mut next = 0u32;
     for _ in 0..3 {
         let started = Instant::now();
         let mut senders = Vec::new();
         for c in 0..CONNECTIONS {
-            let address = address.clone();
-            let base = next + u32::try_from(c * PER_CONNECTION).unwrap_or(0);
+            let address = address.to_owned();
+            let tls = tls.cloned();
+            let base = *next + u32::try_from(c * PER_CONNECTION).unwrap_or(0);
             senders.push(tokio::spawn(async move {
-                let mut stream = TcpStream::connect(address).await.expect("connects");
-                stream.set_nodelay(true).expect("nodelay");
+                let mut stream = kinfold_http::tls::connect(&address, tls.as_ref())
+                    .await
+                    .expect("connects");
                 let mut accepted = 0usize;
                 for k in 0..PER_CONNECTION {
                     let n = base + u32::try_from(k).unwrap_or(0);
@@ -118,7 +116,7 @@ async fn run() {
         for sender in senders {
             accepted += sender.await.expect("sender");
         }
-        next += u32::try_from(CONNECTIONS * PER_CONNECTION).unwrap_or(0);
+        *next += u32::try_from(CONNECTIONS * PER_CONNECTION).unwrap_or(0);
         assert_eq!(
             accepted,
             CONNECTIONS * PER_CONNECTION,
@@ -127,9 +125,85 @@ async fn run() {
         rates.push(accepted as f64 / started.elapsed().as_secs_f64());
     }
     rates.sort_by(f64::total_cmp);
+    rates
+}
+
+/// The A&E adapter on its own (no gateway: its events wait in its outbox), its MLLP listener
+/// plain on loopback or over TLS; returns its MLLP address.
+async fn lone_adapter(dir: &std::path::Path, pki: &kinfold::pki::DemoPki, tls: bool) -> String {
+    let store = kinfold_store::Store::open_sqlite(&dir.join(format!("ae-{tls}.db")))
+        .await
+        .expect("store");
+    let ledger = kinfold_audit::Ledger::open(
+        store.clone(),
+        &kinfold_audit::LedgerConfig {
+            signing_key: Some(kinfold_audit::Secret::new(kinfold_ledger::b64(&[4u8; 32]))),
+            ..kinfold_audit::LedgerConfig::default()
+        },
+    )
+    .await
+    .expect("ledger");
+    let config = kinfold_adapter::AdapterConfig {
+        agency: Some(kinfold_fhir::Agency::Ae),
+        mllp_bind: Some("127.0.0.1:0".into()),
+        mllp_plain: !tls,
+        tls: Some(kinfold_adapter::AdapterTls {
+            cert: pki.adapter_cert.clone(),
+            key: pki.adapter_key.clone(),
+            client_ca: pki.ca.clone(),
+            gateway_names: vec![kinfold::pki::GATEWAY_NAME.into()],
+            feed_names: vec![kinfold::pki::FEED_NAME.into()],
+        }),
+        ..kinfold_adapter::AdapterConfig::default()
+    };
+    let app = kinfold_adapter::build(kinfold_fhir::Agency::Ae, store, ledger, &config)
+        .expect("adapter");
+    let port = app.mllp_port().expect("MLLP");
+    tokio::spawn(app.run_until_stopped());
+    if tls {
+        format!("tls://127.0.0.1:{port}")
+    } else {
+        format!("127.0.0.1:{port}")
+    }
+}
+
+async fn run() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut next = 0u32;
+    // FEEDS_BENCH=adapter measures only the A&E adapter on its own.
+    if std::env::var("FEEDS_BENCH").as_deref() != Ok("adapter") {
+        with_gateway(dir.path(), &mut next).await;
+    }
+    // The A&E adapter on its own, plain and over TLS: what its feed can send when the gateway's
+    // work (reading the events into the person index) is on another machine.
+    let pki = kinfold::pki::DemoPki::create(&dir.path().join("lone-pki")).expect("pki");
+    let plain = lone_adapter(dir.path(), &pki, false).await;
+    let alone = mllp_rates(&plain, None, &mut next).await;
+    let tls = lone_adapter(dir.path(), &pki, true).await;
+    let alone_tls = mllp_rates(&tls, Some(&pki.feed), &mut next).await;
+    println!(
+        "| the A&E adapter on its own (its events wait in the outbox), plain MLLP, {CONNECTIONS} connections × {PER_CONNECTION} (median of 3) | {:.0} messages/s | ≥ 2,000 /s |",
+        alone[1]
+    );
+    println!(
+        "| the same, MLLP over TLS with the feed's certificate (median of 3) | {:.0} messages/s | ≥ 2,000 /s |",
+        alone_tls[1]
+    );
+}
+
+/// The demo: MLLP into it, ingest to visible through the gateway, and a file import.
+async fn with_gateway(dir: &std::path::Path, next: &mut u32) {
+    let mut options = kinfold::demo::DemoOptions::new(dir.to_path_buf(), 0);
+    options.population.families = 1;
+    let demo = kinfold::demo::start(options)
+        .await
+        .expect("the demo starts");
+    let address = demo.info.mllp["ae"].clone();
+
+    let rates = mllp_rates(&address, None, next).await;
 
     // File import: an extract written to disk, then imported as `kinfold import` does.
-    let extract = dir.path().join("health-visiting-growth.ndjson");
+    let extract = dir.join("health-visiting-growth.ndjson");
     let mut rows = String::new();
     for r in 0..IMPORT_ROWS {
         let child = u32::try_from(r % 2000).unwrap_or(0) + 500_000;
@@ -166,7 +240,9 @@ async fn run() {
     );
 
     let http = reqwest::Client::new();
-    let mut stream = TcpStream::connect(&address).await.expect("connects");
+    let mut stream = kinfold_http::tls::connect(&address, None)
+        .await
+        .expect("connects");
     let mut latencies = Vec::new();
     for k in 0..200u32 {
         let n = 900_000 + k;
