@@ -13,6 +13,9 @@
 //!   (`Patient?identifier=` and `$everything`) until the attendance is there; median and p99
 //!   of the time from sending to seeing it. Target (issue 10): at least 2,000 durable messages
 //!   a second.
+//! * The A&E adapter on its own (no gateway; its events wait in its outbox), the same MLLP load
+//!   with plain MLLP and over TLS with the feed's certificate. `FEEDS_BENCH=adapter` runs only
+//!   this part.
 
 use std::time::{Duration, Instant};
 
@@ -156,8 +159,8 @@ async fn lone_adapter(dir: &std::path::Path, pki: &kinfold::pki::DemoPki, tls: b
         }),
         ..kinfold_adapter::AdapterConfig::default()
     };
-    let app = kinfold_adapter::build(kinfold_fhir::Agency::Ae, store, ledger, &config)
-        .expect("adapter");
+    let app =
+        kinfold_adapter::build(kinfold_fhir::Agency::Ae, store, ledger, &config).expect("adapter");
     let port = app.mllp_port().expect("MLLP");
     tokio::spawn(app.run_until_stopped());
     if tls {
