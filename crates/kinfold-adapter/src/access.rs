@@ -89,30 +89,25 @@ pub(crate) async fn admit(
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
     let door = Door::of(request.method(), request.path());
-    let allowed = match door {
-        Door::Open => None,
-        Door::Ingest | Door::Read => {
-            let Some(doors) = request.app_data::<web::Data<Doors>>() else {
-                tracing::error!("the adapter was built without its doors");
-                return Ok(request
-                    .into_response(ApiError::internal().error_response())
-                    .map_into_right_body());
-            };
-            Some(if door == Door::Ingest {
-                doors.feeds.clone()
-            } else {
-                doors.gateway.clone()
-            })
-        }
-    };
-    let Some(allowed) = allowed else {
+    if door == Door::Open {
         return next
             .call(request)
             .await
             .map(ServiceResponse::map_into_left_body);
+    }
+    let Some(doors) = request.app_data::<web::Data<Doors>>().cloned() else {
+        tracing::error!("the adapter was built without its doors");
+        return Ok(request
+            .into_response(ApiError::internal().error_response())
+            .map_into_right_body());
+    };
+    let allowed = if door == Door::Ingest {
+        &doors.feeds
+    } else {
+        &doors.gateway
     };
     let refusal = match peer_certificate(request.request()) {
-        Some(cert) if cert.names_any(&allowed) => None,
+        Some(cert) if cert.names_any(allowed) => None,
         Some(_) => Some(ApiError::refused(
             StatusCode::FORBIDDEN,
             IssueType::Forbidden,

@@ -159,19 +159,16 @@ impl OAuthError {
     }
 
     fn response(&self) -> HttpResponse {
-        let mut response = HttpResponse::build(self.status);
-        response.insert_header(("cache-control", "no-store"));
+        let mut answer = HttpResponse::build(self.status)
+            .insert_header(("cache-control", "no-store"))
+            .json(serde_json::json!({"error": self.error, "error_description": self.description}));
         if self.status == StatusCode::UNAUTHORIZED {
             // Counted with the other refusals.
-            let mut answer = response.json(serde_json::json!({
-                "error": self.error, "error_description": self.description}));
             answer.extensions_mut().insert(kinfold_http::Refusal {
                 code: format!("smart-{}", self.error),
             });
-            return answer;
         }
-        response
-            .json(serde_json::json!({"error": self.error, "error_description": self.description}))
+        answer
     }
 }
 

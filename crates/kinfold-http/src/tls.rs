@@ -192,8 +192,8 @@ pub fn on_connect(connection: &dyn Any, data: &mut Extensions) {
 }
 
 /// The client certificate of the request's connection, if it presented one.
-pub fn peer_certificate(request: &HttpRequest) -> Option<PeerCertificate> {
-    request.conn_data::<PeerCertificate>().cloned()
+pub fn peer_certificate(request: &HttpRequest) -> Option<&PeerCertificate> {
+    request.conn_data::<PeerCertificate>()
 }
 
 /// The client side for a raw TLS connection (MLLP): trusts only `tls.ca` and presents

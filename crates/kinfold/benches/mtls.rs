@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use kinfold_http::tls::{ClientCertificates, ServerTls};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 
 const REQUESTS: usize = 2000;
 const REQUEST_BYTES: usize = 200;
@@ -65,6 +65,17 @@ async fn round_trip<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(
     stream.read_exact(&mut reply).await.expect("answered");
 }
 
+/// REQUESTS round trips on one connection: the median and p99.
+async fn timed(stream: &mut Box<dyn kinfold_http::tls::Duplex>, answer: usize) -> (f64, f64) {
+    let mut samples = Vec::with_capacity(REQUESTS);
+    for _ in 0..REQUESTS {
+        let started = Instant::now();
+        round_trip(stream, answer).await;
+        samples.push(started.elapsed());
+    }
+    median_p99(samples)
+}
+
 /// Plain TCP, an established mutual-TLS session, and a new session per request.
 async fn transport(pki: &kinfold::pki::DemoPki, answer: usize) -> [(f64, f64); 3] {
     let server_tls = Arc::new(
@@ -103,27 +114,15 @@ async fn transport(pki: &kinfold::pki::DemoPki, answer: usize) -> [(f64, f64); 3
         }
     });
 
-    let mut stream = TcpStream::connect(plain_at).await.expect("connects");
-    stream.set_nodelay(true).expect("nodelay");
-    let mut samples = Vec::with_capacity(REQUESTS);
-    for _ in 0..REQUESTS {
-        let started = Instant::now();
-        round_trip(&mut stream, answer).await;
-        samples.push(started.elapsed());
-    }
-    let plain = median_p99(samples);
-
+    let mut stream = kinfold_http::tls::connect(&plain_at.to_string(), None)
+        .await
+        .expect("connects");
+    let plain = timed(&mut stream, answer).await;
     let address = format!("tls://{tls_at}");
     let mut stream = kinfold_http::tls::connect(&address, Some(&pki.gateway))
         .await
         .expect("handshake");
-    let mut samples = Vec::with_capacity(REQUESTS);
-    for _ in 0..REQUESTS {
-        let started = Instant::now();
-        round_trip(&mut stream, answer).await;
-        samples.push(started.elapsed());
-    }
-    let established = median_p99(samples);
+    let established = timed(&mut stream, answer).await;
 
     let mut samples = Vec::with_capacity(REQUESTS / 4);
     for _ in 0..REQUESTS / 4 {
@@ -273,9 +272,5 @@ async fn run() {
         "| derived: a handshake's cost (row 5 − row 4) | {:.0} µs | |",
         new.0 - kept.0
     );
-    demo_shutdown(demo).await;
-}
-
-async fn demo_shutdown(demo: kinfold::demo::RunningDemo) {
     demo.shutdown().await;
 }

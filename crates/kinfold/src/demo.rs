@@ -78,26 +78,7 @@ pub struct DemoInfo {
     /// and a client certificate that may send to every demo adapter and may not read.
     pub client_tls: kinfold_http::tls::ClientTls,
     /// A registered system client for SMART Backend Services (`docs/smart.md`).
-    pub smart_client: SmartClientInfo,
-}
-
-/// The demo's registered system client.
-#[derive(Debug, Clone, Serialize)]
-pub struct SmartClientInfo {
-    /// Its client id.
-    pub client_id: String,
-    /// Where it asks for access tokens.
-    pub token_endpoint: String,
-    /// Its private signing key (PEM, PKCS#8).
-    pub private_key: PathBuf,
-    /// The algorithm it signs with.
-    pub alg: String,
-    /// The key's id, for the JWT header.
-    pub kid: String,
-    /// The organisations its requests may speak for.
-    pub organisations: Vec<String>,
-    /// The gateway's audience: the `aud` of its requester JWTs.
-    pub audience: String,
+    pub smart_client: crate::smart_client::ClientFile,
 }
 
 /// The demo system client's id.
@@ -480,7 +461,7 @@ pub async fn start(options: DemoOptions) -> Result<RunningDemo, DemoError> {
     let (smart_key, jwks) = pki
         .smart_client()
         .map_err(|e| DemoError::Seed(e.to_string()))?;
-    let smart_info = SmartClientInfo {
+    let smart_info = crate::smart_client::ClientFile {
         client_id: SMART_CLIENT.into(),
         token_endpoint: format!("{gateway_url}/auth/token"),
         private_key: smart_key,

@@ -5,11 +5,11 @@
 use std::path::PathBuf;
 
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 /// A registered client's details, as `demo.json`'s `smart_client` holds them.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 pub struct ClientFile {
     /// Its client id.
     pub client_id: String,
@@ -21,6 +21,8 @@ pub struct ClientFile {
     pub alg: String,
     /// The key's id.
     pub kid: String,
+    /// The organisations its requests may speak for.
+    pub organisations: Vec<String>,
     /// The gateway's audience (the requester JWT's `aud`).
     pub audience: String,
 }
