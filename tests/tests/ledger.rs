@@ -533,3 +533,119 @@ async fn identity_links_and_issued_tokens_are_recorded() {
     assert!(!text.contains(&t.demo.info.token), "never the token itself");
     t.demo.shutdown().await;
 }
+
+/// An ingest's audit entries are written in the adapter's own transaction, beside its records
+/// (`Ledger::record_within`): entries that committed count; entries of a write that failed do
+/// not; entries that committed although the writer then said it failed are read back, so no
+/// position in the log is given twice and the log still verifies.
+#[tokio::test]
+async fn entries_written_in_a_callers_transaction_count_only_once_committed() {
+    use kinfold_gateway::ledger::{Ledger, LedgerConfig, Secret};
+    use kinfold_ledger::{AuditAgent, AuditRecord};
+    use kinfold_store::StoreError;
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = Store::open_sqlite(&dir.path().join("adapter.db"))
+        .await
+        .expect("store");
+    let config = LedgerConfig {
+        signing_key: Some(Secret::new(b64(&[9u8; 32]))),
+        ..LedgerConfig::default()
+    };
+    let ledger = Ledger::open(store.clone(), &config).await.expect("ledger");
+    let record = |what: &str| AuditRecord {
+        recorded: String::new(),
+        event_type: "rest".into(),
+        subtype: what.into(),
+        action: "C".into(),
+        outcome: "0".into(),
+        query: "MLLP".into(),
+        agent: AuditAgent {
+            who: "ae-feed".into(),
+            organisation: None,
+            role: None,
+        },
+        purpose: Some("record-keeping".into()),
+        patient: None,
+        entities: Vec::new(),
+        rule: None,
+        justification: None,
+        request_id: None,
+        source: None,
+        count: None,
+        until: None,
+    };
+
+    // Committed with the caller's write: two entries.
+    let writer = store.clone();
+    ledger
+        .record_within(vec![record("first"), record("second")], |rows| async move {
+            writer.write_units_audited(Vec::new(), &rows).await
+        })
+        .await
+        .expect("committed");
+    ledger
+        .record(vec![record("third")])
+        .await
+        .expect("appended");
+    assert_eq!(ledger.size(), 3, "both entries count, then the next one");
+
+    // The write failed before committing: its entry is not in the log.
+    let refused: Result<(), StoreError> = ledger
+        .record_within(vec![record("refused")], |_rows| async move {
+            Err(StoreError::Conflict("the write was refused".into()))
+        })
+        .await;
+    assert!(refused.is_err());
+    ledger
+        .record(vec![record("fourth")])
+        .await
+        .expect("appended");
+    assert_eq!(ledger.size(), 4, "the refused write's entry does not count");
+
+    // Committed, then the writer said it failed: the ledger reads back what was committed,
+    // and the next entry takes the position after it.
+    let writer = store.clone();
+    let said_failed: Result<(), StoreError> = ledger
+        .record_within(vec![record("committed anyway")], |rows| async move {
+            writer.write_units_audited(Vec::new(), &rows).await?;
+            Err(StoreError::Corrupt("gave up after committing".into()))
+        })
+        .await;
+    assert!(said_failed.is_err());
+    ledger
+        .record(vec![record("fifth")])
+        .await
+        .expect("no position is given twice");
+    assert_eq!(ledger.size(), 6);
+
+    ledger.sign_head(&store).await.expect("signed");
+    let report = verify_store(&store, &ledger.public_key(), None)
+        .await
+        .expect("verified");
+    assert!(report.problems.is_empty(), "{:?}", report.problems);
+    assert_eq!(report.entries, 6);
+    let subtypes: Vec<String> = store
+        .ledger_after(None, 100)
+        .await
+        .expect("entries")
+        .iter()
+        .map(|row| {
+            serde_json::from_str::<Value>(&row.record).expect("record")["subtype"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(
+        subtypes,
+        [
+            "first",
+            "second",
+            "third",
+            "fourth",
+            "committed anyway",
+            "fifth"
+        ]
+    );
+}

@@ -173,10 +173,26 @@ struct Append {
     reply: Option<oneshot::Sender<Result<u64, ()>>>,
 }
 
+/// What the ledger's writer is asked to do.
+enum Request {
+    /// Append entries in its own transaction.
+    Append(Append),
+    /// Step aside while a caller writes entries in its own transaction (see
+    /// [`Ledger::record_within`]).
+    Turn(oneshot::Sender<Turn>),
+}
+
+/// A caller's turn to write ledger entries: the position of the first, and where to say how
+/// the caller's transaction ended (the leaves it committed, or `None`).
+struct Turn {
+    start: u64,
+    done: oneshot::Sender<Option<Vec<Hash>>>,
+}
+
 /// The running ledger. Cheap to clone.
 #[derive(Clone)]
 pub struct Ledger {
-    appends: mpsc::Sender<Append>,
+    appends: mpsc::Sender<Request>,
     state: Arc<RwLock<State>>,
     key: LedgerKey,
 }
@@ -448,11 +464,11 @@ impl Ledger {
     ) -> Result<u64, LedgerError> {
         let (reply, answer) = oneshot::channel();
         self.appends
-            .send(Append {
+            .send(Request::Append(Append {
                 entries: Prepared::all(records),
                 from_inbox,
                 reply: Some(reply),
-            })
+            }))
             .await
             .map_err(|_| LedgerError::Stopped)?;
         match answer.await {
@@ -464,15 +480,44 @@ impl Ledger {
         }
     }
 
+    /// Records audit records in the caller's own transaction, so that they and what they
+    /// record commit together, with one disk sync: `write` is given the ledger rows to insert
+    /// beside its own data and must commit both, or neither. The ledger's writer waits
+    /// meanwhile, so no other entry takes these positions. The entries count once `write`
+    /// returns `Ok`; whatever else happens (an error, the caller giving up half-way), the
+    /// writer reads back from the store what was committed.
+    pub async fn record_within<T, E, F, Fut>(
+        &self,
+        records: Vec<AuditRecord>,
+        write: F,
+    ) -> Result<T, E>
+    where
+        F: FnOnce(Vec<LedgerRow>) -> Fut,
+        Fut: std::future::Future<Output = Result<T, E>>,
+        E: From<LedgerError>,
+    {
+        let entries = Prepared::all(records);
+        let (granted, turn) = oneshot::channel();
+        self.appends
+            .send(Request::Turn(granted))
+            .await
+            .map_err(|_| LedgerError::Stopped)?;
+        let turn = turn.await.map_err(|_| LedgerError::Stopped)?;
+        let (rows, leaves) = rows_of(entries, turn.start, Utc::now().timestamp_millis());
+        let written = write(rows).await;
+        let _ = turn.done.send(written.is_ok().then_some(leaves));
+        written
+    }
+
     /// Records without waiting (for refused requests, which disclose nothing).
     pub fn record_in_background(&self, record: AuditRecord) {
         if self
             .appends
-            .try_send(Append {
+            .try_send(Request::Append(Append {
                 entries: Prepared::all(vec![record]),
                 from_inbox: Vec::new(),
                 reply: None,
-            })
+            }))
             .is_err()
         {
             tracing::warn!("the ledger queue is full; a refused request was not recorded");
@@ -566,67 +611,61 @@ impl Ledger {
 
 /// Group commit: takes every append waiting, writes them in one transaction, then answers each.
 async fn writer(
-    mut receiver: mpsc::Receiver<Append>,
+    mut receiver: mpsc::Receiver<Request>,
     store: Store,
     state: Arc<RwLock<State>>,
     max_group: usize,
 ) {
-    while let Some(first) = receiver.recv().await {
+    let mut waiting = None;
+    loop {
+        let request = match waiting.take() {
+            Some(request) => request,
+            None => match receiver.recv().await {
+                Some(request) => request,
+                None => return,
+            },
+        };
+        let first = match request {
+            Request::Append(append) => append,
+            Request::Turn(granted) => {
+                give_turn(granted, &store, &state).await;
+                continue;
+            }
+        };
         let mut group = vec![first];
         let mut count = group[0].entries.len();
         while count < max_group {
             match receiver.try_recv() {
-                Ok(next) => {
+                Ok(Request::Append(next)) => {
                     count += next.entries.len();
                     group.push(next);
+                }
+                // A turn waits until this group is committed.
+                Ok(turn) => {
+                    waiting = Some(turn);
+                    break;
                 }
                 Err(_) => break,
             }
         }
         let start = state.read().map_or(0, |s| s.log.len());
-        let recorded = Utc::now().timestamp_millis();
-        let mut rows = Vec::with_capacity(count);
-        let mut leaves = Vec::with_capacity(count);
-        let mut last_seq = Vec::with_capacity(group.len());
+        let mut entries = Vec::with_capacity(count);
+        let mut ends = Vec::with_capacity(group.len());
         let mut from_inbox = Vec::new();
         for append in &mut group {
             from_inbox.append(&mut append.from_inbox);
-            for entry in append.entries.drain(..) {
-                let seq = start + rows.len() as u64;
-                let leaf = LeafInput {
-                    seq,
-                    timestamp_ms: u64::try_from(recorded).unwrap_or(0),
-                    record_hash: entry.commitment,
-                }
-                .leaf_hash();
-                rows.push(LedgerRow {
-                    seq: i64::try_from(seq).unwrap_or(i64::MAX),
-                    recorded,
-                    patient: entry.patient,
-                    agent: entry.agent,
-                    leaf_hash: hex(&leaf),
-                    record: entry.canonical,
-                });
-                leaves.push(leaf);
-            }
-            last_seq.push(start + rows.len() as u64);
+            entries.append(&mut append.entries);
+            ends.push(start + entries.len() as u64);
         }
+        let (rows, leaves) = rows_of(entries, start, Utc::now().timestamp_millis());
         let result = store.ledger_append(&rows, &from_inbox).await;
         match &result {
-            Ok(()) => {
-                if let Ok(mut state) = state.write() {
-                    for leaf in leaves {
-                        let index = state.log.len();
-                        state.log.push(leaf);
-                        state.by_leaf.insert(leaf, index);
-                    }
-                }
-            }
+            Ok(()) => push_leaves(&state, leaves),
             Err(err) => {
                 tracing::error!(error = ?err, records = rows.len(), "the ledger could not record; the disclosures are refused")
             }
         }
-        for (append, end) in group.into_iter().zip(last_seq) {
+        for (append, end) in group.into_iter().zip(ends) {
             if let Some(reply) = append.reply {
                 let _ = reply.send(
                     result
@@ -635,6 +674,69 @@ async fn writer(
                         .map_err(|_| ()),
                 );
             }
+        }
+    }
+}
+
+/// The stored rows of entries from position `start`, and their leaf hashes.
+fn rows_of(entries: Vec<Prepared>, start: u64, recorded: i64) -> (Vec<LedgerRow>, Vec<Hash>) {
+    let mut rows = Vec::with_capacity(entries.len());
+    let mut leaves = Vec::with_capacity(entries.len());
+    for entry in entries {
+        let seq = start + rows.len() as u64;
+        let leaf = LeafInput {
+            seq,
+            timestamp_ms: u64::try_from(recorded).unwrap_or(0),
+            record_hash: entry.commitment,
+        }
+        .leaf_hash();
+        rows.push(LedgerRow {
+            seq: i64::try_from(seq).unwrap_or(i64::MAX),
+            recorded,
+            patient: entry.patient,
+            agent: entry.agent,
+            leaf_hash: hex(&leaf),
+            record: entry.canonical,
+        });
+        leaves.push(leaf);
+    }
+    (rows, leaves)
+}
+
+fn push_leaves(state: &RwLock<State>, leaves: Vec<Hash>) {
+    if let Ok(mut state) = state.write() {
+        for leaf in leaves {
+            let index = state.log.len();
+            state.log.push(leaf);
+            state.by_leaf.insert(leaf, index);
+        }
+    }
+}
+
+/// Gives a caller its turn (see [`Ledger::record_within`]) and waits for it to end. If the
+/// caller does not say that it committed, the entries it may have committed are read back.
+async fn give_turn(granted: oneshot::Sender<Turn>, store: &Store, state: &RwLock<State>) {
+    let start = state.read().map_or(0, |s| s.log.len());
+    let (done, ended) = oneshot::channel();
+    if granted.send(Turn { start, done }).is_err() {
+        return;
+    }
+    match ended.await {
+        Ok(Some(leaves)) => push_leaves(state, leaves),
+        Ok(None) | Err(_) => catch_up(store, state, start).await,
+    }
+}
+
+/// Takes into the tree whatever entries the store holds from position `start` on: after a
+/// caller's turn ended without saying it committed (it failed, or gave up while committing).
+async fn catch_up(store: &Store, state: &RwLock<State>, start: u64) {
+    match store
+        .ledger_settled_from(i64::try_from(start).unwrap_or(i64::MAX))
+        .await
+    {
+        Ok(rows) => push_leaves(state, rows.iter().map(leaf_of).collect()),
+        Err(err) => {
+            tracing::error!(error = ?err, "the ledger could not read back a caller's entries; it must be restarted to rebuild its tree")
         }
     }
 }

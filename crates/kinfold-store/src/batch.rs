@@ -132,6 +132,10 @@ pub(crate) fn plan(
     let mut versions: Vec<Version> = Vec::new();
     let mut events = Vec::new();
     let mut outcomes = Vec::with_capacity(units.len());
+    // Records stored before: their old search tokens go, and the versions they had go into
+    // the history.
+    let mut replaced = std::collections::HashSet::new();
+    let mut superseded: Vec<(Key, Stored)> = Vec::new();
     for unit in units {
         let mut records = Vec::with_capacity(unit.records.len());
         let mut changed = false;
@@ -151,7 +155,12 @@ pub(crate) fn plan(
             }
             let previous = current.get(&key).map(|c| c.0);
             let version = stamped(resource, previous.unwrap_or(0) + 1, &stamp, key.clone());
-            current.insert(key.clone(), (version.version_id, now, version.json.clone()));
+            if let Some(old) =
+                current.insert(key.clone(), (version.version_id, now, version.json.clone()))
+            {
+                replaced.insert(key.clone());
+                superseded.push((key.clone(), old));
+            }
             records.push(WriteOutcome {
                 resource_type: key.0,
                 id: key.1,
@@ -177,27 +186,32 @@ pub(crate) fn plan(
         outcomes.push(UnitOutcome { records, changed });
     }
     let mut statements = Vec::new();
-    // Every version goes into the history; only each record's last into `resources`.
+    // Each record's last version goes into `resources`; the versions it replaced, into the
+    // history.
     let mut last: HashMap<(&str, &str), &Version> = HashMap::new();
     for version in &versions {
         last.insert((&version.resource_type, &version.id), version);
     }
     let mut finals: Vec<&Version> = last.into_values().collect();
     finals.sort_by(|a, b| (&a.resource_type, &a.id).cmp(&(&b.resource_type, &b.id)));
-    for chunk in versions.chunks(ROWS_PER_STATEMENT) {
+    for chunk in superseded.chunks(ROWS_PER_STATEMENT) {
         let mut sql = Sql::new(postgres);
         sql.push("INSERT INTO resource_versions (resource_type, id, version_id, last_updated, content) VALUES ");
-        rows(&mut sql, chunk, |sql, v| {
-            sql.bind(Arg::text(&v.resource_type));
-            sql.push(", ");
-            sql.bind(Arg::text(&v.id));
-            sql.push(", ");
-            sql.bind(Arg::Int(v.version_id));
-            sql.push(", ");
-            sql.bind(Arg::Int(now));
-            sql.push(", ");
-            sql.bind(Arg::text(&v.json));
-        });
+        rows(
+            &mut sql,
+            chunk,
+            |sql, ((resource_type, id), (version_id, last_updated, content))| {
+                sql.bind(Arg::text(resource_type));
+                sql.push(", ");
+                sql.bind(Arg::text(id));
+                sql.push(", ");
+                sql.bind(Arg::Int(*version_id));
+                sql.push(", ");
+                sql.bind(Arg::Int(*last_updated));
+                sql.push(", ");
+                sql.bind(Arg::text(content));
+            },
+        );
         statements.push(sql);
     }
     for chunk in finals.chunks(ROWS_PER_STATEMENT) {
@@ -228,13 +242,15 @@ pub(crate) fn plan(
         });
         sql.push(" ON CONFLICT (resource_type, id) DO UPDATE SET version_id = excluded.version_id, last_updated = excluded.last_updated, patient = excluded.patient, date_start = excluded.date_start, date_end = excluded.date_end, content = excluded.content");
         statements.push(sql);
+    }
+    let mut cleared: Vec<&Key> = replaced.iter().collect();
+    cleared.sort();
+    for chunk in cleared.chunks(ROWS_PER_STATEMENT) {
         let mut clear = Sql::new(postgres);
         clear.push("DELETE FROM resource_tokens WHERE ");
         any_key(
             &mut clear,
-            chunk
-                .iter()
-                .map(|v| (v.resource_type.as_str(), v.id.as_str())),
+            chunk.iter().map(|(t, id)| (t.as_str(), id.as_str())),
         );
         statements.push(clear);
     }

@@ -78,7 +78,7 @@ impl Store {
         let mut sql = self.sql();
         sql.push("DELETE FROM outbox WHERE seq IN ");
         positions(&mut sql, seqs);
-        on_pool!(self, pool => bound!(sql).execute(pool).await.map(|_| ()))?;
+        on_writer!(self, pool => bound!(sql).execute(pool).await.map(|_| ()))?;
         Ok(())
     }
 
@@ -93,7 +93,7 @@ impl Store {
         sql.bind(Arg::Int(next_attempt));
         sql.push(" WHERE seq IN ");
         positions(&mut sql, seqs);
-        on_pool!(self, pool => bound!(sql).execute(pool).await.map(|_| ()))?;
+        on_writer!(self, pool => bound!(sql).execute(pool).await.map(|_| ()))?;
         Ok(())
     }
 
@@ -125,7 +125,7 @@ impl Store {
             sql.push(")");
         }
         sql.push(" ON CONFLICT (agency, event_id) DO NOTHING");
-        let inserted = on_pool!(self, pool => bound!(sql).execute(pool).await?.rows_affected());
+        let inserted = on_writer!(self, pool => bound!(sql).execute(pool).await?.rows_affected());
         Ok(inserted)
     }
 

@@ -96,7 +96,7 @@ impl Store {
             );
             statements.push(sql);
         }
-        on_pool!(self, pool => {
+        on_writer!(self, pool => {
             let mut tx = pool.begin().await?;
             for sql in &statements {
                 bound!(sql).execute(&mut *tx).await?;

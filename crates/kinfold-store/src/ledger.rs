@@ -123,6 +123,37 @@ fn sqlite_insert(rows: usize) -> &'static str {
     &statements[rows.min(SQLITE_CHUNK)]
 }
 
+/// The statements that insert ledger rows inside another write's transaction (see
+/// [`Store::write_units_audited`](crate::Store::write_units_audited)), [`SQLITE_CHUNK`] rows
+/// each.
+pub(crate) fn insert_statements(postgres: bool, rows: &[LedgerRow]) -> Vec<crate::sql::Sql> {
+    rows.chunks(SQLITE_CHUNK)
+        .map(|chunk| {
+            let mut sql = crate::sql::Sql::new(postgres);
+            sql.push("INSERT INTO ledger_entries (seq, recorded, patient, agent, leaf_hash, record) VALUES ");
+            for (n, row) in chunk.iter().enumerate() {
+                sql.push(if n > 0 { ", (" } else { "(" });
+                sql.bind(Arg::Int(row.seq));
+                sql.push(", ");
+                sql.bind(Arg::Int(row.recorded));
+                sql.push(", ");
+                match row.patient.as_deref() {
+                    Some(patient) => sql.bind(Arg::text(patient)),
+                    None => sql.push("NULL"),
+                }
+                sql.push(", ");
+                sql.bind(Arg::text(&row.agent));
+                sql.push(", ");
+                sql.bind(Arg::text(&row.leaf_hash));
+                sql.push(", ");
+                sql.bind(Arg::text(&row.record));
+                sql.push(")");
+            }
+            sql
+        })
+        .collect()
+}
+
 /// Ledger entries framed as one text, as SQLite's `ledger_after` query writes them. Each entry
 /// is a header of six numbers, each followed by a space (seq, recorded, then the byte lengths
 /// of patient (-1 for none), agent, leaf hash and record), then those four texts.
@@ -204,7 +235,7 @@ impl Store {
                 tx.commit().await?;
                 Ok(())
             }
-            Backend::Sqlite(pool) => {
+            Backend::Sqlite(_, pool) => {
                 // Multi-row `VALUES` in chunks of a fixed size, so that SQLite compiles each
                 // statement once (sqlx caches it) and a group costs a few calls to the worker
                 // thread. Measured against unpacking one JSON argument with `json_each`, this
@@ -244,7 +275,7 @@ impl Store {
     pub async fn ledger_after(&self, after: Option<i64>, limit: i64) -> Result<Vec<LedgerRow>> {
         let after = after.unwrap_or(-1);
         match &self.backend {
-            Backend::Sqlite(pool) => {
+            Backend::Sqlite(pool, _) => {
                 let framed: Option<String> = sqlx::query_scalar(
                     "SELECT group_concat(\
                          seq || ' ' || recorded || ' ' || coalesce(octet_length(patient), -1) || ' ' || \
@@ -291,6 +322,18 @@ impl Store {
         on_pool!(self, pool => bound!(sql).fetch_all(pool).await?.iter().map(entry).collect())
     }
 
+    /// Entries from position `start` on, in order, read once no write is under way (on
+    /// SQLite, through the writing connection): what a write that gave up half-way did or did
+    /// not commit.
+    pub async fn ledger_settled_from(&self, start: i64) -> Result<Vec<LedgerRow>> {
+        let mut sql = self.sql();
+        sql.push(ENTRY_COLUMNS);
+        sql.push(" WHERE seq >= ");
+        sql.bind(Arg::Int(start));
+        sql.push(" ORDER BY seq");
+        on_writer!(self, pool => bound!(sql).fetch_all(pool).await?.iter().map(entry).collect())
+    }
+
     /// Entries matching a query, newest first.
     pub async fn ledger_search(&self, query: &LedgerQuery) -> Result<Vec<LedgerRow>> {
         let mut sql = self.sql();
@@ -322,7 +365,7 @@ impl Store {
         sql.push("INSERT INTO ledger_inbox (record) VALUES (");
         sql.bind(Arg::text(record));
         sql.push(")");
-        on_pool!(self, pool => bound!(sql).execute(pool).await.map(|_| ()))?;
+        on_writer!(self, pool => bound!(sql).execute(pool).await.map(|_| ()))?;
         Ok(())
     }
 
@@ -353,7 +396,7 @@ impl Store {
         sql.push(", ");
         sql.bind(Arg::text(&head.signature));
         sql.push(") ON CONFLICT (tree_size) DO NOTHING");
-        on_pool!(self, pool => bound!(sql).execute(pool).await.map(|_| ()))?;
+        on_writer!(self, pool => bound!(sql).execute(pool).await.map(|_| ()))?;
         Ok(())
     }
 
@@ -378,7 +421,7 @@ impl Store {
     /// Runs one statement against the store (tests and operators' tools only: e.g. simulating
     /// storage that refuses writes). Never called with request data.
     pub async fn execute_admin(&self, statement: &str) -> Result<()> {
-        on_pool!(self, pool => sqlx::query(sqlx::AssertSqlSafe(statement.to_owned())).execute(pool).await.map(|_| ()))?;
+        on_writer!(self, pool => sqlx::query(sqlx::AssertSqlSafe(statement.to_owned())).execute(pool).await.map(|_| ()))?;
         Ok(())
     }
 }

@@ -3,7 +3,8 @@
 //!
 //! Invariants:
 //! * Every write happens inside one database transaction: a Bundle that fails half-way leaves
-//!   nothing behind, and an update keeps the previous version in `resource_versions`.
+//!   nothing behind, and an update keeps the previous version in `resource_versions` (which
+//!   holds every version but the current one, kept in `resources`).
 //! * SQL is parameterised; no value from a request is ever spliced into SQL text.
 //! * Both backends run the same code paths and the same test suite; only DDL differs, in
 //!   `migrations/sqlite` and `migrations/postgres`.
@@ -58,7 +59,8 @@ pub enum BackendKind {
 
 #[derive(Debug, Clone)]
 enum Backend {
-    Sqlite(SqlitePool),
+    /// SQLite: the pool that reads, and the one connection that writes.
+    Sqlite(SqlitePool, SqlitePool),
     Postgres(PgPool),
 }
 
@@ -67,7 +69,18 @@ enum Backend {
 macro_rules! on_pool {
     ($store:expr, $pool:ident => $body:expr) => {
         match &$store.backend {
-            Backend::Sqlite($pool) => $body,
+            Backend::Sqlite($pool, _) => $body,
+            Backend::Postgres($pool) => $body,
+        }
+    };
+}
+
+/// Like `on_pool!`, for a body that writes: on SQLite it runs on the store's one writing
+/// connection (see [`Store::open_sqlite`]).
+macro_rules! on_writer {
+    ($store:expr, $pool:ident => $body:expr) => {
+        match &$store.backend {
+            Backend::Sqlite(_, $pool) => $body,
             Backend::Postgres($pool) => $body,
         }
     };
@@ -242,12 +255,24 @@ impl Store {
         let pool = SqlitePoolOptions::new()
             .max_connections(8)
             .test_before_acquire(false)
-            .connect_with(options)
+            .connect_with(options.clone())
             .await?;
         sqlx::migrate!("../../migrations/sqlite").run(&pool).await?;
+        // Every write goes through one connection, kept open. SQLite takes one writer at a
+        // time anyway, and a connection whose file another connection has changed throws its
+        // page cache away: with writes spread over the pool, each write transaction began by
+        // reading every index page it touched back from the file. Writers now queue for this
+        // connection in order, and its cache stays warm.
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .test_before_acquire(false)
+            .idle_timeout(None)
+            .max_lifetime(None)
+            .connect_with(options)
+            .await?;
         let checkpoints = Background(tokio::spawn(checkpoints(pool.clone())));
         Ok(Self {
-            backend: Backend::Sqlite(pool),
+            backend: Backend::Sqlite(pool, writer),
             _checkpoints: Some(Arc::new(checkpoints)),
         })
     }
@@ -284,7 +309,7 @@ impl Store {
     /// Which backend this is.
     pub fn kind(&self) -> BackendKind {
         match self.backend {
-            Backend::Sqlite(_) => BackendKind::Sqlite,
+            Backend::Sqlite(..) => BackendKind::Sqlite,
             Backend::Postgres(_) => BackendKind::Postgres,
         }
     }
@@ -295,7 +320,8 @@ impl Store {
 
     /// Closes every connection; the store is unusable afterwards.
     pub async fn close(&self) {
-        on_pool!(self, pool => pool.close().await)
+        on_pool!(self, pool => pool.close().await);
+        on_writer!(self, pool => pool.close().await);
     }
 
     /// Checks the database answers.
@@ -328,13 +354,21 @@ impl Store {
         id: &str,
         version_id: i64,
     ) -> Result<Option<StoredResource>> {
+        // The current version is in `resources`, the ones it replaced in `resource_versions`.
         let mut sql = self.sql();
-        sql.push("SELECT resource_type, id, version_id, last_updated, content FROM resource_versions WHERE resource_type = ");
-        sql.bind(Arg::text(resource_type.as_str()));
-        sql.push(" AND id = ");
-        sql.bind(Arg::text(id));
-        sql.push(" AND version_id = ");
-        sql.bind(Arg::Int(version_id));
+        for (n, table) in ["resources", "resource_versions"].into_iter().enumerate() {
+            if n > 0 {
+                sql.push(" UNION ALL ");
+            }
+            sql.push("SELECT resource_type, id, version_id, last_updated, content FROM ");
+            sql.push(table);
+            sql.push(" WHERE resource_type = ");
+            sql.bind(Arg::text(resource_type.as_str()));
+            sql.push(" AND id = ");
+            sql.bind(Arg::text(id));
+            sql.push(" AND version_id = ");
+            sql.bind(Arg::Int(version_id));
+        }
         let rows = on_pool!(self, pool => {
             bound!(sql).fetch_all(pool).await?.iter().map(stored).collect::<Result<Vec<_>>>()
         })?;
@@ -455,15 +489,31 @@ impl Store {
     /// messages: the first receipt stands); `events` go to the outbox. If no record in a unit
     /// changed (a resent message), nothing of it is written at all: no provenance, no event.
     pub async fn write_units(&self, units: Vec<WriteUnit>) -> Result<Vec<Result<UnitOutcome>>> {
+        self.write_units_audited(units, &[]).await
+    }
+
+    /// Like [`Store::write_units`], with the audit ledger's rows for these units inserted in
+    /// the same transaction: the records and their audit entries commit together, with one
+    /// disk sync, or neither does. (A unit refused on its own still has its entry; the caller
+    /// records that it failed.)
+    pub async fn write_units_audited(
+        &self,
+        units: Vec<WriteUnit>,
+        audit: &[LedgerRow],
+    ) -> Result<Vec<Result<UnitOutcome>>> {
         let now = Utc::now().timestamp_millis();
+        let audit = ledger::insert_statements(self.kind() == BackendKind::Postgres, audit);
         let postgres = self.kind() == BackendKind::Postgres;
         // SQLite: take the write lock at the start (BEGIN IMMEDIATE), so that concurrent
         // writers queue on the busy timeout instead of failing when a read lock is upgraded.
         let begin = if postgres { "BEGIN" } else { "BEGIN IMMEDIATE" };
-        on_pool!(self, pool => {
+        on_writer!(self, pool => {
             // The fast path: the whole group in a few multi-row statements. (No savepoint
             // around it: SQLite would journal every page it touches a second time.)
             let mut tx = pool.begin_with(begin).await?;
+            for statement in &audit {
+                bound!(statement).execute(&mut *tx).await?;
+            }
             match write_group(&mut tx, postgres, now, &units).await {
                 Ok(outcomes) => {
                     tx.commit().await?;
@@ -476,6 +526,9 @@ impl Store {
                 Err(err) => return Err(err),
             }
             let mut tx = pool.begin_with(begin).await?;
+            for statement in &audit {
+                bound!(statement).execute(&mut *tx).await?;
+            }
             let mut results = Vec::with_capacity(units.len());
             for unit in &units {
                 let mut savepoint = sqlx::Acquire::begin(&mut tx).await?;
@@ -543,7 +596,7 @@ impl Store {
         let mut select = self.sql();
         select.push("SELECT person_id FROM person_index WHERE nhs_number = ");
         select.bind(Arg::text(nhs_number.as_str()));
-        let (id, created) = on_pool!(self, pool => {
+        let (id, created) = on_writer!(self, pool => {
             let created = bound!(insert).execute(pool).await?.rows_affected() == 1;
             let id = bound!(select).fetch_one(pool).await?.try_get::<String, _>("person_id")?;
             (id, created)

@@ -27,7 +27,7 @@ impl Store {
         sql.push(
             ") ON CONFLICT (task_id) DO UPDATE SET status = excluded.status, body = excluded.body, updated = excluded.updated",
         );
-        on_pool!(self, pool => { bound!(sql).execute(pool).await?; });
+        on_writer!(self, pool => { bound!(sql).execute(pool).await?; });
         Ok(())
     }
 
@@ -94,7 +94,7 @@ impl Store {
         sql.push(", ");
         sql.bind(Arg::Int(chrono::Utc::now().timestamp_millis()));
         sql.push(") ON CONFLICT (consent_id) DO UPDATE SET body = excluded.body, updated = excluded.updated");
-        on_pool!(self, pool => { bound!(sql).execute(pool).await?; });
+        on_writer!(self, pool => { bound!(sql).execute(pool).await?; });
         Ok(())
     }
 

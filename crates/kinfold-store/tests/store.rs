@@ -7,7 +7,7 @@
 use kinfold_fhir::search::SearchQuery;
 use kinfold_fhir::{NhsNumber, Resource, ResourceType};
 use kinfold_store::testing::TestPostgres;
-use kinfold_store::{BackendKind, Store};
+use kinfold_store::{BackendKind, LedgerRow, Store, WriteUnit};
 use serde_json::{Value, json};
 
 /// A store on a fresh database, removed again when the test finishes cleanly.
@@ -332,6 +332,122 @@ async fn identifiers_find_patients(t: &TestStore) {
         .await
         .expect("search");
     assert_eq!(none.total, 0);
+}
+
+/// An update replaces the record's search tokens (the old identifier no longer finds it), and
+/// every version reads back: the current one from the record, earlier ones from the history.
+async fn an_update_moves_its_identifiers_and_every_version_reads_back(t: &TestStore) {
+    let find = |number: &'static str| async move {
+        let system = "https://fhir.nhs.uk/Id/nhs-number";
+        let page = t
+            .store
+            .search(
+                ResourceType::Patient,
+                &query(&[("identifier", &format!("{system}|{number}"))]),
+            )
+            .await
+            .expect("search");
+        ids(&page)
+            .into_iter()
+            .map(|id| id.to_string())
+            .collect::<Vec<String>>()
+    };
+    t.store
+        .write_all(vec![patient("p1", "9434765919")])
+        .await
+        .expect("v1");
+    t.store
+        .write_all(vec![patient("p1", "9000000009")])
+        .await
+        .expect("v2");
+    assert_eq!(find("9000000009").await, vec!["p1"]);
+    assert!(
+        find("9434765919").await.is_empty(),
+        "the old number is gone"
+    );
+    t.store
+        .write_all(vec![patient("p1", "9434765870")])
+        .await
+        .expect("v3");
+    for (version, number) in [(1, "9434765919"), (2, "9000000009"), (3, "9434765870")] {
+        let stored = t
+            .store
+            .read_version(ResourceType::Patient, "p1", version)
+            .await
+            .expect("read")
+            .unwrap_or_else(|| panic!("version {version} kept"));
+        assert_eq!(stored.version_id, version);
+        assert!(
+            stored.json.contains(number),
+            "version {version}: {}",
+            stored.json
+        );
+    }
+    assert!(
+        t.store
+            .read_version(ResourceType::Patient, "p1", 4)
+            .await
+            .expect("read")
+            .is_none()
+    );
+}
+
+/// Ledger rows given with a write commit with it: present when the write stored, absent when
+/// the whole write failed.
+async fn audited_units_commit_their_ledger_rows_with_them(t: &TestStore) {
+    let entry = |seq: i64| LedgerRow {
+        seq,
+        recorded: 1_700_000_000_000,
+        patient: None,
+        agent: "ae-feed".into(),
+        leaf_hash: format!("{seq:064x}"),
+        record: format!("{{\"n\":{seq}}}"),
+    };
+    let unit = |record: Resource| WriteUnit {
+        records: vec![record],
+        ..WriteUnit::default()
+    };
+    t.store
+        .write_units_audited(
+            vec![unit(weight("w1", "c1", "2020-01-01", 10.0))],
+            &[entry(0), entry(1)],
+        )
+        .await
+        .expect("stored");
+    // A row at a position already taken fails the whole write: neither the record nor the
+    // other entry is stored.
+    assert!(
+        t.store
+            .write_units_audited(
+                vec![unit(weight("w2", "c1", "2020-01-02", 11.0))],
+                &[entry(2), entry(1)],
+            )
+            .await
+            .is_err()
+    );
+    let seqs: Vec<i64> = t
+        .store
+        .ledger_after(None, 10)
+        .await
+        .expect("entries")
+        .iter()
+        .map(|row| row.seq)
+        .collect();
+    assert_eq!(seqs, [0, 1]);
+    assert!(
+        t.store
+            .read(ResourceType::Observation, "w1")
+            .await
+            .expect("read")
+            .is_some()
+    );
+    assert!(
+        t.store
+            .read(ResourceType::Observation, "w2")
+            .await
+            .expect("read")
+            .is_none()
+    );
 }
 
 async fn paging_reports_the_full_total(t: &TestStore) {
@@ -894,6 +1010,8 @@ on_both_backends!(
     search_by_patient_and_code_finds_only_those,
     date_prefixes_filter_as_fhir_says,
     identifiers_find_patients,
+    an_update_moves_its_identifiers_and_every_version_reads_back,
+    audited_units_commit_their_ledger_rows_with_them,
     paging_reports_the_full_total,
     last_updated_filters_on_store_time,
     everything_returns_the_patient_first_then_their_records,

@@ -78,7 +78,12 @@ pub struct Stored {
     pub changed: bool,
 }
 
+/// One input staged for the store: ready to commit, or already refused.
+#[derive(Debug)]
+pub(crate) struct Staged(Result<Prepared, AdapterError>);
+
 /// One input on its way to the store.
+#[derive(Debug)]
 struct Prepared {
     /// Per entry: stored as the n-th record of the unit, or refused.
     planned: Vec<Result<usize, AdapterError>>,
@@ -103,31 +108,45 @@ impl AdapterState {
         &self,
         inputs: Vec<(Plan, &Source)>,
     ) -> Result<Vec<Result<Stored, AdapterError>>, AdapterError> {
+        let staged = self.stage(inputs).await?;
+        self.commit(staged).await
+    }
+
+    /// The first half of [`AdapterState::apply_all`], which reads but writes nothing: refuses a
+    /// Patient whose NHS number another Patient here holds, and prepares each input's unit and
+    /// audit record. (The MLLP writer stages the next group while this one commits.)
+    pub(crate) async fn stage(
+        &self,
+        inputs: Vec<(Plan, &Source)>,
+    ) -> Result<Vec<Staged>, AdapterError> {
         let received = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
-        let mut prepared: Vec<Result<Prepared, AdapterError>> = Vec::with_capacity(inputs.len());
         let held = self.holders(&inputs).await?;
+        let mut staged = Vec::with_capacity(inputs.len());
         for (mut plan, source) in inputs {
-            if let Err(err) = Self::refuse_held_nhs_numbers(&mut plan, &held) {
-                prepared.push(Err(err));
-                continue;
-            }
-            prepared.push(self.prepare(plan, source, &received).await);
+            staged.push(match Self::refuse_held_nhs_numbers(&mut plan, &held) {
+                Err(err) => Staged(Err(err)),
+                Ok(()) => Staged(self.prepare(plan, source, &received).await),
+            });
         }
-        // No write without its audit entry: every input is in the ledger before anything is
-        // stored. An input that would store nothing is not recorded.
-        let audits: Vec<AuditRecord> = prepared
-            .iter()
-            .filter_map(|p| p.as_ref().ok()?.audit.clone())
-            .collect();
-        if !audits.is_empty() {
-            self.ledger.record(audits).await?;
-        }
+        Ok(staged)
+    }
+
+    /// The second half of [`AdapterState::apply_all`]: writes the staged inputs, each with its
+    /// entry in the ledger, in one transaction, and says what became of each.
+    pub(crate) async fn commit(
+        &self,
+        staged: Vec<Staged>,
+    ) -> Result<Vec<Result<Stored, AdapterError>>, AdapterError> {
+        // No write without its audit entry: each input's entry in the ledger commits in the
+        // same transaction as its records. An input that would store nothing is not recorded.
+        let mut audits: Vec<AuditRecord> = Vec::new();
         let mut units = Vec::new();
-        let mut slots = Vec::with_capacity(prepared.len());
-        for p in prepared {
+        let mut slots = Vec::with_capacity(staged.len());
+        for Staged(p) in staged {
             match p {
                 Ok(mut p) => {
-                    if p.audit.is_some() {
+                    if let Some(audit) = &p.audit {
+                        audits.push(audit.clone());
                         units.push(std::mem::take(&mut p.unit));
                     }
                     slots.push(Ok(p));
@@ -138,13 +157,15 @@ impl AdapterState {
         let written = if units.is_empty() {
             Vec::new()
         } else {
-            match self.store.write_units(units).await {
-                Ok(written) => written,
-                Err(err) => {
-                    self.record_failure(&slots);
-                    return Err(err.into());
-                }
-            }
+            let store = &self.store;
+            self.ledger
+                .record_within(audits, |rows| async move {
+                    store
+                        .write_units_audited(units, &rows)
+                        .await
+                        .map_err(AdapterError::from)
+                })
+                .await?
         };
         if written.iter().any(|w| w.as_ref().is_ok_and(|w| w.changed)) {
             self.outbox_wake.notify_one();
@@ -330,14 +351,8 @@ impl AdapterState {
             .and_then(|p| EventPatient::of(&p)))
     }
 
-    /// The ledger already says these inputs were stored; the commit failed, so it must also
-    /// say they were not.
-    fn record_failure(&self, slots: &[Result<Prepared, AdapterError>]) {
-        for p in slots.iter().flatten() {
-            self.record_unit_failure(p.audit.clone());
-        }
-    }
-
+    /// The ledger says this input was stored (its entry committed with the others'), but the
+    /// store refused it on its own: the ledger must also say it was not.
     fn record_unit_failure(&self, audit: Option<AuditRecord>) {
         if let Some(mut audit) = audit {
             audit.outcome = "8".into();

@@ -1,8 +1,8 @@
 //! Group commit for feeds that send one message at a time (MLLP): each connection hands its
 //! plan to one writer task and waits for the answer; the writer takes everything waiting (up to
-//! [`MAX_GROUP`]) and applies it in one commit, so many connections share one disk sync each
-//! for the ledger and the store, as the ledger already does for its entries. A message is
-//! still answered only once it is durably stored: nothing is acknowledged early.
+//! [`MAX_GROUP`]) and applies it in one commit, so many connections share one disk sync (the
+//! records and their ledger entries commit together). A message is still answered only once
+//! it is durably stored: nothing is acknowledged early.
 
 use std::sync::Arc;
 
