@@ -540,7 +540,7 @@ async fn identity_links_and_issued_tokens_are_recorded() {
 /// position in the log is given twice and the log still verifies.
 #[tokio::test]
 async fn entries_written_in_a_callers_transaction_count_only_once_committed() {
-    use kinfold_gateway::ledger::{Ledger, LedgerConfig, Secret};
+    use kinfold_gateway::ledger::{Ledger, LedgerConfig, LedgerError, Secret};
     use kinfold_ledger::{AuditAgent, AuditRecord};
     use kinfold_store::StoreError;
 
@@ -580,7 +580,10 @@ async fn entries_written_in_a_callers_transaction_count_only_once_committed() {
     let writer = store.clone();
     ledger
         .record_within(vec![record("first"), record("second")], |rows| async move {
-            writer.write_units_audited(Vec::new(), &rows).await
+            writer
+                .write_units_audited(Vec::new(), &rows)
+                .await
+                .map_err(LedgerError::from)
         })
         .await
         .expect("committed");
@@ -591,9 +594,9 @@ async fn entries_written_in_a_callers_transaction_count_only_once_committed() {
     assert_eq!(ledger.size(), 3, "both entries count, then the next one");
 
     // The write failed before committing: its entry is not in the log.
-    let refused: Result<(), StoreError> = ledger
+    let refused: Result<(), LedgerError> = ledger
         .record_within(vec![record("refused")], |_rows| async move {
-            Err(StoreError::Conflict("the write was refused".into()))
+            Err(StoreError::Conflict("the write was refused".into()).into())
         })
         .await;
     assert!(refused.is_err());
@@ -606,10 +609,10 @@ async fn entries_written_in_a_callers_transaction_count_only_once_committed() {
     // Committed, then the writer said it failed: the ledger reads back what was committed,
     // and the next entry takes the position after it.
     let writer = store.clone();
-    let said_failed: Result<(), StoreError> = ledger
+    let said_failed: Result<(), LedgerError> = ledger
         .record_within(vec![record("committed anyway")], |rows| async move {
             writer.write_units_audited(Vec::new(), &rows).await?;
-            Err(StoreError::Corrupt("gave up after committing".into()))
+            Err(StoreError::Corrupt("gave up after committing".into()).into())
         })
         .await;
     assert!(said_failed.is_err());

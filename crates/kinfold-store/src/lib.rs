@@ -40,6 +40,9 @@ pub enum StoreError {
     /// A write would break a uniqueness rule (one Patient per NHS number); nothing was written.
     #[error("conflict: {0}")]
     Conflict(String),
+    /// The audit ledger's entries for a write could not be inserted; nothing was written.
+    #[error("the ledger's entries could not be written")]
+    Ledger(#[source] sqlx::Error),
     /// The URL names no backend Kinfold supports.
     #[error("unsupported database URL (expected sqlite:// or postgres://)")]
     UnsupportedUrl,
@@ -512,7 +515,7 @@ impl Store {
             // around it: SQLite would journal every page it touches a second time.)
             let mut tx = pool.begin_with(begin).await?;
             for statement in &audit {
-                bound!(statement).execute(&mut *tx).await?;
+                bound!(statement).execute(&mut *tx).await.map_err(StoreError::Ledger)?;
             }
             match write_group(&mut tx, postgres, now, &units).await {
                 Ok(outcomes) => {
@@ -527,7 +530,7 @@ impl Store {
             }
             let mut tx = pool.begin_with(begin).await?;
             for statement in &audit {
-                bound!(statement).execute(&mut *tx).await?;
+                bound!(statement).execute(&mut *tx).await.map_err(StoreError::Ledger)?;
             }
             let mut results = Vec::with_capacity(units.len());
             for unit in &units {

@@ -4,11 +4,11 @@
 //! the reason an entry cannot be stored (`fhir.rs` reads FHIR `transaction` and `batch`
 //! Bundles, `hl7v2.rs` HL7 v2 ADT messages, `extract.rs` the agencies' file extracts; all are
 //! pure and tested without a server). [`AdapterState::apply_all`] then carries out any plans
-//! the same way: it refuses a Patient whose NHS number another Patient here holds, records
-//! each input in the adapter's ledger, and only then writes, in one transaction, each input's
-//! records with their provenance (the original kept verbatim, `provenance.rs`) and their
-//! events for the gateway (`events.rs`, delivered by `crate::outbox`). The HTTP route, the
-//! MLLP listener and `kinfold import` are thin doors onto it.
+//! the same way: it refuses a Patient whose NHS number another Patient here holds, and writes,
+//! in one transaction, each input's entry in the adapter's ledger, its records with their
+//! provenance (the original kept verbatim, `provenance.rs`) and its events for the gateway
+//! (`events.rs`, delivered by `crate::outbox`). The HTTP route, the MLLP listener and
+//! `kinfold import` are thin doors onto it.
 
 pub mod events;
 pub mod extract;
@@ -27,9 +27,10 @@ pub use provenance::{Author, Origin, Original};
 
 use std::collections::BTreeMap;
 
+use kinfold_audit::LedgerError;
 use kinfold_fhir::{Resource, ResourceType};
 use kinfold_ledger::{AuditAgent, AuditEntity, AuditRecord};
-use kinfold_store::{OutboxEvent, WriteOutcome, WriteUnit};
+use kinfold_store::{OutboxEvent, StoreError, WriteOutcome, WriteUnit};
 
 use crate::{AdapterError, AdapterState};
 use events::{EventPatient, FeedEvent};
@@ -163,7 +164,11 @@ impl AdapterState {
                     store
                         .write_units_audited(units, &rows)
                         .await
-                        .map_err(AdapterError::from)
+                        .map_err(|err| match err {
+                            // The ledger could not write: refused as the ledger's failure.
+                            StoreError::Ledger(_) => LedgerError::Store(err).into(),
+                            err => AdapterError::from(err),
+                        })
                 })
                 .await?
         };
@@ -217,7 +222,7 @@ impl AdapterState {
     }
 
     /// The unit of one input: its records, its provenance and original, its events, and the
-    /// audit record that must be in the ledger first (none if it stores nothing).
+    /// audit record that commits with it (none if it stores nothing).
     async fn prepare(
         &self,
         plan: Plan,
