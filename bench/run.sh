@@ -162,9 +162,11 @@ through the gateway; and the file import rate (\`kinfold import\`'s code path, a
 extract to \`POST /\$import\`). Then the A&E adapter on its own, as it would run beside the
 hospital with the gateway elsewhere (its events wait in its outbox), with plain MLLP and with
 MLLP over TLS and the feed's certificate. Each message writes four records (the Patient, the
-Encounter, the original and its Provenance) with their versions and search tokens, an outbox
-event and a ledger entry; the group commits are disk-bound here (a commit's median is about
-4 ms on this machine's disk), not processor-bound (about a third of the two cores is used).
+Encounter, the original and its Provenance) with their search tokens, an outbox event and a
+ledger entry, all in its group's one transaction (one disk sync per group). The pace is set by
+the disk: about 100 KB reach it per message (the log's pages, mostly index pages at scattered
+keys, then the checkpoints copying them), and the figures move by a third from run to run on
+this shared machine.
 
 | what | measured | target (issue 10) |
 |---|---|---|

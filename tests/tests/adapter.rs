@@ -234,10 +234,10 @@ async fn an_update_is_a_new_version_and_the_old_one_is_kept() {
     t.demo.shutdown().await;
 }
 
-/// G20, G12: every ingest is in the adapter's own ledger, naming each record stored, before
-/// anything is stored.
+/// G20, G12: every ingest is in the adapter's own ledger, naming each record stored, in the
+/// same transaction as what it stores: if the ledger cannot write, nothing is stored.
 #[tokio::test]
-async fn every_ingest_is_recorded_in_the_adapters_own_ledger_first() {
+async fn every_ingest_is_recorded_in_the_adapters_own_ledger_with_what_it_stores() {
     let t = TestDemo::start(1).await;
     let body = transaction(vec![put(
         json!({"resourceType": "Flag", "id": "audited-flag", "status": "active"}),

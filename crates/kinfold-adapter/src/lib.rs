@@ -51,7 +51,8 @@ pub struct AdapterConfig {
     pub max_json_values: usize,
     /// Most ingests read and parsed at once; more get `503` with `Retry-After` (default 2).
     pub max_concurrent_ingests: usize,
-    /// The adapter's own audit ledger (every ingest is recorded in it before it is stored).
+    /// The adapter's own audit ledger (every ingest is recorded in it, in the same transaction
+    /// as what it stores).
     pub ledger: kinfold_audit::LedgerConfig,
     /// Mutual TLS: the adapter's certificate, its callers' authority, and the names of the
     /// gateway's and the feeds' certificates. Required: an adapter serves only over TLS.

@@ -3,7 +3,7 @@
 //! A connection carries frames `0x0B message 0x1C 0x0D`; each message gets one framed ACK or
 //! NAK on the same connection, in order. A frame may hold a batch (`FHS`/`BHS`): each message
 //! in it is answered. Every message goes through the same [`AdapterState::apply`] as a FHIR
-//! ingest, so it is in the ledger before it is stored and is stored whole or not at all.
+//! ingest, so it is in the ledger with what it stores and is stored whole or not at all.
 //!
 //! Bounds, whoever connects: at most `mllp_max_connections` connections (more are closed at
 //! once); a frame over [`kinfold_hl7v2::MAX_MESSAGE_BYTES`] is read past without being kept and
