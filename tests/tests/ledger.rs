@@ -562,8 +562,7 @@ async fn entries_written_in_a_callers_transaction_count_only_once_committed() {
         query: "MLLP".into(),
         agent: AuditAgent {
             who: "ae-feed".into(),
-            organisation: None,
-            role: None,
+            ..AuditAgent::default()
         },
         purpose: Some("record-keeping".into()),
         patient: None,

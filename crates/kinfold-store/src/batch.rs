@@ -132,9 +132,7 @@ pub(crate) fn plan(
     let mut versions: Vec<Version> = Vec::new();
     let mut events = Vec::new();
     let mut outcomes = Vec::with_capacity(units.len());
-    // Records stored before: their old search tokens go, and the versions they had go into
-    // the history.
-    let mut replaced = std::collections::HashSet::new();
+    // The versions records had before this group's writes, for the history.
     let mut superseded: Vec<(Key, Stored)> = Vec::new();
     for unit in units {
         let mut records = Vec::with_capacity(unit.records.len());
@@ -158,7 +156,6 @@ pub(crate) fn plan(
             if let Some(old) =
                 current.insert(key.clone(), (version.version_id, now, version.json.clone()))
             {
-                replaced.insert(key.clone());
                 superseded.push((key.clone(), old));
             }
             records.push(WriteOutcome {
@@ -243,8 +240,13 @@ pub(crate) fn plan(
         sql.push(" ON CONFLICT (resource_type, id) DO UPDATE SET version_id = excluded.version_id, last_updated = excluded.last_updated, patient = excluded.patient, date_start = excluded.date_start, date_end = excluded.date_end, content = excluded.content");
         statements.push(sql);
     }
-    let mut cleared: Vec<&Key> = replaced.iter().collect();
-    cleared.sort();
+    // Records stored before lose their old search tokens (a new record has none to lose).
+    let cleared: Vec<&Key> = superseded
+        .iter()
+        .map(|(key, _)| key)
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
     for chunk in cleared.chunks(ROWS_PER_STATEMENT) {
         let mut clear = Sql::new(postgres);
         clear.push("DELETE FROM resource_tokens WHERE ");

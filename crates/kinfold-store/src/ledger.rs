@@ -123,35 +123,56 @@ fn sqlite_insert(rows: usize) -> &'static str {
     &statements[rows.min(SQLITE_CHUNK)]
 }
 
-/// The statements that insert ledger rows inside another write's transaction (see
-/// [`Store::write_units_audited`](crate::Store::write_units_audited)), [`SQLITE_CHUNK`] rows
-/// each.
-pub(crate) fn insert_statements(postgres: bool, rows: &[LedgerRow]) -> Vec<crate::sql::Sql> {
-    rows.chunks(SQLITE_CHUNK)
-        .map(|chunk| {
-            let mut sql = crate::sql::Sql::new(postgres);
-            sql.push("INSERT INTO ledger_entries (seq, recorded, patient, agent, leaf_hash, record) VALUES ");
-            for (n, row) in chunk.iter().enumerate() {
-                sql.push(if n > 0 { ", (" } else { "(" });
-                sql.bind(Arg::Int(row.seq));
-                sql.push(", ");
-                sql.bind(Arg::Int(row.recorded));
-                sql.push(", ");
-                match row.patient.as_deref() {
-                    Some(patient) => sql.bind(Arg::text(patient)),
-                    None => sql.push("NULL"),
-                }
-                sql.push(", ");
-                sql.bind(Arg::text(&row.agent));
-                sql.push(", ");
-                sql.bind(Arg::text(&row.leaf_hash));
-                sql.push(", ");
-                sql.bind(Arg::text(&row.record));
-                sql.push(")");
+/// Inserts ledger rows on a connection, inside whatever transaction it is in, the fastest way
+/// its backend has: the running ledger's own appends ([`Store::ledger_append`]) and an
+/// adapter's ingest, whose entries commit with its records
+/// ([`Store::write_units_audited`](crate::Store::write_units_audited)).
+pub(crate) trait InsertLedgerRows {
+    fn insert_ledger_rows(
+        &mut self,
+        rows: &[LedgerRow],
+    ) -> impl std::future::Future<Output = Result<(), sqlx::Error>> + Send;
+}
+
+impl InsertLedgerRows for sqlx::SqliteConnection {
+    /// Multi-row `VALUES` in chunks of a fixed size, so that SQLite compiles each statement
+    /// once (sqlx caches it) and a group costs a few calls to the worker thread. Measured
+    /// against unpacking one JSON argument with `json_each`, this halved the cost of a group.
+    async fn insert_ledger_rows(&mut self, rows: &[LedgerRow]) -> Result<(), sqlx::Error> {
+        for chunk in rows.chunks(SQLITE_CHUNK) {
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sqlite_insert(chunk.len())));
+            for row in chunk {
+                query = query
+                    .bind(row.seq)
+                    .bind(row.recorded)
+                    .bind(row.patient.as_deref())
+                    .bind(row.agent.as_str())
+                    .bind(row.leaf_hash.as_str())
+                    .bind(row.record.as_str());
             }
-            sql
-        })
-        .collect()
+            query.execute(&mut *self).await?;
+        }
+        Ok(())
+    }
+}
+
+impl InsertLedgerRows for sqlx::PgConnection {
+    /// One `UNNEST` of six arrays, however many rows.
+    async fn insert_ledger_rows(&mut self, rows: &[LedgerRow]) -> Result<(), sqlx::Error> {
+        sqlx::query(
+            "INSERT INTO ledger_entries (seq, recorded, patient, agent, leaf_hash, record) \
+             SELECT * FROM UNNEST($1::BIGINT[], $2::BIGINT[], $3::TEXT[], $4::TEXT[], $5::TEXT[], $6::TEXT[])",
+        )
+        .bind(rows.iter().map(|r| r.seq).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.recorded).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.patient.clone()).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.agent.as_str()).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.leaf_hash.as_str()).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.record.as_str()).collect::<Vec<_>>())
+        .execute(&mut *self)
+        .await?;
+        Ok(())
+    }
 }
 
 /// Ledger entries framed as one text, as SQLite's `ledger_after` query writes them. Each entry
@@ -214,18 +235,7 @@ impl Store {
         match &self.backend {
             Backend::Postgres(pool) => {
                 let mut tx = pool.begin().await?;
-                sqlx::query(
-                    "INSERT INTO ledger_entries (seq, recorded, patient, agent, leaf_hash, record) \
-                     SELECT * FROM UNNEST($1::BIGINT[], $2::BIGINT[], $3::TEXT[], $4::TEXT[], $5::TEXT[], $6::TEXT[])",
-                )
-                .bind(rows.iter().map(|r| r.seq).collect::<Vec<_>>())
-                .bind(rows.iter().map(|r| r.recorded).collect::<Vec<_>>())
-                .bind(rows.iter().map(|r| r.patient.clone()).collect::<Vec<_>>())
-                .bind(rows.iter().map(|r| r.agent.as_str()).collect::<Vec<_>>())
-                .bind(rows.iter().map(|r| r.leaf_hash.as_str()).collect::<Vec<_>>())
-                .bind(rows.iter().map(|r| r.record.as_str()).collect::<Vec<_>>())
-                .execute(&mut *tx)
-                .await?;
+                tx.insert_ledger_rows(rows).await?;
                 if !from_inbox.is_empty() {
                     sqlx::query("DELETE FROM ledger_inbox WHERE id = ANY($1)")
                         .bind(from_inbox)
@@ -236,24 +246,8 @@ impl Store {
                 Ok(())
             }
             Backend::Sqlite(_, pool) => {
-                // Multi-row `VALUES` in chunks of a fixed size, so that SQLite compiles each
-                // statement once (sqlx caches it) and a group costs a few calls to the worker
-                // thread. Measured against unpacking one JSON argument with `json_each`, this
-                // halved the cost of a group.
                 let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
-                for chunk in rows.chunks(SQLITE_CHUNK) {
-                    let mut query = sqlx::query(sqlx::AssertSqlSafe(sqlite_insert(chunk.len())));
-                    for row in chunk {
-                        query = query
-                            .bind(row.seq)
-                            .bind(row.recorded)
-                            .bind(row.patient.as_deref())
-                            .bind(row.agent.as_str())
-                            .bind(row.leaf_hash.as_str())
-                            .bind(row.record.as_str());
-                    }
-                    query.execute(&mut *tx).await?;
-                }
+                tx.insert_ledger_rows(rows).await?;
                 for id in from_inbox {
                     sqlx::query("DELETE FROM ledger_inbox WHERE id = ?1")
                         .bind(id)

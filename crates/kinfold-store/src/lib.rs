@@ -23,6 +23,7 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{PgPool, Row, SqlitePool};
 
+use crate::ledger::InsertLedgerRows;
 use crate::sql::{Arg, Sql};
 
 /// What can go wrong in the store.
@@ -505,7 +506,6 @@ impl Store {
         audit: &[LedgerRow],
     ) -> Result<Vec<Result<UnitOutcome>>> {
         let now = Utc::now().timestamp_millis();
-        let audit = ledger::insert_statements(self.kind() == BackendKind::Postgres, audit);
         let postgres = self.kind() == BackendKind::Postgres;
         // SQLite: take the write lock at the start (BEGIN IMMEDIATE), so that concurrent
         // writers queue on the busy timeout instead of failing when a read lock is upgraded.
@@ -514,9 +514,7 @@ impl Store {
             // The fast path: the whole group in a few multi-row statements. (No savepoint
             // around it: SQLite would journal every page it touches a second time.)
             let mut tx = pool.begin_with(begin).await?;
-            for statement in &audit {
-                bound!(statement).execute(&mut *tx).await.map_err(StoreError::Ledger)?;
-            }
+            tx.insert_ledger_rows(audit).await.map_err(StoreError::Ledger)?;
             match write_group(&mut tx, postgres, now, &units).await {
                 Ok(outcomes) => {
                     tx.commit().await?;
@@ -529,9 +527,7 @@ impl Store {
                 Err(err) => return Err(err),
             }
             let mut tx = pool.begin_with(begin).await?;
-            for statement in &audit {
-                bound!(statement).execute(&mut *tx).await.map_err(StoreError::Ledger)?;
-            }
+            tx.insert_ledger_rows(audit).await.map_err(StoreError::Ledger)?;
             let mut results = Vec::with_capacity(units.len());
             for unit in &units {
                 let mut savepoint = sqlx::Acquire::begin(&mut tx).await?;

@@ -80,11 +80,9 @@ pub struct Stored {
 }
 
 /// One input staged for the store: ready to commit, or already refused.
-#[derive(Debug)]
-pub(crate) struct Staged(Result<Prepared, AdapterError>);
+struct Staged(Result<Prepared, AdapterError>);
 
 /// One input on its way to the store.
-#[derive(Debug)]
 struct Prepared {
     /// Per entry: stored as the n-th record of the unit, or refused.
     planned: Vec<Result<usize, AdapterError>>,
@@ -115,11 +113,8 @@ impl AdapterState {
 
     /// The first half of [`AdapterState::apply_all`], which reads but writes nothing: refuses a
     /// Patient whose NHS number another Patient here holds, and prepares each input's unit and
-    /// audit record. (The MLLP writer stages the next group while this one commits.)
-    pub(crate) async fn stage(
-        &self,
-        inputs: Vec<(Plan, &Source)>,
-    ) -> Result<Vec<Staged>, AdapterError> {
+    /// audit record.
+    async fn stage(&self, inputs: Vec<(Plan, &Source)>) -> Result<Vec<Staged>, AdapterError> {
         let received = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
         let held = self.holders(&inputs).await?;
         let mut staged = Vec::with_capacity(inputs.len());
@@ -134,7 +129,7 @@ impl AdapterState {
 
     /// The second half of [`AdapterState::apply_all`]: writes the staged inputs, each with its
     /// entry in the ledger, in one transaction, and says what became of each.
-    pub(crate) async fn commit(
+    async fn commit(
         &self,
         staged: Vec<Staged>,
     ) -> Result<Vec<Result<Stored, AdapterError>>, AdapterError> {
