@@ -252,7 +252,6 @@ impl AdapterState {
             .collect();
         records.extend(derived);
         let audit = self.ingest_record(&records, source);
-        let key = provenance::input_key(self.agency, &source.origin);
         // Each person's records, in order; records about no one are grouped together.
         let mut people: BTreeMap<Option<String>, Vec<usize>> = BTreeMap::new();
         for (n, record) in records.iter().enumerate() {
@@ -265,7 +264,7 @@ impl AdapterState {
             [Some(one)] => Some(one.as_str()),
             _ => None,
         };
-        let binary_id = provenance::binary_id(self.agency, &key);
+        let binary_id = provenance::binary_id(self.agency, &provenance::arrival_id());
         let mut first_copy = Vec::new();
         let binary = source
             .origin
@@ -276,7 +275,7 @@ impl AdapterState {
         first_copy.extend(binary);
         let mut events = Vec::new();
         for (patient, members) in &people {
-            let part = provenance::part_key(&key, patient.as_deref());
+            let part = provenance::arrival_id();
             let targets: Vec<String> = members.iter().map(|&n| reference_of(&records[n])).collect();
             let provenance = provenance::ProvenanceParts {
                 id: format!("prov-{part}"),

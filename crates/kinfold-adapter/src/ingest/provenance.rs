@@ -3,15 +3,15 @@
 //! source gives one, when the source recorded it, when this adapter received it (our own
 //! clock, never the sender's) and the sender's message id.
 //!
-//! Ids are derived from the agency and the sender's message id (or, without one, the
-//! input's bytes), so a resent input finds its provenance already stored: the first receipt
-//! stands. A `Binary`'s id starts with its agency (`ae.…`) so that the gateway knows which
-//! adapter to ask for it.
+//! Ids are given at receipt, in order of arrival (UUID version 7: time first), so that each
+//! new original, Provenance and event lands at the end of its index instead of on a page of
+//! its own. A resend writes none of them: an input whose records are all stored already
+//! stores nothing (see `Store::write_units`). A `Binary`'s id starts with its agency
+//! (`ae.…`) so that the gateway knows which adapter to ask for it.
 
 use base64::Engine as _;
 use kinfold_fhir::{Agency, Resource};
 use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
 
 /// The input exactly as it came, and its media type.
 #[derive(Debug, Clone)]
@@ -44,36 +44,10 @@ pub struct Origin {
     pub original: Option<Original>,
 }
 
-/// A short, stable key for an input: its message id, else a hash of its bytes.
-pub(crate) fn input_key(agency: Agency, origin: &Origin) -> String {
-    let mut hash = Sha256::new();
-    hash.update(agency.as_str().as_bytes());
-    hash.update([0]);
-    match (&origin.message_id, &origin.original) {
-        (Some(id), _) => {
-            hash.update(b"id:");
-            hash.update(id.as_bytes());
-        }
-        (None, Some(original)) => {
-            hash.update(b"bytes:");
-            hash.update(&original.bytes);
-        }
-        (None, None) => hash.update(uuid::Uuid::new_v4().as_bytes()),
-    }
-    hex(&hash.finalize()[..16])
-}
-
-/// A key for one person's part of an input.
-pub(crate) fn part_key(input: &str, patient: Option<&str>) -> String {
-    let mut hash = Sha256::new();
-    hash.update(input.as_bytes());
-    hash.update([0]);
-    hash.update(patient.unwrap_or("").as_bytes());
-    hex(&hash.finalize()[..16])
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+/// A new id, later in order than every id this process gave before: 32 hex digits, time
+/// first (UUID version 7).
+pub(crate) fn arrival_id() -> String {
+    uuid::Uuid::now_v7().simple().to_string()
 }
 
 /// The id of the `Binary` that keeps an input: `{agency}.{key}`.
@@ -183,18 +157,10 @@ mod tests {
     }
 
     #[test]
-    fn a_resend_has_the_same_key_and_another_message_another() {
-        let a = input_key(Agency::Ae, &origin(Some("MSG1"), b"one"));
-        assert_eq!(
-            a,
-            input_key(Agency::Ae, &origin(Some("MSG1"), b"one, resent"))
-        );
-        assert_ne!(a, input_key(Agency::Ae, &origin(Some("MSG2"), b"one")));
-        assert_ne!(a, input_key(Agency::Gp, &origin(Some("MSG1"), b"one")));
-        // Without a message id, the bytes decide.
-        let b = input_key(Agency::Ae, &origin(None, b"row"));
-        assert_eq!(b, input_key(Agency::Ae, &origin(None, b"row")));
-        assert_ne!(b, input_key(Agency::Ae, &origin(None, b"row2")));
+    fn ids_sort_in_order_of_arrival() {
+        let ids: Vec<String> = (0..1000).map(|_| arrival_id()).collect();
+        assert!(ids.windows(2).all(|pair| pair[0] < pair[1]), "{ids:?}");
+        assert!(ids.iter().all(|id| id.len() == 32));
     }
 
     #[test]
