@@ -37,12 +37,18 @@ impl Sql {
         self.text.push_str(text);
     }
 
-    /// Appends a placeholder (`$n` for PostgreSQL, `?n` for SQLite) and its value.
+    /// Appends a placeholder and its value: `$n` for PostgreSQL; a bare `?` for SQLite, whose
+    /// placeholders are numbered in order anyway. (A numbered `?n` is a named parameter there,
+    /// and binding looks each name up in a list: a multi-row insert of a thousand values spent
+    /// an eighth of the writer's time in `sqlite3_bind_parameter_name`.)
     pub(crate) fn bind(&mut self, arg: Arg) {
         self.args.push(arg);
-        let marker = if self.postgres { '$' } else { '?' };
-        self.text.push(marker);
-        self.text.push_str(&self.args.len().to_string());
+        if self.postgres {
+            self.text.push('$');
+            self.text.push_str(&self.args.len().to_string());
+        } else {
+            self.text.push('?');
+        }
     }
 
     /// Appends the `AND …` conditions of a search (on table alias `r`). Repeated parameters
