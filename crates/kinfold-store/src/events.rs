@@ -35,6 +35,20 @@ pub struct ReceivedEvent {
     pub payload: String,
 }
 
+/// The SQLite writing connection while its commits do not wait for the disk. Unless it was
+/// set back to waiting (`.1`), it is closed when dropped instead of going back to the pool,
+/// so that no later write (a record, a ledger entry) can commit without its sync, even if
+/// this write was abandoned half-way.
+struct Unsynced(sqlx::pool::PoolConnection<sqlx::Sqlite>, bool);
+
+impl Drop for Unsynced {
+    fn drop(&mut self) {
+        if !self.1 {
+            self.0.close_on_drop();
+        }
+    }
+}
+
 impl Store {
     /// Up to `limit` outbox events due at `now` (milliseconds), oldest first.
     pub async fn outbox_due(&self, now: i64, limit: i64) -> Result<Vec<PendingEvent>> {
@@ -70,7 +84,11 @@ impl Store {
         Ok((u64::try_from(waiting).unwrap_or(0), due))
     }
 
-    /// Removes delivered events.
+    /// Removes delivered events, without waiting for the disk. Losing this in a power cut
+    /// costs only a second delivery, which the gateway ignores (it keeps each event once by
+    /// its id); waiting for the disk here cost the writer a sync per delivery, shared with
+    /// every ingest. The next durable commit on the same log makes it durable as well (the
+    /// log is written and synced in order).
     pub async fn outbox_delivered(&self, seqs: &[i64]) -> Result<()> {
         if seqs.is_empty() {
             return Ok(());
@@ -78,7 +96,28 @@ impl Store {
         let mut sql = self.sql();
         sql.push("DELETE FROM outbox WHERE seq IN ");
         positions(&mut sql, seqs);
-        on_writer!(self, pool => bound!(sql).execute(pool).await.map(|_| ()))?;
+        match &self.backend {
+            Backend::Sqlite(_, writer) => {
+                let mut unsynced = Unsynced(writer.acquire().await?, false);
+                sqlx::query("PRAGMA synchronous = NORMAL")
+                    .execute(&mut *unsynced.0)
+                    .await?;
+                let deleted = bound!(sql).execute(&mut *unsynced.0).await;
+                sqlx::query("PRAGMA synchronous = FULL")
+                    .execute(&mut *unsynced.0)
+                    .await?;
+                unsynced.1 = true;
+                deleted?;
+            }
+            Backend::Postgres(pool) => {
+                let mut tx = pool.begin().await?;
+                sqlx::query("SET LOCAL synchronous_commit = off")
+                    .execute(&mut *tx)
+                    .await?;
+                bound!(sql).execute(&mut *tx).await?;
+                tx.commit().await?;
+            }
+        }
         Ok(())
     }
 
@@ -163,4 +202,74 @@ fn positions(sql: &mut crate::sql::Sql, seqs: &[i64]) {
         sql.bind(Arg::Int(*seq));
     }
     sql.push(")");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The writing connection's `synchronous` setting (2 is FULL).
+    async fn writer_synchronous(store: &Store) -> i64 {
+        let Backend::Sqlite(_, writer) = &store.backend else {
+            unreachable!("a SQLite store");
+        };
+        let mut conn = writer.acquire().await.expect("the writer");
+        sqlx::query("PRAGMA synchronous")
+            .fetch_one(&mut *conn)
+            .await
+            .expect("read")
+            .try_get(0)
+            .expect("a number")
+    }
+
+    #[tokio::test]
+    async fn a_delivery_leaves_the_writer_waiting_for_the_disk_again() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = Store::open_sqlite(&dir.path().join("a.db"))
+            .await
+            .expect("store");
+        assert_eq!(writer_synchronous(&store).await, 2);
+        let unit = crate::WriteUnit {
+            events: vec![crate::OutboxEvent {
+                id: "e1".into(),
+                payload: "{}".into(),
+            }],
+            records: vec![
+                kinfold_fhir::Resource::from_value(serde_json::json!({
+                    "resourceType": "Patient", "id": "p1"
+                }))
+                .expect("a Patient"),
+            ],
+            first_copy: Vec::new(),
+        };
+        store.write_units(vec![unit]).await.expect("written");
+        let due = store.outbox_due(i64::MAX, 10).await.expect("due");
+        assert_eq!(due.len(), 1);
+        store
+            .outbox_delivered(&[due[0].seq])
+            .await
+            .expect("deleted");
+        assert_eq!(store.outbox_status().await.expect("status").0, 0);
+        assert_eq!(writer_synchronous(&store).await, 2);
+    }
+
+    #[tokio::test]
+    async fn an_abandoned_unsynced_writer_is_closed_not_reused() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = Store::open_sqlite(&dir.path().join("a.db"))
+            .await
+            .expect("store");
+        let Backend::Sqlite(_, writer) = &store.backend else {
+            unreachable!("a SQLite store");
+        };
+        {
+            let mut unsynced = Unsynced(writer.acquire().await.expect("the writer"), false);
+            sqlx::query("PRAGMA synchronous = NORMAL")
+                .execute(&mut *unsynced.0)
+                .await
+                .expect("set");
+            // Dropped here without being set back, as an abandoned write would be.
+        }
+        assert_eq!(writer_synchronous(&store).await, 2);
+    }
 }

@@ -55,13 +55,15 @@ fn message(n: u32, nhs: &NhsNumber) -> Vec<u8> {
 
 async fn exchange(stream: &mut Box<dyn kinfold_http::tls::Duplex>, framed: &[u8]) -> bool {
     stream.write_all(framed).await.expect("sent");
+    // One message is outstanding per connection, so whatever arrives is this ACK: read it in
+    // as few calls as it came in, as a sending EPR would (a read per byte cost the machine
+    // more than the adapter's parsing).
     let mut reply = Vec::with_capacity(256);
-    loop {
-        let byte = stream.read_u8().await.expect("reply");
-        reply.push(byte);
-        if reply.ends_with(&[0x1c, 0x0d]) {
-            break;
-        }
+    let mut chunk = [0u8; 512];
+    while !reply.ends_with(&[0x1c, 0x0d]) {
+        let n = stream.read(&mut chunk).await.expect("reply");
+        assert!(n > 0, "the adapter closed the connection");
+        reply.extend_from_slice(&chunk[..n]);
     }
     String::from_utf8_lossy(&reply).contains("MSA|AA|")
 }

@@ -15,7 +15,7 @@ use std::time::Duration;
 use indicatif::{ProgressBar, ProgressStyle};
 use kinfold_adapter::ingest::extract::{ImportSummary, RejectedRow, takes_extracts};
 use kinfold_fhir::Agency;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
 
 /// Rows per request to `POST /$import`.
 pub const CHUNK_ROWS: usize = 500;
@@ -166,9 +166,11 @@ pub(crate) async fn send_hl7v2<S: AsRef<str>>(
     tls: Option<&kinfold_http::tls::ClientTls>,
     messages: &[S],
 ) -> Result<ImportSummary, String> {
-    let mut stream = kinfold_http::tls::connect(address, tls)
-        .await
-        .map_err(|e| format!("{address}: {e}"))?;
+    let mut stream = tokio::io::BufReader::new(
+        kinfold_http::tls::connect(address, tls)
+            .await
+            .map_err(|e| format!("{address}: {e}"))?,
+    );
     let mut summary = ImportSummary::default();
     for (n, message) in messages.iter().enumerate() {
         let message = message.as_ref();
@@ -201,21 +203,34 @@ pub(crate) async fn send_hl7v2<S: AsRef<str>>(
     Ok(summary)
 }
 
-async fn read_frame(stream: &mut Box<dyn kinfold_http::tls::Duplex>) -> Result<String, String> {
+/// Reads one ACK frame (`0x0B … 0x1C 0x0D`), buffered: a read per byte cost more than the
+/// adapter's work on it.
+async fn read_frame<R: AsyncBufRead + Unpin>(stream: &mut R) -> Result<String, String> {
+    const LARGEST: u64 = 1024 * 1024;
     let mut frame = Vec::new();
-    let mut byte = [0u8; 1];
     let read = async {
         loop {
-            stream
-                .read_exact(&mut byte)
+            let room = LARGEST.saturating_sub(frame.len() as u64);
+            let n = (&mut *stream)
+                .take(room)
+                .read_until(0x1c, &mut frame)
                 .await
                 .map_err(|e| format!("the adapter closed the connection: {e}"))?;
-            frame.push(byte[0]);
-            if frame.ends_with(&[0x1c, 0x0d]) {
-                break Ok::<_, String>(());
+            if frame.len() as u64 >= LARGEST {
+                break Err("an ACK over 1 MiB".to_owned());
             }
-            if frame.len() > 1024 * 1024 {
-                break Err("an ACK over 1 MiB".into());
+            if n == 0 {
+                break Err("the adapter closed the connection".to_owned());
+            }
+            if frame.last() == Some(&0x1c) {
+                let next = stream
+                    .read_u8()
+                    .await
+                    .map_err(|e| format!("the adapter closed the connection: {e}"))?;
+                if next == 0x0d {
+                    break Ok::<_, String>(());
+                }
+                frame.push(next);
             }
         }
     };
@@ -223,7 +238,7 @@ async fn read_frame(stream: &mut Box<dyn kinfold_http::tls::Duplex>) -> Result<S
         .await
         .map_err(|_| "no ACK within 30 s".to_owned())??;
     let start = usize::from(frame.first() == Some(&0x0b));
-    Ok(String::from_utf8_lossy(&frame[start..frame.len() - 2]).into_owned())
+    Ok(String::from_utf8_lossy(&frame[start..frame.len() - 1]).into_owned())
 }
 
 async fn bundle(file: &Path, target: &Target, bar: &ProgressBar) -> Result<ImportSummary, String> {
