@@ -211,7 +211,8 @@ impl Application {
 }
 
 /// Binds the listener and builds the server (not yet polled: call
-/// `run_until_stopped` or spawn it).
+/// `run_until_stopped` or spawn it). The ledger must be open on `store` itself: each ingest's
+/// entries commit in the records' transaction.
 pub fn build(
     agency: Agency,
     store: Store,

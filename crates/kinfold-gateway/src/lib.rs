@@ -136,7 +136,8 @@ pub enum StartError {
 pub type Application = kinfold_http::Running;
 
 /// Binds the listener and builds the server (poll it with `run_until_stopped`).
-/// The ledger must be open first ([`Ledger::open`]): no ledger, no gateway.
+/// The ledger must be open first ([`Ledger::open`]), on `store` itself (identity changes
+/// commit in one transaction with their ledger entries): no ledger, no gateway.
 pub fn build(
     config: &GatewayConfig,
     store: Store,

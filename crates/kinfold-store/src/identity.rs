@@ -4,6 +4,7 @@
 
 use sqlx::Row;
 
+use crate::ledger::InsertLedgerRows;
 use crate::sql::Arg;
 use crate::{Backend, Result, Store};
 
@@ -54,6 +55,19 @@ impl Store {
     /// Writes (inserts or replaces) pieces of state and, if given, the events cursor, all in
     /// one transaction. A piece given more than once is written as it was given last.
     pub async fn identity_save(&self, rows: &[IdentityRow], cursor: Option<i64>) -> Result<()> {
+        self.identity_save_audited(rows, cursor, &[]).await
+    }
+
+    /// [`identity_save`](Self::identity_save) with the ledger rows that record the change, in
+    /// the same transaction (see `kinfold_audit::Ledger::record_within`): both commit, with
+    /// one disk sync, or neither does. Rows the ledger could not insert fail as
+    /// [`StoreError::Ledger`](crate::StoreError::Ledger).
+    pub async fn identity_save_audited(
+        &self,
+        rows: &[IdentityRow],
+        cursor: Option<i64>,
+        audit: &[crate::LedgerRow],
+    ) -> Result<()> {
         let now = chrono::Utc::now().timestamp_millis();
         let cursor_row = cursor.map(|seq| IdentityRow {
             kind: CURSOR.into(),
@@ -73,7 +87,7 @@ impl Store {
             .map(|(_, row)| row)
             .chain(cursor_row.as_ref())
             .collect();
-        if all.is_empty() {
+        if all.is_empty() && audit.is_empty() {
             return Ok(());
         }
         let mut statements = Vec::new();
@@ -98,6 +112,7 @@ impl Store {
         }
         on_writer!(self, pool => {
             let mut tx = pool.begin().await?;
+            tx.insert_ledger_rows(audit).await.map_err(crate::StoreError::Ledger)?;
             for sql in &statements {
                 bound!(sql).execute(&mut *tx).await?;
             }

@@ -450,6 +450,49 @@ async fn audited_units_commit_their_ledger_rows_with_them(t: &TestStore) {
     );
 }
 
+async fn identity_changes_commit_their_ledger_rows_with_them(t: &TestStore) {
+    let entry = |seq: i64| LedgerRow {
+        seq,
+        recorded: 1_700_000_000_000,
+        patient: Some("person-1".into()),
+        agent: "gateway".into(),
+        leaf_hash: format!("{seq:064x}"),
+        record: format!("{{\"n\":{seq}}}"),
+    };
+    let row = |key: &str| kinfold_store::IdentityRow {
+        kind: "person".into(),
+        key: key.into(),
+        body: "{}".into(),
+    };
+    t.store
+        .identity_save_audited(&[row("p1")], Some(3), &[entry(0)])
+        .await
+        .expect("saved");
+    // A row at a position already taken fails the whole save, as the ledger's failure:
+    // neither the piece, the cursor nor the other entry is kept.
+    let refused = t
+        .store
+        .identity_save_audited(&[row("p2")], Some(9), &[entry(1), entry(0)])
+        .await;
+    assert!(
+        matches!(refused, Err(kinfold_store::StoreError::Ledger(_))),
+        "{refused:?}"
+    );
+    let seqs: Vec<i64> = t
+        .store
+        .ledger_after(None, 10)
+        .await
+        .expect("entries")
+        .iter()
+        .map(|row| row.seq)
+        .collect();
+    assert_eq!(seqs, [0]);
+    assert_eq!(
+        t.store.identity_load().await.expect("load"),
+        (vec![row("p1")], 3)
+    );
+}
+
 async fn paging_reports_the_full_total(t: &TestStore) {
     let weights: Vec<_> = (0..7)
         .map(|n| weight(&format!("w{n}"), "c1", &format!("2020-01-0{}", n + 1), 9.0))
@@ -1012,6 +1055,7 @@ on_both_backends!(
     identifiers_find_patients,
     an_update_moves_its_identifiers_and_every_version_reads_back,
     audited_units_commit_their_ledger_rows_with_them,
+    identity_changes_commit_their_ledger_rows_with_them,
     paging_reports_the_full_total,
     last_updated_filters_on_store_time,
     everything_returns_the_patient_first_then_their_records,

@@ -21,11 +21,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use kinfold_fhir::NhsNumber;
 use kinfold_identity::{Edge, FamilyGraph, PersonId, PersonIndex, RecordKey, Thresholds, Weights};
 use kinfold_ledger::AuditRecord;
-use kinfold_store::{IdentityRow, Store};
+use kinfold_store::{IdentityRow, Store, StoreError};
 use tokio::sync::Mutex;
 
 use crate::GatewayError;
-use crate::ledger::Ledger;
+use crate::ledger::{Ledger, LedgerError};
 pub(crate) use state::{EdgeBody, PersonBody, RecordBody, ReviewBody};
 
 /// How many received events one pass reads.
@@ -189,17 +189,30 @@ async fn catch_up(
     }
 }
 
+/// Keeps a set of changes: their ledger entries and their rows in one transaction, so that
+/// both commit with one disk sync, or neither does.
 async fn keep(
     store: &Store,
     ledger: &Ledger,
     changes: &Changes,
     cursor: Option<i64>,
 ) -> Result<(), GatewayError> {
-    if !changes.audit.is_empty() {
-        ledger.record(changes.audit.clone()).await?;
+    if changes.audit.is_empty() {
+        store.identity_save(&changes.rows, cursor).await?;
+        return Ok(());
     }
-    store.identity_save(&changes.rows, cursor).await?;
-    Ok(())
+    ledger
+        .record_within(changes.audit.clone(), |entries| async move {
+            store
+                .identity_save_audited(&changes.rows, cursor, &entries)
+                .await
+                .map_err(|err| match err {
+                    // The ledger could not write: refused as the ledger's failure.
+                    StoreError::Ledger(_) => LedgerError::Store(err).into(),
+                    err => GatewayError::from(err),
+                })
+        })
+        .await
 }
 
 impl Inner {
