@@ -240,14 +240,49 @@ pub(crate) fn plan(
         sql.push(" ON CONFLICT (resource_type, id) DO UPDATE SET version_id = excluded.version_id, last_updated = excluded.last_updated, patient = excluded.patient, date_start = excluded.date_start, date_end = excluded.date_end, content = excluded.content");
         statements.push(sql);
     }
-    // Records stored before lose their old search tokens (a new record has none to lose).
-    let cleared: Vec<&Key> = superseded
+    // Records stored before lose their old search tokens (a new record has none to lose):
+    // those their replaced content gives, found by the token index itself. (There is no index
+    // by owner: it cost every new token a write at a scattered key.) Content that no longer
+    // reads as a resource has its tokens found by owner instead, a slower scan that is still
+    // right.
+    let mut stale: std::collections::BTreeSet<Token<'_>> = std::collections::BTreeSet::new();
+    let mut unreadable: std::collections::BTreeSet<&Key> = std::collections::BTreeSet::new();
+    let replaced: Vec<(&Key, SearchIndex)> = superseded
         .iter()
-        .map(|(key, _)| key)
-        .collect::<std::collections::BTreeSet<_>>()
-        .into_iter()
+        .filter_map(
+            |(key, (_, _, content))| match Resource::from_json(content.as_bytes()) {
+                Ok(old) => Some((key, old.search_index())),
+                Err(_) => {
+                    unreadable.insert(key);
+                    None
+                }
+            },
+        )
         .collect();
-    for chunk in cleared.chunks(ROWS_PER_STATEMENT) {
+    for (key, index) in &replaced {
+        stale.extend(tokens_of(&key.0, &key.1, index));
+    }
+    let stale: Vec<Token<'_>> = stale.into_iter().collect();
+    for chunk in stale.chunks(ROWS_PER_STATEMENT) {
+        let mut clear = Sql::new(postgres);
+        clear.push("DELETE FROM resource_tokens WHERE ");
+        for (n, (resource_type, id, kind, system, code)) in chunk.iter().enumerate() {
+            clear.push(if n > 0 { " OR (kind = " } else { "(kind = " });
+            clear.bind(Arg::text(kind));
+            clear.push(" AND code = ");
+            clear.bind(Arg::text(code));
+            clear.push(" AND system = ");
+            clear.bind(Arg::text(system));
+            clear.push(" AND resource_type = ");
+            clear.bind(Arg::text(resource_type));
+            clear.push(" AND id = ");
+            clear.bind(Arg::text(id));
+            clear.push(")");
+        }
+        statements.push(clear);
+    }
+    let unreadable: Vec<&Key> = unreadable.into_iter().collect();
+    for chunk in unreadable.chunks(ROWS_PER_STATEMENT) {
         let mut clear = Sql::new(postgres);
         clear.push("DELETE FROM resource_tokens WHERE ");
         any_key(
@@ -256,28 +291,9 @@ pub(crate) fn plan(
         );
         statements.push(clear);
     }
-    let tokens: Vec<(&str, &str, &'static str, &str, &str)> = finals
+    let tokens: Vec<Token<'_>> = finals
         .iter()
-        .flat_map(|v| {
-            let distinct: std::collections::BTreeSet<_> = v
-                .index
-                .identifiers
-                .iter()
-                .map(|t| ("identifier", t.system.as_str(), t.code.as_str()))
-                .chain(
-                    v.index
-                        .codes
-                        .iter()
-                        .map(|t| ("code", t.system.as_str(), t.code.as_str())),
-                )
-                .collect();
-            distinct
-                .into_iter()
-                .map(|(kind, system, code)| {
-                    (v.resource_type.as_str(), v.id.as_str(), kind, system, code)
-                })
-                .collect::<Vec<_>>()
-        })
+        .flat_map(|v| tokens_of(&v.resource_type, &v.id, &v.index))
         .collect();
     for chunk in tokens.chunks(ROWS_PER_STATEMENT) {
         let mut sql = Sql::new(postgres);
@@ -318,6 +334,28 @@ pub(crate) fn plan(
         statements,
         outcomes,
     })
+}
+
+/// One search token row: `(resource_type, id, kind, system, code)`.
+type Token<'a> = (&'a str, &'a str, &'static str, &'a str, &'a str);
+
+/// The token rows a version of a record has, each once.
+fn tokens_of<'a>(resource_type: &'a str, id: &'a str, index: &'a SearchIndex) -> Vec<Token<'a>> {
+    let distinct: std::collections::BTreeSet<_> = index
+        .identifiers
+        .iter()
+        .map(|t| ("identifier", t.system.as_str(), t.code.as_str()))
+        .chain(
+            index
+                .codes
+                .iter()
+                .map(|t| ("code", t.system.as_str(), t.code.as_str())),
+        )
+        .collect();
+    distinct
+        .into_iter()
+        .map(|(kind, system, code)| (resource_type, id, kind, system, code))
+        .collect()
 }
 
 /// A resource with its new version and time stamped, indexed and serialised.

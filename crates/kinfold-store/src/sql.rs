@@ -93,15 +93,17 @@ impl Sql {
         self.push(")");
     }
 
-    /// A token condition: the resource has a token matching any of `any_of`. `per_row`: a
-    /// correlated `EXISTS`, checked for each resource the
-    /// other filters found (right when a patient filter already narrows to a few rows);
-    /// otherwise `r.id IN (…)`, so that SQLite starts from the token index instead of checking
-    /// every resource of the type. (SQLite has no statistics to choose this by itself.)
-    fn tokens(&mut self, resource_type: &str, kind: &str, any_of: &[TokenParam], per_row: bool) {
+    /// A token condition: the resource has a token matching any of `any_of`. `narrow` (a
+    /// patient or id filter already narrows to a few rows) and every value with its code: a
+    /// correlated `EXISTS`, a lookup in the token index for each resource the other filters
+    /// found. Otherwise `r.id IN (…)`, so that SQLite starts from the token index instead of
+    /// checking every resource of the type. (SQLite has no statistics to choose this by
+    /// itself; the token index leads with the code, and there is no index by owner.)
+    fn tokens(&mut self, resource_type: &str, kind: &str, any_of: &[TokenParam], narrow: bool) {
         if any_of.is_empty() {
             return;
         }
+        let per_row = narrow && any_of.iter().all(|token| token.code.is_some());
         if per_row {
             self.push(" AND EXISTS (SELECT 1 FROM resource_tokens t WHERE t.resource_type = r.resource_type AND t.id = r.id");
         } else {

@@ -394,6 +394,57 @@ async fn an_update_moves_its_identifiers_and_every_version_reads_back(t: &TestSt
 
 /// Ledger rows given with a write commit with it: present when the write stored, absent when
 /// the whole write failed.
+async fn replaced_tokens_go_even_in_one_group_or_from_unreadable_content(t: &TestStore) {
+    let find = |number: &'static str| async move {
+        let system = "https://fhir.nhs.uk/Id/nhs-number";
+        let page = t
+            .store
+            .search(
+                ResourceType::Patient,
+                &query(&[("identifier", &format!("{system}|{number}"))]),
+            )
+            .await
+            .expect("search");
+        ids(&page)
+            .into_iter()
+            .map(|id| id.to_string())
+            .collect::<Vec<String>>()
+    };
+    let unit = |record: Resource| WriteUnit {
+        records: vec![record],
+        ..WriteUnit::default()
+    };
+    t.store
+        .write_all(vec![patient("p1", "9434765919")])
+        .await
+        .expect("v1");
+    // Two updates of one record in one group: only the last one's number finds it.
+    t.store
+        .write_units(vec![
+            unit(patient("p1", "9000000009")),
+            unit(patient("p1", "9434765870")),
+        ])
+        .await
+        .expect("v2 and v3");
+    assert!(find("9434765919").await.is_empty());
+    assert!(find("9000000009").await.is_empty());
+    assert_eq!(find("9434765870").await, vec!["p1"]);
+    // Stored content that no longer reads as a resource still loses its tokens when replaced.
+    t.store
+        .execute_admin("UPDATE resources SET content = 'not a resource' WHERE id = 'p1'")
+        .await
+        .expect("spoiled");
+    t.store
+        .write_all(vec![patient("p1", "9434765919")])
+        .await
+        .expect("v4");
+    assert!(
+        find("9434765870").await.is_empty(),
+        "the old number is gone"
+    );
+    assert_eq!(find("9434765919").await, vec!["p1"]);
+}
+
 async fn audited_units_commit_their_ledger_rows_with_them(t: &TestStore) {
     let entry = |seq: i64| LedgerRow {
         seq,
@@ -1055,6 +1106,7 @@ on_both_backends!(
     identifiers_find_patients,
     an_update_moves_its_identifiers_and_every_version_reads_back,
     audited_units_commit_their_ledger_rows_with_them,
+    replaced_tokens_go_even_in_one_group_or_from_unreadable_content,
     identity_changes_commit_their_ledger_rows_with_them,
     paging_reports_the_full_total,
     last_updated_filters_on_store_time,
