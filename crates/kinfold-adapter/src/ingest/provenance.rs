@@ -145,17 +145,6 @@ impl ProvenanceParts<'_> {
 mod tests {
     use super::*;
 
-    fn origin(id: Option<&str>, bytes: &[u8]) -> Origin {
-        Origin {
-            message_id: id.map(str::to_owned),
-            original: Some(Original {
-                content_type: "text/plain".into(),
-                bytes: bytes.to_vec(),
-            }),
-            ..Origin::default()
-        }
-    }
-
     #[test]
     fn ids_sort_in_order_of_arrival() {
         let ids: Vec<String> = (0..1000).map(|_| arrival_id()).collect();
