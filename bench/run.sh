@@ -164,9 +164,11 @@ hospital with the gateway elsewhere (its events wait in its outbox), with plain 
 MLLP over TLS and the feed's certificate. Each message writes four records (the Patient, the
 Encounter, the original and its Provenance) with their search tokens, an outbox event and a
 ledger entry, all in its group's one transaction (one disk sync per group). The pace is set by
-the disk: about 100 KB reach it per message (the log's pages, mostly index pages at scattered
-keys, then the checkpoints copying them), and the figures move by a third from run to run on
-this shared machine.
+the one writer's turn (its statements, then the sync): about 65 KB reach the disk per message,
+mostly index pages at the keys a message cannot choose (its NHS number and visit number), then
+the checkpoints copying them. The figures move by a third from run to run on this shared
+machine, whose speed also differs from day to day (the parse and SDS rows show it): compare
+only figures taken in the same hour.
 
 | what | measured | target (issue 10) |
 |---|---|---|

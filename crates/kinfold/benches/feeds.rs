@@ -245,6 +245,13 @@ async fn with_gateway(dir: &std::path::Path, next: &mut u32) {
     );
 
     let http = reqwest::Client::new();
+    // The import's events are still being read into the gateway's person index: wait until
+    // its last child is visible, so that the latencies below are the pipeline's own and not
+    // the time to work through 20,000 earlier events.
+    let last_child = nhs_number(u32::try_from((IMPORT_ROWS - 1) % 2000).unwrap_or(0) + 500_000);
+    let waited = Instant::now();
+    visible(&http, &demo.info, &last_child, "Observation").await;
+    let backlog_ms = waited.elapsed().as_secs_f64() * 1000.0;
     let mut stream = kinfold_http::tls::connect(&address, None)
         .await
         .expect("connects");
@@ -254,38 +261,7 @@ async fn with_gateway(dir: &std::path::Path, next: &mut u32) {
         let nhs = nhs_number(n);
         let started = Instant::now();
         assert!(exchange(&mut stream, &message(n, &nhs)).await);
-        loop {
-            let found = get(
-                &http,
-                &format!(
-                    "{}/Patient?identifier=https://fhir.nhs.uk/Id/nhs-number|{}",
-                    demo.info.gateway,
-                    nhs.as_str()
-                ),
-                &demo.info.token,
-            )
-            .await;
-            if let Some(id) = found["entry"][0]["resource"]["id"].as_str() {
-                let everything = get(
-                    &http,
-                    &format!("{}/Patient/{id}/$everything", demo.info.gateway),
-                    &demo.info.token,
-                )
-                .await;
-                let seen = everything["entry"].as_array().is_some_and(|entries| {
-                    entries
-                        .iter()
-                        .any(|e| e["resource"]["resourceType"] == "Encounter")
-                });
-                if seen {
-                    break;
-                }
-            }
-            assert!(
-                started.elapsed() < Duration::from_secs(10),
-                "visible in time"
-            );
-        }
+        visible(&http, &demo.info, &nhs, "Encounter").await;
         latencies.push(started.elapsed());
     }
     latencies.sort();
@@ -295,7 +271,7 @@ async fn with_gateway(dir: &std::path::Path, next: &mut u32) {
         rates[1]
     );
     println!(
-        "| ingest to visible through the gateway (send, ACK, `Patient?identifier=` and `$everything` until the attendance is there), 200 new patients | median {:.1} ms, p99 {:.1} ms | (reported) |",
+        "| ingest to visible through the gateway (send, ACK, `Patient?identifier=` and `$everything` until the attendance is there), 200 new patients, once the import's events were read ({backlog_ms:.0} ms after it ended) | median {:.1} ms, p99 {:.1} ms | (reported) |",
         ms(latencies[latencies.len() / 2]),
         ms(latencies[latencies.len() * 99 / 100])
     );
@@ -304,4 +280,47 @@ async fn with_gateway(dir: &std::path::Path, next: &mut u32) {
         IMPORT_ROWS as f64 / import_seconds
     );
     demo.shutdown().await;
+}
+
+/// Waits (at most 10 s) until the person with this NHS number is found through the gateway
+/// and their `$everything` holds a record of this type.
+async fn visible(
+    http: &reqwest::Client,
+    demo: &kinfold::demo::DemoInfo,
+    nhs: &NhsNumber,
+    resource_type: &str,
+) {
+    let started = Instant::now();
+    loop {
+        let found = get(
+            http,
+            &format!(
+                "{}/Patient?identifier=https://fhir.nhs.uk/Id/nhs-number|{}",
+                demo.gateway,
+                nhs.as_str()
+            ),
+            &demo.token,
+        )
+        .await;
+        if let Some(id) = found["entry"][0]["resource"]["id"].as_str() {
+            let everything = get(
+                http,
+                &format!("{}/Patient/{id}/$everything", demo.gateway),
+                &demo.token,
+            )
+            .await;
+            let seen = everything["entry"].as_array().is_some_and(|entries| {
+                entries
+                    .iter()
+                    .any(|e| e["resource"]["resourceType"] == resource_type)
+            });
+            if seen {
+                return;
+            }
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "visible in time"
+        );
+    }
 }
