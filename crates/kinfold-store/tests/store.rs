@@ -336,22 +336,22 @@ async fn identifiers_find_patients(t: &TestStore) {
 
 /// An update replaces the record's search tokens (the old identifier no longer finds it), and
 /// every version reads back: the current one from the record, earlier ones from the history.
+/// The ids of the Patients a search by this NHS number finds.
+async fn holding_nhs_number(t: &TestStore, number: &str) -> Vec<String> {
+    let system = "https://fhir.nhs.uk/Id/nhs-number";
+    let page = t
+        .store
+        .search(
+            ResourceType::Patient,
+            &query(&[("identifier", &format!("{system}|{number}"))]),
+        )
+        .await
+        .expect("search");
+    ids(&page).into_iter().map(|id| id.to_string()).collect()
+}
+
 async fn an_update_moves_its_identifiers_and_every_version_reads_back(t: &TestStore) {
-    let find = |number: &'static str| async move {
-        let system = "https://fhir.nhs.uk/Id/nhs-number";
-        let page = t
-            .store
-            .search(
-                ResourceType::Patient,
-                &query(&[("identifier", &format!("{system}|{number}"))]),
-            )
-            .await
-            .expect("search");
-        ids(&page)
-            .into_iter()
-            .map(|id| id.to_string())
-            .collect::<Vec<String>>()
-    };
+    let find = |number: &'static str| holding_nhs_number(t, number);
     t.store
         .write_all(vec![patient("p1", "9434765919")])
         .await
@@ -395,21 +395,7 @@ async fn an_update_moves_its_identifiers_and_every_version_reads_back(t: &TestSt
 /// Ledger rows given with a write commit with it: present when the write stored, absent when
 /// the whole write failed.
 async fn replaced_tokens_go_even_in_one_group_or_from_unreadable_content(t: &TestStore) {
-    let find = |number: &'static str| async move {
-        let system = "https://fhir.nhs.uk/Id/nhs-number";
-        let page = t
-            .store
-            .search(
-                ResourceType::Patient,
-                &query(&[("identifier", &format!("{system}|{number}"))]),
-            )
-            .await
-            .expect("search");
-        ids(&page)
-            .into_iter()
-            .map(|id| id.to_string())
-            .collect::<Vec<String>>()
-    };
+    let find = |number: &'static str| holding_nhs_number(t, number);
     let unit = |record: Resource| WriteUnit {
         records: vec![record],
         ..WriteUnit::default()
