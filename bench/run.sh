@@ -157,10 +157,11 @@ agreement within 0.01 SDS.
 \`tests/conformance/hl7v2/\`, each parsed and read (type, control id, NHS number, name). Then
 \`cargo bench -p kinfold --bench feeds\`: a demo in the same process; HL7 v2 over MLLP on loopback
 from 16 connections, each message acknowledged only after the ledger and the store have committed
-it (with its original, provenance and outbox event); how far the gateway's person index was
-behind those bursts; the time from sending a message to seeing it through the gateway, right
-after the bursts (the stores still busy with them) and again after 3 s idle; and the file
-import rate (\`kinfold import\`'s code path, a health visiting
+it (with its original, provenance and outbox event); when the last message of those bursts
+was visible through the gateway; the time from sending a message to seeing it through the gateway, right
+after the bursts (while the adapters' outboxes still deliver their events: an identity answer
+first reads every event received, and a pass of 200 holds the person index for tens of
+milliseconds) and again after 3 s idle; and the file import rate (\`kinfold import\`'s code path, a health visiting
 extract to \`POST /\$import\`). Then the A&E adapter on its own, as it would run beside the
 hospital with the gateway elsewhere (its events wait in its outbox), with plain MLLP and with
 MLLP over TLS and the feed's certificate. Each message writes four records (the Patient, the
