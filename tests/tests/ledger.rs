@@ -541,7 +541,7 @@ async fn identity_links_and_issued_tokens_are_recorded() {
 #[tokio::test]
 async fn entries_written_in_a_callers_transaction_count_only_once_committed() {
     use kinfold_gateway::ledger::{Ledger, LedgerConfig, LedgerError, Secret};
-    use kinfold_ledger::{AuditAgent, AuditRecord};
+    use kinfold_ledger::AuditRecord;
     use kinfold_store::StoreError;
 
     let dir = tempfile::tempdir().expect("temp dir");
@@ -553,26 +553,10 @@ async fn entries_written_in_a_callers_transaction_count_only_once_committed() {
         ..LedgerConfig::default()
     };
     let ledger = Ledger::open(store.clone(), &config).await.expect("ledger");
+    // Any record will do; only its subtype tells the entries apart below.
     let record = |what: &str| AuditRecord {
-        recorded: String::new(),
-        event_type: "rest".into(),
         subtype: what.into(),
-        action: "C".into(),
-        outcome: "0".into(),
-        query: "MLLP".into(),
-        agent: AuditAgent {
-            who: "ae-feed".into(),
-            ..AuditAgent::default()
-        },
-        purpose: Some("record-keeping".into()),
-        patient: None,
-        entities: Vec::new(),
-        rule: None,
-        justification: None,
-        request_id: None,
-        source: None,
-        count: None,
-        until: None,
+        ..kinfold_gateway::audit::identity_link("ae-feed", "person-1", None)
     };
 
     // Committed with the caller's write: two entries.

@@ -82,6 +82,18 @@ pub enum LedgerError {
     Tampered(String),
 }
 
+impl LedgerError {
+    /// Whose failure a write made with [`Ledger::record_within`] is: the ledger's when its
+    /// rows could not be inserted ([`StoreError::Ledger`]: answered as the ledger being
+    /// unavailable), otherwise the caller's own store error.
+    pub fn blame<E: From<LedgerError> + From<StoreError>>(err: StoreError) -> E {
+        match err {
+            StoreError::Ledger(_) => LedgerError::Store(err).into(),
+            err => err.into(),
+        }
+    }
+}
+
 /// Inbox entries appended at a time.
 const INBOX_BATCH: i64 = 1000;
 

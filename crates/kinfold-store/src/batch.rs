@@ -245,20 +245,17 @@ pub(crate) fn plan(
     // by owner: it cost every new token a write at a scattered key.) Content that no longer
     // reads as a resource has its tokens found by owner instead, a slower scan that is still
     // right.
-    let mut stale: std::collections::BTreeSet<Token<'_>> = std::collections::BTreeSet::new();
+    let mut replaced: Vec<(&Key, SearchIndex)> = Vec::new();
     let mut unreadable: std::collections::BTreeSet<&Key> = std::collections::BTreeSet::new();
-    let replaced: Vec<(&Key, SearchIndex)> = superseded
-        .iter()
-        .filter_map(
-            |(key, (_, _, content))| match Resource::from_json(content.as_bytes()) {
-                Ok(old) => Some((key, old.search_index())),
-                Err(_) => {
-                    unreadable.insert(key);
-                    None
-                }
-            },
-        )
-        .collect();
+    for (key, (_, _, content)) in &superseded {
+        match Resource::from_json(content.as_bytes()) {
+            Ok(old) => replaced.push((key, old.search_index())),
+            Err(_) => {
+                unreadable.insert(key);
+            }
+        }
+    }
+    let mut stale: std::collections::BTreeSet<Token<'_>> = std::collections::BTreeSet::new();
     for (key, index) in &replaced {
         stale.extend(tokens_of(&key.0, &key.1, index));
     }

@@ -222,12 +222,18 @@ mod tests {
             .expect("a number")
     }
 
-    #[tokio::test]
-    async fn a_delivery_leaves_the_writer_waiting_for_the_disk_again() {
+    /// A SQLite store in a directory of its own (kept while the store is used).
+    async fn sqlite_store() -> (tempfile::TempDir, Store) {
         let dir = tempfile::tempdir().expect("temp dir");
         let store = Store::open_sqlite(&dir.path().join("a.db"))
             .await
             .expect("store");
+        (dir, store)
+    }
+
+    #[tokio::test]
+    async fn a_delivery_leaves_the_writer_waiting_for_the_disk_again() {
+        let (_dir, store) = sqlite_store().await;
         assert_eq!(writer_synchronous(&store).await, 2);
         let unit = crate::WriteUnit {
             events: vec![crate::OutboxEvent {
@@ -255,10 +261,7 @@ mod tests {
 
     #[tokio::test]
     async fn an_abandoned_unsynced_writer_is_closed_not_reused() {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let store = Store::open_sqlite(&dir.path().join("a.db"))
-            .await
-            .expect("store");
+        let (_dir, store) = sqlite_store().await;
         let Backend::Sqlite(_, writer) = &store.backend else {
             unreachable!("a SQLite store");
         };

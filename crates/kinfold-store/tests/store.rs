@@ -7,7 +7,7 @@
 use kinfold_fhir::search::SearchQuery;
 use kinfold_fhir::{NhsNumber, Resource, ResourceType};
 use kinfold_store::testing::TestPostgres;
-use kinfold_store::{BackendKind, LedgerRow, Store, WriteUnit};
+use kinfold_store::{BackendKind, Store, WriteUnit};
 use serde_json::{Value, json};
 
 /// A store on a fresh database, removed again when the test finishes cleanly.
@@ -431,15 +431,19 @@ async fn replaced_tokens_go_even_in_one_group_or_from_unreadable_content(t: &Tes
     assert_eq!(find("9434765919").await, vec!["p1"]);
 }
 
+/// The positions of the ledger rows stored, in order.
+async fn ledger_seqs(t: &TestStore) -> Vec<i64> {
+    t.store
+        .ledger_after(None, 10)
+        .await
+        .expect("entries")
+        .iter()
+        .map(|row| row.seq)
+        .collect()
+}
+
 async fn audited_units_commit_their_ledger_rows_with_them(t: &TestStore) {
-    let entry = |seq: i64| LedgerRow {
-        seq,
-        recorded: 1_700_000_000_000,
-        patient: None,
-        agent: "ae-feed".into(),
-        leaf_hash: format!("{seq:064x}"),
-        record: format!("{{\"n\":{seq}}}"),
-    };
+    let entry = |seq: i64| ledger_row(seq, None);
     let unit = |record: Resource| WriteUnit {
         records: vec![record],
         ..WriteUnit::default()
@@ -462,14 +466,7 @@ async fn audited_units_commit_their_ledger_rows_with_them(t: &TestStore) {
             .await
             .is_err()
     );
-    let seqs: Vec<i64> = t
-        .store
-        .ledger_after(None, 10)
-        .await
-        .expect("entries")
-        .iter()
-        .map(|row| row.seq)
-        .collect();
+    let seqs = ledger_seqs(t).await;
     assert_eq!(seqs, [0, 1]);
     assert!(
         t.store
@@ -488,14 +485,7 @@ async fn audited_units_commit_their_ledger_rows_with_them(t: &TestStore) {
 }
 
 async fn identity_changes_commit_their_ledger_rows_with_them(t: &TestStore) {
-    let entry = |seq: i64| LedgerRow {
-        seq,
-        recorded: 1_700_000_000_000,
-        patient: Some("person-1".into()),
-        agent: "gateway".into(),
-        leaf_hash: format!("{seq:064x}"),
-        record: format!("{{\"n\":{seq}}}"),
-    };
+    let entry = |seq: i64| ledger_row(seq, Some("person-1"));
     let row = |key: &str| kinfold_store::IdentityRow {
         kind: "person".into(),
         key: key.into(),
@@ -515,14 +505,7 @@ async fn identity_changes_commit_their_ledger_rows_with_them(t: &TestStore) {
         matches!(refused, Err(kinfold_store::StoreError::Ledger(_))),
         "{refused:?}"
     );
-    let seqs: Vec<i64> = t
-        .store
-        .ledger_after(None, 10)
-        .await
-        .expect("entries")
-        .iter()
-        .map(|row| row.seq)
-        .collect();
+    let seqs = ledger_seqs(t).await;
     assert_eq!(seqs, [0]);
     assert_eq!(
         t.store.identity_load().await.expect("load"),

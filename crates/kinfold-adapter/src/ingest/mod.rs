@@ -30,7 +30,7 @@ use std::collections::BTreeMap;
 use kinfold_audit::LedgerError;
 use kinfold_fhir::{Resource, ResourceType};
 use kinfold_ledger::{AuditAgent, AuditEntity, AuditRecord};
-use kinfold_store::{OutboxEvent, StoreError, WriteOutcome, WriteUnit};
+use kinfold_store::{OutboxEvent, WriteOutcome, WriteUnit};
 
 use crate::{AdapterError, AdapterState};
 use events::{EventPatient, FeedEvent};
@@ -159,11 +159,7 @@ impl AdapterState {
                     store
                         .write_units_audited(units, &rows)
                         .await
-                        .map_err(|err| match err {
-                            // The ledger could not write: refused as the ledger's failure.
-                            StoreError::Ledger(_) => LedgerError::Store(err).into(),
-                            err => AdapterError::from(err),
-                        })
+                        .map_err(LedgerError::blame::<AdapterError>)
                 })
                 .await?
         };

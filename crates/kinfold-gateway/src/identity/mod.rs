@@ -21,7 +21,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use kinfold_fhir::NhsNumber;
 use kinfold_identity::{Edge, FamilyGraph, PersonId, PersonIndex, RecordKey, Thresholds, Weights};
 use kinfold_ledger::AuditRecord;
-use kinfold_store::{IdentityRow, Store, StoreError};
+use kinfold_store::{IdentityRow, Store};
 use tokio::sync::Mutex;
 
 use crate::GatewayError;
@@ -206,11 +206,7 @@ async fn keep(
             store
                 .identity_save_audited(&changes.rows, cursor, &entries)
                 .await
-                .map_err(|err| match err {
-                    // The ledger could not write: refused as the ledger's failure.
-                    StoreError::Ledger(_) => LedgerError::Store(err).into(),
-                    err => GatewayError::from(err),
-                })
+                .map_err(LedgerError::blame::<GatewayError>)
         })
         .await
 }
