@@ -577,7 +577,7 @@ async fn entries_written_in_a_callers_transaction_count_only_once_committed() {
     assert_eq!(ledger.size(), 3, "both entries count, then the next one");
 
     // The write failed before committing: its entry is not in the log.
-    let refused: Result<(), LedgerError> = ledger
+    let refused: Result<((), kinfold_audit::Receipt), LedgerError> = ledger
         .record_within(vec![record("refused")], |_rows| async move {
             Err(StoreError::Conflict("the write was refused".into()).into())
         })
@@ -592,7 +592,7 @@ async fn entries_written_in_a_callers_transaction_count_only_once_committed() {
     // Committed, then the writer said it failed: the ledger reads back what was committed,
     // and the next entry takes the position after it.
     let writer = store.clone();
-    let said_failed: Result<(), LedgerError> = ledger
+    let said_failed: Result<((), kinfold_audit::Receipt), LedgerError> = ledger
         .record_within(vec![record("committed anyway")], |rows| async move {
             writer.write_units_audited(Vec::new(), &rows).await?;
             Err(StoreError::Corrupt("gave up after committing".into()).into())

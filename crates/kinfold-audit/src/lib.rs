@@ -201,6 +201,21 @@ struct Turn {
     done: oneshot::Sender<Option<Vec<Hash>>>,
 }
 
+/// Proof that audit entries are durably in the ledger: the position of the last one. Only the
+/// ledger makes one (its field is private), and only once the entries are committed, so an
+/// answer that must be built from a receipt cannot be built before its audit entry exists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Receipt {
+    last: u64,
+}
+
+impl Receipt {
+    /// The ledger position of the last entry recorded.
+    pub fn position(&self) -> u64 {
+        self.last
+    }
+}
+
 /// The running ledger. Cheap to clone.
 #[derive(Clone)]
 pub struct Ledger {
@@ -465,8 +480,9 @@ impl Ledger {
 
     /// Records audit records durably. Returns once they are committed; an error means nothing
     /// was recorded, and the caller must not disclose.
-    pub async fn record(&self, records: Vec<AuditRecord>) -> Result<u64, LedgerError> {
-        self.append(records, Vec::new()).await
+    pub async fn record(&self, records: Vec<AuditRecord>) -> Result<Receipt, LedgerError> {
+        let last = self.append(records, Vec::new()).await?;
+        Ok(Receipt { last })
     }
 
     async fn append(
@@ -502,7 +518,7 @@ impl Ledger {
         &self,
         records: Vec<AuditRecord>,
         write: F,
-    ) -> Result<T, E>
+    ) -> Result<(T, Receipt), E>
     where
         F: FnOnce(Vec<LedgerRow>) -> Fut,
         Fut: std::future::Future<Output = Result<T, E>>,
@@ -516,9 +532,13 @@ impl Ledger {
             .map_err(|_| LedgerError::Stopped)?;
         let turn = turn.await.map_err(|_| LedgerError::Stopped)?;
         let (rows, leaves) = rows_of(entries, turn.start, Utc::now().timestamp_millis());
+        let count = rows.len() as u64;
         let written = write(rows).await;
         let _ = turn.done.send(written.is_ok().then_some(leaves));
-        written
+        written.map(|answer| {
+            let last = (turn.start + count).saturating_sub(1);
+            (answer, Receipt { last })
+        })
     }
 
     /// Records without waiting (for refused requests, which disclose nothing).

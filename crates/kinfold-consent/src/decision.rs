@@ -11,7 +11,8 @@ use crate::{Category, Purpose, Relationship, Requester, ResourceView, Role, clas
 pub struct Policy {
     /// How many days an A&E attendance makes a relationship for ED clinicians.
     pub ed_window_days: i64,
-    /// The shortest justification an override takes, in characters.
+    /// The shortest justification an override takes, in letters and digits
+    /// ([`crate::letters`]).
     pub min_justification: usize,
     /// What a professional may see of a family member's records (G1): categories.
     pub safeguarding_relevant: Vec<Category>,
@@ -185,7 +186,7 @@ pub fn decide(
         .any(|never| rule == *never || rule.starts_with(&format!("{never}.")));
     let overriding = matches!(
         &requester.purpose,
-        Purpose::Override { justification } if justification.chars().count() >= policy.min_justification
+        Purpose::Override { justification } if crate::letters(justification) >= policy.min_justification
     );
     if overridable && overriding {
         Decision {

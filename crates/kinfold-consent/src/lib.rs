@@ -22,7 +22,7 @@
 //!    conception, an adult's mental-health detail) are withheld unless explicitly permitted
 //!    (`sensitive.<category>`).
 //! 6. **Override**: purpose `override` with a justification of at least
-//!    [`Policy::min_justification`] characters reveals what rules 2 to 5 withheld, except what
+//!    [`Policy::min_justification`] letters or digits reveals what rules 2 to 5 withheld, except what
 //!    a rule marks never overridable ([`Policy::never_overridable`]); the decision says
 //!    `override` and names the rule it overrode.
 
@@ -34,4 +34,4 @@ mod who;
 pub use category::{Category, ResourceView, classify};
 pub use decision::{Decision, Dissent, Effect, Item, Policy, Whose, decide};
 pub use relationship::{Allocation, ChildFacts, Relationship, relationship};
-pub use who::{Purpose, Requester, Role, WhoError};
+pub use who::{Purpose, Requester, Role, WhoError, letters};

@@ -128,7 +128,7 @@ pub fn relationship(
                 .any(|o| o == org)
                 .then(|| found(rule, format!("{org} holds records of this child")))?
         }
-        Role::PrivacyOfficer => None,
+        Role::PrivacyOfficer | Role::IdentitySteward => None,
     }
 }
 

@@ -27,11 +27,14 @@ pub enum Role {
     SocialWorker,
     /// A privacy officer: reviews overrides and asks why; sees no patient data for care.
     PrivacyOfficer,
+    /// An identity steward: decides the identity review queue, links and unlinks records, and
+    /// asserts or takes back family edges; sees no patient data for care.
+    IdentitySteward,
 }
 
 impl Role {
     /// Every role.
-    pub const ALL: [Role; 9] = [
+    pub const ALL: [Role; 10] = [
         Role::Midwife,
         Role::EmergencyDepartmentClinician,
         Role::Gp,
@@ -41,6 +44,7 @@ impl Role {
         Role::SafeguardingProfessional,
         Role::SocialWorker,
         Role::PrivacyOfficer,
+        Role::IdentitySteward,
     ];
 
     /// The role's name in claims (`health-visitor`).
@@ -55,6 +59,7 @@ impl Role {
             Role::SafeguardingProfessional => "safeguarding-professional",
             Role::SocialWorker => "social-worker",
             Role::PrivacyOfficer => "privacy-officer",
+            Role::IdentitySteward => "identity-steward",
         }
     }
 }
@@ -115,6 +120,21 @@ impl Purpose {
         }
     }
 
+    /// Checks an override's justification against the policy's shortest: letters and digits
+    /// are counted, so whitespace, punctuation and invisible characters (25 zero-width spaces,
+    /// 20 dots) say nothing and do not count.
+    pub fn check_justification(&self, min_letters: usize) -> Result<(), WhoError> {
+        match self {
+            Purpose::Override { justification } if letters(justification) < min_letters => {
+                Err(WhoError(format!(
+                    "an override's justification says why in at least {min_letters} letters or digits ({} given)",
+                    letters(justification)
+                )))
+            }
+            _ => Ok(()),
+        }
+    }
+
     /// Its name (`direct-care`, `safeguarding`, `override`).
     pub fn as_str(&self) -> &'static str {
         match self {
@@ -123,6 +143,11 @@ impl Purpose {
             Purpose::Override { .. } => "override",
         }
     }
+}
+
+/// The letters and digits of a text: what a justification is measured by.
+pub fn letters(text: &str) -> usize {
+    text.chars().filter(|c| c.is_alphanumeric()).count()
 }
 
 /// Who is asking and why: the claims every data request carries.
@@ -169,5 +194,28 @@ mod tests {
         assert!(Purpose::parse("override", Some("  ")).is_err());
         assert!(Purpose::parse("direct-care", Some("why not")).is_err());
         assert!(Purpose::parse("curiosity", None).is_err());
+    }
+
+    #[test]
+    fn a_justification_is_measured_in_letters_not_characters() {
+        let check = |text: &str| {
+            Purpose::parse("override", Some(text))
+                .and_then(|p| p.check_justification(20))
+                .is_ok()
+        };
+        assert!(check("Bruising seen on the baby at today's visit"));
+        assert!(!check(&"\u{200b}".repeat(25)), "zero-width spaces");
+        assert!(!check(&".".repeat(20)), "dots");
+        assert!(
+            !check("a . b . c . d . e . f . g"),
+            "seven letters padded out"
+        );
+        assert!(
+            check("Fracture x-ray 2026 query NAI"),
+            "letters and digits count"
+        );
+        assert_eq!(letters("Łódź, 12!"), 6);
+        // Only an override is measured.
+        assert!(Purpose::DirectCare.check_justification(20).is_ok());
     }
 }

@@ -13,65 +13,136 @@ use crate::auth::Caller;
 /// that every record says which rule let it through.
 pub const DEFAULT_RULE: &str = "kinfold.authenticated-caller";
 
-/// A record of a request that succeeded.
-pub fn record(
-    caller: &Caller,
-    subtype: &str,
-    action: &str,
-    query: &str,
-    patient: Option<String>,
-    entities: Vec<AuditEntity>,
-    request: &HttpRequest,
-) -> AuditRecord {
-    AuditRecord {
-        recorded: Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true),
-        event_type: "rest".into(),
-        subtype: subtype.into(),
-        action: action.into(),
-        outcome: "0".into(),
-        query: query.into(),
-        agent: AuditAgent {
-            who: caller.subject.clone(),
-            organisation: caller.organisation.as_ref().map(ToString::to_string),
-            role: caller.role.clone(),
-        },
-        purpose: caller.purpose.clone(),
-        patient,
-        entities,
-        rule: Some(DEFAULT_RULE.into()),
-        justification: None,
-        request_id: request_id(request),
-        source: None,
-        count: None,
-        until: None,
+/// What kind of interaction an entry records (FHIR restful-interaction, or a security event).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Interaction {
+    /// A read of one resource.
+    Read,
+    /// A search.
+    Search,
+    /// An operation (`$everything`, `$family`, `$growth`, …).
+    Operation,
+    /// Something made (a consent recorded, an identity link).
+    Create,
+    /// Something changed (an identity or family change, a review completed).
+    Update,
+    /// A bearer token issued.
+    TokenIssued,
+}
+
+impl Interaction {
+    /// (event type, subtype, action).
+    fn codes(self) -> (&'static str, &'static str, &'static str) {
+        match self {
+            Interaction::Read => ("rest", "read", "R"),
+            Interaction::Search => ("rest", "search-type", "E"),
+            Interaction::Operation => ("rest", "operation", "E"),
+            Interaction::Create => ("rest", "create", "C"),
+            Interaction::Update => ("rest", "update", "U"),
+            Interaction::TokenIssued => ("security", "token-issued", "C"),
+        }
     }
 }
 
-/// A record of a request refused by a rule (no legitimate relationship): who asked about
-/// whom, and why nothing was disclosed.
-pub fn refused(
-    caller: &Caller,
-    query: &str,
-    patient: Option<String>,
-    request: &HttpRequest,
-    rule: &str,
-) -> AuditRecord {
-    let mut record = record(
-        caller,
-        "operation",
-        "E",
-        query,
-        patient,
-        Vec::new(),
-        request,
-    );
-    record.outcome = "4".into();
-    record.rule = Some(rule.into());
-    record
-}
+/// The one way the gateway writes an audit record: who acted (a caller in a request, or one of
+/// Kinfold's own processes), the interaction and what it asked, then what it concerned. The
+/// request id is taken from the request, so every entry a request causes carries it.
+#[derive(Debug, Clone)]
+pub struct Entry(AuditRecord);
 
-fn request_id(request: &HttpRequest) -> Option<String> {
-    kinfold_http::request_id(request)
+impl Entry {
+    /// An entry for what a caller did in a request.
+    pub fn by_caller(
+        caller: &Caller,
+        request: &HttpRequest,
+        interaction: Interaction,
+        query: &str,
+    ) -> Self {
+        let mut entry = Self::by(
+            &caller.subject,
+            kinfold_http::request_id(request),
+            interaction,
+            query,
+        );
+        entry.0.agent.organisation = caller.organisation.as_ref().map(ToString::to_string);
+        entry.0.agent.role = caller.role.clone();
+        entry.0.purpose = caller.purpose.clone();
+        entry
+    }
+
+    /// An entry for what one of Kinfold's own processes did (`kinfold-identity` reading the
+    /// events, `kinfold-demo` issuing tokens), in the request that caused it if there was one.
+    pub fn by(
+        who: &str,
+        request_id: Option<String>,
+        interaction: Interaction,
+        query: &str,
+    ) -> Self {
+        let (event_type, subtype, action) = interaction.codes();
+        Self(AuditRecord {
+            recorded: Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true),
+            event_type: event_type.into(),
+            subtype: subtype.into(),
+            action: action.into(),
+            outcome: "0".into(),
+            query: query.into(),
+            agent: AuditAgent {
+                who: who.to_owned(),
+                ..AuditAgent::default()
+            },
+            purpose: None,
+            patient: None,
+            entities: Vec::new(),
+            rule: Some(DEFAULT_RULE.into()),
+            justification: None,
+            request_id,
+            source: None,
+            count: None,
+            until: None,
+        })
+    }
+
+    /// The person it is about (so that it is in their access report).
+    pub fn about(mut self, person: impl Into<String>) -> Self {
+        self.0.patient = Some(person.into());
+        self
+    }
+
+    /// The person it is about, if any.
+    pub fn about_maybe(mut self, person: Option<String>) -> Self {
+        self.0.patient = person;
+        self
+    }
+
+    /// The records it disclosed, withheld or changed.
+    pub fn entities(mut self, entities: Vec<AuditEntity>) -> Self {
+        self.0.entities = entities;
+        self
+    }
+
+    /// The rule that allowed it (a relationship's, or the rule of a change).
+    pub fn rule(mut self, rule: &str) -> Self {
+        self.0.rule = Some(rule.to_owned());
+        self
+    }
+
+    /// The reason given (an override's justification, a change's reason).
+    pub fn justification(mut self, why: impl Into<String>) -> Self {
+        self.0.justification = Some(why.into());
+        self
+    }
+
+    /// Refused under `rule`: nothing was disclosed or changed.
+    pub fn refused(mut self, rule: &str) -> Self {
+        self.0.outcome = "4".into();
+        self.0.entities.clear();
+        self.rule(rule)
+    }
+
+    /// The record to append.
+    pub fn done(self) -> AuditRecord {
+        self.0
+    }
 }
 
 /// One disclosed record.
@@ -170,55 +241,28 @@ pub fn to_audit_event(row: &LedgerRow) -> Option<Value> {
 
 /// A record of a new identity link: Kinfold's person id now stands for an NHS number.
 pub fn identity_link(who: &str, person_id: &str, request_id: Option<String>) -> AuditRecord {
-    AuditRecord {
-        recorded: Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true),
-        event_type: "rest".into(),
-        subtype: "create".into(),
-        action: "C".into(),
-        outcome: "0".into(),
-        query: "identity-link".into(),
-        agent: AuditAgent {
-            who: who.to_owned(),
-            ..AuditAgent::default()
-        },
-        purpose: None,
-        patient: Some(person_id.to_owned()),
-        entities: vec![disclosed(
+    Entry::by(who, request_id, Interaction::Create, "identity-link")
+        .about(person_id)
+        .entities(vec![disclosed(
             &format!("urn:kinfold:person:{person_id}"),
             "Patient",
             None,
-        )],
-        rule: Some("kinfold.nhs-number-match".into()),
-        justification: None,
-        request_id,
-        source: None,
-        count: None,
-        until: None,
-    }
+        )])
+        .rule("kinfold.nhs-number-match")
+        .done()
 }
 
 /// A record of a bearer token issued: to whom, for which organisation and role. The token
 /// itself is never recorded.
 pub fn token_issued(
     issuer: &str,
+    request_id: Option<String>,
     subject: &str,
     organisation: Option<&str>,
     role: Option<&str>,
 ) -> AuditRecord {
-    AuditRecord {
-        recorded: Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true),
-        event_type: "security".into(),
-        subtype: "token-issued".into(),
-        action: "C".into(),
-        outcome: "0".into(),
-        query: "token".into(),
-        agent: AuditAgent {
-            who: issuer.to_owned(),
-            ..AuditAgent::default()
-        },
-        purpose: None,
-        patient: None,
-        entities: vec![AuditEntity {
+    let mut record = Entry::by(issuer, request_id, Interaction::TokenIssued, "token")
+        .entities(vec![AuditEntity {
             reference: format!("urn:kinfold:token-subject:{subject}"),
             resource_type: "Practitioner".into(),
             agency: None,
@@ -227,19 +271,15 @@ pub fn token_issued(
                 organisation.unwrap_or("none"),
                 role.unwrap_or("none")
             ),
-        }],
-        rule: None,
-        justification: None,
-        request_id: None,
-        source: None,
-        count: None,
-        until: None,
-    }
+        }])
+        .done();
+    record.rule = None;
+    record
 }
 
-/// A record of a change to who is who or who is family: a link, merge, split, review
-/// decision or family edge. It names the person it is about (so it is in their access report),
-/// the records it touched and the rule (or the person, with their reason) that made it.
+/// A record of a change to who is who or who is family made by Kinfold itself (reading the
+/// agencies' events): a link, an edge, an unborn child. It names the person it is about (so it
+/// is in their access report), the records it touched and the rule that made it.
 pub fn identity_change(
     who: &str,
     person: &kinfold_identity::PersonId,
@@ -248,25 +288,12 @@ pub fn identity_change(
     entities: Vec<AuditEntity>,
     justification: Option<String>,
 ) -> AuditRecord {
-    AuditRecord {
-        recorded: Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true),
-        event_type: "rest".into(),
-        subtype: "update".into(),
-        action: "U".into(),
-        outcome: "0".into(),
-        query: query.into(),
-        agent: AuditAgent {
-            who: who.to_owned(),
-            ..AuditAgent::default()
-        },
-        purpose: None,
-        patient: Some(person.to_string()),
-        entities,
-        rule: Some(rule.into()),
-        justification,
-        request_id: None,
-        source: None,
-        count: None,
-        until: None,
+    let mut entry = Entry::by(who, None, Interaction::Update, query)
+        .about(person.to_string())
+        .entities(entities)
+        .rule(rule);
+    if let Some(why) = justification {
+        entry = entry.justification(why);
     }
+    entry.done()
 }

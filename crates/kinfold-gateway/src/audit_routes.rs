@@ -2,30 +2,28 @@
 //! officers and families.
 //!
 //! The `/ledger/v1/*` routes disclose no patient data (leaf inputs are sequence numbers, times
-//! and hashes), so they are open to every agency's auditor. `AuditEvent` and
-//! `$access-report` show who looked at whom: they need a token, and are themselves audited.
+//! and hashes), so they are open to every agency's auditor. `AuditEvent` and `$why` show who
+//! looked at whom and what was withheld: they are for privacy officers of an organisation
+//! whose records are concerned. `$access-report` is for those officers, and for professionals
+//! with a current relationship to the person, who see who looked and when but not what was
+//! withheld from others. Who has looked at a child's record says which services are involved,
+//! so each view is itself audited, and a refusal answers as "not found".
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpRequest, web};
 use kinfold_fhir::search::DateParam;
-use kinfold_http::FhirResponse;
 use kinfold_ledger::AuditRecord;
 use kinfold_store::LedgerQuery;
 use serde_json::{Value, json};
 
-use crate::audit;
+use crate::answer::Disclosed;
+use crate::audit::{self, Entry, Interaction};
 use crate::auth::Caller;
+use crate::policy::privacy_officer;
 use crate::{GatewayError, GatewayState};
 
 type State = web::Data<GatewayState>;
-
-pub(crate) fn configure(config: &mut web::ServiceConfig) {
-    config
-        .route("/AuditEvent", web::get().to(audit_events))
-        .route("/Patient/{id}/$access-report", web::get().to(access_report))
-        .route("/AuditEvent/{id}/$why", web::get().to(why));
-}
 
 #[derive(serde::Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -50,8 +48,8 @@ pub(crate) async fn why(
     request: HttpRequest,
     path: web::Path<String>,
     query: web::Query<WhyQuery>,
-) -> Result<HttpResponse, GatewayError> {
-    crate::reviews::privacy_officer(&caller)?;
+) -> Result<Disclosed, GatewayError> {
+    let org = privacy_officer(&caller)?;
     let id = path.into_inner();
     let not_found = || {
         GatewayError::Refused(kinfold_http::ApiError::not_found(format!(
@@ -76,6 +74,28 @@ pub(crate) async fn why(
         .iter()
         .find(|e| e.reference == query.resource)
         .ok_or_else(not_found)?;
+    // Only an officer of an organisation concerned: the record's own, or one holding records
+    // of the person the entry is about. Any other entry answers as one that does not exist.
+    let agency_owner = entity
+        .agency
+        .as_deref()
+        .and_then(|a| a.parse::<kinfold_fhir::Agency>().ok())
+        .map(|a| state.disclosure.owner_of(a));
+    let person: Vec<kinfold_identity::PersonId> = record
+        .patient
+        .iter()
+        .filter_map(|p| p.parse().ok())
+        .collect();
+    if agency_owner.as_deref() != Some(org.as_str()) && !state.is_concerned(&org, &person).await? {
+        state
+            .record_access(
+                Entry::by_caller(&caller, &request, Interaction::Read, "AuditEvent/$why")
+                    .refused("audit.organisation-not-concerned")
+                    .done(),
+            )
+            .await?;
+        return Err(not_found());
+    }
     let (decision, rule) = match entity.disclosure.as_str() {
         "override" => ("override", record.rule.clone()),
         text if text.starts_with("withheld (") => (
@@ -86,28 +106,33 @@ pub(crate) async fn why(
         ),
         _ => ("disclosed", record.rule.clone()),
     };
-    state
-        .record_access(audit::record(
-            &caller,
-            "read",
-            "R",
-            "AuditEvent",
-            record.patient.clone(),
-            Vec::new(),
-            &request,
-        ))
+    let receipt = state
+        .record_access(
+            Entry::by_caller(&caller, &request, Interaction::Read, "AuditEvent/$why")
+                .about_maybe(record.patient.clone())
+                .entities(vec![audit::disclosed(
+                    &format!("urn:kinfold:audit:{id}"),
+                    "AuditEvent",
+                    None,
+                )])
+                .rule("audit.privacy-officer")
+                .done(),
+        )
         .await?;
-    Ok(HttpResponse::Ok().json(json!({
-        "request": id,
-        "resource": entity.reference,
-        "decision": decision,
-        "rule": rule,
-        "relationship": record.rule,
-        "who": record.agent.who,
-        "when": record.recorded,
-        "purpose": record.purpose,
-        "justification": record.justification,
-    })))
+    Ok(Disclosed::json(
+        receipt,
+        &json!({
+            "request": id,
+            "resource": entity.reference,
+            "decision": decision,
+            "rule": rule,
+            "relationship": record.rule,
+            "who": record.agent.who,
+            "when": record.recorded,
+            "purpose": record.purpose,
+            "justification": record.justification,
+        }),
+    ))
 }
 
 /// Audit entries per page when the caller does not say.
@@ -209,7 +234,8 @@ pub(crate) async fn audit_events(
     caller: Caller,
     state: State,
     request: HttpRequest,
-) -> Result<HttpResponse, GatewayError> {
+) -> Result<Disclosed, GatewayError> {
+    let org = privacy_officer(&caller)?;
     let pairs = pairs(&request, &["date"])?;
     let mut filter = LedgerQuery::default();
     let mut paging = Paging {
@@ -257,6 +283,35 @@ pub(crate) async fn audit_events(
             }
         }
     }
+    // The whole trail is the area's privacy officers'; an agency's officers name the person.
+    let concerned = match &filter.patient {
+        Some(patient) => {
+            let person: Vec<kinfold_identity::PersonId> = patient.parse().into_iter().collect();
+            state.is_concerned(&org, &person).await?
+        }
+        None if org == state.disclosure.area => true,
+        None => {
+            return Err(GatewayError::Refused(kinfold_http::ApiError::refused(
+                actix_web::http::StatusCode::FORBIDDEN,
+                kinfold_fhir::IssueType::Forbidden,
+                "patient-required",
+                "An organisation's privacy officers search the audit trail of one person at a time (patient=); the whole trail is for the area's privacy officers.",
+            )));
+        }
+    };
+    let search = || Entry::by_caller(&caller, &request, Interaction::Search, "AuditEvent");
+    if !concerned {
+        // Answered as a person nobody has looked at.
+        let receipt = state
+            .record_access(search().refused("audit.organisation-not-concerned").done())
+            .await?;
+        let base = kinfold_http::base_url(state.public_base_url.as_deref(), &request);
+        return Ok(Disclosed::fhir(
+            receipt,
+            &json!({"resourceType": "Bundle", "type": "searchset", "total": 0,
+                "link": [{"relation": "self", "url": format!("{base}{}", request.uri())}]}),
+        ));
+    }
     let total = state.store.ledger_count(&filter).await?;
     // One row more than the page: if it comes back, there is a next page.
     let mut rows = state
@@ -269,16 +324,13 @@ pub(crate) async fn audit_events(
         .await?;
     let more = rows.len() > paging.count;
     rows.truncate(paging.count);
-    state
-        .record_access(audit::record(
-            &caller,
-            "search-type",
-            "E",
-            "AuditEvent",
-            filter.patient.clone(),
-            Vec::new(),
-            &request,
-        ))
+    let receipt = state
+        .record_access(
+            search()
+                .about_maybe(filter.patient.clone())
+                .rule("audit.privacy-officer")
+                .done(),
+        )
         .await?;
     let base = kinfold_http::base_url(state.public_base_url.as_deref(), &request);
     let mut entries = Vec::with_capacity(rows.len());
@@ -301,7 +353,7 @@ pub(crate) async fn audit_events(
     if !entries.is_empty() {
         bundle["entry"] = Value::Array(entries);
     }
-    Ok(FhirResponse::ok(&bundle))
+    Ok(Disclosed::fhir(receipt, &bundle))
 }
 
 /// An OperationOutcome naming ledger entries that are not readable audit records: shown, not
@@ -354,7 +406,7 @@ pub(crate) async fn access_report(
     state: State,
     request: HttpRequest,
     path: web::Path<String>,
-) -> Result<HttpResponse, GatewayError> {
+) -> Result<Disclosed, GatewayError> {
     let pairs = pairs(&request, &[])?;
     let mut paging = Paging {
         count: DEFAULT_AUDIT_COUNT,
@@ -368,8 +420,44 @@ pub(crate) async fn access_report(
             ));
         }
     }
-    let person = path.into_inner();
-    state.nhs_number_of(&person).await?;
+    // The person as the person index knows them now (a child without an NHS number, an
+    // unborn sibling, a merged id's survivor); unknown, 404.
+    let (person, _) = state.target_of(&path.into_inner()).await?;
+    let (view, rule) = match privacy_officer(&caller) {
+        Ok(org) => {
+            let id: Vec<kinfold_identity::PersonId> = person.parse().into_iter().collect();
+            if !state.is_concerned(&org, &id).await? {
+                state
+                    .record_access(
+                        Entry::by_caller(
+                            &caller,
+                            &request,
+                            Interaction::Operation,
+                            "Patient/$access-report",
+                        )
+                        .about(person.clone())
+                        .refused("audit.organisation-not-concerned")
+                        .done(),
+                    )
+                    .await?;
+                return Err(GatewayError::UnknownPerson);
+            }
+            (View::Officer, "audit.privacy-officer".to_owned())
+        }
+        // Anyone else needs a current relationship with the person, as for their records.
+        Err(_) => {
+            let gathered = crate::disclosure::gather(
+                &state,
+                &caller,
+                &request,
+                &person,
+                false,
+                "Patient/$access-report",
+            )
+            .await?;
+            (View::Professional, gathered.relationship.rule.to_owned())
+        }
+    };
 
     // Every entry about this person, newest first, a batch at a time: the summary covers all
     // of them, and the page lists those before `_before`.
@@ -412,7 +500,7 @@ pub(crate) async fn access_report(
                 ))
                 .or_default();
             group.accesses += 1;
-            group.records += record.entities.len() as u64;
+            group.records += shown(&record) as u64;
             group.overrides += u64::from(is_override);
             if group.last.is_empty() {
                 group.last.clone_from(&record.recorded);
@@ -424,7 +512,7 @@ pub(crate) async fn access_report(
             if paging.before.is_none_or(|b| row.seq < b) {
                 if page.len() < paging.count {
                     // Only the accesses on this page are written out as sentences.
-                    page.push(describe(row.seq, &record));
+                    page.push(describe(row.seq, &record, view));
                 } else if more_after_page.is_none() {
                     more_after_page = page.last().and_then(|p| p["ledger_entry"].as_i64());
                 }
@@ -437,16 +525,18 @@ pub(crate) async fn access_report(
             _ => break,
         }
     }
-    state
-        .record_access(audit::record(
-            &caller,
-            "operation",
-            "E",
-            "Patient/$access-report",
-            Some(person.clone()),
-            Vec::new(),
-            &request,
-        ))
+    let receipt = state
+        .record_access(
+            Entry::by_caller(
+                &caller,
+                &request,
+                Interaction::Operation,
+                "Patient/$access-report",
+            )
+            .about(person.clone())
+            .rule(&rule)
+            .done(),
+        )
         .await?;
     let base = kinfold_http::base_url(state.public_base_url.as_deref(), &request);
     let by_who: Vec<Value> = groups
@@ -487,15 +577,18 @@ pub(crate) async fn access_report(
             before,
         )
     });
-    Ok(HttpResponse::Ok().json(json!({
-        "patient": person,
-        "summary": summary,
-        "total": total,
-        "by_who": by_who,
-        "accesses": page,
-        "next": next,
-        "unreadable_entries": unreadable,
-    })))
+    Ok(Disclosed::json(
+        receipt,
+        &json!({
+            "patient": person,
+            "summary": summary,
+            "total": total,
+            "by_who": by_who,
+            "accesses": page,
+            "next": next,
+            "unreadable_entries": unreadable,
+        }),
+    ))
 }
 
 /// Whether a ledger entry is an access to the person's records (not a refusal, and not a look
@@ -540,7 +633,24 @@ fn is_recorded_decision(record: &AuditRecord) -> bool {
         || record.query.starts_with("consent-")
 }
 
-fn describe(seq: i64, record: &AuditRecord) -> Value {
+/// Who reads an access report: a privacy officer sees every access with its rule and what was
+/// withheld; a professional sees who looked and when, and the records shown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum View {
+    Officer,
+    Professional,
+}
+
+/// How many records an access showed (not those it withheld).
+fn shown(record: &AuditRecord) -> usize {
+    record
+        .entities
+        .iter()
+        .filter(|e| !e.disclosure.starts_with("withheld"))
+        .count()
+}
+
+fn describe(seq: i64, record: &AuditRecord, view: View) -> Value {
     let agencies = agencies(record);
     let is_override = is_override(record);
     let when = record
@@ -557,12 +667,12 @@ fn describe(seq: i64, record: &AuditRecord) -> Value {
         (None, None) => record.agent.who.clone(),
     };
     let what = match record.query.as_str() {
-        "Patient/$everything" => format!("looked at {} records", record.entities.len()),
+        "Patient/$everything" => format!("looked at {} records", shown(record)),
         "Patient?identifier" => "looked up who this child is".to_owned(),
         "Patient/{id}" => "looked at this child's details".to_owned(),
         "Patient/$everything?family=true" => format!(
             "looked at {} of this person's records as part of their family's records",
-            record.entities.len()
+            shown(record)
         ),
         "Patient/$family" => "looked at who this person's family is".to_owned(),
         "Person/{id}" => "looked at which agencies hold this person's records".to_owned(),
@@ -604,7 +714,7 @@ fn describe(seq: i64, record: &AuditRecord) -> Value {
     {
         sentence = format!("{sentence} Reason given: {reason}");
     }
-    json!({
+    let mut line = json!({
         "ledger_entry": seq,
         "when": record.recorded,
         "who": record.agent.who,
@@ -612,9 +722,22 @@ fn describe(seq: i64, record: &AuditRecord) -> Value {
         "role": record.agent.role,
         "purpose": record.purpose,
         "agencies": agencies,
-        "records": record.entities.len(),
+        "records": shown(record),
         "override": is_override,
         "rule": record.rule,
         "text": sentence,
-    })
+    });
+    if view == View::Officer {
+        // What was withheld from the caller, and under which rules: for privacy officers.
+        let withheld: Vec<&str> = record
+            .entities
+            .iter()
+            .filter_map(|e| e.disclosure.strip_prefix("withheld (")?.strip_suffix(')'))
+            .collect();
+        line["withheld"] = json!(withheld.len());
+        if !withheld.is_empty() {
+            line["withheld_rules"] = json!(withheld.into_iter().collect::<BTreeSet<_>>());
+        }
+    }
+    line
 }

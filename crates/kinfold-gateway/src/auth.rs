@@ -130,6 +130,9 @@ pub enum AuthConfigError {
     /// A token would live longer than the gateway accepts.
     #[error("a token may live at most {0} seconds (auth.max_lifetime_seconds)")]
     TooLong(u64),
+    /// A token would name nobody, or a role or purpose Kinfold does not know.
+    #[error("{0}")]
+    Claims(String),
 }
 
 /// Checks tokens. Built once from [`AuthConfig`].
@@ -252,6 +255,14 @@ impl Authenticator {
                 },
             )?;
         let claims = data.claims;
+        if let Err(why) = who_and_why(
+            &claims.sub,
+            claims.role.as_deref(),
+            claims.purpose.as_deref(),
+            claims.justification.as_deref(),
+        ) {
+            return Err(refused(IssueType::Security, "token-claims", &why));
+        }
         let now = jsonwebtoken::get_current_timestamp();
         if claims.iat > now + self.leeway {
             return Err(refused(
@@ -284,6 +295,36 @@ impl Authenticator {
             scope: claims.scope,
         })
     }
+}
+
+/// Whether a token's subject, role and purpose are ones Kinfold can act on: a subject that
+/// names someone, a role Kinfold knows, a purpose of use with a justification only for an
+/// override (its length is the disclosure policy's to judge). A token naming `superuser`,
+/// `break-glass` or nobody is refused when it arrives and never issued.
+pub fn who_and_why(
+    subject: &str,
+    role: Option<&str>,
+    purpose: Option<&str>,
+    justification: Option<&str>,
+) -> Result<(), String> {
+    if subject.trim().is_empty() || subject.chars().any(char::is_control) || subject.len() > 256 {
+        return Err("The token's subject (sub) does not name anyone.".into());
+    }
+    if let Some(role) = role {
+        role.parse::<kinfold_consent::Role>()
+            .map_err(|e| format!("The token's role is not one Kinfold knows ({e})."))?;
+    }
+    match (purpose, justification) {
+        (Some(purpose), _) => {
+            kinfold_consent::Purpose::parse(purpose, justification)
+                .map_err(|e| format!("The token's purpose of use is not usable ({e})."))?;
+        }
+        (None, Some(_)) => {
+            return Err("A justification is given only with purpose override.".into());
+        }
+        (None, None) => {}
+    }
+    Ok(())
 }
 
 /// Who a token is for and why: its claims beyond the standard ones.
@@ -337,6 +378,14 @@ pub fn issue_token_for(
     if valid_for_seconds > config.max_lifetime_seconds {
         return Err(AuthConfigError::TooLong(config.max_lifetime_seconds));
     }
+    let purpose = who.purpose.unwrap_or("direct-care");
+    who_and_why(subject, role, Some(purpose), who.justification)
+        .map_err(AuthConfigError::Claims)?;
+    if let Ok(purpose) = kinfold_consent::Purpose::parse(purpose, who.justification) {
+        purpose
+            .check_justification(kinfold_consent::Policy::default().min_justification)
+            .map_err(|e| AuthConfigError::Claims(format!("The override is not usable ({e}).")))?;
+    }
     let now = jsonwebtoken::get_current_timestamp();
     let claims = Claims {
         iss: config.issuer.clone(),
@@ -347,7 +396,7 @@ pub fn issue_token_for(
         exp: now + valid_for_seconds,
         org: org.map(str::to_owned),
         role: role.map(str::to_owned),
-        purpose: Some(who.purpose.unwrap_or("direct-care").to_owned()),
+        purpose: Some(purpose.to_owned()),
         justification: who.justification.map(str::to_owned),
         name: who.name.map(str::to_owned),
         client_id: None,
@@ -500,6 +549,96 @@ mod tests {
             .code
             .clone()
             .unwrap()
+    }
+
+    #[test]
+    fn a_token_naming_nobody_or_an_unknown_role_or_purpose_is_refused() {
+        let now = jsonwebtoken::get_current_timestamp();
+        let base = |extra: serde_json::Value| {
+            let mut claims = serde_json::json!({"iss": "kinfold", "aud": "kinfold-gateway", "sub": "dr-x", "iat": now, "exp": now + 60});
+            for (k, v) in extra.as_object().unwrap() {
+                claims[k] = v.clone();
+            }
+            signed(claims)
+        };
+        assert_eq!(
+            refusal_code(&base(serde_json::json!({"sub": ""}))),
+            "token-claims"
+        );
+        assert_eq!(
+            refusal_code(&base(serde_json::json!({"sub": "  "}))),
+            "token-claims"
+        );
+        assert_eq!(
+            refusal_code(&base(serde_json::json!({"role": "superuser"}))),
+            "token-claims"
+        );
+        assert_eq!(
+            refusal_code(&base(serde_json::json!({"purpose": "break-glass"}))),
+            "token-claims"
+        );
+        assert_eq!(
+            refusal_code(&base(
+                serde_json::json!({"purpose": "direct-care", "justification": "because"})
+            )),
+            "token-claims"
+        );
+        // The same claims with a known role and purpose are taken.
+        let fine = base(serde_json::json!({"role": "gp", "purpose": "direct-care"}));
+        assert!(
+            Authenticator::new(&config(SECRET))
+                .unwrap()
+                .check(&fine)
+                .is_ok()
+        );
+    }
+
+    #[test]
+    fn tokens_naming_nobody_or_unknown_roles_are_never_issued() {
+        let config = config(SECRET);
+        let issue = |subject, role, purpose, justification| {
+            issue_token_for(
+                &config,
+                &TokenFor {
+                    subject,
+                    role,
+                    purpose,
+                    justification,
+                    ..TokenFor::default()
+                },
+                60,
+            )
+        };
+        assert!(matches!(
+            issue("", Some("gp"), None, None),
+            Err(AuthConfigError::Claims(_))
+        ));
+        assert!(matches!(
+            issue("x", Some("superuser"), None, None),
+            Err(AuthConfigError::Claims(_))
+        ));
+        assert!(matches!(
+            issue("x", Some("gp"), Some("break-glass"), None),
+            Err(AuthConfigError::Claims(_))
+        ));
+        assert!(matches!(
+            issue(
+                "x",
+                Some("gp"),
+                Some("override"),
+                Some("....................")
+            ),
+            Err(AuthConfigError::Claims(_))
+        ));
+        assert!(
+            issue(
+                "x",
+                Some("gp"),
+                Some("override"),
+                Some("Bruising seen at today's visit")
+            )
+            .is_ok()
+        );
     }
 
     #[test]

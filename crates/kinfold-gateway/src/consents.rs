@@ -7,16 +7,18 @@
 //! needs a relationship with them, and the recording is in the ledger.
 
 use actix_web::http::StatusCode;
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpRequest, web};
 use chrono::NaiveDate;
 use kinfold_consent::Category;
 use kinfold_fhir::{Agency, IssueType};
-use kinfold_http::{ApiError, FhirResponse};
+use kinfold_http::ApiError;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use crate::answer::Disclosed;
+use crate::audit::{self, Entry, Interaction};
 use crate::auth::Caller;
-use crate::{GatewayError, GatewayState, audit};
+use crate::{GatewayError, GatewayState};
 
 /// The code system of record categories in `provision.code`.
 pub const CATEGORY_SYSTEM: &str = "https://kinfold.example/fhir/CodeSystem/record-category";
@@ -27,13 +29,6 @@ pub const COMPETENCE_EXTENSION: &str =
     "https://kinfold.example/fhir/StructureDefinition/competence-assessed";
 /// The age from which a young person decides about their own records.
 const AGE_OF_DECISION: u32 = 16;
-
-pub(crate) fn configure(config: &mut web::ServiceConfig) {
-    config
-        .route("/Consent", web::post().to(record))
-        .route("/Consent", web::get().to(search))
-        .route("/Consent/{id}/$withdraw", web::post().to(withdraw));
-}
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -59,11 +54,11 @@ pub(crate) async fn withdraw(
     request: HttpRequest,
     path: web::Path<String>,
     body: web::Bytes,
-) -> Result<HttpResponse, GatewayError> {
+) -> Result<Disclosed, GatewayError> {
     let withdrawal: Withdrawal = serde_json::from_slice(&body)
         .map_err(|e| invalid("body", "", format!("The body is not a withdrawal: {e}")))?;
     let reason = withdrawal.reason.trim().to_owned();
-    if !(10..=1000).contains(&reason.chars().count()) {
+    if kinfold_consent::letters(&reason) < 10 || reason.chars().count() > 1000 {
         return Err(invalid(
             "reason",
             "reason",
@@ -71,13 +66,11 @@ pub(crate) async fn withdraw(
         ));
     }
     let id = path.into_inner();
-    let (person, stored) = state
-        .store
-        .consent(&id)
-        .await?
-        .ok_or_else(|| GatewayError::Refused(ApiError::not_found(format!("Consent/{id}"))))?;
-    // The caller needs a relationship with the person, as to record it.
-    crate::disclosure::gather(
+    let unknown = || GatewayError::Refused(ApiError::not_found(format!("Consent/{id}")));
+    let (person, stored) = state.store.consent(&id).await?.ok_or_else(unknown)?;
+    // The caller needs a relationship with the person, as to record it; without one, the
+    // Consent is answered as one that does not exist.
+    match crate::disclosure::gather(
         &state,
         &caller,
         &request,
@@ -85,7 +78,12 @@ pub(crate) async fn withdraw(
         false,
         "Consent/$withdraw",
     )
-    .await?;
+    .await
+    {
+        Ok(_) => {}
+        Err(GatewayError::NoRelationship | GatewayError::UnknownPerson) => return Err(unknown()),
+        Err(other) => return Err(other),
+    }
     let mut consent: Value = serde_json::from_str(&stored).map_err(|_| {
         GatewayError::Store(kinfold_store::StoreError::Corrupt(
             "a consent cannot be read back".into(),
@@ -101,23 +99,25 @@ pub(crate) async fn withdraw(
     consent["status"] = json!("inactive");
     consent["meta"]["lastUpdated"] =
         json!(chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true));
-    let mut record = audit::record(
-        &caller,
-        "update",
-        "U",
-        "consent-withdrawn",
-        Some(person.clone()),
-        vec![audit::disclosed(&format!("Consent/{id}"), "Consent", None)],
-        &request,
-    );
-    record.rule = Some("kinfold.consent.withdrawn".into());
-    record.justification = Some(reason);
-    state.record_access(record).await?;
+    let receipt = state
+        .record_access(
+            Entry::by_caller(&caller, &request, Interaction::Update, "consent-withdrawn")
+                .about(person.clone())
+                .entities(vec![audit::disclosed(
+                    &format!("Consent/{id}"),
+                    "Consent",
+                    None,
+                )])
+                .rule("kinfold.consent.withdrawn")
+                .justification(reason)
+                .done(),
+        )
+        .await?;
     state
         .store
         .consent_put(&id, &person, &consent.to_string())
         .await?;
-    Ok(FhirResponse::ok(&consent))
+    Ok(Disclosed::fhir(receipt, &consent))
 }
 
 fn invalid(code: &str, at: &str, message: impl Into<String>) -> GatewayError {
@@ -260,7 +260,7 @@ pub(crate) async fn record(
     state: web::Data<GatewayState>,
     request: HttpRequest,
     body: web::Bytes,
-) -> Result<HttpResponse, GatewayError> {
+) -> Result<Disclosed, GatewayError> {
     let mut consent: Value = serde_json::from_slice(&body)
         .map_err(|e| invalid("json", "", format!("The body is not JSON: {e}")))?;
     let asked = check(&consent)?;
@@ -304,25 +304,28 @@ pub(crate) async fn record(
     if consent["dateTime"].is_null() {
         consent["dateTime"] = json!(now);
     }
-    let mut record = audit::record(
-        &caller,
-        "create",
-        "C",
-        "consent-recorded",
-        Some(part.id.clone()),
-        vec![audit::disclosed(&format!("Consent/{id}"), "Consent", None)],
-        &request,
-    );
-    record.rule = Some("kinfold.consent.recorded".into());
-    state.record_access(record).await?;
+    let receipt = state
+        .record_access(
+            Entry::by_caller(&caller, &request, Interaction::Create, "consent-recorded")
+                .about(part.id.clone())
+                .entities(vec![audit::disclosed(
+                    &format!("Consent/{id}"),
+                    "Consent",
+                    None,
+                )])
+                .rule("kinfold.consent.recorded")
+                .done(),
+        )
+        .await?;
     state
         .store
         .consent_put(&id, &part.id, &consent.to_string())
         .await?;
-    Ok(HttpResponse::Created()
-        .insert_header(("Location", format!("Consent/{id}")))
-        .content_type(kinfold_fhir::FHIR_JSON)
-        .body(consent.to_string()))
+    Ok(Disclosed::fhir_created(
+        receipt,
+        &format!("Consent/{id}"),
+        &consent,
+    ))
 }
 
 #[derive(Deserialize)]
@@ -344,7 +347,7 @@ pub(crate) async fn search(
     state: web::Data<GatewayState>,
     request: HttpRequest,
     query: web::Query<ConsentQuery>,
-) -> Result<HttpResponse, GatewayError> {
+) -> Result<Disclosed, GatewayError> {
     let asked = query.patient.trim_start_matches("Patient/").to_owned();
     let gathered =
         crate::disclosure::gather(&state, &caller, &request, &asked, false, "Consent?patient")
@@ -357,30 +360,33 @@ pub(crate) async fn search(
         .iter()
         .filter_map(|b| serde_json::from_str(b).ok())
         .collect();
-    let mut record = audit::record(
-        &caller,
-        "search-type",
-        "E",
-        "Consent?patient",
-        Some(person),
-        consents
-            .iter()
-            .map(|c| {
-                audit::disclosed(
-                    &format!("Consent/{}", c["id"].as_str().unwrap_or_default()),
-                    "Consent",
-                    None,
+    let receipt = state
+        .record_access(
+            Entry::by_caller(&caller, &request, Interaction::Search, "Consent?patient")
+                .about(person)
+                .entities(
+                    consents
+                        .iter()
+                        .map(|c| {
+                            audit::disclosed(
+                                &format!("Consent/{}", c["id"].as_str().unwrap_or_default()),
+                                "Consent",
+                                None,
+                            )
+                        })
+                        .collect(),
                 )
-            })
-            .collect(),
-        &request,
-    );
-    record.rule = Some(gathered.relationship.rule.to_owned());
-    state.record_access(record).await?;
-    Ok(FhirResponse::ok(&json!({
-        "resourceType": "Bundle",
-        "type": "searchset",
-        "total": consents.len(),
-        "entry": consents.iter().map(|c| json!({"fullUrl": format!("urn:kinfold:consent:{}", c["id"].as_str().unwrap_or_default()), "resource": c, "search": {"mode": "match"}})).collect::<Vec<_>>(),
-    })))
+                .rule(gathered.relationship.rule)
+                .done(),
+        )
+        .await?;
+    Ok(Disclosed::fhir(
+        receipt,
+        &json!({
+            "resourceType": "Bundle",
+            "type": "searchset",
+            "total": consents.len(),
+            "entry": consents.iter().map(|c| json!({"fullUrl": format!("urn:kinfold:consent:{}", c["id"].as_str().unwrap_or_default()), "resource": c, "search": {"mode": "match"}})).collect::<Vec<_>>(),
+        }),
+    ))
 }

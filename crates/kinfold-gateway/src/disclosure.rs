@@ -13,6 +13,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::GatewayError;
+use crate::audit::{Entry, Interaction};
 use crate::auth::Caller;
 use crate::fanout::{AgencyAnswer, AgencyRecord};
 
@@ -28,7 +29,7 @@ pub struct DisclosureConfig {
     pub organisations: Vec<AgencyOrganisation>,
     /// How many days an A&E attendance makes a relationship for ED clinicians.
     pub ed_window_days: i64,
-    /// The shortest override justification, in characters.
+    /// The shortest override justification, in letters and digits.
     pub min_justification: usize,
 }
 
@@ -98,8 +99,12 @@ impl DisclosureConfig {
 }
 
 /// Who is asking and why, from the caller's signed claims. Without a role, an organisation
-/// and a purpose of use, no patient data.
-pub(crate) fn requester(caller: &Caller) -> Result<Requester, GatewayError> {
+/// and a purpose of use, no patient data; an override whose justification is too short to
+/// say why is refused, naming its rule (never quietly read as an ordinary request).
+pub(crate) fn requester(
+    caller: &Caller,
+    config: &DisclosureConfig,
+) -> Result<Requester, GatewayError> {
     let refuse = |why: String| {
         GatewayError::Refused(ApiError::new(
             actix_web::http::StatusCode::FORBIDDEN,
@@ -131,6 +136,18 @@ pub(crate) fn requester(caller: &Caller) -> Result<Requester, GatewayError> {
         caller.justification.as_deref(),
     )
     .map_err(|e| refuse(format!("The token's purpose of use is not usable ({e})")))?;
+    purpose
+        .check_justification(config.min_justification)
+        .map_err(|e| {
+            GatewayError::Refused(ApiError::new(
+                actix_web::http::StatusCode::FORBIDDEN,
+                IssueType::Forbidden,
+                "override.justification-too-short",
+                format!(
+                    "The override is refused under rule override.justification-too-short: {e}. Whitespace, punctuation and invisible characters do not count."
+                ),
+            ))
+        })?;
     Ok(Requester {
         practitioner: caller.subject.clone(),
         name: caller.name.clone(),
@@ -476,7 +493,7 @@ pub(crate) async fn gather(
     family: bool,
     query: &str,
 ) -> Result<Gathered, GatewayError> {
-    let requester = requester(caller)?;
+    let requester = requester(caller, &state.disclosure)?;
     let (person_id, target) = state.target_of(asked).await?;
     let mut people = vec![(person_id.clone(), None, target)];
     let mut left_out = 0;
@@ -516,15 +533,14 @@ pub(crate) async fn gather(
     let Some(relationship) = kinfold_consent::relationship(&requester, &facts, today, &policy)
     else {
         state
-            .record_access(crate::audit::refused(
-                caller,
-                query,
-                Some(person_id),
-                request,
-                "relationship.none",
-            ))
+            .record_access(
+                Entry::by_caller(caller, request, Interaction::Operation, query)
+                    .about(person_id)
+                    .refused("relationship.none")
+                    .done(),
+            )
             .await?;
-        return Err(no_relationship());
+        return Err(GatewayError::NoRelationship);
     };
     let mut parts = Vec::with_capacity(people.len());
     for ((id, kin, target), answers) in people.into_iter().zip(answers) {
@@ -597,22 +613,16 @@ impl Gathered {
                     disclosure: format!("withheld ({rule})"),
                 }),
         );
-        let mut record = crate::audit::record(
-            caller,
-            "operation",
-            "E",
-            query,
-            Some(part.id.clone()),
-            disclosed,
-            request,
-        );
-        record.rule = Some(self.relationship.rule.to_owned());
+        let mut entry = Entry::by_caller(caller, request, Interaction::Operation, query)
+            .about(part.id.clone())
+            .entities(disclosed)
+            .rule(self.relationship.rule);
         if !part.screened.overridden.is_empty()
             && let Purpose::Override { justification } = &self.requester.purpose
         {
-            record.justification = Some(justification.clone());
+            entry = entry.justification(justification.clone());
         }
-        record
+        entry.done()
     }
 
     /// Every withheld tally, across the people, by agency and rule (a family answer does not
@@ -630,11 +640,6 @@ impl Gathered {
         }
         all
     }
-}
-
-/// The refusal for a caller with no legitimate relationship to the child.
-pub(crate) fn no_relationship() -> GatewayError {
-    GatewayError::NoRelationship
 }
 
 #[cfg(test)]

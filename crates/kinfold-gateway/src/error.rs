@@ -18,7 +18,8 @@ pub enum GatewayError {
     /// No such person in Kinfold.
     #[error("unknown person")]
     UnknownPerson,
-    /// The records show no legitimate relationship between the caller and the person.
+    /// The records show no legitimate relationship between the caller and the person
+    /// (answered exactly as [`GatewayError::UnknownPerson`]).
     #[error("no relationship")]
     NoRelationship,
     /// Every agency failed; there is nothing to answer with.
@@ -39,6 +40,9 @@ pub enum GatewayError {
     /// Drawing a chart failed.
     #[error("chart failure")]
     Chart(String),
+    /// A change was about to be kept without its audit entry (a bug): nothing is kept.
+    #[error("change without its audit entry")]
+    Unaudited,
 }
 
 impl GatewayError {
@@ -58,15 +62,9 @@ impl GatewayError {
                 err.to_string(),
             )
             .at("identifier"),
-            GatewayError::UnknownPerson => {
-                ApiError::not_found("No person with this id is known to Kinfold")
-            }
-            GatewayError::NoRelationship => ApiError::new(
-                StatusCode::FORBIDDEN,
-                IssueType::Forbidden,
-                "no-relationship",
-                "Kinfold finds no legitimate relationship between you and this child in the records (registered practice, allocation or the area's pool, a recent A&E attendance, a maternity booking, your hospital or organisation): nothing is disclosed. The request is recorded.",
-            ),
+            // A refusal by what the records say answers exactly as an unknown person: the
+            // caller learns nothing of whom Kinfold knows (the refusal is in the ledger).
+            GatewayError::UnknownPerson | GatewayError::NoRelationship => unknown_person(),
             GatewayError::NoAgencyAnswered => ApiError::new(
                 StatusCode::GATEWAY_TIMEOUT,
                 IssueType::Timeout,
@@ -89,6 +87,10 @@ impl GatewayError {
                 why.clone(),
             ),
             GatewayError::Refused(api) => api.clone(),
+            GatewayError::Unaudited => {
+                tracing::error!("a change without its audit entry was refused");
+                ApiError::internal()
+            }
             GatewayError::Chart(err) => {
                 tracing::error!(error = %err, "growth chart failed to draw");
                 ApiError::internal()
@@ -99,6 +101,13 @@ impl GatewayError {
             }
         }
     }
+}
+
+/// The answer for a person Kinfold does not know, or does not show this caller.
+pub(crate) fn unknown_person() -> ApiError {
+    ApiError::not_found(
+        "No person with this id is known to Kinfold, or none whose records you have a relationship with.",
+    )
 }
 
 impl ResponseError for GatewayError {

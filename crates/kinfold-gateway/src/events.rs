@@ -107,14 +107,6 @@ struct EventHead {
     agency: Agency,
 }
 
-pub(crate) fn configure(config: &mut web::ServiceConfig) {
-    config.service(
-        web::resource("/events")
-            .app_data(web::PayloadConfig::new(MAX_DELIVERY_BYTES))
-            .route(web::post().to(receive)),
-    );
-}
-
 /// Takes a delivery of events from an adapter.
 #[utoipa::path(post, path = "/events", tag = "Adapters",
     security(("bearer" = [])),
@@ -126,7 +118,7 @@ pub(crate) fn configure(config: &mut web::ServiceConfig) {
         (status = 413, description = "Over 4 MiB", content_type = "application/fhir+json", body = serde_json::Value),
         (status = 503, description = "The store is unavailable; deliver again later", content_type = "application/fhir+json", body = serde_json::Value),
     ))]
-async fn receive(
+pub(crate) async fn receive(
     state: web::Data<GatewayState>,
     request: HttpRequest,
     body: web::Bytes,

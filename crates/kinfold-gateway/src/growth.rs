@@ -5,7 +5,7 @@
 //! The records come through the same fan-out as `$everything`, and the disclosure is recorded
 //! in the ledger before anything is sent.
 
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpRequest, web};
 use chrono::NaiveDate;
 use kinfold_fhir::codes::{
     CONTACT_TYPE_SYSTEM, CONTACTS_EXPECTING_WEIGHT, LOINC, LOINC_BIRTH_WEIGHT, LOINC_BMI,
@@ -19,19 +19,15 @@ use kinfold_growth::{Ages, Gap, Gestation, Measure, Review, Sex, missing_weights
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::audit;
+use crate::answer::Disclosed;
+use crate::audit::{self, Entry, Interaction};
 use crate::auth::Caller;
 use crate::fanout::AgencyAnswer;
+use crate::ledger::Receipt;
 use crate::merge;
 use crate::{GatewayError, GatewayState};
 
 type State = web::Data<GatewayState>;
-
-pub(crate) fn configure(config: &mut web::ServiceConfig) {
-    config
-        .route("/Patient/{id}/$growth", web::get().to(growth))
-        .route("/Patient/{id}/$growth-chart", web::get().to(growth_chart));
-}
 
 /// One scored measurement.
 #[derive(Debug, Clone, Serialize)]
@@ -346,7 +342,7 @@ async fn load(
     request: &HttpRequest,
     person_id: String,
     operation: &'static str,
-) -> Result<GrowthReport, GatewayError> {
+) -> Result<(GrowthReport, Receipt), GatewayError> {
     // The same disclosure pipeline as `$everything`: only what this caller may see is read.
     let mut gathered =
         crate::disclosure::gather(state, caller, request, &person_id, false, operation).await?;
@@ -363,18 +359,16 @@ async fn load(
         .map(|m| audit::disclosed(&m.observation, "Observation", Some(m.agency.as_str())))
         .collect();
     // Fail closed: the disclosure is durably in the ledger before a byte is sent.
-    let mut record = audit::record(
-        caller,
-        "operation",
-        "E",
-        operation,
-        Some(person_id),
-        disclosed,
-        request,
-    );
-    record.rule = Some(gathered.relationship.rule.to_owned());
-    state.record_access(record).await?;
-    Ok(report)
+    let receipt = state
+        .record_access(
+            Entry::by_caller(caller, request, Interaction::Operation, operation)
+                .about(person_id)
+                .entities(disclosed)
+                .rule(gathered.relationship.rule)
+                .done(),
+        )
+        .await?;
+    Ok((report, receipt))
 }
 
 /// Every growth measurement for a child, scored, with NG75 findings and missing reviews.
@@ -394,9 +388,9 @@ pub(crate) async fn growth(
     state: State,
     request: HttpRequest,
     path: web::Path<String>,
-) -> Result<HttpResponse, GatewayError> {
+) -> Result<Disclosed, GatewayError> {
     kinfold_http::no_parameters(&request).map_err(GatewayError::Refused)?;
-    let report = load(
+    let (report, receipt) = load(
         &caller,
         &state,
         &request,
@@ -404,7 +398,7 @@ pub(crate) async fn growth(
         "Patient/$growth",
     )
     .await?;
-    Ok(HttpResponse::Ok().json(report))
+    Ok(Disclosed::json(receipt, &report))
 }
 
 #[derive(Debug, Deserialize)]
@@ -432,7 +426,7 @@ pub(crate) async fn growth_chart(
     request: HttpRequest,
     path: web::Path<String>,
     query: web::Query<ChartQuery>,
-) -> Result<HttpResponse, GatewayError> {
+) -> Result<Disclosed, GatewayError> {
     let measure = match query.measure.as_deref() {
         None => Measure::Weight,
         Some(text) => Measure::parse(text).ok_or_else(|| {
@@ -442,7 +436,7 @@ pub(crate) async fn growth_chart(
             })
         })?,
     };
-    let report = load(
+    let (report, receipt) = load(
         &caller,
         &state,
         &request,
@@ -452,9 +446,11 @@ pub(crate) async fn growth_chart(
     .await?;
     let svg =
         kinfold_growth::chart::render(&chart(&report, measure)).map_err(GatewayError::Chart)?;
-    Ok(HttpResponse::Ok()
-        .content_type("image/svg+xml; charset=utf-8")
-        .body(svg))
+    Ok(Disclosed::body(
+        receipt,
+        "image/svg+xml; charset=utf-8",
+        svg,
+    ))
 }
 
 /// The chart for one measure: plausible, referenced measurements, one series per agency, and

@@ -6,11 +6,15 @@
 //! are missing.
 //!
 //! Architecture invariants:
+//! * Every route is registered from one table, [`policy::ROUTES`], which declares who may call
+//!   it; every route that may disclose answers with a [`Disclosed`], which only the ledger's
+//!   receipt for its audit entry builds.
 //! * Every data route takes a [`Caller`]: no handler runs without an authenticated caller.
 //! * A missing agency is always named in the answer (an `OperationOutcome` entry), never
 //!   silently left out (G4).
 //! * NHS numbers never appear in URLs the gateway mints, nor in its logs.
 
+mod answer;
 pub mod audit;
 mod audit_routes;
 pub mod auth;
@@ -27,6 +31,7 @@ pub mod ledger {
     pub use kinfold_audit::*;
 }
 mod merge;
+pub mod policy;
 pub mod reviews;
 mod routes;
 pub mod smart;
@@ -42,6 +47,7 @@ use serde::Deserialize;
 use utoipa::OpenApi;
 use utoipa_swagger_ui::SwaggerUi;
 
+pub use answer::Disclosed;
 pub use auth::{
     AuthConfig, Authenticator, Caller, KeyConfig, Secret, TokenFor, issue_token, issue_token_for,
 };
@@ -205,15 +211,7 @@ pub fn build_on(
             .wrap(from_fn(kinfold_http::request_log))
             .service(SwaggerUi::new("/docs/{_:.*}").url("/openapi.json", openapi.clone()))
             .app_data(ledger_api.clone())
-            .configure(kinfold_audit::http::configure)
-            .configure(audit_routes::configure)
-            .configure(growth::configure)
-            .configure(events::configure)
-            .configure(identity::routes::configure)
-            .configure(reviews::configure)
-            .configure(consents::configure)
-            .configure(smart::configure)
-            .configure(routes::configure)
+            .configure(policy::configure)
             .default_service(web::to(kinfold_http::no_such_route))
     })
     .workers(config.workers.max(1))

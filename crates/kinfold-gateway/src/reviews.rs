@@ -4,15 +4,17 @@
 //! outcome. Both are in the ledger.
 
 use actix_web::http::StatusCode;
-use actix_web::{HttpRequest, HttpResponse, web};
-use kinfold_consent::Role;
+use actix_web::{HttpRequest, web};
 use kinfold_fhir::{Agency, IssueType};
-use kinfold_http::{ApiError, FhirResponse};
+use kinfold_http::ApiError;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use crate::answer::Disclosed;
+use crate::audit::{self, Entry, Interaction};
 use crate::auth::Caller;
-use crate::{GatewayError, GatewayState, audit};
+use crate::policy::privacy_officer;
+use crate::{GatewayError, GatewayState};
 
 /// The code system of Kinfold's task codes.
 pub const TASK_SYSTEM: &str = "https://kinfold.example/fhir/CodeSystem/task";
@@ -68,30 +70,6 @@ pub(crate) fn tasks_for(
         .collect()
 }
 
-pub(crate) fn configure(config: &mut web::ServiceConfig) {
-    config
-        .route("/Task", web::get().to(queue))
-        .route("/Task/{id}/$complete", web::post().to(complete));
-}
-
-/// A privacy officer's organisation, or a refusal.
-pub(crate) fn privacy_officer(caller: &Caller) -> Result<String, GatewayError> {
-    let refuse = || {
-        GatewayError::Refused(ApiError::new(
-            StatusCode::FORBIDDEN,
-            IssueType::Forbidden,
-            "privacy-officers-only",
-            "Override reviews are for the privacy officers of the organisation whose records were revealed.",
-        ))
-    };
-    let is_officer =
-        caller.role.as_deref().and_then(|r| r.parse::<Role>().ok()) == Some(Role::PrivacyOfficer);
-    match (&caller.organisation, is_officer) {
-        (Some(org), true) => Ok(org.to_string()),
-        _ => Err(refuse()),
-    }
-}
-
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct QueueQuery {
@@ -114,7 +92,7 @@ pub(crate) async fn queue(
     state: web::Data<GatewayState>,
     request: HttpRequest,
     query: web::Query<QueueQuery>,
-) -> Result<HttpResponse, GatewayError> {
+) -> Result<Disclosed, GatewayError> {
     let bad = |message: &str| {
         GatewayError::Refused(ApiError::new(
             StatusCode::BAD_REQUEST,
@@ -144,16 +122,16 @@ pub(crate) async fn queue(
         .filter_map(|b| serde_json::from_str::<Value>(b).ok())
         .map(|task| json!({"fullUrl": format!("urn:kinfold:task:{}", task["id"].as_str().unwrap_or_default()), "resource": task, "search": {"mode": "match"}}))
         .collect();
-    state
-        .record_access(audit::record(
-            &caller,
-            "search-type",
-            "E",
-            "Task?code=override-review",
-            None,
-            Vec::new(),
-            &request,
-        ))
+    let receipt = state
+        .record_access(
+            Entry::by_caller(
+                &caller,
+                &request,
+                Interaction::Search,
+                "Task?code=override-review",
+            )
+            .done(),
+        )
         .await?;
     let mut bundle = json!({
         "resourceType": "Bundle",
@@ -164,7 +142,7 @@ pub(crate) async fn queue(
     if !entries.is_empty() {
         bundle["entry"] = Value::Array(entries);
     }
-    Ok(FhirResponse::ok(&bundle))
+    Ok(Disclosed::fhir(receipt, &bundle))
 }
 
 #[derive(Deserialize)]
@@ -191,7 +169,7 @@ pub(crate) async fn complete(
     request: HttpRequest,
     path: web::Path<String>,
     body: web::Bytes,
-) -> Result<HttpResponse, GatewayError> {
+) -> Result<Disclosed, GatewayError> {
     let org = privacy_officer(&caller)?;
     let bad = |code: &str, message: &str| {
         GatewayError::Refused(ApiError::new(
@@ -237,29 +215,27 @@ pub(crate) async fn complete(
         .as_str()
         .and_then(|r| r.strip_prefix("Patient/"))
         .map(str::to_owned);
-    let mut record = audit::record(
-        &caller,
-        "update",
-        "U",
-        "override-review",
-        person,
-        vec![audit::disclosed(&format!("Task/{id}"), "Task", None)],
-        &request,
-    );
-    record.rule = Some("kinfold.override.reviewed".into());
-    record.justification = Some(format!(
-        "{} ({})",
-        outcome,
-        if completion.justified {
-            "justified"
-        } else {
-            "not justified"
-        }
-    ));
-    state.record_access(record).await?;
+    let receipt = state
+        .record_access(
+            Entry::by_caller(&caller, &request, Interaction::Update, "override-review")
+                .about_maybe(person)
+                .entities(vec![audit::disclosed(&format!("Task/{id}"), "Task", None)])
+                .rule("kinfold.override.reviewed")
+                .justification(format!(
+                    "{} ({})",
+                    outcome,
+                    if completion.justified {
+                        "justified"
+                    } else {
+                        "not justified"
+                    }
+                ))
+                .done(),
+        )
+        .await?;
     state
         .store
         .review_put(&id, &owner, "completed", &task.to_string())
         .await?;
-    Ok(FhirResponse::ok(&task))
+    Ok(Disclosed::fhir(receipt, &task))
 }

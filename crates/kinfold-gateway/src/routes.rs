@@ -8,7 +8,8 @@ use kinfold_http::FhirResponse;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::audit;
+use crate::answer::Disclosed;
+use crate::audit::{self, Entry, Interaction};
 use crate::auth::Caller;
 use crate::merge;
 use crate::{GatewayError, GatewayState};
@@ -52,24 +53,10 @@ impl Modify for BearerAuth {
     }
 }
 
-pub(crate) fn configure(config: &mut web::ServiceConfig) {
-    config
-        .route("/metadata", web::get().to(metadata))
-        .route("/health", web::get().to(health))
-        .route("/Patient", web::get().to(patient_search))
-        .route("/Patient/{id}", web::get().to(patient_read))
-        .route(
-            "/Patient/{id}/$everything",
-            web::get().to(patient_everything),
-        )
-        .route("/Binary/{id}", web::get().to(binary_read))
-        .route("/Group/{id}/$everything", web::get().to(group_everything));
-}
-
 /// What the gateway supports. Open to all, as FHIR expects.
 #[utoipa::path(get, path = "/metadata", tag = "FHIR",
     responses((status = 200, description = "CapabilityStatement", content_type = "application/fhir+json", body = serde_json::Value)))]
-async fn metadata(
+pub(crate) async fn metadata(
     state: State,
     request: HttpRequest,
 ) -> Result<HttpResponse, kinfold_http::ApiError> {
@@ -94,7 +81,10 @@ pub(crate) fn capability(started: &str) -> String {
 /// Liveness: the gateway answers and its database responds.
 #[utoipa::path(get, path = "/health", tag = "Operations",
     responses((status = 200, description = "Healthy", body = serde_json::Value), (status = 503, description = "Database unavailable", body = serde_json::Value)))]
-async fn health(state: State, request: HttpRequest) -> Result<HttpResponse, GatewayError> {
+pub(crate) async fn health(
+    state: State,
+    request: HttpRequest,
+) -> Result<HttpResponse, GatewayError> {
     kinfold_http::no_parameters(&request).map_err(GatewayError::Refused)?;
     state.store.ping().await?;
     Ok(HttpResponse::Ok().json(serde_json::json!({"status": "ok"})))
@@ -114,12 +104,12 @@ async fn health(state: State, request: HttpRequest) -> Result<HttpResponse, Gate
         (status = 401, description = "Missing, expired or untrusted token", content_type = "application/fhir+json", body = serde_json::Value),
     ),
     security(("bearer" = [])))]
-async fn patient_search(
+pub(crate) async fn patient_search(
     caller: Caller,
     state: State,
     request: HttpRequest,
     query: web::Query<Vec<(String, String)>>,
-) -> Result<HttpResponse, GatewayError> {
+) -> Result<Disclosed, GatewayError> {
     let self_url = format!(
         "{}{}",
         kinfold_http::base_url(state.public_base_url.as_deref(), &request),
@@ -149,7 +139,11 @@ async fn patient_search(
             let person_id = if anyone_knows {
                 let (id, created) = state.store.link_person(&nhs).await?;
                 if created {
-                    records.push(audit::identity_link(&caller.subject, &id, None));
+                    records.push(audit::identity_link(
+                        &caller.subject,
+                        &id,
+                        kinfold_http::request_id(&request),
+                    ));
                 }
                 Some(id)
             } else {
@@ -180,21 +174,33 @@ async fn patient_search(
                     (Some(part.id), part.screened.answers)
                 }
                 Err(GatewayError::NoRelationship) => {
-                    state.ledger.record(records).await?;
+                    // Answered as a number nobody knows: no one found.
+                    records.push(
+                        Entry::by_caller(
+                            &caller,
+                            &request,
+                            Interaction::Search,
+                            "Patient?identifier",
+                        )
+                        .refused("relationship.none")
+                        .done(),
+                    );
+                    let receipt = state.record_all(records).await?;
                     let failures = answers
                         .iter()
                         .filter_map(|a| a.result.as_ref().err().map(|f| (a.agency, f.clone())))
                         .collect();
-                    return Ok(FhirResponse::ok(&merge::patient_search_bundle(
-                        &self_url, None, failures,
-                    )));
+                    return Ok(Disclosed::fhir(
+                        receipt,
+                        &merge::patient_search_bundle(&self_url, None, failures),
+                    ));
                 }
                 Err(other) => return Err(other),
             }
         }
         None => {
             // Nobody to decide about, but still only for a caller who says who and why.
-            crate::disclosure::requester(&caller)?;
+            crate::disclosure::requester(&caller, &state.disclosure)?;
             (None, answers)
         }
     };
@@ -206,23 +212,18 @@ async fn patient_search(
         .as_deref()
         .and_then(|id| merge::patient_view(id, Some(&nhs), &answers));
     let entities = patient.as_ref().map(disclosed_links).unwrap_or_default();
-    let mut record = audit::record(
-        &caller,
-        "search-type",
-        "E",
-        "Patient?identifier",
-        person_id,
-        entities,
-        &request,
-    );
-    if let Some(rule) = rule {
-        record.rule = Some(rule);
+    let mut entry = Entry::by_caller(&caller, &request, Interaction::Search, "Patient?identifier")
+        .about_maybe(person_id)
+        .entities(entities);
+    if let Some(rule) = &rule {
+        entry = entry.rule(rule);
     }
-    records.push(record);
-    state.ledger.record(records).await?;
-    Ok(FhirResponse::ok(&merge::patient_search_bundle(
-        &self_url, patient, failures,
-    )))
+    records.push(entry.done());
+    let receipt = state.record_all(records).await?;
+    Ok(Disclosed::fhir(
+        receipt,
+        &merge::patient_search_bundle(&self_url, patient, failures),
+    ))
 }
 
 /// The most people a search by name answers with.
@@ -236,7 +237,7 @@ async fn search_by_demographics(
     request: HttpRequest,
     identity: kinfold_identity::Identity,
     self_url: &str,
-) -> Result<HttpResponse, GatewayError> {
+) -> Result<Disclosed, GatewayError> {
     let found: Vec<(String, f64, serde_json::Value)> = state
         .identities
         .read(&state.store, &state.ledger, |inner| {
@@ -264,7 +265,7 @@ async fn search_by_demographics(
         .await?;
     // Only people the caller has a relationship with (each other attempt is recorded as
     // refused, and the person left out as if the index did not know them).
-    crate::disclosure::requester(&caller)?;
+    crate::disclosure::requester(&caller, &state.disclosure)?;
     let mut related = Vec::with_capacity(found.len());
     for (person, score, patient) in found {
         match crate::disclosure::gather(
@@ -283,32 +284,27 @@ async fn search_by_demographics(
         }
     }
     let found = related;
+    let search = || {
+        Entry::by_caller(
+            &caller,
+            &request,
+            Interaction::Search,
+            "Patient?name&birthdate",
+        )
+    };
     let mut records: Vec<_> = found
         .iter()
         .map(|(person, _, patient)| {
-            audit::record(
-                &caller,
-                "search-type",
-                "E",
-                "Patient?name&birthdate",
-                Some(person.clone()),
-                disclosed_links(patient),
-                &request,
-            )
+            search()
+                .about(person.clone())
+                .entities(disclosed_links(patient))
+                .done()
         })
         .collect();
     if records.is_empty() {
-        records.push(audit::record(
-            &caller,
-            "search-type",
-            "E",
-            "Patient?name&birthdate",
-            None,
-            Vec::new(),
-            &request,
-        ));
+        records.push(search().done());
     }
-    state.ledger.record(records).await?;
+    let receipt = state.record_all(records).await?;
     let entries: Vec<serde_json::Value> = found
         .into_iter()
         .map(|(person, score, patient)| {
@@ -329,7 +325,7 @@ async fn search_by_demographics(
     if !entries.is_empty() {
         bundle["entry"] = serde_json::Value::Array(entries);
     }
-    Ok(FhirResponse::ok(&bundle))
+    Ok(Disclosed::fhir(receipt, &bundle))
 }
 
 /// Read the gateway's view of one person.
@@ -343,12 +339,12 @@ async fn search_by_demographics(
         (status = 504, description = "No agency answered in time", content_type = "application/fhir+json", body = serde_json::Value),
     ),
     security(("bearer" = [])))]
-async fn patient_read(
+pub(crate) async fn patient_read(
     caller: Caller,
     state: State,
     request: HttpRequest,
     path: web::Path<String>,
-) -> Result<HttpResponse, GatewayError> {
+) -> Result<Disclosed, GatewayError> {
     kinfold_http::no_parameters(&request).map_err(GatewayError::Refused)?;
     // Through the disclosure pipeline: only a caller with a relationship to the child reads
     // who the child is and where their records are.
@@ -369,18 +365,16 @@ async fn patient_read(
     let mut patient = merge::patient_view(&part.id, part.nhs.as_ref(), answers)
         .ok_or(GatewayError::UnknownPerson)?;
     merge::name_missing_agencies(&mut patient, answers);
-    let mut record = audit::record(
-        &caller,
-        "read",
-        "R",
-        "Patient/{id}",
-        Some(part.id.clone()),
-        disclosed_links(&patient),
-        &request,
-    );
-    record.rule = Some(gathered.relationship.rule.to_owned());
-    state.record_access(record).await?;
-    Ok(FhirResponse::ok(&patient))
+    let receipt = state
+        .record_access(
+            Entry::by_caller(&caller, &request, Interaction::Read, "Patient/{id}")
+                .about(part.id.clone())
+                .entities(disclosed_links(&patient))
+                .rule(gathered.relationship.rule)
+                .done(),
+        )
+        .await?;
+    Ok(Disclosed::fhir(receipt, &patient))
 }
 
 /// Everything every agency holds about one person.
@@ -395,13 +389,13 @@ async fn patient_read(
         (status = 404, description = "Unknown person", content_type = "application/fhir+json", body = serde_json::Value),
     ),
     security(("bearer" = [])))]
-async fn patient_everything(
+pub(crate) async fn patient_everything(
     caller: Caller,
     state: State,
     request: HttpRequest,
     path: web::Path<String>,
     query: web::Query<Vec<(String, String)>>,
-) -> Result<HttpResponse, GatewayError> {
+) -> Result<Disclosed, GatewayError> {
     let family = match query.as_slice() {
         [] => false,
         [(name, value)] if name == "family" && (value == "true" || value == "false") => {
@@ -427,12 +421,12 @@ async fn patient_everything(
         (status = 404, description = "Unknown person", content_type = "application/fhir+json", body = serde_json::Value),
     ),
     security(("bearer" = [])))]
-async fn group_everything(
+pub(crate) async fn group_everything(
     caller: Caller,
     state: State,
     request: HttpRequest,
     path: web::Path<String>,
-) -> Result<HttpResponse, GatewayError> {
+) -> Result<Disclosed, GatewayError> {
     kinfold_http::no_parameters(&request).map_err(GatewayError::Refused)?;
     everything(caller, state, request, path.into_inner(), true).await
 }
@@ -443,7 +437,7 @@ async fn everything(
     request: HttpRequest,
     asked: String,
     family: bool,
-) -> Result<HttpResponse, GatewayError> {
+) -> Result<Disclosed, GatewayError> {
     let query = if family {
         "Patient/$everything?family=true"
     } else {
@@ -519,8 +513,8 @@ async fn everything(
             gathered.audit_record(&caller, &request, query, part, disclosed)
         })
         .collect();
-    state.ledger.record(records).await?;
-    Ok(FhirResponse::ok(&bundle))
+    let receipt = state.record_all(records).await?;
+    Ok(Disclosed::fhir(receipt, &bundle))
 }
 
 /// The original of an ingest (a message, a file row, a Bundle), exactly as the agency received
@@ -535,14 +529,15 @@ async fn everything(
         (status = 504, description = "The agency did not answer", content_type = "application/fhir+json", body = serde_json::Value),
     ),
     security(("bearer" = [])))]
-async fn binary_read(
+pub(crate) async fn binary_read(
     caller: Caller,
     state: State,
     request: HttpRequest,
     path: web::Path<String>,
-) -> Result<HttpResponse, GatewayError> {
+) -> Result<Disclosed, GatewayError> {
     kinfold_http::no_parameters(&request).map_err(GatewayError::Refused)?;
     let id = path.into_inner();
+    // Every refusal below answers exactly as an original that does not exist.
     let unknown =
         || GatewayError::Refused(kinfold_http::ApiError::not_found(format!("Binary/{id}")));
     // A FHIR id, nothing else, goes into the URL the gateway asks the agency at.
@@ -586,16 +581,26 @@ async fn binary_read(
     // to a caller with a relationship to the person. An original about several people (a
     // birth notification), or whose person the index does not know yet, is shown to no one
     // through the gateway: the records it made are.
-    let person = person.ok_or_else(|| {
-        GatewayError::Refused(kinfold_http::ApiError::new(
-            actix_web::http::StatusCode::FORBIDDEN,
-            kinfold_fhir::IssueType::Forbidden,
-            "original-of-several",
-            "This original is about more than one person (or one Kinfold does not know yet), so no single relationship can open it; the records it made are answered by $everything.",
-        ))
-    })?;
+    let Some(person) = person else {
+        state
+            .record_access(
+                Entry::by_caller(&caller, &request, Interaction::Read, "Binary/{id}")
+                    .refused("binary.original-of-several")
+                    .done(),
+            )
+            .await?;
+        return Err(unknown());
+    };
     let gathered =
-        crate::disclosure::gather(&state, &caller, &request, &person, false, "Binary/{id}").await?;
+        match crate::disclosure::gather(&state, &caller, &request, &person, false, "Binary/{id}")
+            .await
+        {
+            Ok(gathered) => gathered,
+            Err(GatewayError::NoRelationship | GatewayError::UnknownPerson) => {
+                return Err(unknown());
+            }
+            Err(other) => return Err(other),
+        };
     let binary_reference = format!("Binary/{id}");
     let shown = gathered.parts[0]
         .screened
@@ -613,37 +618,29 @@ async fn binary_read(
         });
     if !shown {
         state
-            .record_access(audit::refused(
-                &caller,
-                "Binary/{id}",
-                Some(person),
-                &request,
-                "provenance.of-withheld",
-            ))
+            .record_access(
+                Entry::by_caller(&caller, &request, Interaction::Read, "Binary/{id}")
+                    .about(person)
+                    .refused("provenance.of-withheld")
+                    .done(),
+            )
             .await?;
-        return Err(GatewayError::Refused(kinfold_http::ApiError::new(
-            actix_web::http::StatusCode::FORBIDDEN,
-            kinfold_fhir::IssueType::Suppressed,
-            "withheld",
-            "The records this original made are withheld from you; an override (purpose override, with a justification) can reveal them, and is recorded and reviewed.",
-        )));
+        return Err(unknown());
     }
-    let mut record = audit::record(
-        &caller,
-        "read",
-        "R",
-        "Binary/{id}",
-        Some(person),
-        vec![audit::disclosed(
-            &binary_reference,
-            "Binary",
-            Some(agency.as_str()),
-        )],
-        &request,
-    );
-    record.rule = Some(gathered.relationship.rule.to_owned());
-    state.record_access(record).await?;
-    Ok(FhirResponse::ok(&binary))
+    let receipt = state
+        .record_access(
+            Entry::by_caller(&caller, &request, Interaction::Read, "Binary/{id}")
+                .about(person)
+                .entities(vec![audit::disclosed(
+                    &binary_reference,
+                    "Binary",
+                    Some(agency.as_str()),
+                )])
+                .rule(gathered.relationship.rule)
+                .done(),
+        )
+        .await?;
+    Ok(Disclosed::fhir(receipt, &binary))
 }
 
 /// The agency records a Patient view links to.

@@ -355,6 +355,13 @@ impl Clients {
                 "it is signed by another client than the access token's".into(),
             ));
         }
+        crate::auth::who_and_why(
+            &claims.sub,
+            Some(&claims.role),
+            Some(&claims.purpose),
+            claims.justification.as_deref(),
+        )
+        .map_err(refused)?;
         if !client.organisations.iter().any(|o| o == &claims.org) {
             return Err(ApiError::refused(
                 StatusCode::FORBIDDEN,
@@ -390,14 +397,6 @@ struct TokenRequest {
     scope: Option<String>,
     client_assertion_type: Option<String>,
     client_assertion: Option<String>,
-}
-
-/// Registers `/auth/token` and `/.well-known/smart-configuration`.
-pub(crate) fn configure(config: &mut web::ServiceConfig) {
-    config.route("/auth/token", web::post().to(token)).route(
-        "/.well-known/smart-configuration",
-        web::get().to(smart_configuration),
-    );
 }
 
 fn token_url(state: &crate::GatewayState, clients: &Clients, request: &HttpRequest) -> String {
@@ -529,6 +528,7 @@ async fn issue(
         .ledger
         .record(vec![crate::audit::token_issued(
             "smart-token-endpoint",
+            kinfold_http::request_id(request),
             &client.client_id,
             None,
             Some("system"),

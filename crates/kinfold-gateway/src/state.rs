@@ -5,7 +5,7 @@
 use kinfold_store::Store;
 
 use crate::fanout::{self, Agencies};
-use crate::ledger::Ledger;
+use crate::ledger::{Ledger, Receipt};
 use crate::{GatewayError, disclosure, identity};
 
 /// Shared state of the gateway's handlers.
@@ -107,8 +107,16 @@ impl GatewayState {
     pub(crate) async fn record_access(
         &self,
         record: kinfold_ledger::AuditRecord,
-    ) -> Result<(), GatewayError> {
-        self.ledger.record(vec![record]).await?;
-        Ok(())
+    ) -> Result<Receipt, GatewayError> {
+        Ok(self.ledger.record(vec![record]).await?)
+    }
+
+    /// Writes several entries at once (one per person an answer concerns) and waits until
+    /// they are durable.
+    pub(crate) async fn record_all(
+        &self,
+        records: Vec<kinfold_ledger::AuditRecord>,
+    ) -> Result<Receipt, GatewayError> {
+        Ok(self.ledger.record(records).await?)
     }
 }

@@ -212,6 +212,7 @@ fn consent_example(
             .map_err(|e| DemoError::Seed(e.to_string()))?;
         records.push(kinfold_gateway::audit::token_issued(
             "kinfold-demo",
+            None,
             who.subject,
             who.org,
             who.role,
@@ -560,6 +561,7 @@ pub async fn start(options: DemoOptions) -> Result<RunningDemo, DemoError> {
     // Issuing a token is audited too (who it is for, not the token itself).
     links.push(kinfold_gateway::audit::token_issued(
         "kinfold-demo",
+        None,
         DEMO_CALLER,
         Some(&area),
         Some("safeguarding-professional"),

@@ -399,6 +399,7 @@ async fn run(command: Command) -> Result<(), String> {
             let issuer = format!("kinfold-token:{operator}");
             let record = kinfold_gateway::audit::token_issued(
                 &issuer,
+                None,
                 &subject,
                 org.as_deref(),
                 role.as_deref(),

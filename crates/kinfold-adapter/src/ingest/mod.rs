@@ -162,6 +162,7 @@ impl AdapterState {
                         .map_err(LedgerError::blame::<AdapterError>)
                 })
                 .await?
+                .0
         };
         if written.iter().any(|w| w.as_ref().is_ok_and(|w| w.changed)) {
             self.outbox_wake.notify_one();

@@ -25,7 +25,7 @@ use kinfold_store::{IdentityRow, Store};
 use tokio::sync::Mutex;
 
 use crate::GatewayError;
-use crate::ledger::{Ledger, LedgerError};
+use crate::ledger::{Ledger, LedgerError, Receipt};
 pub(crate) use state::{EdgeBody, PersonBody, RecordBody, ReviewBody};
 
 /// How many received events one pass reads.
@@ -109,7 +109,7 @@ impl Identities {
         store: &Store,
         ledger: &Ledger,
         work: impl FnOnce(&mut Inner, &mut Changes) -> Result<T, GatewayError>,
-    ) -> Result<T, GatewayError> {
+    ) -> Result<(T, Receipt), GatewayError> {
         let mut slot = self.inner.lock().await;
         self.catch_up_locked(&mut slot, store, ledger).await?;
         let Some(inner) = slot.as_mut() else {
@@ -117,7 +117,12 @@ impl Identities {
         };
         let mut changes = Changes::default();
         let result = match work(inner, &mut changes) {
-            Ok(answer) => keep(store, ledger, &changes, None).await.map(|()| answer),
+            // A change by hand is never kept without its audit entry.
+            Ok(_) if changes.audit.is_empty() => Err(GatewayError::Unaudited),
+            Ok(answer) => keep(store, ledger, &changes, None)
+                .await
+                .and_then(|receipt| receipt.ok_or(GatewayError::Unaudited))
+                .map(|receipt| (answer, receipt)),
             Err(error) => Err(error),
         };
         if result.is_err() && !changes.rows.is_empty() {
@@ -177,7 +182,7 @@ async fn catch_up(
             }
         }
         if result.is_ok() {
-            result = keep(store, ledger, &changes, Some(last)).await;
+            result = keep(store, ledger, &changes, Some(last)).await.map(|_| ());
         }
         if let Err(error) = result {
             // Nothing of this pass was kept: forget it; the events are read again next time.
@@ -196,19 +201,20 @@ async fn keep(
     ledger: &Ledger,
     changes: &Changes,
     cursor: Option<i64>,
-) -> Result<(), GatewayError> {
+) -> Result<Option<Receipt>, GatewayError> {
     if changes.audit.is_empty() {
         store.identity_save(&changes.rows, cursor).await?;
-        return Ok(());
+        return Ok(None);
     }
-    ledger
+    let ((), receipt) = ledger
         .record_within(changes.audit.clone(), |entries| async move {
             store
                 .identity_save_audited(&changes.rows, cursor, &entries)
                 .await
                 .map_err(LedgerError::blame::<GatewayError>)
         })
-        .await
+        .await?;
+    Ok(Some(receipt))
 }
 
 impl Inner {

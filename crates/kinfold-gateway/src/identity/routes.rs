@@ -3,9 +3,9 @@
 //! back by hand. Every change names who made it and why, and is in the ledger.
 
 use actix_web::http::StatusCode;
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpRequest, web};
 use kinfold_fhir::{Agency, IssueType};
-use kinfold_http::{ApiError, FhirResponse};
+use kinfold_http::ApiError;
 use kinfold_identity::family::Member;
 use kinfold_identity::{Edge, PersonId, RecordKey, Relation};
 use kinfold_ledger::AuditEntity;
@@ -17,32 +17,16 @@ use super::state::{
     EdgeBody, Method, PersonBody, RecordBody, RefusalBody, Retraction, ReviewStatus, now,
 };
 use super::{Changes, Inner};
+use crate::answer::Disclosed;
+use crate::audit::{self, Entry, Interaction};
 use crate::auth::Caller;
-use crate::{GatewayError, GatewayState, audit};
+use crate::policy::identity_steward;
+use crate::{GatewayError, GatewayState};
 
 type State = web::Data<GatewayState>;
 
 /// The shortest reason a person may give for a change by hand.
 pub const MIN_REASON: usize = 10;
-
-pub(crate) fn configure(config: &mut web::ServiceConfig) {
-    config
-        .route("/Person/{id}", web::get().to(person_read))
-        .route("/Person/{id}/$link", web::post().to(person_link))
-        .route("/Person/{id}/$unlink", web::post().to(person_unlink))
-        .route("/Patient/{id}/$family", web::get().to(family))
-        .route("/identity/reviews", web::get().to(reviews))
-        .route(
-            "/identity/reviews/{id}/$accept",
-            web::post().to(review_accept),
-        )
-        .route(
-            "/identity/reviews/{id}/$reject",
-            web::post().to(review_reject),
-        )
-        .route("/family-edges", web::post().to(edge_assert))
-        .route("/family-edges/{id}/$retract", web::post().to(edge_retract));
-}
 
 fn bad(code: &str, message: impl Into<String>) -> GatewayError {
     GatewayError::Refused(ApiError::new(
@@ -63,13 +47,62 @@ fn person_id(text: &str) -> Result<PersonId, GatewayError> {
 
 fn reason(text: &str) -> Result<String, GatewayError> {
     let text = text.trim();
-    if text.chars().count() < MIN_REASON || text.len() > 1000 {
+    if kinfold_consent::letters(text) < MIN_REASON || text.len() > 1000 {
         return Err(bad(
             "reason",
-            format!("Say why, in {MIN_REASON} to 1,000 characters (reason)."),
+            format!(
+                "Say why, in at least {MIN_REASON} letters and at most 1,000 characters (reason)."
+            ),
         ));
     }
     Ok(text.to_owned())
+}
+
+/// The identity steward's organisation, if it holds one of `records` or a record of one of
+/// `people` (or is the area's); otherwise the attempt is recorded as refused and answered as
+/// `not_found`.
+async fn steward_concerned(
+    state: &GatewayState,
+    caller: &Caller,
+    request: &HttpRequest,
+    people: &[PersonId],
+    records: &[&RecordKey],
+    query: &str,
+    not_found: GatewayError,
+) -> Result<String, GatewayError> {
+    let org = identity_steward(caller)?;
+    let holds_one = records
+        .iter()
+        .any(|key| state.disclosure.owner_of(key.agency) == org);
+    if holds_one || state.is_concerned(&org, people).await? {
+        return Ok(org);
+    }
+    let mut entry = Entry::by_caller(caller, request, Interaction::Update, query)
+        .refused("identity.organisation-not-concerned");
+    if let Some(person) = people.first() {
+        entry = entry.about(person.to_string());
+    }
+    state.record_access(entry.done()).await?;
+    Err(not_found)
+}
+
+/// The ledger entry of a change by hand: who, in which request, about whom, under which rule,
+/// with their reason.
+fn change_entry(
+    caller: &Caller,
+    request: &HttpRequest,
+    person: &PersonId,
+    query: &str,
+    rule: &str,
+    entities: Vec<AuditEntity>,
+    why: &str,
+) -> kinfold_ledger::AuditRecord {
+    Entry::by_caller(caller, request, Interaction::Update, query)
+        .about(person.to_string())
+        .entities(entities)
+        .rule(rule)
+        .justification(why)
+        .done()
 }
 
 fn json_body<T: for<'de> Deserialize<'de>>(body: &[u8]) -> Result<T, GatewayError> {
@@ -190,7 +223,7 @@ pub(crate) async fn person_read(
     state: State,
     request: HttpRequest,
     path: web::Path<String>,
-) -> Result<HttpResponse, GatewayError> {
+) -> Result<Disclosed, GatewayError> {
     kinfold_http::no_parameters(&request).map_err(GatewayError::Refused)?;
     let asked_text = path.into_inner();
     let asked = person_id(&asked_text)?;
@@ -215,18 +248,16 @@ pub(crate) async fn person_read(
             )
         })
         .collect();
-    let mut record = audit::record(
-        &caller,
-        "read",
-        "R",
-        "Person/{id}",
-        Some(person.to_string()),
-        entities,
-        &request,
-    );
-    record.rule = Some(rule);
-    state.record_access(record).await?;
-    Ok(FhirResponse::ok(&resource))
+    let receipt = state
+        .record_access(
+            Entry::by_caller(&caller, &request, Interaction::Read, "Person/{id}")
+                .about(person.to_string())
+                .entities(entities)
+                .rule(&rule)
+                .done(),
+        )
+        .await?;
+    Ok(Disclosed::fhir(receipt, &resource))
 }
 
 /// The caller's relationship with the person (through the disclosure pipeline: a caller with
@@ -296,7 +327,7 @@ pub(crate) async fn family(
     state: State,
     request: HttpRequest,
     path: web::Path<String>,
-) -> Result<HttpResponse, GatewayError> {
+) -> Result<Disclosed, GatewayError> {
     kinfold_http::no_parameters(&request).map_err(GatewayError::Refused)?;
     let asked_text = path.into_inner();
     let asked = person_id(&asked_text)?;
@@ -307,40 +338,50 @@ pub(crate) async fn family(
         .iter()
         .map(|m| audit::disclosed(&format!("urn:kinfold:person:{}", m.person), "Person", None))
         .collect();
-    let mut record = audit::record(
-        &caller,
-        "operation",
-        "E",
-        "Patient/$family",
-        Some(person.to_string()),
-        entities,
-        &request,
-    );
-    record.rule = Some(rule);
-    state.record_access(record).await?;
-    Ok(FhirResponse::ok(&group))
+    let receipt = state
+        .record_access(
+            Entry::by_caller(&caller, &request, Interaction::Operation, "Patient/$family")
+                .about(person.to_string())
+                .entities(entities)
+                .rule(&rule)
+                .done(),
+        )
+        .await?;
+    Ok(Disclosed::fhir(receipt, &group))
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct ReviewQuery {
     status: Option<String>,
+    #[serde(rename = "_count")]
+    count: Option<usize>,
 }
 
-/// The review queue: pairs the index would not link by itself.
+/// Review pairs listed per answer when the caller does not say, and at most.
+const DEFAULT_REVIEWS: usize = 100;
+const MAX_REVIEWS: usize = 500;
+
+/// The review queue: pairs the index would not link by itself, for the identity stewards of
+/// an organisation that holds one of the records (the area's see every pair).
 #[utoipa::path(get, path = "/identity/reviews", tag = "Identity",
-    params(("status" = Option<String>, Query, description = "`open` (default), `accepted` or `rejected`")),
+    params(("status" = Option<String>, Query, description = "`open` (default), `accepted` or `rejected`"),
+           ("_count" = Option<usize>, Query, description = "Pairs per answer (default 100, at most 500), oldest first")),
     responses(
-        (status = 200, description = "`{\"reviews\": [...]}`: each pair's id, kind (`match`, or `nhs-number-conflict` when an NHS number joins records whose demographics disagree), the record and the candidate person, the score, the fields that agreed or disagreed with their weights, what held it back, and its status", content_type = "application/json", body = serde_json::Value),
+        (status = 200, description = "`{\"total\", \"shown\", \"reviews\": [...]}`: `total` counts every pair with that status this steward's organisation may see, `shown` how many are listed (oldest first); each pair's id, kind (`match`, or `nhs-number-conflict` when an NHS number joins records whose demographics disagree), the record and the candidate person, the score, the fields that agreed or disagreed with their weights, what held it back, and its status. Each pair listed is in the access report of its candidate person.", content_type = "application/json", body = serde_json::Value),
         (status = 400, description = "Unknown status or parameter", content_type = "application/fhir+json", body = serde_json::Value),
         (status = 401, description = "Missing, expired or untrusted token", content_type = "application/fhir+json", body = serde_json::Value),
+        (status = 403, description = "Not an identity steward (role identity-steward with an organisation)", content_type = "application/fhir+json", body = serde_json::Value),
+        (status = 503, description = "The ledger cannot record this view, so nothing is shown", content_type = "application/fhir+json", body = serde_json::Value),
     ),
     security(("bearer" = [])))]
 pub(crate) async fn reviews(
-    _caller: Caller,
+    caller: Caller,
     state: State,
+    request: HttpRequest,
     query: web::Query<ReviewQuery>,
-) -> Result<HttpResponse, GatewayError> {
+) -> Result<Disclosed, GatewayError> {
+    let org = identity_steward(&caller)?;
     let status = match query.status.as_deref().unwrap_or("open") {
         "open" => ReviewStatus::Open,
         "accepted" => ReviewStatus::Accepted,
@@ -352,18 +393,56 @@ pub(crate) async fn reviews(
             ));
         }
     };
-    let reviews: Vec<Value> = state
+    let count = query.count.unwrap_or(DEFAULT_REVIEWS).clamp(1, MAX_REVIEWS);
+    let disclosure = &state.disclosure;
+    let everyone = org == disclosure.area;
+    let (total, listed): (usize, Vec<(PersonId, RecordKey, Value)>) = state
         .identities
         .read(&state.store, &state.ledger, |inner| {
-            inner
+            let mut mine: Vec<&super::state::ReviewBody> = inner
                 .reviews
                 .values()
                 .filter(|r| r.status == status)
-                .filter_map(|r| serde_json::to_value(r).ok())
-                .collect()
+                .filter(|r| {
+                    everyone
+                        || disclosure.owner_of(r.record.agency) == org
+                        || disclosure.owner_of(r.candidate_record.agency) == org
+                })
+                .collect();
+            mine.sort_by(|a, b| a.created.cmp(&b.created).then(a.id.cmp(&b.id)));
+            let total = mine.len();
+            let listed = mine
+                .into_iter()
+                .take(count)
+                .filter_map(|r| {
+                    let person = inner.current(&r.candidate).unwrap_or(r.candidate.clone());
+                    Some((person, r.record.clone(), serde_json::to_value(r).ok()?))
+                })
+                .collect();
+            (total, listed)
         })
         .await?;
-    Ok(HttpResponse::Ok().json(json!({"reviews": reviews})))
+    // Each pair shown is in its candidate's access report: it names their records.
+    let view = || Entry::by_caller(&caller, &request, Interaction::Search, "identity-reviews");
+    let mut records: Vec<_> = listed
+        .iter()
+        .map(|(person, record, _)| {
+            view()
+                .about(person.to_string())
+                .entities(vec![entity(record, "shown on the identity review queue")])
+                .rule("identity.steward")
+                .done()
+        })
+        .collect();
+    if records.is_empty() {
+        records.push(view().rule("identity.steward").done());
+    }
+    let receipt = state.record_all(records).await?;
+    let reviews: Vec<Value> = listed.into_iter().map(|(_, _, r)| r).collect();
+    Ok(Disclosed::json(
+        receipt,
+        &json!({"total": total, "shown": reviews.len(), "reviews": reviews}),
+    ))
 }
 
 #[derive(Deserialize)]
@@ -385,10 +464,11 @@ struct Decision {
 pub(crate) async fn review_accept(
     caller: Caller,
     state: State,
+    request: HttpRequest,
     path: web::Path<String>,
     body: web::Bytes,
-) -> Result<HttpResponse, GatewayError> {
-    decide(caller, state, path.into_inner(), &body, true).await
+) -> Result<Disclosed, GatewayError> {
+    decide(caller, state, request, path.into_inner(), &body, true).await
 }
 
 /// Rejects a review pair: the record and the candidate stay two people, and the index never
@@ -405,23 +485,57 @@ pub(crate) async fn review_accept(
 pub(crate) async fn review_reject(
     caller: Caller,
     state: State,
+    request: HttpRequest,
     path: web::Path<String>,
     body: web::Bytes,
-) -> Result<HttpResponse, GatewayError> {
-    decide(caller, state, path.into_inner(), &body, false).await
+) -> Result<Disclosed, GatewayError> {
+    decide(caller, state, request, path.into_inner(), &body, false).await
 }
 
 async fn decide(
     caller: Caller,
     state: State,
+    request: HttpRequest,
     id: String,
     body: &[u8],
     accept: bool,
-) -> Result<HttpResponse, GatewayError> {
+) -> Result<Disclosed, GatewayError> {
+    identity_steward(&caller)?;
     let decision: Decision = json_body(body)?;
     let why = reason(&decision.reason)?;
     let who = caller.subject.clone();
-    let answer = state
+    // The pair as it stands, for whom it concerns; a pair this steward's organisation has no
+    // part in answers as one that does not exist.
+    let concerned = state
+        .identities
+        .read(&state.store, &state.ledger, |inner| {
+            inner.reviews.get(&id).map(|r| {
+                (
+                    vec![r.candidate.clone()],
+                    [r.record.clone(), r.candidate_record.clone()],
+                )
+            })
+        })
+        .await?;
+    let Some((people, [record, candidate_record])) = concerned else {
+        return Err(not_found("identity review"));
+    };
+    steward_concerned(
+        &state,
+        &caller,
+        &request,
+        &people,
+        &[&record, &candidate_record],
+        "identity-review",
+        not_found("identity review"),
+    )
+    .await?;
+    let query = if accept {
+        "identity-review-accepted"
+    } else {
+        "identity-review-rejected"
+    };
+    let (answer, receipt) = state
         .identities
         .change(&state.store, &state.ledger, |inner, changes| {
             let mut review = inner
@@ -448,7 +562,7 @@ async fn decide(
                     &review.record,
                     &candidate,
                     Method::Review,
-                    &who,
+                    (&caller, &request),
                     &why,
                     changes,
                 )?;
@@ -462,21 +576,32 @@ async fn decide(
                     },
                     changes,
                 );
-                changes.audit.push(audit::identity_change(
-                    &who,
-                    &candidate,
-                    "identity-review-rejected",
-                    "kinfold.identity.review-rejected",
-                    vec![entity(&review.record, "not this person: review rejected")],
-                    Some(why.clone()),
-                ));
+                // In the access report of both: the candidate, and the person the record
+                // stays with.
+                let mut about = vec![candidate.clone()];
+                if let Some(holder) = inner.records.get(&review.record).map(|r| r.person.clone())
+                    && holder != candidate
+                {
+                    about.push(holder);
+                }
+                for person in about {
+                    changes.audit.push(change_entry(
+                        &caller,
+                        &request,
+                        &person,
+                        query,
+                        "kinfold.identity.review-rejected",
+                        vec![entity(&review.record, "not this person: review rejected")],
+                        &why,
+                    ));
+                }
             }
             inner.put_review(review.clone(), changes);
             let person = accept.then(|| person_resource(inner, &candidate));
             Ok(json!({"review": review, "person": person}))
         })
         .await?;
-    Ok(HttpResponse::Ok().json(answer))
+    Ok(Disclosed::json(receipt, &answer))
 }
 
 /// Files a record under a person by a person's decision (manual link or accepted review),
@@ -486,10 +611,11 @@ fn move_record(
     key: &RecordKey,
     to: &PersonId,
     method: Method,
-    who: &str,
+    (caller, request): (&Caller, &HttpRequest),
     why: &str,
     changes: &mut Changes,
 ) -> Result<(), GatewayError> {
+    let who = caller.subject.as_str();
     let mut record = inner
         .records
         .get(key)
@@ -511,13 +637,14 @@ fn move_record(
         (to, format!("linked by hand from person {from}")),
         (&from, format!("moved by hand to person {to}")),
     ] {
-        changes.audit.push(audit::identity_change(
-            who,
+        changes.audit.push(change_entry(
+            caller,
+            request,
             person,
             "identity-link",
             rule,
             vec![entity(key, &what)],
-            Some(why.to_owned()),
+            why,
         ));
     }
     Ok(())
@@ -558,11 +685,23 @@ impl RecordChange {
 pub(crate) async fn person_link(
     caller: Caller,
     state: State,
+    request: HttpRequest,
     path: web::Path<String>,
     body: web::Bytes,
-) -> Result<HttpResponse, GatewayError> {
+) -> Result<Disclosed, GatewayError> {
+    identity_steward(&caller)?;
     let (asked, key, why) = RecordChange::read(&path.into_inner(), &body)?;
-    let person = state
+    steward_concerned(
+        &state,
+        &caller,
+        &request,
+        std::slice::from_ref(&asked),
+        &[&key],
+        "identity-link",
+        GatewayError::UnknownPerson,
+    )
+    .await?;
+    let (person, receipt) = state
         .identities
         .change(&state.store, &state.ledger, |inner, changes| {
             let person = inner.current(&asked).ok_or(GatewayError::UnknownPerson)?;
@@ -571,14 +710,14 @@ pub(crate) async fn person_link(
                 &key,
                 &person,
                 Method::Manual,
-                &caller.subject,
+                (&caller, &request),
                 &why,
                 changes,
             )?;
             Ok(person_resource(inner, &person))
         })
         .await?;
-    Ok(FhirResponse::ok(&person))
+    Ok(Disclosed::fhir(receipt, &person))
 }
 
 /// Takes an agency record away from this person by hand (a split): it becomes a person of
@@ -595,15 +734,27 @@ pub(crate) async fn person_link(
 pub(crate) async fn person_unlink(
     caller: Caller,
     state: State,
+    request: HttpRequest,
     path: web::Path<String>,
     body: web::Bytes,
-) -> Result<HttpResponse, GatewayError> {
+) -> Result<Disclosed, GatewayError> {
+    identity_steward(&caller)?;
     let (asked, key, why) = RecordChange::read(&path.into_inner(), &body)?;
+    steward_concerned(
+        &state,
+        &caller,
+        &request,
+        std::slice::from_ref(&asked),
+        &[&key],
+        "identity-unlink",
+        GatewayError::UnknownPerson,
+    )
+    .await?;
     let new_person: PersonId = uuid::Uuid::new_v4()
         .to_string()
         .parse()
         .map_err(|_| GatewayError::UnknownPerson)?;
-    let person = state
+    let (person, receipt) = state
         .identities
         .change(&state.store, &state.ledger, |inner, changes| {
             let person = inner.current(&asked).ok_or(GatewayError::UnknownPerson)?;
@@ -635,7 +786,7 @@ pub(crate) async fn person_unlink(
                 &key,
                 &new_person,
                 Method::Manual,
-                &caller.subject,
+                (&caller, &request),
                 &why,
                 changes,
             )?;
@@ -651,7 +802,7 @@ pub(crate) async fn person_unlink(
             Ok(person_resource(inner, &new_person))
         })
         .await?;
-    Ok(FhirResponse::ok(&person))
+    Ok(Disclosed::fhir(receipt, &person))
 }
 
 #[derive(Deserialize)]
@@ -676,8 +827,10 @@ struct EdgeAssertion {
 pub(crate) async fn edge_assert(
     caller: Caller,
     state: State,
+    request: HttpRequest,
     body: web::Bytes,
-) -> Result<HttpResponse, GatewayError> {
+) -> Result<Disclosed, GatewayError> {
+    identity_steward(&caller)?;
     let assertion: EdgeAssertion = json_body(&body)?;
     let why = reason(&assertion.reason)?;
     let relation = Relation::parse(&assertion.relation).ok_or_else(|| {
@@ -687,10 +840,20 @@ pub(crate) async fn edge_assert(
         )
     })?;
     let (from, to) = (person_id(&assertion.from)?, person_id(&assertion.to)?);
+    steward_concerned(
+        &state,
+        &caller,
+        &request,
+        &[from.clone(), to.clone()],
+        &[],
+        "family-edge",
+        GatewayError::UnknownPerson,
+    )
+    .await?;
     let detail = assertion
         .detail
         .map(|d| d.chars().take(200).collect::<String>());
-    let edge = state
+    let (edge, receipt) = state
         .identities
         .change(&state.store, &state.ledger, |inner, changes| {
             let from = inner.current(&from).ok_or(GatewayError::UnknownPerson)?;
@@ -707,14 +870,17 @@ pub(crate) async fn edge_assert(
                 source: "manual".into(),
                 confidence: 1.0,
             };
-            changes.audit.push(audit::identity_change(
-                &caller.subject,
-                &to,
-                "family-edge",
-                "kinfold.family.edge-asserted",
-                vec![edge_entity(&edge, "asserted by hand")],
-                Some(why.clone()),
-            ));
+            for person in [&edge.from, &edge.to] {
+                changes.audit.push(change_entry(
+                    &caller,
+                    &request,
+                    person,
+                    "family-edge",
+                    "kinfold.family.edge-asserted",
+                    vec![edge_entity(&edge, "asserted by hand")],
+                    &why,
+                ));
+            }
             let body = EdgeBody {
                 edge,
                 origin: "manual".into(),
@@ -726,7 +892,11 @@ pub(crate) async fn edge_assert(
             Ok(body)
         })
         .await?;
-    Ok(HttpResponse::Created().json(edge))
+    Ok(Disclosed::json_with(
+        receipt,
+        actix_web::http::StatusCode::CREATED,
+        &edge,
+    ))
 }
 
 fn edge_entity(edge: &Edge, what: &str) -> AuditEntity {
@@ -757,13 +927,35 @@ fn edge_entity(edge: &Edge, what: &str) -> AuditEntity {
 pub(crate) async fn edge_retract(
     caller: Caller,
     state: State,
+    request: HttpRequest,
     path: web::Path<String>,
     body: web::Bytes,
-) -> Result<HttpResponse, GatewayError> {
+) -> Result<Disclosed, GatewayError> {
+    identity_steward(&caller)?;
     let decision: Decision = json_body(&body)?;
     let why = reason(&decision.reason)?;
     let id = path.into_inner();
-    let edge = state
+    let people = state
+        .identities
+        .read(&state.store, &state.ledger, |inner| {
+            inner
+                .edges
+                .get(&id)
+                .map(|e| vec![e.edge.from.clone(), e.edge.to.clone()])
+        })
+        .await?
+        .ok_or_else(|| not_found("family edge"))?;
+    steward_concerned(
+        &state,
+        &caller,
+        &request,
+        &people,
+        &[],
+        "family-edge",
+        not_found("family edge"),
+    )
+    .await?;
+    let (edge, receipt) = state
         .identities
         .change(&state.store, &state.ledger, |inner, changes| {
             let mut body = inner
@@ -779,17 +971,20 @@ pub(crate) async fn edge_retract(
                 reason: why.clone(),
                 at: now(),
             });
-            changes.audit.push(audit::identity_change(
-                &caller.subject,
-                &body.edge.to,
-                "family-edge",
-                "kinfold.family.edge-retracted",
-                vec![edge_entity(&body.edge, "taken back by hand")],
-                Some(why),
-            ));
+            for person in [&body.edge.from, &body.edge.to] {
+                changes.audit.push(change_entry(
+                    &caller,
+                    &request,
+                    person,
+                    "family-edge",
+                    "kinfold.family.edge-retracted",
+                    vec![edge_entity(&body.edge, "taken back by hand")],
+                    &why,
+                ));
+            }
             inner.put_edge(body.clone(), changes);
             Ok(body)
         })
         .await?;
-    Ok(HttpResponse::Ok().json(edge))
+    Ok(Disclosed::json(receipt, &edge))
 }

@@ -1,0 +1,312 @@
+//! Every route the gateway serves, with its policy, in one table: who may call it, what in
+//! the records must tie them to the person it concerns, and what the ledger records. The
+//! gateway registers its routes from this table and nowhere else, so a route without a policy
+//! cannot be served; the route-table test (`tests/tests/routes.rs`) calls every path and
+//! method in `openapi/gateway.json` as every kind of caller and compares each answer with it.
+//!
+//! Two kinds of refusal, never mixed:
+//! * **By who the caller is** (no token, a role the route is not for, a token without role,
+//!   organisation or purpose): `401` or `403`, whatever the id asked about. They say nothing
+//!   about whether anything exists.
+//! * **By what the records say** (no relationship with this person, an organisation that holds
+//!   none of their records): answered exactly as "not found" for that id (`404` with the same
+//!   body, or a search that finds nothing), and recorded in the ledger as refused.
+
+use std::collections::BTreeSet;
+
+use actix_web::http::StatusCode;
+use actix_web::{FromRequest, Handler, Route, web};
+use kinfold_consent::Role;
+use kinfold_fhir::IssueType;
+use kinfold_http::ApiError;
+
+use crate::answer::Disclosed;
+use crate::auth::Caller;
+use crate::{GatewayError, GatewayState};
+
+/// Who may call a route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Anyone, without a token: it carries no person data (the CapabilityStatement, health,
+    /// the ledger's public proofs, SMART discovery).
+    Open,
+    /// A registered SMART client with a signed assertion (`/auth/token`).
+    Client,
+    /// An adapter delivering its events, with a token signed by its own event key.
+    EventSender,
+    /// A caller whose token says who and why (role, organisation, purpose), with a legitimate
+    /// relationship to the person the route names, decided by the disclosure pipeline.
+    Relationship,
+    /// A search: a caller who says who and why; each person found is decided by the pipeline,
+    /// and one the caller has no relationship with is answered as not found.
+    Search,
+    /// A privacy officer (role `privacy-officer`) of an organisation whose records are
+    /// concerned; the area's privacy officers are concerned with every person in the area.
+    PrivacyOfficer,
+    /// A privacy officer as above (the whole report), or a professional with a current
+    /// relationship to the person (who looked and when, not what was withheld from others).
+    AccessReport,
+    /// An identity steward (role `identity-steward`) of an organisation that holds one of the
+    /// records concerned, giving a reason; each change is in the access report of every person
+    /// it concerns.
+    IdentitySteward,
+}
+
+impl Access {
+    /// Whether the route may answer with person, audit or identity data (and so answers only
+    /// with a [`Disclosed`], built from its ledger receipt).
+    pub fn discloses(self) -> bool {
+        !matches!(self, Access::Open | Access::Client | Access::EventSender)
+    }
+}
+
+/// One route's declared policy.
+#[derive(Debug, Clone, Copy)]
+pub struct RoutePolicy {
+    /// `GET` or `POST`.
+    pub method: &'static str,
+    /// The path as OpenAPI writes it (`/Patient/{id}`).
+    pub path: &'static str,
+    /// Who may call it.
+    pub access: Access,
+    /// What the ledger records for it.
+    pub records: &'static str,
+    route: fn() -> Route,
+    /// The largest body it reads, where that differs from the gateway's default.
+    body_limit: Option<usize>,
+}
+
+/// Registers a handler for a guarded route: it must answer with a [`Disclosed`], which only a
+/// ledger receipt builds.
+pub(crate) fn guarded<F, Args>(route: Route, handler: F) -> Route
+where
+    F: Handler<Args, Output = Result<Disclosed, GatewayError>>,
+    Args: FromRequest + 'static,
+{
+    route.to(handler)
+}
+
+/// One table row: `route!(GET "/path", Access, "what the ledger records", handler)`. Rows for
+/// routes that disclose go through [`guarded`]; the others cannot carry person data.
+macro_rules! route {
+    (GET $path:literal, $access:ident, $records:literal, $handler:path) => {
+        route!(@ "GET", get, $path, $access, $records, $handler)
+    };
+    (POST $path:literal, $access:ident, $records:literal, $handler:path) => {
+        route!(@ "POST", post, $path, $access, $records, $handler)
+    };
+    (@ $method:literal, $verb:ident, $path:literal, Open, $records:literal, $handler:path) => {
+        route!(@plain $method, $verb, $path, Open, $records, $handler)
+    };
+    (@ $method:literal, $verb:ident, $path:literal, Client, $records:literal, $handler:path) => {
+        route!(@plain $method, $verb, $path, Client, $records, $handler)
+    };
+    (@ $method:literal, $verb:ident, $path:literal, EventSender, $records:literal, $handler:path) => {
+        route!(@plain $method, $verb, $path, EventSender, $records, $handler)
+    };
+    (@plain $method:literal, $verb:ident, $path:literal, $access:ident, $records:literal, $handler:path) => {
+        RoutePolicy {
+            method: $method,
+            path: $path,
+            access: Access::$access,
+            records: $records,
+            route: || web::$verb().to($handler),
+            body_limit: None,
+        }
+    };
+    (@ $method:literal, $verb:ident, $path:literal, $access:ident, $records:literal, $handler:path) => {
+        RoutePolicy {
+            method: $method,
+            path: $path,
+            access: Access::$access,
+            records: $records,
+            route: || guarded(web::$verb(), $handler),
+            body_limit: None,
+        }
+    };
+}
+
+/// The gateway's routes and their policies. The API's own description (`/openapi.json` and
+/// `/docs/`) is open too and carries no data.
+pub static ROUTES: &[RoutePolicy] = &[
+    route!(GET "/metadata", Open, "nothing", crate::routes::metadata),
+    route!(GET "/health", Open, "nothing", crate::routes::health),
+    route!(GET "/.well-known/smart-configuration", Open, "nothing", crate::smart::smart_configuration),
+    route!(POST "/auth/token", Client, "the token issued (to which client, with which scopes)", crate::smart::token),
+    RoutePolicy {
+        body_limit: Some(crate::events::MAX_DELIVERY_BYTES),
+        ..route!(POST "/events", EventSender, "each identity link or change the events make", crate::events::receive)
+    },
+    route!(GET "/ledger/v1/get-sth", Open, "nothing (no person data: sizes, roots, signatures)", kinfold_audit::http::get_sth),
+    route!(GET "/ledger/v1/get-sth-consistency", Open, "nothing (hashes only)", kinfold_audit::http::get_sth_consistency),
+    route!(GET "/ledger/v1/get-proof-by-hash", Open, "nothing (hashes only)", kinfold_audit::http::get_proof_by_hash),
+    route!(GET "/ledger/v1/get-entries", Open, "nothing (leaf inputs: positions, times, hashes)", kinfold_audit::http::get_entries),
+    route!(GET "/ledger/v1/public-key", Open, "nothing", kinfold_audit::http::public_key),
+    route!(GET "/Patient", Search, "each person found and the records linked, or the search refused", crate::routes::patient_search),
+    route!(GET "/Patient/{id}", Relationship, "the records linked, the relationship's rule", crate::routes::patient_read),
+    route!(GET "/Patient/{id}/$everything", Relationship, "each record disclosed, overridden or withheld, per person", crate::routes::patient_everything),
+    route!(GET "/Group/{id}/$everything", Relationship, "each record disclosed, overridden or withheld, per person", crate::routes::group_everything),
+    route!(GET "/Binary/{id}", Relationship, "the original disclosed, or the read refused", crate::routes::binary_read),
+    route!(GET "/Patient/{id}/$growth", Relationship, "each measurement disclosed", crate::growth::growth),
+    route!(GET "/Patient/{id}/$growth-chart", Relationship, "each measurement disclosed", crate::growth::growth_chart),
+    route!(GET "/Person/{id}", Relationship, "the agency records linked", crate::identity::routes::person_read),
+    route!(GET "/Patient/{id}/$family", Relationship, "each family member shown", crate::identity::routes::family),
+    route!(GET "/Consent", Relationship, "the consent decisions shown", crate::consents::search),
+    route!(POST "/Consent", Relationship, "the decision recorded", crate::consents::record),
+    route!(POST "/Consent/{id}/$withdraw", Relationship, "the decision withdrawn, with the reason", crate::consents::withdraw),
+    route!(GET "/AuditEvent", PrivacyOfficer, "the audit search, and whom it was about", crate::audit_routes::audit_events),
+    route!(GET "/AuditEvent/{id}/$why", PrivacyOfficer, "which entry was asked about", crate::audit_routes::why),
+    route!(GET "/Patient/{id}/$access-report", AccessReport, "the report read, by whom", crate::audit_routes::access_report),
+    route!(GET "/Task", PrivacyOfficer, "the review queue read", crate::reviews::queue),
+    route!(POST "/Task/{id}/$complete", PrivacyOfficer, "the review's outcome", crate::reviews::complete),
+    route!(GET "/identity/reviews", IdentitySteward, "each pair shown, in the access report of each person", crate::identity::routes::reviews),
+    route!(POST "/identity/reviews/{id}/$accept", IdentitySteward, "the link, with the reason, for both people", crate::identity::routes::review_accept),
+    route!(POST "/identity/reviews/{id}/$reject", IdentitySteward, "the refusal, with the reason, for both people", crate::identity::routes::review_reject),
+    route!(POST "/Person/{id}/$link", IdentitySteward, "the link, with the reason, for both people", crate::identity::routes::person_link),
+    route!(POST "/Person/{id}/$unlink", IdentitySteward, "the split, with the reason, for both people", crate::identity::routes::person_unlink),
+    route!(POST "/family-edges", IdentitySteward, "the edge, with the reason, for both people", crate::identity::routes::edge_assert),
+    route!(POST "/family-edges/{id}/$retract", IdentitySteward, "the edge taken back, with the reason, for both people", crate::identity::routes::edge_retract),
+];
+
+/// Registers every route of [`ROUTES`] (the only place the gateway's routes are registered).
+pub(crate) fn configure(config: &mut web::ServiceConfig) {
+    for policy in ROUTES {
+        // actix-web matches `{id}` segments the way OpenAPI writes them.
+        match policy.body_limit {
+            Some(limit) => {
+                config.service(
+                    web::resource(policy.path)
+                        .app_data(web::PayloadConfig::new(limit))
+                        .route((policy.route)()),
+                );
+            }
+            None => {
+                config.route(policy.path, (policy.route)());
+            }
+        }
+    }
+}
+
+/// The refusal of a caller whose role the route is not for.
+fn wrong_role(route_is_for: &str) -> GatewayError {
+    GatewayError::Refused(ApiError::refused(
+        StatusCode::FORBIDDEN,
+        IssueType::Forbidden,
+        "role-not-permitted",
+        format!(
+            "This route is for {route_is_for}; the token's role and organisation (ODS code) say who you are."
+        ),
+    ))
+}
+
+/// The caller's organisation, if their token names `role` and an organisation; otherwise a
+/// refusal by who they are.
+fn organisation_in_role(
+    caller: &Caller,
+    role: Role,
+    route_is_for: &str,
+) -> Result<String, GatewayError> {
+    let in_role = caller.role.as_deref().and_then(|r| r.parse::<Role>().ok()) == Some(role);
+    match (&caller.organisation, in_role) {
+        (Some(org), true) => Ok(org.to_string()),
+        _ => Err(wrong_role(route_is_for)),
+    }
+}
+
+/// A privacy officer's organisation ([`Access::PrivacyOfficer`]), or `403`.
+pub(crate) fn privacy_officer(caller: &Caller) -> Result<String, GatewayError> {
+    organisation_in_role(
+        caller,
+        Role::PrivacyOfficer,
+        "privacy officers (role privacy-officer) of an organisation whose records are concerned",
+    )
+}
+
+/// An identity steward's organisation ([`Access::IdentitySteward`]), or `403`.
+pub(crate) fn identity_steward(caller: &Caller) -> Result<String, GatewayError> {
+    organisation_in_role(
+        caller,
+        Role::IdentitySteward,
+        "identity stewards (role identity-steward) of an organisation that holds one of the records concerned",
+    )
+}
+
+impl GatewayState {
+    /// The organisations concerned with these people: the area's, and the organisation of
+    /// every agency holding one of their records (as the record locator knows them).
+    pub(crate) async fn organisations_concerned(
+        &self,
+        people: &[kinfold_identity::PersonId],
+    ) -> Result<BTreeSet<String>, GatewayError> {
+        let agencies: Vec<kinfold_fhir::Agency> = self
+            .identities
+            .read(&self.store, &self.ledger, |inner| {
+                people
+                    .iter()
+                    .filter_map(|p| inner.current(p))
+                    .flat_map(|p| inner.locate(&p))
+                    .map(|key| key.agency)
+                    .collect()
+            })
+            .await?;
+        let mut organisations: BTreeSet<String> = agencies
+            .into_iter()
+            .map(|agency| self.disclosure.owner_of(agency))
+            .collect();
+        organisations.insert(self.disclosure.area.clone());
+        Ok(organisations)
+    }
+
+    /// Whether `organisation` is concerned with any of these people.
+    pub(crate) async fn is_concerned(
+        &self,
+        organisation: &str,
+        people: &[kinfold_identity::PersonId],
+    ) -> Result<bool, GatewayError> {
+        if organisation == self.disclosure.area {
+            return Ok(true);
+        }
+        Ok(self
+            .organisations_concerned(people)
+            .await?
+            .contains(organisation))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_route_is_declared_once() {
+        let mut seen = BTreeSet::new();
+        for policy in ROUTES {
+            assert!(
+                seen.insert((policy.method, policy.path)),
+                "{} {} is declared twice",
+                policy.method,
+                policy.path
+            );
+            assert!(!policy.records.is_empty());
+        }
+    }
+
+    #[test]
+    fn only_guarded_routes_may_disclose() {
+        for policy in ROUTES {
+            let open = policy.path == "/metadata"
+                || policy.path == "/health"
+                || policy.path.starts_with("/ledger/v1/")
+                || policy.path.starts_with("/.well-known/")
+                || policy.path == "/auth/token"
+                || policy.path == "/events";
+            assert_eq!(
+                policy.access.discloses(),
+                !open,
+                "{} {}",
+                policy.method,
+                policy.path
+            );
+        }
+    }
+}
