@@ -276,10 +276,11 @@ async fn the_decisions_follow_who_is_asking_and_why(backend: Backend) {
         403,
         "privacy officers only"
     );
-    // A privacy officer sees no care records.
-    assert_eq!(get_as(&k, &officer, &family).await.0, 403);
+    // A privacy officer sees no care records: no relationship, answered as not found.
+    assert_eq!(get_as(&k, &officer, &family).await.0, 404);
 
-    // A justification too short is no override.
+    // A justification too short is no override: refused, naming the rule, never read as an
+    // ordinary request.
     let weak = token(
         &k,
         "hv-1",
@@ -288,8 +289,12 @@ async fn the_decisions_follow_who_is_asking_and_why(backend: Backend) {
         "override",
         Some("just checking"),
     );
-    let (_, still) = get_as(&k, &weak, &family).await;
-    assert!(!ids(&still).contains(&"gp-amira-consult".to_owned()));
+    let (status, still) = get_as(&k, &weak, &family).await;
+    assert_eq!(status, 403, "{still}");
+    assert_eq!(
+        still["issue"][0]["details"]["coding"][0]["code"],
+        "override.justification-too-short"
+    );
 
     // The school nurse (Leo is enrolled with school nursing) sees school nursing, not the
     // mother's midwifery notes.
@@ -310,16 +315,20 @@ async fn the_decisions_follow_who_is_asking_and_why(backend: Backend) {
             .any(|d| d.contains("scope.role") && d.contains("Midwifery"))
     );
 
-    // A GP with no relationship to the family is refused, and the refusal is recorded.
+    // A GP with no relationship to the family is refused exactly as if Leo did not exist, and
+    // the refusal is recorded.
     let unrelated = token(&k, "dr-elsewhere", "B99999", "gp", "direct-care", None);
     let (status, refused) = get_as(&k, &unrelated, &format!("/Patient/{leo}/$everything")).await;
-    assert_eq!(status, 403, "{refused}");
-    assert_eq!(
-        refused["issue"][0]["details"]["coding"][0]["code"],
-        "no-relationship"
-    );
+    assert_eq!(status, 404, "{refused}");
+    let (_, unknown) = get_as(
+        &k,
+        &unrelated,
+        "/Patient/00000000-0000-4000-8000-00000000abcd/$everything",
+    )
+    .await;
+    assert_eq!(refused, unknown, "a refusal reads exactly as not found");
     // Not an access (nothing was disclosed), but on record for the privacy officer.
-    let (_, events) = k.get(&format!("/AuditEvent?patient={leo}")).await;
+    let (_, events) = get_as(&k, &officer, &format!("/AuditEvent?patient={leo}")).await;
     let refusal = common::resources(&events)
         .into_iter()
         .find(|e| e["outcome"] == "4")
@@ -359,7 +368,7 @@ async fn the_decisions_follow_who_is_asking_and_why(backend: Backend) {
         format!("/Person/{leo}"),
         format!("/Patient/{leo}/$family"),
     ] {
-        assert_eq!(get_as(&k, &unrelated, &path).await.0, 403, "{path}");
+        assert_eq!(get_as(&k, &unrelated, &path).await.0, 404, "{path}");
     }
     // The registered GP is not refused.
     let registered = token(&k, "dr-own", "A81001", "gp", "direct-care", None);
@@ -418,10 +427,10 @@ async fn the_decisions_follow_who_is_asking_and_why(backend: Backend) {
         .expect("the booking's original")
         .to_owned();
     let (status, outcome) = get_as(&k, &lead, &format!("/{booking_original}")).await;
-    assert_eq!(status, 403, "{outcome}");
+    assert_eq!(status, 404, "{outcome}");
     assert_eq!(
         outcome["issue"][0]["details"]["coding"][0]["code"],
-        "withheld"
+        "not-found"
     );
     // And a GP with no relationship reads no original at all.
     let leo_original = common::resources(&after)
@@ -431,7 +440,7 @@ async fn the_decisions_follow_who_is_asking_and_why(backend: Backend) {
         .next()
         .map(str::to_owned);
     if let Some(original) = leo_original {
-        assert_eq!(get_as(&k, &unrelated, &format!("/{original}")).await.0, 403);
+        assert_eq!(get_as(&k, &unrelated, &format!("/{original}")).await.0, 404);
     }
     // A four-year-old is not asked: a dissent for Leo needs an assessment of competence.
     let too_young = post(dissent(&leo)).await.expect("answers");

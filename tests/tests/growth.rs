@@ -226,7 +226,7 @@ async fn the_growth_chart_is_svg_with_every_weight_and_the_fall() {
 
     // Both views are in the audit trail.
     let (_, events) = t
-        .get(&t.gateway(&format!("/AuditEvent?patient={}", growth.child.id)))
+        .officer_get(&t.gateway(&format!("/AuditEvent?patient={}", growth.child.id)))
         .await;
     let text = events.to_string();
     assert!(

@@ -143,7 +143,7 @@ async fn everything_is_recorded_and_its_inclusion_proof_verifies_against_a_signe
 
     // A privacy officer sees the disclosure as an AuditEvent naming every record.
     let (status, events) = t
-        .get(&t.gateway(&format!("/AuditEvent?patient={id}")))
+        .officer_get(&t.gateway(&format!("/AuditEvent?patient={id}")))
         .await;
     assert_eq!(status, 200);
     common::assert_valid_fhir("AuditEvent searchset", &events);
@@ -397,10 +397,15 @@ async fn when_the_ledger_cannot_write_nothing_is_disclosed() {
         format!("/Patient/{id}"),
         format!("/AuditEvent?patient={id}"),
     ] {
+        let token = if path.starts_with("/AuditEvent") {
+            t.officer_token()
+        } else {
+            t.demo.info.token.clone()
+        };
         let response = t
             .http
             .get(t.gateway(&path))
-            .bearer_auth(&t.demo.info.token)
+            .bearer_auth(&token)
             .send()
             .await
             .expect("answered");
@@ -455,7 +460,9 @@ async fn refused_requests_are_recorded_too() {
     assert_eq!(response.status().as_u16(), 401);
     let mut found = false;
     for _ in 0..50 {
-        let (_, events) = t.get(&t.gateway("/AuditEvent?agent=anonymous")).await;
+        let (_, events) = t
+            .officer_get(&t.gateway("/AuditEvent?agent=anonymous"))
+            .await;
         if common::resources(&events).iter().any(|e| {
             e["type"]["code"] == "110113"
                 && e["outcome"] == "4"
@@ -508,7 +515,7 @@ async fn identity_links_and_issued_tokens_are_recorded() {
     let mut events = Vec::new();
     for agent in ["kinfold-identity", "kinfold-demo"] {
         let (status, found) = t
-            .get(&t.gateway(&format!("/AuditEvent?agent={agent}")))
+            .officer_get(&t.gateway(&format!("/AuditEvent?agent={agent}")))
             .await;
         assert_eq!(status, 200);
         events.extend(common::resources(&found).into_iter().cloned());

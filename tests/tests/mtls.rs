@@ -112,6 +112,49 @@ async fn an_adapter_reads_only_to_the_gateway_and_takes_only_its_feeds() {
         .expect("answered");
     assert_eq!((status, code(&outcome)), (403, "client-not-allowed"));
 
+    // A wildcard certificate from the same authority names no client: names are matched
+    // exactly, so `*.kinfold.internal` neither reads nor sends (hardening, defect 5), and
+    // nor does one that carries the exact name beside a wildcard.
+    for (names, stem) in [
+        (&["*.kinfold.internal"][..], "wildcard"),
+        (
+            &[kinfold::pki::GATEWAY_NAME, "*.kinfold.internal"][..],
+            "wildcard-and-gateway",
+        ),
+        (
+            &[kinfold::pki::FEED_NAME, "*.kinfold.internal"][..],
+            "wildcard-and-feed",
+        ),
+    ] {
+        let wildcard =
+            common::client_with(&t.pki.client(names, stem).expect("a wildcard certificate"));
+        let (status, outcome) = answer(&wildcard, get.clone(), &read)
+            .await
+            .expect("answered");
+        assert_eq!(
+            (status, code(&outcome)),
+            (403, "client-not-allowed"),
+            "{names:?} read"
+        );
+        let (status, outcome) = answer(&wildcard, post.clone(), &ingest)
+            .await
+            .expect("answered");
+        assert_eq!(
+            (status, code(&outcome)),
+            (403, "client-not-allowed"),
+            "{names:?} sent"
+        );
+    }
+    // The exact names, in another case, are the same names.
+    let upper = t
+        .pki
+        .client(&["GATEWAY.Kinfold.Internal"], "gateway-upper")
+        .expect("certificate");
+    let (status, _) = answer(&common::client_with(&upper), get.clone(), &read)
+        .await
+        .expect("answered");
+    assert_eq!(status, 200);
+
     // A certificate from another authority fails the handshake: no answer at all.
     let stranger_dir = tempfile::tempdir().expect("temp dir");
     let stranger = kinfold::pki::DemoPki::create(stranger_dir.path()).expect("another authority");
@@ -190,6 +233,19 @@ async fn mllp_over_tls_takes_only_a_feeds_certificate() {
 
     // The gateway's certificate is not a feed's: the connection is closed unanswered.
     let mut stream = kinfold_http::tls::connect(&address, Some(&pki.gateway))
+        .await
+        .expect("the handshake itself completes");
+    assert_eq!(mllp_reply(&mut stream, ADT).await, None);
+
+    // A wildcard certificate from the same authority is no feed's, even beside the feed's
+    // exact name: the connection is closed unanswered.
+    let wildcard = pki
+        .client(
+            &[kinfold::pki::FEED_NAME, "*.kinfold.internal"],
+            "mllp-wildcard",
+        )
+        .expect("certificate");
+    let mut stream = kinfold_http::tls::connect(&address, Some(&wildcard))
         .await
         .expect("the handshake itself completes");
     assert_eq!(mllp_reply(&mut stream, ADT).await, None);

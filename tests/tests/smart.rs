@@ -151,7 +151,7 @@ async fn a_registered_client_reads_with_its_token_and_a_requester() {
             "/AuditEvent?patient={}&_count=50",
             t.demo.info.example_patient.id
         )),
-        Some(&t.demo.info.token),
+        Some(&t.officer_token()),
     )
     .await;
     assert_eq!(status, 200, "{report}");

@@ -84,7 +84,7 @@ impl EventSenders {
             .iter()
             .find(|(_, checker)| checker.knows(&kid))
             .ok_or_else(refused)?;
-        let caller = checker.check(token)?;
+        let caller = checker.check_signed(token)?;
         if caller.role.as_deref() != Some(ADAPTER_ROLE)
             || caller.subject != format!("{}-adapter", agency.as_str())
         {

@@ -273,6 +273,121 @@ impl GatewayState {
     }
 }
 
+/// Documents each route's refusals from its policy, so that the OpenAPI document says what the
+/// table says: `401` and `403` for who the caller is, `404` for what the records say (answered
+/// exactly as not found), `429` for a source that keeps being refused, `503` when the ledger
+/// cannot record. A route's own words for a status come first.
+#[derive(Debug)]
+pub(crate) struct PolicyResponses;
+
+impl utoipa::Modify for PolicyResponses {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::{ContentBuilder, ObjectBuilder, RefOr, ResponseBuilder};
+        let outcome = |description: String| {
+            RefOr::T(
+                ResponseBuilder::new()
+                    .description(description)
+                    .content(
+                        "application/fhir+json",
+                        ContentBuilder::new()
+                            .schema(Some(ObjectBuilder::new().build()))
+                            .build(),
+                    )
+                    .build(),
+            )
+        };
+        for policy in ROUTES {
+            let Some(item) = openapi.paths.paths.get_mut(policy.path) else {
+                continue;
+            };
+            let operation = match policy.method {
+                "GET" => item.get.as_mut(),
+                _ => item.post.as_mut(),
+            };
+            let Some(operation) = operation else {
+                continue;
+            };
+            let responses = &mut operation.responses.responses;
+            let own = |status: &str,
+                       responses: &std::collections::BTreeMap<
+                String,
+                RefOr<utoipa::openapi::Response>,
+            >| {
+                match responses.get(status) {
+                    Some(RefOr::T(response)) => {
+                        format!("{}. ", response.description.trim_end_matches('.'))
+                    }
+                    _ => String::new(),
+                }
+            };
+            responses.insert(
+                "429".into(),
+                outcome("Too many refused requests from this address (`too-many-refusals`, with Retry-After): every refusal is counted, by source, into the ledger".into()),
+            );
+            if !policy.access.discloses() {
+                continue;
+            }
+            responses.insert(
+                "401".into(),
+                outcome("No bearer token, or one that is malformed, forged, expired, for another gateway, or names nobody or a role or purpose Kinfold does not know (`token-*`)".into()),
+            );
+            let for_whom = match policy.access {
+                Access::PrivacyOfficer => {
+                    "Not a privacy officer with an organisation (`role-not-permitted`)"
+                }
+                Access::IdentitySteward => {
+                    "Not an identity steward with an organisation (`role-not-permitted`)"
+                }
+                Access::AccessReport => {
+                    "Neither a privacy officer nor a token with role, organisation and purpose of use (`who-and-why`), or an override whose justification is too short (`override.justification-too-short`)"
+                }
+                _ => {
+                    "The token lacks role, organisation or purpose of use (`who-and-why`), or an override's justification has fewer letters than the policy asks (`override.justification-too-short`)"
+                }
+            };
+            let whole_trail = if policy.path == "/AuditEvent" {
+                "; an organisation's officer searching without `patient` (`patient-required`: the whole trail is for the area's privacy officers)"
+            } else {
+                ""
+            };
+            let forbidden = format!(
+                "{for_whom}{whole_trail}; or a system client's token without patient scopes (`insufficient-scope`), or its requester speaking for an organisation the client is not registered for (`requester-organisation`)"
+            );
+            responses.insert("403".into(), outcome(forbidden));
+            let by_records = match policy.access {
+                Access::Search => None,
+                Access::Relationship | Access::AccessReport => Some(
+                    "a caller with no legitimate relationship to the person in the records is answered exactly so (the refusal is recorded)",
+                ),
+                Access::PrivacyOfficer => Some(
+                    "an officer whose organisation is not concerned is answered exactly so (the refusal is recorded)",
+                ),
+                Access::IdentitySteward => Some(
+                    "a steward whose organisation holds none of the records concerned is answered exactly so (the refusal is recorded)",
+                ),
+                _ => None,
+            };
+            // A search answers a refusal as finding nothing; a read, as not found.
+            if let Some(by_records) = by_records.filter(|_| policy.path.contains("{id}")) {
+                let mut not_found = own("404", responses);
+                if not_found.is_empty() {
+                    not_found.push_str("Not found. ");
+                }
+                if !not_found.contains("answered exactly so") {
+                    not_found.push_str(&format!("Also: {by_records}"));
+                }
+                responses.insert("404".into(), outcome(not_found));
+            }
+            responses.entry("503".into()).or_insert_with(|| {
+                outcome(
+                    "The ledger cannot record this, so nothing is answered (`ledger-unavailable`)"
+                        .into(),
+                )
+            });
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -12,6 +12,7 @@ use crate::answer::Disclosed;
 use crate::audit::{self, Entry, Interaction};
 use crate::auth::Caller;
 use crate::merge;
+use crate::policy::PolicyResponses;
 use crate::{GatewayError, GatewayState};
 
 type State = web::Data<GatewayState>;
@@ -37,7 +38,7 @@ type State = web::Data<GatewayState>;
         kinfold_audit::http::get_proof_by_hash, kinfold_audit::http::get_entries,
         kinfold_audit::http::public_key
     ),
-    modifiers(&BearerAuth)
+    modifiers(&BearerAuth, &PolicyResponses)
 )]
 pub struct ApiDoc;
 

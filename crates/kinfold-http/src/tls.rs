@@ -164,13 +164,20 @@ impl PeerCertificate {
         Self(certificate)
     }
 
-    /// Whether the certificate names `name` (a DNS name in its subjectAltName).
+    /// Whether the certificate names exactly `name` (a DNS name in its subjectAltName,
+    /// compared without regard to ASCII case). A client is an allowed name, not a pattern: a
+    /// certificate carrying any wildcard name (`*.kinfold.internal`) names no client at all,
+    /// whatever else it carries.
     pub fn names(&self, name: &str) -> bool {
-        let Ok(name) = ServerName::try_from(name) else {
+        let Ok(cert) = webpki::EndEntityCert::try_from(&self.0) else {
             return false;
         };
-        webpki::EndEntityCert::try_from(&self.0)
-            .is_ok_and(|cert| cert.verify_is_valid_for_subject_name(&name).is_ok())
+        let names: Vec<&str> = cert.valid_dns_names().collect();
+        !names.iter().any(|n| n.contains('*'))
+            && names.iter().any(|n| {
+                n.trim_end_matches('.')
+                    .eq_ignore_ascii_case(name.trim_end_matches('.'))
+            })
     }
 
     /// Whether it names any of `names`.

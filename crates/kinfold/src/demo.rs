@@ -139,7 +139,10 @@ pub struct ConsentExample {
     pub mother: Option<String>,
     /// Bearer tokens: `health-visitor` (the area's pool, which the child is allocated to),
     /// `health-visitor-override` (the same, purpose override with a justification),
-    /// `unrelated-gp` (a practice the family is not registered with) and `privacy-officer`.
+    /// `unrelated-gp` (a practice the family is not registered with), `privacy-officer` (the
+    /// area's: every audit view) and `identity-steward` (of the community trust that holds the
+    /// health-visiting and school-nursing records: the review queue, links and family edges
+    /// of the people whose records it holds).
     pub tokens: std::collections::BTreeMap<String, String>,
 }
 
@@ -201,6 +204,16 @@ fn consent_example(
                 "demo-privacy-officer",
                 "Q99",
                 "privacy-officer",
+                "direct-care",
+                None,
+            ),
+        ),
+        (
+            "identity-steward",
+            caller(
+                "demo-identity-steward",
+                &health_visiting,
+                "identity-steward",
                 "direct-care",
                 None,
             ),

@@ -214,6 +214,37 @@ impl Kinfold {
         response.json().await.expect("a summary")
     }
 
+    /// A direct-care token for `subject` of `org` in `role`, from the gateway's key.
+    pub fn token_as(&self, subject: &str, org: &str, role: &str) -> String {
+        kinfold_gateway::issue_token_for(
+            &self.auth,
+            &kinfold_gateway::TokenFor {
+                subject,
+                org: Some(org),
+                role: Some(role),
+                purpose: Some("direct-care"),
+                ..kinfold_gateway::TokenFor::default()
+            },
+            3600,
+        )
+        .expect("token")
+    }
+
+    /// The area's identity steward (concerned with every person in the area).
+    pub fn steward_token(&self) -> String {
+        self.token_as("steward-1", "Q99", "identity-steward")
+    }
+
+    /// GET with another caller's token.
+    pub async fn get_as(&self, token: &str, path: &str) -> (u16, Value) {
+        super::get_json(
+            &self.http,
+            &format!("{}{path}", self.gateway_url),
+            Some(token),
+        )
+        .await
+    }
+
     pub async fn get(&self, path: &str) -> (u16, Value) {
         super::get_json(
             &self.http,

@@ -101,6 +101,16 @@ impl TestDemo {
     pub async fn get(&self, url: &str) -> (u16, Value) {
         get_json(&self.http, url, Some(&self.demo.info.token)).await
     }
+
+    /// GET as the area's privacy officer (the audit views are theirs).
+    pub async fn officer_get(&self, url: &str) -> (u16, Value) {
+        get_json(&self.http, url, Some(&self.officer_token())).await
+    }
+
+    /// The area's privacy officer's token, from `demo.json`.
+    pub fn officer_token(&self) -> String {
+        self.demo.info.consent_example.tokens["privacy-officer"].clone()
+    }
 }
 
 pub async fn start_in(dir: PathBuf, families: usize, timeout: Duration) -> RunningDemo {
