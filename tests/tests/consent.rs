@@ -281,14 +281,21 @@ async fn the_decisions_follow_who_is_asking_and_why(backend: Backend) {
 
     // A justification too short is no override: refused, naming the rule, never read as an
     // ordinary request.
-    let weak = token(
-        &k,
-        "hv-1",
-        "RX1",
-        "health-visitor",
-        "override",
-        Some("just checking"),
-    );
+    // (`kinfold token` would not issue it: signed here with the gateway's key directly.)
+    let weak = {
+        let now = jsonwebtoken::get_current_timestamp();
+        let key = &k.auth.keys[0];
+        let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256);
+        header.kid = Some(key.kid.clone());
+        jsonwebtoken::encode(
+            &header,
+            &json!({"iss": k.auth.issuer, "aud": k.auth.audience, "sub": "hv-1", "iat": now,
+                "exp": now + 600, "org": "RX1", "role": "health-visitor", "purpose": "override",
+                "justification": "just checking"}),
+            &jsonwebtoken::EncodingKey::from_secret(key.secret.expose().as_bytes()),
+        )
+        .expect("signed")
+    };
     let (status, still) = get_as(&k, &weak, &family).await;
     assert_eq!(status, 403, "{still}");
     assert_eq!(

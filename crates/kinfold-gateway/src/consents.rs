@@ -55,6 +55,8 @@ pub(crate) async fn withdraw(
     path: web::Path<String>,
     body: web::Bytes,
 ) -> Result<Disclosed, GatewayError> {
+    // Who and why first: a refusal by who the caller is does not depend on the Consent.
+    crate::disclosure::requester(&caller, &state.disclosure)?;
     let withdrawal: Withdrawal = serde_json::from_slice(&body)
         .map_err(|e| invalid("body", "", format!("The body is not a withdrawal: {e}")))?;
     let reason = withdrawal.reason.trim().to_owned();
@@ -261,6 +263,7 @@ pub(crate) async fn record(
     request: HttpRequest,
     body: web::Bytes,
 ) -> Result<Disclosed, GatewayError> {
+    crate::disclosure::requester(&caller, &state.disclosure)?;
     let mut consent: Value = serde_json::from_slice(&body)
         .map_err(|e| invalid("json", "", format!("The body is not JSON: {e}")))?;
     let asked = check(&consent)?;

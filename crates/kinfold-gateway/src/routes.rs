@@ -537,6 +537,8 @@ pub(crate) async fn binary_read(
     path: web::Path<String>,
 ) -> Result<Disclosed, GatewayError> {
     kinfold_http::no_parameters(&request).map_err(GatewayError::Refused)?;
+    // Who and why first: a refusal by who the caller is does not depend on the original.
+    crate::disclosure::requester(&caller, &state.disclosure)?;
     let id = path.into_inner();
     // Every refusal below answers exactly as an original that does not exist.
     let unknown =

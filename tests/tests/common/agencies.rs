@@ -152,6 +152,11 @@ impl Kinfold {
     }
 
     pub async fn start_gateway(&mut self) {
+        self.start_gateway_with(|_| {}).await;
+    }
+
+    /// As [`Kinfold::start_gateway`], with the configuration changed first.
+    pub async fn start_gateway_with(&mut self, change: impl FnOnce(&mut GatewayConfig)) {
         let url = self.database_url("gateway").await;
         let store = Store::open(&url).await.expect("gateway store");
         let ledger_config = kinfold_gateway::LedgerConfig {
@@ -161,7 +166,7 @@ impl Kinfold {
         let ledger = kinfold_gateway::Ledger::open(store.clone(), &ledger_config)
             .await
             .expect("ledger");
-        let config = GatewayConfig {
+        let mut config = GatewayConfig {
             workers: 1,
             adapters: self
                 .urls
@@ -177,6 +182,7 @@ impl Kinfold {
             event_keys: Agency::ALL.into_iter().map(event_key).collect(),
             ..GatewayConfig::default()
         };
+        change(&mut config);
         let listener = self
             .gateway_listener
             .take()
