@@ -20,8 +20,9 @@ use serde_json::{Value, json};
 use crate::answer::Disclosed;
 use crate::audit::{self, Entry, Interaction};
 use crate::auth::Caller;
-use crate::policy::privacy_officer;
-use crate::{GatewayError, GatewayState};
+use crate::error::GatewayError;
+use crate::guard::privacy_officer;
+use crate::state::GatewayState;
 
 type State = web::Data<GatewayState>;
 
@@ -446,7 +447,7 @@ pub(crate) async fn access_report(
         }
         // Anyone else needs a current relationship with the person, as for their records.
         Err(_) => {
-            let gathered = crate::disclosure::gather(
+            let gathered = crate::pipeline::gather(
                 &state,
                 &caller,
                 &request,

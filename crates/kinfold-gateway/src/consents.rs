@@ -18,7 +18,8 @@ use serde_json::{Value, json};
 use crate::answer::Disclosed;
 use crate::audit::{self, Entry, Interaction};
 use crate::auth::Caller;
-use crate::{GatewayError, GatewayState};
+use crate::error::GatewayError;
+use crate::state::GatewayState;
 
 /// The code system of record categories in `provision.code`.
 pub const CATEGORY_SYSTEM: &str = "https://kinfold.example/fhir/CodeSystem/record-category";
@@ -72,7 +73,7 @@ pub(crate) async fn withdraw(
     let (person, stored) = state.store.consent(&id).await?.ok_or_else(unknown)?;
     // The caller needs a relationship with the person, as to record it; without one, the
     // Consent is answered as one that does not exist.
-    match crate::disclosure::gather(
+    match crate::pipeline::gather(
         &state,
         &caller,
         &request,
@@ -268,7 +269,7 @@ pub(crate) async fn record(
         .map_err(|e| invalid("json", "", format!("The body is not JSON: {e}")))?;
     let asked = check(&consent)?;
     let gathered =
-        crate::disclosure::gather(&state, &caller, &request, &asked, false, "Consent").await?;
+        crate::pipeline::gather(&state, &caller, &request, &asked, false, "Consent").await?;
     let part = &gathered.parts[0];
     // The person's age, from their records as the index holds them.
     let born = state
@@ -353,7 +354,7 @@ pub(crate) async fn search(
 ) -> Result<Disclosed, GatewayError> {
     let asked = query.patient.trim_start_matches("Patient/").to_owned();
     let gathered =
-        crate::disclosure::gather(&state, &caller, &request, &asked, false, "Consent?patient")
+        crate::pipeline::gather(&state, &caller, &request, &asked, false, "Consent?patient")
             .await?;
     let person = gathered.parts[0].id.clone();
     let consents: Vec<Value> = state

@@ -27,7 +27,7 @@ pub enum GatewayError {
     NoAgencyAnswered,
     /// The ledger could not record the disclosure: nothing is disclosed (fail closed).
     #[error("ledger unavailable")]
-    Ledger(#[from] crate::ledger::LedgerError),
+    Ledger(#[from] kinfold_audit::LedgerError),
     /// The gateway's own database failed.
     #[error("store failure")]
     Store(#[from] StoreError),
@@ -118,4 +118,24 @@ impl ResponseError for GatewayError {
     fn error_response(&self) -> HttpResponse {
         self.to_api_error().error_response()
     }
+}
+
+/// Why the gateway could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The token keys are unusable.
+    #[error(transparent)]
+    Auth(#[from] crate::auth::AuthConfigError),
+    /// The HTTP client could not be built.
+    #[error("HTTP client: {0}")]
+    Client(#[from] reqwest::Error),
+    /// The listener could not be bound.
+    #[error("listener: {0}")]
+    Io(#[from] std::io::Error),
+    /// The adapters' TLS is missing or unusable.
+    #[error("adapter TLS: {0}")]
+    Tls(#[from] kinfold_http::tls::TlsError),
+    /// Adapters are configured, but not the gateway's TLS to reach them.
+    #[error("the adapters are reached only over mutual TLS: set adapter_tls (ca, cert, key)")]
+    NoAdapterTls,
 }

@@ -14,7 +14,8 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use crate::auth::{AuthConfig, Authenticator, KeyConfig, Secret, bearer};
-use crate::{GatewayError, GatewayState};
+use crate::error::GatewayError;
+use crate::state::GatewayState;
 
 /// One adapter's event key.
 #[derive(Debug, Clone, Deserialize)]

@@ -104,7 +104,7 @@ impl Agencies {
         endpoints: Vec<AdapterEndpoint>,
         deadline: Duration,
         tls: Option<&kinfold_http::tls::ClientTls>,
-    ) -> Result<Self, crate::StartError> {
+    ) -> Result<Self, crate::error::StartError> {
         let builder = reqwest::Client::builder()
             .connect_timeout(deadline)
             .pool_idle_timeout(Duration::from_secs(60))
@@ -112,7 +112,7 @@ impl Agencies {
         let http = match tls {
             Some(tls) => kinfold_http::tls::client(tls, builder)?,
             None if endpoints.is_empty() => builder,
-            None => return Err(crate::StartError::NoAdapterTls),
+            None => return Err(crate::error::StartError::NoAdapterTls),
         }
         .build()?;
         Ok(Self {

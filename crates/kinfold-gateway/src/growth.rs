@@ -22,10 +22,11 @@ use serde_json::Value;
 use crate::answer::Disclosed;
 use crate::audit::{self, Entry, Interaction};
 use crate::auth::Caller;
+use crate::error::GatewayError;
 use crate::fanout::AgencyAnswer;
-use crate::ledger::Receipt;
 use crate::merge;
-use crate::{GatewayError, GatewayState};
+use crate::state::GatewayState;
+use kinfold_audit::Receipt;
 
 type State = web::Data<GatewayState>;
 
@@ -345,7 +346,7 @@ async fn load(
 ) -> Result<(GrowthReport, Receipt), GatewayError> {
     // The same disclosure pipeline as `$everything`: only what this caller may see is read.
     let mut gathered =
-        crate::disclosure::gather(state, caller, request, &person_id, false, operation).await?;
+        crate::pipeline::gather(state, caller, request, &person_id, false, operation).await?;
     let part = gathered.parts.remove(0);
     let answers = &part.screened.answers;
     if answers.iter().all(|a| a.result.is_err()) {

@@ -25,12 +25,15 @@ mod error;
 pub mod events;
 pub mod fanout;
 pub mod growth;
+mod guard;
 mod identity;
+mod identity_routes;
 /// The audit ledger (re-exported from `kinfold-audit`).
 pub mod ledger {
     pub use kinfold_audit::*;
 }
 mod merge;
+mod pipeline;
 pub mod policy;
 pub mod reviews;
 mod routes;
@@ -51,13 +54,13 @@ pub use answer::Disclosed;
 pub use auth::{
     AuthConfig, Authenticator, Caller, KeyConfig, Secret, TokenFor, issue_token, issue_token_for,
 };
-pub use error::GatewayError;
+pub use error::{GatewayError, StartError};
 pub use fanout::AdapterEndpoint;
 pub use ledger::{Ledger, LedgerConfig, LedgerError, SignedTreeHead};
-pub use routes::ApiDoc;
+pub use policy::ApiDoc;
 
 use crate::fanout::Agencies;
-pub(crate) use crate::state::GatewayState;
+use crate::state::GatewayState;
 
 /// The gateway's configuration: defaults, then the TOML file, then environment
 /// variables (see `kinfold::config`).
@@ -116,26 +119,6 @@ impl Default for GatewayConfig {
             smart: smart::SmartConfig::default(),
         }
     }
-}
-
-/// Why the gateway could not start.
-#[derive(Debug, thiserror::Error)]
-pub enum StartError {
-    /// The token keys are unusable.
-    #[error(transparent)]
-    Auth(#[from] auth::AuthConfigError),
-    /// The HTTP client could not be built.
-    #[error("HTTP client: {0}")]
-    Client(#[from] reqwest::Error),
-    /// The listener could not be bound.
-    #[error("listener: {0}")]
-    Io(#[from] std::io::Error),
-    /// The adapters' TLS is missing or unusable.
-    #[error("adapter TLS: {0}")]
-    Tls(#[from] kinfold_http::tls::TlsError),
-    /// Adapters are configured, but not the gateway's TLS to reach them.
-    #[error("the adapters are reached only over mutual TLS: set adapter_tls (ca, cert, key)")]
-    NoAdapterTls,
 }
 
 /// A running server: its port and the server to poll.

@@ -12,17 +12,12 @@
 //!   none of their records): answered exactly as "not found" for that id (`404` with the same
 //!   body, or a search that finds nothing), and recorded in the ledger as refused.
 
-use std::collections::BTreeSet;
-
-use actix_web::http::StatusCode;
 use actix_web::{FromRequest, Handler, Route, web};
-use kinfold_consent::Role;
-use kinfold_fhir::IssueType;
-use kinfold_http::ApiError;
+use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa::{Modify, OpenApi};
 
 use crate::answer::Disclosed;
-use crate::auth::Caller;
-use crate::{GatewayError, GatewayState};
+use crate::error::GatewayError;
 
 /// Who may call a route.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -149,8 +144,8 @@ pub static ROUTES: &[RoutePolicy] = &[
     route!(GET "/Binary/{id}", Relationship, "the original disclosed, or the read refused", crate::routes::binary_read),
     route!(GET "/Patient/{id}/$growth", Relationship, "each measurement disclosed", crate::growth::growth),
     route!(GET "/Patient/{id}/$growth-chart", Relationship, "each measurement disclosed", crate::growth::growth_chart),
-    route!(GET "/Person/{id}", Relationship, "the agency records linked", crate::identity::routes::person_read),
-    route!(GET "/Patient/{id}/$family", Relationship, "each family member shown", crate::identity::routes::family),
+    route!(GET "/Person/{id}", Relationship, "the agency records linked", crate::identity_routes::person_read),
+    route!(GET "/Patient/{id}/$family", Relationship, "each family member shown", crate::identity_routes::family),
     route!(GET "/Consent", Relationship, "the consent decisions shown", crate::consents::search),
     route!(POST "/Consent", Relationship, "the decision recorded", crate::consents::record),
     route!(POST "/Consent/{id}/$withdraw", Relationship, "the decision withdrawn, with the reason", crate::consents::withdraw),
@@ -159,13 +154,13 @@ pub static ROUTES: &[RoutePolicy] = &[
     route!(GET "/Patient/{id}/$access-report", AccessReport, "the report read, by whom", crate::audit_routes::access_report),
     route!(GET "/Task", PrivacyOfficer, "the review queue read", crate::reviews::queue),
     route!(POST "/Task/{id}/$complete", PrivacyOfficer, "the review's outcome", crate::reviews::complete),
-    route!(GET "/identity/reviews", IdentitySteward, "each pair shown, in the access report of each person", crate::identity::routes::reviews),
-    route!(POST "/identity/reviews/{id}/$accept", IdentitySteward, "the link, with the reason, for both people", crate::identity::routes::review_accept),
-    route!(POST "/identity/reviews/{id}/$reject", IdentitySteward, "the refusal, with the reason, for both people", crate::identity::routes::review_reject),
-    route!(POST "/Person/{id}/$link", IdentitySteward, "the link, with the reason, for both people", crate::identity::routes::person_link),
-    route!(POST "/Person/{id}/$unlink", IdentitySteward, "the split, with the reason, for both people", crate::identity::routes::person_unlink),
-    route!(POST "/family-edges", IdentitySteward, "the edge, with the reason, for both people", crate::identity::routes::edge_assert),
-    route!(POST "/family-edges/{id}/$retract", IdentitySteward, "the edge taken back, with the reason, for both people", crate::identity::routes::edge_retract),
+    route!(GET "/identity/reviews", IdentitySteward, "each pair shown, in the access report of each person", crate::identity_routes::reviews),
+    route!(POST "/identity/reviews/{id}/$accept", IdentitySteward, "the link, with the reason, for both people", crate::identity_routes::review_accept),
+    route!(POST "/identity/reviews/{id}/$reject", IdentitySteward, "the refusal, with the reason, for both people", crate::identity_routes::review_reject),
+    route!(POST "/Person/{id}/$link", IdentitySteward, "the link, with the reason, for both people", crate::identity_routes::person_link),
+    route!(POST "/Person/{id}/$unlink", IdentitySteward, "the split, with the reason, for both people", crate::identity_routes::person_unlink),
+    route!(POST "/family-edges", IdentitySteward, "the edge, with the reason, for both people", crate::identity_routes::edge_assert),
+    route!(POST "/family-edges/{id}/$retract", IdentitySteward, "the edge taken back, with the reason, for both people", crate::identity_routes::edge_retract),
 ];
 
 /// Registers every route of [`ROUTES`] (the only place the gateway's routes are registered).
@@ -187,92 +182,6 @@ pub(crate) fn configure(config: &mut web::ServiceConfig) {
     }
 }
 
-/// The refusal of a caller whose role the route is not for.
-fn wrong_role(route_is_for: &str) -> GatewayError {
-    GatewayError::Refused(ApiError::refused(
-        StatusCode::FORBIDDEN,
-        IssueType::Forbidden,
-        "role-not-permitted",
-        format!(
-            "This route is for {route_is_for}; the token's role and organisation (ODS code) say who you are."
-        ),
-    ))
-}
-
-/// The caller's organisation, if their token names `role` and an organisation; otherwise a
-/// refusal by who they are.
-fn organisation_in_role(
-    caller: &Caller,
-    role: Role,
-    route_is_for: &str,
-) -> Result<String, GatewayError> {
-    let in_role = caller.role.as_deref().and_then(|r| r.parse::<Role>().ok()) == Some(role);
-    match (&caller.organisation, in_role) {
-        (Some(org), true) => Ok(org.to_string()),
-        _ => Err(wrong_role(route_is_for)),
-    }
-}
-
-/// A privacy officer's organisation ([`Access::PrivacyOfficer`]), or `403`.
-pub(crate) fn privacy_officer(caller: &Caller) -> Result<String, GatewayError> {
-    organisation_in_role(
-        caller,
-        Role::PrivacyOfficer,
-        "privacy officers (role privacy-officer) of an organisation whose records are concerned",
-    )
-}
-
-/// An identity steward's organisation ([`Access::IdentitySteward`]), or `403`.
-pub(crate) fn identity_steward(caller: &Caller) -> Result<String, GatewayError> {
-    organisation_in_role(
-        caller,
-        Role::IdentitySteward,
-        "identity stewards (role identity-steward) of an organisation that holds one of the records concerned",
-    )
-}
-
-impl GatewayState {
-    /// The organisations concerned with these people: the area's, and the organisation of
-    /// every agency holding one of their records (as the record locator knows them).
-    pub(crate) async fn organisations_concerned(
-        &self,
-        people: &[kinfold_identity::PersonId],
-    ) -> Result<BTreeSet<String>, GatewayError> {
-        let agencies: Vec<kinfold_fhir::Agency> = self
-            .identities
-            .read(&self.store, &self.ledger, |inner| {
-                people
-                    .iter()
-                    .filter_map(|p| inner.current(p))
-                    .flat_map(|p| inner.locate(&p))
-                    .map(|key| key.agency)
-                    .collect()
-            })
-            .await?;
-        let mut organisations: BTreeSet<String> = agencies
-            .into_iter()
-            .map(|agency| self.disclosure.owner_of(agency))
-            .collect();
-        organisations.insert(self.disclosure.area.clone());
-        Ok(organisations)
-    }
-
-    /// Whether `organisation` is concerned with any of these people.
-    pub(crate) async fn is_concerned(
-        &self,
-        organisation: &str,
-        people: &[kinfold_identity::PersonId],
-    ) -> Result<bool, GatewayError> {
-        if organisation == self.disclosure.area {
-            return Ok(true);
-        }
-        Ok(self
-            .organisations_concerned(people)
-            .await?
-            .contains(organisation))
-    }
-}
-
 /// Documents each route's refusals from its policy, so that the OpenAPI document says what the
 /// table says: `401` and `403` for who the caller is, `404` for what the records say (answered
 /// exactly as not found), `429` for a source that keeps being refused, `503` when the ledger
@@ -280,7 +189,7 @@ impl GatewayState {
 #[derive(Debug)]
 pub(crate) struct PolicyResponses;
 
-impl utoipa::Modify for PolicyResponses {
+impl Modify for PolicyResponses {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         use utoipa::openapi::{ContentBuilder, ObjectBuilder, RefOr, ResponseBuilder};
         let outcome = |description: String| {
@@ -388,8 +297,48 @@ impl utoipa::Modify for PolicyResponses {
     }
 }
 
+/// The gateway's OpenAPI document.
+#[derive(Debug, OpenApi)]
+#[openapi(
+    info(
+        title = "Kinfold gateway",
+        description = "The one door to every agency's child-health records. FHIR R4 JSON; every error is an OperationOutcome; every data route needs a bearer JWT (a system client also sends a Kinfold-Requester JWT saying who is asking and why; see /.well-known/smart-configuration)."
+    ),
+    paths(
+        crate::routes::metadata, crate::routes::health, crate::routes::patient_search, crate::routes::patient_read,
+        crate::routes::patient_everything, crate::routes::group_everything, crate::routes::binary_read,
+        crate::identity_routes::person_read, crate::identity_routes::family, crate::identity_routes::reviews,
+        crate::identity_routes::review_accept, crate::identity_routes::review_reject,
+        crate::identity_routes::person_link, crate::identity_routes::person_unlink,
+        crate::identity_routes::edge_assert, crate::identity_routes::edge_retract,
+        crate::reviews::queue, crate::reviews::complete, crate::consents::record, crate::consents::search, crate::consents::withdraw, crate::audit_routes::why,
+        crate::audit_routes::audit_events, crate::audit_routes::access_report,
+        crate::growth::growth, crate::growth::growth_chart, crate::events::receive,
+        crate::smart::token, crate::smart::smart_configuration,
+        kinfold_audit::http::get_sth, kinfold_audit::http::get_sth_consistency,
+        kinfold_audit::http::get_proof_by_hash, kinfold_audit::http::get_entries,
+        kinfold_audit::http::public_key
+    ),
+    modifiers(&BearerAuth, &PolicyResponses)
+)]
+pub struct ApiDoc;
+
+#[derive(Debug)]
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        let mut scheme = Http::new(HttpAuthScheme::Bearer);
+        scheme.bearer_format = Some("JWT".into());
+        components.add_security_scheme("bearer", SecurityScheme::Http(scheme));
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeSet;
+
     use super::*;
 
     #[test]

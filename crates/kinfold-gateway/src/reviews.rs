@@ -13,8 +13,9 @@ use serde_json::{Value, json};
 use crate::answer::Disclosed;
 use crate::audit::{self, Entry, Interaction};
 use crate::auth::Caller;
-use crate::policy::privacy_officer;
-use crate::{GatewayError, GatewayState};
+use crate::error::GatewayError;
+use crate::guard::privacy_officer;
+use crate::state::GatewayState;
 
 /// The code system of Kinfold's task codes.
 pub const TASK_SYSTEM: &str = "https://kinfold.example/fhir/CodeSystem/task";

@@ -5,54 +5,15 @@ use kinfold_fhir::{
     NHS_NUMBER_SYSTEM, NhsNumber, ParseError, Resource, ResourceType, capability_statement,
 };
 use kinfold_http::FhirResponse;
-use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
-use utoipa::{Modify, OpenApi};
 
 use crate::answer::Disclosed;
 use crate::audit::{self, Entry, Interaction};
 use crate::auth::Caller;
+use crate::error::GatewayError;
 use crate::merge;
-use crate::policy::PolicyResponses;
-use crate::{GatewayError, GatewayState};
+use crate::state::GatewayState;
 
 type State = web::Data<GatewayState>;
-
-/// The gateway's OpenAPI document.
-#[derive(Debug, OpenApi)]
-#[openapi(
-    info(
-        title = "Kinfold gateway",
-        description = "The one door to every agency's child-health records. FHIR R4 JSON; every error is an OperationOutcome; every data route needs a bearer JWT (a system client also sends a Kinfold-Requester JWT saying who is asking and why; see /.well-known/smart-configuration)."
-    ),
-    paths(
-        metadata, health, patient_search, patient_read, patient_everything, group_everything, binary_read,
-        crate::identity::routes::person_read, crate::identity::routes::family, crate::identity::routes::reviews,
-        crate::identity::routes::review_accept, crate::identity::routes::review_reject,
-        crate::identity::routes::person_link, crate::identity::routes::person_unlink,
-        crate::identity::routes::edge_assert, crate::identity::routes::edge_retract,
-        crate::reviews::queue, crate::reviews::complete, crate::consents::record, crate::consents::search, crate::consents::withdraw, crate::audit_routes::why,
-        crate::audit_routes::audit_events, crate::audit_routes::access_report,
-        crate::growth::growth, crate::growth::growth_chart, crate::events::receive,
-        crate::smart::token, crate::smart::smart_configuration,
-        kinfold_audit::http::get_sth, kinfold_audit::http::get_sth_consistency,
-        kinfold_audit::http::get_proof_by_hash, kinfold_audit::http::get_entries,
-        kinfold_audit::http::public_key
-    ),
-    modifiers(&BearerAuth, &PolicyResponses)
-)]
-pub struct ApiDoc;
-
-#[derive(Debug)]
-struct BearerAuth;
-
-impl Modify for BearerAuth {
-    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        let components = openapi.components.get_or_insert_with(Default::default);
-        let mut scheme = Http::new(HttpAuthScheme::Bearer);
-        scheme.bearer_format = Some("JWT".into());
-        components.add_security_scheme("bearer", SecurityScheme::Http(scheme));
-    }
-}
 
 /// What the gateway supports. Open to all, as FHIR expects.
 #[utoipa::path(get, path = "/metadata", tag = "FHIR",
@@ -159,7 +120,7 @@ pub(crate) async fn patient_search(
     let mut rule = None;
     let (person_id, answers) = match person_id {
         Some(id) => {
-            match crate::disclosure::gather(
+            match crate::pipeline::gather(
                 &state,
                 &caller,
                 &request,
@@ -258,7 +219,7 @@ async fn search_by_demographics(
                 })
                 .take(MAX_NAME_MATCHES)
                 .map(|c| {
-                    let patient = crate::identity::routes::patient_from_index(inner, &c.person);
+                    let patient = crate::identity_routes::patient_from_index(inner, &c.person);
                     (c.person.to_string(), c.comparison.score, patient)
                 })
                 .collect()
@@ -269,7 +230,7 @@ async fn search_by_demographics(
     crate::disclosure::requester(&caller, &state.disclosure)?;
     let mut related = Vec::with_capacity(found.len());
     for (person, score, patient) in found {
-        match crate::disclosure::gather(
+        match crate::pipeline::gather(
             &state,
             &caller,
             &request,
@@ -349,7 +310,7 @@ pub(crate) async fn patient_read(
     kinfold_http::no_parameters(&request).map_err(GatewayError::Refused)?;
     // Through the disclosure pipeline: only a caller with a relationship to the child reads
     // who the child is and where their records are.
-    let gathered = crate::disclosure::gather(
+    let gathered = crate::pipeline::gather(
         &state,
         &caller,
         &request,
@@ -445,7 +406,7 @@ async fn everything(
         "Patient/$everything"
     };
     let mut gathered =
-        crate::disclosure::gather(&state, &caller, &request, &asked, family, query).await?;
+        crate::pipeline::gather(&state, &caller, &request, &asked, family, query).await?;
     let withheld = gathered.withheld();
     let parts = gathered
         .parts
@@ -595,7 +556,7 @@ pub(crate) async fn binary_read(
         return Err(unknown());
     };
     let gathered =
-        match crate::disclosure::gather(&state, &caller, &request, &person, false, "Binary/{id}")
+        match crate::pipeline::gather(&state, &caller, &request, &person, false, "Binary/{id}")
             .await
         {
             Ok(gathered) => gathered,

@@ -399,7 +399,11 @@ struct TokenRequest {
     client_assertion: Option<String>,
 }
 
-fn token_url(state: &crate::GatewayState, clients: &Clients, request: &HttpRequest) -> String {
+fn token_url(
+    state: &crate::state::GatewayState,
+    clients: &Clients,
+    request: &HttpRequest,
+) -> String {
     clients.config.token_url.clone().unwrap_or_else(|| {
         format!(
             "{}/auth/token",
@@ -413,7 +417,7 @@ fn token_url(state: &crate::GatewayState, clients: &Clients, request: &HttpReque
     responses((status = 200, description = "The SMART configuration", content_type = "application/json")))]
 pub(crate) async fn smart_configuration(
     request: HttpRequest,
-    state: web::Data<crate::GatewayState>,
+    state: web::Data<crate::state::GatewayState>,
     clients: web::Data<Clients>,
 ) -> HttpResponse {
     HttpResponse::Ok().json(serde_json::json!({
@@ -450,7 +454,7 @@ pub(crate) struct TokenForm {
 pub(crate) async fn token(
     request: HttpRequest,
     body: web::Bytes,
-    state: web::Data<crate::GatewayState>,
+    state: web::Data<crate::state::GatewayState>,
     clients: web::Data<Clients>,
     auth: web::Data<AuthConfig>,
 ) -> HttpResponse {
@@ -465,7 +469,7 @@ pub(crate) async fn token(
 async fn issue(
     request: &HttpRequest,
     body: &[u8],
-    state: &crate::GatewayState,
+    state: &crate::state::GatewayState,
     clients: &Clients,
     auth: &AuthConfig,
 ) -> Result<TokenAnswer, OAuthError> {

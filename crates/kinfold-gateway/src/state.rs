@@ -4,9 +4,10 @@
 
 use kinfold_store::Store;
 
+use crate::error::GatewayError;
 use crate::fanout::{self, Agencies};
-use crate::ledger::{Ledger, Receipt};
-use crate::{GatewayError, disclosure, identity};
+use crate::{disclosure, identity};
+use kinfold_audit::{Ledger, Receipt};
 
 /// Shared state of the gateway's handlers.
 #[derive(Debug)]

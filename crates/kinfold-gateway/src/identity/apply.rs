@@ -19,8 +19,8 @@ use super::state::{
     Demographics, EdgeBody, Method, PersonBody, RecordBody, ReviewBody, ReviewStatus, now,
 };
 use super::{Changes, Inner};
-use crate::GatewayError;
 use crate::audit;
+use crate::error::GatewayError;
 
 /// Who the ledger names for what the index decides by itself.
 pub(crate) const INDEX_AGENT: &str = "kinfold-identity";

@@ -11,9 +11,8 @@
 //! the state is loaded again from the store as it was, and the same events are read again next
 //! time.
 
-mod apply;
-pub(crate) mod routes;
-mod state;
+pub(crate) mod apply;
+pub(crate) mod state;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -24,8 +23,8 @@ use kinfold_ledger::AuditRecord;
 use kinfold_store::{IdentityRow, Store};
 use tokio::sync::Mutex;
 
-use crate::GatewayError;
-use crate::ledger::{Ledger, LedgerError, Receipt};
+use crate::error::GatewayError;
+use kinfold_audit::{Ledger, LedgerError, Receipt};
 pub(crate) use state::{EdgeBody, PersonBody, RecordBody, ReviewBody};
 
 /// How many received events one pass reads.

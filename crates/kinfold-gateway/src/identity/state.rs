@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::{Changes, Inner};
-use crate::GatewayError;
+use crate::error::GatewayError;
 
 /// Demographics as an agency gave them (what the index compares).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

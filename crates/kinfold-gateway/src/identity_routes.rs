@@ -12,16 +12,17 @@ use kinfold_ledger::AuditEntity;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::apply::entity;
-use super::state::{
-    EdgeBody, Method, PersonBody, RecordBody, RefusalBody, Retraction, ReviewStatus, now,
-};
-use super::{Changes, Inner};
 use crate::answer::Disclosed;
 use crate::audit::{self, Entry, Interaction};
 use crate::auth::Caller;
-use crate::policy::identity_steward;
-use crate::{GatewayError, GatewayState};
+use crate::error::GatewayError;
+use crate::guard::identity_steward;
+use crate::identity::apply::entity;
+use crate::identity::state::{
+    EdgeBody, Method, PersonBody, RecordBody, RefusalBody, Retraction, ReviewStatus, now,
+};
+use crate::identity::{Changes, Inner};
+use crate::state::GatewayState;
 
 type State = web::Data<GatewayState>;
 
@@ -269,7 +270,7 @@ async fn relationship_rule(
     asked: &str,
     query: &str,
 ) -> Result<String, GatewayError> {
-    let gathered = crate::disclosure::gather(state, caller, request, asked, false, query).await?;
+    let gathered = crate::pipeline::gather(state, caller, request, asked, false, query).await?;
     Ok(gathered.relationship.rule.to_owned())
 }
 
@@ -399,7 +400,7 @@ pub(crate) async fn reviews(
     let (total, listed): (usize, Vec<(PersonId, RecordKey, Value)>) = state
         .identities
         .read(&state.store, &state.ledger, |inner| {
-            let mut mine: Vec<&super::state::ReviewBody> = inner
+            let mut mine: Vec<&crate::identity::state::ReviewBody> = inner
                 .reviews
                 .values()
                 .filter(|r| r.status == status)

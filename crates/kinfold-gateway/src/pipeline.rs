@@ -1,0 +1,197 @@
+//! The one disclosure pipeline, up to the answer: who is asking and why, the people a request
+//! is about, every agency asked about each, the caller's relationship with the child, and each
+//! record decided (`crate::disclosure`). A caller with no relationship is refused, and the
+//! refusal recorded, before anything is answered.
+
+use kinfold_consent::{Purpose, Relationship, Requester, Whose};
+use serde_json::Value;
+
+use crate::audit::{Entry, Interaction};
+use crate::auth::Caller;
+use crate::disclosure::{MAX_FAMILY, Screened, Withheld, dissent_of, facts, requester, screen};
+use crate::error::GatewayError;
+use crate::state::GatewayState;
+
+/// One person's part of a disclosure, decided.
+#[derive(Debug)]
+pub(crate) struct Part {
+    /// Kinfold's person id.
+    pub(crate) id: String,
+    /// How they are related to the child asked about (`None`: they are the child).
+    pub(crate) kin: Option<kinfold_identity::family::Kin>,
+    /// Their NHS number, if known.
+    pub(crate) nhs: Option<kinfold_fhir::NhsNumber>,
+    /// Their records, decided.
+    pub(crate) screened: Screened,
+}
+
+/// The people a request is about, their records fetched and decided for this caller.
+#[derive(Debug)]
+pub(crate) struct Gathered {
+    pub(crate) requester: Requester,
+    pub(crate) relationship: Relationship,
+    pub(crate) parts: Vec<Part>,
+    /// Family members left out by the cap ([`MAX_FAMILY`]).
+    pub(crate) left_out: usize,
+}
+
+/// The one disclosure pipeline, up to the answer: who is asking and why → the people (the
+/// child, and with `family` their family) → every agency asked about each → the caller's
+/// relationship with the child → each record decided. A caller with no relationship is
+/// refused, and the refusal recorded.
+pub(crate) async fn gather(
+    state: &GatewayState,
+    caller: &Caller,
+    request: &actix_web::HttpRequest,
+    asked: &str,
+    family: bool,
+    query: &str,
+) -> Result<Gathered, GatewayError> {
+    let requester = requester(caller, &state.disclosure)?;
+    let (person_id, target) = state.target_of(asked).await?;
+    let mut people = vec![(person_id.clone(), None, target)];
+    let mut left_out = 0;
+    if family {
+        let id: kinfold_identity::PersonId =
+            person_id.parse().map_err(|_| GatewayError::UnknownPerson)?;
+        let members = match state.family_of(&id).await {
+            Ok((_, members)) => members,
+            // A person known only by NHS number so far has no family on record yet.
+            Err(GatewayError::UnknownPerson) => Vec::new(),
+            Err(other) => return Err(other),
+        };
+        for member in members {
+            let (member_id, target) = state.target_of(member.person.as_str()).await?;
+            if target.records.is_empty() && target.nhs.is_none() {
+                continue;
+            }
+            if people.len() == MAX_FAMILY {
+                left_out += 1;
+                continue;
+            }
+            people.push((member_id, Some(member.kin), target));
+        }
+    }
+    let answers = futures::future::join_all(
+        people
+            .iter()
+            .map(|(_, _, target)| state.agencies.everything_of(target)),
+    )
+    .await;
+    let policy = state.disclosure.policy();
+    let facts = facts(
+        &state.disclosure,
+        answers.first().map_or(&[][..], Vec::as_slice),
+    );
+    let today = chrono::Utc::now().date_naive();
+    let Some(relationship) = kinfold_consent::relationship(&requester, &facts, today, &policy)
+    else {
+        state
+            .record_access(
+                Entry::by_caller(caller, request, Interaction::Operation, query)
+                    .about(person_id)
+                    .refused("relationship.none")
+                    .done(),
+            )
+            .await?;
+        return Err(GatewayError::NoRelationship);
+    };
+    let mut parts = Vec::with_capacity(people.len());
+    for ((id, kin, target), answers) in people.into_iter().zip(answers) {
+        // The person's own recorded dissents.
+        let dissents: Vec<kinfold_consent::Dissent> = state
+            .store
+            .consents_of(&id)
+            .await?
+            .iter()
+            .filter_map(|b| serde_json::from_str::<Value>(b).ok())
+            .filter_map(|c| dissent_of(&c))
+            .collect();
+        let whose = if kin.is_none() {
+            Whose::Child
+        } else {
+            Whose::Family
+        };
+        parts.push(Part {
+            id,
+            kin,
+            nhs: target.nhs,
+            screened: screen(
+                &policy,
+                &requester,
+                &relationship,
+                whose,
+                &dissents,
+                answers,
+            ),
+        });
+    }
+    Ok(Gathered {
+        requester,
+        relationship,
+        parts,
+        left_out,
+    })
+}
+
+impl Gathered {
+    /// The audit record of one person's part: what was disclosed (`disclosed`, or `override`
+    /// for what an override revealed), what was withheld and under which rule (named in the
+    /// ledger only), the relationship's rule, and the override's justification.
+    pub(crate) fn audit_record(
+        &self,
+        caller: &Caller,
+        request: &actix_web::HttpRequest,
+        query: &str,
+        part: &Part,
+        mut disclosed: Vec<kinfold_ledger::AuditEntity>,
+    ) -> kinfold_ledger::AuditRecord {
+        for entity in &mut disclosed {
+            if part
+                .screened
+                .overridden
+                .iter()
+                .any(|(url, _, _)| *url == entity.reference)
+            {
+                entity.disclosure = "override".into();
+            }
+        }
+        disclosed.extend(
+            part.screened
+                .withheld_records
+                .iter()
+                .map(|(url, kind, agency, rule)| kinfold_ledger::AuditEntity {
+                    reference: url.clone(),
+                    resource_type: kind.clone(),
+                    agency: Some(agency.as_str().to_owned()),
+                    disclosure: format!("withheld ({rule})"),
+                }),
+        );
+        let mut entry = Entry::by_caller(caller, request, Interaction::Operation, query)
+            .about(part.id.clone())
+            .entities(disclosed)
+            .rule(self.relationship.rule);
+        if !part.screened.overridden.is_empty()
+            && let Purpose::Override { justification } = &self.requester.purpose
+        {
+            entry = entry.justification(justification.clone());
+        }
+        entry.done()
+    }
+
+    /// Every withheld tally, across the people, by agency and rule (a family answer does not
+    /// say whose).
+    pub(crate) fn withheld(&self) -> Vec<Withheld> {
+        let mut all: Vec<Withheld> = Vec::new();
+        for tally in self.parts.iter().flat_map(|p| &p.screened.withheld) {
+            match all
+                .iter_mut()
+                .find(|w| w.agency == tally.agency && w.rule == tally.rule)
+            {
+                Some(found) => found.count += tally.count,
+                None => all.push(tally.clone()),
+            }
+        }
+        all
+    }
+}
