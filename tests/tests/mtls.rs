@@ -331,3 +331,151 @@ async fn plain_mllp_is_taken_only_on_loopback() {
     );
     assert!(open.is_err(), "an adapter started without TLS");
 }
+
+/// The gateway serves HTTPS when configured, refuses to serve plain HTTP anywhere but on
+/// loopback, and takes the adapters' events only over mutual TLS with their client
+/// certificate; the adapters send events in the clear to nothing but a loopback address.
+#[tokio::test]
+async fn the_gateway_serves_tls_and_takes_events_only_over_mutual_tls() {
+    let mut k = Kinfold::adapters_over_tls(Backend::Sqlite).await;
+    assert!(k.gateway_url.starts_with("https://"), "{}", k.gateway_url);
+    k.start_gateway_over_tls().await;
+
+    // The adapters' events reach the gateway over mutual TLS: a person is found by name
+    // through the index, which only the events fill.
+    const ROWS: &str = include_str!("../../docs/feeds/samples/health-visiting.ndjson");
+    assert!(
+        k.import(kinfold_fhir::Agency::HealthVisiting, ROWS).await["stored"].as_u64() > Some(0)
+    );
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let (status, found) = k
+            .get("/Patient?identifier=https://fhir.nhs.uk/Id/nhs-number|9990000026")
+            .await;
+        if status == 200 && found["entry"][0]["resource"]["id"].is_string() {
+            let (_, person) = k
+                .get(&format!(
+                    "/Person/{}",
+                    found["entry"][0]["resource"]["id"]
+                        .as_str()
+                        .unwrap_or_default()
+                ))
+                .await;
+            if person["link"].as_array().is_some_and(|l| !l.is_empty()) {
+                break;
+            }
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the events arrive: {found}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // Plain HTTP to the gateway's port is not served.
+    let plain = k.gateway_url.replacen("https://", "http://", 1);
+    let served = reqwest::Client::new()
+        .get(format!("{plain}/metadata"))
+        .timeout(Duration::from_secs(5))
+        .send()
+        .await
+        .is_ok_and(|r| r.status().is_success());
+    assert!(!served, "plain HTTP was served");
+
+    // A valid event token is not enough: the connection must carry an adapter's certificate.
+    let key = common::agencies::event_key(kinfold_fhir::Agency::Gp);
+    let now = jsonwebtoken::get_current_timestamp();
+    let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256);
+    header.kid = Some(key.kid.clone());
+    let event_token = jsonwebtoken::encode(
+        &header,
+        &serde_json::json!({"iss": k.auth.issuer, "aud": k.auth.audience, "sub": "gp-adapter",
+            "iat": now, "exp": now + 60, "role": "kinfold-adapter"}),
+        &jsonwebtoken::EncodingKey::from_secret(key.secret.expose().as_bytes()),
+    )
+    .expect("signed");
+    let delivery = r#"{"agency": "gp", "events": []}"#;
+    let (pki, _) = common::test_pki();
+    let ca = std::fs::read(&pki.ca).expect("ca");
+    let no_certificate = reqwest::Client::builder()
+        .tls_certs_only(reqwest::Certificate::from_pem_bundle(&ca).expect("ca pem"))
+        .build()
+        .expect("client");
+    for (client, want) in [(&no_certificate, 401), (&k.http, 403)] {
+        let response = client
+            .post(format!("{}/events", k.gateway_url))
+            .bearer_auth(&event_token)
+            .header("content-type", "application/json")
+            .body(delivery)
+            .send()
+            .await
+            .expect("answered");
+        assert_eq!(response.status().as_u16(), want);
+    }
+    let adapter = common::client_with(common::agencies::adapter_client());
+    let response = adapter
+        .post(format!("{}/events", k.gateway_url))
+        .bearer_auth(&event_token)
+        .header("content-type", "application/json")
+        .body(delivery)
+        .send()
+        .await
+        .expect("answered");
+    assert!(response.status().is_success(), "{}", response.status());
+    k.finish().await;
+
+    // Without TLS, the gateway starts only on loopback.
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = Store::open(&format!("sqlite://{}", dir.path().join("g.db").display()))
+        .await
+        .expect("store");
+    let ledger_config = kinfold_gateway::LedgerConfig {
+        signing_key: Some(kinfold_gateway::Secret::new(kinfold_ledger::b64(
+            &[3u8; 32],
+        ))),
+        ..kinfold_gateway::LedgerConfig::default()
+    };
+    let ledger = kinfold_gateway::Ledger::open(store.clone(), &ledger_config)
+        .await
+        .expect("ledger");
+    let config = kinfold_gateway::GatewayConfig {
+        bind: "0.0.0.0:0".into(),
+        auth: kinfold_gateway::AuthConfig {
+            keys: vec![kinfold_gateway::KeyConfig {
+                kid: "k".into(),
+                secret: kinfold_gateway::Secret::new("0123456789abcdef0123456789abcdef".into()),
+            }],
+            ..kinfold_gateway::AuthConfig::default()
+        },
+        ledger: ledger_config,
+        ..kinfold_gateway::GatewayConfig::default()
+    };
+    assert!(matches!(
+        kinfold_gateway::build(&config, store.clone(), ledger),
+        Err(kinfold_gateway::StartError::PlainOnNetwork(_))
+    ));
+    store.close().await;
+
+    // And an adapter sends its events in the clear only to a loopback gateway.
+    let outbox = kinfold_adapter::outbox::OutboxConfig {
+        gateway_url: "http://gateway.example.nhs.uk:8080".into(),
+        tls: None,
+        kid: "k".into(),
+        secret: kinfold_gateway::Secret::new("0123456789abcdef0123456789abcdef".into()),
+        issuer: "kinfold".into(),
+        audience: "kinfold-gateway".into(),
+        batch: 10,
+        max_backoff_ms: 100,
+    };
+    assert!(outbox.check().is_err());
+    let https_without_certificate = kinfold_adapter::outbox::OutboxConfig {
+        gateway_url: "https://gateway.example.nhs.uk".into(),
+        ..outbox.clone()
+    };
+    assert!(https_without_certificate.check().is_err());
+    let loopback = kinfold_adapter::outbox::OutboxConfig {
+        gateway_url: "http://127.0.0.1:8080".into(),
+        ..outbox
+    };
+    assert!(loopback.check().is_ok());
+}

@@ -225,6 +225,9 @@ pub fn build(
              gateway_names, feed_names)",
         )
     })?;
+    if let Some(outbox) = &config.outbox {
+        outbox.check().map_err(std::io::Error::other)?;
+    }
     let tls_failed = |e: kinfold_http::tls::TlsError| std::io::Error::other(e.to_string());
     let server_tls = kinfold_http::tls::server_config(
         &tls.server(),

@@ -24,8 +24,13 @@ use tokio::sync::Notify;
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct OutboxConfig {
-    /// The gateway's base URL, e.g. `http://127.0.0.1:8080`.
+    /// The gateway's base URL: `https://…` (over mutual TLS, with `tls`), or `http://` on a
+    /// loopback address only (the demo's).
     pub gateway_url: String,
+    /// The adapter's side of the mutual TLS with the gateway: the gateway's authority, and the
+    /// adapter's client certificate and key. Required for an `https://` gateway.
+    #[serde(default)]
+    pub tls: Option<kinfold_http::tls::ClientTls>,
     /// The id of this adapter's event key, as the gateway knows it.
     pub kid: String,
     /// The event key: at least 32 bytes.
@@ -78,12 +83,51 @@ const FIRST_BACKOFF_MS: u64 = 250;
 /// How long the task sleeps with nothing due, at most (a safety net: commits wake it).
 const IDLE_WAKE: Duration = Duration::from_secs(5);
 
+impl OutboxConfig {
+    /// Refuses a gateway address events would travel to in the clear: plain HTTP is taken only
+    /// to a loopback address, and HTTPS only with the adapter's client certificate.
+    pub fn check(&self) -> Result<(), String> {
+        let url = url::Url::parse(&self.gateway_url)
+            .map_err(|e| format!("outbox.gateway_url {:?}: {e}", self.gateway_url))?;
+        match (url.scheme(), &self.tls) {
+            ("https", Some(_)) => Ok(()),
+            ("https", None) => Err(
+                "an https gateway is reached over mutual TLS: set outbox.tls (ca, cert, key)"
+                    .into(),
+            ),
+            ("http", _) if is_loopback(&url) => Ok(()),
+            ("http", _) => Err(format!(
+                "events carry person data: the outbox sends them over plain HTTP only to a loopback address, not to {}; use https with outbox.tls",
+                url.host_str().unwrap_or_default()
+            )),
+            (other, _) => Err(format!("outbox.gateway_url: unsupported scheme {other}")),
+        }
+    }
+
+    /// The HTTP client that delivers: presenting the adapter's certificate over TLS.
+    fn client(&self) -> Result<reqwest::Client, String> {
+        let builder = reqwest::Client::builder().timeout(Duration::from_secs(10));
+        let builder = match &self.tls {
+            Some(tls) => kinfold_http::tls::client(tls, builder).map_err(|e| e.to_string())?,
+            None => builder,
+        };
+        builder.build().map_err(|e| e.to_string())
+    }
+}
+
+/// Whether a URL's host is this machine.
+fn is_loopback(url: &url::Url) -> bool {
+    match url.host() {
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        Some(url::Host::Domain(name)) => name.eq_ignore_ascii_case("localhost"),
+        None => false,
+    }
+}
+
 /// Runs the delivery loop until the task is aborted.
 pub(crate) async fn deliver(agency: Agency, store: Store, config: OutboxConfig, wake: Arc<Notify>) {
-    let http = match reqwest::Client::builder()
-        .timeout(Duration::from_secs(10))
-        .build()
-    {
+    let http = match config.client() {
         Ok(http) => http,
         Err(err) => {
             tracing::error!(%err, "the outbox cannot build its HTTP client; events wait");

@@ -135,6 +135,11 @@ pub enum StartError {
     /// The adapters' TLS is missing or unusable.
     #[error("adapter TLS: {0}")]
     Tls(#[from] kinfold_http::tls::TlsError),
+    /// No TLS, on an address other machines reach.
+    #[error(
+        "the gateway serves plain HTTP only on a loopback address, not on {0}: configure tls (cert, key, client_ca, adapter_names)"
+    )]
+    PlainOnNetwork(std::net::SocketAddr),
     /// Adapters are configured, but not the gateway's TLS to reach them.
     #[error("the adapters are reached only over mutual TLS: set adapter_tls (ca, cert, key)")]
     NoAdapterTls,

@@ -39,6 +39,12 @@ const MAX_ID: usize = 128;
 /// The role an adapter's event token carries.
 const ADAPTER_ROLE: &str = "kinfold-adapter";
 
+/// Which client certificates may deliver events: with the gateway's TLS on, a connection must
+/// present one naming an adapter (`tls.adapter_names`); without it (the demo, on loopback),
+/// the event key alone.
+#[derive(Debug)]
+pub(crate) struct EventDoors(pub(crate) Option<Vec<String>>);
+
 /// Checks the adapters' event tokens, one key per agency.
 #[derive(Debug)]
 pub(crate) struct EventSenders {
@@ -125,6 +131,29 @@ pub(crate) async fn receive(
     body: web::Bytes,
 ) -> Result<HttpResponse, GatewayError> {
     kinfold_http::no_parameters(&request).map_err(GatewayError::Refused)?;
+    if let Some(names) = request
+        .app_data::<web::Data<EventDoors>>()
+        .and_then(|doors| doors.0.as_ref())
+    {
+        match kinfold_http::tls::peer_certificate(&request) {
+            Some(cert) if cert.names_any(names) => {}
+            Some(_) => {
+                return Err(GatewayError::Refused(ApiError::refused(
+                    StatusCode::FORBIDDEN,
+                    IssueType::Forbidden,
+                    "client-not-allowed",
+                    "Events are taken only from an adapter's client certificate.",
+                )));
+            }
+            None => {
+                return Err(GatewayError::Refused(ApiError::unauthorised(
+                    IssueType::Login,
+                    "client-certificate-missing",
+                    "Events are delivered over mutual TLS: present the adapter's client certificate.",
+                )));
+            }
+        }
+    }
     let sender = match (
         bearer(&request),
         request.app_data::<web::Data<EventSenders>>(),

@@ -67,8 +67,11 @@ use crate::state::GatewayState;
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct GatewayConfig {
-    /// Address to listen on; port 0 picks a free one.
+    /// Address to listen on; port 0 picks a free one. Without `tls`, only a loopback address.
     pub bind: String,
+    /// HTTPS for clients and adapters alike (rustls). Required on any address but loopback:
+    /// the gateway does not start serving patient data in the clear.
+    pub tls: Option<GatewayTls>,
     /// `sqlite://PATH` or `postgres://…`. Default: `sqlite://kinfold-data/gateway.db`.
     pub database_url: Option<String>,
     /// The base URL clients reach the gateway at, for links. Default: from each request.
@@ -104,6 +107,7 @@ impl Default for GatewayConfig {
     fn default() -> Self {
         Self {
             bind: "127.0.0.1:8080".into(),
+            tls: None,
             database_url: None,
             public_base_url: None,
             workers: 2,
@@ -119,6 +123,24 @@ impl Default for GatewayConfig {
             smart: smart::SmartConfig::default(),
         }
     }
+}
+
+/// The gateway's TLS: its certificate, and the authority and names of the adapters' client
+/// certificates (their outbox delivers events over mutual TLS).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GatewayTls {
+    /// The gateway's certificate chain (PEM), naming the host clients reach it at.
+    pub cert: std::path::PathBuf,
+    /// Its private key (PEM, PKCS#8).
+    pub key: std::path::PathBuf,
+    /// The authority that signs the adapters' client certificates (PEM). A client certificate
+    /// is optional at the handshake (SMART clients and people sign in with tokens), but one it
+    /// did not sign fails the handshake.
+    pub client_ca: std::path::PathBuf,
+    /// DNS names (subjectAltName, matched exactly) of the adapters' client certificates: with
+    /// TLS on, `POST /events` is taken only over a connection presenting one of them.
+    pub adapter_names: Vec<String>,
 }
 
 /// A running server: its port and the server to poll.
@@ -177,7 +199,23 @@ pub fn build_on(
         identities: identity::Identities::default(),
         disclosure: config.disclosure.clone(),
     });
-    let port = listener.local_addr()?.port();
+    let local = listener.local_addr()?;
+    let port = local.port();
+    let server_tls = match &config.tls {
+        Some(tls) => Some(kinfold_http::tls::server_config(
+            &kinfold_http::tls::ServerTls {
+                cert: tls.cert.clone(),
+                key: tls.key.clone(),
+                client_ca: tls.client_ca.clone(),
+            },
+            kinfold_http::tls::ClientCertificates::Optional,
+        )?),
+        None if local.ip().is_loopback() => None,
+        None => return Err(StartError::PlainOnNetwork(local)),
+    };
+    let event_doors = web::Data::new(events::EventDoors(
+        config.tls.as_ref().map(|tls| tls.adapter_names.clone()),
+    ));
     let openapi = ApiDoc::openapi();
     let server = HttpServer::new(move || {
         App::new()
@@ -186,6 +224,7 @@ pub fn build_on(
             .app_data(auth_config.clone())
             .app_data(smart_clients.clone())
             .app_data(event_senders.clone())
+            .app_data(event_doors.clone())
             .app_data(refusals.clone())
             .app_data(proxies.clone())
             .app_data(kinfold_http::query_config())
@@ -202,7 +241,11 @@ pub fn build_on(
     // Each TLS handshake flight and answer goes out at once: with Nagle's algorithm, a new
     // connection's first request waited 40 ms for a delayed ACK (BENCHMARKS.md, mutual TLS).
     .tcp_nodelay(true)
-    .listen(listener)?
+    .on_connect(kinfold_http::tls::on_connect);
+    let server = match server_tls {
+        Some(tls) => server.listen_rustls_0_23(listener, tls)?,
+        None => server.listen(listener)?,
+    }
     .run();
     Ok(kinfold_http::Running::new(port, server))
 }

@@ -425,6 +425,7 @@ pub async fn start(options: DemoOptions) -> Result<RunningDemo, DemoError> {
             refusals: options.refusals.clone(),
             outbox: Some(kinfold_adapter::outbox::OutboxConfig {
                 gateway_url: gateway_url.clone(),
+                tls: None,
                 kid: format!("events-{agency}"),
                 secret: event_key.clone(),
                 issuer: AuthConfig::default().issuer,

@@ -29,9 +29,9 @@ fn kinfold_token(config: &Path) -> Output {
             "--subject",
             "dr-token-test",
             "--org",
-            "A81001",
+            "Q99",
             "--role",
-            "gp",
+            "privacy-officer",
         ])
         .env("USER", "test-operator")
         .output()
@@ -91,7 +91,7 @@ async fn an_issued_token_works_and_its_issue_reaches_the_running_ledger() {
     let event = found.expect("the token's issue is in the ledger within 10 s");
     let text = event.to_string();
     assert!(text.contains("dr-token-test"), "{text}");
-    assert!(text.contains("A81001"), "{text}");
+    assert!(text.contains("Q99"), "{text}");
     assert!(!text.contains(token), "the token itself is never recorded");
 
     // The ledger still verifies with the entry the gateway took from the inbox.
@@ -163,4 +163,45 @@ fn no_token_is_issued_when_nobody_can_be_named_as_its_issuer() {
         "a token longer than the maximum lifetime is refused"
     );
     assert!(output.stdout.is_empty());
+}
+
+/// `kinfold token` issues nothing the gateway would refuse: a token naming nobody, a role
+/// Kinfold does not know (`superuser`), a purpose it does not know (`break-glass`), or an
+/// override whose justification is dots.
+#[test]
+fn no_token_is_issued_for_nobody_or_an_unknown_role_or_purpose() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let database_url = format!("sqlite://{}", dir.path().join("gateway.db").display());
+    let config = write_config(
+        dir.path(),
+        &database_url,
+        "0123456789abcdef0123456789abcdef",
+    );
+    let dots = ".".repeat(25);
+    for args in [
+        vec!["--subject", "", "--role", "gp"],
+        vec!["--subject", "  ", "--role", "gp"],
+        vec!["--subject", "x", "--role", "superuser"],
+        vec!["--subject", "x", "--role", "gp", "--purpose", "break-glass"],
+        vec![
+            "--subject",
+            "x",
+            "--role",
+            "gp",
+            "--purpose",
+            "override",
+            "--justification",
+            &dots,
+        ],
+    ] {
+        let output = Command::new(env!("CARGO_BIN_EXE_kinfold"))
+            .args(["token", "--config"])
+            .arg(&config)
+            .args(&args)
+            .env("USER", "test-operator")
+            .output()
+            .expect("kinfold runs");
+        assert!(!output.status.success(), "{args:?} was issued");
+        assert!(output.stdout.is_empty(), "no token printed for {args:?}");
+    }
 }

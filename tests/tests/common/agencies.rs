@@ -36,6 +36,22 @@ pub struct Kinfold {
     pub token: String,
     pub auth: AuthConfig,
     pub http: reqwest::Client,
+    /// The adapters' client certificate for delivering events, when the gateway serves TLS.
+    pub outbox_tls: Option<kinfold_http::tls::ClientTls>,
+}
+
+/// The name on the adapters' client certificate for delivering events over mutual TLS.
+pub const ADAPTER_CLIENT_NAME: &str = "adapter.kinfold.internal";
+
+/// The adapters' client certificate, from the test authority (made once per test binary).
+pub fn adapter_client() -> &'static kinfold_http::tls::ClientTls {
+    static CLIENT: std::sync::OnceLock<kinfold_http::tls::ClientTls> = std::sync::OnceLock::new();
+    CLIENT.get_or_init(|| {
+        super::test_pki()
+            .0
+            .client(&[ADAPTER_CLIENT_NAME], "adapter-client")
+            .expect("the adapters' client certificate")
+    })
 }
 
 pub fn event_key(agency: Agency) -> EventKey {
@@ -50,9 +66,24 @@ impl Kinfold {
     /// Adapters for every agency, and a gateway address (the gateway itself starts with
     /// [`Kinfold::start_gateway`]).
     pub async fn adapters(backend: Backend) -> Self {
+        Self::adapters_with(backend, false).await
+    }
+
+    /// Every adapter, delivering its events to a gateway that serves HTTPS, over mutual TLS
+    /// with the adapters' client certificate ([`ADAPTER_CLIENT_NAME`]); start the gateway with
+    /// [`Kinfold::start_gateway_over_tls`].
+    pub async fn adapters_over_tls(backend: Backend) -> Self {
+        Self::adapters_with(backend, true).await
+    }
+
+    async fn adapters_with(backend: Backend, tls: bool) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a port");
-        let gateway_url = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
+        let scheme = if tls { "https" } else { "http" };
+        let gateway_url = format!(
+            "{scheme}://127.0.0.1:{}",
+            listener.local_addr().unwrap().port()
+        );
         let auth = AuthConfig {
             keys: vec![KeyConfig {
                 kid: "test".into(),
@@ -86,7 +117,11 @@ impl Kinfold {
             token,
             auth,
             http: super::client_with(&super::test_pki().1),
+            outbox_tls: None,
         };
+        if tls {
+            kinfold.outbox_tls = Some(adapter_client().clone());
+        }
         for agency in Agency::ALL {
             let url = kinfold.database_url(agency.as_str()).await;
             kinfold.start_adapter(agency, &url).await;
@@ -131,6 +166,7 @@ impl Kinfold {
             tls: Some(super::adapter_tls()),
             outbox: Some(OutboxConfig {
                 gateway_url: self.gateway_url.clone(),
+                tls: self.outbox_tls.clone(),
                 kid: key.kid,
                 secret: key.secret,
                 issuer: self.auth.issuer.clone(),
@@ -153,6 +189,20 @@ impl Kinfold {
 
     pub async fn start_gateway(&mut self) {
         self.start_gateway_with(|_| {}).await;
+    }
+
+    /// The gateway over HTTPS (the test authority's server certificate), taking events only
+    /// from a connection with the adapters' client certificate.
+    pub async fn start_gateway_over_tls(&mut self) {
+        let (pki, _) = super::test_pki();
+        let tls = kinfold_gateway::GatewayTls {
+            cert: pki.adapter_cert.clone(),
+            key: pki.adapter_key.clone(),
+            client_ca: pki.ca.clone(),
+            adapter_names: vec![ADAPTER_CLIENT_NAME.to_owned()],
+        };
+        self.start_gateway_with(|config| config.tls = Some(tls))
+            .await;
     }
 
     /// As [`Kinfold::start_gateway`], with the configuration changed first.
