@@ -531,7 +531,7 @@ impl Ledger {
             .await
             .map_err(|_| LedgerError::Stopped)?;
         let turn = turn.await.map_err(|_| LedgerError::Stopped)?;
-        let (rows, leaves) = rows_of(entries, turn.start, Utc::now().timestamp_millis());
+        let (rows, leaves) = rows_of(&entries, turn.start, Utc::now().timestamp_millis());
         let count = rows.len() as u64;
         let written = write(rows).await;
         let _ = turn.done.send(written.is_ok().then_some(leaves));
@@ -680,23 +680,43 @@ async fn writer(
                 Err(_) => break,
             }
         }
-        let start = state.read().map_or(0, |s| s.log.len());
         let mut entries = Vec::with_capacity(count);
-        let mut ends = Vec::with_capacity(group.len());
+        let mut counts = Vec::with_capacity(group.len());
         let mut from_inbox = Vec::new();
         for append in &mut group {
             from_inbox.append(&mut append.from_inbox);
+            counts.push(append.entries.len() as u64);
             entries.append(&mut append.entries);
-            ends.push(start + entries.len() as u64);
         }
-        let (rows, leaves) = rows_of(entries, start, Utc::now().timestamp_millis());
-        let result = store.ledger_append(&rows, &from_inbox).await;
-        match &result {
-            Ok(()) => push_leaves(&state, leaves),
-            Err(err) => {
-                tracing::error!(error = ?err, records = rows.len(), "the ledger could not record; the disclosures are refused")
+        // Numbered from the tree's size; if another gateway on the same database took those
+        // positions first, its entries are read into the tree and these numbered again.
+        let recorded = Utc::now().timestamp_millis();
+        let mut attempts = 0;
+        let (result, start) = loop {
+            let start = state.read().map_or(0, |s| s.log.len());
+            let (rows, leaves) = rows_of(&entries, start, recorded);
+            match store.ledger_append(&rows, &from_inbox).await {
+                Ok(()) => {
+                    push_leaves(&state, leaves);
+                    break (Ok(()), start);
+                }
+                Err(StoreError::Conflict(_)) if attempts < MAX_RENUMBERING => {
+                    attempts += 1;
+                    catch_up(&store, &state, start).await;
+                }
+                Err(err) => {
+                    tracing::error!(error = ?err, records = rows.len(), "the ledger could not record; the disclosures are refused");
+                    break (Err(err), start);
+                }
             }
-        }
+        };
+        let ends: Vec<u64> = counts
+            .iter()
+            .scan(start, |end, n| {
+                *end += n;
+                Some(*end)
+            })
+            .collect();
         for (append, end) in group.into_iter().zip(ends) {
             if let Some(reply) = append.reply {
                 let _ = reply.send(
@@ -710,8 +730,11 @@ async fn writer(
     }
 }
 
+/// How many times one group is numbered again after other writers took its positions.
+const MAX_RENUMBERING: usize = 5;
+
 /// The stored rows of entries from position `start`, and their leaf hashes.
-fn rows_of(entries: Vec<Prepared>, start: u64, recorded: i64) -> (Vec<LedgerRow>, Vec<Hash>) {
+fn rows_of(entries: &[Prepared], start: u64, recorded: i64) -> (Vec<LedgerRow>, Vec<Hash>) {
     let mut rows = Vec::with_capacity(entries.len());
     let mut leaves = Vec::with_capacity(entries.len());
     for entry in entries {
@@ -725,10 +748,10 @@ fn rows_of(entries: Vec<Prepared>, start: u64, recorded: i64) -> (Vec<LedgerRow>
         rows.push(LedgerRow {
             seq: i64::try_from(seq).unwrap_or(i64::MAX),
             recorded,
-            patient: entry.patient,
-            agent: entry.agent,
+            patient: entry.patient.clone(),
+            agent: entry.agent.clone(),
             leaf_hash: hex(&leaf),
-            record: entry.canonical,
+            record: entry.canonical.clone(),
         });
         leaves.push(leaf);
     }
@@ -748,6 +771,11 @@ fn push_leaves(state: &RwLock<State>, leaves: Vec<Hash>) {
 /// Gives a caller its turn (see [`Ledger::record_within`]) and waits for it to end. If the
 /// caller does not say that it committed, the entries it may have committed are read back.
 async fn give_turn(granted: oneshot::Sender<Turn>, store: &Store, state: &RwLock<State>) {
+    // Another gateway on the same database may have appended since: its entries first, so
+    // that the caller's take the next free positions (an indexed read that finds nothing when
+    // this is the only writer).
+    let known = state.read().map_or(0, |s| s.log.len());
+    catch_up(store, state, known).await;
     let start = state.read().map_or(0, |s| s.log.len());
     let (done, ended) = oneshot::channel();
     if granted.send(Turn { start, done }).is_err() {

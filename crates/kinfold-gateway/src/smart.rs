@@ -17,11 +17,8 @@
 //!   for an override); `iss` the client id, `aud` the gateway's audience, `exp` at most five
 //!   minutes ahead. Without it, no patient data.
 //!
-//! Assertion ids are remembered until their assertion expires, up to a bound; an assertion
-//! issued before the gateway started is refused, so a restart cannot make a seen `jti` new.
-
-use std::collections::HashMap;
-use std::sync::Mutex;
+//! Assertion ids are remembered in the gateway's database until their assertion expires, up to
+//! a bound, so a replay is refused by every gateway on that database and after a restart.
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -85,14 +82,10 @@ pub struct SmartClient {
     pub organisations: Vec<String>,
 }
 
-/// The registered clients and the assertion ids seen.
+/// The registered clients (the assertion ids seen are in the database).
 #[derive(Debug)]
 pub(crate) struct Clients {
     config: SmartConfig,
-    /// (client id, jti) → when the assertion expires.
-    seen: Mutex<HashMap<(String, String), u64>>,
-    /// When this gateway started (seconds since the epoch).
-    started: u64,
     leeway: u64,
 }
 
@@ -103,7 +96,6 @@ struct Assertion {
     sub: String,
     jti: String,
     exp: u64,
-    iat: Option<u64>,
 }
 
 /// Claims of a requester JWT.
@@ -189,12 +181,7 @@ enum Audience<'a> {
 
 impl Clients {
     pub(crate) fn new(config: SmartConfig, leeway: u64) -> Self {
-        Self {
-            config,
-            seen: Mutex::new(HashMap::new()),
-            started: jsonwebtoken::get_current_timestamp(),
-            leeway,
-        }
+        Self { config, leeway }
     }
 
     fn client(&self, id: &str) -> Option<&SmartClient> {
@@ -299,38 +286,45 @@ impl Clients {
         Ok((claims, client))
     }
 
-    /// Remembers an assertion id; false if it was seen before (or could have been: issued
-    /// before this gateway started).
-    fn first_use(&self, client: &str, assertion: &Assertion) -> Result<(), OAuthError> {
+    /// Remembers an assertion id in the database until the assertion expires; refused if any
+    /// gateway on that database has seen it.
+    async fn first_use(
+        &self,
+        store: &kinfold_store::Store,
+        client: &str,
+        assertion: &Assertion,
+    ) -> Result<(), OAuthError> {
         let now = jsonwebtoken::get_current_timestamp();
-        let issued = assertion
-            .iat
-            .unwrap_or(assertion.exp.saturating_sub(MAX_ASSERTION_SECONDS));
-        if issued + self.leeway < self.started {
-            return Err(OAuthError::client(
-                "the assertion was made before this gateway started; make a new one",
-            ));
-        }
-        let Ok(mut seen) = self.seen.lock() else {
-            return Err(OAuthError::request("server_error", "try again"));
-        };
-        let leeway = self.leeway;
-        seen.retain(|_, exp| *exp + leeway >= now);
-        let key = (client.to_owned(), assertion.jti.clone());
-        if seen.contains_key(&key) {
-            return Err(OAuthError::client(
+        let as_i64 = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+        let used = store
+            .assertion_first_use(
+                client,
+                &assertion.jti,
+                as_i64(assertion.exp.saturating_add(self.leeway)),
+                as_i64(now),
+                as_i64(self.config.max_remembered as u64),
+            )
+            .await
+            .map_err(|err| {
+                tracing::error!(error = ?err, "client assertion ids cannot be checked");
+                OAuthError {
+                    status: StatusCode::SERVICE_UNAVAILABLE,
+                    error: "temporarily_unavailable",
+                    description: "the gateway cannot check the assertion now; try again shortly"
+                        .into(),
+                }
+            })?;
+        match used {
+            kinfold_store::AssertionUse::First => Ok(()),
+            kinfold_store::AssertionUse::Replayed => Err(OAuthError::client(
                 "the assertion's jti has been used before",
-            ));
-        }
-        if seen.len() >= self.config.max_remembered {
-            return Err(OAuthError {
+            )),
+            kinfold_store::AssertionUse::Full => Err(OAuthError {
                 status: StatusCode::SERVICE_UNAVAILABLE,
                 error: "temporarily_unavailable",
                 description: "too many assertions at once; try again shortly".into(),
-            });
+            }),
         }
-        seen.insert(key, assertion.exp);
-        Ok(())
     }
 
     /// Checks a system client's requester JWT and returns who is asking and why.
@@ -516,7 +510,9 @@ async fn issue(
             "none of the requested scopes is registered for this client",
         ));
     }
-    clients.first_use(&client.client_id, &assertion)?;
+    clients
+        .first_use(&state.store, &client.client_id, &assertion)
+        .await?;
     let scope = granted.join(" ");
     let lifetime = clients
         .config

@@ -235,7 +235,11 @@ impl Store {
         match &self.backend {
             Backend::Postgres(pool) => {
                 let mut tx = pool.begin().await?;
-                tx.insert_ledger_rows(rows).await?;
+                // A position already taken (another gateway on this database appended first)
+                // is a conflict: the ledger reads what it missed and numbers its entries again.
+                tx.insert_ledger_rows(rows)
+                    .await
+                    .map_err(crate::conflict_or_failure)?;
                 if !from_inbox.is_empty() {
                     sqlx::query("DELETE FROM ledger_inbox WHERE id = ANY($1)")
                         .bind(from_inbox)
@@ -247,7 +251,9 @@ impl Store {
             }
             Backend::Sqlite(_, pool) => {
                 let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
-                tx.insert_ledger_rows(rows).await?;
+                tx.insert_ledger_rows(rows)
+                    .await
+                    .map_err(crate::conflict_or_failure)?;
                 for id in from_inbox {
                     sqlx::query("DELETE FROM ledger_inbox WHERE id = ?1")
                         .bind(id)

@@ -114,7 +114,7 @@ pub mod testing;
 pub use events::{PendingEvent, ReceivedEvent};
 pub use identity::IdentityRow;
 pub use ledger::{LedgerQuery, LedgerRow, TreeHeadRow};
-pub use reviews::{MAX_CONSENTS, MAX_REVIEWS};
+pub use reviews::{AssertionUse, MAX_CONSENTS, MAX_REVIEWS};
 
 /// A stored resource as the store hands it out: the JSON text exactly as stored, plus the
 /// columns a server needs without parsing it.
@@ -684,7 +684,7 @@ pub(crate) fn same_content(resource: &Resource, stored: &str) -> bool {
 
 /// A unique-index violation during a write is a conflict the sender can act on; anything else
 /// is a database failure.
-fn conflict_or_failure(err: sqlx::Error) -> StoreError {
+pub(crate) fn conflict_or_failure(err: sqlx::Error) -> StoreError {
     match &err {
         sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict(
             "a record in this write conflicts with one already stored (another Patient here has this NHS number, or the same record was written at the same moment)".into(),

@@ -10,7 +10,53 @@ use crate::{Backend, Result, Store};
 /// The most reviews one queue read returns.
 pub const MAX_REVIEWS: i64 = 500;
 
+/// What the store says of a client assertion's id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AssertionUse {
+    /// Never seen: now remembered until it expires.
+    First,
+    /// Seen before: a replay.
+    Replayed,
+    /// The table already holds as many unexpired ids as it may.
+    Full,
+}
+
 impl Store {
+    /// Remembers a SMART client assertion's id until it expires (seconds since the epoch),
+    /// unless it is already remembered (a replay) or `max` unexpired ids are (every gateway on
+    /// this database shares the table). Expired ids are deleted first.
+    pub async fn assertion_first_use(
+        &self,
+        client_id: &str,
+        jti: &str,
+        expires: i64,
+        now: i64,
+        max: i64,
+    ) -> Result<AssertionUse> {
+        let mut prune = self.sql();
+        prune.push("DELETE FROM client_assertions WHERE expires < ");
+        prune.bind(Arg::Int(now));
+        let mut count = self.sql();
+        count.push("SELECT COUNT(*) AS n FROM client_assertions");
+        let mut insert = self.sql();
+        insert.push("INSERT INTO client_assertions (client_id, jti, expires) VALUES (");
+        insert.bind(Arg::text(client_id));
+        insert.push(", ");
+        insert.bind(Arg::text(jti));
+        insert.push(", ");
+        insert.bind(Arg::Int(expires));
+        insert.push(") ON CONFLICT (client_id, jti) DO NOTHING");
+        on_writer!(self, pool => {
+            bound!(prune).execute(pool).await?;
+            let held: i64 = bound!(count).fetch_one(pool).await?.try_get("n")?;
+            if held >= max {
+                return Ok(AssertionUse::Full);
+            }
+            let inserted = bound!(insert).execute(pool).await?.rows_affected();
+            Ok(if inserted == 1 { AssertionUse::First } else { AssertionUse::Replayed })
+        })
+    }
+
     /// Keeps a review task (inserted, or replaced by id).
     pub async fn review_put(&self, id: &str, owner: &str, status: &str, body: &str) -> Result<()> {
         let mut sql = self.sql();

@@ -15,6 +15,8 @@ struct TestStore {
     store: Store,
     _dir: Option<tempfile::TempDir>,
     postgres: Option<TestPostgres>,
+    /// The database's URL, for a second store on it (a second gateway).
+    url: String,
 }
 
 impl TestStore {
@@ -25,6 +27,7 @@ impl TestStore {
             .expect("sqlite opens");
         Self {
             store,
+            url: format!("sqlite://{}", dir.path().join("test.db").display()),
             _dir: Some(dir),
             postgres: None,
         }
@@ -40,6 +43,7 @@ impl TestStore {
         Self {
             store,
             _dir: None,
+            url: database.url.clone(),
             postgres: Some(database),
         }
     }
@@ -1038,6 +1042,95 @@ async fn received_events_are_kept_once_in_order(t: &TestStore) {
     assert_eq!(rest.len(), 1);
 }
 
+/// Two gateways on one database keep one memory: a client assertion's id used through one is
+/// a replay through the other, and neither can keep identity state the other has moved past.
+async fn two_stores_on_one_database_share_assertions_and_identity_state(t: &TestStore) {
+    use kinfold_store::AssertionUse;
+    let other = Store::open(&t.url)
+        .await
+        .expect("a second store on the database");
+    let now = 1_800_000_000;
+    assert_eq!(
+        t.store
+            .assertion_first_use("ehr", "jti-1", now + 300, now, 10)
+            .await
+            .expect("first"),
+        AssertionUse::First
+    );
+    assert_eq!(
+        other
+            .assertion_first_use("ehr", "jti-1", now + 300, now, 10)
+            .await
+            .expect("replay"),
+        AssertionUse::Replayed,
+        "a replay through the other gateway"
+    );
+    assert_eq!(
+        other
+            .assertion_first_use("other-ehr", "jti-1", now + 300, now, 10)
+            .await
+            .expect("another client"),
+        AssertionUse::First,
+        "ids are per client"
+    );
+    // Expired ids go; the table holds at most the bound.
+    assert_eq!(
+        t.store
+            .assertion_first_use("ehr", "jti-1", now + 1000, now + 400, 10)
+            .await
+            .expect("expired"),
+        AssertionUse::First,
+        "an expired id is forgotten"
+    );
+    for n in 0..9 {
+        t.store
+            .assertion_first_use("ehr", &format!("bulk-{n}"), now + 300, now, 10)
+            .await
+            .expect("bulk");
+    }
+    assert_eq!(
+        other
+            .assertion_first_use("ehr", "one-too-many", now + 300, now, 10)
+            .await
+            .expect("full"),
+        AssertionUse::Full
+    );
+
+    // Identity state: both read generation 0; the first save wins, the second is refused.
+    let row = |key: &str| kinfold_store::IdentityRow {
+        kind: "person".into(),
+        key: key.into(),
+        body: "{}".into(),
+    };
+    assert_eq!(t.store.identity_generation().await.expect("generation"), 0);
+    assert_eq!(
+        t.store
+            .identity_save_if(&[row("p1")], Some(1), &[], 0)
+            .await
+            .expect("first save"),
+        1
+    );
+    assert!(matches!(
+        other.identity_save_if(&[row("p2")], Some(2), &[], 0).await,
+        Err(kinfold_store::StoreError::Conflict(_))
+    ));
+    assert_eq!(other.identity_generation().await.expect("generation"), 1);
+    let (rows, cursor) = other.identity_load().await.expect("load");
+    assert_eq!(
+        (rows, cursor),
+        (vec![row("p1")], 1),
+        "the refused save wrote nothing"
+    );
+    assert_eq!(
+        other
+            .identity_save_if(&[row("p2")], Some(2), &[], 1)
+            .await
+            .expect("after reading again"),
+        2
+    );
+    other.close().await;
+}
+
 macro_rules! on_both_backends {
     ($($case:ident),* $(,)?) => {
         mod sqlite {
@@ -1091,4 +1184,5 @@ on_both_backends!(
     identity_state_keeps_the_last_of_each_piece_and_its_cursor,
     received_events_are_kept_once_in_order,
     one_record_changed_twice_in_one_commit_keeps_both_versions,
+    two_stores_on_one_database_share_assertions_and_identity_state,
 );

@@ -36,6 +36,10 @@ pub struct Kinfold {
     pub token: String,
     pub auth: AuthConfig,
     pub http: reqwest::Client,
+    /// The first gateway's database, for a second gateway on it.
+    pub gateway_database: Option<String>,
+    /// Gateways started beside the first, on its database.
+    pub others: Vec<ServerHandle>,
     /// The adapters' client certificate for delivering events, when the gateway serves TLS.
     pub outbox_tls: Option<kinfold_http::tls::ClientTls>,
 }
@@ -118,6 +122,8 @@ impl Kinfold {
             auth,
             http: super::client_with(&super::test_pki().1),
             outbox_tls: None,
+            gateway_database: None,
+            others: Vec::new(),
         };
         if tls {
             kinfold.outbox_tls = Some(adapter_client().clone());
@@ -208,6 +214,7 @@ impl Kinfold {
     /// As [`Kinfold::start_gateway`], with the configuration changed first.
     pub async fn start_gateway_with(&mut self, change: impl FnOnce(&mut GatewayConfig)) {
         let url = self.database_url("gateway").await;
+        self.gateway_database = Some(url.clone());
         let store = Store::open(&url).await.expect("gateway store");
         let ledger_config = kinfold_gateway::LedgerConfig {
             signing_key: Some(Secret::new(kinfold_ledger::b64(&[3u8; 32]))),
@@ -241,6 +248,45 @@ impl Kinfold {
             kinfold_gateway::build_on(listener, &config, store.clone(), ledger).expect("gateway");
         self.gateway = Some((app.handle(), store));
         tokio::spawn(app.run_until_stopped());
+    }
+
+    /// Another gateway on the first one's database, with the same keys and adapters (two
+    /// gateways behind one load balancer): its base URL.
+    pub async fn start_another_gateway(&mut self) -> String {
+        let url = self
+            .gateway_database
+            .clone()
+            .expect("the first gateway runs");
+        let store = Store::open(&url).await.expect("gateway store");
+        let ledger_config = kinfold_gateway::LedgerConfig {
+            signing_key: Some(Secret::new(kinfold_ledger::b64(&[3u8; 32]))),
+            ..kinfold_gateway::LedgerConfig::default()
+        };
+        let ledger = kinfold_gateway::Ledger::open(store.clone(), &ledger_config)
+            .await
+            .expect("ledger");
+        let config = GatewayConfig {
+            bind: "127.0.0.1:0".into(),
+            workers: 1,
+            adapters: self
+                .urls
+                .iter()
+                .map(|(agency, url)| AdapterEndpoint {
+                    agency: *agency,
+                    url: url.clone(),
+                })
+                .collect(),
+            adapter_tls: Some(super::test_pki().0.gateway.clone()),
+            auth: self.auth.clone(),
+            ledger: ledger_config,
+            event_keys: Agency::ALL.into_iter().map(event_key).collect(),
+            ..GatewayConfig::default()
+        };
+        let app = kinfold_gateway::build(&config, store, ledger).expect("gateway");
+        let base = format!("http://127.0.0.1:{}", app.port());
+        self.others.push(app.handle());
+        tokio::spawn(app.run_until_stopped());
+        base
     }
 
     /// A connection to the A&E adapter's MLLP listener, over TLS with the feed's certificate.
@@ -347,6 +393,9 @@ impl Kinfold {
     }
 
     pub async fn finish(self) {
+        for handle in &self.others {
+            handle.stop(true).await;
+        }
         if let Some((handle, store)) = &self.gateway {
             handle.stop(true).await;
             store.close().await;

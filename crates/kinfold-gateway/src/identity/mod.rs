@@ -56,6 +56,9 @@ pub(crate) struct Inner {
     pub(crate) edges: BTreeMap<String, EdgeBody>,
     pub(crate) reviews: BTreeMap<String, ReviewBody>,
     pub(crate) cursor: i64,
+    /// The store's save count when this state was read or last saved: another gateway on the
+    /// same database has changed the state when the store's differs.
+    generation: i64,
     /// Who lives where: each folded address and the records that give it.
     pub(crate) addresses: HashMap<String, std::collections::BTreeSet<RecordKey>>,
     /// How many records the weights were last estimated from.
@@ -90,6 +93,12 @@ impl Identities {
         store: &Store,
         ledger: &Ledger,
     ) -> Result<(), GatewayError> {
+        // Another gateway on this database has saved since: read the state again.
+        if let Some(inner) = slot.as_ref()
+            && store.identity_generation().await? != inner.generation
+        {
+            *slot = None;
+        }
         // Cleared before reading: a delivery while this reads sets it again.
         if self.unread.swap(false, Ordering::SeqCst) || slot.is_none() {
             let result = catch_up(slot, store, ledger).await;
@@ -118,9 +127,12 @@ impl Identities {
         let result = match work(inner, &mut changes) {
             // A change by hand is never kept without its audit entry.
             Ok(_) if changes.audit.is_empty() => Err(GatewayError::Unaudited),
-            Ok(answer) => keep(store, ledger, &changes, None)
+            Ok(answer) => keep(store, ledger, &changes, None, inner.generation)
                 .await
-                .and_then(|receipt| receipt.ok_or(GatewayError::Unaudited))
+                .and_then(|(receipt, generation)| {
+                    inner.generation = generation;
+                    receipt.ok_or(GatewayError::Unaudited)
+                })
                 .map(|receipt| (answer, receipt)),
             Err(error) => Err(error),
         };
@@ -181,7 +193,9 @@ async fn catch_up(
             }
         }
         if result.is_ok() {
-            result = keep(store, ledger, &changes, Some(last)).await.map(|_| ());
+            result = keep(store, ledger, &changes, Some(last), inner.generation)
+                .await
+                .map(|(_, generation)| inner.generation = generation);
         }
         if let Err(error) = result {
             // Nothing of this pass was kept: forget it; the events are read again next time.
@@ -194,34 +208,43 @@ async fn catch_up(
 }
 
 /// Keeps a set of changes: their ledger entries and their rows in one transaction, so that
-/// both commit with one disk sync, or neither does.
+/// both commit with one disk sync, or neither does; and only if no other gateway has saved
+/// since this one read the state at `generation` (then nothing is kept, and the state is read
+/// again). Answers the receipt and the state's new generation.
 async fn keep(
     store: &Store,
     ledger: &Ledger,
     changes: &Changes,
     cursor: Option<i64>,
-) -> Result<Option<Receipt>, GatewayError> {
+    generation: i64,
+) -> Result<(Option<Receipt>, i64), GatewayError> {
     if changes.audit.is_empty() {
-        store.identity_save(&changes.rows, cursor).await?;
-        return Ok(None);
+        let generation = store
+            .identity_save_if(&changes.rows, cursor, &[], generation)
+            .await?;
+        return Ok((None, generation));
     }
-    let ((), receipt) = ledger
+    let (generation, receipt) = ledger
         .record_within(changes.audit.clone(), |entries| async move {
             store
-                .identity_save_audited(&changes.rows, cursor, &entries)
+                .identity_save_if(&changes.rows, cursor, &entries, generation)
                 .await
                 .map_err(LedgerError::blame::<GatewayError>)
         })
         .await?;
-    Ok(Some(receipt))
+    Ok((Some(receipt), generation))
 }
 
 impl Inner {
     async fn load(store: &Store) -> Result<Self, GatewayError> {
+        // The generation first: a save between the two reads only makes the state look older
+        // than it is, and it is read again.
+        let generation = store.identity_generation().await?;
         let (rows, cursor) = store.identity_load().await?;
         let mut inner = Inner {
             index: PersonIndex::new(Weights::default(), Thresholds::default()),
             cursor,
+            generation,
             ..Inner::default()
         };
         for row in rows {
