@@ -57,7 +57,44 @@ request = function()
 end
 LUA
 
+# The HTTP floor: the same server's cheapest answer, no token, no data.
+cat >"$data/metadata.lua" <<LUA
+request = function()
+  return wrk.format("GET", "/metadata")
+end
+LUA
+# A refusal and a "not found" must look alike, in time too: the same children asked by a GP
+# with no relationship to them, and ids Kinfold does not know, each answered 404.
+unrelated=$(jq -r '.consent_example.tokens["unrelated-gp"]' "$data/demo.json")
+unknown_ids=""
+for n in $(seq 1 100); do unknown_ids="$unknown_ids\"$(printf '00000000-0000-4000-8000-%012d' "$n")\","; done
+unknown_ids=${unknown_ids%,}
+cat >"$data/refused.lua" <<LUA
+ids = {$person_ids}
+n = 0
+wrk.headers["Authorization"] = "Bearer $unrelated"
+request = function()
+  n = n + 1
+  return wrk.format("GET", "/Patient/" .. ids[(n % #ids) + 1] .. "/\$everything")
+end
+LUA
+cat >"$data/unknown.lua" <<LUA
+ids = {$unknown_ids}
+n = 0
+wrk.headers["Authorization"] = "Bearer $unrelated"
+request = function()
+  n = n + 1
+  return wrk.format("GET", "/Patient/" .. ids[(n % #ids) + 1] .. "/\$everything")
+end
+LUA
+refused_status=$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $unrelated" "$gateway/Patient/$(echo "$person_ids" | cut -d, -f1 | tr -d '"')/\$everything")
+unknown_status=$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $unrelated" "$gateway/Patient/00000000-0000-4000-8000-000000000001/\$everything")
+
 run() { wrk --latency -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" -s "$1" "$2"; }
+one() { wrk --latency -t1 -c1 -d"$DURATION" -s "$1" "$2"; }
+# A wrk latency ("412.00us", "1.23ms", "2.00s") in microseconds.
+micros() { awk '{v=$1; if (v ~ /us$/) {sub(/us$/,"",v); print v} else if (v ~ /ms$/) {sub(/ms$/,"",v); print v*1000} else {sub(/s$/,"",v); print v*1000000}}' <<<"$1"; }
+median_of() { grep -E '^ +50%' <<<"$1" | awk '{print $2}'; }
 summary() {
   # wrk prints "50%  412.00us" style lines and "Requests/sec: 1234.56".
   local out=$1
@@ -73,7 +110,18 @@ wrk -t1 -c2 -d3s -s "$data/everything.lua" "$gateway" >/dev/null
 echo "gateway \$everything"
 every=$(run "$data/everything.lua" "$gateway")
 echo "gateway \$everything, one connection"
-every1=$(wrk --latency -t1 -c1 -d"$DURATION" -s "$data/everything.lua" "$gateway")
+every1=$(one "$data/everything.lua" "$gateway")
+echo "the HTTP floor: /metadata, one connection"
+floor1=$(one "$data/metadata.lua" "$gateway")
+echo "refused and not found, one connection each"
+refused1=$(one "$data/refused.lua" "$gateway")
+unknown1=$(one "$data/unknown.lua" "$gateway")
+every_us=$(micros "$(median_of "$every1")")
+floor_us=$(micros "$(median_of "$floor1")")
+refused_us=$(micros "$(median_of "$refused1")")
+unknown_us=$(micros "$(median_of "$unknown1")")
+above_floor=$(awk -v a="$every_us" -v b="$floor_us" 'BEGIN {printf "%.2f", (a - b) / 1000}')
+refusal_ratio=$(awk -v a="$refused_us" -v b="$unknown_us" 'BEGIN {printf "%.2f", a / b}')
 
 echo "stopping the demo; ledger benchmarks"
 kill $demo 2>/dev/null || true
@@ -116,6 +164,15 @@ runs: $load). The machines are shared and noisy: read medians, and compare runs 
 |---|---|---|---|---|
 | gateway \`Patient/{id}/\$everything\` across five adapters ($entries entries) | 1 $(summary "$every1")
 | gateway \`Patient/{id}/\$everything\` across five adapters ($entries entries) | $CONNECTIONS $(summary "$every")
+| the HTTP floor: gateway \`GET /metadata\` (no token, no data) | 1 $(summary "$floor1")
+| refused: \`\$everything\` of those children as a GP with no relationship (answered $refused_status) | 1 $(summary "$refused1")
+| not found: \`\$everything\` of ids Kinfold does not know, same GP (answered $unknown_status) | 1 $(summary "$unknown1")
+
+\`\$everything\` on one connection takes $above_floor ms above the HTTP floor of the same run
+(target, issue 21: a median of at most 1.5 ms with every decision and the durable ledger
+entry in the path). A refusal's median is $refusal_ratio times the not-found median (target:
+within 10%, so between 0.90 and 1.10): a "not found" about a person is held until the median of
+the gateway's recent refusals has passed (\`kinfold-gateway/src/pace.rs\`).
 
 Targets (issue 2): adapter search median ≤ 1 ms on SQLite; gateway \`\$everything\` median ≤ 10 ms.
 The gateway figures include the consent decisions, the adapter calls over mutual TLS and

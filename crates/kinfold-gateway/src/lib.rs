@@ -33,6 +33,7 @@ pub mod ledger {
     pub use kinfold_audit::*;
 }
 mod merge;
+mod pace;
 mod pipeline;
 pub mod policy;
 pub mod reviews;
@@ -198,6 +199,7 @@ pub fn build_on(
         ),
         identities: identity::Identities::default(),
         disclosure: config.disclosure.clone(),
+        pace: pace::NotFoundPace::default(),
     });
     let local = listener.local_addr()?;
     let port = local.port();

@@ -47,8 +47,17 @@ pub(crate) async fn gather(
     family: bool,
     query: &str,
 ) -> Result<Gathered, GatewayError> {
+    let started = std::time::Instant::now();
     let requester = requester(caller, &state.disclosure)?;
-    let (person_id, target) = state.target_of(asked).await?;
+    let (person_id, target) = match state.target_of(asked).await {
+        Ok(found) => found,
+        Err(GatewayError::UnknownPerson) => {
+            // As long as a refusal takes, so that the time does not say who is known.
+            state.pace.hold(started).await;
+            return Err(GatewayError::UnknownPerson);
+        }
+        Err(other) => return Err(other),
+    };
     let mut people = vec![(person_id.clone(), None, target)];
     let mut left_out = 0;
     if family {
@@ -94,6 +103,7 @@ pub(crate) async fn gather(
                     .done(),
             )
             .await?;
+        state.pace.observe(started.elapsed());
         return Err(GatewayError::NoRelationship);
     };
     let mut parts = Vec::with_capacity(people.len());

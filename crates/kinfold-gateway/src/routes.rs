@@ -77,10 +77,12 @@ pub(crate) async fn patient_search(
         kinfold_http::base_url(state.public_base_url.as_deref(), &request),
         request.uri()
     );
+    let started = std::time::Instant::now();
     let nhs = match patient_query(&query)? {
         PatientQuery::Nhs(nhs) => nhs,
         PatientQuery::Demographics(identity) => {
-            return search_by_demographics(caller, state, request, identity, &self_url).await;
+            return search_by_demographics(caller, state, request, identity, &self_url, started)
+                .await;
         }
     };
     let known = state
@@ -148,6 +150,7 @@ pub(crate) async fn patient_search(
                         .done(),
                     );
                     let receipt = state.record_all(records).await?;
+                    state.pace.hold(started).await;
                     let failures = answers
                         .iter()
                         .filter_map(|a| a.result.as_ref().err().map(|f| (a.agency, f.clone())))
@@ -161,8 +164,10 @@ pub(crate) async fn patient_search(
             }
         }
         None => {
-            // Nobody to decide about, but still only for a caller who says who and why.
+            // Nobody to decide about, but still only for a caller who says who and why; as
+            // long as a refusal takes.
             crate::disclosure::requester(&caller, &state.disclosure)?;
+            state.pace.hold(started).await;
             (None, answers)
         }
     };
@@ -199,6 +204,7 @@ async fn search_by_demographics(
     request: HttpRequest,
     identity: kinfold_identity::Identity,
     self_url: &str,
+    started: std::time::Instant,
 ) -> Result<Disclosed, GatewayError> {
     let found: Vec<(String, f64, serde_json::Value)> = state
         .identities
@@ -246,6 +252,10 @@ async fn search_by_demographics(
         }
     }
     let found = related;
+    if found.is_empty() {
+        // No one, known or not: as long as a refusal takes.
+        state.pace.hold(started).await;
+    }
     let search = || {
         Entry::by_caller(
             &caller,

@@ -22,6 +22,8 @@ pub(crate) struct GatewayState {
     pub(crate) identities: identity::Identities,
     /// The disclosure policy and who holds which records.
     pub(crate) disclosure: disclosure::DisclosureConfig,
+    /// How long a refusal takes, which every "not found" about a person is held to.
+    pub(crate) pace: crate::pace::NotFoundPace,
 }
 
 impl GatewayState {

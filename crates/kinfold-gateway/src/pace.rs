@@ -1,0 +1,91 @@
+//! Refusals that take as long as "not found". A caller with no relationship to a child is
+//! answered exactly as if the child did not exist, but finding that out costs the fan-out that
+//! reads the child's records, while an id Kinfold does not know costs nothing: without care,
+//! the time of the answer would say whether the child is known. So the gateway keeps the times
+//! its recent refusals took, and holds every "not found" about a person until their median
+//! has passed.
+
+use std::collections::VecDeque;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// Refusal times kept (the median of these is the floor).
+const KEPT: usize = 64;
+/// The floor before any refusal has been timed.
+const FIRST_FLOOR: Duration = Duration::from_millis(2);
+/// The longest a "not found" is ever held.
+const LONGEST_FLOOR: Duration = Duration::from_millis(250);
+
+/// The times of recent refusals, and the floor they set.
+#[derive(Debug, Default)]
+pub(crate) struct NotFoundPace {
+    recent: Mutex<VecDeque<Duration>>,
+}
+
+impl NotFoundPace {
+    /// Notes how long a refusal took from the start of its request.
+    pub(crate) fn observe(&self, took: Duration) {
+        if let Ok(mut recent) = self.recent.lock() {
+            if recent.len() == KEPT {
+                recent.pop_front();
+            }
+            recent.push_back(took.min(LONGEST_FLOOR));
+        }
+    }
+
+    /// The median of the recent refusals' times (a default until one is timed).
+    pub(crate) fn floor(&self) -> Duration {
+        let Ok(recent) = self.recent.lock() else {
+            return FIRST_FLOOR;
+        };
+        if recent.is_empty() {
+            return FIRST_FLOOR;
+        }
+        let mut sorted: Vec<Duration> = recent.iter().copied().collect();
+        sorted.sort_unstable();
+        sorted[sorted.len() / 2]
+    }
+
+    /// Waits until a "not found" that began at `started` has taken as long as a refusal
+    /// does. The wait runs on a blocking thread, whose sleep keeps to a few tens of
+    /// microseconds (the async timer rounds up to whole milliseconds).
+    pub(crate) async fn hold(&self, started: Instant) {
+        let until = started + self.floor();
+        let now = Instant::now();
+        if until > now {
+            let _ = tokio::task::spawn_blocking(move || {
+                std::thread::sleep(until.saturating_duration_since(Instant::now()));
+            })
+            .await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_floor_is_the_median_of_recent_refusals() {
+        let pace = NotFoundPace::default();
+        assert_eq!(pace.floor(), FIRST_FLOOR);
+        for ms in [5, 1, 3, 2, 4] {
+            pace.observe(Duration::from_millis(ms));
+        }
+        assert_eq!(pace.floor(), Duration::from_millis(3));
+        // Only the most recent are kept, and none counts for more than the longest floor.
+        for _ in 0..KEPT {
+            pace.observe(Duration::from_secs(60));
+        }
+        assert_eq!(pace.floor(), LONGEST_FLOOR);
+    }
+
+    #[tokio::test]
+    async fn a_not_found_is_held_until_the_floor() {
+        let pace = NotFoundPace::default();
+        pace.observe(Duration::from_millis(30));
+        let started = Instant::now();
+        pace.hold(started).await;
+        assert!(started.elapsed() >= Duration::from_millis(30));
+    }
+}
