@@ -70,24 +70,7 @@ async fn the_decisions_follow_who_is_asking_and_why(backend: Backend) {
     ] {
         assert!(k.import(agency, rows).await["stored"].as_u64() > Some(0));
     }
-    let gp = json!({
-        "resourceType": "Bundle", "type": "transaction", "identifier": {"value": "GP-CONSENT-1"},
-        "entry": [
-            {"resource": {"resourceType": "Patient", "id": "gp-leo", "identifier": [{"system": "https://fhir.nhs.uk/Id/nhs-number", "value": CHILD_NHS}],
-                "generalPractitioner": [{"identifier": {"system": "https://fhir.nhs.uk/Id/ods-organization-code", "value": "A81001"}}]},
-             "request": {"method": "PUT", "url": "Patient/gp-leo"}},
-            {"resource": {"resourceType": "RelatedPerson", "id": "gp-leo-mother", "patient": {"reference": "Patient/gp-leo"},
-                "identifier": [{"system": "https://fhir.nhs.uk/Id/nhs-number", "value": MOTHER_NHS}],
-                "relationship": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-RoleCode", "code": "MTH"}]}]},
-             "request": {"method": "PUT", "url": "RelatedPerson/gp-leo-mother"}},
-            {"resource": {"resourceType": "Patient", "id": "gp-amira", "identifier": [{"system": "https://fhir.nhs.uk/Id/nhs-number", "value": MOTHER_NHS}]},
-             "request": {"method": "PUT", "url": "Patient/gp-amira"}},
-            {"resource": {"resourceType": "Encounter", "id": "gp-amira-consult", "status": "finished",
-                "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "AMB"},
-                "subject": {"reference": "Patient/gp-amira"}, "period": {"start": "2026-03-02T10:00:00Z"}},
-             "request": {"method": "PUT", "url": "Encounter/gp-amira-consult"}}
-        ]
-    });
+    let gp = common::gp_family_bundle("GP-CONSENT-1");
     let (status, answer) = common::post_json(
         &k.http,
         &format!("{}/", k.urls[&Agency::Gp]),

@@ -3,8 +3,8 @@
 //! every declared route is documented), and each is called as every kind of caller, on SQLite
 //! and on PostgreSQL, with each answer compared with what its policy says that caller gets:
 //! no token or a forged one, a token without role or purpose, an unrelated GP, a health
-//! visitor with a relationship, privacy officers and identity stewards of an organisation
-//! concerned and of one that is not.
+//! visitor with a relationship, the area's safeguarding lead, privacy officers and identity
+//! stewards of an organisation concerned and of one that is not.
 
 mod common;
 
@@ -29,18 +29,20 @@ enum Who {
     NoRole,
     UnrelatedGp,
     HealthVisitor,
+    SafeguardingLead,
     Officer,
     OtherOfficer,
     OtherSteward,
     Steward,
 }
 
-const EVERYONE: [Who; 9] = [
+const EVERYONE: [Who; 10] = [
     Who::NoToken,
     Who::Forged,
     Who::NoRole,
     Who::UnrelatedGp,
     Who::HealthVisitor,
+    Who::SafeguardingLead,
     Who::Officer,
     Who::OtherOfficer,
     Who::OtherSteward,
@@ -78,9 +80,10 @@ fn expected(route: &RoutePolicy, who: Who) -> Answer {
         // A person's token is not an adapter's event key nor a client assertion.
         (_, Access::EventSender | Access::Client) => Unauthenticated,
         (Who::NoRole, Access::Relationship | Access::Search | Access::AccessReport) => ByRole,
-        (Who::HealthVisitor, Access::Relationship | Access::Search | Access::AccessReport) => {
-            Served
-        }
+        (
+            Who::HealthVisitor | Who::SafeguardingLead,
+            Access::Relationship | Access::Search | Access::AccessReport,
+        ) => Served,
         (_, Access::Relationship | Access::Search) => ByRecords,
         (Who::Officer, Access::PrivacyOfficer | Access::AccessReport) => Served,
         (Who::OtherOfficer, Access::PrivacyOfficer | Access::AccessReport) => ByRecords,
@@ -131,6 +134,7 @@ fn tokens(k: &Kinfold, who: Who) -> Option<String> {
             Some("health-visitor"),
             "direct-care",
         )),
+        Who::SafeguardingLead => Some(k.token.clone()),
         Who::Officer => Some(token(
             k,
             "po-area",
@@ -365,24 +369,7 @@ async fn samples(k: &Kinfold) -> Samples {
     }
     // The GP's records: the mother's consultation is withheld from the health visitor, so her
     // override reveals it and puts a review on the area's privacy officers' queue.
-    let gp = json!({
-        "resourceType": "Bundle", "type": "transaction", "identifier": {"value": "GP-ROUTES-1"},
-        "entry": [
-            {"resource": {"resourceType": "Patient", "id": "gp-leo", "identifier": [{"system": "https://fhir.nhs.uk/Id/nhs-number", "value": CHILD_NHS}],
-                "generalPractitioner": [{"identifier": {"system": "https://fhir.nhs.uk/Id/ods-organization-code", "value": "A81001"}}]},
-             "request": {"method": "PUT", "url": "Patient/gp-leo"}},
-            {"resource": {"resourceType": "RelatedPerson", "id": "gp-leo-mother", "patient": {"reference": "Patient/gp-leo"},
-                "identifier": [{"system": "https://fhir.nhs.uk/Id/nhs-number", "value": MOTHER_NHS}],
-                "relationship": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-RoleCode", "code": "MTH"}]}]},
-             "request": {"method": "PUT", "url": "RelatedPerson/gp-leo-mother"}},
-            {"resource": {"resourceType": "Patient", "id": "gp-amira", "identifier": [{"system": "https://fhir.nhs.uk/Id/nhs-number", "value": MOTHER_NHS}]},
-             "request": {"method": "PUT", "url": "Patient/gp-amira"}},
-            {"resource": {"resourceType": "Encounter", "id": "gp-amira-consult", "status": "finished",
-                "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "AMB"},
-                "subject": {"reference": "Patient/gp-amira"}, "period": {"start": "2026-03-02T10:00:00Z"}},
-             "request": {"method": "PUT", "url": "Encounter/gp-amira-consult"}}
-        ]
-    });
+    let gp = common::gp_family_bundle("GP-ROUTES-1");
     let (status, answer) = common::post_json(
         &k.http,
         &format!("{}/", k.urls[&Agency::Gp]),

@@ -204,6 +204,12 @@ struct Turn {
 /// Proof that audit entries are durably in the ledger: the position of the last one. Only the
 /// ledger makes one (its field is private), and only once the entries are committed, so an
 /// answer that must be built from a receipt cannot be built before its audit entry exists.
+///
+/// Nothing outside this crate can make one:
+///
+/// ```compile_fail,E0451
+/// let forged = kinfold_audit::Receipt { last: 7 };
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Receipt {
     last: u64,

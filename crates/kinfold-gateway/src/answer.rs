@@ -12,7 +12,15 @@ use kinfold_audit::Receipt;
 use kinfold_http::FhirResponse;
 use serde::Serialize;
 
-/// An answer built from the ledger receipt of its audit entry.
+/// An answer built from the ledger receipt of its audit entry. Its fields are private and
+/// every constructor takes a [`Receipt`], so nothing can build one without an entry:
+///
+/// ```compile_fail,E0451
+/// let answer = kinfold_gateway::Disclosed {
+///     receipt: todo!(),
+///     response: actix_web::HttpResponse::Ok().finish(),
+/// };
+/// ```
 #[derive(Debug)]
 pub struct Disclosed {
     receipt: Receipt,

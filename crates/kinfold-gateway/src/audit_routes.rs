@@ -424,22 +424,21 @@ pub(crate) async fn access_report(
     // The person as the person index knows them now (a child without an NHS number, an
     // unborn sibling, a merged id's survivor); unknown, 404.
     let (person, _) = state.target_of(&path.into_inner()).await?;
+    let entry = || {
+        Entry::by_caller(
+            &caller,
+            &request,
+            Interaction::Operation,
+            "Patient/$access-report",
+        )
+        .about(person.clone())
+    };
     let (view, rule) = match privacy_officer(&caller) {
         Ok(org) => {
             let id: Vec<kinfold_identity::PersonId> = person.parse().into_iter().collect();
             if !state.is_concerned(&org, &id).await? {
                 state
-                    .record_access(
-                        Entry::by_caller(
-                            &caller,
-                            &request,
-                            Interaction::Operation,
-                            "Patient/$access-report",
-                        )
-                        .about(person.clone())
-                        .refused("audit.organisation-not-concerned")
-                        .done(),
-                    )
+                    .record_access(entry().refused("audit.organisation-not-concerned").done())
                     .await?;
                 return Err(GatewayError::UnknownPerson);
             }
@@ -526,19 +525,7 @@ pub(crate) async fn access_report(
             _ => break,
         }
     }
-    let receipt = state
-        .record_access(
-            Entry::by_caller(
-                &caller,
-                &request,
-                Interaction::Operation,
-                "Patient/$access-report",
-            )
-            .about(person.clone())
-            .rule(&rule)
-            .done(),
-        )
-        .await?;
+    let receipt = state.record_access(entry().rule(&rule).done()).await?;
     let base = kinfold_http::base_url(state.public_base_url.as_deref(), &request);
     let by_who: Vec<Value> = groups
         .into_iter()

@@ -2,15 +2,16 @@
 //! answered exactly as if the child did not exist, but finding that out costs the fan-out that
 //! reads the child's records, while an id Kinfold does not know costs nothing: without care,
 //! the time of the answer would say whether the child is known. So the gateway keeps the times
-//! its recent refusals took, and holds every "not found" about a person until their median
-//! has passed.
+//! its recent refusals took (from the moment the request arrived), and holds every "not found"
+//! about a person, and every refusal quicker than that, until their median has passed: both
+//! answers then take at least the median, and half the refusals take exactly it.
 
 use std::collections::VecDeque;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 /// Refusal times kept (the median of these is the floor).
-const KEPT: usize = 64;
+const KEPT: usize = 256;
 /// The floor before any refusal has been timed.
 const FIRST_FLOOR: Duration = Duration::from_millis(2);
 /// The longest a "not found" is ever held.

@@ -47,7 +47,7 @@ pub(crate) async fn gather(
     family: bool,
     query: &str,
 ) -> Result<Gathered, GatewayError> {
-    let started = std::time::Instant::now();
+    let started = kinfold_http::request_started(request).unwrap_or_else(std::time::Instant::now);
     let requester = requester(caller, &state.disclosure)?;
     let (person_id, target) = match state.target_of(asked).await {
         Ok(found) => found,
@@ -104,6 +104,7 @@ pub(crate) async fn gather(
             )
             .await?;
         state.pace.observe(started.elapsed());
+        state.pace.hold(started).await;
         return Err(GatewayError::NoRelationship);
     };
     let mut parts = Vec::with_capacity(people.len());

@@ -77,7 +77,7 @@ pub(crate) async fn patient_search(
         kinfold_http::base_url(state.public_base_url.as_deref(), &request),
         request.uri()
     );
-    let started = std::time::Instant::now();
+    let started = kinfold_http::request_started(&request).unwrap_or_else(std::time::Instant::now);
     let nhs = match patient_query(&query)? {
         PatientQuery::Nhs(nhs) => nhs,
         PatientQuery::Demographics(identity) => {

@@ -363,6 +363,15 @@ pub fn request_id(request: &HttpRequest) -> Option<String> {
         .map(|id| id.0.clone())
 }
 
+/// When [`request_log`] first saw this request (for answers that must take as long as others).
+pub fn request_started(request: &HttpRequest) -> Option<Instant> {
+    request.extensions().get::<RequestStarted>().map(|s| s.0)
+}
+
+/// When the request arrived, kept in its extensions by [`request_log`].
+#[derive(Debug, Clone, Copy)]
+struct RequestStarted(Instant);
+
 /// The request id, kept in the request's extensions by [`request_log`].
 #[derive(Debug, Clone)]
 struct RequestId(String);
@@ -438,6 +447,7 @@ pub async fn request_log(
     request
         .extensions_mut()
         .insert(RequestId(request_id.clone()));
+    request.extensions_mut().insert(RequestStarted(started));
     let method = request.method().clone();
     let route = request
         .match_pattern()

@@ -215,30 +215,7 @@ impl Kinfold {
     pub async fn start_gateway_with(&mut self, change: impl FnOnce(&mut GatewayConfig)) {
         let url = self.database_url("gateway").await;
         self.gateway_database = Some(url.clone());
-        let store = Store::open(&url).await.expect("gateway store");
-        let ledger_config = kinfold_gateway::LedgerConfig {
-            signing_key: Some(Secret::new(kinfold_ledger::b64(&[3u8; 32]))),
-            ..kinfold_gateway::LedgerConfig::default()
-        };
-        let ledger = kinfold_gateway::Ledger::open(store.clone(), &ledger_config)
-            .await
-            .expect("ledger");
-        let mut config = GatewayConfig {
-            workers: 1,
-            adapters: self
-                .urls
-                .iter()
-                .map(|(agency, url)| AdapterEndpoint {
-                    agency: *agency,
-                    url: url.clone(),
-                })
-                .collect(),
-            adapter_tls: Some(super::test_pki().0.gateway.clone()),
-            auth: self.auth.clone(),
-            ledger: ledger_config,
-            event_keys: Agency::ALL.into_iter().map(event_key).collect(),
-            ..GatewayConfig::default()
-        };
+        let (store, ledger, mut config) = self.gateway_on(&url).await;
         change(&mut config);
         let listener = self
             .gateway_listener
@@ -250,14 +227,9 @@ impl Kinfold {
         tokio::spawn(app.run_until_stopped());
     }
 
-    /// Another gateway on the first one's database, with the same keys and adapters (two
-    /// gateways behind one load balancer): its base URL.
-    pub async fn start_another_gateway(&mut self) -> String {
-        let url = self
-            .gateway_database
-            .clone()
-            .expect("the first gateway runs");
-        let store = Store::open(&url).await.expect("gateway store");
+    /// A gateway's store, ledger and configuration on `url`, for these adapters and keys.
+    async fn gateway_on(&self, url: &str) -> (Store, kinfold_gateway::Ledger, GatewayConfig) {
+        let store = Store::open(url).await.expect("gateway store");
         let ledger_config = kinfold_gateway::LedgerConfig {
             signing_key: Some(Secret::new(kinfold_ledger::b64(&[3u8; 32]))),
             ..kinfold_gateway::LedgerConfig::default()
@@ -266,7 +238,6 @@ impl Kinfold {
             .await
             .expect("ledger");
         let config = GatewayConfig {
-            bind: "127.0.0.1:0".into(),
             workers: 1,
             adapters: self
                 .urls
@@ -282,6 +253,18 @@ impl Kinfold {
             event_keys: Agency::ALL.into_iter().map(event_key).collect(),
             ..GatewayConfig::default()
         };
+        (store, ledger, config)
+    }
+
+    /// Another gateway on the first one's database, with the same keys and adapters (two
+    /// gateways behind one load balancer): its base URL.
+    pub async fn start_another_gateway(&mut self) -> String {
+        let url = self
+            .gateway_database
+            .clone()
+            .expect("the first gateway runs");
+        let (store, ledger, mut config) = self.gateway_on(&url).await;
+        config.bind = "127.0.0.1:0".into();
         let app = kinfold_gateway::build(&config, store, ledger).expect("gateway");
         let base = format!("http://127.0.0.1:{}", app.port());
         self.others.push(app.handle());

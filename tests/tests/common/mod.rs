@@ -225,3 +225,30 @@ pub async fn adapter_on(
     tokio::spawn(app.run_until_stopped());
     (url, handle, client_with(&test_pki().1))
 }
+
+/// The GP's records of the sample feeds' family (`docs/feeds/samples/`): Leo registered at
+/// practice A81001, his mother Amira as a RelatedPerson and a Patient, and her consultation, which
+/// is not safeguarding-relevant to his professionals. `identifier` names the Bundle (each test
+/// its own, so that it is not taken for a resend).
+pub fn gp_family_bundle(identifier: &str) -> Value {
+    const CHILD_NHS: &str = "9990000026";
+    const MOTHER_NHS: &str = "9990000018";
+    serde_json::json!({
+        "resourceType": "Bundle", "type": "transaction", "identifier": {"value": identifier},
+        "entry": [
+            {"resource": {"resourceType": "Patient", "id": "gp-leo", "identifier": [{"system": "https://fhir.nhs.uk/Id/nhs-number", "value": CHILD_NHS}],
+                "generalPractitioner": [{"identifier": {"system": "https://fhir.nhs.uk/Id/ods-organization-code", "value": "A81001"}}]},
+             "request": {"method": "PUT", "url": "Patient/gp-leo"}},
+            {"resource": {"resourceType": "RelatedPerson", "id": "gp-leo-mother", "patient": {"reference": "Patient/gp-leo"},
+                "identifier": [{"system": "https://fhir.nhs.uk/Id/nhs-number", "value": MOTHER_NHS}],
+                "relationship": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-RoleCode", "code": "MTH"}]}]},
+             "request": {"method": "PUT", "url": "RelatedPerson/gp-leo-mother"}},
+            {"resource": {"resourceType": "Patient", "id": "gp-amira", "identifier": [{"system": "https://fhir.nhs.uk/Id/nhs-number", "value": MOTHER_NHS}]},
+             "request": {"method": "PUT", "url": "Patient/gp-amira"}},
+            {"resource": {"resourceType": "Encounter", "id": "gp-amira-consult", "status": "finished",
+                "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "AMB"},
+                "subject": {"reference": "Patient/gp-amira"}, "period": {"start": "2026-03-02T10:00:00Z"}},
+             "request": {"method": "PUT", "url": "Encounter/gp-amira-consult"}}
+        ]
+    })
+}
