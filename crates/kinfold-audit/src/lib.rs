@@ -53,6 +53,11 @@ pub struct LedgerConfig {
     pub tree_head_interval_ms: u64,
     /// The most audit records written in one group commit.
     pub max_group: usize,
+    /// Several processes write this ledger (gateways sharing one database): before a caller
+    /// writes entries in its own transaction (`record_within`), the entries the others added
+    /// are read first. A group commit renumbers after a conflict either way. Default false:
+    /// an adapter is its ledger's only writer, and that read would cost every ingest.
+    pub shared: bool,
 }
 
 impl Default for LedgerConfig {
@@ -61,6 +66,7 @@ impl Default for LedgerConfig {
             signing_key: None,
             tree_head_interval_ms: 2000,
             max_group: 4096,
+            shared: false,
         }
     }
 }
@@ -463,6 +469,7 @@ impl Ledger {
             store.clone(),
             ledger.state.clone(),
             config.max_group.max(1),
+            config.shared,
         ));
         ledger.take_inbox(&store).await?;
         let signer = ledger.clone();
@@ -653,6 +660,7 @@ async fn writer(
     store: Store,
     state: Arc<RwLock<State>>,
     max_group: usize,
+    shared: bool,
 ) {
     let mut waiting = None;
     loop {
@@ -666,7 +674,7 @@ async fn writer(
         let first = match request {
             Request::Append(append) => append,
             Request::Turn(granted) => {
-                give_turn(granted, &store, &state).await;
+                give_turn(granted, &store, &state, shared).await;
                 continue;
             }
         };
@@ -776,12 +784,18 @@ fn push_leaves(state: &RwLock<State>, leaves: Vec<Hash>) {
 
 /// Gives a caller its turn (see [`Ledger::record_within`]) and waits for it to end. If the
 /// caller does not say that it committed, the entries it may have committed are read back.
-async fn give_turn(granted: oneshot::Sender<Turn>, store: &Store, state: &RwLock<State>) {
+async fn give_turn(
+    granted: oneshot::Sender<Turn>,
+    store: &Store,
+    state: &RwLock<State>,
+    shared: bool,
+) {
     // Another gateway on the same database may have appended since: its entries first, so
-    // that the caller's take the next free positions (an indexed read that finds nothing when
-    // this is the only writer).
-    let known = state.read().map_or(0, |s| s.log.len());
-    catch_up(store, state, known).await;
+    // that the caller's take the next free positions.
+    if shared {
+        let known = state.read().map_or(0, |s| s.log.len());
+        catch_up(store, state, known).await;
+    }
     let start = state.read().map_or(0, |s| s.log.len());
     let (done, ended) = oneshot::channel();
     if granted.send(Turn { start, done }).is_err() {

@@ -53,7 +53,7 @@ pub(crate) async fn gather(
         Ok(found) => found,
         Err(GatewayError::UnknownPerson) => {
             // As long as a refusal takes, so that the time does not say who is known.
-            state.pace.hold(started).await;
+            state.pace.hold(query, started).await;
             return Err(GatewayError::UnknownPerson);
         }
         Err(other) => return Err(other),
@@ -103,8 +103,8 @@ pub(crate) async fn gather(
                     .done(),
             )
             .await?;
-        state.pace.observe(started.elapsed());
-        state.pace.hold(started).await;
+        state.pace.observe(query, started.elapsed());
+        state.pace.hold(query, started).await;
         return Err(GatewayError::NoRelationship);
     };
     let mut parts = Vec::with_capacity(people.len());

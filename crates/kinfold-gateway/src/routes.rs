@@ -150,7 +150,7 @@ pub(crate) async fn patient_search(
                         .done(),
                     );
                     let receipt = state.record_all(records).await?;
-                    state.pace.hold(started).await;
+                    state.pace.hold("Patient?identifier", started).await;
                     let failures = answers
                         .iter()
                         .filter_map(|a| a.result.as_ref().err().map(|f| (a.agency, f.clone())))
@@ -167,7 +167,7 @@ pub(crate) async fn patient_search(
             // Nobody to decide about, but still only for a caller who says who and why; as
             // long as a refusal takes.
             crate::disclosure::requester(&caller, &state.disclosure)?;
-            state.pace.hold(started).await;
+            state.pace.hold("Patient?identifier", started).await;
             (None, answers)
         }
     };
@@ -254,7 +254,7 @@ async fn search_by_demographics(
     let found = related;
     if found.is_empty() {
         // No one, known or not: as long as a refusal takes.
-        state.pace.hold(started).await;
+        state.pace.hold("Patient?name&birthdate", started).await;
     }
     let search = || {
         Entry::by_caller(

@@ -232,6 +232,8 @@ impl Kinfold {
         let store = Store::open(url).await.expect("gateway store");
         let ledger_config = kinfold_gateway::LedgerConfig {
             signing_key: Some(Secret::new(kinfold_ledger::b64(&[3u8; 32]))),
+            // A second gateway may be started on the same database.
+            shared: true,
             ..kinfold_gateway::LedgerConfig::default()
         };
         let ledger = kinfold_gateway::Ledger::open(store.clone(), &ledger_config)
