@@ -197,7 +197,7 @@ pub fn build_on(
         capability: routes::capability(
             &chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
         ),
-        identities: identity::Identities::default(),
+        identities: identity::Identities::new(config.ledger.shared),
         disclosure: config.disclosure.clone(),
         pace: pace::NotFoundPace::default(),
     });

@@ -36,6 +36,9 @@ pub(crate) struct Identities {
     inner: Mutex<Option<Inner>>,
     /// Events may have arrived that are not read yet (set by each delivery, and at start).
     unread: AtomicBool,
+    /// Other gateways write the same database (`ledger.shared`): check the store's generation
+    /// before every answer. A lone gateway's state changes only through itself.
+    shared: bool,
 }
 
 impl Default for Identities {
@@ -43,6 +46,7 @@ impl Default for Identities {
         Self {
             inner: Mutex::default(),
             unread: AtomicBool::new(true),
+            shared: false,
         }
     }
 }
@@ -73,6 +77,14 @@ pub(crate) struct Changes {
 }
 
 impl Identities {
+    /// The service, told whether other gateways share its database.
+    pub(crate) fn new(shared: bool) -> Self {
+        Self {
+            shared,
+            ..Self::default()
+        }
+    }
+
     /// Reads every received event not yet read into the index and graph (called after each
     /// delivery).
     pub(crate) async fn catch_up(
@@ -94,7 +106,8 @@ impl Identities {
         ledger: &Ledger,
     ) -> Result<(), GatewayError> {
         // Another gateway on this database has saved since: read the state again.
-        if let Some(inner) = slot.as_ref()
+        if self.shared
+            && let Some(inner) = slot.as_ref()
             && store.identity_generation().await? != inner.generation
         {
             *slot = None;
