@@ -401,26 +401,20 @@ async fn the_gateway_serves_tls_and_takes_events_only_over_mutual_tls() {
         .tls_certs_only(reqwest::Certificate::from_pem_bundle(&ca).expect("ca pem"))
         .build()
         .expect("client");
-    for (client, want) in [(&no_certificate, 401), (&k.http, 403)] {
-        let response = client
+    let deliver = |client: &reqwest::Client| {
+        client
             .post(format!("{}/events", k.gateway_url))
             .bearer_auth(&event_token)
             .header("content-type", "application/json")
             .body(delivery)
             .send()
-            .await
-            .expect("answered");
+    };
+    for (client, want) in [(&no_certificate, 401), (&k.http, 403)] {
+        let response = deliver(client).await.expect("answered");
         assert_eq!(response.status().as_u16(), want);
     }
     let adapter = common::client_with(common::agencies::adapter_client());
-    let response = adapter
-        .post(format!("{}/events", k.gateway_url))
-        .bearer_auth(&event_token)
-        .header("content-type", "application/json")
-        .body(delivery)
-        .send()
-        .await
-        .expect("answered");
+    let response = deliver(&adapter).await.expect("answered");
     assert!(response.status().is_success(), "{}", response.status());
     k.finish().await;
 
