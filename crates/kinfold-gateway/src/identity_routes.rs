@@ -126,7 +126,7 @@ fn person_resource(inner: &Inner, person: &PersonId) -> Value {
             let assurance = match record.method {
                 Method::Manual | Method::Review => "level4",
                 Method::NhsNumber | Method::BirthAndMother => "level3",
-                Method::Score => "level2",
+                Method::Score | Method::Household => "level2",
                 Method::New => "level1",
             };
             let mut extension = vec![json!({"url": "method", "valueCode": record.method.as_str()})];

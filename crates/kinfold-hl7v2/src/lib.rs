@@ -242,7 +242,12 @@ impl<'m> Message<'m> {
 
     /// How many repetitions a field has (0 when empty).
     pub fn repetitions(&self, segment: &str, field: usize) -> usize {
-        self.raw(segment, field)
+        self.repetitions_n(segment, 1, field)
+    }
+
+    /// As [`Message::repetitions`], in the `n`th segment with this name (from 1).
+    pub fn repetitions_n(&self, segment: &str, n: usize, field: usize) -> usize {
+        self.raw_n(segment, n, field)
             .filter(|r| !r.is_empty())
             .map_or(0, |r| r.split(self.separators[2]).count())
     }

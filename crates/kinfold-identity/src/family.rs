@@ -65,13 +65,18 @@ impl Relation {
         }
     }
 
-    /// The relation an HL7 v3 RoleCode on a RelatedPerson states.
-    pub fn from_role_code(code: &str) -> Self {
+    /// The relation an HL7 v3 RoleCode on a RelatedPerson states; `None` for a code that
+    /// names no family or caring relation (a friend, a neighbour, the patient themself, an
+    /// emergency contact), which makes no edge.
+    pub fn from_role_code(code: &str) -> Option<Self> {
         match code {
-            "MTH" | "NMTH" | "BMTH" => Self::Mother,
-            "FTH" | "NFTH" | "BFTH" => Self::Father,
-            "PRN" | "NPRN" => Self::Parent,
-            _ => Self::Carer,
+            "MTH" | "NMTH" | "BMTH" | "GESTM" => Some(Self::Mother),
+            "FTH" | "NFTH" | "BFTH" => Some(Self::Father),
+            "PRN" | "NPRN" | "ADOPTP" | "ADOPTF" | "ADOPTM" => Some(Self::Parent),
+            "ONESELF" | "FRND" | "NBOR" | "ROOM" | "C" | "E" | "N" | "S" | "U" | "CHILD"
+            | "CHLDADOPT" | "CHLDFOST" | "CHLDINLAW" | "DAU" | "SON" | "NCHILD" | "SIB" | "BRO"
+            | "SIS" | "HSIB" | "NSIB" | "SIBINLAW" => None,
+            _ => Some(Self::Carer),
         }
     }
 }
@@ -111,8 +116,10 @@ pub enum Kin {
     Child,
     /// Their unborn child.
     UnbornChild,
-    /// A sibling (through a shared parent).
+    /// A sibling (through a shared parent, and no parent of the same kind known to differ).
     Sibling,
+    /// A half-sibling: one parent shared, and the other mother or father known to differ.
+    HalfSibling,
     /// An unborn sibling (the mother's booked pregnancy).
     UnbornSibling,
     /// An adult named in a domestic-abuse notification about them or a sibling or child.
@@ -135,6 +142,7 @@ impl Kin {
             Self::Parent => (ROLE_CODE_SYSTEM, "PRN", "parent"),
             Self::Child => (ROLE_CODE_SYSTEM, "CHILD", "child"),
             Self::Sibling => (ROLE_CODE_SYSTEM, "SIB", "sibling"),
+            Self::HalfSibling => (ROLE_CODE_SYSTEM, "HSIB", "half-sibling"),
             Self::Carer => (KIN_SYSTEM, "carer", "carer"),
             Self::UnbornChild => (KIN_SYSTEM, "unborn-child", "unborn child"),
             Self::UnbornSibling => (KIN_SYSTEM, "unborn-sibling", "unborn sibling"),
@@ -253,6 +261,8 @@ impl FamilyGraph {
             {
                 let kin = if self.unborn.contains_key(&sibling.to) {
                     Kin::UnbornSibling
+                } else if self.half(person, &sibling.to) {
+                    Kin::HalfSibling
                 } else {
                     Kin::Sibling
                 };
@@ -263,6 +273,22 @@ impl FamilyGraph {
         let mut members: Vec<Member> = members.into_values().collect();
         members.sort_by(|a, b| a.kin.cmp(&b.kin).then_with(|| a.person.cmp(&b.person)));
         members
+    }
+
+    /// Whether two children with a parent in common are half-siblings: each has a mother
+    /// (or each a father) and they are different people.
+    fn half(&self, a: &PersonId, b: &PersonId) -> bool {
+        let parent = |child: &PersonId, relation: Relation| -> Vec<&PersonId> {
+            self.edges
+                .iter()
+                .filter(|e| e.to == *child && e.relation == relation)
+                .map(|e| &e.from)
+                .collect()
+        };
+        [Relation::Mother, Relation::Father].into_iter().any(|r| {
+            let (x, y) = (parent(a, r), parent(b, r));
+            !x.is_empty() && !y.is_empty() && !x.iter().any(|p| y.contains(p))
+        })
     }
 
     fn named_adults_about(
@@ -446,6 +472,46 @@ mod tests {
     }
 
     #[test]
+    fn children_of_one_mother_and_different_fathers_are_half_siblings() {
+        let mut graph = family();
+        // Without the newborn's father known, the two are siblings (nothing says otherwise).
+        assert_eq!(
+            graph.family_of(&p("newborn"))[1].kin,
+            Kin::Sibling,
+            "older, through the mother"
+        );
+        graph.edges.push(edge(
+            "f2",
+            "newborn",
+            Relation::Father,
+            "gp/RelatedPerson/rp3",
+        ));
+        let older = graph
+            .family_of(&p("newborn"))
+            .into_iter()
+            .find(|m| m.person == p("older"))
+            .expect("the older child");
+        assert_eq!(older.kin, Kin::HalfSibling);
+        assert_eq!(older.kin.coding().1, "HSIB");
+        // The same father for both: full siblings.
+        graph.edges.push(edge(
+            "f",
+            "newborn",
+            Relation::Father,
+            "gp/RelatedPerson/rp4",
+        ));
+        graph.edges.retain(|e| e.from != p("f2"));
+        assert_eq!(
+            graph
+                .family_of(&p("older"))
+                .into_iter()
+                .find(|m| m.person == p("newborn"))
+                .map(|m| m.kin),
+            Some(Kin::Sibling)
+        );
+    }
+
+    #[test]
     fn a_mothers_family_has_her_children_her_unborn_child_and_the_named_adult() {
         let kin: Vec<(String, Kin)> = family()
             .family_of(&p("m"))
@@ -485,8 +551,10 @@ mod tests {
         assert_eq!(Kin::Mother.coding().1, "MTH");
         assert_eq!(Kin::Sibling.coding().1, "SIB");
         assert_eq!(Kin::UnbornSibling.coding().0, KIN_SYSTEM);
-        assert_eq!(Relation::from_role_code("FTH"), Relation::Father);
-        assert_eq!(Relation::from_role_code("GRMTH"), Relation::Carer);
+        assert_eq!(Relation::from_role_code("FTH"), Some(Relation::Father));
+        assert_eq!(Relation::from_role_code("GRMTH"), Some(Relation::Carer));
+        assert_eq!(Relation::from_role_code("FRND"), None);
+        assert_eq!(Relation::from_role_code("SIB"), None);
         assert_eq!(Relation::parse("named-adult"), Some(Relation::NamedAdult));
         assert_eq!(Relation::parse("uncle"), None);
     }

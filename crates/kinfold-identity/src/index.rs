@@ -14,7 +14,7 @@ use kinfold_fhir::Agency;
 use serde::{Deserialize, Serialize};
 
 use crate::PersonId;
-use crate::matching::{Comparison, Hold, Identity, Prepared, Thresholds, Weights};
+use crate::matching::{Comparison, Field, Hold, Identity, Level, Prepared, Thresholds, Weights};
 
 /// One agency's record of a person: the agency and the record's reference there.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -208,6 +208,73 @@ impl PersonIndex {
                     .collect(),
             ),
             _ => Resolution::Review(candidates),
+        }
+    }
+
+    /// An adult a record names without enough to score (often no date of birth: a partner
+    /// named in a police notification) among the people already around the child: `circle`
+    /// is the child's family and household. Names agree when family and first given name are
+    /// each the same or close once folded; the date of birth, sex and postcode must not
+    /// differ where both records give them. One person agreeing is a link; several agreeing,
+    /// or one agreeing only in part (one of the two names, or everything but a conflicting
+    /// date of birth), is a review; nobody is [`Resolution::New`].
+    pub fn within_household(
+        &self,
+        circle: &[PersonId],
+        key: &RecordKey,
+        identity: &Identity,
+    ) -> Resolution {
+        let prepared = Prepared::new(identity);
+        let named = |level: Level| matches!(level, Level::Exact | Level::Close);
+        let free = |level: Level| level != Level::Differs;
+        let mut agree = Vec::new();
+        let mut partly = Vec::new();
+        for person in circle {
+            let Some(best) = self
+                .by_person
+                .get(person)
+                .into_iter()
+                .flatten()
+                .filter_map(|&slot| self.entries[slot].as_ref())
+                .filter(|e| &e.key != key)
+                .map(|e| self.candidate(e, &prepared, Some(key)))
+                .max_by(|a, b| a.comparison.score.total_cmp(&b.comparison.score))
+            else {
+                continue;
+            };
+            let c = &best.comparison;
+            if c.nhs_numbers_differ
+                || self
+                    .refused
+                    .get(key)
+                    .is_some_and(|people| people.contains(person))
+            {
+                continue;
+            }
+            let family = named(c.level(Field::FamilyName));
+            let given = named(c.level(Field::GivenName));
+            let rest = [Field::BirthDate, Field::Sex, Field::Postcode]
+                .into_iter()
+                .all(|f| free(c.level(f)));
+            if family && given && rest {
+                agree.push(best);
+            } else if family || given {
+                partly.push(best);
+            }
+        }
+        match agree.len() {
+            1 => Resolution::Linked(agree.remove(0)),
+            0 if partly.is_empty() => Resolution::New,
+            0 => Resolution::Review(partly),
+            _ => Resolution::Review(
+                agree
+                    .into_iter()
+                    .map(|mut c| {
+                        c.hold = Some(Hold::Ambiguous);
+                        c
+                    })
+                    .collect(),
+            ),
         }
     }
 
@@ -416,7 +483,6 @@ fn block_keys(p: &Prepared) -> Vec<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::matching::Level;
 
     fn who(family: &str, given: &str, dob: &str, sex: &str, postcode: &str) -> Identity {
         Identity {
@@ -438,6 +504,110 @@ mod tests {
 
     fn person(id: &str) -> PersonId {
         id.parse().expect("id")
+    }
+
+    fn named(name: &str, dob: Option<&str>) -> Identity {
+        let mut words: Vec<String> = name.split_whitespace().map(str::to_owned).collect();
+        let family = words.pop();
+        Identity {
+            nhs_number: None,
+            family,
+            given: words,
+            birth_date: dob.map(str::to_owned),
+            gender: None,
+            postcode: None,
+        }
+    }
+
+    fn adult(id: &str) -> RecordKey {
+        RecordKey {
+            agency: Agency::HealthVisiting,
+            reference: format!("RelatedPerson/{id}"),
+        }
+    }
+
+    #[test]
+    fn an_adult_named_without_a_date_of_birth_joins_the_one_in_the_household_with_that_name() {
+        let mut index = PersonIndex::default();
+        index.insert(
+            adult("dan-1"),
+            person("partner"),
+            &named("Jiří Novák", Some("1990-04-01")),
+        );
+        index.insert(
+            adult("dan-2"),
+            person("mother"),
+            &named("Amira Novak", Some("1994-05-02")),
+        );
+        let circle = [person("partner"), person("mother")];
+        // Spelt without the diacritics and without a date of birth: the partner.
+        match index.within_household(&circle, &adult("dan-3"), &named("Jiri Novak", None)) {
+            Resolution::Linked(c) => assert_eq!(c.person, person("partner")),
+            other => panic!("{other:?}"),
+        }
+        // A typo in the given name is still close.
+        assert!(matches!(
+            index.within_household(&circle, &adult("dan-4"), &named("Jiri Novac", None)),
+            Resolution::Linked(c) if c.person == person("partner")
+        ));
+        // Outside the household the same name joins nobody: only the mother, of the same
+        // family name, is offered to a person.
+        match index.within_household(
+            &[person("mother")],
+            &adult("dan-5"),
+            &named("Jiri Novak", None),
+        ) {
+            Resolution::Review(c) => {
+                assert_eq!(
+                    c.iter().map(|c| &c.person).collect::<Vec<_>>(),
+                    [&person("mother")]
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        // Only the family name agrees (a different man of the family): a person decides.
+        match index.within_household(&circle, &adult("dan-6"), &named("Pavel Novak", None)) {
+            Resolution::Review(c) => {
+                assert_eq!(c.len(), 2, "both Nováks are offered");
+            }
+            other => panic!("{other:?}"),
+        }
+        // The same name with a date of birth that differs: review, not a link.
+        assert!(matches!(
+            index.within_household(
+                &circle,
+                &adult("dan-7"),
+                &named("Jiri Novak", Some("1971-09-30"))
+            ),
+            Resolution::Review(_)
+        ));
+        // Nobody's name agrees: new.
+        assert_eq!(
+            index.within_household(&circle, &adult("dan-8"), &named("Dean Rowe", None)),
+            Resolution::New
+        );
+    }
+
+    #[test]
+    fn two_people_of_one_name_in_a_household_are_a_review_never_a_guess() {
+        let mut index = PersonIndex::default();
+        index.insert(
+            adult("a"),
+            person("one"),
+            &named("Sam Hale", Some("1980-01-01")),
+        );
+        index.insert(adult("b"), person("two"), &named("Sam Hale", None));
+        match index.within_household(
+            &[person("one"), person("two")],
+            &adult("c"),
+            &named("Sam Hale", None),
+        ) {
+            Resolution::Review(c) => {
+                assert_eq!(c.len(), 2);
+                assert!(c.iter().all(|c| c.hold == Some(Hold::Ambiguous)));
+            }
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

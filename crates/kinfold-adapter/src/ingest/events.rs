@@ -78,7 +78,16 @@ pub struct EventRelation {
     /// Administrative gender.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub gender: Option<String>,
+    /// Postcode of their first address, when the record gives one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub postcode: Option<String>,
+    /// First line of that address.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub address_line: Option<String>,
 }
+
+/// The HL7 v3 RoleCode system, in which the gateway reads relationships.
+pub const ROLE_CODE_SYSTEM: &str = "http://terminology.hl7.org/CodeSystem/v3-RoleCode";
 
 /// The extension naming a related person's own Patient record at the adapter.
 pub const KINFOLD_PATIENT_EXTENSION: &str =
@@ -96,10 +105,25 @@ impl EventRelation {
         let relationship = r.relationship.first();
         let name = r.name.first();
         let codes = record.meta().map(|m| m.tag).unwrap_or_default();
+        let address = |field: &str| {
+            r.extra
+                .get("address")
+                .and_then(|a| a.get(0))
+                .and_then(|a| a.get(field))
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+        };
         Some(Self {
             reference: format!("RelatedPerson/{}", r.id.as_deref()?),
+            // The v3 RoleCode coding when there is one (an NK1 also carries its HL7 v2
+            // table 0063 code); otherwise the first code given.
             code: relationship
-                .and_then(|c| c.coding.first())
+                .and_then(|c| {
+                    c.coding
+                        .iter()
+                        .find(|c| c.system.as_deref() == Some(ROLE_CODE_SYSTEM))
+                        .or(c.coding.first())
+                })
                 .and_then(|c| c.code.clone()),
             text: relationship.and_then(|c| c.text.clone()),
             named_in_domestic_abuse_notification: codes.iter().any(|t| {
@@ -125,6 +149,15 @@ impl EventRelation {
             name_text: name.and_then(|n| n.text.clone()),
             birth_date: r.birth_date.clone(),
             gender: r.gender.clone(),
+            postcode: address("postalCode"),
+            address_line: r
+                .extra
+                .get("address")
+                .and_then(|a| a.get(0))
+                .and_then(|a| a.get("line"))
+                .and_then(|l| l.get(0))
+                .and_then(Value::as_str)
+                .map(str::to_owned),
         })
     }
 }

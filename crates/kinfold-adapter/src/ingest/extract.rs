@@ -18,7 +18,7 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value, json};
 
-use super::events::tag;
+use super::events::{ROLE_CODE_SYSTEM, tag};
 use super::{Atomicity, Author, Origin, Original, Plan};
 
 /// The media type a row is kept under.
@@ -40,6 +40,11 @@ pub const TASK_SYSTEM: &str = "https://kinfold.example/fhir/CodeSystem/task";
 pub const EXTENSION_BASE: &str = "https://kinfold.example/fhir/StructureDefinition";
 /// School URNs (the Department for Education's unique reference number).
 pub const SCHOOL_URN_SYSTEM: &str = "https://fhir.hl7.org.uk/Id/urn-school-number";
+/// Kinfold's codes for carers HL7 v3 RoleCode has no code for (`foster-carer`,
+/// `partner-of-parent`).
+pub const CARER_SYSTEM: &str = "https://kinfold.example/fhir/CodeSystem/carer-relationship";
+/// The longest concern in words a contact row takes (a line or two, not the case notes).
+pub const MAX_CONCERN_CHARS: usize = 1000;
 
 /// What one import answered: how many rows were stored, already held, or refused and why.
 #[derive(Debug, Default, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
@@ -166,6 +171,7 @@ pub fn plan_row(agency: Agency, line: usize, text: &str) -> Result<(Plan, Origin
         (Agency::HealthVisiting | Agency::SchoolNursing, "growth") => {
             rows.growth(parse(body, line, "")?)?;
         }
+        (_, "carers") => rows.carers(parse(body, line, "")?)?,
         (Agency::HealthVisiting, "da-notification") => rows.notification(parse(body, line, "")?)?,
         (Agency::HealthVisiting, "allocation") => rows.allocation(parse(body, line, "")?)?,
         (Agency::HealthVisiting, "transfer") => rows.transfer(parse(body, line, "")?)?,
@@ -318,6 +324,25 @@ struct Contact {
     interpreter_used: Option<bool>,
     practitioner: Option<Who>,
     venue: Option<String>,
+    concern: Option<String>,
+}
+
+/// A parent or carer of the child, as the source system holds them.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Carer {
+    person: Person,
+    relationship: String,
+    parental_responsibility: Option<bool>,
+    from: Option<String>,
+    until: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Carers {
+    child: Person,
+    carers: Vec<Carer>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -779,6 +804,19 @@ impl Rows {
                 row.language.as_ref().map(|l| json!({"valueString": l})),
             ),
         ];
+        if let Some(concern) = &row.concern {
+            if concern.trim().is_empty() || concern.chars().count() > MAX_CONCERN_CHARS {
+                return Err(self.fail(
+                    "concern",
+                    format!("a concern is 1 to {MAX_CONCERN_CHARS} characters"),
+                ));
+            }
+        }
+        let details = details.into_iter().chain([(
+            "concern",
+            "Concern recorded at the contact",
+            row.concern.as_ref().map(|c| json!({"valueString": c})),
+        )]);
         for (code, display, value) in details {
             let Some(Value::Object(value)) = value else {
                 continue;
@@ -940,6 +978,79 @@ impl Rows {
             }
             tag(&mut person, &["named-in-domestic-abuse-notification"]);
             self.keep(person, &format!("adults_named[{n}]"))?;
+        }
+        Ok(())
+    }
+
+    /// The child's parents and carers: a RelatedPerson each, coded in HL7 v3 RoleCode where
+    /// it has a code, with whether they hold parental responsibility and since when.
+    fn carers(&mut self, row: Carers) -> Made {
+        let child = self.person(&row.child, "child")?;
+        if row.carers.is_empty() {
+            return Err(self.fail("carers", "name at least one parent or carer"));
+        }
+        for (n, carer) in row.carers.iter().enumerate() {
+            let field = format!("carers[{n}]");
+            let (system, code, display) = match carer.relationship.as_str() {
+                "mother" => (ROLE_CODE_SYSTEM, "MTH", "mother"),
+                "father" => (ROLE_CODE_SYSTEM, "FTH", "father"),
+                "parent" => (ROLE_CODE_SYSTEM, "PRN", "parent"),
+                "step-parent" => (ROLE_CODE_SYSTEM, "STPPRN", "step parent"),
+                "grandparent" => (ROLE_CODE_SYSTEM, "GRPRN", "grandparent"),
+                "guardian" => (ROLE_CODE_SYSTEM, "GUARD", "guardian"),
+                "foster-carer" => (CARER_SYSTEM, "foster-carer", "foster carer"),
+                "partner-of-parent" => (CARER_SYSTEM, "partner-of-parent", "partner of a parent"),
+                other => {
+                    return Err(self.fail(
+                        &format!("{field}.relationship"),
+                        format!(
+                            "'{other}' is not mother, father, parent, step-parent, grandparent, guardian, foster-carer or partner-of-parent"
+                        ),
+                    ));
+                }
+            };
+            let (carer_id, record) = self.patient(&carer.person, &format!("{field}.person"))?;
+            let mut related = json!({
+                "resourceType": "RelatedPerson",
+                "id": format!("carer-{}", id_part(&format!("{child}-{carer_id}"))),
+                "patient": {"reference": format!("Patient/{child}")},
+                "relationship": [{"coding": [{"system": system, "code": code, "display": display}]}],
+            });
+            for element in ["identifier", "name", "birthDate", "gender", "address"] {
+                if let Some(value) = record.get(element) {
+                    related[element] = value.clone();
+                }
+            }
+            let from = carer
+                .from
+                .as_deref()
+                .map(|d| self.date(d, &format!("{field}.from")))
+                .transpose()?;
+            let until = carer
+                .until
+                .as_deref()
+                .map(|d| self.date(d, &format!("{field}.until")))
+                .transpose()?;
+            if let (Some(from), Some(until)) = (&from, &until)
+                && until < from
+            {
+                return Err(self.fail(&format!("{field}.until"), "is before from"));
+            }
+            if from.is_some() || until.is_some() {
+                let mut period = json!({});
+                if let Some(from) = from {
+                    period["start"] = json!(from);
+                }
+                if let Some(until) = until {
+                    period["end"] = json!(until);
+                }
+                related["period"] = period;
+            }
+            if let Some(holds) = carer.parental_responsibility {
+                related["extension"] = json!([{"url": format!("{EXTENSION_BASE}/parental-responsibility"), "valueBoolean": holds}]);
+            }
+            tag(&mut related, &["carer"]);
+            self.keep(related, &field)?;
         }
         Ok(())
     }
@@ -1312,6 +1423,11 @@ mod tests {
         assert!(details.contains(&("seen-alone".into(), json!(false))));
         assert!(details.contains(&("interpreter-used".into(), json!(false))));
         assert!(details.contains(&("language".into(), json!("Arabic"))));
+        // The concern in words travels with the contact, as its own Observation.
+        assert!(details.contains(&(
+            "concern".into(),
+            json!("Mother reports he is not eating and has lost weight since the summer.")
+        )));
         let codes = codes_of_all(&records);
         assert!(codes.contains(&"child-not-seen-alone".to_owned()));
         assert!(codes.contains(&"interpreter-not-used".to_owned()));
@@ -1330,6 +1446,49 @@ mod tests {
         assert_eq!(adult["name"][0]["text"], "Karim Saleh");
         assert_eq!(adult["relationship"][0]["text"], "mother's partner");
         assert!(codes_of_all(&records).contains(&"domestic-abuse-notification".to_owned()));
+    }
+
+    #[test]
+    fn a_carers_row_names_each_parent_and_carer_with_responsibility_and_period() {
+        let (records, _) = planned(Agency::HealthVisiting, HEALTH_VISITING, 6);
+        let mother = json(of_type(&records, "RelatedPerson")[0]);
+        assert_eq!(mother["patient"]["reference"], "Patient/nhs-9990000026");
+        assert_eq!(mother["relationship"][0]["coding"][0]["code"], "MTH");
+        assert_eq!(mother["identifier"][0]["value"], "9990000018");
+        assert_eq!(mother["name"][0]["given"][0], "Amira");
+        assert_eq!(mother["birthDate"], "1994-05-02");
+        assert_eq!(mother["period"]["start"], "2022-01-15");
+        assert_eq!(mother["extension"][0]["valueBoolean"], true);
+        assert!(codes_of_all(&records).contains(&"carer".to_owned()));
+        let (records, _) = planned(Agency::SchoolNursing, SCHOOL_NURSING, 7);
+        let grandmother = json(of_type(&records, "RelatedPerson")[0]);
+        assert_eq!(grandmother["relationship"][0]["coding"][0]["code"], "GRPRN");
+        assert_eq!(grandmother["address"][0]["postalCode"], "NE4 5PL");
+        // A relationship the feed does not know, an ending before its start and no carer at
+        // all are refused by field.
+        let row = |carers: &str| {
+            format!(
+                r#"{{"record": "carers", "row_id": "c1", "child": {{"local_id": "k1"}}, "carers": {carers}}}"#
+            )
+        };
+        for (carers, field) in [
+            (
+                r#"[{"person": {"local_id": "a"}, "relationship": "uncle"}]"#,
+                "carers[0].relationship",
+            ),
+            (
+                r#"[{"person": {"local_id": "a"}, "relationship": "mother", "from": "2024-01-01", "until": "2023-01-01"}]"#,
+                "carers[0].until",
+            ),
+            (r#"[]"#, "carers"),
+            (
+                r#"[{"person": {"family": "Nobody"}, "relationship": "mother"}]"#,
+                "carers[0].person",
+            ),
+        ] {
+            let error = plan_row(Agency::Midwifery, 3, &row(carers)).expect_err(carers);
+            assert_eq!((error.line, error.field.as_str()), (3, field), "{carers}");
+        }
     }
 
     #[test]

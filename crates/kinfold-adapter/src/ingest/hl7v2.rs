@@ -83,11 +83,14 @@ pub fn plan_adt(message: &Message<'_>) -> Result<Plan, Hl7Error> {
     let pid_at = position(message, "PID")
         .ok_or_else(|| Hl7Error::at("PID", 0, 0, "an ADT message needs a PID segment"))?;
     let (patient_id, patient) = patient(message, pid_at)?;
+    // An attendance for overdose, self-harm, alcohol, assault or a mental-health crisis:
+    // the attendance, its diagnoses and its safeguarding answers all say so.
+    let risks = risks(message);
     let mut entries = vec![Ok(resource(patient, "PID", pid_at)?)];
     let mut encounter_id = None;
     if let Some(pv1_at) = position(message, "PV1") {
         let mut encounter = encounter(message, pv1_at, &patient_id, &event)?;
-        tag(&mut encounter, &risks(message));
+        tag(&mut encounter, &risks);
         encounter_id = encounter["id"].as_str().map(str::to_owned);
         entries.push(Ok(resource(encounter, "PV1", pv1_at)?));
     }
@@ -97,11 +100,13 @@ pub fn plan_adt(message: &Message<'_>) -> Result<Plan, Hl7Error> {
         control_id: id_part(message.control_id().unwrap_or("unknown")),
     };
     for (n, at) in positions(message, "DG1").into_iter().enumerate() {
-        let condition = diagnosis(message, n + 1, &context)?;
+        let mut condition = diagnosis(message, n + 1, &context)?;
+        tag(&mut condition, &risks);
         entries.push(Ok(resource(condition, "DG1", at)?));
     }
     for (n, at) in positions(message, "OBX").into_iter().enumerate() {
-        if let Some(observation) = safeguarding(message, n + 1, at, &context)? {
+        if let Some(mut observation) = safeguarding(message, n + 1, at, &context)? {
+            tag(&mut observation, &risks);
             entries.push(Ok(resource(observation, "OBX", at)?));
         }
         if let Some(observation) = measurement(message, n + 1, at, &context)? {
@@ -110,6 +115,11 @@ pub fn plan_adt(message: &Message<'_>) -> Result<Plan, Hl7Error> {
     }
     if let Some((condition, segment, at)) = injury(message, &context)? {
         entries.push(Ok(resource(condition, segment, at)?));
+    }
+    for (n, at) in positions(message, "NK1").into_iter().enumerate() {
+        if let Some(related) = next_of_kin(message, n + 1, at, &context.patient)? {
+            entries.push(Ok(resource(related, "NK1", at)?));
+        }
     }
     Ok(Plan {
         atomicity: Atomicity::Whole,
@@ -144,7 +154,7 @@ pub fn origin_of(message: &Message<'_>, text: &str) -> Origin {
 
 /// The attendance risks a presenting complaint or diagnosis names, as event codes.
 fn risks(message: &Message<'_>) -> Vec<&'static str> {
-    const RISKS: [(&str, &[&str], &[&str]); 4] = [
+    const RISKS: [(&str, &[&str], &[&str]); 5] = [
         // (event code, words in the text, SNOMED CT codes)
         (
             "ed-risk-overdose",
@@ -162,6 +172,11 @@ fn risks(message: &Message<'_>) -> Vec<&'static str> {
             &["25702006", "15167005"],
         ),
         ("ed-risk-assault", &["assault"], &["52684005", "225962004"]),
+        (
+            "ed-risk-mental-health",
+            &["mental health crisis", "suicid", "psychosis", "psychotic"],
+            &["6471006", "69322001"],
+        ),
     ];
     let mut said: Vec<(String, String)> = Vec::new();
     let mut add = |segment: &str, n: usize, field: usize| {
@@ -185,6 +200,129 @@ fn risks(message: &Message<'_>) -> Vec<&'static str> {
         })
         .map(|(event, _, _)| *event)
         .collect()
+}
+
+/// HL7 v2 table 0063 (relationship) codes and the HL7 v3 RoleCode each is, where one is.
+const RELATIONSHIPS: [(&str, &str); 14] = [
+    ("MTH", "MTH"),
+    ("FTH", "FTH"),
+    ("PAR", "PRN"),
+    ("GRD", "GUARD"),
+    ("GRP", "GRPRN"),
+    ("EXF", "EXT"),
+    ("SPO", "SPS"),
+    ("DOM", "DOMPART"),
+    ("SIB", "SIB"),
+    ("BRO", "BRO"),
+    ("SIS", "SIS"),
+    ("CHD", "CHILD"),
+    ("FND", "FRND"),
+    ("SEL", "ONESELF"),
+];
+/// The HL7 v2 table 0063 code system.
+pub const V2_RELATIONSHIP_SYSTEM: &str = "http://terminology.hl7.org/CodeSystem/v2-0063";
+
+/// The `n`th `NK1` (next of kin or associated party) as a RelatedPerson of the patient:
+/// name `NK1-2`, relationship `NK1-3` (table 0063, with its v3 RoleCode where there is one),
+/// address `NK1-4`, sex `NK1-15`, date of birth `NK1-16`, identifiers `NK1-33` (an `NHS`
+/// assigning authority is the NHS number). An `NK1` naming nobody is skipped.
+fn next_of_kin(
+    message: &Message<'_>,
+    n: usize,
+    at: usize,
+    patient_id: &str,
+) -> Result<Option<Value>, Hl7Error> {
+    let part = |field, c| message.value_n("NK1", n, field, 1, c, 1);
+    let family = part(2, 1);
+    let given: Vec<String> = [2, 3].iter().filter_map(|&c| part(2, c)).collect();
+    if family.is_none() && given.is_empty() {
+        return Ok(None);
+    }
+    let mut id = format!("nk1-{n}-{patient_id}");
+    id.truncate(64);
+    let mut related = json!({
+        "resourceType": "RelatedPerson",
+        "id": id,
+        "patient": {"reference": format!("Patient/{patient_id}")},
+    });
+    let mut name = json!({});
+    if let Some(family) = family {
+        name["family"] = json!(family);
+    }
+    if !given.is_empty() {
+        name["given"] = json!(given);
+    }
+    related["name"] = json!([name]);
+    if let Some(code) = part(3, 1) {
+        let text = part(3, 2);
+        let mut coding = Vec::new();
+        if let Some((_, v3)) = RELATIONSHIPS.iter().find(|(v2, _)| *v2 == code) {
+            coding.push(json!({"system": super::events::ROLE_CODE_SYSTEM, "code": v3}));
+        }
+        let mut v2 = json!({"system": V2_RELATIONSHIP_SYSTEM, "code": code});
+        if let Some(text) = &text {
+            v2["display"] = json!(text);
+        }
+        coding.push(v2);
+        let mut concept = json!({"coding": coding});
+        if let Some(text) = text {
+            concept["text"] = json!(text);
+        }
+        related["relationship"] = json!([concept]);
+    }
+    let mut identifiers = Vec::new();
+    for r in 1..=message.repetitions_n("NK1", n, 33) {
+        let Some(value) = message.value_n("NK1", n, 33, r, 1, 1) else {
+            continue;
+        };
+        let authority = message.value_n("NK1", n, 33, r, 4, 1).unwrap_or_default();
+        if authority.eq_ignore_ascii_case("NHS") {
+            let number: NhsNumber = value
+                .parse()
+                .map_err(|e| Hl7Error::at("NK1", at, 33, format!("NK1-33 repetition {r}: {e}")))?;
+            identifiers.push(json!({"system": NHS_NUMBER_SYSTEM, "value": number.as_str()}));
+        } else {
+            identifiers.push(json!({"system": ASSIGNER_SYSTEM, "value": value}));
+        }
+    }
+    if !identifiers.is_empty() {
+        related["identifier"] = json!(identifiers);
+    }
+    let address: Vec<(usize, &str)> = vec![(3, "city"), (5, "postalCode")];
+    let line = part(4, 1);
+    if line.is_some() || part(4, 5).is_some() {
+        let mut value = json!({});
+        if let Some(line) = line {
+            value["line"] = json!([line]);
+        }
+        for (c, element) in address {
+            if let Some(v) = part(4, c) {
+                value[element] = json!(v);
+            }
+        }
+        related["address"] = json!([value]);
+    }
+    if let Some(sex) = part(15, 1) {
+        related["gender"] = json!(match sex.as_str() {
+            "M" | "1" => "male",
+            "F" | "2" => "female",
+            "O" => "other",
+            _ => "unknown",
+        });
+    }
+    if let Some(born) = part(16, 1) {
+        let date = born.get(..8).and_then(date_of).ok_or_else(|| {
+            Hl7Error::at(
+                "NK1",
+                at,
+                16,
+                format!("NK1-16 '{born}' is not a date of birth"),
+            )
+        })?;
+        related["birthDate"] = json!(date);
+    }
+    tag(&mut related, &["next-of-kin"]);
+    Ok(Some(related))
 }
 
 /// The injury, from `ACC` and the `KINFOLD-INJ` questions, with the segment it is located at.
@@ -922,6 +1060,39 @@ mod tests {
     }
 
     #[test]
+    fn next_of_kin_become_related_people_with_their_relationship_and_identifiers() {
+        let nk1 = "NK1|1|Haddad^Amira^^^Mrs|MTH^Mother^HL70063|1 Mill Lane^^Leeds^^LS6 2AB|||||||||||F|19940502|||||||||||||||||9990000018^^^NHS";
+        let friend = "NK1|2|Rowe^Dean|FND^Friend^HL70063";
+        let nobody = "NK1|3||EMC^Emergency contact^HL70063";
+        let message = format!("{A01}\r{nk1}\r{friend}\r{nobody}");
+        let planned = plan(&message).expect("plans");
+        let related: Vec<Value> = (0..planned.entries.len())
+            .map(|n| json_of(&planned, n))
+            .filter(|r| r["resourceType"] == "RelatedPerson")
+            .collect();
+        assert_eq!(related.len(), 2, "an NK1 naming nobody is skipped");
+        let mother = &related[0];
+        assert_eq!(mother["patient"]["reference"], "Patient/nhs-9434765919");
+        assert_eq!(mother["name"][0]["family"], "Haddad");
+        assert_eq!(mother["name"][0]["given"][0], "Amira");
+        assert_eq!(mother["relationship"][0]["coding"][0]["code"], "MTH");
+        assert_eq!(
+            mother["relationship"][0]["coding"][1]["system"],
+            V2_RELATIONSHIP_SYSTEM
+        );
+        assert_eq!(mother["address"][0]["postalCode"], "LS6 2AB");
+        assert_eq!(mother["address"][0]["line"][0], "1 Mill Lane");
+        assert_eq!(mother["birthDate"], "1994-05-02");
+        assert_eq!(mother["gender"], "female");
+        assert_eq!(mother["identifier"][0]["value"], "9990000018");
+        assert_eq!(related[1]["relationship"][0]["coding"][0]["code"], "FRND");
+        // A wrong NHS number in NK1-33 is a NAK naming the segment and field.
+        let bad = format!("{A01}\r{}", nk1.replace("9990000018", "9990000019"));
+        let fault = plan(&bad).expect_err("refused");
+        assert!(fault.to_string().contains("NK1"), "{fault}");
+    }
+
+    #[test]
     fn an_attendance_for_overdose_or_assault_is_tagged_for_the_rules() {
         let message =
             format!("{A01}\rPV2|||OD^Overdose of paracetamol^LOCAL\rDG1|1||52684005^Assault^SCT");
@@ -935,6 +1106,17 @@ mod tests {
             .filter_map(|t| t["code"].as_str())
             .collect();
         assert_eq!(tags, ["ed-risk-overdose", "ed-risk-assault"]);
+        // The diagnosis that named the risk carries it too, so that a child's professionals
+        // see the parent's diagnoses with the attendance (G5).
+        let diagnosis =
+            serde_json::to_value(planned.entries[2].as_ref().expect("entry")).expect("json");
+        assert_eq!(diagnosis["resourceType"], "Condition");
+        assert_eq!(diagnosis["meta"]["tag"][1]["code"], "ed-risk-assault");
+        let crisis = format!("{A01}\rPV2|||MH^Mental health crisis^LOCAL");
+        let crisis = plan(&crisis).expect("plans");
+        let encounter =
+            serde_json::to_value(crisis.entries[1].as_ref().expect("entry")).expect("json");
+        assert_eq!(encounter["meta"]["tag"][0]["code"], "ed-risk-mental-health");
         let plain = plan(A01).expect("plans");
         let encounter =
             serde_json::to_value(plain.entries[1].as_ref().expect("entry")).expect("json");

@@ -64,29 +64,29 @@ struct EventRelation {
     name_text: Option<String>,
     birth_date: Option<String>,
     gender: Option<String>,
+    postcode: Option<String>,
+    address_line: Option<String>,
 }
 
 impl EventRelation {
     /// What the related person is to the person, and how sure the record is: coded (1.0), in
-    /// words (0.7), or named in a domestic-abuse notification (0.8).
-    fn kind(&self) -> (Relation, f64) {
+    /// words (0.7), or named in a domestic-abuse notification (0.8). `None` for a relation
+    /// that is not family (a friend, an emergency contact): no edge.
+    fn kind(&self) -> Option<(Relation, f64)> {
         if self.named_in_domestic_abuse_notification {
-            (Relation::NamedAdult, 0.8)
+            Some((Relation::NamedAdult, 0.8))
         } else if let Some(code) = &self.code {
-            (Relation::from_role_code(code), 1.0)
+            Relation::from_role_code(code).map(|r| (r, 1.0))
         } else {
-            let words = self
-                .text
-                .as_deref()
-                .unwrap_or_default()
-                .to_ascii_lowercase();
+            let words = self.text.as_deref().unwrap_or_default().to_lowercase();
             let kind = match words.trim() {
-                "mother" | "mum" => Relation::Mother,
-                "father" | "dad" => Relation::Father,
+                "mother" | "mum" | "birth mother" => Relation::Mother,
+                "father" | "dad" | "birth father" => Relation::Father,
                 "parent" => Relation::Parent,
+                "friend" | "neighbour" | "emergency contact" | "self" => return None,
                 _ => Relation::Carer,
             };
-            (kind, 0.7)
+            Some((kind, 0.7))
         }
     }
 }
@@ -128,7 +128,10 @@ pub(crate) async fn event(
     let born = event.codes.iter().any(|c| c == "birth-notification");
     // Only a birth or a new parent edge can make a baby and a named child one person: the
     // join (which reads the whole graph) runs for those events alone.
-    let names_a_parent = event.relations.iter().any(|r| r.kind().0.is_parental());
+    let names_a_parent = event
+        .relations
+        .iter()
+        .any(|r| r.kind().is_some_and(|(kind, _)| kind.is_parental()));
     for relation in event.relations {
         relate(inner, store, agency, &person, relation, changes).await?;
     }
@@ -158,6 +161,19 @@ async fn file(
     demographics: Demographics,
     changes: &mut Changes,
 ) -> Result<PersonId, GatewayError> {
+    let resolution = inner.index.resolve(&key, &demographics.identity());
+    file_resolved(inner, store, key, demographics, resolution, changes).await
+}
+
+/// Files one record as the index resolved it.
+async fn file_resolved(
+    inner: &mut Inner,
+    store: &Store,
+    key: RecordKey,
+    demographics: Demographics,
+    resolution: Resolution,
+    changes: &mut Changes,
+) -> Result<PersonId, GatewayError> {
     let identity = demographics.identity();
     let body = |person: &PersonId, method: Method, score: Option<f64>| RecordBody {
         record: key.clone(),
@@ -169,7 +185,7 @@ async fn file(
         reason: None,
         updated: now(),
     };
-    let (person, method, score, reviews) = match inner.index.resolve(&key, &identity) {
+    let (person, method, score, reviews) = match resolution {
         Resolution::Known(person) => {
             let kept = inner.records.get(&key);
             if let Some(kept) = kept.filter(|r| r.demographics != demographics) {
@@ -190,12 +206,20 @@ async fn file(
                 (conflicts, "nhs-number-conflict"),
             )
         }
-        Resolution::Linked(candidate) => (
-            candidate.person,
-            Method::Score,
-            Some(candidate.comparison.score),
-            (Vec::new(), "match"),
-        ),
+        Resolution::Linked(candidate) => {
+            // A link the household rule made (no score above the threshold) says so.
+            let method = if candidate.comparison.score >= inner.index.thresholds().link {
+                Method::Score
+            } else {
+                Method::Household
+            };
+            (
+                candidate.person,
+                method,
+                Some(candidate.comparison.score),
+                (Vec::new(), "match"),
+            )
+        }
         Resolution::Review(candidates) => {
             let person = new_person(inner, store, &identity, changes).await?;
             (person, Method::New, None, (candidates, "match"))
@@ -341,6 +365,9 @@ async fn relate(
     if !relation.reference.starts_with("RelatedPerson/") {
         return Ok(());
     }
+    let Some((kind, confidence)) = relation.kind() else {
+        return Ok(());
+    };
     let own_record = relation
         .patient
         .as_ref()
@@ -369,15 +396,44 @@ async fn relate(
                 given,
                 birth_date: relation.birth_date.clone(),
                 gender: relation.gender.clone(),
+                postcode: relation.postcode.clone(),
+                address_line: relation.address_line.clone(),
                 ..Demographics::default()
             };
-            file(inner, store, key, demographics, changes).await?
+            let mut resolution = inner.index.resolve(&key, &demographics.identity());
+            if matches!(resolution, Resolution::New | Resolution::Review(_)) {
+                // Too little to score (a partner named without a date of birth): the one
+                // person of that name already around the child, or a person decides.
+                let circle: Vec<PersonId> = inner
+                    .graph()
+                    .family_of(person)
+                    .into_iter()
+                    .map(|m| m.person)
+                    .collect();
+                match inner
+                    .index
+                    .within_household(&circle, &key, &demographics.identity())
+                {
+                    Resolution::New => {}
+                    Resolution::Review(mut near) => {
+                        if let Resolution::Review(scored) = resolution {
+                            for candidate in scored {
+                                if !near.iter().any(|n| n.person == candidate.person) {
+                                    near.push(candidate);
+                                }
+                            }
+                        }
+                        resolution = Resolution::Review(near);
+                    }
+                    household => resolution = household,
+                }
+            }
+            file_resolved(inner, store, key, demographics, resolution, changes).await?
         }
     };
     if related == *person {
         return Ok(());
     }
-    let (kind, confidence) = relation.kind();
     let edge = Edge {
         id: edge_id(agency, &relation.reference),
         from: related,

@@ -77,6 +77,9 @@ pub(crate) enum Method {
     /// A baby notified before naming, joined to the named record through the same mother and
     /// date of birth.
     BirthAndMother,
+    /// An adult named without enough to score, joined to the one person of that name among
+    /// the child's family and household.
+    Household,
 }
 
 impl Method {
@@ -89,6 +92,7 @@ impl Method {
             Self::Manual => "manual",
             Self::Review => "review",
             Self::BirthAndMother => "birth-and-mother",
+            Self::Household => "household",
         }
     }
 }
