@@ -28,8 +28,8 @@ async fn every_feed_is_visible_with_its_provenance_and_a_resend_is_stored_once(b
     k.start_gateway().await;
     for (agency, rows, count) in [
         (Agency::Midwifery, MIDWIFERY, 3),
-        (Agency::HealthVisiting, HEALTH_VISITING, 5),
-        (Agency::SchoolNursing, SCHOOL_NURSING, 6),
+        (Agency::HealthVisiting, HEALTH_VISITING, 6),
+        (Agency::SchoolNursing, SCHOOL_NURSING, 7),
     ] {
         let summary = k.import(agency, rows).await;
         assert_eq!(summary["stored"], count, "{agency}: {summary}");
@@ -67,7 +67,7 @@ async fn every_feed_is_visible_with_its_provenance_and_a_resend_is_stored_once(b
         .into_iter()
         .filter(|p| p["meta"]["source"].is_string())
         .collect();
-    assert_eq!(provenance.len(), 5 + 6, "one per row about the child");
+    assert_eq!(provenance.len(), 6 + 7, "one per row about the child");
     let welfare = provenance
         .iter()
         .find(|p| p["entity"][0]["what"]["identifier"]["value"] == "SN-3004")
@@ -129,8 +129,8 @@ async fn every_feed_is_visible_with_its_provenance_and_a_resend_is_stored_once(b
     assert_eq!(coded(&baby, "Observation", "8339-4").len(), 1);
 
     // One event per row per person, delivered to the gateway with the person and the codes.
-    let events = k.events_from(Agency::SchoolNursing, 6).await;
-    assert_eq!(events.len(), 6, "{events:?}");
+    let events = k.events_from(Agency::SchoolNursing, 7).await;
+    assert_eq!(events.len(), 7, "{events:?}");
     let welfare_event = events
         .iter()
         .find(|e| e["sourceMessageId"] == "SN-3004")
@@ -216,7 +216,7 @@ async fn events_wait_in_the_outbox_through_a_restart_until_the_gateway_is_up(bac
     // The gateway is not running yet: the adapter stores, and its events wait.
     let mut k = Kinfold::adapters(backend).await;
     let summary = k.import(Agency::HealthVisiting, HEALTH_VISITING).await;
-    assert_eq!(summary["stored"], 5, "{summary}");
+    assert_eq!(summary["stored"], 6, "{summary}");
     tokio::time::sleep(Duration::from_millis(400)).await;
     // The adapter goes down with its events undelivered, and comes back.
     let handle = k.handles.remove(&Agency::HealthVisiting).expect("running");
@@ -235,12 +235,12 @@ async fn events_wait_in_the_outbox_through_a_restart_until_the_gateway_is_up(bac
     };
     let store = Store::open(&url).await.expect("the adapter's store");
     let (waiting, _) = store.outbox_status().await.expect("outbox");
-    assert_eq!(waiting, 5, "every event waits for the gateway");
+    assert_eq!(waiting, 6, "every event waits for the gateway");
     store.close().await;
     k.start_adapter(Agency::HealthVisiting, &url).await;
     k.start_gateway().await;
-    let events = k.events_from(Agency::HealthVisiting, 5).await;
-    assert_eq!(events.len(), 5, "delivered once the gateway is up");
+    let events = k.events_from(Agency::HealthVisiting, 6).await;
+    assert_eq!(events.len(), 6, "delivered once the gateway is up");
     let store = Store::open(&url).await.expect("the adapter's store");
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     while store.outbox_status().await.expect("outbox").0 > 0
@@ -262,10 +262,10 @@ async fn during_a_custody_transfer_both_services_add_and_everything_stays_readab
 ) {
     let mut k = Kinfold::adapters(backend).await;
     k.start_gateway().await;
-    // Health visiting holds the record and starts the transfer (the sample's last row).
+    // Health visiting holds the record and starts the transfer (the sample's transfer row).
     assert_eq!(
         k.import(Agency::HealthVisiting, HEALTH_VISITING).await["stored"],
-        5
+        6
     );
     // While it runs, both services add to the child's record.
     let hv_contact = HEALTH_VISITING

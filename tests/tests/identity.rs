@@ -10,36 +10,12 @@ use std::time::Duration;
 use common::agencies::{Backend, Kinfold, coded};
 use kinfold_fhir::Agency;
 use serde_json::{Value, json};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const MIDWIFERY: &str = include_str!("../../docs/feeds/samples/midwifery.ndjson");
 const HEALTH_VISITING: &str = include_str!("../../docs/feeds/samples/health-visiting.ndjson");
 const MOTHER_NHS: &str = "9990000018";
 const CHILD_NHS: &str = "9990000026";
 const BABY_NHS: &str = "9990000034";
-
-async fn send_hl7(k: &Kinfold, message: &str) {
-    let mut stream = k.mllp_stream().await;
-    let mut frame = vec![0x0b];
-    frame.extend_from_slice(message.as_bytes());
-    frame.extend_from_slice(&[0x1c, 0x0d]);
-    stream.write_all(&frame).await.expect("sent");
-    let mut ack = Vec::new();
-    while !ack.ends_with(&[0x1c, 0x0d]) {
-        ack.push(stream.read_u8().await.expect("an ACK"));
-    }
-    assert!(String::from_utf8_lossy(&ack).contains("MSA|AA"));
-}
-
-async fn gp_bundle(k: &Kinfold, bundle: Value) {
-    let (status, answer) = common::post_json(
-        &k.http,
-        &format!("{}/", k.urls[&Agency::Gp]),
-        bundle.to_string(),
-    )
-    .await;
-    assert_eq!(status, 200, "{answer}");
-}
 
 fn gp_patient(
     id: &str,
@@ -140,7 +116,7 @@ async fn a_newborns_family_is_seen_whole_and_the_unborn_child_becomes_the_baby(b
     let mut k = Kinfold::adapters(backend).await;
     k.start_gateway().await;
     // The GP knows Leo and that his mother is the woman with NHS number …018.
-    gp_bundle(&k, json!({
+    k.gp_bundle(&json!({
         "resourceType": "Bundle", "type": "transaction", "identifier": {"value": "GP-FAMILY-1"},
         "entry": [
             gp_patient("gp-leo", Some(CHILD_NHS), "Haddad", "Leo", "2022-01-15", "male"),
@@ -159,7 +135,7 @@ async fn a_newborns_family_is_seen_whole_and_the_unborn_child_becomes_the_baby(b
         ]
     })).await;
     // Leo's fracture at A&E, over MLLP.
-    send_hl7(&k, &format!(
+    k.send_hl7(&format!(
         "MSH|^~\\&|EPR|RXX|KINFOLD|AE|20261101100000+0000||ADT^A04^ADT_A01|FAM-T1|P|2.5\rEVN|A04|20261101100500+0000\rPID|1||{CHILD_NHS}^^^NHS^NH||Haddad^Leo||20220115|1\rPV1|1|E|AE^^^RXX||||||||||||||||V78|||||||||||||||||||||||||20261101093000+0000\rACC|20261101083000+0000|FALL^Fall^LOCAL\rOBX|1|CWE|injury-type^Injury type^KINFOLD-INJ||125605004^Fracture of bone^SCT"
     )).await;
     // Health visiting: a domestic-abuse notification about Leo naming the mother's partner.
@@ -288,16 +264,13 @@ async fn a_child_spelt_two_ways_is_one_person_and_twins_stay_two(backend: Backen
     let mut k = Kinfold::adapters(backend).await;
     k.start_gateway().await;
     // The GP: Ola Wójcik with an NHS number, and twin Filip Novak.
-    gp_bundle(
-        &k,
-        json!({
-            "resourceType": "Bundle", "type": "transaction", "identifier": {"value": "GP-ID-1"},
-            "entry": [
-                gp_patient("gp-ola", Some("9990000042"), "Wójcik", "Ola", "2019-05-02", "female"),
-                gp_patient("gp-filip", Some("9990000050"), "Novak", "Filip", "2020-06-01", "male"),
-            ]
-        }),
-    )
+    k.gp_bundle(&json!({
+        "resourceType": "Bundle", "type": "transaction", "identifier": {"value": "GP-ID-1"},
+        "entry": [
+            gp_patient("gp-ola", Some("9990000042"), "Wójcik", "Ola", "2019-05-02", "female"),
+            gp_patient("gp-filip", Some("9990000050"), "Novak", "Filip", "2020-06-01", "male"),
+        ]
+    }))
     .await;
     // School nursing, without NHS numbers: "WOJCIK" and the other twin, Jan.
     let rows = [
@@ -493,7 +466,7 @@ async fn a_child_spelt_two_ways_is_one_person_and_twins_stay_two(backend: Backen
         k.import(Agency::Midwifery, &birth.to_string()).await["stored"],
         1
     );
-    gp_bundle(&k, json!({
+    k.gp_bundle(&json!({
         "resourceType": "Bundle", "type": "transaction", "identifier": {"value": "GP-ID-2"},
         "entry": [
             {"resource": {"resourceType": "Patient", "id": "gp-marta",

@@ -301,6 +301,33 @@ impl Kinfold {
         response.json().await.expect("a summary")
     }
 
+    /// Sends one HL7 v2 message to the A&E adapter over MLLP and checks it is accepted.
+    pub async fn send_hl7(&self, message: &str) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut stream = self.mllp_stream().await;
+        let mut frame = vec![0x0b];
+        frame.extend_from_slice(message.as_bytes());
+        frame.extend_from_slice(&[0x1c, 0x0d]);
+        stream.write_all(&frame).await.expect("sent");
+        let mut ack = Vec::new();
+        while !ack.ends_with(&[0x1c, 0x0d]) {
+            ack.push(stream.read_u8().await.expect("an ACK"));
+        }
+        let ack = String::from_utf8_lossy(&ack);
+        assert!(ack.contains("MSA|AA"), "{ack}");
+    }
+
+    /// Posts a FHIR transaction Bundle to the GP adapter and checks it is stored.
+    pub async fn gp_bundle(&self, bundle: &Value) {
+        let (status, answer) = super::post_json(
+            &self.http,
+            &format!("{}/", self.urls[&Agency::Gp]),
+            bundle.to_string(),
+        )
+        .await;
+        assert_eq!(status, 200, "{answer}");
+    }
+
     /// A direct-care token for `subject` of `org` in `role`, from the gateway's key.
     pub fn token_as(&self, subject: &str, org: &str, role: &str) -> String {
         kinfold_gateway::issue_token_for(
