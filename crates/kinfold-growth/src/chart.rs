@@ -23,7 +23,7 @@ pub struct ChartPoint {
 pub struct Annotation {
     /// The (age, value) points it passes through, oldest first; the last is ringed.
     pub path: Vec<(f64, f64)>,
-    /// What it says (written just above the first point).
+    /// What it says (written under the chart, clear of the data).
     pub text: String,
 }
 
@@ -131,7 +131,7 @@ fn draw(chart: &Chart, svg: &mut String) -> Result<(), Box<dyn std::error::Error
     let pad = (high - low) * 0.04;
     let (low, high) = ((low - pad).max(0.0), high + pad);
 
-    let height = 640 + 20 * u32::try_from(chart.notes.len()).unwrap_or(0);
+    let height = 640 + 20 * u32::try_from(chart.notes.len() + chart.annotations.len()).unwrap_or(0);
     let root = SVGBackend::with_string(svg, (960, height)).into_drawing_area();
     root.fill(&WHITE)?;
     let (main, footer) = root.split_vertically(600);
@@ -186,14 +186,12 @@ fn draw(chart: &Chart, svg: &mut String) -> Result<(), Box<dyn std::error::Error
             11,
             ALERT_COLOUR.stroke_width(3),
         )))?;
-        // The words sit just above where the fall began, clear of the points after it.
-        plot.draw_series(std::iter::once(Text::new(
-            annotation.text.clone(),
+        // The start of the fall gets a ring of its own; the words go under the chart, where
+        // they cannot cover a measurement.
+        plot.draw_series(std::iter::once(Circle::new(
             *first,
-            ("sans-serif", 16)
-                .into_font()
-                .color(&ALERT_COLOUR)
-                .pos(Pos::new(HPos::Left, VPos::Bottom)),
+            9,
+            ALERT_COLOUR.stroke_width(2),
         )))?;
     }
 
@@ -227,7 +225,12 @@ fn draw(chart: &Chart, svg: &mut String) -> Result<(), Box<dyn std::error::Error
         (16, 8),
         ("sans-serif", 13).into_font().color(&MEDIAN_COLOUR),
     ))?;
-    for (line, note) in chart.notes.iter().enumerate() {
+    let below = chart
+        .annotations
+        .iter()
+        .map(|a| format!("Red line, ringed where it starts and ends: {}", a.text))
+        .chain(chart.notes.iter().cloned());
+    for (line, note) in below.enumerate() {
         let y = 30 + 20 * i32::try_from(line).unwrap_or(0);
         footer.draw(&Text::new(
             note.as_str(),
@@ -315,7 +318,26 @@ mod tests {
         };
         assert_eq!(circles(&series_colour(0)), 2 + 1);
         assert_eq!(circles(&series_colour(1)), 1 + 1);
-        assert!(texts.iter().any(|t| t == "Fall of 3.1 centile spaces"));
+        // The fall's words are under the plot (which ends at y = 600), not on its data.
+        let fall = doc
+            .descendants()
+            .find(|n| {
+                n.has_tag_name("text")
+                    && n.text()
+                        .is_some_and(|t| t.contains("Fall of 3.1 centile spaces"))
+            })
+            .expect("the fall is described");
+        let y: f64 = fall
+            .attribute("y")
+            .and_then(|y| y.parse().ok())
+            .expect("a y position");
+        assert!(y > 600.0, "below the plot: y = {y}");
+        // Both ends of the fall are ringed in the alert colour.
+        let rings = doc
+            .descendants()
+            .filter(|n| n.has_tag_name("circle") && n.attribute("fill") == Some("none"))
+            .count();
+        assert!(rings >= 2, "{rings} rings");
         assert!(texts.iter().any(|t| t == "School nursing did not answer"));
         assert!(
             texts.iter().any(|t| t == "A&E"),

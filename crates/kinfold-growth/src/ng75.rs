@@ -306,13 +306,13 @@ pub fn assess(weights: &[Weight]) -> Vec<Finding> {
                 Rule::FallAcrossCentiles,
                 rule.wording,
                 format!(
-                    "Weight fell {spaces:.1} centile spaces, from the {} centile on {} to the {} centile on {}; it was last near that centile on {} ({}). {}, so a fall of {} or more is a concern.",
-                    ordinal_centile(peak_sds),
-                    peak.date,
-                    ordinal_centile(current_sds),
-                    current.date,
+                    "Weight fell {spaces:.1} centile spaces, from the {} centile on {} ({}) to the {} centile on {}; the highest centile reached was first reached on {}. {}, so a fall of {} or more is a concern.",
+                    ordinal_centile(began.sds.unwrap_or(peak_sds)),
                     began.date,
                     began.agency,
+                    ordinal_centile(current_sds),
+                    current.date,
+                    peak.date,
                     capitalise(&band),
                     rule.spaces,
                 ),
@@ -427,6 +427,16 @@ mod tests {
             .expect("fall");
         assert_eq!(fall.birth_band, Some(BirthBand::Between9thAnd91st));
         assert_eq!(fall.agencies, vec!["midwifery", "gp", "ae"]);
+        // The words say the fall began where the chart draws it from: the GP's weight on day
+        // 100 (2020-04-10), the last still on the 50th centile.
+        assert_eq!(fall.fall_began.as_deref(), Some("Observation/gp-100"));
+        assert!(
+            fall.summary.starts_with(
+                "Weight fell 2.1 centile spaces, from the 50th centile on 2020-04-10 (gp) to "
+            ),
+            "{}",
+            fall.summary
+        );
     }
 
     #[test]
