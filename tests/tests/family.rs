@@ -243,12 +243,21 @@ async fn a_familys_four_years_through_the_native_feeds(backend: Backend) {
     ))
     .await;
 
-    // 2026, GP: the mother's unrelated consultation.
+    // 2026, GP: Lily's registration, her mother named only in words ("Mrs H Mercer") and
+    // linked to the mother's own record by `Patient.link`; the mother's unrelated consultation.
     k.gp_bundle(&json!({
         "resourceType": "Bundle", "type": "transaction", "identifier": {"value": "FAM-GP-1"},
         "entry": [
+            {"resource": {"resourceType": "Patient", "id": "gp-lily", "identifier": [{"system": "https://fhir.nhs.uk/Id/nhs-number", "value": LILY}],
+                "name": [{"family": "Mercer", "given": ["Lily"]}], "birthDate": "2023-06-01", "gender": "female"},
+             "request": {"method": "PUT", "url": "Patient/gp-lily"}},
+            {"resource": {"resourceType": "RelatedPerson", "id": "gp-lily-mother", "patient": {"reference": "Patient/gp-lily"},
+                "relationship": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-RoleCode", "code": "MTH"}]}],
+                "name": [{"text": "Mrs H Mercer"}]},
+             "request": {"method": "PUT", "url": "RelatedPerson/gp-lily-mother"}},
             {"resource": {"resourceType": "Patient", "id": "gp-hana", "identifier": [{"system": "https://fhir.nhs.uk/Id/nhs-number", "value": MOTHER}],
-                "name": [{"family": "Mercer", "given": ["Hana"]}], "birthDate": "1995-04-12", "gender": "female"},
+                "name": [{"family": "Mercer", "given": ["Hana"]}], "birthDate": "1995-04-12", "gender": "female",
+                "link": [{"other": {"reference": "RelatedPerson/gp-lily-mother"}, "type": "seealso"}]},
              "request": {"method": "PUT", "url": "Patient/gp-hana"}},
             {"resource": {"resourceType": "Encounter", "id": "gp-hana-consult", "status": "finished",
                 "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "AMB"},
@@ -295,6 +304,21 @@ async fn a_familys_four_years_through_the_native_feeds(backend: Backend) {
         kin_of(&members(&lily_family), &kai_id),
         ["SIB"],
         "{lily_family}"
+    );
+    let lily_members = members(&lily_family);
+    assert_eq!(
+        lily_members
+            .iter()
+            .filter(|(_, code)| code == "MTH")
+            .count(),
+        1,
+        "the GP's RelatedPerson is the mother's own record (Patient.link): {lily_family}"
+    );
+    assert!(
+        lily_family
+            .to_string()
+            .contains("gp/RelatedPerson/gp-lily-mother"),
+        "the GP's relation is one of the sources: {lily_family}"
     );
     let unborn: Vec<&String> = kai_members
         .iter()
@@ -533,4 +557,46 @@ async fn sqlite_a_familys_four_years_through_the_native_feeds() {
 #[tokio::test]
 async fn postgres_a_familys_four_years_through_the_native_feeds() {
     a_familys_four_years_through_the_native_feeds(Backend::Postgres).await;
+}
+
+/// The demo's story family shows the same: the daughter's family lists her mother once (the
+/// GP, health visiting and A&E each name her), her brother, the unborn sibling while the
+/// mother is pregnant, and the partner named twice, spelt two ways, once.
+#[tokio::test]
+async fn the_demo_story_family_lists_siblings_the_unborn_and_one_partner() {
+    let t = common::TestDemo::start(1).await;
+    let example = &t.demo.info.family_example;
+    let token = t.demo.info.token.clone();
+    let path = t.gateway(&format!("/Patient/{}/$family", example.child.id));
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let family = loop {
+        let (status, family) = common::get_json(&t.http, &path, Some(&token)).await;
+        assert_eq!(status, 200, "{family}");
+        let text = family.to_string();
+        if text.contains("STORY-HV-3") && text.contains("nk1-1-") {
+            break family;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "both notifications and the NK1 read: {family}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let kin = members(&family);
+    let count = |code: &str| kin.iter().filter(|(_, c)| c == code).count();
+    assert_eq!(
+        count("MTH"),
+        1,
+        "one mother, named by three agencies: {family}"
+    );
+    assert_eq!(count("SIB"), 1, "{family}");
+    assert_eq!(count("unborn-sibling"), 1, "{family}");
+    assert_eq!(count("named-adult"), 1, "one partner: {family}");
+    assert!(example.members.iter().any(|m| m.relationship == "SIB"));
+    assert!(
+        example
+            .members
+            .iter()
+            .any(|m| m.relationship == "unborn-sibling")
+    );
 }

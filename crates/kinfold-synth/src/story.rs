@@ -4,12 +4,13 @@
 //! * The GP registers the mother, her daughter (as "Łucja", with an NHS number) and her son
 //!   (as "Tomasz", with an NHS number), with RelatedPerson records naming the mother.
 //! * School nursing knows the daughter as "LUCJA KOWALCZYK", with no NHS number.
-//! * A&E saw the daughter with a wrist fracture (HL7 v2 over MLLP).
+//! * A&E saw the daughter with a wrist fracture (HL7 v2 over MLLP), her mother named in `NK1`.
 //! * Midwifery notified the son's birth before he was named ("Baby of Kowalczyk", no NHS
 //!   number), and has booked the mother's current pregnancy (an unborn child with a due date).
-//! * Health visiting has the daughter on the area's central pool and holds a domestic-abuse
-//!   notification about her naming the mother's partner, who is on no agency's records
-//!   otherwise.
+//! * Health visiting has the daughter on the area's central pool, records her mother as her
+//!   carer, and holds two domestic-abuse notifications about her naming the mother's partner
+//!   (once with the diacritics of his name, once without), who is on no agency's records
+//!   otherwise: one man.
 //! * The GP also holds the mother's consultation about her back: a health visitor sees the
 //!   family's safeguarding items, not that.
 
@@ -50,13 +51,20 @@ pub fn identity_family(as_of: NaiveDate) -> Vec<(Agency, Feed)> {
         json!({"record": "da-notification", "row_id": "STORY-HV-1", "recorded_at": format!("{}T09:10:00Z", day(30)), "recorded_by": {"name": "MASH administrator"},
         "child": daughter_hv, "incident_date": day(35), "received_date": day(30), "from": "Police", "children_present": true, "child_witnessed": true, "child_injured": false,
         "notes": "Both children in the house.", "adults_named": [{"name": "Marek Zieliński", "relationship": "mother's partner"}]}),
+        // Health visiting's record of the daughter's mother, and a second notification that
+        // names the partner without his diacritics: still one man.
+        json!({"record": "carers", "row_id": "STORY-HV-2", "recorded_at": format!("{}T09:05:00Z", day(400)), "recorded_by": {"name": "Caseload coordinator"},
+            "child": daughter_hv, "carers": [{"person": mother, "relationship": "mother", "parental_responsibility": true, "from": "2019-05-02"}]}),
+        json!({"record": "da-notification", "row_id": "STORY-HV-3", "recorded_at": format!("{}T09:20:00Z", day(6)), "recorded_by": {"name": "MASH administrator"},
+        "child": daughter_hv, "incident_date": day(8), "received_date": day(6), "from": "Police", "children_present": true, "child_witnessed": false,
+        "adults_named": [{"name": "Marek Zielinski", "relationship": "mother's partner"}]}),
     ];
     let school_nursing = vec![
         json!({"record": "school", "row_id": "STORY-SN-1", "recorded_at": format!("{}T09:00:00Z", day(88)), "recorded_by": {"name": "R. Adeyemi", "role": "school nurse"},
         "child": daughter_school, "school_urn": "107211", "school_name": "Hyde Park Primary", "from": day(88)}),
     ];
     let ae = format!(
-        "MSH|^~\\&|EPR|RXX|KINFOLD|AE|{t}090000+0000||ADT^A04^ADT_A01|STORY-AE-1|P|2.5\rEVN|A04|{t}090500+0000\rPID|1||{CHILD_NHS}^^^NHS^NH||Kowalczyk^Lucja||20190502|F\rPV1|1|E|AE^^^RXX||||||||||||||||STORY-V1|||||||||||||||||||||||||{t}083000+0000\rACC|{t}073000+0000|FALL^Fall^LOCAL||||||Fell from climbing frame\rOBX|1|CWE|injury-type^Injury type^KINFOLD-INJ||125605004^Fracture of bone^SCT\rOBX|2|CWE|body-site^Body site^KINFOLD-INJ||74670003^Wrist^SCT",
+        "MSH|^~\\&|EPR|RXX|KINFOLD|AE|{t}090000+0000||ADT^A04^ADT_A01|STORY-AE-1|P|2.5\rEVN|A04|{t}090500+0000\rPID|1||{CHILD_NHS}^^^NHS^NH||Kowalczyk^Lucja||20190502|F\rNK1|1|Kowalczyk^Ewa|MTH^Mother^HL70063\rPV1|1|E|AE^^^RXX||||||||||||||||STORY-V1|||||||||||||||||||||||||{t}083000+0000\rACC|{t}073000+0000|FALL^Fall^LOCAL||||||Fell from climbing frame\rOBX|1|CWE|injury-type^Injury type^KINFOLD-INJ||125605004^Fracture of bone^SCT\rOBX|2|CWE|body-site^Body site^KINFOLD-INJ||74670003^Wrist^SCT",
         t = hl7_time(12)
     );
     let related_mother = |id: &str, child: &str| {

@@ -162,6 +162,34 @@ impl EventRelation {
     }
 }
 
+/// Each RelatedPerson that a Patient among these records says is itself (`Patient.link` to
+/// `RelatedPerson/{id}`), mapped to that Patient: `RelatedPerson/{id}` → `Patient/{id}`.
+pub fn linked_related_people(records: &[Resource]) -> std::collections::BTreeMap<String, String> {
+    let mut own = std::collections::BTreeMap::new();
+    for record in records {
+        let Resource::Patient(patient) = record else {
+            continue;
+        };
+        let Some(id) = patient.id.as_deref() else {
+            continue;
+        };
+        for link in patient
+            .extra
+            .get("link")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            if let Some(other) = link["other"]["reference"].as_str()
+                && other.starts_with("RelatedPerson/")
+            {
+                own.insert(other.to_owned(), format!("Patient/{id}"));
+            }
+        }
+    }
+    own
+}
+
 /// A booked pregnancy.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]

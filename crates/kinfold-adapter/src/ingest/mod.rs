@@ -270,6 +270,19 @@ impl AdapterState {
             .and_then(|original| provenance::binary(&binary_id, original, only_person));
         let has_binary = binary.is_some();
         first_copy.extend(binary);
+        // A GP's Patient may say, by `Patient.link`, that it is the same person as a
+        // RelatedPerson in the same input (the mother's own record beside her child's
+        // RelatedPerson of her): that relation names her Patient record, and her record's
+        // event goes first so that the gateway knows her before it reads the relation.
+        let own_records = events::linked_related_people(&records);
+        let mut people: Vec<(Option<String>, Vec<usize>)> = people.into_iter().collect();
+        people.sort_by_key(|(patient, _)| {
+            !patient.as_ref().is_some_and(|p| {
+                own_records
+                    .values()
+                    .any(|own| own.strip_prefix("Patient/") == Some(p.as_str()))
+            })
+        });
         let mut events = Vec::new();
         for (patient, members) in &people {
             let part = provenance::arrival_id();
@@ -302,6 +315,12 @@ impl AdapterState {
                 relations: members
                     .iter()
                     .filter_map(|&n| events::EventRelation::of(&records[n]))
+                    .map(|mut relation| {
+                        if relation.patient.is_none() {
+                            relation.patient = own_records.get(&relation.reference).cloned();
+                        }
+                        relation
+                    })
                     .collect(),
                 pregnancy: members
                     .iter()
