@@ -804,13 +804,13 @@ impl Rows {
                 row.language.as_ref().map(|l| json!({"valueString": l})),
             ),
         ];
-        if let Some(concern) = &row.concern {
-            if concern.trim().is_empty() || concern.chars().count() > MAX_CONCERN_CHARS {
-                return Err(self.fail(
-                    "concern",
-                    format!("a concern is 1 to {MAX_CONCERN_CHARS} characters"),
-                ));
-            }
+        if let Some(concern) = &row.concern
+            && (concern.trim().is_empty() || concern.chars().count() > MAX_CONCERN_CHARS)
+        {
+            return Err(self.fail(
+                "concern",
+                format!("a concern is 1 to {MAX_CONCERN_CHARS} characters"),
+            ));
         }
         let details = details.into_iter().chain([(
             "concern",

@@ -6,6 +6,8 @@
 //!   `PID-8` (`M`/`1` male, `F`/`2` female, `O` other, anything else unknown), address
 //!   `PID-11`. Its id is `nhs-{number}`, or `mrn-{first identifier}` without one, so that a
 //!   resent or updated message updates the same record.
+//! * Each `NK1` becomes a RelatedPerson of the patient (name, relationship with its v3
+//!   RoleCode, address, sex, date of birth, identifiers), for the gateway's family graph.
 //! * `PV1` becomes the Encounter: class from `PV1-2` (`E` emergency, `I` inpatient, `O`
 //!   outpatient), arrival `PV1-44`, departure `PV1-45`, discharge disposition `PV1-36`, the
 //!   visit number `PV1-19` as identifier and id (`visit-{number}`, or `msg-{MSH-10}`). A03 and
@@ -29,9 +31,10 @@
 //!   `ACC-8`) and `OBX` segments coded `KINFOLD-INJ` (`injury-type`, `body-site`,
 //!   `mechanism`) become one Condition tagged `injury`: code the type, `bodySite` the site,
 //!   the mechanism in an extension, onset the time of the accident.
-//! * A presenting complaint or diagnosis of overdose, self-harm, alcohol or assault tags the
-//!   Encounter (`ed-risk-overdose`, …): a parent's attendance for these is what a child's
-//!   professionals need to know (G5).
+//! * A presenting complaint or diagnosis of overdose, self-harm, alcohol, assault or a
+//!   mental-health crisis tags the Encounter, its diagnoses and its safeguarding answers
+//!   (`ed-risk-overdose`, …): a parent's attendance for these is what a child's professionals
+//!   need to know (G5).
 //!
 //! [`origin_of`] gives the message's provenance: `MSH-10`, the time recorded (`EVN-2`, else
 //! `MSH-7`) and the operator (`EVN-5`).
