@@ -82,9 +82,31 @@ pub struct PersonIndex {
     by_nhs: HashMap<String, Vec<usize>>,
     blocks: HashMap<u64, Vec<usize>>,
     refused: HashMap<RecordKey, HashSet<PersonId>>,
+    /// Today, by the caller's clock: who is a child (for [`Hold::ChildBirthDatesDiffer`]).
+    /// Until it is set, everyone is treated as possibly a child.
+    today: Option<chrono::NaiveDate>,
 }
 
+/// Under this age a date of birth years away from another record's is a different child,
+/// not a keying error.
+pub const CHILD_YEARS: u32 = 18;
+
 impl PersonIndex {
+    /// Sets today's date (the gateway's clock), which says who is still a child.
+    pub fn set_today(&mut self, today: chrono::NaiveDate) {
+        self.today = Some(today);
+    }
+
+    /// Whether someone born on this date may be a child today.
+    fn may_be_child(&self, prepared: &Prepared) -> bool {
+        match (self.today, prepared.dob) {
+            (Some(today), Some(dob)) => {
+                today.years_since(dob.0).is_none_or(|age| age < CHILD_YEARS)
+            }
+            _ => true,
+        }
+    }
+
     /// An empty index with these weights and thresholds.
     pub fn new(weights: Weights, thresholds: Thresholds) -> Self {
         Self {
@@ -379,8 +401,13 @@ impl PersonIndex {
                         })
                     })
         });
+        // Two children whose dates of birth differ by more than a keying error are two
+        // children, whatever their names score: a person may still decide.
+        let children_apart = comparison.level(Field::BirthDate) == Level::Differs
+            && (self.may_be_child(prepared) || self.may_be_child(&entry.prepared));
         let hold = comparison
             .hold()
+            .or(children_apart.then_some(Hold::ChildBirthDatesDiffer))
             .or(same_agency.then_some(Hold::SameAgency));
         Candidate {
             person: entry.person.clone(),
@@ -608,6 +635,75 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn namesake_children_born_years_apart_stay_two_people_at_every_score() {
+        let mut index = PersonIndex::default();
+        index.set_today(chrono::NaiveDate::from_ymd_opt(2026, 12, 2).expect("date"));
+        // Everything but the date of birth agrees (the demo's case: one name written with a
+        // diacritic, one in capitals; 18.4 bits linked them before this rule).
+        index.insert(
+            key(Agency::Gp, "g1"),
+            person("p1"),
+            &who("Wójcik", "Zoë", "2019-05-02", "female", "LS6 2AB"),
+        );
+        for (dob, postcode) in [
+            ("2021-11-20", "LS6 2AB"),
+            ("2016-01-30", "LS6 2AB"),
+            ("2021-11-20", "M1 1AE"),
+        ] {
+            let other = who("WOJCIK", "ZOE", dob, "female", postcode);
+            match index.resolve(&key(Agency::SchoolNursing, "s1"), &other) {
+                Resolution::Review(c) => {
+                    assert_eq!(c[0].hold, Some(Hold::ChildBirthDatesDiffer), "{dob}");
+                }
+                Resolution::New => {}
+                other => panic!("{dob} {postcode}: {other:?}"),
+            }
+        }
+        // A keying error in the date is still the same child.
+        let slip = who("WOJCIK", "ZOE", "2019-05-03", "female", "LS6 2AB");
+        assert!(matches!(
+            index.resolve(&key(Agency::SchoolNursing, "s2"), &slip),
+            Resolution::Linked(_)
+        ));
+        let transposed = who("Wojcik", "Zoe", "2019-02-05", "female", "LS6 2AB");
+        assert!(matches!(
+            index.resolve(&key(Agency::SchoolNursing, "s3"), &transposed),
+            Resolution::Linked(_)
+        ));
+    }
+
+    #[test]
+    fn adults_are_not_held_by_the_childrens_rule() {
+        let mut index = PersonIndex::default();
+        index.set_today(chrono::NaiveDate::from_ymd_opt(2026, 12, 2).expect("date"));
+        index.insert(
+            key(Agency::Gp, "g1"),
+            person("p1"),
+            &who("Haddad", "Amira", "1974-05-02", "female", "NE4 5PL"),
+        );
+        let other = who("Haddad", "Amira", "1977-08-19", "female", "NE4 5PL");
+        let candidates = index.candidates(&other);
+        assert!(!candidates.is_empty(), "scored as a candidate");
+        assert_eq!(
+            candidates[0].hold, None,
+            "an adult's differing date is scored, not held"
+        );
+        // The same two records, as children: held.
+        index.insert(
+            key(Agency::Gp, "g2"),
+            person("p2"),
+            &who("Haddad", "Amira", "2014-05-02", "female", "NE4 5PL"),
+        );
+        let child = who("Haddad", "Amira", "2017-08-19", "female", "NE4 5PL");
+        let held = index.candidates(&child);
+        let p2 = held
+            .iter()
+            .find(|c| c.person == person("p2"))
+            .expect("p2 is a candidate");
+        assert_eq!(p2.hold, Some(Hold::ChildBirthDatesDiffer));
     }
 
     #[test]

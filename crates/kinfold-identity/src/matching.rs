@@ -316,6 +316,9 @@ pub enum Hold {
     GivenNamesDiffer,
     /// Both hold valid NHS numbers and they differ.
     NhsNumbersDiffer,
+    /// A child's dates of birth differ by more than a keying error (a transposed day and
+    /// month, or one digit): another child, however alike the names.
+    ChildBirthDatesDiffer,
     /// The person already holds another record of the same agency, whose own index has
     /// already told them apart.
     SameAgency,
@@ -370,12 +373,16 @@ impl Comparison {
 }
 
 fn compare_fields(a: &Prepared, b: &Prepared) -> [(Field, Level); 5] {
+    let (family_level, given_level) =
+        match (family(a, b), given(a.given.as_deref(), b.given.as_deref())) {
+            // Given and family name written the other way round ("Kowalski Jan"): each name is
+            // there, in the wrong box; both count as close.
+            (Level::Differs, Level::Differs) if swapped(a, b) => (Level::Close, Level::Close),
+            levels => levels,
+        };
     [
-        (Field::FamilyName, family(a, b)),
-        (
-            Field::GivenName,
-            given(a.given.as_deref(), b.given.as_deref()),
-        ),
+        (Field::FamilyName, family_level),
+        (Field::GivenName, given_level),
         (Field::BirthDate, birth_date(a.dob, b.dob)),
         (
             Field::Sex,
@@ -397,13 +404,25 @@ fn both<T>(a: Option<T>, b: Option<T>, compare: impl FnOnce(T, T) -> Level) -> L
     }
 }
 
-/// Nearly the same name: Jaro–Winkler at least 0.9, or (for names of five letters or more)
-/// one letter typed wrong, left out, added or swapped with its neighbour.
+/// Nearly the same name: Jaro–Winkler at least 0.9, or (for names of four letters or more)
+/// one letter typed wrong, left out, added or swapped with its neighbour ("Mary", "Mory").
 fn similar(a: &str, b: &str) -> bool {
     strsim::jaro_winkler(a, b) >= 0.9
-        || (a.len().min(b.len()) >= 5
+        || (a.len().min(b.len()) >= 4
             && a.len().abs_diff(b.len()) <= 1
             && strsim::osa_distance(a, b) <= 1)
+}
+
+/// Whether one record's family name is the other's given name and the other way round (each
+/// the same or close).
+fn swapped(a: &Prepared, b: &Prepared) -> bool {
+    let close = |x: Option<&str>, y: Option<&str>| match (x, y) {
+        (Some(x), Some(y)) => x == y || similar(x, y),
+        _ => false,
+    };
+    // The given name is kept as the name a nickname stands for; compare the folded family
+    // name with it as it is.
+    close(a.family.as_deref(), b.given.as_deref()) && close(a.given.as_deref(), b.family.as_deref())
 }
 
 fn family(a: &Prepared, b: &Prepared) -> Level {
@@ -503,6 +522,49 @@ mod tests {
         assert!(c.score >= Thresholds::default().link, "{}", c.score);
         let typo = identity("Okafr", "Elizabeth", "2020-03-11", "female", "M14 5TQ");
         assert_eq!(compare(&a, &typo).level(Field::FamilyName), Level::Close);
+    }
+
+    #[test]
+    fn swapped_names_and_a_four_letter_typo_are_close() {
+        let w = Weights::default();
+        let a = Prepared::new(&identity(
+            "Kowalski",
+            "Jan",
+            "2019-05-02",
+            "male",
+            "LS6 2AB",
+        ));
+        let swapped = Prepared::new(&identity(
+            "Jan",
+            "Kowalski",
+            "2019-05-02",
+            "male",
+            "LS6 2AB",
+        ));
+        let c = Comparison::of(&w, &a, &swapped);
+        assert_eq!(c.level(Field::FamilyName), Level::Close);
+        assert_eq!(c.level(Field::GivenName), Level::Close);
+        assert!(c.score >= Thresholds::default().link, "{}", c.score);
+        assert_eq!(c.hold(), None);
+        // Only one of the two names in the other box is not a swap.
+        let half = Prepared::new(&identity("Jan", "Piotr", "2019-05-02", "male", "LS6 2AB"));
+        assert_eq!(
+            Comparison::of(&w, &a, &half).level(Field::FamilyName),
+            Level::Differs
+        );
+        // Four letters with one wrong: close; three letters are too few to tell.
+        let mary = Prepared::new(&identity("Moss", "Mary", "", "", ""));
+        let mory = Prepared::new(&identity("Moss", "Mory", "", "", ""));
+        assert_eq!(
+            Comparison::of(&w, &mary, &mory).level(Field::GivenName),
+            Level::Close
+        );
+        let leo = Prepared::new(&identity("Moss", "Leo", "", "", ""));
+        let lea = Prepared::new(&identity("Moss", "Lea", "", "", ""));
+        assert_eq!(
+            Comparison::of(&w, &leo, &lea).level(Field::GivenName),
+            Level::Differs
+        );
     }
 
     #[test]

@@ -118,6 +118,8 @@ pub(crate) async fn event(
     if !patient.reference.starts_with("Patient/") || received.agency != event.agency.as_str() {
         return Ok(());
     }
+    // Who is still a child decides whether dates of birth years apart may link.
+    inner.index.set_today(chrono::Utc::now().date_naive());
     let agency = event.agency;
     let key = RecordKey {
         agency,
