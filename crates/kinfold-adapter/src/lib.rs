@@ -71,6 +71,9 @@ pub struct AdapterConfig {
     pub mllp_idle_timeout_ms: u64,
     /// Most MLLP connections open at once (default 32).
     pub mllp_max_connections: usize,
+    /// The time zone of HL7 v2 times sent without an offset, by its tz database name
+    /// (default `Europe/London`: GMT in winter, BST in summer).
+    pub hl7_time_zone: String,
     /// Where to deliver this adapter's events (the gateway). Default: nowhere, and events
     /// wait in the outbox until one is configured.
     pub outbox: Option<outbox::OutboxConfig>,
@@ -96,6 +99,7 @@ impl Default for AdapterConfig {
             mllp_frame_timeout_ms: 30_000,
             mllp_idle_timeout_ms: 300_000,
             mllp_max_connections: 32,
+            hl7_time_zone: "Europe/London".into(),
             outbox: None,
         }
     }
@@ -118,6 +122,8 @@ pub(crate) struct AdapterState {
     pub(crate) outbox_wake: std::sync::Arc<tokio::sync::Notify>,
     /// One-message feeds (MLLP) share commits through this queue.
     pub(crate) queue: ingest::queue::Queue,
+    /// The time zone of HL7 v2 times sent without an offset.
+    pub(crate) hl7_zone: chrono_tz::Tz,
 }
 
 /// What one ingest may use, from [`AdapterConfig`].
@@ -255,8 +261,15 @@ pub fn build(
         config,
         wake: outbox_wake.clone(),
     });
+    let hl7_zone: chrono_tz::Tz = config.hl7_time_zone.parse().map_err(|_| {
+        std::io::Error::other(format!(
+            "hl7_time_zone '{}' is not a time zone of the tz database (such as Europe/London)",
+            config.hl7_time_zone
+        ))
+    })?;
     let (queue, jobs) = ingest::queue::queue();
     let state = web::Data::new(AdapterState {
+        hl7_zone,
         agency,
         store,
         ledger,

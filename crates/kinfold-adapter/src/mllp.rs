@@ -243,7 +243,17 @@ async fn answer(state: &AdapterState, bytes: &[u8]) -> Vec<String> {
         replies.push(match Message::parse(part) {
             Err(error) => reply(None, AckCode::Reject, Some(&error)),
             Ok(message) => match store(state, &message, part).await {
-                Ok(()) => reply(Some(&message), AckCode::Accept, None),
+                Ok(warnings) => {
+                    let now = chrono::Utc::now().format("%Y%m%d%H%M%S%z").to_string();
+                    let id = uuid::Uuid::new_v4().simple().to_string();
+                    kinfold_hl7v2::ack_with_warnings(
+                        Some(&message),
+                        &warnings,
+                        ("KINFOLD", "AE"),
+                        &now,
+                        &id[..20],
+                    )
+                }
                 Err((code, error)) => reply(Some(&message), code, Some(&error)),
             },
         });
@@ -256,8 +266,8 @@ async fn store(
     state: &AdapterState,
     message: &Message<'_>,
     text: &str,
-) -> Result<(), (AckCode, Hl7Error)> {
-    let plan = ingest::hl7v2::plan_adt(message).map_err(|e| {
+) -> Result<Vec<Hl7Error>, (AckCode, Hl7Error)> {
+    let adt = ingest::hl7v2::read_adt(message, state.hl7_zone).map_err(|e| {
         let code = if e.segment.as_deref() == Some("MSH") {
             AckCode::Reject
         } else {
@@ -270,17 +280,17 @@ async fn store(
         kind: format!("HL7 v2 {code}^{event}"),
         door: "MLLP".into(),
         request_id: message.control_id().map(str::to_owned),
-        origin: ingest::hl7v2::origin_of(message, text),
+        origin: ingest::hl7v2::origin_of(message, text, state.hl7_zone),
     };
     let stored = state
         .queue
-        .apply(plan, source)
+        .apply(adt.plan, source)
         .await
         .map_err(|e| located(&e))?;
     // A whole plan either is stored or fails above; a failed entry here would be a bug.
     match stored.entries.into_iter().find_map(Result::err) {
         Some(e) => Err(located(&e)),
-        None => Ok(()),
+        None => Ok(adt.warnings),
     }
 }
 

@@ -98,6 +98,35 @@ pub fn ack(
     out
 }
 
+/// The `AA` of a message taken with values left out: one `ERR` of severity `W` per value,
+/// naming where it was and why it was left out.
+pub fn ack_with_warnings(
+    message: Option<&Message<'_>>,
+    warnings: &[Hl7Error],
+    from: (&str, &str),
+    now: &str,
+    control_id: &str,
+) -> String {
+    let mut out = ack(message, AckCode::Accept, None, from, now, control_id);
+    let esc = |text: &str| escape(text, ['|', '^', '~', '\\', '&']);
+    for warning in warnings {
+        let location = match (&warning.segment, warning.sequence, warning.field) {
+            (Some(segment), sequence, field) => format!(
+                "{}^{}^{}",
+                esc(segment),
+                sequence.map(|s| s.to_string()).unwrap_or_default(),
+                field.map(|f| f.to_string()).unwrap_or_default()
+            ),
+            _ => String::new(),
+        };
+        out.push_str(&format!(
+            "ERR|{location}^102&Data type error&HL70357|{location}|102^Data type error^HL70357|W||||{}\r",
+            esc(&warning.message)
+        ));
+    }
+    out
+}
+
 /// A field's raw text in one message's separators, rewritten in another's: each leaf value
 /// decoded, then escaped again, the structure kept.
 fn transcode(raw: &str, from: [char; 5], to: [char; 5]) -> String {
@@ -143,6 +172,37 @@ mod tests {
     use super::*;
 
     const A01: &str = "MSH|^~\\&|EPR|RXX|KINFOLD|AE|20250611100000||ADT^A01^ADT_A01|MSG0001|P|2.4\rPID|1||9434765919^^^NHS^NH";
+
+    #[test]
+    fn values_left_out_are_warnings_on_an_accept() {
+        let message = Message::parse(
+            "MSH|^~\\&|EPR|RXX|KINFOLD|AE|20250611||ADT^A01|M1|P|2.4\rPID|1||1^^^RXX||X||1965131215",
+        )
+        .expect("parses");
+        let warning = Hl7Error::at(
+            "PID",
+            1,
+            7,
+            "PID-7 '1965131215' is not a date of birth: left out",
+        );
+        let reply = ack_with_warnings(
+            Some(&message),
+            &[warning],
+            ("KINFOLD", "AE"),
+            "20250611",
+            "A1",
+        );
+        let reply = Message::parse(&reply).expect("a reply that reads");
+        assert_eq!(reply.value("MSA", 1, 1, 1, 1).as_deref(), Some("AA"));
+        assert_eq!(reply.value("ERR", 2, 1, 1, 1).as_deref(), Some("PID"));
+        assert_eq!(reply.value("ERR", 2, 1, 3, 1).as_deref(), Some("7"));
+        assert_eq!(reply.value("ERR", 4, 1, 1, 1).as_deref(), Some("W"));
+        assert!(
+            reply
+                .value("ERR", 8, 1, 1, 1)
+                .is_some_and(|t| t.contains("left out"))
+        );
+    }
 
     #[test]
     fn an_accepted_message_is_acknowledged_with_its_control_id() {

@@ -17,7 +17,7 @@
 mod ack;
 mod escape;
 
-pub use ack::{AckCode, ack};
+pub use ack::{AckCode, ack, ack_with_warnings};
 pub use escape::unescape;
 
 /// Why a message cannot be read, and where.
@@ -236,6 +236,11 @@ impl<'m> Message<'m> {
         let raw = raw
             .split(subcomponent_separator)
             .nth(subcomponent.checked_sub(1)?)?;
+        // `""` is HL7's explicit null: the sender says the value is empty (it clears what
+        // was there), which reads as no value, not as two quotation marks.
+        if raw == "\"\"" {
+            return None;
+        }
         let decoded = unescape(raw, self.separators());
         (!decoded.is_empty()).then_some(decoded)
     }

@@ -39,6 +39,7 @@
 //! [`origin_of`] gives the message's provenance: `MSH-10`, the time recorded (`EVN-2`, else
 //! `MSH-7`) and the operator (`EVN-5`).
 
+use chrono_tz::Tz;
 use kinfold_fhir::{NHS_NUMBER_SYSTEM, NhsNumber, Resource};
 use kinfold_hl7v2::{Hl7Error, Message};
 use serde_json::{Value, json};
@@ -66,11 +67,35 @@ pub const MECHANISM_EXTENSION: &str =
 /// The media type an HL7 v2 message is kept under.
 pub const HL7V2_MEDIA_TYPE: &str = "x-application/hl7-v2+er7";
 
-/// The ADT trigger events the A&E adapter takes.
-pub const TAKEN_EVENTS: [&str; 4] = ["A01", "A03", "A04", "A08"];
+/// The ADT trigger events the A&E adapter takes: admit or visit (A01, A04), discharge (A03),
+/// update (A08), pre-admit (A05), cancel admit or visit (A11), cancel discharge (A13), add
+/// and update person (A28, A31), and merge patient (A40).
+pub const TAKEN_EVENTS: [&str; 10] = [
+    "A01", "A03", "A04", "A05", "A08", "A11", "A13", "A28", "A31", "A40",
+];
+/// The events about the person only: their `PV1`, if any, is not an attendance.
+const PERSON_EVENTS: [&str; 3] = ["A28", "A31", "A40"];
 
 /// The plan for one ADT message.
 pub fn plan_adt(message: &Message<'_>) -> Result<Plan, Hl7Error> {
+    read_adt(message, DEFAULT_SENDER_ZONE).map(|adt| adt.plan)
+}
+
+/// The time zone of an HL7 v2 sender's times without an offset, unless configured.
+pub const DEFAULT_SENDER_ZONE: Tz = chrono_tz::Europe::London;
+
+/// One ADT message read, its times without an offset being local times in `zone`: the plan,
+/// and the values left out as unreadable.
+pub fn read_adt(message: &Message<'_>, zone: Tz) -> Result<Adt, Hl7Error> {
+    let warnings = Warnings::default();
+    let plan = plan_with(message, zone, &warnings)?;
+    Ok(Adt {
+        plan,
+        warnings: warnings.into_inner(),
+    })
+}
+
+fn plan_with(message: &Message<'_>, zone: Tz, warnings: &Warnings) -> Result<Plan, Hl7Error> {
     let (code, event) = message.kind();
     if code != "ADT" || !TAKEN_EVENTS.contains(&event.as_str()) {
         return Err(Hl7Error::at(
@@ -85,14 +110,25 @@ pub fn plan_adt(message: &Message<'_>) -> Result<Plan, Hl7Error> {
     }
     let pid_at = position(message, "PID")
         .ok_or_else(|| Hl7Error::at("PID", 0, 0, "an ADT message needs a PID segment"))?;
-    let (patient_id, patient) = patient(message, pid_at)?;
+    let (patient_id, mut patient) = patient(message, pid_at, warnings)?;
+    if event == "A40" {
+        // The hospital merged one of its records (MRG-1) into this one: the surviving record
+        // says which it replaces, for the gateway's person index.
+        let replaced = merged_record(message)?;
+        if replaced != patient_id {
+            patient["link"] = json!([{"other": {"reference": format!("Patient/{replaced}")}, "type": "replaces"}]);
+            tag(&mut patient, &["patient-merge"]);
+        }
+    }
     // An attendance for overdose, self-harm, alcohol, assault or a mental-health crisis:
     // the attendance, its diagnoses and its safeguarding answers all say so.
     let risks = risks(message);
     let mut entries = vec![Ok(resource(patient, "PID", pid_at)?)];
     let mut encounter_id = None;
-    if let Some(pv1_at) = position(message, "PV1") {
-        let mut encounter = encounter(message, pv1_at, &patient_id, &event)?;
+    let attendance = !PERSON_EVENTS.contains(&event.as_str())
+        && message.value("PV1", 2, 1, 1, 1).as_deref() != Some("N");
+    if let Some(pv1_at) = position(message, "PV1").filter(|_| attendance) {
+        let mut encounter = encounter(message, pv1_at, &patient_id, &event, zone, warnings)?;
         tag(&mut encounter, &risks);
         encounter_id = encounter["id"].as_str().map(str::to_owned);
         entries.push(Ok(resource(encounter, "PV1", pv1_at)?));
@@ -101,6 +137,8 @@ pub fn plan_adt(message: &Message<'_>) -> Result<Plan, Hl7Error> {
         patient: patient_id,
         encounter: encounter_id,
         control_id: id_part(message.control_id().unwrap_or("unknown")),
+        zone,
+        warnings,
     };
     for (n, at) in positions(message, "DG1").into_iter().enumerate() {
         let mut condition = diagnosis(message, n + 1, &context)?;
@@ -120,7 +158,7 @@ pub fn plan_adt(message: &Message<'_>) -> Result<Plan, Hl7Error> {
         entries.push(Ok(resource(condition, segment, at)?));
     }
     for (n, at) in positions(message, "NK1").into_iter().enumerate() {
-        if let Some(related) = next_of_kin(message, n + 1, at, &context.patient)? {
+        if let Some(related) = next_of_kin(message, n + 1, at, &context)? {
             entries.push(Ok(resource(related, "NK1", at)?));
         }
     }
@@ -131,11 +169,11 @@ pub fn plan_adt(message: &Message<'_>) -> Result<Plan, Hl7Error> {
 }
 
 /// The message's provenance: its control id, when it was recorded, by whom, and its text.
-pub fn origin_of(message: &Message<'_>, text: &str) -> Origin {
+pub fn origin_of(message: &Message<'_>, text: &str, zone: Tz) -> Origin {
     let recorded = message
         .value("EVN", 2, 1, 1, 1)
         .or_else(|| message.value("MSH", 7, 1, 1, 1))
-        .and_then(|raw| date_time_of(&raw));
+        .and_then(|raw| date_time_in(&raw, zone));
     let author = {
         let part = |c| message.value("EVN", 5, 1, c, 1);
         let name: Vec<String> = [3, 2].iter().filter_map(|&c| part(c)).collect();
@@ -233,8 +271,9 @@ fn next_of_kin(
     message: &Message<'_>,
     n: usize,
     at: usize,
-    patient_id: &str,
+    context: &Context<'_>,
 ) -> Result<Option<Value>, Hl7Error> {
+    let patient_id = context.patient.as_str();
     let part = |field, c| message.value_n("NK1", n, field, 1, c, 1);
     let family = part(2, 1);
     let given: Vec<String> = [2, 3].iter().filter_map(|&c| part(2, c)).collect();
@@ -314,15 +353,15 @@ fn next_of_kin(
         });
     }
     if let Some(born) = part(16, 1) {
-        let date = born.get(..8).and_then(date_of).ok_or_else(|| {
-            Hl7Error::at(
+        match birth_date_of(&born) {
+            Some(date) => related["birthDate"] = json!(date),
+            None => context.warnings.push(Hl7Error::at(
                 "NK1",
                 at,
                 16,
-                format!("NK1-16 '{born}' is not a date of birth"),
-            )
-        })?;
-        related["birthDate"] = json!(date);
+                format!("NK1-16 '{born}' is not a date of birth: left out"),
+            )),
+        }
     }
     tag(&mut related, &["next-of-kin"]);
     Ok(Some(related))
@@ -397,7 +436,7 @@ fn injury(
     if let Some(at) = acc_at
         && let Some(raw) = message.value("ACC", 1, 1, 1, 1)
     {
-        let when = date_time_of(&raw)
+        let when = date_time_in(&raw, context.zone)
             .ok_or_else(|| Hl7Error::at("ACC", at, 1, format!("ACC-1 '{raw}' is not a time")))?;
         condition["onsetDateTime"] = json!(when);
     }
@@ -425,14 +464,42 @@ fn positions(message: &Message<'_>, name: &str) -> Vec<usize> {
         .collect()
 }
 
+/// Values Kinfold could not read and left out, outside what it needs to file the message:
+/// each is answered `AA` with an `ERR` of severity `W` naming it.
+#[derive(Debug, Default)]
+pub struct Warnings(std::cell::RefCell<Vec<Hl7Error>>);
+
+impl Warnings {
+    fn push(&self, warning: Hl7Error) {
+        self.0.borrow_mut().push(warning);
+    }
+
+    /// What was left out, in message order.
+    pub fn into_inner(self) -> Vec<Hl7Error> {
+        self.0.into_inner()
+    }
+}
+
+/// One ADT message read: what to store, and what was left out.
+#[derive(Debug)]
+pub struct Adt {
+    /// What to store.
+    pub plan: Plan,
+    /// What could not be read and was left out (answered as warnings).
+    pub warnings: Vec<Hl7Error>,
+}
+
 /// Whom and what the records of one message are about.
-struct Context {
+struct Context<'w> {
+    warnings: &'w Warnings,
     patient: String,
     encounter: Option<String>,
     control_id: String,
+    /// The sender's time zone, for times without an offset.
+    zone: Tz,
 }
 
-impl Context {
+impl Context<'_> {
     /// The id of a record that belongs to this attendance (or, without one, this message).
     fn id(&self, kind: &str, n: usize) -> String {
         let owner = self
@@ -492,9 +559,15 @@ fn diagnosis(message: &Message<'_>, n: usize, context: &Context) -> Result<Value
     });
     context.link(&mut condition);
     if let Some(raw) = message.value_n("DG1", n, 5, 1, 1, 1) {
-        let when = date_time_of(&raw)
-            .ok_or_else(|| Hl7Error::at("DG1", at, 5, format!("DG1-5 '{raw}' is not a time")))?;
-        condition["recordedDate"] = json!(when);
+        match date_time_in(&raw, context.zone) {
+            Some(when) => condition["recordedDate"] = json!(when),
+            None => context.warnings.push(Hl7Error::at(
+                "DG1",
+                at,
+                5,
+                format!("DG1-5 '{raw}' is not a time: left out"),
+            )),
+        }
     }
     Ok(condition)
 }
@@ -569,8 +642,15 @@ fn safeguarding(
         object.extend(value);
     }
     if let Some(raw) = message.value_n("OBX", n, 14, 1, 1, 1) {
-        let when = date_time_of(&raw)
-            .ok_or_else(|| Hl7Error::at("OBX", at, 14, format!("OBX-14 '{raw}' is not a time")))?;
+        let Some(when) = date_time_in(&raw, context.zone) else {
+            context.warnings.push(Hl7Error::at(
+                "OBX",
+                at,
+                14,
+                format!("OBX-14 '{raw}' is not a time: left out"),
+            ));
+            return Ok(Some(observation));
+        };
         observation["effectiveDateTime"] = json!(when);
     }
     Ok(Some(observation))
@@ -636,7 +716,7 @@ fn measurement(
         .value_n("OBX", n, 14, 1, 1, 1)
         .or_else(|| message.value("PV1", 44, 1, 1, 1));
     if let Some(raw) = when {
-        let when = date_time_of(&raw)
+        let when = date_time_in(&raw, context.zone)
             .ok_or_else(|| Hl7Error::at("OBX", at, 14, format!("OBX-14 '{raw}' is not a time")))?;
         observation["effectiveDateTime"] = json!(when);
     }
@@ -657,7 +737,41 @@ fn resource(value: Value, segment: &str, at: usize) -> Result<Resource, Hl7Error
     Resource::from_value(value).map_err(|e| Hl7Error::at(segment, at, 0, e.to_string()))
 }
 
-fn patient(message: &Message<'_>, at: usize) -> Result<(String, Value), Hl7Error> {
+/// The id (as [`patient`] makes ids) of the record an A40 merges away: `MRG-1`, prior patient
+/// identifier list (an `NHS` assigning authority is the NHS number).
+fn merged_record(message: &Message<'_>) -> Result<String, Hl7Error> {
+    let at = position(message, "MRG").ok_or_else(|| {
+        Hl7Error::at(
+            "MRG",
+            0,
+            0,
+            "an A40 needs an MRG segment naming the record merged",
+        )
+    })?;
+    let mut first = None;
+    for n in 1..=message.repetitions("MRG", 1) {
+        let Some(value) = message.value("MRG", 1, n, 1, 1) else {
+            continue;
+        };
+        let authority = message.value("MRG", 1, n, 4, 1).unwrap_or_default();
+        if authority.eq_ignore_ascii_case("NHS") {
+            let number: NhsNumber = value
+                .parse()
+                .map_err(|e| Hl7Error::at("MRG", at, 1, format!("MRG-1 repetition {n}: {e}")))?;
+            return Ok(format!("nhs-{}", number.as_str()));
+        }
+        first.get_or_insert(value);
+    }
+    first
+        .map(|id| format!("mrn-{}", id_part(&id)))
+        .ok_or_else(|| Hl7Error::at("MRG", at, 1, "MRG-1 names no prior patient identifier"))
+}
+
+fn patient(
+    message: &Message<'_>,
+    at: usize,
+    warnings: &Warnings,
+) -> Result<(String, Value), Hl7Error> {
     let mut identifiers = Vec::new();
     let mut nhs = None;
     for n in 1..=message.repetitions("PID", 3) {
@@ -712,15 +826,17 @@ fn patient(message: &Message<'_>, at: usize) -> Result<(String, Value), Hl7Error
         patient["name"] = json!([name]);
     }
     if let Some(born) = message.value("PID", 7, 1, 1, 1) {
-        let date = born.get(..8).and_then(date_of).ok_or_else(|| {
-            Hl7Error::at(
+        // An impossible date of birth is left out (the person is filed by the rest), and
+        // the sender is told.
+        match birth_date_of(&born) {
+            Some(date) => patient["birthDate"] = json!(date),
+            None => warnings.push(Hl7Error::at(
                 "PID",
                 at,
                 7,
-                format!("PID-7 '{born}' is not a date of birth"),
-            )
-        })?;
-        patient["birthDate"] = json!(date);
+                format!("PID-7 '{born}' is not a date of birth: left out"),
+            )),
+        }
     }
     if let Some(sex) = message.value("PID", 8, 1, 1, 1) {
         patient["gender"] = json!(match sex.as_str() {
@@ -757,6 +873,8 @@ fn encounter(
     at: usize,
     patient_id: &str,
     event: &str,
+    zone: Tz,
+    warnings: &Warnings,
 ) -> Result<Value, Hl7Error> {
     let visit = message.value("PV1", 19, 1, 1, 1);
     let id = match &visit {
@@ -785,7 +903,7 @@ fn encounter(
         message
             .value("PV1", field, 1, 1, 1)
             .map(|raw| {
-                date_time_of(&raw).ok_or_else(|| {
+                date_time_in(&raw, zone).ok_or_else(|| {
                     Hl7Error::at(
                         "PV1",
                         at,
@@ -796,7 +914,16 @@ fn encounter(
             })
             .transpose()
     };
-    let (arrived, left) = (time(44)?, time(45)?);
+    // The arrival is what the rules use (the emergency department's relationship window); a
+    // departure that cannot be read is left out with a warning.
+    let arrived = time(44)?;
+    let left = time(45).unwrap_or_else(|warning| {
+        warnings.push(Hl7Error {
+            message: format!("{}: left out", warning.message),
+            ..warning
+        });
+        None
+    });
     if arrived.is_some() || left.is_some() {
         let mut period = json!({});
         if let Some(start) = arrived {
@@ -807,10 +934,15 @@ fn encounter(
         }
         encounter["period"] = period;
     }
-    encounter["status"] = json!(if event == "A03" || left.is_some() {
-        "finished"
-    } else {
-        "in-progress"
+    encounter["status"] = json!(match event {
+        // A pre-admission is planned; a cancelled admission or visit did not happen.
+        "A05" => "planned",
+        "A11" => "cancelled",
+        // A cancelled discharge puts the patient back in the department.
+        "A13" => "in-progress",
+        "A03" => "finished",
+        _ if left.is_some() => "finished",
+        _ => "in-progress",
     });
     if let Some(reason) = concept(message, "PV2", 1, 3) {
         encounter["reasonCode"] = json!([reason]);
@@ -827,47 +959,97 @@ fn id_part(text: &str) -> String {
 }
 
 /// `YYYYMMDD` as a FHIR date, if it is a real one.
-fn date_of(digits: &str) -> Option<String> {
-    if digits.len() != 8 || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    let date = format!("{}-{}-{}", &digits[..4], &digits[4..6], &digits[6..8]);
-    kinfold_fhir::primitive::Primitive::Date
-        .accepts(&date)
-        .then_some(date)
+/// A date of birth (`PID-7`, `NK1-16`) at the precision sent: `YYYY`, `YYYY-MM` or
+/// `YYYY-MM-DD` (a time of birth after it is left in the message).
+fn birth_date_of(raw: &str) -> Option<String> {
+    let digits: &str = raw.trim().split(['+', '-', '.']).next().unwrap_or_default();
+    let cut = match digits.len() {
+        4 | 6 | 8 => digits,
+        n if n > 8 => digits.get(..8)?,
+        _ => return None,
+    };
+    date_time_in(cut, DEFAULT_SENDER_ZONE)
 }
 
 /// An HL7 time (`YYYYMMDD[HHMM[SS[.S…]]][±ZZZZ]`) as a FHIR dateTime: to the second with its
 /// zone, or, without a zone, the day only.
-fn date_time_of(raw: &str) -> Option<String> {
-    let (body, zone) = match raw.find(['+', '-']) {
-        Some(at) => (&raw[..at], Some(&raw[at..])),
+/// An HL7 v2 `DTM`/`TS` as a FHIR date or dateTime at the precision it was sent:
+/// `YYYY`, `YYYYMM`, `YYYYMMDD`, then hours, minutes, seconds and up to four decimals of a
+/// second, with an optional `+ZZZZ`/`-ZZZZ` offset. A time without an offset is the sender's
+/// local time in `zone` (its offset that day from the tz database: GMT in winter, BST in
+/// summer); a local time that does not exist (the hour clocks go forward) is read an hour
+/// later, and one that happens twice (the hour they go back) as the first.
+fn date_time_in(raw: &str, zone: Tz) -> Option<String> {
+    let raw = raw.trim();
+    let (body, offset) = match raw.get(4..).and_then(|rest| rest.find(['+', '-'])) {
+        Some(at) => (&raw[..at + 4], Some(&raw[at + 4..])),
         None => (raw, None),
     };
-    let digits = body.split('.').next().unwrap_or(body);
-    let date = date_of(digits.get(..8)?)?;
-    let time = &digits[8..];
-    let Some(zone) = zone.filter(|_| !time.is_empty()) else {
-        return Some(date);
+    let (digits, fraction) = match body.split_once('.') {
+        Some((digits, fraction)) => (digits, Some(fraction)),
+        None => (body, None),
     };
-    if !time.bytes().all(|b| b.is_ascii_digit()) || !matches!(time.len(), 2 | 4 | 6) {
+    if !digits.bytes().all(|b| b.is_ascii_digit())
+        || fraction
+            .is_some_and(|f| f.is_empty() || f.len() > 4 || !f.bytes().all(|b| b.is_ascii_digit()))
+    {
         return None;
     }
-    let padded = format!("{time:0<6}");
-    let zone = zone.as_bytes();
-    if zone.len() != 5 || !zone[1..].iter().all(u8::is_ascii_digit) {
-        return None;
-    }
-    let zone = std::str::from_utf8(zone).ok()?;
-    let value = format!(
-        "{date}T{}:{}:{}{}{}:{}",
-        &padded[..2],
-        &padded[2..4],
-        &padded[4..6],
-        &zone[..1],
-        &zone[1..3],
-        &zone[3..5]
-    );
+    let number =
+        |range: std::ops::Range<usize>| digits.get(range).and_then(|d| d.parse::<u32>().ok());
+    let year = i32::try_from(number(0..4)?).ok()?;
+    let value = match digits.len() {
+        4 if fraction.is_none() && offset.is_none() => format!("{year:04}"),
+        6 if fraction.is_none() && offset.is_none() => {
+            let month = number(4..6)?;
+            chrono::NaiveDate::from_ymd_opt(year, month, 1)?;
+            format!("{year:04}-{month:02}")
+        }
+        8 if fraction.is_none() && offset.is_none() => {
+            chrono::NaiveDate::from_ymd_opt(year, number(4..6)?, number(6..8)?)?
+                .format("%Y-%m-%d")
+                .to_string()
+        }
+        10 | 12 | 14 => {
+            let date = chrono::NaiveDate::from_ymd_opt(year, number(4..6)?, number(6..8)?)?;
+            let time = chrono::NaiveTime::from_hms_opt(
+                number(8..10)?,
+                number(10..12).unwrap_or(0),
+                number(12..14).unwrap_or(0),
+            )?;
+            let local = date.and_time(time);
+            let fixed = match offset {
+                Some(offset) => {
+                    let sign = if offset.starts_with('-') { -1 } else { 1 };
+                    let hhmm = offset.get(1..)?;
+                    if hhmm.len() != 4 || !hhmm.bytes().all(|b| b.is_ascii_digit()) {
+                        return None;
+                    }
+                    let (h, m): (i32, i32) = (hhmm[..2].parse().ok()?, hhmm[2..].parse().ok()?);
+                    if h > 14 || m > 59 {
+                        return None;
+                    }
+                    let offset = chrono::FixedOffset::east_opt(sign * (h * 3600 + m * 60))?;
+                    local.and_local_timezone(offset).single()?.fixed_offset()
+                }
+                None => {
+                    use chrono::TimeZone;
+                    let in_zone = zone.from_local_datetime(&local).earliest().or_else(|| {
+                        zone.from_local_datetime(&(local + chrono::Duration::hours(1)))
+                            .earliest()
+                    })?;
+                    in_zone.fixed_offset()
+                }
+            };
+            let seconds = fixed.format("%Y-%m-%dT%H:%M:%S").to_string();
+            let offset = fixed.format("%:z").to_string();
+            match fraction {
+                Some(fraction) => format!("{seconds}.{fraction}{offset}"),
+                None => format!("{seconds}{offset}"),
+            }
+        }
+        _ => return None,
+    };
     kinfold_fhir::primitive::Primitive::DateTime
         .accepts(&value)
         .then_some(value)
@@ -913,19 +1095,64 @@ mod tests {
     }
 
     #[test]
-    fn times_keep_their_zone_or_only_their_day() {
+    fn times_keep_their_zone_and_precision_and_local_times_their_hour() {
+        let london = DEFAULT_SENDER_ZONE;
+        let at = |raw: &str| date_time_in(raw, london);
         assert_eq!(
-            date_time_of("20250611093015+0000").as_deref(),
+            at("20250611093015+0000").as_deref(),
             Some("2025-06-11T09:30:15+00:00")
         );
         assert_eq!(
-            date_time_of("202506110930-0500").as_deref(),
+            at("202506110930-0500").as_deref(),
             Some("2025-06-11T09:30:00-05:00")
         );
-        assert_eq!(date_time_of("202506110930").as_deref(), Some("2025-06-11"));
-        assert_eq!(date_time_of("20250611").as_deref(), Some("2025-06-11"));
-        assert_eq!(date_time_of("20250231").as_deref(), None);
-        assert_eq!(date_time_of("2025061109+2500").as_deref(), None);
+        // Every legal precision, kept at that precision.
+        assert_eq!(at("2013").as_deref(), Some("2013"));
+        assert_eq!(at("201306").as_deref(), Some("2013-06"));
+        assert_eq!(at("20250611").as_deref(), Some("2025-06-11"));
+        assert_eq!(
+            at("2025061103").as_deref(),
+            Some("2025-06-11T03:00:00+01:00")
+        );
+        assert_eq!(
+            at("20250611093015.1234+0100").as_deref(),
+            Some("2025-06-11T09:30:15.1234+01:00")
+        );
+        // No offset: the sender's local time, BST in summer and GMT in winter (an arrival at
+        // 03:00 keeps its hour).
+        assert_eq!(
+            at("202506110300").as_deref(),
+            Some("2025-06-11T03:00:00+01:00")
+        );
+        assert_eq!(
+            at("202501150300").as_deref(),
+            Some("2025-01-15T03:00:00+00:00")
+        );
+        // The hour the clocks go forward does not exist: read an hour later; the hour they go
+        // back happens twice: read as the first.
+        assert_eq!(
+            at("202503300130").as_deref(),
+            Some("2025-03-30T02:30:00+01:00")
+        );
+        assert_eq!(
+            at("202510260130").as_deref(),
+            Some("2025-10-26T01:30:00+01:00")
+        );
+        // Another sender's zone.
+        assert_eq!(
+            date_time_in("202506110300", chrono_tz::America::New_York).as_deref(),
+            Some("2025-06-11T03:00:00-04:00")
+        );
+        for bad in [
+            "20250231",
+            "2025061109+2500",
+            "20251",
+            "2025061109.",
+            "abcd",
+            "201313",
+        ] {
+            assert_eq!(at(bad), None, "{bad}");
+        }
     }
 
     #[test]
@@ -933,9 +1160,18 @@ mod tests {
         let bad_nhs = A01.replace("9434765919", "9434765918");
         let err = plan(&bad_nhs).unwrap_err();
         assert_eq!((err.segment.as_deref(), err.field), (Some("PID"), Some(3)));
+        // An impossible date of birth is left out and warned about, not refused.
         let bad_birth = A01.replace("|20210811|", "|20210230|");
-        let err = plan(&bad_birth).unwrap_err();
-        assert_eq!((err.segment.as_deref(), err.field), (Some("PID"), Some(7)));
+        let read = read_adt(
+            &Message::parse(&bad_birth).expect("parses"),
+            DEFAULT_SENDER_ZONE,
+        )
+        .expect("taken");
+        let warning = &read.warnings[0];
+        assert_eq!(
+            (warning.segment.as_deref(), warning.field),
+            (Some("PID"), Some(7))
+        );
         let bad_time = A01.replace("20250611093000+0100", "2025061199+0100");
         let err = plan(&bad_time).unwrap_err();
         assert_eq!((err.segment.as_deref(), err.field), (Some("PV1"), Some(44)));
@@ -1063,6 +1299,97 @@ mod tests {
     }
 
     #[test]
+    fn what_real_systems_send_is_read_as_sent() {
+        // HL7's explicit null clears a field; a year-precision arrival stays a year.
+        let nulls = A01.replace("||20250611093000+0100", "||2013|\"\"");
+        let planned = plan(&nulls).expect("a null departure is no departure");
+        let encounter = json_of(&planned, 1);
+        assert_eq!(encounter["period"]["start"], "2013");
+        assert!(encounter["period"].get("end").is_none(), "{encounter}");
+        assert_eq!(encounter["status"], "in-progress");
+        // Dates of birth at every precision; an impossible one is left out with a warning.
+        for (born, expected) in [
+            ("1965", json!("1965")),
+            ("196512", json!("1965-12")),
+            ("196512131515", json!("1965-12-13")),
+        ] {
+            let message = A01.replace("|20210811|", &format!("|{born}|"));
+            assert_eq!(
+                json_of(&plan(&message).expect("plans"), 0)["birthDate"],
+                expected,
+                "{born}"
+            );
+        }
+        let impossible = A01.replace("|20210811|", "|196513121515|");
+        let read = read_adt(
+            &Message::parse(&impossible).expect("parses"),
+            DEFAULT_SENDER_ZONE,
+        )
+        .expect("taken");
+        assert!(json_of(&read.plan, 0).get("birthDate").is_none());
+        assert_eq!(read.warnings.len(), 1);
+        assert_eq!(
+            (read.warnings[0].segment.as_deref(), read.warnings[0].field),
+            (Some("PID"), Some(7))
+        );
+        // A diagnosis time that cannot be read is left out, the diagnosis kept.
+        let late = format!("{A01}\rDG1|1||55680006^Drug overdose^SCT||yesterday");
+        let read =
+            read_adt(&Message::parse(&late).expect("parses"), DEFAULT_SENDER_ZONE).expect("taken");
+        assert_eq!(
+            json_of(&read.plan, 2)["code"]["coding"][0]["code"],
+            "55680006"
+        );
+        assert_eq!(read.warnings[0].field, Some(5));
+    }
+
+    #[test]
+    fn person_events_pre_admission_cancellation_and_merge_are_taken() {
+        let as_event = |event: &str| {
+            A01.replace("ADT^A01^ADT_A01", &format!("ADT^{event}^ADT_A01"))
+                .replace("EVN|A01", &format!("EVN|{event}"))
+        };
+        // Add or update a person: the Patient, no attendance.
+        for event in ["A28", "A31"] {
+            let planned = plan(&as_event(event)).expect(event);
+            assert_eq!(planned.entries.len(), 1, "{event}: the person only");
+            assert_eq!(json_of(&planned, 0)["resourceType"], "Patient");
+        }
+        assert_eq!(
+            json_of(&plan(&as_event("A05")).expect("A05"), 1)["status"],
+            "planned"
+        );
+        assert_eq!(
+            json_of(&plan(&as_event("A11")).expect("A11"), 1)["status"],
+            "cancelled"
+        );
+        // A merge: the surviving record says which record it replaces.
+        let merge = format!("{}\rMRG|H999^^^RXX^MR", as_event("A40"));
+        let patient = json_of(&plan(&merge).expect("A40"), 0);
+        assert_eq!(patient["link"][0]["other"]["reference"], "Patient/mrn-H999");
+        assert_eq!(patient["link"][0]["type"], "replaces");
+        let no_mrg = plan(&as_event("A40")).expect_err("an A40 names what it merges");
+        assert_eq!(no_mrg.segment.as_deref(), Some("MRG"));
+        // The NHS ITK samples' person events are taken.
+        for name in [
+            "nhs-itk-v24_A28_example.hl7",
+            "nhs-itk-v24_A31_example.hl7",
+            "nhs-itk-v24_A40_example.hl7",
+            "nhs-itk-v24_A05_example.hl7",
+        ] {
+            let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../../tests/conformance/hl7v2")
+                .join(name);
+            let bytes = std::fs::read(&path).expect("readable");
+            let text = kinfold_hl7v2::decode(&bytes);
+            let message = Message::parse(&text).expect("reads");
+            let read =
+                read_adt(&message, DEFAULT_SENDER_ZONE).unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert!(!read.plan.entries.is_empty(), "{name}");
+        }
+    }
+
+    #[test]
     fn next_of_kin_become_related_people_with_their_relationship_and_identifiers() {
         let nk1 = "NK1|1|Haddad^Amira^^^Mrs|MTH^Mother^HL70063|1 Mill Lane^^Leeds^^LS6 2AB|||||||||||F|19940502|||||||||||||||||9990000018^^^NHS";
         let friend = "NK1|2|Rowe^Dean|FND^Friend^HL70063";
@@ -1133,7 +1460,7 @@ mod tests {
             "EVN|A01|20250611100500+0100|||OP7^Okafor^Rita",
         );
         let message = Message::parse(&text).expect("parses");
-        let origin = origin_of(&message, &text);
+        let origin = origin_of(&message, &text, DEFAULT_SENDER_ZONE);
         assert_eq!(origin.message_id.as_deref(), Some("MSG0001"));
         assert_eq!(
             origin.recorded.as_deref(),
