@@ -518,3 +518,76 @@ async fn sqlite_a_child_spelt_two_ways_is_one_person_and_twins_stay_two() {
 async fn postgres_a_child_spelt_two_ways_is_one_person_and_twins_stay_two() {
     a_child_spelt_two_ways_is_one_person_and_twins_stay_two(Backend::Postgres).await;
 }
+
+/// An HL7 A40 from the hospital merges two of its own records: from then on they are one
+/// person, `$everything` shows both attendances, the merged person's id answers with the
+/// surviving person, and the merge is in the access report.
+async fn a_hospital_merge_makes_its_two_records_one_person(backend: Backend) {
+    let mut k = Kinfold::adapters(backend).await;
+    k.start_gateway().await;
+    let adt = |event: &str, control: &str, pid: &str, visit: &str, rest: &str| {
+        format!(
+            "MSH|^~\\&|EPR|RXX|KINFOLD|AE|20260301100000+0000||ADT^{event}^ADT_A01|{control}|P|2.4\rEVN|{event}|20260301100000+0000\r{pid}\rPV1|1|E|AE^^^RXX||||||||||||||||{visit}|||||||||||||||||01||||||||20260301093000+0000{rest}"
+        )
+    };
+    // The same boy registered twice at the hospital: once without his NHS number and spelt
+    // "Jon Smyth", once with it. Two records of one agency never link by score.
+    k.send_hl7(&adt(
+        "A04",
+        "MRG-T-1",
+        "PID|1||H100^^^RXX^MR||Smyth^Jon||20200110|M|||2 Low Lane^^Leeds^^LS6 2AB",
+        "V-H100",
+        "",
+    ))
+    .await;
+    k.send_hl7(&adt("A04", "MRG-T-2", "PID|1||9990001073^^^NHS^NH~H200^^^RXX^MR||Smith^John||20200110|M|||2 Low Lane^^Leeds^^LS6 2AB", "V-H200", "")).await;
+    let survivor = person_with(&k, "9990001073").await;
+    let (_, before) = k.get(&format!("/Patient/{survivor}/$everything")).await;
+    assert!(
+        !before.to_string().contains("visit-V-H100"),
+        "not yet one person"
+    );
+    // The hospital merges H100 into the record with the NHS number.
+    k.send_hl7(&adt(
+        "A40",
+        "MRG-T-3",
+        "PID|1||9990001073^^^NHS^NH~H200^^^RXX^MR||Smith^John||20200110|M|||2 Low Lane^^Leeds^^LS6 2AB",
+        "V-H200",
+        "\rMRG|H100^^^RXX^MR",
+    ))
+    .await;
+    let after = until(
+        &k,
+        "both attendances under the surviving person",
+        |b| b.to_string().contains("visit-V-H100"),
+        &format!("/Patient/{survivor}/$everything"),
+    )
+    .await;
+    assert!(after.to_string().contains("visit-V-H200"), "{after}");
+    let (status, person) = k.get(&format!("/Person/{survivor}")).await;
+    assert_eq!(status, 200, "{person}");
+    assert!(person.to_string().contains("source-merge"), "{person}");
+    let officer = k.token_as("po-1", "Q99", "privacy-officer");
+    let (status, report) = k
+        .get_as(&officer, &format!("/Patient/{survivor}/$access-report"))
+        .await;
+    assert_eq!(status, 200, "{report}");
+    let merges = report["accesses"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|a| a["rule"] == "kinfold.identity.source-merge")
+        .count();
+    assert_eq!(merges, 1, "the merge is in the access report: {report}");
+    k.finish().await;
+}
+
+#[tokio::test]
+async fn sqlite_a_hospital_merge_makes_its_two_records_one_person() {
+    a_hospital_merge_makes_its_two_records_one_person(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn postgres_a_hospital_merge_makes_its_two_records_one_person() {
+    a_hospital_merge_makes_its_two_records_one_person(Backend::Postgres).await;
+}

@@ -125,7 +125,7 @@ fn person_resource(inner: &Inner, person: &PersonId) -> Value {
         .map(|record| {
             let assurance = match record.method {
                 Method::Manual | Method::Review => "level4",
-                Method::NhsNumber | Method::BirthAndMother => "level3",
+                Method::NhsNumber | Method::BirthAndMother | Method::SourceMerge => "level3",
                 Method::Score | Method::Household => "level2",
                 Method::New => "level1",
             };

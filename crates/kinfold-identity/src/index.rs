@@ -367,6 +367,14 @@ impl PersonIndex {
         moved
     }
 
+    /// The best comparison of a record's person with another person's records (for a
+    /// review pair a person must decide).
+    pub fn compare_person(&self, other: &PersonId, key: &RecordKey) -> Option<Candidate> {
+        let slot = *self.by_key.get(key)?;
+        let prepared = self.entries[slot].as_ref()?.prepared.clone();
+        self.compare_with(other, &prepared, key)
+    }
+
     fn compare_with(
         &self,
         person: &PersonId,

@@ -258,6 +258,10 @@ pub struct EventPatient {
     /// Until when, if the record says.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub address_until: Option<String>,
+    /// Records of this agency that this one replaces (`Patient.link` of type `replaces`: an
+    /// HL7 A40 merge), as references at the adapter.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub replaces: Vec<String>,
 }
 
 impl EventPatient {
@@ -311,6 +315,17 @@ impl EventPatient {
                 .map(str::to_owned),
             address_from: period("start"),
             address_until: period("end"),
+            replaces: p
+                .extra
+                .get("link")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter(|l| l["type"] == "replaces")
+                .filter_map(|l| l["other"]["reference"].as_str())
+                .filter(|r| r.starts_with("Patient/"))
+                .map(str::to_owned)
+                .collect(),
         })
     }
 }

@@ -44,6 +44,8 @@ struct Event {
 #[derive(Deserialize)]
 struct EventPerson {
     reference: String,
+    #[serde(default)]
+    replaces: Vec<String>,
     #[serde(flatten)]
     demographics: Demographics,
 }
@@ -126,7 +128,11 @@ pub(crate) async fn event(
         reference: patient.reference,
     };
     let birth_date = patient.demographics.birth_date.clone();
-    let person = file(inner, store, key, patient.demographics, changes).await?;
+    let replaces = patient.replaces;
+    let person = file(inner, store, key.clone(), patient.demographics, changes).await?;
+    for replaced in replaces {
+        source_merge(inner, &key, &person, replaced, changes);
+    }
     let born = event.codes.iter().any(|c| c == "birth-notification");
     // Only a birth or a new parent edge can make a baby and a named child one person: the
     // join (which reads the whole graph) runs for those events alone.
@@ -497,7 +503,21 @@ fn join_baby(inner: &mut Inner, person: &PersonId, born_on: &str, changes: &mut 
         if baby_at.iter().any(|a| named_at.contains(a)) || conflicting_sex {
             continue;
         }
-        merge_person(inner, &baby, &named, changes);
+        let words = (
+            format!("the baby notified at birth (person {baby}) is this child"),
+            format!("this baby is person {named}, named since"),
+        );
+        merge_person(
+            inner,
+            &baby,
+            &named,
+            (
+                Method::BirthAndMother,
+                "kinfold.identity.birth-and-mother",
+                words,
+            ),
+            changes,
+        );
         return;
     }
 }
@@ -524,12 +544,76 @@ fn unnamed(inner: &Inner, person: &PersonId) -> bool {
 
 /// Moves every record and edge of one person to another (the one person they are), and keeps
 /// the first's id answering as the second.
-fn merge_person(inner: &mut Inner, from: &PersonId, into: &PersonId, changes: &mut Changes) {
+/// An agency merged one of its records into another (an HL7 A40): the person the old record
+/// belongs to is the surviving record's person from now on, with the merge in both people's
+/// access reports. A merge that contradicts Kinfold's own evidence (the two people hold
+/// different valid NHS numbers) goes to review instead.
+fn source_merge(
+    inner: &mut Inner,
+    surviving: &RecordKey,
+    person: &PersonId,
+    replaced: String,
+    changes: &mut Changes,
+) {
+    let old_key = RecordKey {
+        agency: surviving.agency,
+        reference: replaced,
+    };
+    let Some(old) = inner
+        .index
+        .person_of(&old_key)
+        .cloned()
+        .and_then(|p| inner.current(&p))
+    else {
+        return;
+    };
+    if old == *person {
+        return;
+    }
+    let conflict = matches!(
+        (inner.nhs_number_of(&old), inner.nhs_number_of(person)),
+        (Some(a), Some(b)) if a != b
+    );
+    if conflict {
+        if let Some(candidate) = inner.index.compare_person(&old, surviving) {
+            queue_review(inner, surviving, person, candidate, "source-merge", changes);
+        }
+        return;
+    }
+    let agency = surviving.agency.display_name();
+    let words = (
+        format!(
+            "{agency} merged its record {} into {} (HL7 A40): person {old} is this person",
+            old_key.reference, surviving.reference
+        ),
+        format!(
+            "{agency} merged its record {} into {}: this person is person {person}",
+            old_key.reference, surviving.reference
+        ),
+    );
+    merge_person(
+        inner,
+        &old,
+        person,
+        (Method::SourceMerge, "kinfold.identity.source-merge", words),
+        changes,
+    );
+}
+
+/// Files every record of one person under another, with how and why: the method the records
+/// are now linked by, the ledger rule, and the words for the surviving and the merged person.
+fn merge_person(
+    inner: &mut Inner,
+    from: &PersonId,
+    into: &PersonId,
+    (method, rule, (into_words, from_words)): (Method, &str, (String, String)),
+    changes: &mut Changes,
+) {
     let keys = inner.index.records_of(from);
     for key in &keys {
         if let Some(mut record) = inner.records.get(key).cloned() {
             record.person = into.clone();
-            record.method = Method::BirthAndMother;
+            record.method = method;
             record.score = None;
             record.updated = now();
             inner.put_record(record, changes);
@@ -559,18 +643,12 @@ fn merge_person(inner: &mut Inner, from: &PersonId, into: &PersonId, changes: &m
             changes,
         );
     }
-    for (person, what) in [
-        (
-            into,
-            format!("the baby notified at birth (person {from}) is this child"),
-        ),
-        (from, format!("this baby is person {into}, named since")),
-    ] {
+    for (person, what) in [(into, into_words), (from, from_words)] {
         changes.audit.push(audit::identity_change(
             INDEX_AGENT,
             person,
             "identity-link",
-            "kinfold.identity.birth-and-mother",
+            rule,
             keys.iter().map(|k| entity(k, &what)).collect(),
             None,
         ));

@@ -80,6 +80,8 @@ pub(crate) enum Method {
     /// An adult named without enough to score, joined to the one person of that name among
     /// the child's family and household.
     Household,
+    /// The agency merged two of its own records (an HL7 A40).
+    SourceMerge,
 }
 
 impl Method {
@@ -93,6 +95,7 @@ impl Method {
             Self::Review => "review",
             Self::BirthAndMother => "birth-and-mother",
             Self::Household => "household",
+            Self::SourceMerge => "source-merge",
         }
     }
 }
