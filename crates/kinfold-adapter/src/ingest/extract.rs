@@ -254,6 +254,20 @@ struct Person {
     birth_date: Option<String>,
     sex: Option<String>,
     postcode: Option<String>,
+    address: Option<Address>,
+}
+
+/// Where a person lives, and since when: households are found from the first line and
+/// postcode over overlapping periods.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Address {
+    #[serde(default)]
+    lines: Vec<String>,
+    city: Option<String>,
+    postcode: Option<String>,
+    from: Option<String>,
+    until: Option<String>,
 }
 
 /// Someone who did something: a practitioner, a member of school staff.
@@ -554,8 +568,60 @@ impl Rows {
                 }
             });
         }
-        if let Some(postcode) = &person.postcode {
-            patient["address"] = json!([{"postalCode": postcode}]);
+        match (&person.address, &person.postcode) {
+            (Some(address), postcode) => {
+                let field = format!("{field}.address");
+                let mut value = json!({});
+                if !address.lines.is_empty() {
+                    value["line"] = json!(address.lines);
+                }
+                if let Some(city) = &address.city {
+                    value["city"] = json!(city);
+                }
+                match (&address.postcode, postcode) {
+                    (Some(a), Some(b))
+                        if a.replace(' ', "").to_ascii_uppercase()
+                            != b.replace(' ', "").to_ascii_uppercase() =>
+                    {
+                        return Err(self.fail(
+                            &format!("{field}.postcode"),
+                            format!("'{a}' is not the person's postcode '{b}'"),
+                        ));
+                    }
+                    (Some(code), _) | (None, Some(code)) => value["postalCode"] = json!(code),
+                    (None, None) => {}
+                }
+                let from = address
+                    .from
+                    .as_deref()
+                    .map(|d| self.date(d, &format!("{field}.from")))
+                    .transpose()?;
+                let until = address
+                    .until
+                    .as_deref()
+                    .map(|d| self.date(d, &format!("{field}.until")))
+                    .transpose()?;
+                if let (Some(from), Some(until)) = (&from, &until)
+                    && until < from
+                {
+                    return Err(self.fail(&format!("{field}.until"), "is before from"));
+                }
+                if from.is_some() || until.is_some() {
+                    let mut period = json!({});
+                    if let Some(from) = from {
+                        period["start"] = json!(from);
+                    }
+                    if let Some(until) = until {
+                        period["end"] = json!(until);
+                    }
+                    value["period"] = period;
+                }
+                if value.as_object().is_some_and(|o| !o.is_empty()) {
+                    patient["address"] = json!([value]);
+                }
+            }
+            (None, Some(postcode)) => patient["address"] = json!([{"postalCode": postcode}]),
+            (None, None) => {}
         }
         Ok((id, patient))
     }
@@ -1488,6 +1554,39 @@ mod tests {
         ] {
             let error = plan_row(Agency::Midwifery, 3, &row(carers)).expect_err(carers);
             assert_eq!((error.line, error.field.as_str()), (3, field), "{carers}");
+        }
+    }
+
+    #[test]
+    fn a_person_carries_an_address_and_its_period_for_households() {
+        let row = r#"{"record": "growth", "row_id": "g1", "date": "2026-01-05", "weight_kg": 12.1,
+            "child": {"local_id": "k1", "family": "Mercer", "postcode": "LS6 2AB",
+                      "address": {"lines": ["7 Ash Grove", "Headingley"], "city": "Leeds", "postcode": "ls62ab", "from": "2024-03-01"}}}"#
+            .replace('\n', " ");
+        let (plan, _) = plan_row(Agency::SchoolNursing, 1, &row).expect("plans");
+        let patient = json(plan.entries[0].as_ref().expect("patient"));
+        let address = &patient["address"][0];
+        assert_eq!(address["line"], json!(["7 Ash Grove", "Headingley"]));
+        assert_eq!(address["city"], "Leeds");
+        assert_eq!(address["postalCode"], "ls62ab");
+        assert_eq!(address["period"]["start"], "2024-03-01");
+        // The event names the first line and the period, which the gateway's households read.
+        let event =
+            super::super::events::EventPatient::of(plan.entries[0].as_ref().expect("patient"))
+                .expect("a patient");
+        assert_eq!(event.address_line.as_deref(), Some("7 Ash Grove"));
+        assert_eq!(event.address_from.as_deref(), Some("2024-03-01"));
+        // Two postcodes that disagree, and an end before the start, are refused by field.
+        for (change, field) in [
+            (r#""postcode": "ls62ab""#, r#""postcode": "M1 1AE""#),
+            (
+                r#""from": "2024-03-01""#,
+                r#""from": "2024-03-01", "until": "2023-01-01""#,
+            ),
+        ] {
+            let bad = row.replace(change, field);
+            let error = plan_row(Agency::SchoolNursing, 1, &bad).expect_err(&bad);
+            assert!(error.field.starts_with("child.address."), "{error}");
         }
     }
 
