@@ -81,6 +81,7 @@ async fn ask_token(t: &TestDemo, assertion: &str, scope: &str) -> (u16, Value) {
 fn requester_claims(client: &str, org: &str) -> Value {
     let now = now();
     json!({"iss": client, "aud": "kinfold-gateway", "iat": now, "exp": now + 120,
+        "jti": uuid::Uuid::new_v4().to_string(),
         "sub": "dr-ehr-user", "name": "Dr Test", "role": "safeguarding-professional",
         "org": org, "purpose": "safeguarding"})
 }
@@ -143,6 +144,28 @@ async fn a_registered_client_reads_with_its_token_and_a_requester() {
     let (status, bundle) = everything(&t, &token, Some(&requester)).await;
     assert_eq!(status, 200, "{bundle}");
     assert!(bundle["total"].as_u64().is_some_and(|n| n > 0), "{bundle}");
+    // A requester is good for one request: the same token and requester again read nothing.
+    let (status, outcome) = everything(&t, &token, Some(&requester)).await;
+    assert_eq!(
+        (status, code(&outcome)),
+        (401, "requester-replayed"),
+        "{outcome}"
+    );
+    // Nor does a requester without a jti.
+    let mut claims = requester_claims(&t.demo.info.smart_client.client_id, "Q99");
+    claims.as_object_mut().expect("claims").remove("jti");
+    let no_jti = sign(
+        Algorithm::ES384,
+        Some(&t.demo.info.smart_client.kid),
+        &claims,
+        &ec_key(&t),
+    );
+    let (status, outcome) = everything(&t, &token, Some(&no_jti)).await;
+    assert_eq!(
+        (status, code(&outcome)),
+        (401, "requester-invalid"),
+        "{outcome}"
+    );
 
     // The access is recorded as the practitioner, through the client.
     let (status, report) = common::get_json(

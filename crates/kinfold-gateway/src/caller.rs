@@ -3,7 +3,8 @@
 //! ([`crate::smart`]), so that no handler runs without knowing who is asking and why. A
 //! refusal's answer is marked; the refusal counter counts it after the handler.
 
-use std::future::{Ready, ready};
+use std::future::Future;
+use std::pin::Pin;
 
 use actix_web::dev::Payload;
 use actix_web::{FromRequest, HttpRequest, web};
@@ -12,10 +13,14 @@ use kinfold_http::ApiError;
 
 use crate::auth::{AuthConfig, Authenticator, Caller, bearer};
 
-/// A system client's caller: who is asking and why, from its `Kinfold-Requester` JWT.
-fn through_client(request: &HttpRequest, caller: Caller) -> Result<Caller, ApiError> {
+/// A system client's caller: who is asking and why, from its `Kinfold-Requester` JWT, and
+/// the requester's claims, whose `jti` must be new.
+fn through_client(
+    request: &HttpRequest,
+    caller: Caller,
+) -> Result<(Caller, Option<crate::smart::RequesterClaims>), ApiError> {
     let Some(client) = caller.client.clone() else {
-        return Ok(caller);
+        return Ok((caller, None));
     };
     if !caller
         .scope
@@ -47,26 +52,27 @@ fn through_client(request: &HttpRequest, caller: Caller) -> Result<Caller, ApiEr
             )
         })?;
     let who = clients.requester(&client, jwt, &auth.audience)?;
-    Ok(Caller {
+    let caller = Caller {
         subject: format!("{} (through {client})", who.sub),
         organisation: who.org.parse().ok(),
-        role: Some(who.role),
-        purpose: Some(who.purpose),
-        justification: who.justification,
-        name: who.name,
+        role: Some(who.role.clone()),
+        purpose: Some(who.purpose.clone()),
+        justification: who.justification.clone(),
+        name: who.name.clone(),
         client: Some(client),
         scope: caller.scope,
-    })
+    };
+    Ok((caller, Some(who)))
 }
 
 impl FromRequest for Caller {
     type Error = ApiError;
-    type Future = Ready<Result<Self, Self::Error>>;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
 
     fn from_request(request: &HttpRequest, _: &mut Payload) -> Self::Future {
         let Some(authenticator) = request.app_data::<web::Data<Authenticator>>() else {
             tracing::error!("the gateway was built without an authenticator");
-            return ready(Err(ApiError::internal()));
+            return Box::pin(std::future::ready(Err(ApiError::internal())));
         };
         let result = match bearer(request) {
             Some(token) if token.len() > crate::smart::MAX_JWT_BYTES => {
@@ -88,6 +94,24 @@ impl FromRequest for Caller {
                 "This route needs a bearer token (Authorization: Bearer …).",
             )),
         };
-        ready(result)
+        let clients = request
+            .app_data::<web::Data<crate::smart::Clients>>()
+            .cloned();
+        let state = request
+            .app_data::<web::Data<crate::state::GatewayState>>()
+            .cloned();
+        Box::pin(async move {
+            let (caller, requester) = result?;
+            if let Some(requester) = requester {
+                // A requester is good for one request: its jti is remembered until it expires.
+                let (Some(clients), Some(state)) = (clients, state) else {
+                    return Err(ApiError::internal());
+                };
+                clients
+                    .requester_first_use(&state.store, &requester)
+                    .await?;
+            }
+            Ok(caller)
+        })
     }
 }

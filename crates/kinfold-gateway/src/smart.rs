@@ -123,6 +123,9 @@ pub struct RequesterClaims {
     /// An override's justification.
     #[serde(default)]
     pub justification: Option<String>,
+    /// The JWT's own id: each request carries a new requester, used once, so that a stolen
+    /// access token and requester pair cannot be replayed.
+    pub jti: String,
 }
 
 /// An OAuth 2.0 error answer.
@@ -324,6 +327,43 @@ impl Clients {
                 error: "temporarily_unavailable",
                 description: "too many assertions at once; try again shortly".into(),
             }),
+        }
+    }
+
+    /// Remembers a requester's `jti` (in the database, shared by every gateway on it) until
+    /// the requester expires; a second use is refused.
+    pub(crate) async fn requester_first_use(
+        &self,
+        store: &kinfold_store::Store,
+        claims: &RequesterClaims,
+    ) -> Result<(), ApiError> {
+        let now = jsonwebtoken::get_current_timestamp();
+        let as_i64 = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+        let used = store
+            .assertion_first_use(
+                &format!("requester:{}", claims.iss),
+                &claims.jti,
+                as_i64(claims.exp.saturating_add(self.leeway)),
+                as_i64(now),
+                as_i64(self.config.max_remembered as u64),
+            )
+            .await
+            .map_err(|err| {
+                tracing::error!(error = ?err, "requester ids cannot be checked");
+                ApiError::unavailable(
+                    "The gateway cannot check the requester now; try again shortly.",
+                )
+            })?;
+        match used {
+            kinfold_store::AssertionUse::First => Ok(()),
+            kinfold_store::AssertionUse::Replayed => Err(ApiError::unauthorised(
+                IssueType::Security,
+                "requester-replayed",
+                "The Kinfold-Requester JWT was refused: its jti has been used before (each request needs a new requester JWT).",
+            )),
+            kinfold_store::AssertionUse::Full => Err(ApiError::unavailable(
+                "Too many requesters at once; try again shortly.",
+            )),
         }
     }
 

@@ -68,12 +68,13 @@ pub fn assertion(client: &ClientFile) -> Result<String, String> {
     )
 }
 
-/// A `Kinfold-Requester` JWT: two minutes.
+/// A `Kinfold-Requester` JWT: two minutes, a new `jti` (good for one request).
 pub fn requester(client: &ClientFile, who: &Requester) -> Result<String, String> {
     let now = jsonwebtoken::get_current_timestamp();
     sign(
         client,
         &json!({"iss": client.client_id, "aud": client.audience, "iat": now, "exp": now + 120,
+            "jti": uuid::Uuid::new_v4().to_string(),
             "sub": who.subject, "name": who.name, "role": who.role, "org": who.org,
             "purpose": who.purpose, "justification": who.justification}),
     )
