@@ -580,8 +580,7 @@ impl Rows {
                 }
                 match (&address.postcode, postcode) {
                     (Some(a), Some(b))
-                        if a.replace(' ', "").to_ascii_uppercase()
-                            != b.replace(' ', "").to_ascii_uppercase() =>
+                        if !a.replace(' ', "").eq_ignore_ascii_case(&b.replace(' ', "")) =>
                     {
                         return Err(self.fail(
                             &format!("{field}.postcode"),
