@@ -310,6 +310,40 @@ impl Store {
         }
     }
 
+    /// Opens a store to read, never to change: no migrations, no file created, and (SQLite)
+    /// a read-only connection. For auditors' tools (`kinfold ledger verify`), which must work
+    /// with a role that may only `SELECT` and must never alter a production schema.
+    pub async fn open_read_only(url: &str) -> Result<Self> {
+        if let Some(path) = url.strip_prefix("sqlite://") {
+            let path = path.split('?').next().unwrap_or(path);
+            let options = SqliteConnectOptions::new()
+                .filename(path)
+                .read_only(true)
+                .create_if_missing(false)
+                .busy_timeout(Duration::from_secs(5));
+            let pool = SqlitePoolOptions::new()
+                .max_connections(2)
+                .connect_with(options)
+                .await?;
+            Ok(Self {
+                backend: Backend::Sqlite(pool.clone(), pool),
+                _checkpoints: None,
+            })
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            let pool = PgPoolOptions::new()
+                .max_connections(2)
+                .acquire_timeout(Duration::from_secs(10))
+                .connect_with(PgConnectOptions::from_str(url)?)
+                .await?;
+            Ok(Self {
+                backend: Backend::Postgres(pool),
+                _checkpoints: None,
+            })
+        } else {
+            Err(StoreError::UnsupportedUrl)
+        }
+    }
+
     /// Which backend this is.
     pub fn kind(&self) -> BackendKind {
         match self.backend {

@@ -89,7 +89,15 @@ enum Command {
         #[arg(long, requires_all = ["cert", "key"])]
         ca: Option<PathBuf>,
     },
-    /// Check or checkpoint the audit ledger.
+    /// Create a database's tables, or bring them up to this release (run before starting a new
+    /// release's services). Idempotent: a database already current is left as it is.
+    Migrate {
+        /// The database: `sqlite://PATH` or `postgres://…`, as in the service's configuration.
+        #[arg(long)]
+        db: String,
+    },
+    /// Check or checkpoint the audit ledger. Read-only: never migrates or writes, so it runs
+    /// as a database role that may only SELECT.
     Ledger {
         #[command(subcommand)]
         command: LedgerCommand,
@@ -154,9 +162,15 @@ enum LedgerCommand {
         /// The gateway's database. Default: sqlite://kinfold-data/gateway.db
         #[arg(long)]
         db: Option<String>,
-        /// The ledger's Ed25519 public key, base64. Default: from kinfold-data/demo.json.
+        /// The ledger's Ed25519 public key, base64 (a running gateway serves it at
+        /// `GET /ledger/v1/public-key`). Default: from --gateway, else kinfold-data/demo.json.
         #[arg(long)]
         public_key: Option<String>,
+        /// A running gateway's base URL, to fetch the public key from
+        /// (`GET {URL}/ledger/v1/public-key`). Better: keep the key from a trusted source and
+        /// give --public-key, so that the ledger is not checked against a key it served.
+        #[arg(long, conflicts_with = "public_key")]
+        gateway: Option<String>,
         /// A checkpoint saved earlier with `kinfold ledger checkpoint`.
         #[arg(long)]
         checkpoint: Option<PathBuf>,
@@ -362,6 +376,14 @@ async fn run(command: Command) -> Result<(), String> {
             serve(app.handle(), app.run_until_stopped()).await
         }
         Command::Ledger { command } => ledger(command).await,
+        Command::Migrate { db } => {
+            let store = Store::open(&db)
+                .await
+                .map_err(|e| format!("database {}: {e}", redacted(&db)))?;
+            store.close().await;
+            println!("{} is migrated to this release.", redacted(&db));
+            Ok(())
+        }
         Command::Growth => Err("kinfold growth runs without the server runtime".into()),
         Command::Token {
             config,
@@ -431,9 +453,9 @@ async fn ledger(command: LedgerCommand) -> Result<(), String> {
         {
             return Err(format!("{path} does not exist"));
         }
-        Store::open(&url)
+        Store::open_read_only(&url)
             .await
-            .map_err(|e| format!("database: {e}"))
+            .map_err(|e| format!("database {} (opened read-only): {e}", redacted(&url)))
     };
     match command {
         LedgerCommand::Checkpoint { db } => {
@@ -458,13 +480,28 @@ async fn ledger(command: LedgerCommand) -> Result<(), String> {
         LedgerCommand::Verify {
             db,
             public_key,
+            gateway,
             checkpoint,
         } => {
-            let public_key = match public_key {
-                Some(key) => key,
-                None => {
+            let public_key = match (public_key, gateway) {
+                (Some(key), _) => key,
+                (None, Some(gateway)) => {
+                    let url = format!("{}/ledger/v1/public-key", gateway.trim_end_matches('/'));
+                    let answer: serde_json::Value = reqwest::get(&url)
+                        .await
+                        .and_then(reqwest::Response::error_for_status)
+                        .map_err(|e| format!("{url}: {e}"))?
+                        .json()
+                        .await
+                        .map_err(|e| format!("{url}: {e}"))?;
+                    answer["public_key"]
+                        .as_str()
+                        .ok_or_else(|| format!("{url} gave no public_key"))?
+                        .to_owned()
+                }
+                (None, None) => {
                     let demo = std::fs::read_to_string("kinfold-data/demo.json").map_err(
-                        |_| "give --public-key (no kinfold-data/demo.json to read it from)",
+                        |_| "give --public-key (the gateway serves it at GET /ledger/v1/public-key; or give --gateway URL to fetch it) — there is no kinfold-data/demo.json to read it from",
                     )?;
                     let demo: serde_json::Value =
                         serde_json::from_str(&demo).map_err(|e| e.to_string())?;
@@ -660,5 +697,19 @@ async fn import(
         Ok(())
     } else {
         Err(REPORTED_FAILURE.into())
+    }
+}
+
+/// A database URL fit to print: any password taken out.
+fn redacted(url: &str) -> String {
+    match url.split_once("://") {
+        Some((scheme, rest)) => match rest.split_once('@') {
+            Some((user, host)) => {
+                let user = user.split(':').next().unwrap_or_default();
+                format!("{scheme}://{user}@{host}")
+            }
+            None => url.to_owned(),
+        },
+        None => url.to_owned(),
     }
 }
