@@ -30,11 +30,30 @@ use crate::sql::{Arg, Sql};
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// The database refused or failed.
-    #[error("database error")]
+    #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
     /// Migrations could not be applied.
-    #[error("database migration failed")]
+    #[error("database migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    /// The configured PostgreSQL database does not exist, and the configured role may not
+    /// create it.
+    #[error(
+        "the database \"{database}\" does not exist on {server}, and the role \"{role}\" may not create it ({why}). Create it as a role that may, for example `createdb -h {host} -p {port} -O {role} {database}`, then start again"
+    )]
+    MissingDatabase {
+        /// The database's name.
+        database: String,
+        /// `host:port`.
+        server: String,
+        /// The host alone.
+        host: String,
+        /// The port alone.
+        port: u16,
+        /// The role in the URL.
+        role: String,
+        /// What the server said when asked to create it.
+        why: String,
+    },
     /// A stored row cannot be read back (should never happen; means the data was altered).
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
@@ -281,14 +300,24 @@ impl Store {
         })
     }
 
-    /// Connects to PostgreSQL and applies migrations.
+    /// Connects to PostgreSQL and applies migrations. A database that does not exist is
+    /// created when the configured role may create databases; otherwise the error names the
+    /// database and how to create it.
     pub async fn open_postgres(url: &str) -> Result<Self> {
         let options = PgConnectOptions::from_str(url)?;
-        let pool = PgPoolOptions::new()
-            .max_connections(16)
-            .acquire_timeout(Duration::from_secs(10))
-            .connect_with(options)
-            .await?;
+        let connect = || {
+            PgPoolOptions::new()
+                .max_connections(16)
+                .acquire_timeout(Duration::from_secs(10))
+                .connect_with(options.clone())
+        };
+        let pool = match connect().await {
+            Err(error) if is_missing_database(&error) => {
+                create_missing_database(&options).await?;
+                connect().await?
+            }
+            other => other?,
+        };
         sqlx::migrate!("../../migrations/postgres")
             .run(&pool)
             .await?;
@@ -750,6 +779,61 @@ pub async fn create_postgres_database(admin_url: &str, name: &str) -> Result<()>
         format!("CREATE DATABASE {}", plain_identifier(name)?),
     )
     .await
+}
+
+/// Whether a connection failed because its database does not exist (SQLSTATE 3D000).
+fn is_missing_database(error: &sqlx::Error) -> bool {
+    error
+        .as_database_error()
+        .and_then(|e| e.code())
+        .is_some_and(|code| code == "3D000")
+}
+
+/// Creates the database a URL names, through the server's `postgres` database with the same
+/// role; if the role may not, an error naming the database and the command that creates it.
+async fn create_missing_database(options: &PgConnectOptions) -> Result<()> {
+    use sqlx::Connection;
+    let database = options.get_database().unwrap_or_default().to_owned();
+    let (host, port, role) = (
+        options.get_host().to_owned(),
+        options.get_port(),
+        options.get_username().to_owned(),
+    );
+    let missing = |why: String| StoreError::MissingDatabase {
+        database: database.clone(),
+        server: format!("{host}:{port}"),
+        host: host.clone(),
+        port,
+        role: role.clone(),
+        why,
+    };
+    let name = plain_identifier(&database)
+        .map_err(|_| missing("its name is not a plain lower-case identifier".into()))?;
+    let mut admin = sqlx::PgConnection::connect_with(&options.clone().database("postgres"))
+        .await
+        .map_err(|e| missing(format!("the postgres database could not be reached: {e}")))?;
+    let created = sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .execute(&mut admin)
+        .await;
+    let _ = admin.close().await;
+    match created {
+        Ok(_) => {
+            tracing::info!(database = %name, "created the database (it did not exist)");
+            Ok(())
+        }
+        // Another service created it at the same moment: fine.
+        Err(e)
+            if e.as_database_error()
+                .and_then(|d| d.code())
+                .is_some_and(|c| c == "42P04") =>
+        {
+            Ok(())
+        }
+        Err(e) => Err(missing(
+            e.as_database_error()
+                .map_or_else(|| e.to_string(), |d| d.message().to_owned()),
+        )),
+    }
 }
 
 /// Drops a PostgreSQL database made by [`create_postgres_database`].

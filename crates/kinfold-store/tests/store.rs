@@ -1186,3 +1186,58 @@ on_both_backends!(
     one_record_changed_twice_in_one_commit_keeps_both_versions,
     two_stores_on_one_database_share_assertions_and_identity_state,
 );
+
+/// A PostgreSQL database that does not exist yet is created when the configured role may
+/// create databases; when it may not, the error names the database, the server, the role and
+/// the `createdb` command, instead of a bare "database error".
+#[tokio::test]
+async fn a_missing_postgres_database_is_created_or_named_with_the_command_that_creates_it() {
+    use kinfold_store::testing::{postgres_admin_url, with_database};
+    use sqlx::Connection;
+    let admin_url = postgres_admin_url();
+    let suffix = uuid::Uuid::new_v4().simple().to_string()[..12].to_owned();
+
+    // The test server's administrative role may create it: it is created and migrated.
+    let name = format!("kinfold_missing_{suffix}");
+    let store = Store::open(&with_database(&admin_url, &name))
+        .await
+        .expect("created and opened");
+    assert_eq!(store.kind(), BackendKind::Postgres);
+    store.close().await;
+    kinfold_store::drop_postgres_database(&admin_url, &name)
+        .await
+        .expect("dropped");
+
+    // A role that may not create databases: told what to do.
+    let role = format!("nocreate_{suffix}");
+    let mut admin = sqlx::PgConnection::connect(&admin_url)
+        .await
+        .expect("admin");
+    // DDL takes no parameters; the role is a name this test made from hex digits.
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "CREATE ROLE {role} LOGIN NOCREATEDB"
+    )))
+    .execute(&mut admin)
+    .await
+    .expect("role");
+    let (scheme, rest) = admin_url.split_once("://").expect("a URL");
+    let host = rest.rsplit_once('@').map_or(rest, |(_, host)| host);
+    let url = with_database(&format!("{scheme}://{role}@{host}"), &name);
+    let error = Store::open(&url)
+        .await
+        .expect_err("may not create it")
+        .to_string();
+    for part in [
+        name.as_str(),
+        role.as_str(),
+        "does not exist",
+        "createdb -h",
+    ] {
+        assert!(error.contains(part), "{part} in: {error}");
+    }
+    sqlx::query(sqlx::AssertSqlSafe(format!("DROP ROLE {role}")))
+        .execute(&mut admin)
+        .await
+        .expect("role dropped");
+    admin.close().await.expect("closed");
+}
