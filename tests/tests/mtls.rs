@@ -473,3 +473,30 @@ async fn the_gateway_serves_tls_and_takes_events_only_over_mutual_tls() {
     };
     assert!(loopback.check().is_ok());
 }
+
+/// A TLS failure between the gateway and an adapter is named as one in the answer (issue 28,
+/// defect 3): a gateway that trusts another authority than the one that signed the adapters'
+/// certificates says, for each agency, that the certificate is not signed by the authority it
+/// trusts, not only "could not be reached".
+#[tokio::test]
+async fn a_tls_failure_to_an_adapter_is_named_in_the_answer() {
+    let mut k = Kinfold::adapters(Backend::Sqlite).await;
+    let other = tempfile::tempdir().expect("temp dir");
+    let other_authority = kinfold::pki::DemoPki::create(other.path()).expect("another authority");
+    k.start_gateway_with(|config| {
+        if let Some(tls) = config.adapter_tls.as_mut() {
+            tls.ca = other_authority.ca.clone();
+        }
+    })
+    .await;
+    let (status, answer) = k
+        .get("/Patient?identifier=https://fhir.nhs.uk/Id/nhs-number|9990000026")
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    let said = answer.to_string();
+    assert!(
+        said.contains("TLS: its certificate is not signed by the authority this side trusts"),
+        "{said}"
+    );
+    k.finish().await;
+}

@@ -34,6 +34,9 @@ pub enum AgencyFailure {
     Timeout(Duration),
     /// Could not connect, or the connection broke.
     Unreachable,
+    /// The TLS handshake failed: what failed, in words (a certificate that does not name the
+    /// URL's host, one from another authority, an expired one, a refused client certificate).
+    Tls(String),
     /// Answered with an error status.
     Status(u16),
     /// Answered with something that is not a FHIR searchset.
@@ -49,6 +52,7 @@ impl AgencyFailure {
         match self {
             Self::Timeout(deadline) => format!("did not answer within {} ms", deadline.as_millis()),
             Self::Unreachable => "could not be reached".to_owned(),
+            Self::Tls(what) => format!("could not be reached: {what}"),
             Self::Status(status) => format!("answered with HTTP status {status}"),
             Self::Invalid => "sent an answer that is not a FHIR searchset".to_owned(),
             Self::NotAsked => "was not asked: Kinfold knows no record of this person there, and without an NHS number it cannot ask by number".to_owned(),
@@ -286,6 +290,8 @@ impl AgencyClient<'_> {
     fn failure(self, error: &reqwest::Error) -> AgencyFailure {
         if error.is_timeout() {
             AgencyFailure::Timeout(self.deadline)
+        } else if let Some(tls) = kinfold_http::tls::describe_failure(error) {
+            AgencyFailure::Tls(tls)
         } else {
             AgencyFailure::Unreachable
         }

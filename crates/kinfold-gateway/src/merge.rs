@@ -344,6 +344,7 @@ pub fn missing_agency(agency: Agency, failure: &AgencyFailure) -> Value {
     let code = match failure {
         AgencyFailure::Timeout(_) => IssueType::Timeout,
         AgencyFailure::Unreachable => IssueType::Transient,
+        AgencyFailure::Tls(_) => IssueType::Security,
         AgencyFailure::Status(_) => IssueType::Exception,
         AgencyFailure::Invalid => IssueType::Invalid,
         AgencyFailure::NotAsked => IssueType::Incomplete,

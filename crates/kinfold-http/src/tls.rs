@@ -250,3 +250,73 @@ pub async fn connect(address: &str, tls: Option<&ClientTls>) -> std::io::Result<
         .await?;
     Ok(Box::new(stream))
 }
+
+/// What went wrong in a TLS handshake, in words an integration engineer can act on, if the
+/// error (or anything in its chain of causes) is a TLS error; `None` for any other failure.
+pub fn describe_failure(error: &(dyn std::error::Error + 'static)) -> Option<String> {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(current) = cause {
+        if let Some(tls) = current.downcast_ref::<rustls::Error>() {
+            return Some(describe_tls(tls));
+        }
+        // An I/O error carries the error it wraps as its payload (its `source` skips it).
+        cause = match current.downcast_ref::<std::io::Error>() {
+            Some(io) => io
+                .get_ref()
+                .map(|inner| inner as &(dyn std::error::Error + 'static)),
+            None => current.source(),
+        };
+    }
+    None
+}
+
+/// A TLS error in words: which side refused what.
+pub fn describe_tls(error: &rustls::Error) -> String {
+    use rustls::CertificateError as C;
+    match error {
+        rustls::Error::InvalidCertificate(C::NotValidForName | C::NotValidForNameContext { .. }) => {
+            "TLS: its certificate does not name the host in the configured URL (give the certificate that name in subjectAltName, or use a URL with a name it has)".into()
+        }
+        rustls::Error::InvalidCertificate(C::UnknownIssuer | C::BadSignature) => {
+            "TLS: its certificate is not signed by the authority this side trusts (check the configured CA file)".into()
+        }
+        rustls::Error::InvalidCertificate(C::Expired | C::ExpiredContext { .. }) => {
+            "TLS: its certificate has expired".into()
+        }
+        rustls::Error::InvalidCertificate(C::NotValidYet | C::NotValidYetContext { .. }) => {
+            "TLS: its certificate is not valid yet (check both machines' clocks)".into()
+        }
+        rustls::Error::InvalidCertificate(C::InvalidPurpose | C::InvalidPurposeContext { .. }) => {
+            "TLS: its certificate is not for this use (a server certificate needs the serverAuth extended key usage, a client certificate clientAuth)".into()
+        }
+        rustls::Error::InvalidCertificate(other) => {
+            format!("TLS: its certificate was refused ({other:?})")
+        }
+        rustls::Error::AlertReceived(alert) => format!(
+            "TLS: the other side refused the handshake ({alert:?}): it may not accept this side's client certificate"
+        ),
+        other => format!("TLS: {other}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tls_failures_are_named_as_such_through_the_chain_of_causes() {
+        use rustls::CertificateError as C;
+        let name = rustls::Error::InvalidCertificate(C::NotValidForName);
+        assert!(describe_tls(&name).contains("does not name the host"));
+        let issuer = rustls::Error::InvalidCertificate(C::UnknownIssuer);
+        assert!(describe_tls(&issuer).contains("not signed by the authority"));
+        assert!(describe_tls(&rustls::Error::InvalidCertificate(C::Expired)).contains("expired"));
+        // Wrapped in I/O errors, as the HTTP client's connector reports it.
+        let wrapped =
+            std::io::Error::other(std::io::Error::new(std::io::ErrorKind::InvalidData, name));
+        assert!(describe_failure(&wrapped).is_some_and(|d| d.contains("does not name")));
+        // Not a TLS failure at all.
+        let refused = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
+        assert_eq!(describe_failure(&refused), None);
+    }
+}
