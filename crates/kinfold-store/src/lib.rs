@@ -37,23 +37,8 @@ pub enum StoreError {
     Migrate(#[from] sqlx::migrate::MigrateError),
     /// The configured PostgreSQL database does not exist, and the configured role may not
     /// create it.
-    #[error(
-        "the database \"{database}\" does not exist on {server}, and the role \"{role}\" may not create it ({why}). Create it as a role that may, for example `createdb -h {host} -p {port} -O {role} {database}`, then start again"
-    )]
-    MissingDatabase {
-        /// The database's name.
-        database: String,
-        /// `host:port`.
-        server: String,
-        /// The host alone.
-        host: String,
-        /// The port alone.
-        port: u16,
-        /// The role in the URL.
-        role: String,
-        /// What the server said when asked to create it.
-        why: String,
-    },
+    #[error("{0}")]
+    MissingDatabase(Box<MissingDatabase>),
     /// A stored row cannot be read back (should never happen; means the data was altered).
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
@@ -66,6 +51,25 @@ pub enum StoreError {
     /// The URL names no backend Kinfold supports.
     #[error("unsupported database URL (expected sqlite:// or postgres://)")]
     UnsupportedUrl,
+}
+
+/// A PostgreSQL database that does not exist and cannot be created by the configured role,
+/// with what to do about it.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "the database \"{database}\" does not exist on {host}:{port}, and the role \"{role}\" may not create it ({why}). Create it as a role that may, for example `createdb -h {host} -p {port} -O {role} {database}`, then start again"
+)]
+pub struct MissingDatabase {
+    /// The database's name.
+    pub database: String,
+    /// The server's host.
+    pub host: String,
+    /// Its port.
+    pub port: u16,
+    /// The role in the URL.
+    pub role: String,
+    /// What the server said when asked to create it.
+    pub why: String,
 }
 
 /// A convenient alias.
@@ -799,13 +803,14 @@ async fn create_missing_database(options: &PgConnectOptions) -> Result<()> {
         options.get_port(),
         options.get_username().to_owned(),
     );
-    let missing = |why: String| StoreError::MissingDatabase {
-        database: database.clone(),
-        server: format!("{host}:{port}"),
-        host: host.clone(),
-        port,
-        role: role.clone(),
-        why,
+    let missing = |why: String| {
+        StoreError::MissingDatabase(Box::new(MissingDatabase {
+            database: database.clone(),
+            host: host.clone(),
+            port,
+            role: role.clone(),
+            why,
+        }))
     };
     let name = plain_identifier(&database)
         .map_err(|_| missing("its name is not a plain lower-case identifier".into()))?;
