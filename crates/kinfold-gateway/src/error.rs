@@ -143,4 +143,12 @@ pub enum StartError {
     /// Adapters are configured, but not the gateway's TLS to reach them.
     #[error("the adapters are reached only over mutual TLS: set adapter_tls (ca, cert, key)")]
     NoAdapterTls,
+    /// An adapter is configured, but no key to check its events.
+    #[error(
+        "the {0} adapter is configured ([[adapters]]) but [[event_keys]] has no key for agency \"{0}\": its events would be refused (401) and retried for ever. Add [[event_keys]] with agency = \"{0}\" and the kid and secret its outbox signs with"
+    )]
+    NoEventKey(kinfold_fhir::Agency),
+    /// A registered SMART client's key can never verify.
+    #[error("{0}")]
+    SmartKey(String),
 }

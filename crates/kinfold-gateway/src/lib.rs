@@ -168,6 +168,14 @@ pub fn build_on(
     ledger: Ledger,
 ) -> Result<Application, StartError> {
     let authenticator = web::Data::new(Authenticator::new(&config.auth)?);
+    if let Some(adapter) = config
+        .adapters
+        .iter()
+        .find(|a| !config.event_keys.iter().any(|k| k.agency == a.agency))
+    {
+        return Err(StartError::NoEventKey(adapter.agency));
+    }
+    config.smart.check().map_err(StartError::SmartKey)?;
     let auth_config = web::Data::new(config.auth.clone());
     let smart_clients = web::Data::new(smart::Clients::new(
         config.smart.clone(),

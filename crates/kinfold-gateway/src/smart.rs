@@ -57,6 +57,62 @@ pub struct SmartConfig {
     pub max_remembered: usize,
 }
 
+impl SmartConfig {
+    /// Checks every registered client's keys at start, so that a key that can never verify
+    /// is refused with its client and `kid` named, not found out at the first token request:
+    /// each key has a `kid`; an EC key is P-384 with 48-byte `x` and `y`; an RSA key has a
+    /// modulus of at least 2,048 bits and an exponent; no other kind of key is taken.
+    pub fn check(&self) -> Result<(), String> {
+        use base64::Engine;
+        let decode = |text: &str| {
+            base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(text.trim_end_matches('='))
+                .ok()
+        };
+        for client in &self.clients {
+            for jwk in &client.jwks.keys {
+                let kid = jwk.common.key_id.as_deref().ok_or_else(|| {
+                    format!(
+                        "smart client {}: a registered key has no kid",
+                        client.client_id
+                    )
+                })?;
+                let problem = match &jwk.algorithm {
+                    AlgorithmParameters::EllipticCurve(ec) => {
+                        if ec.curve != EllipticCurve::P384 {
+                            Some("an EC key must be on P-384 (ES384)".to_owned())
+                        } else if [&ec.x, &ec.y]
+                            .iter()
+                            .any(|c| decode(c).is_none_or(|b| b.len() != 48))
+                        {
+                            Some("x and y must each be 48 bytes, base64url (a P-384 point)".into())
+                        } else {
+                            None
+                        }
+                    }
+                    AlgorithmParameters::RSA(rsa) => {
+                        if decode(&rsa.n).is_none_or(|n| n.len() < 256) {
+                            Some("an RSA modulus (n) must be at least 2,048 bits, base64url".into())
+                        } else if decode(&rsa.e).is_none_or(|e| e.is_empty()) {
+                            Some("an RSA key needs its exponent (e), base64url".into())
+                        } else {
+                            None
+                        }
+                    }
+                    _ => Some("only P-384 (ES384) and RSA (RS384) keys are taken".into()),
+                };
+                if let Some(problem) = problem {
+                    return Err(format!(
+                        "smart client {}, key {kid}: {problem}",
+                        client.client_id
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
 impl Default for SmartConfig {
     fn default() -> Self {
         Self {
