@@ -19,10 +19,9 @@ async fn start(config: &GatewayConfig) -> Result<(), String> {
         .await
         .expect("ledger");
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("listener");
-    let started = kinfold_gateway::build_on(listener, config, store, ledger)
+    kinfold_gateway::build_on(listener, config, store, ledger)
         .map(|_| ())
-        .map_err(|e| e.to_string());
-    started
+        .map_err(|e| e.to_string())
 }
 
 fn base() -> GatewayConfig {
