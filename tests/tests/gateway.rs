@@ -166,6 +166,17 @@ async fn a_hung_adapter_costs_only_its_deadline() {
         ),
         auth: auth.clone(),
         workers: 1,
+        // Every configured adapter needs a key for its events (this gateway receives none).
+        event_keys: Agency::ALL
+            .into_iter()
+            .map(|agency| kinfold_gateway::events::EventKey {
+                agency,
+                kid: format!("unused-{agency}"),
+                secret: kinfold_gateway::Secret::new(
+                    "an-event-key-no-adapter-here-uses-0123".into(),
+                ),
+            })
+            .collect(),
         ..Default::default()
     };
     // Its own database: two ledgers must never write to one.
