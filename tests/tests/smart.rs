@@ -332,6 +332,15 @@ async fn every_hostile_assertion_is_refused() {
         assert_eq!(status, 401, "{what}: {answer}");
         assert_eq!(answer["error"], "invalid_client", "{what}: {answer}");
         assert!(answer.get("access_token").is_none(), "{what}");
+        if what == "wrong aud" {
+            // The refusal says which audience is expected: the token endpoint's URL.
+            assert!(
+                answer["error_description"]
+                    .as_str()
+                    .is_some_and(|d| d.contains(&t.demo.info.smart_client.token_endpoint)),
+                "{answer}"
+            );
+        }
     }
     // A scope the client is not registered for is no token either.
     let (status, answer) = ask_token(&t, &assertion(&t), "system/Patient.cruds").await;

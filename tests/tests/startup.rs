@@ -105,3 +105,51 @@ async fn a_smart_clients_key_that_can_never_verify_is_refused_at_start() {
     };
     start(&config).await.expect("a good key starts");
 }
+
+/// Messages that name what failed (issue 28, defect 8): a listen address already taken, and a
+/// certificate with another certificate's key, each named.
+#[tokio::test]
+async fn a_taken_address_and_a_key_of_another_certificate_are_named() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("a listener");
+    let address = taken.local_addr().expect("address").to_string();
+    let mut config = base();
+    config.bind = address.clone();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = kinfold_store::Store::open_sqlite(&dir.path().join("gateway.db"))
+        .await
+        .expect("store");
+    let ledger = kinfold_gateway::Ledger::open(store.clone(), &config.ledger)
+        .await
+        .expect("ledger");
+    let error = kinfold_gateway::build(&config, store, ledger)
+        .map(|_| ())
+        .expect_err("the address is taken")
+        .to_string();
+    assert!(error.contains(&address), "{error}");
+
+    let pki = &common::test_pki().0;
+    let mismatched = kinfold_http::tls::ServerTls {
+        cert: pki.adapter_cert.clone(),
+        key: pki.gateway.key.clone(),
+        client_ca: pki.ca.clone(),
+    };
+    let error = kinfold_http::tls::server_config(
+        &mismatched,
+        kinfold_http::tls::ClientCertificates::Required,
+    )
+    .map(|_| ())
+    .expect_err("the key is another certificate's")
+    .to_string();
+    assert!(
+        error.contains("is not the key of the certificate"),
+        "{error}"
+    );
+    assert!(
+        error.contains(&pki.adapter_cert.display().to_string()),
+        "{error}"
+    );
+    assert!(
+        error.contains(&pki.gateway.key.display().to_string()),
+        "{error}"
+    );
+}

@@ -248,7 +248,12 @@ pub fn build(
         ledger.clone(),
         config.refusals.clone(),
     ));
-    let listener = TcpListener::bind(&config.bind)?;
+    let listener = TcpListener::bind(&config.bind).map_err(|e| {
+        std::io::Error::new(
+            e.kind(),
+            format!("cannot listen on {} (bind): {e}", config.bind),
+        )
+    })?;
     let port = listener.local_addr()?.port();
     let ledger_api = web::Data::new(kinfold_audit::http::LedgerApi {
         ledger: ledger.clone(),
@@ -296,7 +301,12 @@ pub fn build(
     };
     let mllp = match &config.mllp_bind {
         Some(bind) => {
-            let listener = TcpListener::bind(bind)?;
+            let listener = TcpListener::bind(bind).map_err(|e| {
+                std::io::Error::new(
+                    e.kind(),
+                    format!("cannot take MLLP on {bind} (mllp_bind): {e}"),
+                )
+            })?;
             if config.mllp_plain && !listener.local_addr()?.ip().is_loopback() {
                 return Err(std::io::Error::other(
                     "plain MLLP (mllp_plain) is taken only on a loopback address; elsewhere the \

@@ -155,7 +155,12 @@ pub fn build(
     store: Store,
     ledger: Ledger,
 ) -> Result<Application, StartError> {
-    let listener = TcpListener::bind(&config.bind)?;
+    let listener = TcpListener::bind(&config.bind).map_err(|e| {
+        std::io::Error::new(
+            e.kind(),
+            format!("cannot listen on {} (bind): {e}", config.bind),
+        )
+    })?;
     build_on(listener, config, store, ledger)
 }
 

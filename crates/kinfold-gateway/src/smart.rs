@@ -312,9 +312,12 @@ impl Clients {
                 jsonwebtoken::errors::ErrorKind::InvalidSignature => {
                     "the signature does not match the key".to_owned()
                 }
-                jsonwebtoken::errors::ErrorKind::InvalidAudience => {
-                    "the JWT is not addressed to this gateway".to_owned()
-                }
+                jsonwebtoken::errors::ErrorKind::InvalidAudience => format!(
+                    "the JWT is not addressed to this gateway (its aud must be \"{}\")",
+                    match audience {
+                        Audience::TokenEndpoint(url) | Audience::Gateway(url) => url,
+                    }
+                ),
                 jsonwebtoken::errors::ErrorKind::InvalidSubject => {
                     "sub is not the client id".to_owned()
                 }

@@ -129,7 +129,7 @@ pub fn server_config(
     let mut config = rustls::ServerConfig::builder()
         .with_client_cert_verifier(verifier)
         .with_single_cert(certificates(&tls.cert)?, private_key(&tls.key)?)
-        .map_err(|e| TlsError::Config(e.to_string()))?;
+        .map_err(|e| pairing(&tls.cert, &tls.key, &e))?;
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(config)
 }
@@ -215,7 +215,7 @@ pub fn client_config(tls: &ClientTls) -> Result<rustls::ClientConfig, TlsError> 
     rustls::ClientConfig::builder()
         .with_root_certificates(roots)
         .with_client_auth_cert(certificates(&tls.cert)?, private_key(&tls.key)?)
-        .map_err(|e| TlsError::Config(e.to_string()))
+        .map_err(|e| pairing(&tls.cert, &tls.key, &e))
 }
 
 /// A byte stream both ways: a plain or a TLS connection.
@@ -249,6 +249,24 @@ pub async fn connect(address: &str, tls: Option<&ClientTls>) -> std::io::Result<
         .connect(name, stream)
         .await?;
     Ok(Box::new(stream))
+}
+
+/// A certificate and key that rustls will not use together, with both files named.
+fn pairing(cert: &Path, key: &Path, error: &rustls::Error) -> TlsError {
+    let inconsistent = matches!(error, rustls::Error::InconsistentKeys(_));
+    TlsError::Config(if inconsistent {
+        format!(
+            "the private key in {} is not the key of the certificate in {} (give the key the certificate was issued for)",
+            key.display(),
+            cert.display()
+        )
+    } else {
+        format!(
+            "the certificate in {} and the key in {} cannot be used: {error}",
+            cert.display(),
+            key.display()
+        )
+    })
 }
 
 /// What went wrong in a TLS handshake, in words an integration engineer can act on, if the

@@ -308,7 +308,10 @@ impl Store {
     /// created when the configured role may create databases; otherwise the error names the
     /// database and how to create it.
     pub async fn open_postgres(url: &str) -> Result<Self> {
-        let options = PgConnectOptions::from_str(url)?;
+        // The server's NOTICEs ("relation _sqlx_migrations already exists, skipping" at every
+        // start) are not news: only warnings and errors are sent to Kinfold.
+        let options =
+            PgConnectOptions::from_str(url)?.options([("client_min_messages", "warning")]);
         let connect = || {
             PgPoolOptions::new()
                 .max_connections(16)

@@ -354,13 +354,19 @@ async fn run(command: Command) -> Result<(), String> {
             let ledger = kinfold_gateway::Ledger::open(store.clone(), &config.ledger)
                 .await
                 .map_err(|e| format!("ledger: {e}"))?;
+            // Ledger::open recomputed the tree from every stored entry and checked every
+            // signed head: it refuses to open a ledger that does not verify.
+            tracing::info!(entries = ledger.size(), "ledger verified at start");
             let app = kinfold_gateway::build(&config, store, ledger).map_err(|e| e.to_string())?;
             tracing::info!(
                 port = app.port(),
                 adapters = config.adapters.len(),
+                tls = config.tls.is_some(),
                 "gateway listening"
             );
-            serve(app.handle(), app.run_until_stopped()).await
+            let served = serve(app.handle(), app.run_until_stopped()).await;
+            tracing::info!("gateway stopped");
+            served
         }
         Command::Adapter { agency, config } => {
             let config: AdapterConfig =
@@ -370,10 +376,21 @@ async fn run(command: Command) -> Result<(), String> {
             let ledger = kinfold_gateway::Ledger::open(store.clone(), &config.ledger)
                 .await
                 .map_err(|e| format!("ledger: {e}"))?;
+            tracing::info!(%agency, entries = ledger.size(), "ledger verified at start");
             let app = kinfold_adapter::build(agency, store, ledger, &config)
                 .map_err(|e| e.to_string())?;
             tracing::info!(port = app.port(), %agency, "adapter listening");
-            serve(app.handle(), app.run_until_stopped()).await
+            if let Some(port) = app.mllp_port() {
+                tracing::info!(
+                    port,
+                    %agency,
+                    tls = !config.mllp_plain,
+                    "adapter taking HL7 v2 over MLLP"
+                );
+            }
+            let served = serve(app.handle(), app.run_until_stopped()).await;
+            tracing::info!(%agency, "adapter stopped");
+            served
         }
         Command::Ledger { command } => ledger(command).await,
         Command::Migrate { db } => {
@@ -598,7 +615,9 @@ fn print_welcome(running: &demo::RunningDemo, data_dir: &std::path::Path) {
         println!("  {agency:<16} {url}");
     }
     for (agency, address) in &info.mllp {
-        println!("  {agency} HL7 v2     mllp://{address}   (ADT A01, A03, A04, A08)");
+        println!(
+            "  {agency} HL7 v2     mllp://{address}   (ADT A01, A03, A04, A05, A08, A11, A13, A28, A31, A40)"
+        );
     }
     if running.seeded > 0 {
         println!(
