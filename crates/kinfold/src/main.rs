@@ -113,9 +113,28 @@ enum Command {
     Client {
         #[command(subcommand)]
         command: ClientCommand,
-        /// Where demo.json is.
+        /// Where demo.json is (when the client's details are not given below).
         #[arg(long, default_value = "kinfold-data", global = true)]
         data_dir: PathBuf,
+        /// The client's private key (PEM, PKCS#8). With --client-id, --kid and --token-url
+        /// (and --audience for requesters), the client is this one, not the demo's.
+        #[arg(long, global = true, requires_all = ["client_id", "kid"])]
+        key: Option<PathBuf>,
+        /// The client id registered at the gateway.
+        #[arg(long, global = true)]
+        client_id: Option<String>,
+        /// The key's id (`kid`) registered at the gateway.
+        #[arg(long, global = true)]
+        kid: Option<String>,
+        /// The key's algorithm: ES384 or RS384.
+        #[arg(long, global = true, default_value = "ES384")]
+        alg: String,
+        /// The token endpoint (the assertion's `aud`), e.g. https://kinfold.example.nhs.uk/auth/token.
+        #[arg(long, global = true)]
+        token_url: Option<String>,
+        /// The gateway's audience (the requester's `aud`; `auth.audience`).
+        #[arg(long, global = true, default_value = "kinfold-gateway")]
+        audience: String,
     },
     /// Issue a bearer token signed with the gateway's first configured key. The issue is
     /// recorded first: left in the gateway database's ledger inbox, which the running gateway
@@ -243,6 +262,17 @@ fn growth() -> ExitCode {
 /// What `kinfold client` signs.
 #[derive(Debug, Subcommand)]
 enum ClientCommand {
+    /// A new ES384 signing key: writes the private key (PKCS#8 PEM, readable by its owner
+    /// only) to --out, and prints the public JWK Set to register at the gateway
+    /// (`[[smart.clients]] jwks`).
+    Keygen {
+        /// The key's id, as the gateway registers it and the JWT header names it.
+        #[arg(long)]
+        kid: String,
+        /// Where to write the private key.
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// A client assertion for `POST /auth/token` (five minutes, a new jti).
     Assertion,
     /// A Kinfold-Requester JWT: who is asking and why (two minutes).
@@ -268,16 +298,69 @@ enum ClientCommand {
     },
 }
 
-fn client(command: ClientCommand, data_dir: &std::path::Path) -> Result<(), String> {
-    let path = data_dir.join("demo.json");
-    let text = std::fs::read_to_string(&path)
-        .map_err(|e| format!("{}: {e} (run kinfold demo first)", path.display()))?;
-    let demo: serde_json::Value =
-        serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
-    let file: kinfold::smart_client::ClientFile =
-        serde_json::from_value(demo["smart_client"].clone())
-            .map_err(|e| format!("{}: no usable smart_client ({e})", path.display()))?;
+/// A client's details given on the command line, instead of the demo's.
+struct ClientArgs {
+    key: Option<PathBuf>,
+    client_id: Option<String>,
+    kid: Option<String>,
+    alg: String,
+    token_url: Option<String>,
+    audience: String,
+}
+
+fn client(
+    command: ClientCommand,
+    data_dir: &std::path::Path,
+    args: ClientArgs,
+) -> Result<(), String> {
+    if let ClientCommand::Keygen { kid, out } = &command {
+        if out.exists() {
+            return Err(format!(
+                "{} exists: a key is never overwritten",
+                out.display()
+            ));
+        }
+        let (pem, jwks) = kinfold::pki::client_key(kid).map_err(|e| e.to_string())?;
+        kinfold::pki::write_secret(out, &pem).map_err(|e| format!("{}: {e}", out.display()))?;
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&jwks).map_err(|e| e.to_string())?
+        );
+        eprintln!(
+            "The private key is in {} (readable by you only; it never leaves the client). Register the JWK Set above at the gateway: [[smart.clients]] jwks.",
+            out.display()
+        );
+        return Ok(());
+    }
+    let file = match (args.key, args.client_id, args.kid) {
+        (Some(private_key), Some(client_id), Some(kid)) => kinfold::smart_client::ClientFile {
+            token_endpoint: args.token_url.clone().unwrap_or_default(),
+            client_id,
+            private_key,
+            alg: args.alg,
+            kid,
+            organisations: Vec::new(),
+            audience: args.audience,
+        },
+        _ => {
+            let path = data_dir.join("demo.json");
+            let text = std::fs::read_to_string(&path).map_err(|e| {
+                format!(
+                    "{}: {e} (run kinfold demo first, or give --key, --client-id, --kid and --token-url)",
+                    path.display()
+                )
+            })?;
+            let demo: serde_json::Value =
+                serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+            serde_json::from_value(demo["smart_client"].clone())
+                .map_err(|e| format!("{}: no usable smart_client ({e})", path.display()))?
+        }
+    };
+    if matches!(command, ClientCommand::Assertion) && file.token_endpoint.is_empty() {
+        return Err("an assertion is addressed to the token endpoint: give --token-url".into());
+    }
     let jwt = match command {
+        ClientCommand::Keygen { .. } => return Err("keygen signs nothing".into()),
         ClientCommand::Assertion => kinfold::smart_client::assertion(&file)?,
         ClientCommand::Requester {
             subject,
@@ -304,7 +387,27 @@ fn client(command: ClientCommand, data_dir: &std::path::Path) -> Result<(), Stri
 
 async fn run(command: Command) -> Result<(), String> {
     match command {
-        Command::Client { command, data_dir } => client(command, &data_dir),
+        Command::Client {
+            command,
+            data_dir,
+            key,
+            client_id,
+            kid,
+            alg,
+            token_url,
+            audience,
+        } => client(
+            command,
+            &data_dir,
+            ClientArgs {
+                key,
+                client_id,
+                kid,
+                alg,
+                token_url,
+                audience,
+            },
+        ),
         Command::Import {
             agency,
             file,

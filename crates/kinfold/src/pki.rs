@@ -182,7 +182,7 @@ fn client_files(dir: &Path, stem: &str, ca: &Path) -> ClientTls {
 }
 
 /// Writes a private key readable by its owner only.
-fn write_secret(path: &Path, pem: &str) -> std::io::Result<()> {
+pub fn write_secret(path: &Path, pem: &str) -> std::io::Result<()> {
     use std::io::Write;
     #[cfg(unix)]
     use std::os::unix::fs::OpenOptionsExt;
@@ -191,4 +191,20 @@ fn write_secret(path: &Path, pem: &str) -> std::io::Result<()> {
     #[cfg(unix)]
     options.mode(0o600);
     options.open(path)?.write_all(pem.as_bytes())
+}
+
+/// A new ES384 (P-384) signing key for a SMART system client: the private key as PEM
+/// (PKCS#8), and the public key as the JWK Set to register at the gateway (`kid` given).
+pub fn client_key(kid: &str) -> Result<(String, serde_json::Value), PkiError> {
+    let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P384_SHA384)?;
+    // The public key is the uncompressed point: 0x04, then x and y, 48 bytes each.
+    let point = key.public_key_raw();
+    let coordinate = |part: &[u8]| {
+        base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, part)
+    };
+    let jwks = serde_json::json!({"keys": [{
+        "kty": "EC", "crv": "P-384", "alg": "ES384", "use": "sig", "kid": kid,
+        "x": coordinate(&point[1..49]), "y": coordinate(&point[49..97]),
+    }]});
+    Ok((key.serialize_pem(), jwks))
 }
