@@ -243,12 +243,14 @@ async fn answer(state: &AdapterState, bytes: &[u8]) -> Vec<String> {
         replies.push(match Message::parse(part) {
             Err(error) => reply(None, AckCode::Reject, Some(&error)),
             Ok(message) => match store(state, &message, part).await {
-                Ok(warnings) => {
+                Ok((warnings, changed)) => {
                     let now = chrono::Utc::now().format("%Y%m%d%H%M%S%z").to_string();
                     let id = uuid::Uuid::new_v4().simple().to_string();
                     kinfold_hl7v2::ack_with_warnings(
                         Some(&message),
                         &warnings,
+                        // A resent message is stored once: the sender is told it was already.
+                        (!changed).then_some(ALREADY_STORED),
                         ("KINFOLD", "AE"),
                         &now,
                         &id[..20],
@@ -261,12 +263,15 @@ async fn answer(state: &AdapterState, bytes: &[u8]) -> Vec<String> {
     replies
 }
 
+/// `MSA-3` of the acceptance of a message already stored (a resend): nothing was changed.
+pub const ALREADY_STORED: &str = "already stored: unchanged";
+
 /// Plans and applies one message; an error says whether it is a rejection or an error.
 async fn store(
     state: &AdapterState,
     message: &Message<'_>,
     text: &str,
-) -> Result<Vec<Hl7Error>, (AckCode, Hl7Error)> {
+) -> Result<(Vec<Hl7Error>, bool), (AckCode, Hl7Error)> {
     let adt = ingest::hl7v2::read_adt(message, state.hl7_zone).map_err(|e| {
         let code = if e.segment.as_deref() == Some("MSH") {
             AckCode::Reject
@@ -290,7 +295,7 @@ async fn store(
     // A whole plan either is stored or fails above; a failed entry here would be a bug.
     match stored.entries.into_iter().find_map(Result::err) {
         Some(e) => Err(located(&e)),
-        None => Ok(adt.warnings),
+        None => Ok((adt.warnings, stored.changed)),
     }
 }
 

@@ -100,15 +100,23 @@ pub fn ack(
 
 /// The `AA` of a message taken with values left out: one `ERR` of severity `W` per value,
 /// naming where it was and why it was left out.
+/// `note`, when given, is the acknowledgement's text (`MSA-3`), such as "already stored".
 pub fn ack_with_warnings(
     message: Option<&Message<'_>>,
     warnings: &[Hl7Error],
+    note: Option<&str>,
     from: (&str, &str),
     now: &str,
     control_id: &str,
 ) -> String {
     let mut out = ack(message, AckCode::Accept, None, from, now, control_id);
     let esc = |text: &str| escape(text, ['|', '^', '~', '\\', '&']);
+    if let Some(note) = note
+        && let Some(msa) = out.find("\rMSA|")
+        && let Some(end) = out[msa + 1..].find('\r').map(|e| e + msa + 1)
+    {
+        out.insert_str(end, &format!("|{}", esc(note)));
+    }
     for warning in warnings {
         let location = match (&warning.segment, warning.sequence, warning.field) {
             (Some(segment), sequence, field) => format!(
@@ -188,12 +196,18 @@ mod tests {
         let reply = ack_with_warnings(
             Some(&message),
             &[warning],
+            Some("already stored: unchanged"),
             ("KINFOLD", "AE"),
             "20250611",
             "A1",
         );
         let reply = Message::parse(&reply).expect("a reply that reads");
         assert_eq!(reply.value("MSA", 1, 1, 1, 1).as_deref(), Some("AA"));
+        assert_eq!(reply.value("MSA", 2, 1, 1, 1).as_deref(), Some("M1"));
+        assert_eq!(
+            reply.value("MSA", 3, 1, 1, 1).as_deref(),
+            Some("already stored: unchanged")
+        );
         assert_eq!(reply.value("ERR", 2, 1, 1, 1).as_deref(), Some("PID"));
         assert_eq!(reply.value("ERR", 2, 1, 3, 1).as_deref(), Some("7"));
         assert_eq!(reply.value("ERR", 4, 1, 1, 1).as_deref(), Some("W"));

@@ -180,9 +180,25 @@ pub(crate) async fn send_hl7v2<S: AsRef<str>>(
         frame.extend_from_slice(message.as_bytes());
         frame.extend_from_slice(&[0x1c, 0x0d]);
         stream.write_all(&frame).await.map_err(|e| e.to_string())?;
-        let ack = read_frame(&mut stream).await?;
+        let ack = read_frame(&mut stream).await.map_err(|e| {
+            if address.starts_with("tls://") {
+                e
+            } else {
+                format!(
+                    "{e} (if {address} takes MLLP over TLS, as a production listener does, give it as tls://{address} with --cert, --key and --ca)"
+                )
+            }
+        })?;
         let parsed = kinfold_hl7v2::Message::parse(&ack).map_err(|e| format!("ACK: {e}"))?;
         match parsed.value("MSA", 1, 1, 1, 1).as_deref() {
+            // A resent message is acknowledged "already stored: unchanged" (MSA-3).
+            Some("AA" | "CA")
+                if parsed
+                    .value("MSA", 3, 1, 1, 1)
+                    .is_some_and(|text| text.contains("unchanged")) =>
+            {
+                summary.unchanged += 1;
+            }
             Some("AA" | "CA") => summary.stored += 1,
             _ => summary.rejected.push(RejectedRow {
                 line: n + 1,

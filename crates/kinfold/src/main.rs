@@ -772,8 +772,10 @@ async fn import(
         })?;
         serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))
     };
+    // Each format needs only its own door: an A&E file goes over MLLP, the others over HTTPS.
     let adapter = match adapter {
         Some(url) => url,
+        None if agency == Agency::Ae => String::new(),
         None => demo()?["adapters"][agency.as_str()]
             .as_str()
             .ok_or_else(|| format!("demo.json names no {agency} adapter"))?
@@ -784,17 +786,21 @@ async fn import(
         None if agency == Agency::Ae => demo()?["mllp"]["ae"].as_str().map(str::to_owned),
         None => None,
     };
+    let plain_mllp = agency == Agency::Ae
+        && mllp
+            .as_deref()
+            .is_some_and(|address| !address.starts_with("tls://"));
     let tls = match tls {
-        Some(tls) => tls,
-        None => serde_json::from_value(demo()?["client_tls"].clone()).map_err(|e| {
-            format!("demo.json has no usable client_tls ({e}): give --cert, --key and --ca")
-        })?,
+        Some(tls) => Some(tls),
+        // Plain MLLP (a loopback listener) needs no certificate.
+        None if plain_mllp => None,
+        None => Some(
+            serde_json::from_value(demo()?["client_tls"].clone()).map_err(|e| {
+                format!("demo.json has no usable client_tls ({e}): give --cert, --key and --ca")
+            })?,
+        ),
     };
-    let target = kinfold::import::Target {
-        adapter,
-        mllp,
-        tls: Some(tls),
-    };
+    let target = kinfold::import::Target { adapter, mllp, tls };
     let terminal = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let started = std::time::Instant::now();
     let summary = kinfold::import::import(agency, file, &target, terminal).await?;

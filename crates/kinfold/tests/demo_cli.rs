@@ -69,6 +69,45 @@ async fn kinfold_demo_starts_seeds_and_answers() {
         "the example patient has records: {bundle}"
     );
     assert_eq!(info["adapters"].as_object().map(|a| a.len()), Some(5));
+
+    // `kinfold import` of an HL7 file needs only the MLLP address (no demo.json, no adapter
+    // URL, no certificate for a plain loopback listener), and a resent file is counted as
+    // unchanged, not stored again (issue 28, defect 5).
+    let mllp = info["mllp"]["ae"].as_str().expect("the A&E MLLP address");
+    let elsewhere = tempfile::tempdir().expect("another directory");
+    let file = elsewhere.path().join("adt.hl7");
+    std::fs::write(
+        &file,
+        "MSH|^~\\&|EPR|RXX|KINFOLD|AE|20260301100000+0000||ADT^A04^ADT_A01|CLI-IMPORT-1|P|2.4\rEVN|A04|20260301100000+0000\rPID|1||9990001081^^^NHS^NH||Import^Test||20200110|M\rPV1|1|E|AE^^^RXX||||||||||||||||V-CLI-1|||||||||||||||||01||||||||20260301093000+0000\r",
+    )
+    .expect("written");
+    let import = || {
+        Command::new(env!("CARGO_BIN_EXE_kinfold"))
+            .current_dir(elsewhere.path())
+            .args(["import", "--agency", "ae"])
+            .arg(&file)
+            .args(["--mllp", mllp])
+            .output()
+            .expect("kinfold runs")
+    };
+    let said = |output: &std::process::Output| {
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        )
+    };
+    let first = import();
+    assert!(first.status.success(), "{}", said(&first));
+    assert!(said(&first).contains("1 stored"), "{}", said(&first));
+    let again = import();
+    assert!(again.status.success(), "{}", said(&again));
+    assert!(said(&again).contains("0 stored"), "{}", said(&again));
+    assert!(
+        said(&again).contains("1 already stored") || said(&again).contains("1 unchanged"),
+        "{}",
+        said(&again)
+    );
 }
 
 #[test]
