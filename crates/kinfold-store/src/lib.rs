@@ -380,6 +380,38 @@ impl Store {
         }
     }
 
+    /// How many of this release's migrations the database has not had (read-only: for
+    /// `kinfold check`). A database never migrated has all of them pending.
+    pub async fn migrations_pending(&self) -> Result<usize> {
+        let known: Vec<i64> = match self.kind() {
+            BackendKind::Sqlite => sqlx::migrate!("../../migrations/sqlite")
+                .iter()
+                .map(|m| m.version)
+                .collect(),
+            BackendKind::Postgres => sqlx::migrate!("../../migrations/postgres")
+                .iter()
+                .map(|m| m.version)
+                .collect(),
+        };
+        let applied: std::result::Result<Vec<i64>, sqlx::Error> = on_pool!(self, pool => {
+            sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success")
+                .fetch_all(pool)
+                .await
+        });
+        let applied = match applied {
+            Ok(applied) => applied,
+            // No migrations table: never migrated.
+            Err(sqlx::Error::Database(e))
+                if e.code().is_some_and(|c| c == "42P01")
+                    || e.message().contains("no such table") =>
+            {
+                Vec::new()
+            }
+            Err(e) => return Err(e.into()),
+        };
+        Ok(known.iter().filter(|v| !applied.contains(v)).count())
+    }
+
     /// Which backend this is.
     pub fn kind(&self) -> BackendKind {
         match self.backend {
