@@ -51,7 +51,6 @@ enum Command {
         #[arg(long)]
         config: Option<PathBuf>,
     },
-    /// One agency's adapter alone (the production shape).
     /// Check a service's configuration before starting it, as `nginx -t` does: the database
     /// (there and migrated), every certificate and key (each the other's), the token, SMART
     /// and event keys, and whether the adapters (or, for an adapter, the gateway) answer over
@@ -67,6 +66,7 @@ enum Command {
         #[arg(long)]
         agency: Option<Agency>,
     },
+    /// One agency's adapter alone (the production shape).
     Adapter {
         /// midwifery, ae, gp, health-visiting or school-nursing.
         #[arg(long)]
@@ -252,6 +252,17 @@ fn main() -> ExitCode {
             eprintln!("kinfold: {message}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// An adapter's file may say which agency it is for (`agency = "gp"`): a guard against
+/// starting one agency's adapter with another's file and database.
+fn same_agency(config: &AdapterConfig, agency: Agency) -> Result<(), String> {
+    match config.agency {
+        Some(written) if written != agency => Err(format!(
+            "configuration: the file says agency = \"{written}\" but --agency {agency} was given: is this the right file?"
+        )),
+        _ => Ok(()),
     }
 }
 
@@ -490,6 +501,7 @@ async fn run(command: Command) -> Result<(), String> {
             let config: AdapterConfig =
                 kinfold::config::load(config.as_deref(), kinfold::config::ADAPTER_ENV)
                     .map_err(|e| e.to_string())?;
+            same_agency(&config, agency)?;
             let store = open_store(config.database_url.as_deref(), agency.as_str()).await?;
             let ledger = kinfold_gateway::Ledger::open(store.clone(), &config.ledger)
                 .await
@@ -523,6 +535,7 @@ async fn run(command: Command) -> Result<(), String> {
                     let config: AdapterConfig =
                         kinfold::config::load(config.as_deref(), kinfold::config::ADAPTER_ENV)
                             .map_err(|e| format!("configuration: {e}"))?;
+                    same_agency(&config, agency)?;
                     kinfold::check::adapter(agency, &config).await
                 }
             };
@@ -852,10 +865,16 @@ async fn import(
             eprintln!("line {}, {}: {}", row.line, row.field, row.message);
         }
     }
+    // An HL7 file holds messages; the other formats rows (an extract's lines, a Bundle's entries).
+    let (one, many) = match agency {
+        Agency::Ae => ("message", "messages"),
+        _ => ("row", "rows"),
+    };
     eprintln!(
-        "{}: {} rows in {seconds:.1} s ({:.0} rows/s): {} stored, {} already stored (unchanged), {} rejected",
+        "{}: {} {} in {seconds:.1} s ({:.0} {many}/s): {} stored, {} already stored (unchanged), {} rejected",
         file.display(),
         summary.rows,
+        if summary.rows == 1 { one } else { many },
         summary.rows as f64 / seconds.max(0.001),
         summary.stored,
         summary.unchanged,

@@ -173,3 +173,26 @@ key = "{gateway_key}"
         said(&output)
     );
 }
+
+#[test]
+fn an_adapter_started_with_another_agencys_file_is_refused() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = dir.path().join("gp.toml");
+    std::fs::write(&config, "agency = \"gp\"\nbind = \"127.0.0.1:0\"\n").expect("written");
+    for command in ["check", "adapter"] {
+        let output = Command::new(env!("CARGO_BIN_EXE_kinfold"))
+            .args([command, "--agency", "ae", "--config"])
+            .arg(&config)
+            .current_dir(dir.path())
+            .output()
+            .expect("kinfold runs");
+        assert!(!output.status.success(), "{command}: {}", said(&output));
+        assert!(
+            said(&output).contains("the file says agency = \"gp\" but --agency ae was given"),
+            "{command}: {}",
+            said(&output)
+        );
+    }
+    // Nothing was created: the refusal comes before the database is opened.
+    assert!(!dir.path().join("kinfold-data").exists());
+}
