@@ -47,6 +47,18 @@ async fn everything_joins_every_agencys_records_and_marks_their_source() {
         Some(5),
         "a link to each agency's record"
     );
+    // Each link names a record a client can find (in this Bundle, by its meta.source and id),
+    // never an adapter's address, which clients cannot reach.
+    for link in patient["link"].as_array().expect("links") {
+        let other = &link["other"];
+        assert!(other.get("reference").is_none(), "{link}");
+        let found = resources(&bundle).into_iter().any(|r| {
+            r["resourceType"] == "Patient"
+                && r["meta"]["source"] == other["identifier"]["system"]
+                && r["id"] == other["identifier"]["value"]
+        });
+        assert!(found, "the linked record is in the Bundle: {link}");
+    }
 
     // The gateway's own Provenance says where it fetched each agency's part from; each
     // agency's say where its records came from (the ingest that stored them, G12).

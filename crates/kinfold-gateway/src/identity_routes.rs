@@ -193,10 +193,12 @@ pub(crate) fn patient_from_index(inner: &Inner, person: &PersonId) -> Value {
     patient["link"] = records
         .iter()
         .map(|r| {
-            json!({
-                "other": {"reference": r.record.reference, "display": format!("{} record", r.record.agency.display_name())},
-                "type": "seealso"
-            })
+            let id = r
+                .record
+                .reference
+                .strip_prefix("Patient/")
+                .unwrap_or(&r.record.reference);
+            crate::merge::agency_record_link(r.record.agency, id)
         })
         .collect();
     patient

@@ -58,14 +58,41 @@ pub fn patient_view(
     }
     patient["link"] = records
         .iter()
-        .map(|(agency, record)| {
-            json!({
-                "other": {"reference": record.full_url, "display": format!("{} record", agency.display_name())},
-                "type": "seealso"
-            })
+        .filter_map(|(agency, record)| {
+            Some(agency_record_link(*agency, record.resource["id"].as_str()?))
         })
         .collect();
     Some(patient)
+}
+
+/// The system of a logical reference to an agency's record: `urn:kinfold:agency:{agency}`,
+/// the same as the record's `meta.source`.
+pub(crate) const AGENCY_RECORD_PREFIX: &str = "urn:kinfold:agency:";
+
+/// A Patient view's link to one agency's Patient record. The adapters are not reachable by
+/// clients, so the link is a logical reference (FHIR `Reference.identifier`): the agency (as
+/// the system, the same as the record's `meta.source`) and the record's id there; in
+/// `$everything` the record itself is in the same Bundle.
+pub(crate) fn agency_record_link(agency: Agency, id: &str) -> Value {
+    json!({
+        "other": {
+            "type": "Patient",
+            "identifier": {"system": format!("{AGENCY_RECORD_PREFIX}{}", agency.as_str()), "value": id},
+            "display": format!("{} record", agency.display_name())
+        },
+        "type": "seealso"
+    })
+}
+
+/// The agency and `Patient/{id}` a link made by [`agency_record_link`] names.
+pub(crate) fn linked_agency_record(link: &Value) -> Option<(Agency, String)> {
+    let identifier = &link["other"]["identifier"];
+    let agency = identifier["system"]
+        .as_str()?
+        .strip_prefix(AGENCY_RECORD_PREFIX)?
+        .parse()
+        .ok()?;
+    Some((agency, format!("Patient/{}", identifier["value"].as_str()?)))
 }
 
 /// One person's part of an `$everything` answer.

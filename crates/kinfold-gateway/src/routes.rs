@@ -625,13 +625,12 @@ fn disclosed_links(patient: &serde_json::Value) -> Vec<kinfold_ledger::AuditEnti
             links
                 .iter()
                 .filter_map(|l| {
-                    let reference = l["other"]["reference"].as_str()?;
-                    let display = l["other"]["display"].as_str().unwrap_or_default();
-                    let agency = kinfold_fhir::Agency::ALL
-                        .into_iter()
-                        .find(|a| display == format!("{} record", a.display_name()))
-                        .map(kinfold_fhir::Agency::as_str);
-                    Some(audit::disclosed(reference, "Patient", agency))
+                    let (agency, reference) = crate::merge::linked_agency_record(l)?;
+                    Some(audit::disclosed(
+                        &reference,
+                        "Patient",
+                        Some(agency.as_str()),
+                    ))
                 })
                 .collect()
         })
