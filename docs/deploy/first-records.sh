@@ -11,10 +11,11 @@ kinfold import --agency school-nursing "$DOCS/feeds/samples/school-nursing.ndjso
 kinfold import --agency health-visiting "$DOCS/feeds/samples/health-visiting.ndjson" --adapter "$(url health-visiting)" $FEED
 kinfold import --agency ae "$DOCS/deploy/adt.hl7" --mllp "tls://localhost:$MLLP" $FEED
 
-# A token for a person (here: the area's safeguarding lead). Its issue is recorded in the
-# ledger first; a system client gets its tokens itself (smart.md).
+# A token for a person (here: the area's safeguarding lead), issued by you (--operator). Its
+# issue is recorded in the ledger first; a system client gets its tokens itself (smart.md).
 TOKEN=$(kinfold token --config gateway.toml --subject lead-1 --name "Area safeguarding lead" \
-  --org Q99 --role safeguarding-professional --purpose safeguarding --ttl 600)
+  --org "${DEPLOY_AREA:-Q99}" --role safeguarding-professional --purpose safeguarding --ttl 600 \
+  --operator "$(id -un)")
 GATEWAY=$(url gateway)
 ask() { curl -sS --fail-with-body --cacert pki/ca.pem -H "Authorization: Bearer $TOKEN" "$GATEWAY/$1"; }
 ID=$(ask "Patient?identifier=https://fhir.nhs.uk/Id/nhs-number%7C9990000026" | jq -r '.entry[0].resource.id')

@@ -1,5 +1,5 @@
 #!/bin/sh
-# Brings every database to this release of kinfold, then lets the auditor read the gateway's
+# Brings every database to this release of kinfold, then lets the auditor read each service's
 # ledger (its entries and signed tree heads) and nothing else. Run at installation and at
 # every upgrade, before starting the services.
 #
@@ -11,6 +11,6 @@ AUDITOR=${DEPLOY_AUDITOR:-auditor}
 PREFIX=${DEPLOY_DB_PREFIX:-kinfold_}
 for db in gateway midwifery ae gp health_visiting school_nursing; do
   kinfold migrate --db "$PG/$PREFIX$db"
+  psql -v ON_ERROR_STOP=1 -q -d "$PG/$PREFIX$db" \
+    -c "GRANT SELECT ON ledger_entries, ledger_tree_heads TO $AUDITOR"
 done
-psql -v ON_ERROR_STOP=1 -q -d "$PG/${PREFIX}gateway" \
-  -c "GRANT SELECT ON ledger_entries, ledger_tree_heads TO $AUDITOR"

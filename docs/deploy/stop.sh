@@ -1,6 +1,6 @@
 #!/bin/sh
-# Stops the services start.sh started (or only those named: sh stop.sh ae) and waits until
-# they have finished what they were doing.
+# Stops the services start.sh started (or only those named: sh stop.sh ae) with SIGTERM, and
+# waits until each has finished the requests it was answering and logged its stop.
 set -eu
 for name in ${*:-gateway midwifery ae gp health-visiting school-nursing}; do
   [ -f "run/$name.pid" ] || continue

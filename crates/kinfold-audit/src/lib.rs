@@ -78,7 +78,7 @@ pub enum LedgerError {
     #[error("ledger.signing_key must be a base64 Ed25519 seed of 32 bytes")]
     Key,
     /// The store refused or failed: nothing was recorded.
-    #[error("the ledger's storage failed")]
+    #[error("the ledger's storage failed: {0}")]
     Store(#[from] StoreError),
     /// The ledger's writer is gone (shutting down).
     #[error("the ledger is not running")]

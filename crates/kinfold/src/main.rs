@@ -470,7 +470,7 @@ async fn run(command: Command) -> Result<(), String> {
             );
             let running = demo::start(options).await.map_err(|e| e.to_string())?;
             print_welcome(&running, &data_dir);
-            tokio::signal::ctrl_c().await.map_err(|e| e.to_string())?;
+            shutdown_signal().await?;
             eprintln!("Stopping…");
             running.shutdown().await;
             Ok(())
@@ -753,10 +753,30 @@ async fn serve(
 ) -> Result<(), String> {
     tokio::select! {
         result = server => result.map_err(|e| e.to_string()),
-        _ = tokio::signal::ctrl_c() => {
+        signal = shutdown_signal() => {
+            signal?;
             handle.stop(true).await;
             Ok(())
         }
+    }
+}
+
+/// Resolves when the process is asked to stop: Ctrl-C (SIGINT) or SIGTERM (what `kill`,
+/// systemd and container runtimes send), so that either lets requests in flight finish and
+/// logs the stop.
+async fn shutdown_signal() -> Result<(), String> {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut terminate = signal(SignalKind::terminate()).map_err(|e| e.to_string())?;
+        tokio::select! {
+            interrupted = tokio::signal::ctrl_c() => interrupted.map_err(|e| e.to_string()),
+            _ = terminate.recv() => Ok(()),
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        tokio::signal::ctrl_c().await.map_err(|e| e.to_string())
     }
 }
 

@@ -102,7 +102,7 @@ impl Walkthrough {
     fn everything(&self) -> serde_json::Value {
         let output = self.sh(
             r#"set -eu
-TOKEN=$(kinfold token --config gateway.toml --subject lead-1 --org Q99 --role safeguarding-professional --purpose safeguarding --ttl 300)
+TOKEN=$(kinfold token --config gateway.toml --operator deploy-test --subject lead-1 --org Q99 --role safeguarding-professional --purpose safeguarding --ttl 300)
 GATEWAY=$(sed -n 's/^public_base_url = "\(.*\)"$/\1/p' gateway.toml)
 ask() { curl -sS --fail-with-body --cacert pki/ca.pem -H "Authorization: Bearer $TOKEN" "$GATEWAY/$1"; }
 ID=$(ask "Patient?identifier=https://fhir.nhs.uk/Id/nhs-number%7C9990000026" | jq -r '.entry[0].resource.id')
@@ -250,7 +250,6 @@ fn the_production_walkthrough_runs_as_written() {
         ("DEPLOY_GATEWAY_PORT", gateway_port.to_string()),
         ("DEPLOY_ADAPTER_PORT", adapter_port.to_string()),
         ("DEPLOY_MLLP_PORT", mllp_port.to_string()),
-        ("USER", "deploy-test".to_owned()),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v))
@@ -302,9 +301,10 @@ fn the_production_walkthrough_runs_as_written() {
         );
     }
 
-    // The auditor verifies, as a role that may read only the ledger, and saves a checkpoint.
+    // The auditor verifies every service's ledger, as a role that may read only the ledgers,
+    // and saves checkpoints.
     let audit = walk.step("audit");
-    assert!(audit.contains("The ledger verifies"), "{audit}");
+    assert_eq!(audit.matches("The ledger verifies").count(), 6, "{audit}");
     let person_index = walk.sh(&format!(
         "psql -q -d \"$DEPLOY_PG_AUDITOR/{PREFIX}gateway\" -c 'SELECT count(*) FROM person_index'"
     ));
@@ -317,17 +317,38 @@ fn the_production_walkthrough_runs_as_written() {
     // The A&E adapter stops: $everything answers with the others and names it.
     let stopped = walk.sh("sh \"$REPO/docs/deploy/stop.sh\" ae");
     assert!(stopped.status.success(), "{}", text(&stopped));
+    // SIGTERM stops it cleanly: it logs its stop.
+    let log = std::fs::read_to_string(walk.dir.path().join("log/ae.log")).expect("ae.log");
+    assert!(log.contains("adapter stopped"), "{log}");
     let partial = walk.everything().to_string();
     assert!(
         partial.contains("A&E (ae) could not be reached"),
         "the stopped adapter is named: {partial}"
     );
 
+    // Started again on its own, the others left running.
+    let started = walk.sh("sh \"$REPO/docs/deploy/start.sh\" ae");
+    assert!(
+        started.status.success(),
+        "{}\n{}",
+        text(&started),
+        walk.logs()
+    );
+    assert!(
+        walk.everything()
+            .to_string()
+            .contains("urn:kinfold:agency:ae")
+    );
+
     // An upgrade: stop everything, migrate, start (each configuration checked); the ledger
     // still extends the auditor's checkpoint, and the child's records are all there.
     walk.step("upgrade");
     let audit = walk.step("audit");
-    assert!(audit.contains("The ledger verifies"), "{audit}");
+    assert_eq!(
+        audit.matches("consistent with the checkpoint").count(),
+        6,
+        "{audit}"
+    );
     let after = walk.everything();
     assert_eq!(
         after["entry"].as_array().map(Vec::len),
