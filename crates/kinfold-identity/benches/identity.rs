@@ -241,6 +241,7 @@ fn record(rng: &mut Rng, truth: &Truth) -> Identity {
         birth_date: Some(dob.to_string()),
         gender: Some(truth.sex.to_owned()),
         postcode: Some(postcode),
+        ..Identity::default()
     }
 }
 

@@ -8,12 +8,13 @@
 //! [`MAX_BLOCK`] records (a very common name) is not read: the others still find the match.
 
 use std::collections::{HashMap, HashSet};
-use std::hash::{DefaultHasher, Hash, Hasher};
+use std::hash::Hash;
 
 use kinfold_fhir::Agency;
 use serde::{Deserialize, Serialize};
 
 use crate::PersonId;
+use crate::blocking::block_keys;
 use crate::matching::{Comparison, Field, Hold, Identity, Level, Prepared, Thresholds, Weights};
 
 /// One agency's record of a person: the agency and the record's reference there.
@@ -116,6 +117,11 @@ impl PersonIndex {
         }
     }
 
+    /// The weights in force.
+    pub fn weights(&self) -> &Weights {
+        &self.weights
+    }
+
     /// The thresholds in force.
     pub fn thresholds(&self) -> Thresholds {
         self.thresholds
@@ -210,6 +216,12 @@ impl PersonIndex {
             .candidates_for(&prepared, Some(key), self.thresholds.review)
             .into_iter()
             .filter(|c| c.hold != Some(Hold::NhsNumbersDiffer))
+            // A person already holding another of this agency's records, scoring below the
+            // link threshold, is someone the agency's own index already tells apart: not
+            // worth a reviewer's time.
+            .filter(|c| {
+                c.hold != Some(Hold::SameAgency) || c.comparison.score >= self.thresholds.link
+            })
             .collect();
         let linkable: Vec<&Candidate> = candidates
             .iter()
@@ -275,7 +287,7 @@ impl PersonIndex {
             }
             let family = named(c.level(Field::FamilyName));
             let given = named(c.level(Field::GivenName));
-            let rest = [Field::BirthDate, Field::Sex, Field::Postcode]
+            let rest = [Field::BirthDate, Field::Sex, Field::Address]
                 .into_iter()
                 .all(|f| free(c.level(f)));
             if family && given && rest {
@@ -411,12 +423,26 @@ impl PersonIndex {
         });
         // Two children whose dates of birth differ by more than a keying error are two
         // children, whatever their names score: a person may still decide.
-        let children_apart = comparison.level(Field::BirthDate) == Level::Differs
-            && (self.may_be_child(prepared) || self.may_be_child(&entry.prepared));
-        let hold = comparison
-            .hold()
-            .or(children_apart.then_some(Hold::ChildBirthDatesDiffer))
-            .or(same_agency.then_some(Hold::SameAgency));
+        let child = self.may_be_child(prepared) || self.may_be_child(&entry.prepared);
+        let children_apart = child && comparison.level(Field::BirthDate) == Level::Differs;
+        // Either record's date of birth shows an adult: they are not two child twins.
+        let adult = !self.may_be_child(prepared) || !self.may_be_child(&entry.prepared);
+        // Twins share everything but their given names: for children, given names that differ
+        // or are only alike ("Ella", "Ellie") never link by score. An adult's given name that
+        // differs is weighed like any other field (a record's corrupted or replaced first
+        // name is far commoner among adults than twin parents sharing a home).
+        let twins = !adult
+            && matches!(
+                comparison.level(Field::GivenName),
+                Level::Differs | Level::Partial
+            );
+        let hold = match comparison.hold() {
+            Some(Hold::GivenNamesDiffer) if adult => None,
+            hold => hold,
+        }
+        .or(twins.then_some(Hold::GivenNamesDiffer))
+        .or(children_apart.then_some(Hold::ChildBirthDatesDiffer))
+        .or(same_agency.then_some(Hold::SameAgency));
         Candidate {
             person: entry.person.clone(),
             record: entry.key.clone(),
@@ -490,31 +516,6 @@ where
 }
 
 /// The blocking keys a record is filed under.
-fn block_keys(p: &Prepared) -> Vec<u64> {
-    let mut keys = Vec::with_capacity(4);
-    let mut key = |parts: &[&dyn std::fmt::Display]| {
-        let mut hasher = DefaultHasher::new();
-        for part in parts {
-            part.to_string().hash(&mut hasher);
-        }
-        keys.push(hasher.finish());
-    };
-    if let Some(dob) = p.dob {
-        let (low, high) = dob.day_month_pair();
-        key(&[&"dob", &dob.year(), &low, &high]);
-        if let Some(family) = &p.family {
-            key(&[&"family-year", family, &dob.year()]);
-        }
-    }
-    if let (Some(given), Some(postcode)) = (&p.given, &p.postcode) {
-        key(&[&"given-postcode", given, &postcode.full]);
-    }
-    if let (Some(family), Some(given)) = (&p.family, &p.given) {
-        key(&[&"names", family, given]);
-    }
-    keys
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -527,6 +528,8 @@ mod tests {
             birth_date: Some(dob.into()),
             gender: Some(sex.into()),
             postcode: Some(postcode.into()),
+            address_line: None,
+            city: None,
         }
     }
 
@@ -550,7 +553,7 @@ mod tests {
             given: words,
             birth_date: dob.map(str::to_owned),
             gender: None,
-            postcode: None,
+            ..Identity::default()
         }
     }
 
@@ -774,6 +777,44 @@ mod tests {
         let twin = who("Novak", "Jan", "2021-06-01", "male", "B12 9QA");
         match index.resolve(&key(Agency::Gp, "g2"), &twin) {
             Resolution::Review(c) => assert_eq!(c[0].hold, Some(Hold::GivenNamesDiffer)),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn child_twins_with_alike_names_are_held_and_an_adults_replaced_first_name_is_weighed() {
+        let mut index = PersonIndex::default();
+        index.set_today(chrono::NaiveDate::from_ymd_opt(2026, 12, 2).expect("date"));
+        let home = |family: &str, given: &str, dob: &str| {
+            let mut w = who(family, given, dob, "female", "B12 9QA");
+            w.address_line = Some("4 Rowan Close".into());
+            w.city = Some("Birmingham".into());
+            w
+        };
+        // "Ella" and "Ellie" are alike, not a typo: twin girls stay two.
+        index.insert(
+            key(Agency::Gp, "g1"),
+            person("p1"),
+            &home("Novak", "Ella", "2021-06-01"),
+        );
+        match index.resolve(
+            &key(Agency::HealthVisiting, "h1"),
+            &home("Novak", "Ellie", "2021-06-01"),
+        ) {
+            Resolution::Review(c) => assert_eq!(c[0].hold, Some(Hold::GivenNamesDiffer)),
+            other => panic!("{other:?}"),
+        }
+        // An adult whose first name one agency holds wrongly, everything else the same: linked.
+        index.insert(
+            key(Agency::Gp, "g2"),
+            person("p2"),
+            &home("Brennan", "Siobhan", "1988-03-14"),
+        );
+        match index.resolve(
+            &key(Agency::Ae, "a1"),
+            &home("Brennan", "Kate", "1988-03-14"),
+        ) {
+            Resolution::Linked(c) => assert_eq!(c.person, person("p2")),
             other => panic!("{other:?}"),
         }
     }

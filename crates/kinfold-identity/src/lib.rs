@@ -19,6 +19,9 @@
 //!   holds another record of the same agency, or when two people score alike: those go to
 //!   review.
 
+mod blocking;
+mod estimate;
+pub use estimate::estimate_due;
 pub mod family;
 pub mod index;
 pub mod matching;
@@ -27,5 +30,5 @@ mod person;
 
 pub use family::{Edge, FamilyGraph, Member, Relation};
 pub use index::{Candidate, PersonIndex, RecordKey, Resolution};
-pub use matching::{Comparison, Field, Identity, Level, Thresholds, Weights};
+pub use matching::{Comparison, Field, Identity, Level, Thresholds, WeightRow, Weights};
 pub use person::{PersonId, PersonIdError};

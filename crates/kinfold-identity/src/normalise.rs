@@ -16,6 +16,17 @@ pub fn fold(name: &str) -> String {
         .collect()
 }
 
+/// An address line folded for comparison: ASCII lower-case letters and digits, words split by
+/// single spaces ("12, Tyne  St." → "12 tyne st").
+pub fn fold_line(line: &str) -> String {
+    deunicode::deunicode(line)
+        .split(|c: char| !c.is_ascii_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .map(str::to_ascii_lowercase)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 /// The folded parts of a name split at spaces and hyphens ("Smith-Jones" → smith, jones).
 pub fn parts(name: &str) -> Vec<String> {
     name.split(|c: char| c.is_whitespace() || c == '-')
@@ -138,9 +149,26 @@ impl BirthDate {
 
     /// Whether the two dates differ in exactly one digit of `YYYYMMDD`.
     pub fn one_digit_apart(self, other: Self) -> bool {
-        let a = self.0.format("%Y%m%d").to_string();
-        let b = other.0.format("%Y%m%d").to_string();
-        a.bytes().zip(b.bytes()).filter(|(x, y)| x != y).count() == 1
+        self.digits_apart(other) == 1
+    }
+
+    /// In how many of the eight digits of `YYYYMMDD` the two dates differ.
+    pub fn digits_apart(self, other: Self) -> usize {
+        let digits = |d: NaiveDate| {
+            let n = (d.year().rem_euclid(10_000) as u32) * 10_000 + d.month() * 100 + d.day();
+            let mut out = [0u8; 8];
+            let mut n = n;
+            for slot in out.iter_mut().rev() {
+                *slot = (n % 10) as u8;
+                n /= 10;
+            }
+            out
+        };
+        digits(self.0)
+            .iter()
+            .zip(digits(other.0))
+            .filter(|(x, y)| **x != *y)
+            .count()
     }
 }
 
@@ -216,6 +244,7 @@ mod tests {
         // Cyrillic and Greek by their usual romanisation.
         assert_eq!(fold("Иван"), "ivan");
         assert_eq!(parts("Smith-Jones  Ada"), ["smith", "jones", "ada"]);
+        assert_eq!(fold_line("12, Tyne  St."), "12 tyne st");
     }
 
     #[test]
@@ -246,6 +275,8 @@ mod tests {
         assert!(d("2021-03-04").one_digit_apart(d("2021-03-07")));
         assert!(d("2021-03-04").one_digit_apart(d("2020-03-04")));
         assert!(!d("2021-03-04").one_digit_apart(d("2021-04-03")));
+        assert_eq!(d("2021-03-04").digits_apart(d("2021-04-03")), 2);
+        assert_eq!(d("1915-11-11").digits_apart(d("1951-11-11")), 2);
         assert_eq!(
             d("2021-11-04").day_month_pair(),
             d("2021-04-11").day_month_pair()

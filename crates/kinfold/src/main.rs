@@ -117,6 +117,11 @@ enum Command {
         #[command(subcommand)]
         command: LedgerCommand,
     },
+    /// The person index, as an identity steward looks at it (reads only).
+    Identity {
+        #[command(subcommand)]
+        command: IdentityCommand,
+    },
     /// Score a CSV of growth measurements against UK-WHO: reads standard input, writes the
     /// rows with sds, centile and flag added to standard output, and reports bad rows (by line
     /// number) on standard error. Columns as the RCPCH growth API names them: sex,
@@ -184,6 +189,19 @@ enum Command {
         /// $LOGNAME); with neither, this must be given.
         #[arg(long)]
         operator: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum IdentityCommand {
+    /// The match weights the gateway's person index uses now (estimated from its own records
+    /// once it holds 1,000): for each field and level of agreement, how often one person's
+    /// two records agree so (m), how often two people's do (u), and the weight log2(m/u) in
+    /// bits. An exact family or given name weighs by the name's own frequency instead.
+    Weights {
+        /// The gateway's database. Default: sqlite://kinfold-data/gateway.db
+        #[arg(long)]
+        db: Option<String>,
     },
 }
 
@@ -523,6 +541,38 @@ async fn run(command: Command) -> Result<(), String> {
             served
         }
         Command::Ledger { command } => ledger(command).await,
+        Command::Identity {
+            command: IdentityCommand::Weights { db },
+        } => {
+            let store = open_read_only(db).await?;
+            let (records, estimated, rows) = kinfold_gateway::match_weights(&store)
+                .await
+                .map_err(|e| e.to_string())?;
+            println!(
+                "{records} records in the person index ({}).",
+                if estimated {
+                    "weights estimated from them"
+                } else {
+                    "too few to estimate from: the priors"
+                }
+            );
+            println!(
+                "{:<12} {:<8} {:>9} {:>9} {:>7}",
+                "field", "level", "m", "u", "bits"
+            );
+            for row in rows {
+                let row = serde_json::to_value(row).map_err(|e| e.to_string())?;
+                println!(
+                    "{:<12} {:<8} {:>9.5} {:>9.5} {:>7.2}",
+                    row["field"].as_str().unwrap_or_default(),
+                    row["level"].as_str().unwrap_or_default(),
+                    row["m"].as_f64().unwrap_or_default(),
+                    row["u"].as_f64().unwrap_or_default(),
+                    row["weight"].as_f64().unwrap_or_default()
+                );
+            }
+            Ok(())
+        }
         Command::Check { config, agency } => {
             let findings = match agency {
                 None => {
@@ -618,18 +668,22 @@ async fn run(command: Command) -> Result<(), String> {
 /// import rows): exit 1 without another message.
 const REPORTED_FAILURE: &str = "(reported above)";
 
+/// The gateway's database opened read-only (never migrated): for the auditor's and the
+/// identity steward's commands.
+async fn open_read_only(db: Option<String>) -> Result<Store, String> {
+    let url = db.unwrap_or_else(|| "sqlite://kinfold-data/gateway.db".into());
+    if let Some(path) = url.strip_prefix("sqlite://")
+        && !std::path::Path::new(path).exists()
+    {
+        return Err(format!("{path} does not exist"));
+    }
+    Store::open_read_only(&url)
+        .await
+        .map_err(|e| format!("database {} (opened read-only): {e}", redacted(&url)))
+}
+
 async fn ledger(command: LedgerCommand) -> Result<(), String> {
-    let open = |db: Option<String>| async move {
-        let url = db.unwrap_or_else(|| "sqlite://kinfold-data/gateway.db".into());
-        if let Some(path) = url.strip_prefix("sqlite://")
-            && !std::path::Path::new(path).exists()
-        {
-            return Err(format!("{path} does not exist"));
-        }
-        Store::open_read_only(&url)
-            .await
-            .map_err(|e| format!("database {} (opened read-only): {e}", redacted(&url)))
-    };
+    let open = open_read_only;
     match command {
         LedgerCommand::Checkpoint { db } => {
             let store = open(db).await?;

@@ -252,6 +252,9 @@ pub struct EventPatient {
     /// First line of the first address (for households: people at one address).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub address_line: Option<String>,
+    /// Town of the first address.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub city: Option<String>,
     /// Since when the person has lived there, if the record says.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub address_from: Option<String>,
@@ -313,6 +316,7 @@ impl EventPatient {
                 .and_then(|l| l.get(0))
                 .and_then(Value::as_str)
                 .map(str::to_owned),
+            city: address("city"),
             address_from: period("start"),
             address_until: period("end"),
             replaces: p

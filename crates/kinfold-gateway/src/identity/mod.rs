@@ -248,6 +248,22 @@ async fn keep(
     Ok((Some(receipt), generation))
 }
 
+/// The match weights the person index uses now, as it would have them after loading the
+/// gateway's identity state from `store` (estimated from its records once there are enough):
+/// how many records the index holds, whether the weights were estimated from them (or are
+/// the priors), and field by field `m`, `u` and the weight. Reads only.
+pub async fn match_weights(
+    store: &Store,
+) -> Result<(usize, bool, Vec<kinfold_identity::WeightRow>), GatewayError> {
+    let inner = Inner::load(store).await?;
+    let records = inner.index.len();
+    Ok((
+        records,
+        records >= kinfold_identity::matching::MIN_RECORDS_TO_ESTIMATE,
+        inner.index.weights().table(),
+    ))
+}
+
 impl Inner {
     async fn load(store: &Store) -> Result<Self, GatewayError> {
         // The generation first: a save between the two reads only makes the state look older
@@ -267,14 +283,12 @@ impl Inner {
         Ok(inner)
     }
 
-    /// Estimates the match weights from the records again once the index has doubled since
-    /// the last estimate (below [`kinfold_identity::matching::MIN_RECORDS_TO_ESTIMATE`]
-    /// records the priors stay).
+    /// Estimates the match weights from the records again once the index has grown by a
+    /// quarter since the last estimate ([`kinfold_identity::estimate_due`]; below
+    /// [`kinfold_identity::matching::MIN_RECORDS_TO_ESTIMATE`] records the priors stay).
     fn estimate_if_grown(&mut self) {
         let records = self.index.len();
-        if records >= kinfold_identity::matching::MIN_RECORDS_TO_ESTIMATE
-            && records >= 2 * self.estimated_from
-        {
+        if kinfold_identity::estimate_due(records, self.estimated_from) {
             self.index
                 .set_weights(Weights::estimate(&self.index.prepared()));
             self.estimated_from = records;

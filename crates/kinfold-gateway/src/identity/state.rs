@@ -30,6 +30,8 @@ pub(crate) struct Demographics {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) address_line: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) city: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) address_from: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) address_until: Option<String>,
@@ -56,6 +58,8 @@ impl Demographics {
             birth_date: self.birth_date.clone(),
             gender: self.gender.clone(),
             postcode: self.postcode.clone(),
+            address_line: self.address_line.clone(),
+            city: self.city.clone(),
         }
     }
 }
