@@ -25,7 +25,7 @@ if [ ! -x "$venv/bin/python" ]; then
 fi
 "$venv/bin/python" bench/febrl4.py "$febrl" >/dev/null
 rows="$rows
-$(FEBRL4_DIR=$febrl cargo bench -q -p kinfold-identity --bench febrl4 2>/dev/null | grep '^|')
+$(FEBRL4_DIR=$PWD/$febrl cargo bench -q -p kinfold-identity --bench febrl4 2>/dev/null | grep '^|')
 $("$venv/bin/python" bench/splink_febrl4.py 2>/dev/null | grep '^|')"
 cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')
 section=$(cat <<MD

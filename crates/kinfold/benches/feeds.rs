@@ -236,6 +236,7 @@ async fn with_gateway(dir: &std::path::Path, next: &mut u32) {
         adapter: demo.info.adapters["health-visiting"].clone(),
         mllp: None,
         tls: Some(demo.info.client_tls.clone()),
+        mllp_connections: kinfold::import::MLLP_CONNECTIONS,
     };
     let started = Instant::now();
     let summary = kinfold::import::import(

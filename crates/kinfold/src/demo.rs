@@ -720,6 +720,7 @@ async fn seed(
             adapter: url_of(agency)?,
             mllp: None,
             tls: Some(feed.clone()),
+            mllp_connections: crate::import::MLLP_CONNECTIONS,
         };
         let mut summary = kinfold_adapter::ingest::extract::ImportSummary::default();
         for (n, chunk) in rows.chunks(crate::import::CHUNK_ROWS).enumerate() {
@@ -742,28 +743,27 @@ async fn seed(
         }
         seeded += summary.stored + summary.unchanged;
     }
-    // A&E over MLLP: four interfaces at once, each waiting for its ACKs.
+    // A&E over MLLP: four connections at once, each waiting for its ACKs, each patient's
+    // messages in order over one of them.
     if !messages.is_empty() {
         let address =
             mllp.ok_or_else(|| DemoError::Seed("the A&E adapter takes no MLLP".into()))?;
-        let shares: Vec<Vec<String>> = (0..4)
-            .map(|k| messages.iter().skip(k).step_by(4).cloned().collect())
-            .collect();
-        let sent = futures::future::join_all(shares.into_iter().map(|share| {
-            let address = address.to_owned();
-            async move { crate::import::send_hl7v2(&address, Some(feed), &share).await }
-        }))
-        .await;
-        for result in sent {
-            let summary = result.map_err(DemoError::Seed)?;
-            if let Some(row) = summary.rejected.first() {
-                return Err(DemoError::Seed(format!(
-                    "an A&E message was refused ({}): {}",
-                    row.field, row.message
-                )));
-            }
-            seeded += summary.stored;
+        let summary = crate::import::send_hl7v2_pipelined(
+            address,
+            Some(feed),
+            &messages,
+            4,
+            &indicatif::ProgressBar::hidden(),
+        )
+        .await
+        .map_err(DemoError::Seed)?;
+        if let Some(row) = summary.rejected.first() {
+            return Err(DemoError::Seed(format!(
+                "an A&E message was refused ({}): {}",
+                row.field, row.message
+            )));
         }
+        seeded += summary.stored;
     }
     let results: Vec<Result<usize, String>> = stream::iter(bundles)
         .map(|(url, body, count)| {

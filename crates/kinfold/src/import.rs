@@ -30,6 +30,8 @@ pub struct Target {
     /// The feed's client certificate, its key, and the adapters' authority: adapters take
     /// ingest only from their feeds' certificates.
     pub tls: Option<kinfold_http::tls::ClientTls>,
+    /// How many MLLP connections to keep busy at once ([`MLLP_CONNECTIONS`] by default).
+    pub mllp_connections: usize,
 }
 
 impl Target {
@@ -154,27 +156,141 @@ async fn hl7v2(file: &Path, target: &Target, bar: &ProgressBar) -> Result<Import
     let bytes = std::fs::read(file).map_err(|e| format!("{}: {e}", file.display()))?;
     let text = kinfold_hl7v2::decode(&bytes);
     let messages = kinfold_hl7v2::split_messages(&text);
-    let summary = send_hl7v2(address, target.tls.as_ref(), &messages).await?;
-    bar.inc(bytes.len() as u64);
-    Ok(summary)
+    bar.set_length(messages.len() as u64);
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{spinner} {wide_bar} {pos}/{len} messages {per_sec} (eta {eta})",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    send_hl7v2_pipelined(
+        address,
+        target.tls.as_ref(),
+        &messages,
+        target.mllp_connections,
+        bar,
+    )
+    .await
 }
 
-/// Sends messages over one MLLP connection, each waiting for its ACK; a NAK is a rejected
-/// row numbered from 1 in the order sent.
-pub(crate) async fn send_hl7v2<S: AsRef<str>>(
+/// How many MLLP connections `kinfold import` keeps busy at once.
+pub const MLLP_CONNECTIONS: usize = 8;
+
+/// What the adapter answered to one message.
+enum Acknowledged {
+    Stored,
+    Unchanged,
+    Rejected { field: String, message: String },
+}
+
+/// Where a message may go: with its patient's other messages, or alone.
+enum Lane {
+    /// The first identifier in PID-3 (none: any connection).
+    Patient(Option<String>),
+    /// A merge (an MRG segment) concerns two patients: it waits for everything before it.
+    Alone,
+}
+
+fn lane_of(message: &str) -> Lane {
+    match kinfold_hl7v2::Message::parse(message) {
+        Ok(parsed) if parsed.value("MRG", 1, 1, 1, 1).is_some() => Lane::Alone,
+        Ok(parsed) => Lane::Patient(parsed.value("PID", 3, 1, 1, 1)),
+        Err(_) => Lane::Patient(None),
+    }
+}
+
+/// Sends messages over up to `connections` MLLP connections at once, each connection waiting
+/// for each ACK. A patient's messages (by the first identifier in PID-3) all go over one
+/// connection, in the file's order; a merge waits until every message before it is
+/// acknowledged and goes on its own. `bar` moves message by message. Rejections are numbered
+/// from 1 in the file's order.
+pub(crate) async fn send_hl7v2_pipelined<S: AsRef<str>>(
     address: &str,
     tls: Option<&kinfold_http::tls::ClientTls>,
     messages: &[S],
+    connections: usize,
+    bar: &ProgressBar,
 ) -> Result<ImportSummary, String> {
+    let connections = connections.max(1);
+    let mut answers: Vec<(usize, Acknowledged)> = Vec::with_capacity(messages.len());
+    let mut run: Vec<Vec<(usize, &str)>> = vec![Vec::new(); connections];
+    for (n, message) in messages.iter().enumerate() {
+        let message = message.as_ref();
+        match lane_of(message) {
+            Lane::Patient(key) => {
+                let k = match key {
+                    Some(key) => {
+                        use std::hash::{Hash, Hasher};
+                        let mut hasher = std::hash::DefaultHasher::new();
+                        key.hash(&mut hasher);
+                        hasher.finish() as usize % connections
+                    }
+                    None => n % connections,
+                };
+                run[k].push((n, message));
+            }
+            Lane::Alone => {
+                answers.extend(flush(address, tls, &mut run, bar).await?);
+                answers.extend(send_lane(address, tls, &[(n, message)], bar).await?);
+            }
+        }
+    }
+    answers.extend(flush(address, tls, &mut run, bar).await?);
+    answers.sort_by_key(|(n, _)| *n);
+    let mut summary = ImportSummary {
+        rows: messages.len(),
+        ..ImportSummary::default()
+    };
+    for (n, answer) in answers {
+        match answer {
+            Acknowledged::Stored => summary.stored += 1,
+            Acknowledged::Unchanged => summary.unchanged += 1,
+            Acknowledged::Rejected { field, message } => summary.rejected.push(RejectedRow {
+                line: n + 1,
+                field,
+                message,
+            }),
+        }
+    }
+    Ok(summary)
+}
+
+/// Sends every lane of a run at once, each over its own connection, and empties them.
+async fn flush(
+    address: &str,
+    tls: Option<&kinfold_http::tls::ClientTls>,
+    run: &mut [Vec<(usize, &str)>],
+    bar: &ProgressBar,
+) -> Result<Vec<(usize, Acknowledged)>, String> {
+    let lanes: Vec<Vec<(usize, &str)>> = run
+        .iter_mut()
+        .map(std::mem::take)
+        .filter(|lane| !lane.is_empty())
+        .collect();
+    let sent =
+        futures::future::join_all(lanes.iter().map(|lane| send_lane(address, tls, lane, bar)))
+            .await;
+    let mut answers = Vec::new();
+    for lane in sent {
+        answers.extend(lane?);
+    }
+    Ok(answers)
+}
+
+/// One connection's messages, in order, each waiting for its ACK.
+async fn send_lane(
+    address: &str,
+    tls: Option<&kinfold_http::tls::ClientTls>,
+    lane: &[(usize, &str)],
+    bar: &ProgressBar,
+) -> Result<Vec<(usize, Acknowledged)>, String> {
     let mut stream = tokio::io::BufReader::new(
         kinfold_http::tls::connect(address, tls)
             .await
             .map_err(|e| format!("{address}: {e}"))?,
     );
-    let mut summary = ImportSummary::default();
-    for (n, message) in messages.iter().enumerate() {
-        let message = message.as_ref();
-        summary.rows += 1;
+    let mut answers = Vec::with_capacity(lane.len());
+    for &(n, message) in lane {
         let mut frame = Vec::with_capacity(message.len() + 3);
         frame.push(0x0b);
         frame.extend_from_slice(message.as_bytes());
@@ -190,18 +306,17 @@ pub(crate) async fn send_hl7v2<S: AsRef<str>>(
             }
         })?;
         let parsed = kinfold_hl7v2::Message::parse(&ack).map_err(|e| format!("ACK: {e}"))?;
-        match parsed.value("MSA", 1, 1, 1, 1).as_deref() {
+        let answer = match parsed.value("MSA", 1, 1, 1, 1).as_deref() {
             // A resent message is acknowledged "already stored: unchanged" (MSA-3).
             Some("AA" | "CA")
                 if parsed
                     .value("MSA", 3, 1, 1, 1)
                     .is_some_and(|text| text.contains("unchanged")) =>
             {
-                summary.unchanged += 1;
+                Acknowledged::Unchanged
             }
-            Some("AA" | "CA") => summary.stored += 1,
-            _ => summary.rejected.push(RejectedRow {
-                line: n + 1,
+            Some("AA" | "CA") => Acknowledged::Stored,
+            _ => Acknowledged::Rejected {
                 field: parsed
                     .value("ERR", 2, 1, 1, 1)
                     .map(|segment| {
@@ -213,10 +328,12 @@ pub(crate) async fn send_hl7v2<S: AsRef<str>>(
                     .value("ERR", 8, 1, 1, 1)
                     .or_else(|| parsed.value("MSA", 3, 1, 1, 1))
                     .unwrap_or_else(|| "refused".into()),
-            }),
-        }
+            },
+        };
+        answers.push((n, answer));
+        bar.inc(1);
     }
-    Ok(summary)
+    Ok(answers)
 }
 
 /// Reads one ACK frame (`0x0B … 0x1C 0x0D`), buffered: a read per byte cost more than the

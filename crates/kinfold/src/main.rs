@@ -100,6 +100,10 @@ enum Command {
         /// Its private key (PEM).
         #[arg(long, requires_all = ["cert", "ca"])]
         key: Option<PathBuf>,
+        /// HL7 v2: how many MLLP connections to keep busy at once (each patient's messages in
+        /// order over one of them).
+        #[arg(long, default_value_t = kinfold::import::MLLP_CONNECTIONS)]
+        connections: usize,
         /// The authority the adapter's certificate chains to (PEM).
         #[arg(long, requires_all = ["cert", "key"])]
         ca: Option<PathBuf>,
@@ -461,6 +465,7 @@ async fn run(command: Command) -> Result<(), String> {
             cert,
             key,
             ca,
+            connections,
         } => {
             let tls = match (cert, key, ca) {
                 (Some(cert), Some(key), Some(ca)) => {
@@ -468,7 +473,7 @@ async fn run(command: Command) -> Result<(), String> {
                 }
                 _ => None,
             };
-            import(agency, &file, adapter, mllp, tls, &data_dir).await
+            import(agency, &file, adapter, mllp, tls, &data_dir, connections).await
         }
         Command::Demo {
             data_dir,
@@ -888,6 +893,7 @@ async fn import(
     mllp: Option<String>,
     tls: Option<kinfold_http::tls::ClientTls>,
     data_dir: &std::path::Path,
+    connections: usize,
 ) -> Result<(), String> {
     let demo = || -> Result<serde_json::Value, String> {
         let path = data_dir.join("demo.json");
@@ -927,7 +933,12 @@ async fn import(
             })?,
         ),
     };
-    let target = kinfold::import::Target { adapter, mllp, tls };
+    let target = kinfold::import::Target {
+        adapter,
+        mllp,
+        tls,
+        mllp_connections: connections,
+    };
     let terminal = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let started = std::time::Instant::now();
     let summary = kinfold::import::import(agency, file, &target, terminal).await?;

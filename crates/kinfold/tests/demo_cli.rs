@@ -108,6 +108,70 @@ async fn kinfold_demo_starts_seeds_and_answers() {
         "{}",
         said(&again)
     );
+
+    // Several connections at once, each patient's messages in the file's order (issue 22):
+    // 30 patients, each registered (A04) and renamed (A08) in the next message; every one
+    // ends with the A08's name.
+    let numbers = valid_nhs_numbers(30);
+    let mut text = String::new();
+    for (n, nhs) in numbers.iter().enumerate() {
+        for (pass, event) in [(0, "A04"), (1, "A08")] {
+            let family = if pass == 0 {
+                "Before".to_owned()
+            } else {
+                format!("After{n}")
+            };
+            text.push_str(&format!(
+                "MSH|^~\\&|EPR|RXX|KINFOLD|AE|20260302100000+0000||ADT^{event}^ADT_A01|ORDER-{pass}-{n}|P|2.4\rEVN|{event}|20260302100000+0000\rPID|1||{nhs}^^^NHS^NH||{family}^Sam||20200110|M\rPV1|1|E|AE^^^RXX||||||||||||||||V-ORDER-{n}|||||||||||||||||01||||||||20260302093000+0000\r\n"
+            ));
+        }
+    }
+    std::fs::write(&file, text).expect("written");
+    let ordered = import();
+    assert!(ordered.status.success(), "{}", said(&ordered));
+    assert!(said(&ordered).contains("60 messages"), "{}", said(&ordered));
+    assert!(said(&ordered).contains("60 stored"), "{}", said(&ordered));
+    let http = reqwest::Client::new();
+    for (n, nhs) in numbers.iter().enumerate() {
+        let found: serde_json::Value = http
+            .get(format!(
+                "{gateway}/Patient?identifier=https://fhir.nhs.uk/Id/nhs-number|{nhs}"
+            ))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("the gateway answers")
+            .json()
+            .await
+            .expect("JSON");
+        let patient = &found["entry"][0]["resource"];
+        assert_eq!(
+            patient["name"][0]["family"],
+            format!("After{n}"),
+            "patient {n}'s A08 must be applied after its A04: {found}"
+        );
+    }
+}
+
+/// NHS numbers with valid check digits (modulus 11, as the NHS publishes it).
+fn valid_nhs_numbers(count: usize) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut stem = 412_000_000u64;
+    while out.len() < count {
+        stem += 1;
+        let digits: Vec<u64> = stem
+            .to_string()
+            .bytes()
+            .map(|b| u64::from(b - b'0'))
+            .collect();
+        let sum: u64 = digits.iter().zip((2..=10).rev()).map(|(d, w)| d * w).sum();
+        let check = (11 - sum % 11) % 11;
+        if check == 10 {
+            continue;
+        }
+        out.push(format!("{stem}{check}"));
+    }
+    out
 }
 
 #[test]
