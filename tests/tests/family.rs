@@ -17,6 +17,7 @@
 
 mod common;
 
+use std::collections::BTreeSet;
 use std::time::Duration;
 
 use common::agencies::{Backend, Kinfold};
@@ -463,6 +464,81 @@ async fn a_familys_four_years_through_the_native_feeds(backend: Backend) {
         })
         .count();
     assert!(withheld >= 1, "and counted as withheld: {view}");
+
+    // The same health visitor's family chronology (issue 23): one time-ordered list from
+    // every agency and family member, the older brother's fracture in it, the mother's
+    // unrelated consultation not, and counted.
+    let (status, chronology) = k
+        .get_as(
+            &pool,
+            &format!("/Patient/{baby_id}/$chronology?family=true"),
+        )
+        .await;
+    assert_eq!(status, 200, "{chronology}");
+    let told = chronology["entries"].as_array().expect("entries");
+    let days: Vec<&str> = told
+        .iter()
+        .filter_map(|e| e["when"]["text"].as_str())
+        .map(|t| t.get(..10).unwrap_or(t))
+        .collect();
+    assert_eq!(days.len(), told.len(), "every entry is dated: {chronology}");
+    assert!(
+        days.windows(2).all(|w| w[0] <= w[1]),
+        "oldest first: {days:?}"
+    );
+    let agencies: BTreeSet<&str> = told.iter().filter_map(|e| e["agency"].as_str()).collect();
+    assert!(agencies.len() >= 3, "every agency's records: {agencies:?}");
+    let fracture = told
+        .iter()
+        .find(|e| {
+            e["person"] == kai_id.as_str()
+                && e["events"]
+                    .as_array()
+                    .is_some_and(|codes| codes.iter().any(|c| c == "injury"))
+        })
+        .unwrap_or_else(|| panic!("the older brother's fracture: {chronology}"));
+    assert_eq!(fracture["relationship"], "sibling", "{fracture}");
+    assert_eq!(fracture["significance"], "safeguarding", "{fracture}");
+    assert!(
+        fracture["summary"]
+            .as_str()
+            .is_some_and(|s| s.starts_with("A&E: ") && s.contains("(sibling)")),
+        "{fracture}"
+    );
+    assert!(
+        !chronology.to_string().contains("gp-hana-consult"),
+        "the mother's unrelated consultation is not in it"
+    );
+    let withheld_rules: Vec<&str> = chronology["withheld"]["byRule"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|w| w["rule"].as_str())
+        .collect();
+    assert!(
+        chronology["withheld"]["count"].as_u64().unwrap_or(0) >= 1
+            && withheld_rules.contains(&"family.not-safeguarding-relevant"),
+        "and counted as withheld: {chronology}"
+    );
+    // Asked for safeguarding entries only, from A&E: the fracture and the mother's
+    // attendance, nothing routine.
+    let (status, serious) = k
+        .get_as(
+            &pool,
+            &format!(
+                "/Patient/{baby_id}/$chronology?family=true&agency=ae&significance=safeguarding"
+            ),
+        )
+        .await;
+    assert_eq!(status, 200, "{serious}");
+    let serious = serious["entries"].as_array().expect("entries");
+    assert!(!serious.is_empty());
+    assert!(
+        serious
+            .iter()
+            .all(|e| e["agency"] == "ae" && e["significance"] == "safeguarding"),
+        "{serious:?}"
+    );
 
     // After the birth, the baby is each older child's sibling.
     let kai_family = until(

@@ -228,6 +228,7 @@ const EVENTS: &[(&str, &str, Significance)] = &[
         "adult's A&E attendance (risk to children)",
         Significance::Safeguarding,
     ),
+    ("flag", "safeguarding flag", Significance::Safeguarding),
     ("injury", "injury", Significance::Safeguarding),
     ("child-injured", "child injured", Significance::Safeguarding),
     (
@@ -316,7 +317,20 @@ impl Entry {
         words.dedup();
         let mut summary = format!("{}: ", record.agency.display_name());
         if words.is_empty() {
-            summary.push_str("record");
+            // Nothing coded: say what kind of record it is.
+            let kind = record.reference.split('/').next().unwrap_or_default();
+            summary.push_str(match kind {
+                "Condition" => "diagnosis",
+                "Encounter" => "contact",
+                "Observation" => "observation",
+                "Appointment" => "appointment",
+                "Communication" => "communication",
+                "DocumentReference" | "Composition" => "document",
+                "EpisodeOfCare" => "episode of care",
+                "Task" | "ServiceRequest" => "request",
+                "Procedure" => "procedure",
+                _ => "record",
+            });
         } else {
             summary.push_str(&words.join(", "));
         }

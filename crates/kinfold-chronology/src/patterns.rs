@@ -44,6 +44,9 @@ const ATTENDANCES: usize = 3;
 const WAS_NOT_BROUGHT_WINDOW_DAYS: i64 = 183;
 /// How many planned contacts in a row without the child seen (alone) make a finding (G14).
 const CONTACTS_NOT_SEEN: usize = 3;
+/// From this age a child is expected to be seen alone, away from the adults, as well as seen
+/// (a baby is seen with the parent).
+const SEEN_ALONE_FROM_MONTHS: i64 = 24;
 
 /// Age in whole months on a day.
 fn months(born: NaiveDate, on: NaiveDate) -> i64 {
@@ -196,9 +199,13 @@ pub fn find(entries: &[Entry], born: Option<NaiveDate>, mobility: Mobility) -> V
         .collect();
     if contacts.len() >= CONTACTS_NOT_SEEN {
         let last = &contacts[contacts.len() - CONTACTS_NOT_SEEN..];
-        let unseen = last
-            .iter()
-            .all(|e| e.record.seen.seen == Some(false) || e.record.seen.alone == Some(false));
+        let old_enough = |e: &Entry| {
+            born.is_none_or(|b| months(b, e.record.when.date()) >= SEEN_ALONE_FROM_MONTHS)
+        };
+        let unseen = last.iter().all(|e| {
+            e.record.seen.seen == Some(false)
+                || (e.record.seen.alone == Some(false) && old_enough(e))
+        });
         if unseen && let Some(latest) = last.last() {
             findings.push(Finding {
                 rule: "child-not-seen-alone",

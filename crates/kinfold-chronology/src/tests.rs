@@ -79,6 +79,14 @@ fn an_entry_says_what_happened_in_one_line_and_how_much_it_matters() {
         &["domestic-abuse-notification"],
     ));
     assert_eq!(police.significance, Significance::Safeguarding);
+    // Nothing coded: the kind of record, and its words; an injury in them is safeguarding.
+    let mut diagnosis = record(4, Agency::Ae, "2026-03-04T04:00:00+00:00", &[]);
+    diagnosis.reference = "Condition/4".into();
+    diagnosis.text = Some("Fracture of bone".into());
+    diagnosis.injuries = Injury::from_words("Fracture of bone");
+    let diagnosis = Entry::of(diagnosis);
+    assert_eq!(diagnosis.summary, "A&E: diagnosis — Fracture of bone");
+    assert_eq!(diagnosis.significance, Significance::Safeguarding);
     assert_eq!(
         Injury::from_words("Bruising to the left cheek; scald from a kettle"),
         [Injury::Bruise, Injury::Scald]
@@ -287,6 +295,12 @@ fn a_child_not_seen_alone_and_an_interpreter_not_used_are_found() {
             ("interpreter-not-used", day("2025-03-10")),
             ("child-not-seen-alone", day("2025-07-10"))
         ]
+    );
+    // A baby seen with the parent at every contact: nothing to find.
+    let baby = find(&entries, Some(day("2024-12-01")), Mobility::Unknown);
+    assert!(
+        baby.iter().all(|f| f.rule != "child-not-seen-alone"),
+        "{baby:?}"
     );
     // Seen alone at the last contact: no finding.
     let mut later = entries.iter().map(|e| e.record.clone()).collect::<Vec<_>>();

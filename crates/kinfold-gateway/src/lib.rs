@@ -19,6 +19,7 @@ pub mod audit;
 mod audit_routes;
 pub mod auth;
 mod caller;
+mod chronology;
 mod consents;
 pub mod disclosure;
 mod error;
