@@ -539,6 +539,61 @@ async fn a_familys_four_years_through_the_native_feeds(backend: Backend) {
             .all(|e| e["agency"] == "ae" && e["significance"] == "safeguarding"),
         "{serious:?}"
     );
+    // The exports: CSV (a row per entry, and a last row saying what was withheld), a FHIR
+    // Bundle (a List of the entries in order, their records, the outcome), and nothing else.
+    let path = format!("/Patient/{baby_id}/$chronology?family=true");
+    let csv = k
+        .http
+        .get(format!("{}{path}&_format=csv", k.gateway_url))
+        .bearer_auth(&pool)
+        .send()
+        .await
+        .expect("the gateway answers");
+    assert_eq!(csv.status(), 200);
+    assert!(
+        csv.headers()["content-type"]
+            .to_str()
+            .is_ok_and(|t| t.starts_with("text/csv")),
+        "{:?}",
+        csv.headers()
+    );
+    let csv = csv.text().await.expect("text");
+    let rows: Vec<&str> = csv.lines().collect();
+    assert!(rows[0].starts_with("when,precision,agency,person,relationship,significance,summary"));
+    assert_eq!(rows.len(), told.len() + 2, "header, entries, note: {csv}");
+    assert!(
+        rows.last()
+            .is_some_and(|r| r.contains("record(s) withheld from this caller")),
+        "{csv}"
+    );
+    let (status, bundle) = k.get_as(&pool, &format!("{path}&_format=fhir")).await;
+    assert_eq!(status, 200, "{bundle}");
+    assert_eq!(bundle["type"], "collection");
+    let list = &bundle["entry"][0]["resource"];
+    assert_eq!(list["resourceType"], "List");
+    assert_eq!(
+        list["entry"].as_array().map(Vec::len),
+        Some(told.len()),
+        "one List item per entry"
+    );
+    let urls: BTreeSet<&str> = bundle["entry"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e["fullUrl"].as_str())
+        .collect();
+    assert!(
+        list["entry"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .all(|item| item["item"]["reference"]
+                .as_str()
+                .is_some_and(|r| urls.contains(r))),
+        "every item's record is in the Bundle: {bundle}"
+    );
+    let (status, _) = k.get_as(&pool, &format!("{path}&_format=pdf")).await;
+    assert_eq!(status, 400);
 
     // After the birth, the baby is each older child's sibling.
     let kai_family = until(

@@ -25,6 +25,8 @@ type State = web::Data<GatewayState>;
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct ChronologyQuery {
+    #[serde(rename = "_format")]
+    format: Option<String>,
     family: Option<bool>,
     agency: Option<String>,
     from: Option<String>,
@@ -39,7 +41,27 @@ fn bad(name: &str, message: &str) -> GatewayError {
     })
 }
 
+/// How the chronology is answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Format {
+    /// Kinfold's JSON (entries, findings, withheld, missing agencies).
+    Json,
+    /// A FHIR `Bundle` of type `collection`: a `List` of the entries, then their records.
+    Fhir,
+    /// CSV, one row per entry, and a last row saying what was withheld or missing.
+    Csv,
+}
+
 impl ChronologyQuery {
+    fn format(&self) -> Result<Format, GatewayError> {
+        match self.format.as_deref() {
+            None | Some("json" | "application/json") => Ok(Format::Json),
+            Some("fhir" | "application/fhir+json") => Ok(Format::Fhir),
+            Some("csv" | "text/csv") => Ok(Format::Csv),
+            Some(_) => Err(bad("_format", "must be json, fhir or csv")),
+        }
+    }
+
     fn filter(&self) -> Result<Filter, GatewayError> {
         let day = |name: &str, text: &Option<String>| {
             text.as_deref()
@@ -218,7 +240,8 @@ fn record_of(agency: Agency, resource: &Value, person: &str, kin: &str) -> Optio
            ("agency" = Option<String>, Query, description = "Only these agencies (comma-separated)"),
            ("from" = Option<String>, Query, description = "From this day (YYYY-MM-DD)"),
            ("to" = Option<String>, Query, description = "To this day (YYYY-MM-DD)"),
-           ("significance" = Option<String>, Query, description = "routine, of-note or safeguarding: entries at least this significant")),
+           ("significance" = Option<String>, Query, description = "routine, of-note or safeguarding: entries at least this significant"),
+           ("_format" = Option<String>, Query, description = "json (default); fhir: a Bundle (collection) of a List of the entries, their records and an OperationOutcome with the findings, withheld count and missing agencies; csv: one row per entry and a last row saying what was withheld or missing")),
     responses(
         (status = 200, description = "`entries`: every record the caller may see, oldest first: when (as recorded, with its precision), agency, event codes, whom it concerns and their relationship to the child, a one-line summary, significance, whether the child was seen, seen alone and had an interpreter, the action recorded, and the source record (`reference` at `agency`). `findings`: the patterns across agencies (NICE CG89 injuries, injuries within six months across agencies, repeated attendances and was-not-brought, child not seen alone, interpreter not used), each dated with its evidence. `withheld`: what the caller may not see, counted by rule. `missingAgencies`: agencies that did not answer.", content_type = "application/json", body = serde_json::Value),
         (status = 400, description = "A parameter that cannot be read", content_type = "application/fhir+json", body = serde_json::Value),
@@ -236,6 +259,7 @@ pub(crate) async fn chronology(
     query: web::Query<ChronologyQuery>,
 ) -> Result<Disclosed, GatewayError> {
     let filter = query.filter()?;
+    let format = query.format()?;
     let family = query.family.unwrap_or(false);
     let operation = "Patient/$chronology";
     let gathered = crate::pipeline::gather(
@@ -253,6 +277,9 @@ pub(crate) async fn chronology(
         .map(|p| p.id.clone())
         .ok_or(GatewayError::UnknownPerson)?;
     let mut records = Vec::new();
+    // Each record's resource and its address, by agency and reference, for the FHIR export.
+    let mut sources: std::collections::HashMap<(Agency, String), (String, Value)> =
+        std::collections::HashMap::new();
     let mut born: Option<NaiveDate> = None;
     let mut missing: Vec<Value> = Vec::new();
     let mut withheld: Vec<Value> = Vec::new();
@@ -271,7 +298,15 @@ pub(crate) async fn chronology(
                                 .as_str()
                                 .and_then(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").ok());
                         }
-                        records.extend(record_of(answer.agency, resource, &part.id, kin));
+                        if let Some(read) = record_of(answer.agency, resource, &part.id, kin) {
+                            if format == Format::Fhir {
+                                sources.insert(
+                                    (answer.agency, read.reference.clone()),
+                                    (record.full_url.clone(), resource.clone()),
+                                );
+                            }
+                            records.push(read);
+                        }
                     }
                 }
                 Err(failure) => missing.push(json!({
@@ -301,6 +336,35 @@ pub(crate) async fn chronology(
             audit::disclosed(&e.record.reference, kind, Some(e.record.agency.as_str()))
         })
         .collect();
+    let withheld_count: usize = gathered
+        .parts
+        .iter()
+        .flat_map(|p| &p.screened.withheld)
+        .map(|w| w.count)
+        .sum();
+    let withheld_body = json!({"count": withheld_count, "byRule": withheld});
+    // Everything is rendered before the ledger records it, so that what is recorded is what
+    // is sent.
+    let answer = match format {
+        Format::Json => Answer::Json(json!({
+            "patient": child,
+            "family": family,
+            "entries": entries,
+            "findings": findings,
+            "withheld": withheld_body,
+            "missingAgencies": missing,
+            "familyMembersLeftOut": gathered.left_out,
+        })),
+        Format::Csv => Answer::Csv(csv(&entries, withheld_count, &missing)?),
+        Format::Fhir => Answer::Fhir(bundle(
+            &child,
+            &entries,
+            &findings,
+            &withheld_body,
+            &missing,
+            &sources,
+        )),
+    };
     // Fail closed: the disclosure is durably in the ledger before a byte is sent.
     let receipt = state
         .record_access(
@@ -311,20 +375,188 @@ pub(crate) async fn chronology(
                 .done(),
         )
         .await?;
-    let withheld_count: usize = gathered
-        .parts
+    Ok(match answer {
+        Answer::Json(body) => Disclosed::json(receipt, &body),
+        Answer::Csv(text) => Disclosed::body(receipt, "text/csv; charset=utf-8", text),
+        Answer::Fhir(bundle) => Disclosed::fhir(receipt, &bundle),
+    })
+}
+
+/// A chronology rendered in the format asked for.
+enum Answer {
+    Json(Value),
+    Csv(String),
+    Fhir(Value),
+}
+
+/// The entries as CSV (one row each, the columns a chronology template asks for), and a last
+/// row saying what the caller may not see and which agencies did not answer.
+fn csv(entries: &[Entry], withheld: usize, missing: &[Value]) -> Result<String, GatewayError> {
+    let mut out = ::csv::Writer::from_writer(Vec::new());
+    let yes_no = |b: Option<bool>| match b {
+        Some(true) => "yes",
+        Some(false) => "no",
+        None => "",
+    };
+    let failed = |e: ::csv::Error| GatewayError::Export(format!("CSV: {e}"));
+    out.write_record([
+        "when",
+        "precision",
+        "agency",
+        "person",
+        "relationship",
+        "significance",
+        "summary",
+        "events",
+        "seen",
+        "seen_alone",
+        "interpreter_needed",
+        "interpreter_used",
+        "action",
+        "record",
+    ])
+    .map_err(failed)?;
+    for e in entries {
+        let r = &e.record;
+        let significance = serde_json::to_value(e.significance).unwrap_or_default();
+        let precision = serde_json::to_value(r.when.precision).unwrap_or_default();
+        let row = [
+            r.when.text.clone(),
+            precision.as_str().unwrap_or_default().to_owned(),
+            r.agency.as_str().to_owned(),
+            r.person.clone(),
+            r.relationship.clone(),
+            significance.as_str().unwrap_or_default().to_owned(),
+            e.summary.clone(),
+            r.events.join(" "),
+            yes_no(r.seen.seen).to_owned(),
+            yes_no(r.seen.alone).to_owned(),
+            yes_no(r.seen.interpreter_needed).to_owned(),
+            yes_no(r.seen.interpreter_used).to_owned(),
+            r.action.clone().unwrap_or_default(),
+            r.reference.clone(),
+        ];
+        out.write_record(row.iter().map(|c| cell(c).into_owned()))
+            .map_err(failed)?;
+    }
+    let absent: Vec<&str> = missing
         .iter()
-        .flat_map(|p| &p.screened.withheld)
-        .map(|w| w.count)
-        .sum();
-    let body = json!({
-        "patient": child,
-        "family": family,
-        "entries": entries,
-        "findings": findings,
-        "withheld": {"count": withheld_count, "byRule": withheld},
-        "missingAgencies": missing,
-        "familyMembersLeftOut": gathered.left_out,
-    });
-    Ok(Disclosed::json(receipt, &body))
+        .filter_map(|m| m["agency"].as_str())
+        .collect();
+    let note = format!(
+        "{withheld} record(s) withheld from this caller{}",
+        if absent.is_empty() {
+            String::new()
+        } else {
+            format!("; agencies that did not answer: {}", absent.join(", "))
+        }
+    );
+    out.write_record([
+        "",
+        "",
+        "",
+        "",
+        "",
+        "",
+        note.as_str(),
+        "",
+        "",
+        "",
+        "",
+        "",
+        "",
+        "",
+    ])
+    .map_err(failed)?;
+    let bytes = out
+        .into_inner()
+        .map_err(|e| GatewayError::Export(format!("CSV: {e}")))?;
+    String::from_utf8(bytes).map_err(|e| GatewayError::Export(format!("CSV: {e}")))
+}
+
+/// A cell as a spreadsheet will read it: text an agency wrote that begins like a formula
+/// (`=`, `+`, `-`, `@`, a tab or carriage return) is prefixed with `'`, so that opening the
+/// export never runs it.
+fn cell(text: &str) -> std::borrow::Cow<'_, str> {
+    if text.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        std::borrow::Cow::Owned(format!("'{text}"))
+    } else {
+        std::borrow::Cow::Borrowed(text)
+    }
+}
+
+/// The chronology as a FHIR `Bundle` (`collection`): first a `List` whose items are the
+/// entries in order (each with its summary and significance as extensions, and a reference to
+/// its record), then the records themselves, then an `OperationOutcome` with the findings,
+/// what was withheld and what did not answer.
+fn bundle(
+    child: &str,
+    entries: &[Entry],
+    findings: &[kinfold_chronology::Finding],
+    withheld: &Value,
+    missing: &[Value],
+    sources: &std::collections::HashMap<(Agency, String), (String, Value)>,
+) -> Value {
+    const EXTENSION: &str = "https://kinfold.example/fhir/StructureDefinition/chronology";
+    let mut records = Vec::new();
+    let items: Vec<Value> = entries
+        .iter()
+        .map(|e| {
+            let source = sources.get(&(e.record.agency, e.record.reference.clone()));
+            if let Some((url, resource)) = source {
+                records.push(json!({"fullUrl": url, "resource": resource}));
+            }
+            json!({
+                "extension": [
+                    {"url": format!("{EXTENSION}-summary"), "valueString": e.summary},
+                    {"url": format!("{EXTENSION}-significance"), "valueCode": serde_json::to_value(e.significance).unwrap_or_default()},
+                ],
+                "date": e.record.when.text,
+                "item": {
+                    "reference": source.map_or(e.record.reference.as_str(), |(url, _)| url.as_str()),
+                    "display": e.summary,
+                },
+            })
+        })
+        .collect();
+    let mut issues: Vec<Value> = findings
+        .iter()
+        .map(|f| {
+            json!({"severity": "warning", "code": "informational",
+                "details": {"text": format!("{} ({}, {}): {}", f.rule, f.cites, f.date, f.summary)},
+                "expression": f.evidence})
+        })
+        .collect();
+    issues.push(json!({"severity": "information", "code": "suppressed",
+        "diagnostics": format!("{} record(s) withheld from this caller", withheld["count"])}));
+    for m in missing {
+        issues.push(json!({"severity": "warning", "code": "transient",
+            "diagnostics": format!("{} {}", m["agency"].as_str().unwrap_or_default(), m["reason"].as_str().unwrap_or_default())}));
+    }
+    let mut entry = vec![json!({"resource": {
+        "resourceType": "List", "status": "current", "mode": "snapshot",
+        "title": "Chronology",
+        "subject": {"reference": format!("Patient/{child}")},
+        "entry": items,
+    }})];
+    entry.extend(records);
+    entry.push(json!({"resource": {"resourceType": "OperationOutcome", "issue": issues}}));
+    json!({"resourceType": "Bundle", "type": "collection", "entry": entry})
+}
+
+#[cfg(test)]
+mod tests {
+    use super::cell;
+
+    #[test]
+    fn a_cell_that_begins_like_a_formula_is_not_run_by_a_spreadsheet() {
+        assert_eq!(
+            cell("=HYPERLINK(\"http://x\")"),
+            "'=HYPERLINK(\"http://x\")"
+        );
+        assert_eq!(cell("+44 113"), "'+44 113");
+        assert_eq!(cell("-1"), "'-1");
+        assert_eq!(cell("@SUM(A1)"), "'@SUM(A1)");
+        assert_eq!(cell("A&E: A&E attendance"), "A&E: A&E attendance");
+    }
 }

@@ -40,6 +40,9 @@ pub enum GatewayError {
     /// Drawing a chart failed.
     #[error("chart failure")]
     Chart(String),
+    /// An export (a chronology's CSV) could not be written.
+    #[error("export failed: {0}")]
+    Export(String),
     /// A change was about to be kept without its audit entry (a bug): nothing is kept.
     #[error("change without its audit entry")]
     Unaudited,
@@ -93,6 +96,10 @@ impl GatewayError {
             }
             GatewayError::Chart(err) => {
                 tracing::error!(error = %err, "growth chart failed to draw");
+                ApiError::internal()
+            }
+            GatewayError::Export(err) => {
+                tracing::error!(error = %err, "an export failed to write");
                 ApiError::internal()
             }
             GatewayError::Store(err) => {
