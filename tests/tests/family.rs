@@ -594,6 +594,32 @@ async fn a_familys_four_years_through_the_native_feeds(backend: Backend) {
     );
     let (status, _) = k.get_as(&pool, &format!("{path}&_format=pdf")).await;
     assert_eq!(status, 400);
+    // The page to print: every entry a row, the withheld count said, text escaped.
+    let page = k
+        .http
+        .get(format!("{}{path}&_format=html", k.gateway_url))
+        .bearer_auth(&pool)
+        .send()
+        .await
+        .expect("the gateway answers");
+    assert_eq!(page.status(), 200);
+    assert!(
+        page.headers()["content-type"]
+            .to_str()
+            .is_ok_and(|t| t.starts_with("text/html"))
+    );
+    let page = page.text().await.expect("text");
+    assert_eq!(
+        page.matches("<tr class=").count(),
+        told.len(),
+        "a row per entry"
+    );
+    assert!(page.contains("record(s) were withheld from you"), "{page}");
+    assert!(
+        page.contains("Family chronology: ") && page.contains("A&amp;E"),
+        "{page}"
+    );
+    assert!(!page.contains("<script"), "no script");
 
     // After the birth, the baby is each older child's sibling.
     let kai_family = until(

@@ -50,15 +50,36 @@ enum Format {
     Fhir,
     /// CSV, one row per entry, and a last row saying what was withheld or missing.
     Csv,
+    /// A page to print for a strategy meeting.
+    Html,
 }
 
 impl ChronologyQuery {
+    /// The filters asked for, in words (for the printed page).
+    fn described(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if let Some(agency) = &self.agency {
+            out.push(format!("agencies {agency}"));
+        }
+        if let Some(from) = &self.from {
+            out.push(format!("from {from}"));
+        }
+        if let Some(to) = &self.to {
+            out.push(format!("to {to}"));
+        }
+        if let Some(significance) = &self.significance {
+            out.push(format!("{significance} and above"));
+        }
+        out
+    }
+
     fn format(&self) -> Result<Format, GatewayError> {
         match self.format.as_deref() {
             None | Some("json" | "application/json") => Ok(Format::Json),
             Some("fhir" | "application/fhir+json") => Ok(Format::Fhir),
             Some("csv" | "text/csv") => Ok(Format::Csv),
-            Some(_) => Err(bad("_format", "must be json, fhir or csv")),
+            Some("html" | "text/html") => Ok(Format::Html),
+            Some(_) => Err(bad("_format", "must be json, fhir, csv or html")),
         }
     }
 
@@ -241,7 +262,7 @@ fn record_of(agency: Agency, resource: &Value, person: &str, kin: &str) -> Optio
            ("from" = Option<String>, Query, description = "From this day (YYYY-MM-DD)"),
            ("to" = Option<String>, Query, description = "To this day (YYYY-MM-DD)"),
            ("significance" = Option<String>, Query, description = "routine, of-note or safeguarding: entries at least this significant"),
-           ("_format" = Option<String>, Query, description = "json (default); fhir: a Bundle (collection) of a List of the entries, their records and an OperationOutcome with the findings, withheld count and missing agencies; csv: one row per entry and a last row saying what was withheld or missing")),
+           ("_format" = Option<String>, Query, description = "json (default); html: a page to print for a strategy meeting (findings, what was withheld or missing, every entry in a table); fhir: a Bundle (collection) of a List of the entries, their records and an OperationOutcome with the findings, withheld count and missing agencies; csv: one row per entry and a last row saying what was withheld or missing")),
     responses(
         (status = 200, description = "`entries`: every record the caller may see, oldest first: when (as recorded, with its precision), agency, event codes, whom it concerns and their relationship to the child, a one-line summary, significance, whether the child was seen, seen alone and had an interpreter, the action recorded, and the source record (`reference` at `agency`). `findings`: the patterns across agencies (NICE CG89 injuries, injuries within six months across agencies, repeated attendances and was-not-brought, child not seen alone, interpreter not used), each dated with its evidence. `withheld`: what the caller may not see, counted by rule. `missingAgencies`: agencies that did not answer.", content_type = "application/json", body = serde_json::Value),
         (status = 400, description = "A parameter that cannot be read", content_type = "application/fhir+json", body = serde_json::Value),
@@ -281,6 +302,15 @@ pub(crate) async fn chronology(
     let mut sources: std::collections::HashMap<(Agency, String), (String, Value)> =
         std::collections::HashMap::new();
     let mut born: Option<NaiveDate> = None;
+    let mut subject = crate::chronology_page::Subject {
+        name: None,
+        born: None,
+        nhs_number: gathered
+            .parts
+            .first()
+            .and_then(|p| p.nhs.as_ref())
+            .map(|n| n.as_str().to_owned()),
+    };
     let mut missing: Vec<Value> = Vec::new();
     let mut withheld: Vec<Value> = Vec::new();
     for part in &gathered.parts {
@@ -297,6 +327,17 @@ pub(crate) async fn chronology(
                             born = resource["birthDate"]
                                 .as_str()
                                 .and_then(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").ok());
+                            subject.born = resource["birthDate"].as_str().map(str::to_owned);
+                            let name = &resource["name"][0];
+                            let given: Vec<&str> = name["given"]
+                                .as_array()
+                                .into_iter()
+                                .flatten()
+                                .filter_map(Value::as_str)
+                                .collect();
+                            subject.name = name["family"].as_str().map(|family| {
+                                format!("{} {family}", given.join(" ")).trim().to_owned()
+                            });
                         }
                         if let Some(read) = record_of(answer.agency, resource, &part.id, kin) {
                             if format == Format::Fhir {
@@ -356,6 +397,22 @@ pub(crate) async fn chronology(
             "familyMembersLeftOut": gathered.left_out,
         })),
         Format::Csv => Answer::Csv(csv(&entries, withheld_count, &missing)?),
+        Format::Html => Answer::Html(crate::chronology_page::render(
+            &crate::chronology_page::Page {
+                subject,
+                family,
+                entries: &entries,
+                findings: &findings,
+                withheld: withheld_count,
+                withheld_by_rule: withheld_body["byRule"]
+                    .as_array()
+                    .map_or(&[], Vec::as_slice),
+                missing: &missing,
+                prepared_for: prepared_for(&gathered.requester),
+                filters: query.described(),
+                at: chrono::Utc::now(),
+            },
+        )),
         Format::Fhir => Answer::Fhir(bundle(
             &child,
             &entries,
@@ -379,6 +436,7 @@ pub(crate) async fn chronology(
         Answer::Json(body) => Disclosed::json(receipt, &body),
         Answer::Csv(text) => Disclosed::body(receipt, "text/csv; charset=utf-8", text),
         Answer::Fhir(bundle) => Disclosed::fhir(receipt, &bundle),
+        Answer::Html(page) => Disclosed::body(receipt, "text/html; charset=utf-8", page),
     })
 }
 
@@ -387,6 +445,22 @@ enum Answer {
     Json(Value),
     Csv(String),
     Fhir(Value),
+    Html(String),
+}
+
+/// Who a page was prepared for, as their token says.
+fn prepared_for(requester: &kinfold_consent::Requester) -> String {
+    format!(
+        "{}{} of {} ({})",
+        requester
+            .name
+            .as_deref()
+            .map(|n| format!("{n}, "))
+            .unwrap_or_default(),
+        requester.role.as_str(),
+        requester.organisation,
+        requester.purpose.as_str()
+    )
 }
 
 /// The entries as CSV (one row each, the columns a chronology template asks for), and a last

@@ -20,6 +20,7 @@ mod audit_routes;
 pub mod auth;
 mod caller;
 mod chronology;
+mod chronology_page;
 mod consents;
 pub mod disclosure;
 mod error;
