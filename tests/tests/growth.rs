@@ -120,6 +120,37 @@ async fn the_faltering_child_is_found_and_her_brothers_are_not() {
             .unwrap_or("")
             .contains("2–2½ year review")
     );
+    // Over time, each finding is dated by the weight that first met it.
+    let history = report["history"].as_array().expect("history");
+    let dated_fall = history
+        .iter()
+        .find(|d| d["rule"] == "fall-across-centiles")
+        .unwrap_or_else(|| panic!("the fall, dated: {history:?}"));
+    let fall_date = dated_fall["date"].as_str().expect("date").to_owned();
+    assert!(
+        weights.iter().any(|w| w["date"] == fall_date.as_str()),
+        "dated by one of her weights: {fall_date}"
+    );
+
+    // Her chronology carries the growth findings among its own (issue 23): the fall, dated,
+    // citing NG75, and the review without a weight (G2).
+    let (status, chronology) = t
+        .get(&t.gateway(&format!("/Patient/{}/$chronology", growth.child.id)))
+        .await;
+    assert_eq!(status, 200, "{chronology}");
+    let findings = chronology["findings"].as_array().expect("findings");
+    let fall = findings
+        .iter()
+        .find(|f| f["rule"] == "ng75-fall-across-centiles")
+        .unwrap_or_else(|| panic!("{findings:?}"));
+    assert_eq!(fall["cites"], "NICE NG75");
+    assert_eq!(fall["date"], fall_date.as_str());
+    assert!(
+        findings
+            .iter()
+            .any(|f| f["rule"] == "review-without-weight" && f["cites"] == "G2"),
+        "{findings:?}"
+    );
 
     assert!(!growth.siblings.is_empty());
     for sibling in &growth.siblings {
@@ -139,6 +170,11 @@ async fn the_faltering_child_is_found_and_her_brothers_are_not() {
             sibling.id
         );
         assert_eq!(report["gaps"].as_array().map(Vec::len), Some(0));
+        assert_eq!(
+            report["history"].as_array().map(Vec::len),
+            Some(0),
+            "nothing met at any time either: {report}"
+        );
     }
 }
 
@@ -283,6 +319,19 @@ async fn children_growing_normally_raise_no_alarm() {
             child.given,
             child.gestation
         );
+        // Nothing met at any time either; or, where no agency recorded her gestation (so
+        // term is assumed), what her early weights met says so.
+        for past in report["history"].as_array().into_iter().flatten() {
+            assert!(
+                report["gestation"].is_null()
+                    && past["summary"]
+                        .as_str()
+                        .is_some_and(|s| s.contains("term was assumed")),
+                "{} ({:?}): {past}",
+                child.given,
+                child.gestation
+            );
+        }
         checked += 1;
         preterm += usize::from(child.gestation.weeks < 37);
     }

@@ -369,7 +369,17 @@ pub(crate) async fn chronology(
         }
     }
     let entries: Vec<Entry> = kinfold_chronology::assemble(records, &filter);
-    let findings = kinfold_chronology::find(&entries, born, kinfold_chronology::Mobility::Unknown);
+    let mut findings =
+        kinfold_chronology::find(&entries, born, kinfold_chronology::Mobility::Unknown);
+    // The child's growth (NICE NG75, and reviews with no weight: G2), dated, when the records
+    // give a birth date and sex to chart against.
+    if let Some(part) = gathered.parts.first()
+        && let Ok(growth) =
+            crate::growth::report(&part.id, part.nhs.as_ref(), &part.screened.answers)
+    {
+        findings.extend(growth_findings(&growth, &filter));
+        findings.sort_by(|a, b| a.date.cmp(&b.date).then(a.rule.cmp(b.rule)));
+    }
     let disclosed = entries
         .iter()
         .map(|e| {
@@ -438,6 +448,59 @@ pub(crate) async fn chronology(
         Answer::Fhir(bundle) => Disclosed::fhir(receipt, &bundle),
         Answer::Html(page) => Disclosed::body(receipt, "text/html; charset=utf-8", page),
     })
+}
+
+/// `Observation/{id}` from an adapter's full URL.
+fn short_reference(url: &str) -> String {
+    let mut parts = url.rsplit('/');
+    match (parts.next(), parts.next()) {
+        (Some(id), Some(kind)) => format!("{kind}/{id}"),
+        _ => url.to_owned(),
+    }
+}
+
+/// The growth report's dated NG75 findings (kept after recovery) and its reviews without a
+/// weight, as chronology findings within the period asked for.
+fn growth_findings(
+    growth: &crate::growth::GrowthReport,
+    filter: &Filter,
+) -> Vec<kinfold_chronology::Finding> {
+    use kinfold_growth::ng75::Rule;
+    let within = |date: NaiveDate| {
+        filter.from.is_none_or(|from| date >= from) && filter.to.is_none_or(|to| date <= to)
+    };
+    let mut out: Vec<kinfold_chronology::Finding> = growth
+        .history
+        .iter()
+        .filter(|d| within(d.date))
+        .map(|d| kinfold_chronology::Finding {
+            rule: match d.finding.rule {
+                Rule::FallAcrossCentiles => "ng75-fall-across-centiles",
+                Rule::BelowSecondCentile => "ng75-below-2nd-centile",
+                Rule::EarlyWeightLoss => "ng75-early-weight-loss",
+                Rule::BirthWeightNotRegained => "ng75-birth-weight-not-regained",
+            },
+            cites: "NICE NG75",
+            date: d.date,
+            summary: d.finding.summary.clone(),
+            evidence: d
+                .finding
+                .measurements
+                .iter()
+                .map(|m| short_reference(m))
+                .collect(),
+        })
+        .collect();
+    out.extend(growth.gaps.iter().filter(|g| within(g.date)).map(|g| {
+        kinfold_chronology::Finding {
+            rule: "review-without-weight",
+            cites: "G2",
+            date: g.date,
+            summary: g.summary.clone(),
+            evidence: vec![short_reference(&g.review)],
+        }
+    }));
+    out
 }
 
 /// A chronology rendered in the format asked for.

@@ -91,8 +91,11 @@ pub struct GrowthReport {
     pub reference: &'static str,
     /// Every measurement, oldest first.
     pub measurements: Vec<Scored>,
-    /// NICE NG75 findings.
+    /// NICE NG75 findings about the child now.
     pub findings: Vec<Finding>,
+    /// Every NG75 finding met at some point, dated by the weight that met it: a fall the child
+    /// has since recovered from stays here.
+    pub history: Vec<ng75::DatedFinding>,
     /// Reviews where a weight was expected and none was taken.
     pub gaps: Vec<Gap>,
     /// Agencies that did not answer: their measurements are missing.
@@ -213,6 +216,18 @@ pub(crate) fn report(
         })
         .collect();
     let findings = ng75::assess(&weights);
+    let mut history = ng75::history(&weights);
+    // Without a recorded gestation every age is taken as from term: a preterm baby's early
+    // weights then plot lower than they are. Say so on what was found in the first two years.
+    if gestation.is_none() {
+        for past in &mut history {
+            if (past.date - birth).num_days() < 2 * 365 {
+                past.finding.summary.push_str(
+                    " Gestation at birth is not recorded, so term was assumed; a preterm baby's early weights plot lower than they are.",
+                );
+            }
+        }
+    }
     let weight_dates: Vec<NaiveDate> = weights.iter().map(|w| w.date).collect();
     let gaps = missing_weights(&reviews, &weight_dates);
     let missing_agencies = answers
@@ -240,6 +255,7 @@ pub(crate) fn report(
         reference: REFERENCE,
         measurements,
         findings,
+        history,
         gaps,
         missing_agencies,
     })

@@ -327,6 +327,44 @@ pub fn assess(weights: &[Weight]) -> Vec<Finding> {
     findings
 }
 
+/// A finding as it stood on a day: met then, whether or not it holds now.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DatedFinding {
+    /// The day the threshold was first met (the date of the weight that met it).
+    pub date: NaiveDate,
+    /// The finding as it was then.
+    #[serde(flatten)]
+    pub finding: Finding,
+}
+
+/// Every episode in which a rule was met, dated by the weight that first met it: the rules
+/// applied to the weights as they stood after each one, in order. A fall of two centile spaces
+/// met at nine months stays on record, dated, after the child has recovered by twelve, which
+/// [`assess`] (about the child now) no longer reports. A rule met again after it stopped being
+/// met is a new episode.
+pub fn history(weights: &[Weight]) -> Vec<DatedFinding> {
+    let mut series: Vec<&Weight> = weights.iter().collect();
+    series.sort_by_key(|w| (w.date, !w.is_birth_weight));
+    let mut episodes = Vec::new();
+    let mut open: Vec<Rule> = Vec::new();
+    for end in 0..series.len() {
+        let so_far: Vec<Weight> = series[..=end].iter().map(|w| (*w).clone()).collect();
+        let found = assess(&so_far);
+        let now: Vec<Rule> = found.iter().map(|f| f.rule).collect();
+        for finding in found {
+            if !open.contains(&finding.rule) {
+                episodes.push(DatedFinding {
+                    date: series[end].date,
+                    finding,
+                });
+            }
+        }
+        open = now;
+    }
+    episodes
+}
+
 fn capitalise(text: &str) -> String {
     let mut chars = text.chars();
     chars
@@ -404,6 +442,41 @@ mod tests {
             .map(|d| term(d, 0.4, "gp"))
             .collect();
         assert_eq!(assess(&series), vec![]);
+    }
+
+    #[test]
+    fn a_fall_met_at_nine_months_stays_on_record_after_recovery_by_twelve() {
+        // The example: born on the 50th, a fall of 2.1 centile spaces by nine months
+        // (day 274), back on the 50th by twelve (day 365).
+        let series = [
+            term(0, 0.0, "midwifery"),
+            term(60, 0.0, "health-visiting"),
+            term(274, -2.1 * CENTILE_SPACE, "gp"),
+            term(365, 0.0, "health-visiting"),
+        ];
+        // About the child now: nothing.
+        assert!(!rules(&assess(&series)).contains(&Rule::FallAcrossCentiles));
+        // Over time: the fall, dated the day the nine-month weight met it.
+        let past = history(&series);
+        let falls: Vec<&DatedFinding> = past
+            .iter()
+            .filter(|d| d.finding.rule == Rule::FallAcrossCentiles)
+            .collect();
+        assert_eq!(falls.len(), 1, "{past:?}");
+        assert_eq!(
+            falls[0].date,
+            NaiveDate::from_ymd_opt(2020, 10, 1).expect("date")
+        );
+        assert_eq!(
+            falls[0].finding.measurements.last().map(String::as_str),
+            Some("Observation/gp-274")
+        );
+        // Steady growth has no history either.
+        let steady: Vec<Weight> = [0, 30, 180, 365]
+            .into_iter()
+            .map(|d| term(d, 0.4, "gp"))
+            .collect();
+        assert!(history(&steady).is_empty());
     }
 
     #[test]
