@@ -372,7 +372,7 @@ fn quality(people: usize) {
         ),
     ] {
         let started = Instant::now();
-        let filed = file_all(&population.records, weights);
+        let filed = file_all(&population.records, weights.clone());
         let took = started.elapsed();
         let mut cells: HashMap<(u64, usize), u64> = HashMap::new();
         let mut predicted: HashMap<u64, u64> = HashMap::new();
@@ -391,6 +391,35 @@ fn quality(people: usize) {
         let mut holders: HashMap<usize, Vec<u64>> = HashMap::new();
         for ((true_person, _), filed_as) in population.records.iter().zip(&filed.person) {
             holders.entry(*true_person).or_default().push(*filed_as);
+        }
+        if std::env::var_os("KINFOLD_BENCH_MISSED").is_some() {
+            let mut shown = 0;
+            let mut by_truth: HashMap<usize, Vec<usize>> = HashMap::new();
+            for (n, (truth, _)) in population.records.iter().enumerate() {
+                by_truth.entry(*truth).or_default().push(n);
+            }
+            for records in by_truth.values().filter(|r| r.len() == 2) {
+                let (a, b) = (records[0], records[1]);
+                if filed.person[a] != filed.person[b] && shown < 40 {
+                    shown += 1;
+                    let c = kinfold_identity::Comparison::of(
+                        &weights,
+                        &Prepared::new(&population.records[a].1),
+                        &Prepared::new(&population.records[b].1),
+                    );
+                    eprintln!(
+                        "missed {:.1} {:?} {:?}\n  {:?}\n  {:?}",
+                        c.score,
+                        c.hold(),
+                        c.fields
+                            .iter()
+                            .map(|f| format!("{:?}={:?}", f.field, f.level))
+                            .collect::<Vec<_>>(),
+                        population.records[a].1,
+                        population.records[b].1
+                    );
+                }
+            }
         }
         let merged = population
             .twins

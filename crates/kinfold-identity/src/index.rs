@@ -223,13 +223,17 @@ impl PersonIndex {
                 c.hold != Some(Hold::SameAgency) || c.comparison.score >= self.thresholds.link
             })
             .collect();
+        // Candidates at or above the link threshold with nothing holding them back. One held
+        // back (a twin, a child born years apart, a person the agency already tells apart)
+        // is someone else by its own rule: it does not make the clear candidate ambiguous.
         let linkable: Vec<&Candidate> = candidates
             .iter()
-            .filter(|c| c.comparison.score >= self.thresholds.link)
+            .filter(|c| c.comparison.score >= self.thresholds.link && c.hold.is_none())
             .collect();
         match linkable.as_slice() {
-            [one] if one.hold.is_none() => Resolution::Linked((*one).clone()),
+            [one] => Resolution::Linked((*one).clone()),
             [] if candidates.is_empty() => Resolution::New,
+            [] => Resolution::Review(candidates),
             [_, _, ..] => Resolution::Review(
                 candidates
                     .into_iter()
@@ -241,7 +245,6 @@ impl PersonIndex {
                     })
                     .collect(),
             ),
-            _ => Resolution::Review(candidates),
         }
     }
 
@@ -815,6 +818,29 @@ mod tests {
             &home("Brennan", "Kate", "1988-03-14"),
         ) {
             Resolution::Linked(c) => assert_eq!(c.person, person("p2")),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_twin_held_back_does_not_make_the_other_twins_own_record_ambiguous() {
+        let mut index = PersonIndex::default();
+        index.insert(
+            key(Agency::Gp, "g1"),
+            person("p1"),
+            &who("Novak", "Filip", "2021-06-01", "male", "B12 9QA"),
+        );
+        index.insert(
+            key(Agency::Gp, "g2"),
+            person("p2"),
+            &who("Novak", "Jan", "2021-06-01", "male", "B12 9QA"),
+        );
+        // Health visiting's record of Filip: Filip, not a review because Jan scores high too.
+        match index.resolve(
+            &key(Agency::HealthVisiting, "h1"),
+            &who("Novak", "Filip", "2021-06-01", "male", "B12 9QA"),
+        ) {
+            Resolution::Linked(c) => assert_eq!(c.person, person("p1")),
             other => panic!("{other:?}"),
         }
     }
