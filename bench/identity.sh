@@ -27,6 +27,11 @@ fi
 rows="$rows
 $(FEBRL4_DIR=$PWD/$febrl cargo bench -q -p kinfold-identity --bench febrl4 2>/dev/null | grep '^|')
 $("$venv/bin/python" bench/splink_febrl4.py 2>/dev/null | grep '^|')"
+# The same records through the real feeds: file A to the GP adapter as FHIR Bundles, file B to
+# school nursing as extract rows, into a release-build demo with no synthetic families.
+cargo build -q --release -p kinfold
+rows="$rows
+$(python3 bench/febrl4_feeds.py target/release/kinfold "$febrl" | grep '^|')"
 cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')
 section=$(cat <<MD
 <!-- identity:start -->

@@ -59,7 +59,7 @@ pub use auth::{
 };
 pub use error::{GatewayError, StartError};
 pub use fanout::AdapterEndpoint;
-pub use identity::match_weights;
+pub use identity::{match_weights, record_links};
 pub use ledger::{Ledger, LedgerConfig, LedgerError, SignedTreeHead};
 pub use policy::ApiDoc;
 

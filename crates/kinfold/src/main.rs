@@ -207,6 +207,15 @@ enum IdentityCommand {
         #[arg(long)]
         db: Option<String>,
     },
+    /// Every agency record the person index holds and the person it is filed under, as CSV
+    /// (agency, reference, person): the record locator, for a steward's check or a linkage
+    /// benchmark. No names or dates: only ids (an agency's record id may carry the NHS
+    /// number, as `Patient/nhs-…` does).
+    Links {
+        /// The gateway's database. Default: sqlite://kinfold-data/gateway.db
+        #[arg(long)]
+        db: Option<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -546,6 +555,22 @@ async fn run(command: Command) -> Result<(), String> {
             served
         }
         Command::Ledger { command } => ledger(command).await,
+        Command::Identity {
+            command: IdentityCommand::Links { db },
+        } => {
+            let store = open_read_only(db).await?;
+            let links = kinfold_gateway::record_links(&store)
+                .await
+                .map_err(|e| e.to_string())?;
+            let mut out = csv::Writer::from_writer(std::io::stdout().lock());
+            out.write_record(["agency", "reference", "person"])
+                .map_err(|e| e.to_string())?;
+            for (agency, reference, person) in links {
+                out.write_record([agency, reference, person])
+                    .map_err(|e| e.to_string())?;
+            }
+            out.flush().map_err(|e| e.to_string())
+        }
         Command::Identity {
             command: IdentityCommand::Weights { db },
         } => {

@@ -70,6 +70,36 @@ async fn kinfold_demo_starts_seeds_and_answers() {
     );
     assert_eq!(info["adapters"].as_object().map(|a| a.len()), Some(5));
 
+    // The record locator, as an identity steward exports it: CSV of ids only, the example
+    // child's records under the example child's person.
+    let links = Command::new(env!("CARGO_BIN_EXE_kinfold"))
+        .args(["identity", "links", "--db"])
+        .arg(format!(
+            "sqlite://{}",
+            data_dir.join("gateway.db").display()
+        ))
+        .output()
+        .expect("kinfold runs");
+    assert!(
+        links.status.success(),
+        "{}",
+        String::from_utf8_lossy(&links.stderr)
+    );
+    let links = String::from_utf8_lossy(&links.stdout).into_owned();
+    assert!(links.starts_with("agency,reference,person\n"), "{links}");
+    let childs = links
+        .lines()
+        .filter(|l| l.ends_with(&format!(",{id}")))
+        .count();
+    assert!(
+        childs >= 2,
+        "the example child's records at several agencies: {links}"
+    );
+    assert!(
+        !links.contains("nhs_number") && !links.contains("birth"),
+        "ids only"
+    );
+
     // `kinfold import` of an HL7 file needs only the MLLP address (no demo.json, no adapter
     // URL, no certificate for a plain loopback listener), and a resent file is counted as
     // unchanged, not stored again (issue 28, defect 5).

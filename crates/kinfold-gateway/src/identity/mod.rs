@@ -264,6 +264,25 @@ pub async fn match_weights(
     ))
 }
 
+/// Every agency record the person index holds and the person it is filed under (the record
+/// locator, for an identity steward's export and the linkage benchmark). Reads only.
+pub async fn record_links(store: &Store) -> Result<Vec<(String, String, String)>, GatewayError> {
+    let inner = Inner::load(store).await?;
+    let mut links: Vec<(String, String, String)> = inner
+        .records
+        .values()
+        .map(|r| {
+            (
+                r.record.agency.as_str().to_owned(),
+                r.record.reference.clone(),
+                r.person.as_str().to_owned(),
+            )
+        })
+        .collect();
+    links.sort();
+    Ok(links)
+}
+
 impl Inner {
     async fn load(store: &Store) -> Result<Self, GatewayError> {
         // The generation first: a save between the two reads only makes the state look older
