@@ -520,6 +520,22 @@ async fn a_familys_four_years_through_the_native_feeds(backend: Backend) {
             && withheld_rules.contains(&"family.not-safeguarding-relevant"),
         "and counted as withheld: {chronology}"
     );
+    // The family chronology is in each family member's access record, not only the baby's:
+    // the mother's audit trail shows the pool health visitor's chronology.
+    let officer = k.token_as("po-area", "Q99", "privacy-officer");
+    let (status, trail) = k
+        .get_as(
+            &officer,
+            &format!("/AuditEvent?patient={mother_id}&_count=100"),
+        )
+        .await;
+    assert_eq!(status, 200, "{trail}");
+    assert!(
+        trail
+            .to_string()
+            .contains("Patient/$chronology?family=true"),
+        "the mother's access record names the family chronology: {trail}"
+    );
     // Asked for safeguarding entries only, from A&E: the fracture and the mother's
     // attendance, nothing routine.
     let (status, serious) = k

@@ -14,7 +14,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::answer::Disclosed;
-use crate::audit::{self, Entry as AuditEntry, Interaction};
+use crate::audit;
 use crate::auth::Caller;
 use crate::error::GatewayError;
 use crate::state::GatewayState;
@@ -118,9 +118,15 @@ impl ChronologyQuery {
                 ));
             }
         };
+        let (from, to) = (day("from", &self.from)?, day("to", &self.to)?);
+        if let (Some(from), Some(to)) = (from, to)
+            && from > to
+        {
+            return Err(bad("from", "is after to"));
+        }
         Ok(Filter {
-            from: day("from", &self.from)?,
-            to: day("to", &self.to)?,
+            from,
+            to,
             agencies,
             significance,
         })
@@ -340,12 +346,17 @@ pub(crate) async fn chronology(
                             });
                         }
                         if let Some(read) = record_of(answer.agency, resource, &part.id, kin) {
-                            if format == Format::Fhir {
-                                sources.insert(
-                                    (answer.agency, read.reference.clone()),
-                                    (record.full_url.clone(), resource.clone()),
-                                );
-                            }
+                            sources.insert(
+                                (answer.agency, read.reference.clone()),
+                                (
+                                    record.full_url.clone(),
+                                    if format == Format::Fhir {
+                                        resource.clone()
+                                    } else {
+                                        Value::Null
+                                    },
+                                ),
+                            );
                             records.push(read);
                         }
                     }
@@ -357,16 +368,16 @@ pub(crate) async fn chronology(
                 })),
             }
         }
-        for w in &part.screened.withheld {
-            withheld.push(json!({
-                "person": part.id,
-                "relationship": kin,
-                "agency": w.agency.as_str(),
-                "rule": w.rule,
-                "count": w.count,
-                "overridable": w.overridable,
-            }));
-        }
+    }
+    // What was withheld, by agency and rule: like `$everything`, a family answer does not say
+    // whose.
+    for w in gathered.withheld() {
+        withheld.push(json!({
+            "agency": w.agency.as_str(),
+            "rule": w.rule,
+            "count": w.count,
+            "overridable": w.overridable,
+        }));
     }
     let entries: Vec<Entry> = kinfold_chronology::assemble(records, &filter);
     let mut findings =
@@ -380,13 +391,6 @@ pub(crate) async fn chronology(
         findings.extend(growth_findings(&growth, &filter));
         findings.sort_by(|a, b| a.date.cmp(&b.date).then(a.rule.cmp(b.rule)));
     }
-    let disclosed = entries
-        .iter()
-        .map(|e| {
-            let kind = e.record.reference.split('/').next().unwrap_or_default();
-            audit::disclosed(&e.record.reference, kind, Some(e.record.agency.as_str()))
-        })
-        .collect();
     let withheld_count: usize = gathered
         .parts
         .iter()
@@ -432,16 +436,28 @@ pub(crate) async fn chronology(
             &sources,
         )),
     };
-    // Fail closed: the disclosure is durably in the ledger before a byte is sent.
-    let receipt = state
-        .record_access(
-            AuditEntry::by_caller(&caller, &request, Interaction::Operation, operation)
-                .about(child.clone())
-                .entities(disclosed)
-                .rule(gathered.relationship.rule)
-                .done(),
-        )
-        .await?;
+    // An override's reviews, then the ledger: one entry per person whose records the answer
+    // carries (so each is in that person's access report), before a byte is sent.
+    let tasks = gathered.override_reviews(&state, &caller).await?;
+    let query_words = if family {
+        "Patient/$chronology?family=true"
+    } else {
+        operation
+    };
+    let records = gathered.audit_records(&caller, &request, query_words, &tasks, |person| {
+        entries
+            .iter()
+            .filter(|e| e.record.person == person)
+            .map(|e| {
+                let kind = e.record.reference.split('/').next().unwrap_or_default();
+                let url = sources
+                    .get(&(e.record.agency, e.record.reference.clone()))
+                    .map_or(e.record.reference.as_str(), |(url, _)| url.as_str());
+                audit::disclosed(url, kind, Some(e.record.agency.as_str()))
+            })
+            .collect()
+    });
+    let receipt = state.record_all(records).await?;
     Ok(match answer {
         Answer::Json(body) => Disclosed::json(receipt, &body),
         Answer::Csv(text) => Disclosed::body(receipt, "text/csv; charset=utf-8", text),

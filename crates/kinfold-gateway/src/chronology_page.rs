@@ -108,7 +108,6 @@ pub(crate) fn render(page: &Page<'_>) -> String {
                             @for w in page.withheld_by_rule {
                                 li {
                                     (w["count"]) " from " (agency_name(&w["agency"]))
-                                    " about " (w["relationship"].as_str().unwrap_or_default())
                                     " (" (w["rule"].as_str().unwrap_or_default()) ")"
                                     @if w["overridable"] == true { ", which a safeguarding override could reveal" }
                                 }

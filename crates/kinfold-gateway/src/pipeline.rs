@@ -190,6 +190,71 @@ impl Gathered {
         entry.done()
     }
 
+    /// An override's reviews: for each person whose records the override revealed, a task on
+    /// the privacy officers' queue of each organisation concerned, kept before anything is
+    /// answered. Returns the task ids by person (nothing without an override).
+    pub(crate) async fn override_reviews(
+        &self,
+        state: &GatewayState,
+        caller: &Caller,
+    ) -> Result<Vec<(String, Vec<String>)>, GatewayError> {
+        let mut tasks = Vec::new();
+        let Purpose::Override { justification } = &self.requester.purpose else {
+            return Ok(tasks);
+        };
+        for part in &self.parts {
+            let revealed: Vec<(String, kinfold_fhir::Agency)> = part
+                .screened
+                .overridden
+                .iter()
+                .map(|(url, _, agency)| (url.clone(), *agency))
+                .collect();
+            if revealed.is_empty() {
+                continue;
+            }
+            let mut ids = Vec::new();
+            for (id, owner, task) in
+                crate::reviews::tasks_for(state, caller, &part.id, justification, &revealed)
+            {
+                state
+                    .store
+                    .review_put(&id, &owner, "requested", &task.to_string())
+                    .await?;
+                ids.push(id);
+            }
+            tasks.push((part.id.clone(), ids));
+        }
+        Ok(tasks)
+    }
+
+    /// The ledger records of an answer: one per person whose records it carries (so each is
+    /// in that person's access report), each with the records disclosed about them
+    /// (`disclosed_of(person)`), the override reviews asked for, and what was withheld.
+    pub(crate) fn audit_records(
+        &self,
+        caller: &Caller,
+        request: &actix_web::HttpRequest,
+        query: &str,
+        tasks: &[(String, Vec<String>)],
+        mut disclosed_of: impl FnMut(&str) -> Vec<kinfold_ledger::AuditEntity>,
+    ) -> Vec<kinfold_ledger::AuditRecord> {
+        self.parts
+            .iter()
+            .map(|part| {
+                let mut disclosed = disclosed_of(&part.id);
+                for (_, ids) in tasks.iter().filter(|(person, _)| *person == part.id) {
+                    disclosed.extend(ids.iter().map(|id| kinfold_ledger::AuditEntity {
+                        reference: format!("Task/{id}"),
+                        resource_type: "Task".into(),
+                        agency: None,
+                        disclosure: "override-review requested".into(),
+                    }));
+                }
+                self.audit_record(caller, request, query, part, disclosed)
+            })
+            .collect()
+    }
+
     /// Every withheld tally, across the people, by agency and rule (a family answer does not
     /// say whose).
     pub(crate) fn withheld(&self) -> Vec<Withheld> {

@@ -442,49 +442,12 @@ async fn everything(
     }
     // An override goes on the privacy officers' queue of each organisation whose records it
     // revealed, before anything is answered.
-    let mut tasks: Vec<(String, Vec<String>)> = Vec::new();
-    if let kinfold_consent::Purpose::Override { justification } = &gathered.requester.purpose {
-        for part in &gathered.parts {
-            let revealed: Vec<(String, kinfold_fhir::Agency)> = part
-                .screened
-                .overridden
-                .iter()
-                .map(|(url, _, agency)| (url.clone(), *agency))
-                .collect();
-            if revealed.is_empty() {
-                continue;
-            }
-            let mut ids = Vec::new();
-            for (id, owner, task) in
-                crate::reviews::tasks_for(&state, &caller, &part.id, justification, &revealed)
-            {
-                state
-                    .store
-                    .review_put(&id, &owner, "requested", &task.to_string())
-                    .await?;
-                ids.push(id);
-            }
-            tasks.push((part.id.clone(), ids));
-        }
-    }
+    let tasks = gathered.override_reviews(&state, &caller).await?;
     // Fail closed: the disclosure is durably in the ledger before a byte is sent, one entry
     // per person whose records it carries (so each is in that person's access report).
-    let records: Vec<_> = gathered
-        .parts
-        .iter()
-        .map(|part| {
-            let mut disclosed = disclosed_entries(&bundle, family.then_some(part.id.as_str()));
-            for (_, ids) in tasks.iter().filter(|(person, _)| *person == part.id) {
-                disclosed.extend(ids.iter().map(|id| kinfold_ledger::AuditEntity {
-                    reference: format!("Task/{id}"),
-                    resource_type: "Task".into(),
-                    agency: None,
-                    disclosure: "override-review requested".into(),
-                }));
-            }
-            gathered.audit_record(&caller, &request, query, part, disclosed)
-        })
-        .collect();
+    let records = gathered.audit_records(&caller, &request, query, &tasks, |person| {
+        disclosed_entries(&bundle, family.then_some(person))
+    });
     let receipt = state.record_all(records).await?;
     Ok(Disclosed::fhir(receipt, &bundle))
 }
