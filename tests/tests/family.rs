@@ -610,6 +610,10 @@ async fn a_familys_four_years_through_the_native_feeds(backend: Backend) {
     );
     let (status, _) = k.get_as(&pool, &format!("{path}&_format=pdf")).await;
     assert_eq!(status, 400);
+    let (status, _) = k
+        .get_as(&pool, &format!("{path}&from=2026-01-02&to=2026-01-01"))
+        .await;
+    assert_eq!(status, 400, "a period that ends before it starts");
     // The page to print: every entry a row, the withheld count said, text escaped.
     let page = k
         .http
