@@ -96,6 +96,21 @@ fn first_run<'a>(dated: &[&'a Entry], days: i64, count: usize) -> Option<Vec<&'a
     None
 }
 
+/// A finding resting on one record: dated by it, its agency and time named in the summary.
+fn of_one(rule: &'static str, cites: &'static str, what: &str, entry: &Entry) -> Finding {
+    Finding {
+        rule,
+        cites,
+        date: entry.record.when.date(),
+        summary: format!(
+            "{what} ({}, {})",
+            entry.record.agency.display_name(),
+            entry.record.when.text
+        ),
+        evidence: vec![entry.record.reference.clone()],
+    }
+}
+
 fn evidence(entries: &[&Entry]) -> Vec<String> {
     entries.iter().map(|e| e.record.reference.clone()).collect()
 }
@@ -113,30 +128,20 @@ pub fn find(entries: &[Entry], born: Option<NaiveDate>, mobility: Mobility) -> V
                 .iter()
                 .any(|k| matches!(k, Injury::Bruise | Injury::Burn | Injury::Fracture))
         {
-            findings.push(Finding {
-                rule: "injury-not-independently-mobile",
-                cites: "NICE CG89",
-                date: day,
-                summary: format!(
-                    "A bruise, burn or fracture in a child not independently mobile ({}, {})",
-                    entry.record.agency.display_name(),
-                    entry.record.when.text
-                ),
-                evidence: vec![entry.record.reference.clone()],
-            });
+            findings.push(of_one(
+                "injury-not-independently-mobile",
+                "NICE CG89",
+                "A bruise, burn or fracture in a child not independently mobile",
+                entry,
+            ));
         }
         if born.is_some_and(|b| months(b, day) < 24) && kinds.contains(&Injury::Fracture) {
-            findings.push(Finding {
-                rule: "fracture-under-2",
-                cites: "NICE CG89",
-                date: day,
-                summary: format!(
-                    "A fracture in a child under two ({}, {})",
-                    entry.record.agency.display_name(),
-                    entry.record.when.text
-                ),
-                evidence: vec![entry.record.reference.clone()],
-            });
+            findings.push(of_one(
+                "fracture-under-2",
+                "NICE CG89",
+                "A fracture in a child under two",
+                entry,
+            ));
         }
     }
     if let Some(run) = first_run(&injured, INJURY_WINDOW_DAYS, 3) {
@@ -221,17 +226,12 @@ pub fn find(entries: &[Entry], born: Option<NaiveDate>, mobility: Mobility) -> V
     for entry in contacts {
         let seen = entry.record.seen;
         if seen.interpreter_needed == Some(true) && seen.interpreter_used == Some(false) {
-            findings.push(Finding {
-                rule: "interpreter-not-used",
-                cites: "G14",
-                date: entry.record.when.date(),
-                summary: format!(
-                    "An interpreter was needed and not used ({}, {})",
-                    entry.record.agency.display_name(),
-                    entry.record.when.text
-                ),
-                evidence: vec![entry.record.reference.clone()],
-            });
+            findings.push(of_one(
+                "interpreter-not-used",
+                "G14",
+                "An interpreter was needed and not used",
+                entry,
+            ));
         }
     }
     findings.sort_by(|a, b| a.date.cmp(&b.date).then(a.rule.cmp(b.rule)));

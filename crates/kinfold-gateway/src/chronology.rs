@@ -542,6 +542,24 @@ fn prepared_for(requester: &kinfold_consent::Requester) -> String {
     )
 }
 
+/// The CSV's columns: what a chronology template asks for, then the record.
+const CSV_COLUMNS: [&str; 14] = [
+    "when",
+    "precision",
+    "agency",
+    "person",
+    "relationship",
+    "significance",
+    "summary",
+    "events",
+    "seen",
+    "seen_alone",
+    "interpreter_needed",
+    "interpreter_used",
+    "action",
+    "record",
+];
+
 /// The entries as CSV (one row each, the columns a chronology template asks for), and a last
 /// row saying what the caller may not see and which agencies did not answer.
 fn csv(entries: &[Entry], withheld: usize, missing: &[Value]) -> Result<String, GatewayError> {
@@ -552,23 +570,7 @@ fn csv(entries: &[Entry], withheld: usize, missing: &[Value]) -> Result<String, 
         None => "",
     };
     let failed = |e: ::csv::Error| GatewayError::Export(format!("CSV: {e}"));
-    out.write_record([
-        "when",
-        "precision",
-        "agency",
-        "person",
-        "relationship",
-        "significance",
-        "summary",
-        "events",
-        "seen",
-        "seen_alone",
-        "interpreter_needed",
-        "interpreter_used",
-        "action",
-        "record",
-    ])
-    .map_err(failed)?;
+    out.write_record(CSV_COLUMNS).map_err(failed)?;
     for e in entries {
         let r = &e.record;
         let significance = serde_json::to_value(e.significance).unwrap_or_default();
@@ -604,22 +606,17 @@ fn csv(entries: &[Entry], withheld: usize, missing: &[Value]) -> Result<String, 
             format!("; agencies that did not answer: {}", absent.join(", "))
         }
     );
-    out.write_record([
-        "",
-        "",
-        "",
-        "",
-        "",
-        "",
-        note.as_str(),
-        "",
-        "",
-        "",
-        "",
-        "",
-        "",
-        "",
-    ])
+    // The note goes in the summary column; the others are left empty.
+    let summary = CSV_COLUMNS
+        .iter()
+        .position(|c| *c == "summary")
+        .unwrap_or(0);
+    out.write_record(
+        CSV_COLUMNS
+            .iter()
+            .enumerate()
+            .map(|(n, _)| if n == summary { note.as_str() } else { "" }),
+    )
     .map_err(failed)?;
     let bytes = out
         .into_inner()
