@@ -82,6 +82,61 @@ pub struct Seen {
     pub interpreter_used: Option<bool>,
 }
 
+/// What a police domestic-abuse notification says about the child, in its child-focused
+/// fields (G18), beside the adult victim's risk grade, which describes the adult and is never
+/// read as the child's.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ChildFocus {
+    /// Children were present at the incident.
+    pub children_present: Option<bool>,
+    /// The child was seen by someone after the incident.
+    pub child_seen: Option<bool>,
+    /// Who saw the child.
+    pub seen_by: Option<String>,
+    /// The child witnessed the abuse.
+    pub child_witnessed: Option<bool>,
+    /// The child was injured.
+    pub child_injured: Option<bool>,
+    /// The adult victim's risk grade (DASH: standard, medium, high), as the police sent it.
+    pub adult_victim_risk_grade: Option<String>,
+}
+
+impl ChildFocus {
+    /// Whether anything was recorded about the child themself (seen, witnessed, injured).
+    pub fn about_the_child(&self) -> bool {
+        self.child_seen.is_some() || self.child_witnessed.is_some() || self.child_injured.is_some()
+    }
+
+    /// The facts in words ("children present; child seen by the duty social worker; child
+    /// witnessed: not recorded; adult victim's risk grade medium (about the adult, not the
+    /// child)").
+    pub fn words(&self) -> String {
+        let said = |b: Option<bool>| match b {
+            Some(true) => "yes",
+            Some(false) => "no",
+            None => "not recorded",
+        };
+        let mut out = vec![match self.children_present {
+            Some(true) => "children present".to_owned(),
+            Some(false) => "no children present".to_owned(),
+            None => "children present: not recorded".to_owned(),
+        }];
+        out.push(match (self.child_seen, &self.seen_by) {
+            (Some(true), Some(by)) => format!("child seen by {by}"),
+            (seen, _) => format!("child seen: {}", said(seen)),
+        });
+        out.push(format!("child witnessed: {}", said(self.child_witnessed)));
+        out.push(format!("child injured: {}", said(self.child_injured)));
+        if let Some(grade) = &self.adult_victim_risk_grade {
+            out.push(format!(
+                "adult victim's risk grade {grade} (about the adult, not the child)"
+            ));
+        }
+        out.join("; ")
+    }
+}
+
 /// A kind of injury, from a record's codes or words.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -180,6 +235,9 @@ pub struct Record {
     pub action: Option<String>,
     /// The record's provenance (`Provenance/…`).
     pub provenance: Option<String>,
+    /// A domestic-abuse notification's child-focused facts.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub child_focus: Option<ChildFocus>,
 }
 
 /// One line of a chronology.
@@ -342,6 +400,10 @@ impl Entry {
         {
             summary.push_str(" — ");
             summary.push_str(&shorten(text, 120));
+        }
+        if let Some(focus) = &record.child_focus {
+            summary.push_str(" — ");
+            summary.push_str(&focus.words());
         }
         if record.relationship != "self" {
             summary.push_str(&format!(" ({})", record.relationship));

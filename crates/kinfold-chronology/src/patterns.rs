@@ -234,6 +234,23 @@ pub fn find(entries: &[Entry], born: Option<NaiveDate>, mobility: Mobility) -> V
             ));
         }
     }
+    // G18: the adults' reassurance is not the children's. A notification with children
+    // present that records nothing about the child (seen, witnessed, injured) leaves the
+    // child's risk to be read from the adult victim's grade, which this rule never does.
+    for entry in entries.iter().filter(|e| e.record.relationship == "self") {
+        let Some(focus) = &entry.record.child_focus else {
+            continue;
+        };
+        if focus.children_present == Some(true) && !focus.about_the_child() {
+            let what = match &focus.adult_victim_risk_grade {
+                Some(grade) => format!(
+                    "A domestic-abuse notification with children present records nothing about the child: only the adult victim's risk grade ({grade}), which is not the child's"
+                ),
+                None => "A domestic-abuse notification with children present records nothing about the child (seen, witnessed, injured)".to_owned(),
+            };
+            findings.push(of_one("child-risk-not-assessed", "G18", &what, entry));
+        }
+    }
     findings.sort_by(|a, b| a.date.cmp(&b.date).then(a.rule.cmp(b.rule)));
     findings
 }

@@ -20,6 +20,7 @@ fn record(n: usize, agency: Agency, when: &str, events: &[&str]) -> Record {
         seen: Seen::default(),
         action: None,
         provenance: None,
+        child_focus: None,
     }
 }
 
@@ -311,4 +312,173 @@ fn a_child_not_seen_alone_and_an_interpreter_not_used_are_found() {
         Mobility::Unknown,
     );
     assert!(findings.iter().all(|f| f.rule != "child-not-seen-alone"));
+}
+
+#[test]
+fn a_notification_that_records_nothing_about_the_child_is_found_whatever_the_adults_grade() {
+    let notification = |n: usize, focus: ChildFocus| {
+        let mut r = record(
+            n,
+            Agency::HealthVisiting,
+            "2026-02-03",
+            &["domestic-abuse-notification"],
+        );
+        r.child_focus = Some(focus);
+        r
+    };
+    let graded_only = ChildFocus {
+        children_present: Some(true),
+        adult_victim_risk_grade: Some("standard".into()),
+        ..ChildFocus::default()
+    };
+    let entries = assemble([notification(1, graded_only)], &Filter::default());
+    let findings = find(&entries, Some(day("2021-03-10")), Mobility::Unknown);
+    assert_eq!(findings.len(), 1, "{findings:?}");
+    assert_eq!(findings[0].rule, "child-risk-not-assessed");
+    assert_eq!(findings[0].cites, "G18");
+    assert!(findings[0].summary.contains("(standard), which is not the child's"));
+    // The entry states the child-focused facts, and marks the grade as the adult's.
+    assert!(
+        entries[0].summary.contains("children present; child seen: not recorded")
+            && entries[0]
+                .summary
+                .contains("adult victim's risk grade standard (about the adult, not the child)"),
+        "{}",
+        entries[0].summary
+    );
+    // A high grade for the adult does not stand in for the child either; seen by someone does.
+    let seen = ChildFocus {
+        children_present: Some(true),
+        child_seen: Some(true),
+        seen_by: Some("the duty social worker".into()),
+        adult_victim_risk_grade: Some("high".into()),
+        ..ChildFocus::default()
+    };
+    let absent = ChildFocus {
+        children_present: Some(false),
+        ..ChildFocus::default()
+    };
+    let entries = assemble(
+        [notification(2, seen), notification(3, absent)],
+        &Filter::default(),
+    );
+    assert!(
+        find(&entries, Some(day("2021-03-10")), Mobility::Unknown).is_empty(),
+        "the child seen, or no children present: nothing to find"
+    );
+    assert!(entries.iter().any(|e| e.summary.contains("child seen by the duty social worker")));
+}
+
+mod flags {
+    use chrono::{TimeZone, Utc};
+
+    use crate::flags::*;
+
+    fn who(subject: &str, senior: bool) -> Practitioner {
+        Practitioner {
+            subject: subject.into(),
+            organisation: "RX1".into(),
+            role: if senior {
+                "safeguarding-professional".into()
+            } else {
+                "paediatric-liaison-nurse".into()
+            },
+            senior_safeguarding: senior,
+        }
+    }
+
+    const REASON: &str = "Strategy meeting agreed accidental cause, skeletal survey clear";
+
+    #[test]
+    fn a_flag_needing_oversight_is_resolved_only_by_another_senior_professional_with_a_reason() {
+        let kind = FlagKind::CauseOfInjuryInconclusive;
+        assert!(kind.needs_oversight());
+        let raiser = who("named-nurse-1", true);
+        // Raised by a senior professional: still not theirs to close.
+        assert_eq!(
+            may_resolve(kind, true, &raiser, &raiser, REASON),
+            Err(Refusal::RaiserMayNotResolve)
+        );
+        // The raiser acting in another role or organisation is still the raiser.
+        let mut elsewhere = raiser.clone();
+        elsewhere.organisation = "Q99".into();
+        assert_eq!(
+            may_resolve(kind, true, &raiser, &elsewhere, REASON),
+            Err(Refusal::RaiserMayNotResolve)
+        );
+        assert_eq!(
+            may_resolve(kind, true, &raiser, &who("liaison-2", false), REASON),
+            Err(Refusal::NotSeniorSafeguarding)
+        );
+        let other = who("designated-nurse-3", true);
+        assert_eq!(
+            may_resolve(kind, true, &raiser, &other, "ok"),
+            Err(Refusal::NoReason)
+        );
+        assert_eq!(may_resolve(kind, true, &raiser, &other, REASON), Ok(()));
+        assert_eq!(
+            may_resolve(kind, false, &raiser, &other, REASON),
+            Err(Refusal::AlreadyResolved)
+        );
+        // A flag without oversight (the plan ended) is closed by anyone allowed to see it.
+        let plan = FlagKind::ChildProtectionPlan;
+        assert!(!plan.needs_oversight());
+        let hv = who("hv-1", false);
+        assert_eq!(may_resolve(plan, true, &hv, &hv, REASON), Ok(()));
+        for kind in FlagKind::ALL {
+            assert_eq!(FlagKind::parse(kind.code()), Some(kind));
+        }
+        assert_eq!(FlagKind::parse("closed"), None);
+    }
+
+    #[test]
+    fn the_oversight_report_counts_what_was_raised_resolved_and_refused() {
+        let at = |day: u32| Utc.with_ymd_and_hms(2026, 3, day, 9, 0, 0).unwrap();
+        let act = |flag: &str, kind, action, day, by: Practitioner, reason: Option<&str>| {
+            FlagAction {
+                flag: flag.into(),
+                kind,
+                person: "child".into(),
+                action,
+                at: at(day),
+                by,
+                reason: reason.map(str::to_owned),
+            }
+        };
+        let raiser = who("named-nurse-1", true);
+        let other = who("designated-nurse-3", true);
+        let kind = FlagKind::CauseOfInjuryInconclusive;
+        let report = oversight_report(vec![
+            act("f1", kind, Action::Resolved, 9, other.clone(), Some(REASON)),
+            act("f1", kind, Action::Raised, 2, raiser.clone(), None),
+            act(
+                "f1",
+                kind,
+                Action::Refused,
+                4,
+                raiser.clone(),
+                Some(Refusal::RaiserMayNotResolve.code()),
+            ),
+            act(
+                "f1",
+                kind,
+                Action::Refused,
+                5,
+                who("liaison-2", false),
+                Some(Refusal::NotSeniorSafeguarding.code()),
+            ),
+            act("f2", FlagKind::LookedAfter, Action::Raised, 6, other, None),
+        ]);
+        assert_eq!(report.raised, 2);
+        assert_eq!(report.resolved, 1);
+        assert_eq!(report.refused_attempts, 2);
+        assert_eq!(report.refused_by_raiser, 1);
+        assert_eq!(report.resolved_with_oversight, 1);
+        let days: Vec<u32> = report
+            .actions
+            .iter()
+            .map(|a| chrono::Datelike::day(&a.at))
+            .collect();
+        assert_eq!(days, [2, 4, 5, 6, 9], "oldest first");
+    }
 }
