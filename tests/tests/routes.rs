@@ -89,6 +89,8 @@ fn expected(route: &RoutePolicy, who: Who) -> Answer {
         (Who::OtherOfficer, Access::PrivacyOfficer | Access::AccessReport) => ByRecords,
         (_, Access::AccessReport) => ByRecords,
         (_, Access::PrivacyOfficer) => ByRole,
+        (Who::SafeguardingLead | Who::Officer | Who::OtherOfficer, Access::Oversight) => Served,
+        (_, Access::Oversight) => ByRole,
         (Who::Steward, Access::IdentitySteward) => Served,
         (Who::OtherSteward, Access::IdentitySteward) => ByRecords,
         (_, Access::IdentitySteward) => ByRole,
@@ -194,7 +196,23 @@ fn request_for(method: &str, path: &str, s: &Samples) -> (String, Option<Value>)
                 "provision": {"type": "deny"}})),
         );
     }
+    if (method, path) == ("POST", "/Flag") {
+        // A flag a served caller raises (201), or is told is already active (422).
+        return (
+            "/Flag".into(),
+            Some(
+                json!({"resourceType": "Flag", "subject": {"reference": format!("Patient/{child}")},
+                "code": {"coding": [{"system": "https://kinfold.example/fhir/CodeSystem/safeguarding-flag", "code": "domestic-abuse"}]}}),
+            ),
+        );
+    }
     match path {
+        "/Flag" => (format!("/Flag?patient={child}"), None),
+        "/Flag/{id}/$resolve" => (
+            // No such flag: served callers are answered 404 too.
+            "/Flag/00000000-0000-4000-8000-000000000000/$resolve".into(),
+            Some(json!({"reason": reason})),
+        ),
         "/Patient" => (
             format!("/Patient?identifier=https://fhir.nhs.uk/Id/nhs-number|{CHILD_NHS}"),
             None,
@@ -291,6 +309,7 @@ fn sample_missing(path: &str) -> bool {
     matches!(
         path,
         "/Consent/{id}/$withdraw"
+            | "/Flag/{id}/$resolve"
             | "/identity/reviews/{id}/$accept"
             | "/identity/reviews/{id}/$reject"
     )

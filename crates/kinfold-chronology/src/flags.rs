@@ -10,10 +10,10 @@
 //! a flag about an unexplained fracture was closed by the person who raised it.
 
 use chrono::{DateTime, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// The kinds of flag Kinfold keeps.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum FlagKind {
     /// The child is subject to a child-protection plan.
@@ -73,7 +73,7 @@ impl FlagKind {
 }
 
 /// A practitioner acting on a flag, as their token names them.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Practitioner {
     /// Who (the token's subject).
@@ -165,7 +165,7 @@ pub fn may_resolve(
 }
 
 /// What happened to a flag.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Action {
     /// Raised.
@@ -177,7 +177,7 @@ pub enum Action {
 }
 
 /// One action on a flag.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct FlagAction {
     /// The flag's id.

@@ -336,10 +336,16 @@ fn a_notification_that_records_nothing_about_the_child_is_found_whatever_the_adu
     assert_eq!(findings.len(), 1, "{findings:?}");
     assert_eq!(findings[0].rule, "child-risk-not-assessed");
     assert_eq!(findings[0].cites, "G18");
-    assert!(findings[0].summary.contains("(standard), which is not the child's"));
+    assert!(
+        findings[0]
+            .summary
+            .contains("(standard), which is not the child's")
+    );
     // The entry states the child-focused facts, and marks the grade as the adult's.
     assert!(
-        entries[0].summary.contains("children present; child seen: not recorded")
+        entries[0]
+            .summary
+            .contains("children present; child seen: not recorded")
             && entries[0]
                 .summary
                 .contains("adult victim's risk grade standard (about the adult, not the child)"),
@@ -366,7 +372,11 @@ fn a_notification_that_records_nothing_about_the_child_is_found_whatever_the_adu
         find(&entries, Some(day("2021-03-10")), Mobility::Unknown).is_empty(),
         "the child seen, or no children present: nothing to find"
     );
-    assert!(entries.iter().any(|e| e.summary.contains("child seen by the duty social worker")));
+    assert!(
+        entries
+            .iter()
+            .any(|e| e.summary.contains("child seen by the duty social worker"))
+    );
 }
 
 mod flags {
@@ -434,8 +444,8 @@ mod flags {
     #[test]
     fn the_oversight_report_counts_what_was_raised_resolved_and_refused() {
         let at = |day: u32| Utc.with_ymd_and_hms(2026, 3, day, 9, 0, 0).unwrap();
-        let act = |flag: &str, kind, action, day, by: Practitioner, reason: Option<&str>| {
-            FlagAction {
+        let act =
+            |flag: &str, kind, action, day, by: Practitioner, reason: Option<&str>| FlagAction {
                 flag: flag.into(),
                 kind,
                 person: "child".into(),
@@ -443,8 +453,7 @@ mod flags {
                 at: at(day),
                 by,
                 reason: reason.map(str::to_owned),
-            }
-        };
+            };
         let raiser = who("named-nurse-1", true);
         let other = who("designated-nurse-3", true);
         let kind = FlagKind::CauseOfInjuryInconclusive;

@@ -171,8 +171,86 @@ fn words(resource: &Value) -> Option<String> {
         .map(str::to_owned)
 }
 
-/// One FHIR record as a chronology record, for a person related to the child as `kin`.
-fn record_of(agency: Agency, resource: &Value, person: &str, kin: &str) -> Option<Record> {
+/// A contact's details, from its own Observations (`child-seen`, `seen-alone`,
+/// `interpreter-used`, `language`), by the contact's `Encounter/{id}`: the Encounter's tags
+/// say only what went wrong, these say what was recorded either way.
+fn contact_details<'a>(
+    resources: impl Iterator<Item = &'a Value>,
+) -> std::collections::HashMap<String, Seen> {
+    let mut details: std::collections::HashMap<String, Seen> = std::collections::HashMap::new();
+    for resource in resources.filter(|r| r["resourceType"] == "Observation") {
+        let Some(encounter) = resource["encounter"]["reference"].as_str() else {
+            continue;
+        };
+        let value = resource["valueBoolean"].as_bool();
+        let seen = details.entry(encounter.to_owned()).or_default();
+        match resource["code"]["coding"][0]["code"].as_str() {
+            Some("child-seen") => seen.seen = value,
+            Some("seen-alone") => seen.alone = value,
+            Some("interpreter-used") => seen.interpreter_used = value,
+            Some("language") => {
+                seen.interpreter_needed = resource["valueString"]
+                    .as_str()
+                    .map(|l| !l.trim().eq_ignore_ascii_case("english"));
+            }
+            _ => {}
+        }
+    }
+    details
+}
+
+/// When each contact began, by its `Encounter/{id}`: the date of a record made at the contact
+/// that carries none of its own (an A&E injury sent without an `ACC` segment).
+fn encounter_dates<'a>(
+    resources: impl Iterator<Item = &'a Value>,
+) -> std::collections::HashMap<String, String> {
+    resources
+        .filter(|r| r["resourceType"] == "Encounter")
+        .filter_map(|r| {
+            Some((
+                format!("Encounter/{}", r["id"].as_str()?),
+                r["period"]["start"].as_str()?.to_owned(),
+            ))
+        })
+        .collect()
+}
+
+/// A domestic-abuse notification's child-focused facts, from its extensions (G18).
+fn child_focus(resource: &Value) -> Option<kinfold_chronology::ChildFocus> {
+    if resource["resourceType"] != "Communication" {
+        return None;
+    }
+    let extensions = resource["extension"].as_array()?;
+    let find = |name: &str| {
+        extensions.iter().find(|e| {
+            e["url"]
+                .as_str()
+                .is_some_and(|u| u.rsplit('/').next() == Some(name))
+        })
+    };
+    find("children-present")?;
+    let flag = |name: &str| find(name).and_then(|e| e["valueBoolean"].as_bool());
+    let text = |name: &str, key: &str| find(name).and_then(|e| e[key].as_str()).map(str::to_owned);
+    Some(kinfold_chronology::ChildFocus {
+        children_present: flag("children-present"),
+        child_seen: flag("child-seen"),
+        seen_by: text("child-seen-by", "valueString"),
+        child_witnessed: flag("child-witnessed"),
+        child_injured: flag("child-injured"),
+        adult_victim_risk_grade: text("adult-victim-risk-grade", "valueCode"),
+    })
+}
+
+/// One FHIR record as a chronology record, for a person related to the child as `kin`; a
+/// contact's `details` from its own Observations.
+fn record_of(
+    agency: Agency,
+    resource: &Value,
+    person: &str,
+    kin: &str,
+    details: Option<&Seen>,
+    encounters: &std::collections::HashMap<String, String>,
+) -> Option<Record> {
     let kind = resource["resourceType"].as_str()?;
     // A contact's details (seen, seen alone, interpreter, language) are on its Encounter's
     // tags: their own Observations would only repeat them.
@@ -184,7 +262,13 @@ fn record_of(agency: Agency, resource: &Value, person: &str, kin: &str) -> Optio
     {
         return None;
     }
-    let when = When::parse(happened(resource)?)?;
+    let at = happened(resource).or_else(|| {
+        resource["encounter"]["reference"]
+            .as_str()
+            .and_then(|e| encounters.get(e))
+            .map(String::as_str)
+    })?;
+    let when = When::parse(at)?;
     let mut events: Vec<String> = resource["meta"]["tag"]
         .as_array()
         .into_iter()
@@ -244,6 +328,16 @@ fn record_of(agency: Agency, resource: &Value, person: &str, kin: &str) -> Optio
             None
         },
     };
+    // What the contact's own Observations recorded, where they did.
+    let seen = match details {
+        Some(d) => Seen {
+            seen: d.seen.or(seen.seen),
+            alone: d.alone.or(seen.alone),
+            interpreter_needed: d.interpreter_needed.or(seen.interpreter_needed),
+            interpreter_used: d.interpreter_used.or(seen.interpreter_used),
+        },
+        None => seen,
+    };
     let action = has("safeguarding-referral").then(|| "safeguarding referral made".to_owned());
     Some(Record {
         reference: format!("{kind}/{}", resource["id"].as_str()?),
@@ -257,6 +351,7 @@ fn record_of(agency: Agency, resource: &Value, person: &str, kin: &str) -> Optio
         seen,
         action,
         provenance: None,
+        child_focus: child_focus(resource),
     })
 }
 
@@ -319,11 +414,18 @@ pub(crate) async fn chronology(
     };
     let mut missing: Vec<Value> = Vec::new();
     let mut withheld: Vec<Value> = Vec::new();
+    // Each person's safeguarding flags, active and resolved, with whose they are.
+    let mut flags: Vec<(String, Value)> = Vec::new();
     for part in &gathered.parts {
         let kin = part.kin.map_or("self", |k| k.coding().2);
+        for flag in crate::flags::shown(&state, &part.id).await? {
+            flags.push((part.id.clone(), json!({"relationship": kin, "flag": flag})));
+        }
         for answer in &part.screened.answers {
             match &answer.result {
                 Ok(found) => {
+                    let details = contact_details(found.iter().map(|r| &r.resource));
+                    let encounters = encounter_dates(found.iter().map(|r| &r.resource));
                     for record in found {
                         let resource = &record.resource;
                         if part.kin.is_none()
@@ -345,7 +447,11 @@ pub(crate) async fn chronology(
                                 format!("{} {family}", given.join(" ")).trim().to_owned()
                             });
                         }
-                        if let Some(read) = record_of(answer.agency, resource, &part.id, kin) {
+                        let id = resource["id"].as_str().unwrap_or_default();
+                        let own = details.get(&format!("Encounter/{id}"));
+                        if let Some(read) =
+                            record_of(answer.agency, resource, &part.id, kin, own, &encounters)
+                        {
                             sources.insert(
                                 (answer.agency, read.reference.clone()),
                                 (
@@ -406,6 +512,7 @@ pub(crate) async fn chronology(
             "family": family,
             "entries": entries,
             "findings": findings,
+            "flags": flags.iter().map(|(_, f)| f).collect::<Vec<_>>(),
             "withheld": withheld_body,
             "missingAgencies": missing,
             "familyMembersLeftOut": gathered.left_out,
@@ -417,6 +524,7 @@ pub(crate) async fn chronology(
                 family,
                 entries: &entries,
                 findings: &findings,
+                flags: flags.iter().map(|(_, f)| f).collect(),
                 withheld: withheld_count,
                 withheld_by_rule: withheld_body["byRule"]
                     .as_array()
@@ -431,6 +539,7 @@ pub(crate) async fn chronology(
             &child,
             &entries,
             &findings,
+            &flags,
             &withheld_body,
             &missing,
             &sources,
@@ -445,6 +554,13 @@ pub(crate) async fn chronology(
         operation
     };
     let records = gathered.audit_records(&caller, &request, query_words, &tasks, |person| {
+        let flags_shown = flags.iter().filter(|(p, _)| p == person).map(|(_, f)| {
+            audit::disclosed(
+                &format!("Flag/{}", f["flag"]["id"].as_str().unwrap_or_default()),
+                "Flag",
+                None,
+            )
+        });
         entries
             .iter()
             .filter(|e| e.record.person == person)
@@ -455,6 +571,7 @@ pub(crate) async fn chronology(
                     .map_or(e.record.reference.as_str(), |(url, _)| url.as_str());
                 audit::disclosed(url, kind, Some(e.record.agency.as_str()))
             })
+            .chain(flags_shown)
             .collect()
     });
     let receipt = state.record_all(records).await?;
@@ -643,6 +760,7 @@ fn bundle(
     child: &str,
     entries: &[Entry],
     findings: &[kinfold_chronology::Finding],
+    flags: &[(String, Value)],
     withheld: &Value,
     missing: &[Value],
     sources: &std::collections::HashMap<(Agency, String), (String, Value)>,
@@ -690,6 +808,9 @@ fn bundle(
         "entry": items,
     }})];
     entry.extend(records);
+    entry.extend(flags.iter().map(|(_, f)| {
+        json!({"fullUrl": format!("urn:kinfold:flag:{}", f["flag"]["id"].as_str().unwrap_or_default()), "resource": f["flag"]})
+    }));
     entry.push(json!({"resource": {"resourceType": "OperationOutcome", "issue": issues}}));
     json!({"resourceType": "Bundle", "type": "collection", "entry": entry})
 }

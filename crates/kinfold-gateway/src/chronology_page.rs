@@ -20,6 +20,8 @@ pub(crate) struct Page<'a> {
     pub(crate) family: bool,
     pub(crate) entries: &'a [Entry],
     pub(crate) findings: &'a [Finding],
+    /// The safeguarding flags (`{"relationship", "flag"}`), active and resolved.
+    pub(crate) flags: Vec<&'a Value>,
     pub(crate) withheld: usize,
     pub(crate) withheld_by_rule: &'a [Value],
     pub(crate) missing: &'a [Value],
@@ -119,6 +121,30 @@ pub(crate) fn render(page: &Page<'_>) -> String {
                         ul {
                             @for m in page.missing {
                                 li { (agency_name(&m["agency"])) ": " (m["reason"].as_str().unwrap_or_default()) }
+                            }
+                        }
+                    }
+                }
+                @let active: Vec<&&Value> = page.flags.iter().filter(|f| f["flag"]["status"] == "active").collect();
+                h2 { "Safeguarding flags (" (active.len()) " active)" }
+                @if page.flags.is_empty() {
+                    p { "No safeguarding flag is recorded." }
+                } @else {
+                    ul {
+                        @for f in &page.flags {
+                            @let flag = &f["flag"];
+                            li {
+                                strong { (flag["code"]["coding"][0]["display"].as_str().unwrap_or("Flag")) }
+                                @if f["relationship"] != "self" { " (" (f["relationship"].as_str().unwrap_or_default()) ")" }
+                                @if let Some(detail) = flag["code"]["text"].as_str() { ": " (detail) }
+                                ". Raised " (flag["period"]["start"].as_str().unwrap_or_default().get(..10).unwrap_or_default())
+                                " by " (flag["author"]["display"].as_str().unwrap_or("not recorded"))
+                                @if flag["status"] == "active" {
+                                    "; " strong { "active" }
+                                } @else {
+                                    "; resolved " (flag["period"]["end"].as_str().unwrap_or_default().get(..10).unwrap_or_default())
+                                }
+                                "."
                             }
                         }
                     }

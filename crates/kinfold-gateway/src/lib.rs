@@ -26,6 +26,7 @@ pub mod disclosure;
 mod error;
 pub mod events;
 pub mod fanout;
+mod flags;
 pub mod growth;
 mod guard;
 mod identity;

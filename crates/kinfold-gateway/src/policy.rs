@@ -41,6 +41,9 @@ pub enum Access {
     /// A privacy officer as above (the whole report), or a professional with a current
     /// relationship to the person (who looked and when, not what was withheld from others).
     AccessReport,
+    /// A safeguarding professional or a privacy officer of an organisation: the flags'
+    /// oversight report, of the people the organisation is concerned with (the area's: all).
+    Oversight,
     /// An identity steward (role `identity-steward`) of an organisation that holds one of the
     /// records concerned, giving a reason; each change is in the access report of every person
     /// it concerns.
@@ -150,6 +153,10 @@ pub static ROUTES: &[RoutePolicy] = &[
     route!(GET "/Consent", Relationship, "the consent decisions shown", crate::consents::search),
     route!(POST "/Consent", Relationship, "the decision recorded", crate::consents::record),
     route!(POST "/Consent/{id}/$withdraw", Relationship, "the decision withdrawn, with the reason", crate::consents::withdraw),
+    route!(POST "/Flag", Relationship, "the flag raised, for its person", crate::flags::raise),
+    route!(GET "/Flag", Relationship, "the flags shown", crate::flags::search),
+    route!(POST "/Flag/{id}/$resolve", Relationship, "the flag resolved with the reason, or the attempt refused and by which rule", crate::flags::resolve),
+    route!(GET "/Flag/$oversight-report", Oversight, "the report read, for each person in it", crate::flags::oversight),
     route!(GET "/AuditEvent", PrivacyOfficer, "the audit search, and whom it was about", crate::audit_routes::audit_events),
     route!(GET "/AuditEvent/{id}/$why", PrivacyOfficer, "which entry was asked about", crate::audit_routes::why),
     route!(GET "/Patient/{id}/$access-report", AccessReport, "the report read, by whom", crate::audit_routes::access_report),
@@ -248,6 +255,9 @@ impl Modify for PolicyResponses {
                 Access::IdentitySteward => {
                     "Not an identity steward with an organisation (`role-not-permitted`)"
                 }
+                Access::Oversight => {
+                    "Neither a safeguarding professional nor a privacy officer with an organisation (`role-not-permitted`)"
+                }
                 Access::AccessReport => {
                     "Neither a privacy officer nor a token with role, organisation and purpose of use (`who-and-why`), or an override whose justification is too short (`override.justification-too-short`)"
                 }
@@ -315,6 +325,7 @@ impl Modify for PolicyResponses {
         crate::reviews::queue, crate::reviews::complete, crate::consents::record, crate::consents::search, crate::consents::withdraw, crate::audit_routes::why,
         crate::audit_routes::audit_events, crate::audit_routes::access_report,
         crate::growth::growth, crate::growth::growth_chart, crate::chronology::chronology, crate::events::receive,
+        crate::flags::raise, crate::flags::search, crate::flags::resolve, crate::flags::oversight,
         crate::smart::token, crate::smart::smart_configuration,
         kinfold_audit::http::get_sth, kinfold_audit::http::get_sth_consistency,
         kinfold_audit::http::get_proof_by_hash, kinfold_audit::http::get_entries,

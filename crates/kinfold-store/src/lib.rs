@@ -129,12 +129,14 @@ macro_rules! bound {
 
 mod batch;
 mod events;
+mod flags;
 mod identity;
 mod ledger;
 mod reviews;
 pub mod testing;
 
 pub use events::{PendingEvent, ReceivedEvent};
+pub use flags::{MAX_FLAG_ACTIONS, MAX_FLAGS, StoredFlag};
 pub use identity::IdentityRow;
 pub use ledger::{LedgerQuery, LedgerRow, TreeHeadRow};
 pub use reviews::{AssertionUse, MAX_CONSENTS, MAX_REVIEWS};

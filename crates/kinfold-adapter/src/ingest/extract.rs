@@ -386,8 +386,13 @@ struct Notification {
     received_date: String,
     from: String,
     children_present: bool,
+    child_seen: Option<bool>,
+    child_seen_by: Option<String>,
     child_witnessed: Option<bool>,
     child_injured: Option<bool>,
+    /// The adult victim's DASH risk grade, as the police send it: kept, named as the adult's,
+    /// and never read as the child's (G18).
+    adult_victim_risk_grade: Option<String>,
     notes: Option<String>,
     #[serde(default)]
     adults_named: Vec<NamedAdult>,
@@ -1005,6 +1010,7 @@ impl Rows {
             json!({"url": format!("{EXTENSION_BASE}/children-present"), "valueBoolean": row.children_present}),
         ];
         for (name, value) in [
+            ("child-seen", row.child_seen),
             ("child-witnessed", row.child_witnessed),
             ("child-injured", row.child_injured),
         ] {
@@ -1013,6 +1019,27 @@ impl Rows {
                     json!({"url": format!("{EXTENSION_BASE}/{name}"), "valueBoolean": value}),
                 );
             }
+        }
+        if let Some(by) = &row.child_seen_by {
+            if row.child_seen != Some(true) || by.trim().is_empty() || by.chars().count() > 200 {
+                return Err(self.fail(
+                    "child_seen_by",
+                    "names who saw the child (1 to 200 characters), with child_seen true",
+                ));
+            }
+            extensions.push(
+                json!({"url": format!("{EXTENSION_BASE}/child-seen-by"), "valueString": by.trim()}),
+            );
+        }
+        if let Some(grade) = &row.adult_victim_risk_grade {
+            let grade = grade.trim().to_lowercase();
+            if !matches!(grade.as_str(), "standard" | "medium" | "high") {
+                return Err(self.fail(
+                    "adult_victim_risk_grade",
+                    "is the adult victim's DASH grade: standard, medium or high",
+                ));
+            }
+            extensions.push(json!({"url": format!("{EXTENSION_BASE}/adult-victim-risk-grade"), "valueCode": grade}));
         }
         let mut communication = json!({
             "resourceType": "Communication",
@@ -1511,6 +1538,62 @@ mod tests {
         assert_eq!(adult["name"][0]["text"], "Karim Saleh");
         assert_eq!(adult["relationship"][0]["text"], "mother's partner");
         assert!(codes_of_all(&records).contains(&"domestic-abuse-notification".to_owned()));
+    }
+
+    #[test]
+    fn a_notification_keeps_the_adult_victims_grade_as_the_adults_and_who_saw_the_child() {
+        let row = |extra: &str| {
+            format!(
+                r#"{{"record": "da-notification", "row_id": "d1", "child": {{"local_id": "k1"}}, "incident_date": "2026-08-01", "received_date": "2026-08-03", "from": "Police", "children_present": true{extra}}}"#
+            )
+        };
+        let (plan, _) = plan_row(
+            Agency::HealthVisiting,
+            1,
+            &row(r#", "child_seen": true, "child_seen_by": "Duty social worker", "adult_victim_risk_grade": "Medium""#),
+        )
+        .expect("plans");
+        let communication = plan
+            .entries
+            .iter()
+            .flatten()
+            .map(json)
+            .find(|r| r["resourceType"] == "Communication")
+            .expect("the notification");
+        let extension = |name: &str| {
+            communication["extension"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .find(|e| {
+                    e["url"]
+                        .as_str()
+                        .is_some_and(|u| u.ends_with(&format!("/{name}")))
+                })
+                .cloned()
+                .unwrap_or(Value::Null)
+        };
+        assert_eq!(extension("adult-victim-risk-grade")["valueCode"], "medium");
+        assert_eq!(extension("child-seen")["valueBoolean"], true);
+        assert_eq!(
+            extension("child-seen-by")["valueString"],
+            "Duty social worker"
+        );
+        for (extra, field) in [
+            (
+                r#", "adult_victim_risk_grade": "red""#,
+                "adult_victim_risk_grade",
+            ),
+            (
+                r#", "child_seen_by": "Duty social worker""#,
+                "child_seen_by",
+            ),
+        ] {
+            let error = plan_row(Agency::HealthVisiting, 2, &row(extra)).expect_err(extra);
+            assert_eq!(error.field, field, "{extra}");
+        }
+        // A bare grade would be read as the child's: it is refused.
+        assert!(plan_row(Agency::HealthVisiting, 3, &row(r#", "risk_grade": "high""#)).is_err());
     }
 
     #[test]

@@ -57,6 +57,9 @@ pub(crate) struct Inner {
     pub(crate) index: PersonIndex,
     pub(crate) records: HashMap<RecordKey, RecordBody>,
     pub(crate) persons: BTreeMap<PersonId, PersonBody>,
+    /// The persons merged into each person (a merged record's, an unborn child's into the
+    /// baby's), kept with `persons`.
+    merged_from: HashMap<PersonId, Vec<PersonId>>,
     pub(crate) edges: BTreeMap<String, EdgeBody>,
     pub(crate) reviews: BTreeMap<String, ReviewBody>,
     pub(crate) cursor: i64,
@@ -325,6 +328,24 @@ impl Inner {
             }
         }
         None
+    }
+
+    /// Every id a person has been known by: their own, and each person merged into them (an
+    /// unborn child's, a record's linked in later), however many steps back.
+    pub(crate) fn known_as(&self, person: &PersonId) -> Vec<PersonId> {
+        let mut ids = vec![person.clone()];
+        let mut at = 0;
+        while at < ids.len() && ids.len() < 64 {
+            if let Some(from) = self.merged_from.get(&ids[at]) {
+                for id in from {
+                    if !ids.contains(id) {
+                        ids.push(id.clone());
+                    }
+                }
+            }
+            at += 1;
+        }
+        ids
     }
 
     /// The records an agency holds for a person: the record locator (Patient records only).

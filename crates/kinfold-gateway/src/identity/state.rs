@@ -301,6 +301,23 @@ impl Inner {
     }
 
     fn set_person(&mut self, body: PersonBody) {
+        let before = self
+            .persons
+            .get(&body.id)
+            .and_then(|b| b.merged_into.clone());
+        if before != body.merged_into {
+            if let Some(old) = before
+                && let Some(from) = self.merged_from.get_mut(&old)
+            {
+                from.retain(|p| *p != body.id);
+            }
+            if let Some(into) = &body.merged_into {
+                self.merged_from
+                    .entry(into.clone())
+                    .or_default()
+                    .push(body.id.clone());
+            }
+        }
         self.persons.insert(body.id.clone(), body);
     }
 
