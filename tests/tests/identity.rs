@@ -167,6 +167,22 @@ async fn a_newborns_family_is_seen_whole_and_the_unborn_child_becomes_the_baby(b
         .0
         .clone();
 
+    // A concern about the unborn child, flagged before the birth (issue 23).
+    let flagged = k
+        .http
+        .post(format!("{}/Flag", k.gateway_url))
+        .bearer_auth(&k.token)
+        .header("content-type", "application/fhir+json")
+        .body(
+            json!({"resourceType": "Flag", "subject": {"reference": format!("Patient/{unborn}")},
+                "code": {"coding": [{"system": "https://kinfold.example/fhir/CodeSystem/safeguarding-flag", "code": "unborn-child-concern"}]}})
+            .to_string(),
+        )
+        .send()
+        .await
+        .expect("answered");
+    assert_eq!(flagged.status().as_u16(), 201);
+
     // The birth: the unborn child becomes the newborn.
     let birth = MIDWIFERY.lines().nth(2).expect("the birth row");
     assert_eq!(k.import(Agency::Midwifery, birth).await["stored"], 1);
@@ -180,6 +196,14 @@ async fn a_newborns_family_is_seen_whole_and_the_unborn_child_becomes_the_baby(b
         &format!("/Person/{unborn}"),
     )
     .await;
+    // The unborn child's flag is the baby's.
+    let (status, flags) = k.get(&format!("/Flag?patient={baby}")).await;
+    assert_eq!(status, 200, "{flags}");
+    assert_eq!(
+        flags["entry"][0]["resource"]["code"]["coding"][0]["code"],
+        "unborn-child-concern",
+        "{flags}"
+    );
     let family = until(
         &k,
         "the baby in Leo's family",
