@@ -200,8 +200,7 @@ async fn a_newborns_family_is_seen_whole_and_the_unborn_child_becomes_the_baby(b
     let (status, flags) = k.get(&format!("/Flag?patient={baby}")).await;
     assert_eq!(status, 200, "{flags}");
     assert_eq!(
-        flags["entry"][0]["resource"]["code"]["coding"][0]["code"],
-        "unborn-child-concern",
+        flags["entry"][0]["resource"]["code"]["coding"][0]["code"], "unborn-child-concern",
         "{flags}"
     );
     let family = until(
@@ -614,4 +613,90 @@ async fn sqlite_a_hospital_merge_makes_its_two_records_one_person() {
 #[tokio::test]
 async fn postgres_a_hospital_merge_makes_its_two_records_one_person() {
     a_hospital_merge_makes_its_two_records_one_person(Backend::Postgres).await;
+}
+
+/// An identity answer never waits for the person index to read the events received: it uses
+/// the index as it stands and says how far behind it is (issue 22). Events kept by the gateway
+/// but not yet read (written here straight into its store, as a delivery under way would have
+/// them) are counted in an `index-behind` outcome; the next delivery reads them, and the
+/// outcome goes.
+async fn an_answer_says_how_far_behind_the_index_is(backend: Backend) {
+    let mut k = Kinfold::adapters(backend).await;
+    k.start_gateway().await;
+    let adt = |control: &str, nhs: &str, family: &str, visit: &str| {
+        format!(
+            "MSH|^~\\&|EPR|RXX|KINFOLD|AE|20260301100000+0000||ADT^A04^ADT_A01|{control}|P|2.4\rEVN|A04|20260301100000+0000\rPID|1||{nhs}^^^NHS^NH||{family}^Sam||20200110|M|||2 Low Lane^^Leeds^^LS6 2AB\rPV1|1|E|AE^^^RXX||||||||||||||||{visit}|||||||||||||||||01||||||||20260301093000+0000"
+        )
+    };
+    k.send_hl7(&adt("BEHIND-1", "9990002029", "Behind", "V-BH-1"))
+        .await;
+    let search = "/Patient?identifier=https://fhir.nhs.uk/Id/nhs-number|9990002029";
+    let behind = |bundle: &Value| {
+        bundle["entry"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|e| e["resource"]["issue"][0]["code"] == "incomplete")
+            .filter_map(|e| e["resource"]["issue"][0]["diagnostics"].as_str())
+            .map(str::to_owned)
+            .collect::<Vec<_>>()
+    };
+    let caught_up = until(
+        &k,
+        "the attendance filed and the index caught up",
+        |b| b["entry"][0]["resource"]["id"].is_string() && behind(b).is_empty(),
+        search,
+    )
+    .await;
+    assert!(behind(&caught_up).is_empty(), "{caught_up}");
+    // Two events the gateway has kept and not yet read.
+    let mut event = k.events_from(Agency::Ae, 1).await.remove(0);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+    let unread: Vec<(String, String)> = (1..=2)
+        .map(|n| {
+            event["id"] = json!(format!("behind-test-{n}"));
+            (format!("behind-test-{n}"), event.to_string())
+        })
+        .collect();
+    let kept = k
+        .gateway_store()
+        .events_receive("ae", &unread, now)
+        .await
+        .expect("kept");
+    assert_eq!(kept, 2);
+    let (status, answer) = k.get(search).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(
+        answer["entry"][0]["resource"]["resourceType"], "Patient",
+        "answered with the index as it stands: {answer}"
+    );
+    let said = behind(&answer);
+    assert_eq!(said.len(), 1, "{answer}");
+    assert!(
+        said[0].contains("2 received events still to read"),
+        "{answer}"
+    );
+    // The next delivery reads them all.
+    k.send_hl7(&adt("BEHIND-2", "9990002037", "Later", "V-BH-2"))
+        .await;
+    until(
+        &k,
+        "the index caught up again",
+        |b| b["entry"][0]["resource"]["id"].is_string() && behind(b).is_empty(),
+        search,
+    )
+    .await;
+    k.finish().await;
+}
+
+#[tokio::test]
+async fn sqlite_an_answer_says_how_far_behind_the_index_is() {
+    an_answer_says_how_far_behind_the_index_is(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn postgres_an_answer_says_how_far_behind_the_index_is() {
+    an_answer_says_how_far_behind_the_index_is(Backend::Postgres).await;
 }

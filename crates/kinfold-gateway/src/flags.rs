@@ -228,7 +228,7 @@ fn action(
     responses(
         (status = 201, description = "The Flag as kept: its id, status active, the author from the token, and whether it needs oversight to be resolved (extension flag-needs-oversight)", content_type = "application/fhir+json", body = serde_json::Value),
         (status = 404, description = "Unknown person, or no legitimate relationship with them (answered alike, and recorded)", content_type = "application/fhir+json", body = serde_json::Value),
-        (status = 422, description = "Not a flag Kinfold keeps (what and where in the OperationOutcome), or one of the same kind already active (`flag.already-active`, naming it)", content_type = "application/fhir+json", body = serde_json::Value),
+        (status = 422, description = "Not a flag Kinfold keeps (what and where in the OperationOutcome), one of the same kind already active (`flag.already-active`, naming it), or the person already has as many flags as Kinfold keeps for one (200, `flag.too-many`)", content_type = "application/fhir+json", body = serde_json::Value),
     ),
     security(("bearer" = [])))]
 pub(crate) async fn raise(
@@ -244,8 +244,19 @@ pub(crate) async fn raise(
     let gathered =
         crate::pipeline::gather(&state, &caller, &request, &raised.person, false, "Flag").await?;
     let person = gathered.parts[0].id.clone();
-    if let Some(active) = flags_of(&state, &person)
-        .await?
+    let held = flags_of(&state, &person).await?;
+    if held.len() >= usize::try_from(kinfold_store::MAX_FLAGS).unwrap_or(usize::MAX) {
+        // Raising and resolving in a loop would otherwise grow the tables without bound.
+        return Err(invalid(
+            "flag.too-many",
+            "Flag.subject",
+            format!(
+                "This person already has {} flags, as many as Kinfold keeps for one person: ask the area's safeguarding lead.",
+                held.len()
+            ),
+        ));
+    }
+    if let Some(active) = held
         .iter()
         .find(|f| f.status == "active" && f.kind == raised.kind.code())
     {

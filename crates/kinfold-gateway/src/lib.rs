@@ -218,6 +218,29 @@ pub fn build_on(
         disclosure: config.disclosure.clone(),
         pace: pace::NotFoundPace::default(),
     });
+    // Each delivery reads its events into the person index; this task catches up after a pass
+    // that failed (a ledger back from an outage) without waiting for the next delivery, and
+    // loads the state at start. It ends with the gateway.
+    let weak = std::sync::Arc::downgrade(&state.clone().into_inner());
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        loop {
+            tick.tick().await;
+            let Some(state) = weak.upgrade() else {
+                return;
+            };
+            if let Err(error) = state
+                .identities
+                .retry_catch_up(&state.store, &state.ledger)
+                .await
+            {
+                tracing::warn!(
+                    ?error,
+                    "identity: received events not yet read into the index; trying again in a second"
+                );
+            }
+        }
+    });
     let local = listener.local_addr()?;
     let port = local.port();
     let server_tls = match &config.tls {

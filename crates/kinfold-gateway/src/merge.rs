@@ -219,6 +219,29 @@ pub fn add_outcome(bundle: &mut Value, outcome: Value) {
     }
 }
 
+/// Appends an outcome entry to a searchset, making its `entry` list if it has none.
+pub fn add_outcome_entry(bundle: &mut Value, outcome: Value) {
+    if !bundle["entry"].is_array() {
+        bundle["entry"] = Value::Array(Vec::new());
+    }
+    add_outcome(bundle, outcome);
+}
+
+/// An `OperationOutcome` saying the person index has received events it has not read yet:
+/// the answer used the index as it stands rather than wait.
+pub fn index_behind(events: i64) -> Value {
+    let outcome = OperationOutcome::single(
+        IssueSeverity::Information,
+        IssueType::Incomplete,
+        format!(
+            "The person index has {events} received event{} still to read: a person or link from the newest records may not show in this answer yet. Ask again shortly.",
+            if events == 1 { "" } else { "s" }
+        ),
+    )
+    .with_code("index-behind");
+    serde_json::to_value(Resource::from(outcome)).unwrap_or(Value::Null)
+}
+
 /// An `OperationOutcome` saying how many of an agency's items the caller may not see, under
 /// which rule, and whether an override could reveal them; nothing of their content.
 pub fn suppressed(tally: &crate::disclosure::Withheld) -> Value {

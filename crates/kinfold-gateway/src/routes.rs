@@ -155,10 +155,9 @@ pub(crate) async fn patient_search(
                         .iter()
                         .filter_map(|a| a.result.as_ref().err().map(|f| (a.agency, f.clone())))
                         .collect();
-                    return Ok(Disclosed::fhir(
-                        receipt,
-                        &merge::patient_search_bundle(&self_url, None, failures),
-                    ));
+                    let mut bundle = merge::patient_search_bundle(&self_url, None, failures);
+                    say_behind(&state, &mut bundle).await?;
+                    return Ok(Disclosed::fhir(receipt, &bundle));
                 }
                 Err(other) => return Err(other),
             }
@@ -187,10 +186,22 @@ pub(crate) async fn patient_search(
     }
     records.push(entry.done());
     let receipt = state.record_all(records).await?;
-    Ok(Disclosed::fhir(
-        receipt,
-        &merge::patient_search_bundle(&self_url, patient, failures),
-    ))
+    let mut bundle = merge::patient_search_bundle(&self_url, patient, failures);
+    say_behind(&state, &mut bundle).await?;
+    Ok(Disclosed::fhir(receipt, &bundle))
+}
+
+/// Says, in a searchset, how many received events the person index has still to read (the
+/// answer did not wait for them), when there are any.
+async fn say_behind(
+    state: &GatewayState,
+    bundle: &mut serde_json::Value,
+) -> Result<(), GatewayError> {
+    let behind = state.identities.behind(&state.store).await?;
+    if behind > 0 {
+        merge::add_outcome_entry(bundle, merge::index_behind(behind));
+    }
+    Ok(())
 }
 
 /// The most people a search by name answers with.
@@ -297,6 +308,7 @@ async fn search_by_demographics(
     if !entries.is_empty() {
         bundle["entry"] = serde_json::Value::Array(entries);
     }
+    say_behind(&state, &mut bundle).await?;
     Ok(Disclosed::fhir(receipt, &bundle))
 }
 
@@ -440,6 +452,7 @@ async fn everything(
     if gathered.left_out > 0 {
         merge::add_outcome(&mut bundle, merge::family_cut_short(gathered.left_out));
     }
+    say_behind(&state, &mut bundle).await?;
     // An override goes on the privacy officers' queue of each organisation whose records it
     // revealed, before anything is answered.
     let tasks = gathered.override_reviews(&state, &caller).await?;

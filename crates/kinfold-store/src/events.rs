@@ -168,6 +168,18 @@ impl Store {
         Ok(inserted)
     }
 
+    /// How many received events come after `after`, counting at most `most` (an identity
+    /// answer says how far behind the person index is). One index probe when there are none.
+    pub async fn events_count_after(&self, after: i64, most: i64) -> Result<i64> {
+        let mut sql = self.sql();
+        sql.push("SELECT COUNT(*) AS n FROM (SELECT 1 FROM received_events WHERE seq > ");
+        sql.bind(Arg::Int(after));
+        sql.push(" LIMIT ");
+        sql.bind(Arg::Int(most));
+        sql.push(") AS pending");
+        on_pool!(self, pool => Ok(bound!(sql).fetch_one(pool).await?.try_get("n")?))
+    }
+
     /// Up to `limit` received events after position `after`, in order of arrival.
     pub async fn events_after(&self, after: i64, limit: i64) -> Result<Vec<ReceivedEvent>> {
         let mut sql = self.sql();

@@ -21,19 +21,28 @@ use kinfold_fhir::NhsNumber;
 use kinfold_identity::{Edge, FamilyGraph, PersonId, PersonIndex, RecordKey, Thresholds, Weights};
 use kinfold_ledger::AuditRecord;
 use kinfold_store::{IdentityRow, Store};
-use tokio::sync::Mutex;
+use tokio::sync::RwLock;
 
 use crate::error::GatewayError;
 use kinfold_audit::{Ledger, LedgerError, Receipt};
 pub(crate) use state::{EdgeBody, PersonBody, RecordBody, ReviewBody};
 
-/// How many received events one pass reads.
-const EVENTS_PER_PASS: i64 = 500;
+/// How many received events one pass reads. An answer never waits for more than one pass
+/// (the state is written only a pass at a time), so a pass is kept short.
+const EVENTS_PER_PASS: i64 = 100;
+
+/// The most an answer counts when it says how far behind the index is.
+const MOST_BEHIND_COUNTED: i64 = 100_000;
 
 /// The identity service. Its state is loaded from the store on first use.
+///
+/// Answers read the state as it stands (`read`, many at once) and never start a pass of the
+/// received events themselves: deliveries do (`catch_up`, a pass at a time, the state locked
+/// for writing only during each pass), and a task retries every second after a pass that
+/// failed (`retry_catch_up`). How far behind the index is, an answer can say (`behind`).
 #[derive(Debug)]
 pub(crate) struct Identities {
-    inner: Mutex<Option<Inner>>,
+    inner: RwLock<Option<Inner>>,
     /// Events may have arrived that are not read yet (set by each delivery, and at start).
     unread: AtomicBool,
     /// Other gateways write the same database (`ledger.shared`): check the store's generation
@@ -44,7 +53,7 @@ pub(crate) struct Identities {
 impl Default for Identities {
     fn default() -> Self {
         Self {
-            inner: Mutex::default(),
+            inner: RwLock::default(),
             unread: AtomicBool::new(true),
             shared: false,
         }
@@ -89,15 +98,76 @@ impl Identities {
     }
 
     /// Reads every received event not yet read into the index and graph (called after each
-    /// delivery).
+    /// delivery), a pass at a time: between passes, answers read the state.
     pub(crate) async fn catch_up(
         &self,
         store: &Store,
         ledger: &Ledger,
     ) -> Result<(), GatewayError> {
         self.unread.store(true, Ordering::SeqCst);
-        let mut slot = self.inner.lock().await;
-        self.catch_up_locked(&mut slot, store, ledger).await
+        loop {
+            let mut slot = self.inner.write().await;
+            self.reload_if_another_saved(&mut slot, store).await?;
+            // Cleared before reading: a delivery while this reads sets it again.
+            if !self.unread.swap(false, Ordering::SeqCst) && slot.is_some() {
+                return Ok(());
+            }
+            match one_pass(&mut slot, store, ledger).await {
+                Ok(more) => {
+                    if more {
+                        self.unread.store(true, Ordering::SeqCst);
+                    }
+                }
+                Err(error) => {
+                    self.unread.store(true, Ordering::SeqCst);
+                    return Err(error);
+                }
+            }
+        }
+    }
+
+    /// Catches up if a delivery's pass failed or events may be unread (the gateway's task
+    /// calls this every second, so that a ledger back from an outage is caught up without
+    /// waiting for the next delivery).
+    pub(crate) async fn retry_catch_up(
+        &self,
+        store: &Store,
+        ledger: &Ledger,
+    ) -> Result<(), GatewayError> {
+        if self.unread.load(Ordering::SeqCst) {
+            // `catch_up` sets the flag again; it clears it once it has read everything.
+            self.catch_up(store, ledger).await
+        } else {
+            Ok(())
+        }
+    }
+
+    /// How many received events the index has not read yet (at most 100,000 counted): an
+    /// identity answer says so when it is not zero.
+    pub(crate) async fn behind(&self, store: &Store) -> Result<i64, GatewayError> {
+        let cursor = match self.inner.read().await.as_ref() {
+            Some(inner) => inner.cursor,
+            None => 0,
+        };
+        Ok(store
+            .events_count_after(cursor, MOST_BEHIND_COUNTED)
+            .await?)
+    }
+
+    /// With other gateways on this database: when one has saved since this state was read,
+    /// forget it, to be read again.
+    async fn reload_if_another_saved(
+        &self,
+        slot: &mut Option<Inner>,
+        store: &Store,
+    ) -> Result<(), GatewayError> {
+        if self.shared
+            && let Some(inner) = slot.as_ref()
+            && store.identity_generation().await? != inner.generation
+        {
+            *slot = None;
+        }
+        Ok(())
     }
 
     /// Loads the state if need be and reads the events if any may be unread (a query without
@@ -108,13 +178,7 @@ impl Identities {
         store: &Store,
         ledger: &Ledger,
     ) -> Result<(), GatewayError> {
-        // Another gateway on this database has saved since: read the state again.
-        if self.shared
-            && let Some(inner) = slot.as_ref()
-            && store.identity_generation().await? != inner.generation
-        {
-            *slot = None;
-        }
+        self.reload_if_another_saved(slot, store).await?;
         // Cleared before reading: a delivery while this reads sets it again.
         if self.unread.swap(false, Ordering::SeqCst) || slot.is_none() {
             let result = catch_up(slot, store, ledger).await;
@@ -134,7 +198,7 @@ impl Identities {
         ledger: &Ledger,
         work: impl FnOnce(&mut Inner, &mut Changes) -> Result<T, GatewayError>,
     ) -> Result<(T, Receipt), GatewayError> {
-        let mut slot = self.inner.lock().await;
+        let mut slot = self.inner.write().await;
         self.catch_up_locked(&mut slot, store, ledger).await?;
         let Some(inner) = slot.as_mut() else {
             return Err(GatewayError::UnknownPerson);
@@ -158,15 +222,24 @@ impl Identities {
         result
     }
 
-    /// Reads the state, caught up with the events as far as they can be read now (a ledger
-    /// that cannot record holds new links back; what is known still answers).
+    /// Reads the state as it stands: never waits for more than a pass under way, and starts
+    /// none (the first read loads the state and reads the events received so far). With other
+    /// gateways on this database, whose deliveries this one does not see, it first reads
+    /// what they saved and the events they received (a ledger that cannot record holds new
+    /// links back; what is known still answers).
     pub(crate) async fn read<T>(
         &self,
         store: &Store,
         ledger: &Ledger,
         work: impl FnOnce(&Inner) -> T,
     ) -> Result<T, GatewayError> {
-        let mut slot = self.inner.lock().await;
+        if !self.shared {
+            let slot = self.inner.read().await;
+            if let Some(inner) = slot.as_ref() {
+                return Ok(work(inner));
+            }
+        }
+        let mut slot = self.inner.write().await;
         if let Err(error) = self.catch_up_locked(&mut slot, store, ledger).await {
             tracing::warn!(
                 ?error,
@@ -183,44 +256,55 @@ impl Identities {
     }
 }
 
-/// Loads the state if it is not loaded, then reads the events not yet read, a pass at a time.
+/// One pass: loads the state if it is not loaded, then reads up to [`EVENTS_PER_PASS`]
+/// events not yet read; answers whether there may be more.
+async fn one_pass(
+    slot: &mut Option<Inner>,
+    store: &Store,
+    ledger: &Ledger,
+) -> Result<bool, GatewayError> {
+    if slot.is_none() {
+        *slot = Some(Inner::load(store).await?);
+    }
+    let Some(inner) = slot.as_mut() else {
+        return Ok(false);
+    };
+    let events = store.events_after(inner.cursor, EVENTS_PER_PASS).await?;
+    let Some(last) = events.last().map(|e| e.seq) else {
+        return Ok(false);
+    };
+    let mut changes = Changes::default();
+    let mut result = Ok(());
+    for event in &events {
+        result = apply::event(inner, store, event, &mut changes).await;
+        if result.is_err() {
+            break;
+        }
+    }
+    if result.is_ok() {
+        result = keep(store, ledger, &changes, Some(last), inner.generation)
+            .await
+            .map(|(_, generation)| inner.generation = generation);
+    }
+    if let Err(error) = result {
+        // Nothing of this pass was kept: forget it; the events are read again next time.
+        *slot = None;
+        return Err(error);
+    }
+    inner.cursor = last;
+    inner.estimate_if_grown();
+    Ok(i64::try_from(events.len()).unwrap_or(i64::MAX) == EVENTS_PER_PASS)
+}
+
+/// Loads the state if it is not loaded, then reads the events not yet read, a pass at a time
+/// (the state held throughout: for a change by hand, which needs it current).
 async fn catch_up(
     slot: &mut Option<Inner>,
     store: &Store,
     ledger: &Ledger,
 ) -> Result<(), GatewayError> {
-    if slot.is_none() {
-        *slot = Some(Inner::load(store).await?);
-    }
-    let Some(inner) = slot.as_mut() else {
-        return Ok(());
-    };
-    loop {
-        let events = store.events_after(inner.cursor, EVENTS_PER_PASS).await?;
-        let Some(last) = events.last().map(|e| e.seq) else {
-            return Ok(());
-        };
-        let mut changes = Changes::default();
-        let mut result = Ok(());
-        for event in &events {
-            result = apply::event(inner, store, event, &mut changes).await;
-            if result.is_err() {
-                break;
-            }
-        }
-        if result.is_ok() {
-            result = keep(store, ledger, &changes, Some(last), inner.generation)
-                .await
-                .map(|(_, generation)| inner.generation = generation);
-        }
-        if let Err(error) = result {
-            // Nothing of this pass was kept: forget it; the events are read again next time.
-            *slot = None;
-            return Err(error);
-        }
-        inner.cursor = last;
-        inner.estimate_if_grown();
-    }
+    while one_pass(slot, store, ledger).await? {}
+    Ok(())
 }
 
 /// Keeps a set of changes: their ledger entries and their rows in one transaction, so that
