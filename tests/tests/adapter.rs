@@ -297,3 +297,57 @@ async fn every_ingest_is_recorded_in_the_adapters_own_ledger_with_what_it_stores
     store.close().await;
     t.demo.shutdown().await;
 }
+
+/// `$everything?_type=` answers the Patient and only the records of the types named (the
+/// chronology asks for the records it is made of, not their provenance); an unknown type is
+/// refused.
+#[tokio::test]
+async fn everything_can_be_asked_for_some_types_only() {
+    let t = TestDemo::start(1).await;
+    let (status, _) = post(
+        &t,
+        "health-visiting",
+        transaction(vec![
+            put(json!({"resourceType": "Patient", "id": "typed-child", "name": [{"family": "Typed"}]})),
+            put(json!({"resourceType": "Encounter", "id": "typed-visit", "status": "finished",
+                "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "HH"},
+                "subject": {"reference": "Patient/typed-child"}, "period": {"start": "2026-01-05"}})),
+            put(json!({"resourceType": "Observation", "id": "typed-weight", "status": "final",
+                "code": {"coding": [{"system": "http://loinc.org", "code": "29463-7"}]},
+                "subject": {"reference": "Patient/typed-child"}, "effectiveDateTime": "2026-01-05",
+                "valueQuantity": {"value": 11.2, "unit": "kg", "system": "http://unitsofmeasure.org", "code": "kg"}})),
+        ]),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let kinds = |bundle: &Value| {
+        let mut kinds: Vec<String> = resources(bundle)
+            .iter()
+            .filter_map(|r| r["resourceType"].as_str().map(str::to_owned))
+            .collect();
+        kinds.sort();
+        kinds.dedup();
+        kinds
+    };
+    let (status, all) = t
+        .get(&t.adapter("health-visiting", "/Patient/typed-child/$everything"))
+        .await;
+    assert_eq!(status, 200, "{all}");
+    assert!(kinds(&all).contains(&"Provenance".to_owned()), "{all}");
+    let (status, some) = t
+        .get(&t.adapter(
+            "health-visiting",
+            "/Patient/typed-child/$everything?_type=Observation",
+        ))
+        .await;
+    assert_eq!(status, 200, "{some}");
+    assert_eq!(kinds(&some), ["Observation", "Patient"], "{some}");
+    assert_eq!(some["total"], 2, "{some}");
+    let (status, _) = t
+        .get(&t.adapter(
+            "health-visiting",
+            "/Patient/typed-child/$everything?_type=Nonsense",
+        ))
+        .await;
+    assert_eq!(status, 400);
+}

@@ -333,6 +333,7 @@ async fn vread(
         ("id" = String, Path, description = "This adapter's Patient id"),
         ("_count" = Option<usize>, Query, description = "Page size (default 1000)"),
         ("_offset" = Option<usize>, Query, description = "Where the page starts"),
+        ("_type" = Option<String>, Query, description = "Only these resource types (comma-separated; the Patient is always included)"),
     ),
     responses(
         (status = 200, description = "searchset Bundle: the Patient, then their records", content_type = "application/fhir+json", body = serde_json::Value),
@@ -349,6 +350,7 @@ async fn everything(
     let pairs = query.into_inner();
     let mut count = MAX_COUNT;
     let mut offset = 0;
+    let mut types: Vec<String> = Vec::new();
     for (n, (name, value)) in pairs.iter().enumerate() {
         if pairs[..n].iter().any(|(earlier, _)| earlier == name) {
             return Err(AdapterError::BadSearch(
@@ -369,6 +371,17 @@ async fn everything(
         match name.as_str() {
             "_count" => count = number()?.min(MAX_COUNT),
             "_offset" => offset = number()?,
+            "_type" => {
+                for kind in value.split(',') {
+                    let known = kind.trim().parse::<ResourceType>().map_err(|_| {
+                        AdapterError::BadSearch(kinfold_fhir::ParseError::SearchParameter {
+                            name: name.clone(),
+                            message: format!("'{kind}' is not a resource type Kinfold keeps"),
+                        })
+                    })?;
+                    types.push(known.as_str().to_owned());
+                }
+            }
             _ => {
                 return Err(AdapterError::BadSearch(
                     kinfold_fhir::ParseError::SearchParameter {
@@ -384,7 +397,7 @@ async fn everything(
         return Err(not_found());
     }
     // The Patient is its own first record: no rows at all means no such patient here.
-    let page = state.store.everything(&id, count, offset).await?;
+    let page = state.store.everything(&id, &types, count, offset).await?;
     if page.total == 0 {
         return Err(not_found());
     }

@@ -21,6 +21,11 @@ use crate::state::GatewayState;
 
 type State = web::Data<GatewayState>;
 
+/// The record types a chronology is made of (those `happened` dates and the adapters keep),
+/// asked of each agency:
+/// provenance and originals are not entries, so they are neither fetched nor counted.
+const CHRONOLOGY_TYPES: &str = "Encounter,EpisodeOfCare,Flag,Observation,Condition,Communication,Appointment,Task,ServiceRequest,Procedure,DocumentReference";
+
 /// What `$chronology` may be asked.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -384,13 +389,14 @@ pub(crate) async fn chronology(
     let format = query.format()?;
     let family = query.family.unwrap_or(false);
     let operation = "Patient/$chronology";
-    let gathered = crate::pipeline::gather(
+    let gathered = crate::pipeline::gather_types(
         &state,
         &caller,
         &request,
         &path.into_inner(),
         family,
         operation,
+        Some(CHRONOLOGY_TYPES),
     )
     .await?;
     let child = gathered

@@ -134,20 +134,32 @@ impl Agencies {
     /// Everything each agency holds about a person: the records the locator knows there, else
     /// (the locator may not know them yet) what the agency finds by NHS number.
     pub async fn everything_of(&self, target: &Target) -> Vec<AgencyAnswer> {
+        self.everything_of_types(target, None).await
+    }
+
+    /// Like [`Agencies::everything_of`], only records of these types (`_type`, comma-separated:
+    /// `Encounter,Observation`); the Patient always comes.
+    pub async fn everything_of_types(
+        &self,
+        target: &Target,
+        types: Option<&str>,
+    ) -> Vec<AgencyAnswer> {
+        let query = types.map_or_else(String::new, |t| format!("?_type={t}"));
+        let query = query.as_str();
         self.each_for(
             target,
             |agency, references| async move {
                 let mut all = Fetched::default();
                 for reference in references {
                     let fetched = agency
-                        .follow(format!("{}/{reference}/$everything", agency.base))
+                        .follow(format!("{}/{reference}/$everything{query}", agency.base))
                         .await?;
                     all.records.extend(fetched.records);
                     all.truncated |= fetched.truncated;
                 }
                 Ok(all)
             },
-            |agency, nhs| async move { agency.everything(nhs).await },
+            |agency, nhs| async move { agency.everything(nhs, query).await },
         )
         .await
     }
@@ -298,7 +310,7 @@ impl AgencyClient<'_> {
     }
 
     /// The person's Patient records there, then every record about them.
-    async fn everything(self, nhs: &NhsNumber) -> Result<Fetched, AgencyFailure> {
+    async fn everything(self, nhs: &NhsNumber, query: &str) -> Result<Fetched, AgencyFailure> {
         let patients = self.patients(nhs).await?;
         let mut all = Fetched {
             truncated: patients.truncated,
@@ -308,7 +320,7 @@ impl AgencyClient<'_> {
             let Some(id) = patient.resource.get("id").and_then(Value::as_str) else {
                 continue;
             };
-            let url = format!("{}/Patient/{}/$everything", self.base, id);
+            let url = format!("{}/Patient/{}/$everything{query}", self.base, id);
             let fetched = self.follow(url).await?;
             all.records.extend(fetched.records);
             all.truncated |= fetched.truncated;

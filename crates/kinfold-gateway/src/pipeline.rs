@@ -47,6 +47,21 @@ pub(crate) async fn gather(
     family: bool,
     query: &str,
 ) -> Result<Gathered, GatewayError> {
+    gather_types(state, caller, request, asked, family, query, None).await
+}
+
+/// Like [`gather`], asking each agency only for records of these types (`_type`; the Patient
+/// always comes): for an answer that shows no others, so that what it withholds is counted
+/// among what it could have shown.
+pub(crate) async fn gather_types(
+    state: &GatewayState,
+    caller: &Caller,
+    request: &actix_web::HttpRequest,
+    asked: &str,
+    family: bool,
+    query: &str,
+    types: Option<&str>,
+) -> Result<Gathered, GatewayError> {
     let started = kinfold_http::request_started(request).unwrap_or_else(std::time::Instant::now);
     let requester = requester(caller, &state.disclosure)?;
     let (person_id, target) = match state.target_of(asked).await {
@@ -84,7 +99,7 @@ pub(crate) async fn gather(
     let answers = futures::future::join_all(
         people
             .iter()
-            .map(|(_, _, target)| state.agencies.everything_of(target)),
+            .map(|(_, _, target)| state.agencies.everything_of_types(target, types)),
     )
     .await;
     let policy = state.disclosure.policy();

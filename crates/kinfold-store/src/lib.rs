@@ -539,12 +539,25 @@ impl Store {
     pub async fn everything(
         &self,
         patient_id: &str,
+        types: &[String],
         count: usize,
         offset: usize,
     ) -> Result<SearchPage> {
+        // Only these resource types (`_type`), the Patient always among them.
+        let only = |sql: &mut Sql| {
+            if !types.is_empty() {
+                sql.push(" AND r.resource_type IN ('Patient'");
+                for kind in types {
+                    sql.push(", ");
+                    sql.bind(Arg::text(kind));
+                }
+                sql.push(")");
+            }
+        };
         let mut sql = self.sql();
         sql.push("SELECT resource_type, id, version_id, last_updated, content FROM resources r WHERE r.patient = ");
         sql.bind(Arg::text(patient_id));
+        only(&mut sql);
         sql.push(" ORDER BY CASE WHEN r.resource_type = 'Patient' THEN 0 ELSE 1 END, r.resource_type, r.date_start, r.id");
         let page = self.page(sql, count, offset).await?;
         let total = match page.total {
@@ -553,6 +566,7 @@ impl Store {
                 let mut sql = self.sql();
                 sql.push("SELECT COUNT(*) AS total FROM resources r WHERE r.patient = ");
                 sql.bind(Arg::text(patient_id));
+                only(&mut sql);
                 self.count_of(sql).await?
             }
         };
