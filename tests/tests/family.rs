@@ -776,4 +776,19 @@ async fn the_demo_story_family_lists_siblings_the_unborn_and_one_partner() {
             .iter()
             .any(|m| m.relationship == "unborn-sibling")
     );
+    // Her wrist fracture is flagged "cause of injury inconclusive", active (issue 23).
+    let (status, flags) = common::get_json(
+        &t.http,
+        &t.gateway(&format!("/Flag?patient={}", example.child.id)),
+        Some(&token),
+    )
+    .await;
+    assert_eq!(status, 200, "{flags}");
+    assert_eq!(flags["total"], 1, "{flags}");
+    let flag = &flags["entry"][0]["resource"];
+    assert_eq!(flag["status"], "active");
+    assert_eq!(
+        flag["code"]["coding"][0]["code"],
+        "cause-of-injury-inconclusive"
+    );
 }

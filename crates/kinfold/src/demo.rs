@@ -319,6 +319,36 @@ async fn family_example(gateway: &str, token: &str) -> Result<FamilyExample, Dem
     }
 }
 
+/// Flags the story child's wrist fracture as "cause of injury inconclusive", as the area's
+/// safeguarding lead would (through the gateway's API, like any client): the flag that only
+/// another senior safeguarding professional may resolve.
+async fn story_flag(gateway: &str, token: &str, child: &str) -> Result<(), DemoError> {
+    let flag = serde_json::json!({
+        "resourceType": "Flag",
+        "subject": {"reference": format!("Patient/{child}")},
+        "code": {
+            "coding": [{"system": "https://kinfold.example/fhir/CodeSystem/safeguarding-flag", "code": "cause-of-injury-inconclusive"}],
+            "text": "Wrist fracture at A&E: the fall described does not fully explain it"
+        }
+    });
+    let response = reqwest::Client::new()
+        .post(format!("{gateway}/Flag"))
+        .bearer_auth(token)
+        .header("content-type", "application/fhir+json")
+        .body(flag.to_string())
+        .send()
+        .await
+        .map_err(|e| DemoError::Seed(format!("the gateway did not answer: {e}")))?;
+    if response.status().is_success() {
+        Ok(())
+    } else {
+        Err(DemoError::Seed(format!(
+            "the story child's flag was refused: {}",
+            response.status()
+        )))
+    }
+}
+
 /// Why the demo could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum DemoError {
@@ -599,6 +629,7 @@ pub async fn start(options: DemoOptions) -> Result<RunningDemo, DemoError> {
         growth_example = child.map(|child| GrowthExample { child, siblings });
     }
     let family_example = family_example(&gateway_url, &token).await?;
+    story_flag(&gateway_url, &token, &family_example.child.id).await?;
     let mut token_records = Vec::new();
     let consent_example = consent_example(&auth, &family_example, &mut token_records)?;
     gateway_ledger.record(token_records).await?;
