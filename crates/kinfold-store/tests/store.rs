@@ -582,7 +582,11 @@ async fn everything_returns_the_patient_first_then_their_records(t: &TestStore) 
         ])
         .await
         .expect("write");
-    let page = t.store.everything("p1", 100, 0).await.expect("everything");
+    let page = t
+        .store
+        .everything("p1", &[], 100, 0)
+        .await
+        .expect("everything");
     assert_eq!(ids(&page), vec!["p1", "w1"]);
     assert_eq!(page.total, 2);
 }
@@ -840,7 +844,7 @@ async fn units_stand_or_fall_alone_in_one_commit(t: &TestStore) {
         ["e1"]
     );
     // The Provenance is the patient's: it comes with their `$everything`.
-    let everything = store.everything("p1", 100, 0).await.unwrap();
+    let everything = store.everything("p1", &[], 100, 0).await.unwrap();
     assert!(everything.items.iter().any(|r| r.id == "prov-1"));
 }
 
