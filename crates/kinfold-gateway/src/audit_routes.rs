@@ -20,7 +20,7 @@ use serde_json::{Value, json};
 use crate::answer::Disclosed;
 use crate::audit::{self, Entry, Interaction};
 use crate::auth::Caller;
-use crate::error::GatewayError;
+use crate::error::{GatewayError, bad_parameter};
 use crate::guard::privacy_officer;
 use crate::state::GatewayState;
 
@@ -169,13 +169,6 @@ impl Paging {
         }
         Ok(true)
     }
-}
-
-fn bad_parameter(name: &str, message: &str) -> GatewayError {
-    GatewayError::BadSearch(kinfold_fhir::ParseError::SearchParameter {
-        name: name.to_owned(),
-        message: message.to_owned(),
-    })
 }
 
 /// Query pairs, each name at most once except those in `repeatable`, none empty.

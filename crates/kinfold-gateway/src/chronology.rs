@@ -8,15 +8,15 @@
 use actix_web::{HttpRequest, web};
 use chrono::NaiveDate;
 use kinfold_chronology::{Entry, Filter, Injury, Record, Seen, Significance, When};
+use kinfold_fhir::Agency;
 use kinfold_fhir::codes::EVENT_SYSTEM;
-use kinfold_fhir::{Agency, ParseError};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::answer::Disclosed;
 use crate::audit;
 use crate::auth::Caller;
-use crate::error::GatewayError;
+use crate::error::{GatewayError, bad_parameter, day_parameter};
 use crate::state::GatewayState;
 
 type State = web::Data<GatewayState>;
@@ -37,13 +37,6 @@ pub(crate) struct ChronologyQuery {
     from: Option<String>,
     to: Option<String>,
     significance: Option<String>,
-}
-
-fn bad(name: &str, message: &str) -> GatewayError {
-    GatewayError::BadSearch(ParseError::SearchParameter {
-        name: name.into(),
-        message: message.into(),
-    })
 }
 
 /// How the chronology is answered.
@@ -84,26 +77,18 @@ impl ChronologyQuery {
             Some("fhir" | "application/fhir+json") => Ok(Format::Fhir),
             Some("csv" | "text/csv") => Ok(Format::Csv),
             Some("html" | "text/html") => Ok(Format::Html),
-            Some(_) => Err(bad("_format", "must be json, fhir, csv or html")),
+            Some(_) => Err(bad_parameter("_format", "must be json, fhir, csv or html")),
         }
     }
 
     fn filter(&self) -> Result<Filter, GatewayError> {
-        let day = |name: &str, text: &Option<String>| {
-            text.as_deref()
-                .map(|t| {
-                    NaiveDate::parse_from_str(t, "%Y-%m-%d")
-                        .map_err(|_| bad(name, "must be a date, YYYY-MM-DD"))
-                })
-                .transpose()
-        };
         let agencies = match self.agency.as_deref() {
             None => Vec::new(),
             Some(list) => list
                 .split(',')
                 .map(|a| {
                     a.trim().parse::<Agency>().map_err(|_| {
-                        bad(
+                        bad_parameter(
                             "agency",
                             "must be midwifery, ae, gp, health-visiting or school-nursing (several separated by commas)",
                         )
@@ -117,17 +102,20 @@ impl ChronologyQuery {
             Some("of-note") => Some(Significance::OfNote),
             Some("safeguarding") => Some(Significance::Safeguarding),
             Some(_) => {
-                return Err(bad(
+                return Err(bad_parameter(
                     "significance",
                     "must be routine, of-note or safeguarding (that and above)",
                 ));
             }
         };
-        let (from, to) = (day("from", &self.from)?, day("to", &self.to)?);
+        let (from, to) = (
+            day_parameter("from", self.from.as_deref())?,
+            day_parameter("to", self.to.as_deref())?,
+        );
         if let (Some(from), Some(to)) = (from, to)
             && from > to
         {
-            return Err(bad("from", "is after to"));
+            return Err(bad_parameter("from", "is after to"));
         }
         Ok(Filter {
             from,

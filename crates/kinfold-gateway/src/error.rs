@@ -159,3 +159,23 @@ pub enum StartError {
     #[error("{0}")]
     SmartKey(String),
 }
+
+/// A query parameter that cannot be read: `400`, naming it and saying why.
+pub(crate) fn bad_parameter(name: &str, message: &str) -> GatewayError {
+    GatewayError::BadSearch(kinfold_fhir::ParseError::SearchParameter {
+        name: name.to_owned(),
+        message: message.to_owned(),
+    })
+}
+
+/// A day parameter (`YYYY-MM-DD`), if given.
+pub(crate) fn day_parameter(
+    name: &str,
+    text: Option<&str>,
+) -> Result<Option<chrono::NaiveDate>, GatewayError> {
+    text.map(|t| {
+        chrono::NaiveDate::parse_from_str(t, "%Y-%m-%d")
+            .map_err(|_| bad_parameter(name, "must be a date, YYYY-MM-DD"))
+    })
+    .transpose()
+}

@@ -26,7 +26,7 @@ use serde_json::{Value, json};
 use crate::answer::Disclosed;
 use crate::audit::{self, Entry, Interaction};
 use crate::auth::Caller;
-use crate::error::GatewayError;
+use crate::error::{GatewayError, bad_parameter, day_parameter};
 use crate::state::GatewayState;
 
 type State = web::Data<GatewayState>;
@@ -575,25 +575,12 @@ pub(crate) async fn oversight(
     query: web::Query<ReportQuery>,
 ) -> Result<Disclosed, GatewayError> {
     let organisation = overseer(&caller)?;
-    let bad = |name: &str, message: &str| {
-        GatewayError::BadSearch(kinfold_fhir::ParseError::SearchParameter {
-            name: name.into(),
-            message: message.into(),
-        })
-    };
-    let day = |name: &str, text: &Option<String>| {
-        text.as_deref()
-            .map(|t| {
-                NaiveDate::parse_from_str(t, "%Y-%m-%d")
-                    .map_err(|_| bad(name, "must be a date, YYYY-MM-DD"))
-            })
-            .transpose()
-    };
     let today = Utc::now().date_naive();
-    let to = day("to", &query.to)?.unwrap_or(today);
-    let from = day("from", &query.from)?.unwrap_or(to - chrono::Duration::days(365));
+    let to = day_parameter("to", query.to.as_deref())?.unwrap_or(today);
+    let from =
+        day_parameter("from", query.from.as_deref())?.unwrap_or(to - chrono::Duration::days(365));
     if from > to {
-        return Err(bad("from", "is after to"));
+        return Err(bad_parameter("from", "is after to"));
     }
     let millis = |d: NaiveDate| {
         d.and_hms_opt(0, 0, 0)
