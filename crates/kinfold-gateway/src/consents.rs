@@ -386,11 +386,6 @@ pub(crate) async fn search(
         .await?;
     Ok(Disclosed::fhir(
         receipt,
-        &json!({
-            "resourceType": "Bundle",
-            "type": "searchset",
-            "total": consents.len(),
-            "entry": consents.iter().map(|c| json!({"fullUrl": format!("urn:kinfold:consent:{}", c["id"].as_str().unwrap_or_default()), "resource": c, "search": {"mode": "match"}})).collect::<Vec<_>>(),
-        }),
+        &crate::merge::own_searchset("consent", &consents),
     ))
 }

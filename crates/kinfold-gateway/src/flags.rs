@@ -367,12 +367,7 @@ pub(crate) async fn search(
         .await?;
     Ok(Disclosed::fhir(
         receipt,
-        &json!({
-            "resourceType": "Bundle",
-            "type": "searchset",
-            "total": flags.len(),
-            "entry": flags.iter().map(|f| json!({"fullUrl": format!("urn:kinfold:flag:{}", f["id"].as_str().unwrap_or_default()), "resource": f, "search": {"mode": "match"}})).collect::<Vec<_>>(),
-        }),
+        &crate::merge::own_searchset("flag", &flags),
     ))
 }
 

@@ -219,6 +219,21 @@ pub fn add_outcome(bundle: &mut Value, outcome: Value) {
     }
 }
 
+/// A searchset of the gateway's own resources (consents, flags), each under
+/// `urn:kinfold:{kind}:{id}`.
+pub fn own_searchset(kind: &str, resources: &[Value]) -> Value {
+    json!({
+        "resourceType": "Bundle",
+        "type": "searchset",
+        "total": resources.len(),
+        "entry": resources.iter().map(|r| json!({
+            "fullUrl": format!("urn:kinfold:{kind}:{}", r["id"].as_str().unwrap_or_default()),
+            "resource": r,
+            "search": {"mode": "match"},
+        })).collect::<Vec<_>>(),
+    })
+}
+
 /// Appends an outcome entry to a searchset, making its `entry` list if it has none.
 pub fn add_outcome_entry(bundle: &mut Value, outcome: Value) {
     if !bundle["entry"].is_array() {
