@@ -164,6 +164,31 @@ fn words(resource: &Value) -> Option<String> {
         .map(str::to_owned)
 }
 
+/// The injuries a record names, by its SNOMED CT codes and its words (the chronology's and
+/// the notification rules' one reading).
+pub(crate) fn injuries_in(resource: &Value) -> Vec<Injury> {
+    let mut injuries: Vec<Injury> = resource["code"]["coding"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|c| c["system"] == "http://snomed.info/sct")
+        .filter_map(|c| c["code"].as_str().and_then(Injury::from_snomed))
+        .collect();
+    if let Some(text) = words(resource) {
+        for injury in Injury::from_words(&text) {
+            if !injuries.contains(&injury) {
+                injuries.push(injury);
+            }
+        }
+    }
+    injuries
+}
+
+/// The record's own words, for the notification rules (a bite is a dog's only if it says so).
+pub(crate) fn words_of(resource: &Value) -> String {
+    words(resource).unwrap_or_default()
+}
+
 /// A contact's details, from its own Observations (`child-seen`, `seen-alone`,
 /// `interpreter-used`, `language`), by the contact's `Encounter/{id}`: the Encounter's tags
 /// say only what went wrong, these say what was recorded either way.
@@ -278,20 +303,7 @@ fn record_of(
         events.push("flag".into());
     }
     let text = words(resource);
-    let mut injuries: Vec<Injury> = resource["code"]["coding"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter(|c| c["system"] == "http://snomed.info/sct")
-        .filter_map(|c| c["code"].as_str().and_then(Injury::from_snomed))
-        .collect();
-    if let Some(text) = &text {
-        for injury in Injury::from_words(text) {
-            if !injuries.contains(&injury) {
-                injuries.push(injury);
-            }
-        }
-    }
+    let mut injuries = injuries_in(resource);
     if injuries.is_empty() && events.iter().any(|e| e == "injury" || e == "child-injured") {
         injuries.push(Injury::Other);
     }

@@ -89,7 +89,7 @@ impl DisclosureConfig {
             .to_owned()
     }
 
-    fn organisation_of(&self, agency: Agency) -> Option<&str> {
+    pub(crate) fn organisation_of(&self, agency: Agency) -> Option<&str> {
         self.organisations
             .iter()
             .find(|o| o.agency == agency)

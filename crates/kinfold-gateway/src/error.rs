@@ -158,6 +158,9 @@ pub enum StartError {
     /// A registered SMART client's key can never verify.
     #[error("{0}")]
     SmartKey(String),
+    /// The notification rules could not be read.
+    #[error(transparent)]
+    Rules(#[from] kinfold_notify::RulesError),
 }
 
 /// A query parameter that cannot be read: `400`, naming it and saying why.

@@ -232,5 +232,8 @@ pub(crate) async fn receive(
             "identity: received events not yet read into the index"
         );
     }
+    if new > 0 {
+        state.notifier.wake();
+    }
     Ok(HttpResponse::Ok().json(serde_json::json!({"received": events.len(), "new": new})))
 }

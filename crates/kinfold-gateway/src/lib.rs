@@ -31,11 +31,13 @@ pub mod growth;
 mod guard;
 mod identity;
 mod identity_routes;
+mod inbox;
 /// The audit ledger (re-exported from `kinfold-audit`).
 pub mod ledger {
     pub use kinfold_audit::*;
 }
 mod merge;
+mod notifications;
 mod pace;
 mod pipeline;
 pub mod policy;
@@ -176,6 +178,25 @@ pub fn build_on(
     store: Store,
     ledger: Ledger,
 ) -> Result<Application, StartError> {
+    build_with_clock(
+        listener,
+        config,
+        store,
+        ledger,
+        std::sync::Arc::new(kinfold_time::SystemClock),
+    )
+}
+
+/// Like [`build_on`], with the clock that notification deadlines and escalations run on (a
+/// test's or a scenario's [`kinfold_time::ManualClock`]).
+pub fn build_with_clock(
+    listener: TcpListener,
+    config: &GatewayConfig,
+    store: Store,
+    ledger: Ledger,
+    clock: std::sync::Arc<dyn kinfold_time::Clock>,
+) -> Result<Application, StartError> {
+    let notifier = notifications::Notifier::new(clock).map_err(StartError::Rules)?;
     let authenticator = web::Data::new(Authenticator::new(&config.auth)?);
     if let Some(adapter) = config
         .adapters
@@ -217,6 +238,7 @@ pub fn build_on(
         identities: identity::Identities::new(config.ledger.shared),
         disclosure: config.disclosure.clone(),
         pace: pace::NotFoundPace::default(),
+        notifier,
     });
     // Each delivery reads its events into the person index; this task catches up after a pass
     // that failed (a ledger back from an outage) without waiting for the next delivery, and
@@ -241,6 +263,10 @@ pub fn build_on(
             }
         }
     });
+    // The notifications: made after each delivery, escalated on the clock.
+    tokio::spawn(notifications::run(std::sync::Arc::downgrade(
+        &state.clone().into_inner(),
+    )));
     let local = listener.local_addr()?;
     let port = local.port();
     let server_tls = match &config.tls {

@@ -44,6 +44,11 @@ pub enum Access {
     /// A safeguarding professional or a privacy officer of an organisation: the flags'
     /// oversight report, of the people the organisation is concerned with (the area's: all).
     Oversight,
+    /// Whoever a Task is addressed to: a notification's owning organisation's professionals in
+    /// its role (and, once escalated, the lead it went to); an override review's privacy
+    /// officers. A Task addressed to someone else is answered exactly as one that does not
+    /// exist.
+    TaskOwner,
     /// An identity steward (role `identity-steward`) of an organisation that holds one of the
     /// records concerned, giving a reason; each change is in the access report of every person
     /// it concerns.
@@ -160,8 +165,10 @@ pub static ROUTES: &[RoutePolicy] = &[
     route!(GET "/AuditEvent", PrivacyOfficer, "the audit search, and whom it was about", crate::audit_routes::audit_events),
     route!(GET "/AuditEvent/{id}/$why", PrivacyOfficer, "which entry was asked about", crate::audit_routes::why),
     route!(GET "/Patient/{id}/$access-report", AccessReport, "the report read, by whom", crate::audit_routes::access_report),
-    route!(GET "/Task", PrivacyOfficer, "the review queue read", crate::reviews::queue),
-    route!(POST "/Task/{id}/$complete", PrivacyOfficer, "the review's outcome", crate::reviews::complete),
+    route!(GET "/Task", TaskOwner, "the notifications shown, for each child; or the review queue read", crate::inbox::search),
+    route!(GET "/Task/{id}", TaskOwner, "the notification shown, for its child", crate::inbox::read),
+    route!(POST "/Task/{id}/$acknowledge", TaskOwner, "the acknowledgement, by whom, for the child", crate::inbox::acknowledge),
+    route!(POST "/Task/{id}/$complete", TaskOwner, "the action taken, by whom, for the child; or the review's outcome", crate::inbox::complete),
     route!(GET "/identity/reviews", IdentitySteward, "each pair shown, in the access report of each person", crate::identity_routes::reviews),
     route!(POST "/identity/reviews/{id}/$accept", IdentitySteward, "the link, with the reason, for both people", crate::identity_routes::review_accept),
     route!(POST "/identity/reviews/{id}/$reject", IdentitySteward, "the refusal, with the reason, for both people", crate::identity_routes::review_reject),
@@ -258,6 +265,9 @@ impl Modify for PolicyResponses {
                 Access::Oversight => {
                     "Neither a safeguarding professional nor a privacy officer with an organisation (`role-not-permitted`)"
                 }
+                Access::TaskOwner => {
+                    "The token lacks role, organisation or purpose of use (`who-and-why`); for an override review, not a privacy officer (`role-not-permitted`)"
+                }
                 Access::AccessReport => {
                     "Neither a privacy officer nor a token with role, organisation and purpose of use (`who-and-why`), or an override whose justification is too short (`override.justification-too-short`)"
                 }
@@ -285,6 +295,9 @@ impl Modify for PolicyResponses {
                 Access::IdentitySteward => Some(
                     "a steward whose organisation holds none of the records concerned is answered exactly so (the refusal is recorded)",
                 ),
+                Access::TaskOwner => {
+                    Some("a Task addressed to someone else is answered exactly so")
+                }
                 _ => None,
             };
             // A search answers a refusal as finding nothing; a read, as not found.
@@ -322,7 +335,7 @@ impl Modify for PolicyResponses {
         crate::identity_routes::review_accept, crate::identity_routes::review_reject,
         crate::identity_routes::person_link, crate::identity_routes::person_unlink,
         crate::identity_routes::edge_assert, crate::identity_routes::edge_retract,
-        crate::reviews::queue, crate::reviews::complete, crate::consents::record, crate::consents::search, crate::consents::withdraw, crate::audit_routes::why,
+        crate::inbox::search, crate::inbox::read, crate::inbox::acknowledge, crate::inbox::complete, crate::consents::record, crate::consents::search, crate::consents::withdraw, crate::audit_routes::why,
         crate::audit_routes::audit_events, crate::audit_routes::access_report,
         crate::growth::growth, crate::growth::growth_chart, crate::chronology::chronology, crate::events::receive,
         crate::flags::raise, crate::flags::search, crate::flags::resolve, crate::flags::oversight,

@@ -71,28 +71,13 @@ pub(crate) fn tasks_for(
         .collect()
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct QueueQuery {
-    code: String,
-    status: Option<String>,
-}
-
-/// The privacy officers' queue of override reviews.
-#[utoipa::path(get, path = "/Task", tag = "Audit",
-    params(("code" = String, Query, description = "`override-review`"),
-        ("status" = Option<String>, Query, description = "`requested` (waiting) or `completed`; default both")),
-    responses(
-        (status = 200, description = "searchset of the caller's organisation's override-review Tasks, newest first (at most 500; `total` counts them all): who overrode, for whom, the justification, each record revealed", content_type = "application/fhir+json", body = serde_json::Value),
-        (status = 400, description = "Another code or status", content_type = "application/fhir+json", body = serde_json::Value),
-        (status = 403, description = "Not a privacy officer", content_type = "application/fhir+json", body = serde_json::Value),
-    ),
-    security(("bearer" = [])))]
+/// The privacy officers' queue of override reviews (`GET /Task?code=override-review`,
+/// documented with the inbox in `crate::inbox`).
 pub(crate) async fn queue(
     caller: Caller,
     state: web::Data<GatewayState>,
     request: HttpRequest,
-    query: web::Query<QueueQuery>,
+    status: Option<String>,
 ) -> Result<Disclosed, GatewayError> {
     let bad = |message: &str| {
         GatewayError::Refused(ApiError::new(
@@ -102,22 +87,14 @@ pub(crate) async fn queue(
             message.to_owned(),
         ))
     };
-    if query.code != OVERRIDE_REVIEW {
-        return Err(bad(
-            "code: the gateway's Task queue holds override-review only",
-        ));
-    }
-    if let Some(status) = &query.status
+    if let Some(status) = &status
         && status != "requested"
         && status != "completed"
     {
         return Err(bad("status is requested or completed"));
     }
     let org = privacy_officer(&caller)?;
-    let (bodies, total) = state
-        .store
-        .reviews_of(&org, query.status.as_deref())
-        .await?;
+    let (bodies, total) = state.store.reviews_of(&org, status.as_deref()).await?;
     let entries: Vec<Value> = bodies
         .iter()
         .filter_map(|b| serde_json::from_str::<Value>(b).ok())
@@ -153,22 +130,13 @@ struct Completion {
     justified: bool,
 }
 
-/// A privacy officer completes an override review with its outcome.
-#[utoipa::path(post, path = "/Task/{id}/$complete", tag = "Audit",
-    params(("id" = String, Path, description = "The Task's id")),
-    request_body(content = serde_json::Value, description = "`{\"outcome\": \"…\" (10 to 2,000 characters), \"justified\": true|false}`", content_type = "application/json"),
-    responses(
-        (status = 200, description = "The Task, completed, with its outcome in `output`", content_type = "application/fhir+json", body = serde_json::Value),
-        (status = 400, description = "No outcome, or already completed", content_type = "application/fhir+json", body = serde_json::Value),
-        (status = 403, description = "Not a privacy officer of the Task's organisation", content_type = "application/fhir+json", body = serde_json::Value),
-        (status = 404, description = "No such Task", content_type = "application/fhir+json", body = serde_json::Value),
-    ),
-    security(("bearer" = [])))]
+/// A privacy officer completes an override review with its outcome (`POST
+/// /Task/{id}/$complete` for a Task that is no notification; documented in `crate::inbox`).
 pub(crate) async fn complete(
     caller: Caller,
     state: web::Data<GatewayState>,
     request: HttpRequest,
-    path: web::Path<String>,
+    id: String,
     body: web::Bytes,
 ) -> Result<Disclosed, GatewayError> {
     let org = privacy_officer(&caller)?;
@@ -189,7 +157,6 @@ pub(crate) async fn complete(
             "Say what the review found, in 10 to 2,000 characters.",
         ));
     }
-    let id = path.into_inner();
     let not_found = || GatewayError::Refused(ApiError::not_found(format!("Task/{id}")));
     let (owner, stored) = state.store.review(&id).await?.ok_or_else(not_found)?;
     if owner != org {

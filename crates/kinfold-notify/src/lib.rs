@@ -408,6 +408,48 @@ impl Rules {
     }
 }
 
+/// What an event's codes (`docs/feeds/events.md`) set off, for a person who is a child or
+/// not at the time: an A&E attendance is a child's, or an adult's with the reasons the rules
+/// read (`ed-risk-*`); a police domestic-abuse notification, a booked pregnancy and a birth
+/// are themselves. Each trigger comes with the adult's reasons (empty for the others).
+pub fn triggers_of<S: AsRef<str>>(codes: &[S], child: bool) -> Vec<(Trigger, Vec<Reason>)> {
+    let has = |wanted: &str| codes.iter().any(|c| c.as_ref() == wanted);
+    let mut found = Vec::new();
+    if has("ed-attendance") {
+        if child {
+            found.push((Trigger::ChildAttendance, Vec::new()));
+        } else {
+            let reasons: Vec<Reason> = [
+                ("ed-risk-overdose", Reason::Overdose),
+                ("ed-risk-self-harm", Reason::SelfHarm),
+                ("ed-risk-alcohol", Reason::Alcohol),
+                ("ed-risk-assault", Reason::Assault),
+                ("ed-risk-mental-health", Reason::MentalHealthCrisis),
+            ]
+            .into_iter()
+            .filter(|(code, _)| has(code))
+            .map(|(_, reason)| reason)
+            .collect();
+            if !reasons.is_empty() {
+                found.push((Trigger::AdultAttendance, reasons));
+            }
+        }
+    }
+    for (code, trigger) in [
+        (
+            "domestic-abuse-notification",
+            Trigger::DomesticAbuseNotification,
+        ),
+        ("pregnancy-booked", Trigger::BookedPregnancy),
+        ("birth-notification", Trigger::Birth),
+    ] {
+        if has(code) {
+            found.push((trigger, Vec::new()));
+        }
+    }
+    found
+}
+
 /// Who must act on a notification now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "kebab-case")]

@@ -191,3 +191,44 @@ fn an_unacknowledged_notification_climbs_to_the_team_lead_then_the_area_lead() {
         (Escalation::Recipient, None)
     );
 }
+
+#[test]
+fn an_events_codes_say_what_it_sets_off() {
+    let codes = |list: &[&str]| {
+        list.iter()
+            .map(|s| (*s).to_owned())
+            .collect::<Vec<String>>()
+    };
+    let child = triggers_of(&codes(&["patient", "ed-attendance", "injury"]), true);
+    assert_eq!(child, vec![(Trigger::ChildAttendance, Vec::new())]);
+    // An adult's attendance matters only for the reasons the rules read.
+    assert!(triggers_of(&codes(&["patient", "ed-attendance", "injury"]), false).is_empty());
+    let adult = triggers_of(
+        &codes(&["ed-attendance", "ed-risk-overdose", "ed-risk-alcohol"]),
+        false,
+    );
+    assert_eq!(
+        adult,
+        vec![(
+            Trigger::AdultAttendance,
+            vec![Reason::Overdose, Reason::Alcohol]
+        )]
+    );
+    assert_eq!(
+        triggers_of(
+            &codes(&["communication", "domestic-abuse-notification"]),
+            true
+        ),
+        vec![(Trigger::DomesticAbuseNotification, Vec::new())]
+    );
+    assert_eq!(
+        triggers_of(&codes(&["episode-of-care", "pregnancy-booked"]), false),
+        vec![(Trigger::BookedPregnancy, Vec::new())]
+    );
+    assert_eq!(
+        triggers_of(&codes(&["patient", "birth-notification"]), true),
+        vec![(Trigger::Birth, Vec::new())]
+    );
+    // A routine contact sets off nothing.
+    assert!(triggers_of(&codes(&["encounter", "hcp-contact"]), true).is_empty());
+}

@@ -132,6 +132,7 @@ mod events;
 mod flags;
 mod identity;
 mod ledger;
+mod notifications;
 mod reviews;
 pub mod testing;
 
@@ -139,6 +140,7 @@ pub use events::{PendingEvent, ReceivedEvent};
 pub use flags::{MAX_FLAG_ACTIONS, MAX_FLAGS, StoredFlag};
 pub use identity::IdentityRow;
 pub use ledger::{LedgerQuery, LedgerRow, TreeHeadRow};
+pub use notifications::{InboxQuery, MAX_INBOX, NEVER, StoredNotification};
 pub use reviews::{AssertionUse, MAX_CONSENTS, MAX_REVIEWS};
 
 /// A stored resource as the store hands it out: the JSON text exactly as stored, plus the

@@ -1,0 +1,1114 @@
+//! Notifications (issue 27): the "think family" rules of `kinfold-notify` run over the events the
+//! adapters deliver, each notification a FHIR `Task` for one recipient resolved from the
+//! records, kept with its ledger entry, and escalated on the clock when nobody acknowledges it.
+//!
+//! * **Made from the received events, never lost or made twice.** The events are durable at
+//!   the gateway before anything reads them (`received_events`). A pass reads the next events
+//!   the person index has already read (so "every child in the household" is the family graph
+//!   as those events left it), makes their notifications, and keeps them with their ledger
+//!   entries and the new cursor position in one transaction, only if the cursor is still
+//!   where the pass found it: a second gateway on the database that read the same events
+//!   first wins, and this pass's work is dropped. A notification's id is derived from the
+//!   rule, the record that set it off, the child and the recipient, so an agency's update of
+//!   the same attendance does not tell anyone twice.
+//! * **Recipients come from the records.** The child's registered practice (the GP's
+//!   Patient), the current health-visiting or school-nursing allocation (a named practitioner,
+//!   or the team's pool), the hospital whose A&E it was, the maternity service that booked the
+//!   pregnancy. When the records name nobody (or the agency that would have said did not
+//!   answer), the notification goes to the area's safeguarding lead and says why.
+//! * **A notification is a disclosure.** Each recipient is a requester of the consent engine
+//!   (their role and organisation, purpose direct care): the triggering record is the Task's
+//!   `focus` only if the engine permits it to them, and otherwise the Task says that a record
+//!   exists that they may not see. The ledger entry names what each recipient was shown or
+//!   had withheld.
+//! * **Escalation runs on the clock.** Unacknowledged past its deadline, a notification goes
+//!   to the recipient organisation's safeguarding lead, and a working day later to the area's;
+//!   each step is a Task of its own (`partOf` the notification) and a ledger entry.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
+use kinfold_consent::{ChildFacts, Purpose, Relationship, Requester, Role as Professional, Whose};
+use kinfold_fhir::Agency;
+use kinfold_identity::PersonId;
+use kinfold_identity::family::Kin;
+use kinfold_notify::{Escalation, ForEach, Injury, Planned, Priority, Role, Rules, Trigger};
+use kinfold_store::{NEVER, StoreError, StoredNotification};
+use kinfold_time::{Clock, WorkingCalendar};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::audit::{Entry, Interaction};
+use crate::disclosure::{facts, screen};
+use crate::error::GatewayError;
+use crate::fanout::AgencyAnswer;
+use crate::reviews::TASK_SYSTEM;
+use crate::state::GatewayState;
+
+/// The task code of a notification.
+pub const NOTIFICATION: &str = "notification";
+/// The code system of the rules (a Task's `reasonCode`).
+pub const RULE_SYSTEM: &str = "https://kinfold.example/fhir/CodeSystem/notification-rule";
+/// The code system of escalation levels (a Task's `businessStatus`).
+pub const ESCALATION_SYSTEM: &str = "https://kinfold.example/fhir/CodeSystem/escalation";
+/// Where Kinfold's extensions are defined.
+const EXTENSION: &str = "https://kinfold.example/fhir/StructureDefinition/";
+/// Who the ledger says made a notification or escalated one.
+pub const NOTIFIER: &str = "kinfold-notify";
+/// The most received events one pass reads.
+const EVENTS_PER_PASS: i64 = 50;
+/// The most escalations one pass makes.
+const ESCALATIONS_PER_PASS: i64 = 100;
+/// Namespace of notification ids (UUID version 5 of what makes a notification the same).
+const ID_SPACE: uuid::Uuid = uuid::Uuid::from_u128(0x6b69_6e66_6f6c_642d_6e6f_7469_6679_0001);
+
+/// The notification work of one gateway: the rules, the working calendar, the clock, and the
+/// wake-up a delivery of events gives.
+#[derive(Debug)]
+pub(crate) struct Notifier {
+    rules: Rules,
+    pub(crate) calendar: WorkingCalendar,
+    pub(crate) clock: Arc<dyn Clock>,
+    /// One pass at a time in this gateway.
+    pass: tokio::sync::Mutex<()>,
+    wake: tokio::sync::Notify,
+}
+
+impl Notifier {
+    pub(crate) fn new(clock: Arc<dyn Clock>) -> Result<Self, kinfold_notify::RulesError> {
+        Ok(Self {
+            rules: Rules::kinfold()?,
+            calendar: WorkingCalendar::default(),
+            clock,
+            pass: tokio::sync::Mutex::new(()),
+            wake: tokio::sync::Notify::new(),
+        })
+    }
+
+    /// Tells the notification task that events have arrived.
+    pub(crate) fn wake(&self) {
+        self.wake.notify_one();
+    }
+
+    /// Waits for a wake-up, or `most` at the longest.
+    pub(crate) async fn woken(&self, most: std::time::Duration) {
+        let _ = tokio::time::timeout(most, self.wake.notified()).await;
+    }
+
+    /// Now, by the gateway's clock.
+    pub(crate) fn now(&self) -> DateTime<Utc> {
+        self.clock.now()
+    }
+
+    /// Reads the next received events into notifications; answers whether more may wait.
+    pub(crate) async fn pass(&self, state: &GatewayState) -> Result<bool, GatewayError> {
+        let _one = self.pass.lock().await;
+        let from = state.store.notify_cursor().await?;
+        let read = state
+            .identities
+            .read(&state.store, &state.ledger, |inner| inner.cursor)
+            .await?;
+        if read <= from {
+            return Ok(false);
+        }
+        let events: Vec<_> = state
+            .store
+            .events_after(from, EVENTS_PER_PASS)
+            .await?
+            .into_iter()
+            .filter(|e| e.seq <= read)
+            .collect();
+        let Some(to) = events.last().map(|e| e.seq) else {
+            return Ok(false);
+        };
+        let now = self.now();
+        let mut made = Made::default();
+        let mut records = Records::default();
+        for event in &events {
+            self.notifications_of(state, event, now, &mut records, &mut made)
+                .await?;
+        }
+        let Made { tasks, audit, .. } = made;
+        let count = tasks.len();
+        let saved = state
+            .ledger
+            .record_within(audit, |rows| async move {
+                state
+                    .store
+                    .notify_save(from, to, &tasks, &rows)
+                    .await
+                    .map_err(GatewayError::from)
+            })
+            .await;
+        match saved {
+            Ok(_) => {
+                if count > 0 {
+                    tracing::info!(
+                        notifications = count,
+                        events = events.len(),
+                        "notifications made"
+                    );
+                }
+                Ok(to < read)
+            }
+            // Another gateway read these events first: its notifications stand.
+            Err(GatewayError::Store(StoreError::Conflict(_))) => Ok(true),
+            Err(other) => Err(other),
+        }
+    }
+
+    /// The notifications one received event calls for, added to `made`.
+    async fn notifications_of(
+        &self,
+        state: &GatewayState,
+        event: &kinfold_store::ReceivedEvent,
+        now: DateTime<Utc>,
+        records: &mut Records,
+        made: &mut Made,
+    ) -> Result<(), GatewayError> {
+        let Ok(feed) = serde_json::from_str::<FeedEvent>(&event.payload) else {
+            // The identity work reads the same events and says what it cannot read.
+            return Ok(());
+        };
+        let key = kinfold_identity::RecordKey {
+            agency: feed.agency,
+            reference: feed.patient.reference.clone(),
+        };
+        let today = now.date_naive();
+        let found = state
+            .identities
+            .read(&state.store, &state.ledger, |inner| {
+                let person = inner.current(&inner.records.get(&key)?.person)?;
+                let born = birth_date(inner, &person);
+                let family = inner
+                    .graph()
+                    .family_of(&person)
+                    .into_iter()
+                    .map(|m| {
+                        let born = birth_date(inner, &m.person);
+                        (m.person, m.kin, born)
+                    })
+                    .collect::<Vec<_>>();
+                Some((person, born, family))
+            })
+            .await?;
+        let Some((person, born, family)) = found else {
+            return Ok(());
+        };
+        let born = born.or_else(|| {
+            feed.patient
+                .birth_date
+                .as_deref()
+                .and_then(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").ok())
+        });
+        let child = born.is_some_and(|b| years(b, today) < 18);
+        let triggers = kinfold_notify::triggers_of(&feed.codes, child);
+        if triggers.is_empty() {
+            return Ok(());
+        }
+        // The records that set it off: the event's own, at the agency that sent it.
+        let answers = records.of(state, &person).await?;
+        let focus: Vec<crate::fanout::AgencyRecord> = answers
+            .iter()
+            .filter(|a| a.agency == feed.agency)
+            .filter_map(|a| a.result.as_ref().ok())
+            .flatten()
+            .filter(|r| {
+                feed.resources.iter().any(|res| {
+                    !res.starts_with("Patient/") && r.full_url.ends_with(&format!("/{res}"))
+                })
+            })
+            .cloned()
+            .collect();
+        let source = focus.first().map_or_else(
+            || format!("{}/{}", feed.agency.as_str(), feed.patient.reference),
+            |r| r.full_url.clone(),
+        );
+        for (trigger, reasons) in triggers {
+            let mut planned_event = kinfold_notify::Event::new(trigger, now);
+            planned_event.reasons = reasons;
+            if trigger == Trigger::ChildAttendance {
+                planned_event.child_age_months = born.map(|b| months(b, today));
+                planned_event.injuries = injuries(&focus);
+            }
+            if trigger == Trigger::BookedPregnancy {
+                let children: Vec<String> = family
+                    .iter()
+                    .filter(|(_, kin, _)| *kin == Kin::Child)
+                    .map(|(p, _, _)| p.to_string())
+                    .collect();
+                planned_event.safeguarding_history = state
+                    .store
+                    .flags_of(&children)
+                    .await?
+                    .iter()
+                    .any(|f| f.status == "active");
+            }
+            for planned in self.rules.plan(&planned_event, &self.calendar) {
+                for (subject, unborn) in subjects(&person, child, planned.for_each, &family, today)
+                {
+                    let wanted_unborn = planned.role == Role::MidwifeOfUnborn;
+                    if unborn != wanted_unborn {
+                        continue;
+                    }
+                    let subject_born = if subject == person {
+                        born
+                    } else {
+                        family
+                            .iter()
+                            .find(|(p, _, _)| *p == subject)
+                            .and_then(|(_, _, b)| *b)
+                    };
+                    let subject_answers = records.of(state, &subject).await?;
+                    let facts = facts(&state.disclosure, subject_answers);
+                    let under_five = subject_born.is_none_or(|b| years(b, today) < 5);
+                    let resolved = resolve(
+                        planned.role,
+                        &facts,
+                        under_five,
+                        subject_answers,
+                        &state.disclosure,
+                    );
+                    let (recipients, unresolved) = match resolved {
+                        Ok(found) if !found.is_empty() => (found, None),
+                        Ok(_) => (
+                            vec![area_lead(&state.disclosure)],
+                            Some(format!(
+                                "The records name no {} for this child.",
+                                role_words(planned.role)
+                            )),
+                        ),
+                        Err(why) => (vec![area_lead(&state.disclosure)], Some(why)),
+                    };
+                    for recipient in recipients {
+                        let whose = if subject == person {
+                            Whose::Child
+                        } else {
+                            Whose::Family
+                        };
+                        self.notify(
+                            state,
+                            Notice {
+                                event: event.seq,
+                                planned: &planned,
+                                source: &source,
+                                subject: &subject,
+                                recipient,
+                                unresolved: unresolved.clone(),
+                                facts: &facts,
+                                focus: &focus,
+                                focus_agency: feed.agency,
+                                whose,
+                                now,
+                            },
+                            made,
+                        )
+                        .await?;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// One notification: the recipient's view of the focus decided, the Task and its ledger
+    /// entry added to `made`.
+    async fn notify(
+        &self,
+        state: &GatewayState,
+        notice: Notice<'_>,
+        made: &mut Made,
+    ) -> Result<(), GatewayError> {
+        let Notice {
+            event,
+            planned,
+            source,
+            subject,
+            recipient,
+            unresolved,
+            facts,
+            focus,
+            focus_agency,
+            whose,
+            now,
+        } = notice;
+        let id = same_id(&[
+            planned.rule.as_str(),
+            source,
+            subject.as_str(),
+            recipient.org.as_str(),
+            recipient.role.as_str(),
+            recipient.name.as_deref().unwrap_or(""),
+        ]);
+        if !made.ids.insert(id.clone()) {
+            return Ok(());
+        }
+        let requester = Requester {
+            practitioner: recipient
+                .name
+                .clone()
+                .unwrap_or_else(|| format!("{}@{}", recipient.role.as_str(), recipient.org)),
+            name: recipient.name.clone(),
+            role: recipient.role,
+            organisation: recipient.org.clone(),
+            purpose: Purpose::DirectCare,
+        };
+        let policy = state.disclosure.policy();
+        let relationship =
+            kinfold_consent::relationship(&requester, facts, now.date_naive(), &policy)
+                .unwrap_or_else(|| Relationship {
+                    rule: "relationship.notification-recipient",
+                    basis: format!("a recipient of the {} rule", planned.rule),
+                });
+        let screened = screen(
+            &policy,
+            &requester,
+            &relationship,
+            whose,
+            &[],
+            vec![AgencyAnswer {
+                agency: focus_agency,
+                result: Ok(focus.to_vec()),
+                truncated: false,
+            }],
+        );
+        let shown: Vec<&crate::fanout::AgencyRecord> = screened
+            .answers
+            .iter()
+            .filter_map(|a| a.result.as_ref().ok())
+            .flatten()
+            .collect();
+        let withheld = screened.withheld_records.len();
+        let due = planned.due;
+        let next = match kinfold_notify::escalation(due, false, now, &self.calendar) {
+            (_, Some(next)) => next.timestamp_millis(),
+            (_, None) => NEVER,
+        };
+        let stamp = now.to_rfc3339_opts(SecondsFormat::Millis, true);
+        let rule = self.rules.rules.iter().find(|r| r.id == planned.rule);
+        let summary = rule.map_or(planned.rule.as_str(), |r| r.summary.as_str());
+        let mut extensions = vec![
+            json!({"url": format!("{EXTENSION}notification-requirement"), "valueCode": planned.requirement}),
+            json!({"url": format!("{EXTENSION}owner-role"), "valueCode": recipient.role.as_str()}),
+        ];
+        if withheld > 0 {
+            extensions.push(
+                json!({"url": format!("{EXTENSION}withheld-count"), "valueInteger": withheld}),
+            );
+        }
+        if let Some(why) = &unresolved {
+            extensions.push(
+                json!({"url": format!("{EXTENSION}recipient-unresolved"), "valueString": why}),
+            );
+        }
+        let mut notes = vec![json!({"text": summary})];
+        if withheld > 0 {
+            notes.push(json!({"text": format!(
+                "{withheld} record about this that you may not see exists; ask its holder, or use the override path where the law allows."
+            )}));
+        }
+        if let Some(why) = &unresolved {
+            notes.push(json!({"text": format!(
+                "Sent to the area's safeguarding lead because no {} could be found: {why}",
+                role_words(planned.role)
+            )}));
+        }
+        let mut task = json!({
+            "resourceType": "Task",
+            "id": id,
+            "status": "requested",
+            "intent": "order",
+            "priority": match planned.priority { Priority::Urgent => "urgent", Priority::Routine => "routine" },
+            "code": {"coding": [{"system": TASK_SYSTEM, "code": NOTIFICATION, "display": "Safeguarding notification"}]},
+            "reasonCode": {"coding": [{"system": RULE_SYSTEM, "code": planned.rule, "display": summary}], "text": summary},
+            "for": {"reference": format!("Patient/{subject}")},
+            "authoredOn": stamp,
+            "lastModified": stamp,
+            "owner": owner_reference(&recipient),
+            "restriction": {"period": {"end": due.to_rfc3339_opts(SecondsFormat::Secs, true)}},
+            "businessStatus": level_concept(0),
+            "extension": extensions,
+            "note": notes,
+        });
+        if let Some(record) = shown.first() {
+            task["focus"] = json!({"reference": record.full_url});
+            task["input"] = Value::Array(
+                shown
+                    .iter()
+                    .map(|r| json!({"type": {"text": "record"}, "valueReference": {"reference": r.full_url}}))
+                    .collect(),
+            );
+        }
+        let mut entities = vec![crate::audit::disclosed(&format!("Task/{id}"), "Task", None)];
+        entities[0].disclosure = format!("notification to {}", recipient.label);
+        for record in &shown {
+            entities.push(kinfold_ledger::AuditEntity {
+                reference: record.full_url.clone(),
+                resource_type: record.resource["resourceType"]
+                    .as_str()
+                    .unwrap_or("")
+                    .into(),
+                agency: Some(focus_agency.as_str().to_owned()),
+                disclosure: format!("notified to {}", recipient.label),
+            });
+        }
+        entities.extend(
+            screened
+                .withheld_records
+                .iter()
+                .map(|(url, kind, agency, rule)| kinfold_ledger::AuditEntity {
+                    reference: url.clone(),
+                    resource_type: kind.clone(),
+                    agency: Some(agency.as_str().to_owned()),
+                    disclosure: format!("withheld ({rule})"),
+                }),
+        );
+        made.audit.push(
+            Entry::by(
+                NOTIFIER,
+                None,
+                Interaction::Create,
+                &format!("notification {} to {}", planned.rule, recipient.label),
+            )
+            .about(subject.to_string())
+            .entities(entities)
+            .rule(relationship.rule)
+            .done(),
+        );
+        made.tasks.push(StoredNotification {
+            id,
+            rule: planned.rule.clone(),
+            person: subject.to_string(),
+            owner_org: recipient.org,
+            owner_role: recipient.role.as_str().to_owned(),
+            owner_name: recipient.name.unwrap_or_default(),
+            status: "requested".into(),
+            level: 0,
+            due: due.timestamp_millis(),
+            next_escalation: next,
+            event_seq: event,
+            created: now.timestamp_millis(),
+            updated: now.timestamp_millis(),
+            body: task.to_string(),
+        });
+        Ok(())
+    }
+
+    /// Moves every notification nobody acknowledged in time one step up the ladder: to the
+    /// recipient organisation's safeguarding lead, then the area's. Answers how many moved.
+    pub(crate) async fn escalate(&self, state: &GatewayState) -> Result<usize, GatewayError> {
+        let _one = self.pass.lock().await;
+        let now = self.now();
+        let waiting = state
+            .store
+            .notifications_to_escalate(now.timestamp_millis(), ESCALATIONS_PER_PASS)
+            .await?;
+        let mut moved = 0;
+        for notification in waiting {
+            let due = DateTime::from_timestamp_millis(notification.due).unwrap_or(now);
+            let (step, _) = kinfold_notify::escalation(due, false, now, &self.calendar);
+            let reached = match step {
+                Escalation::Recipient => 0,
+                Escalation::TeamLead => 1,
+                Escalation::AreaSafeguardingLead => 2,
+            };
+            let mut changed = notification.clone();
+            let Ok(mut body) = serde_json::from_str::<Value>(&notification.body) else {
+                continue;
+            };
+            let stamp = now.to_rfc3339_opts(SecondsFormat::Millis, true);
+            let mut made = Vec::new();
+            let mut audit = Vec::new();
+            if reached > notification.level {
+                // One step at a time, each recorded, even when the clock passed both.
+                let level = notification.level + 1;
+                let area_time = self.calendar.working_days_after(due, 1);
+                changed.level = level;
+                changed.next_escalation = if level == 1 {
+                    area_time.timestamp_millis()
+                } else {
+                    NEVER
+                };
+                body["businessStatus"] = level_concept(level);
+                body["lastModified"] = json!(stamp);
+                let lead = if level == 1 {
+                    Recipient {
+                        org: notification.owner_org.clone(),
+                        role: Professional::SafeguardingProfessional,
+                        name: None,
+                        label: format!("the safeguarding lead of {}", notification.owner_org),
+                    }
+                } else {
+                    area_lead(&state.disclosure)
+                };
+                let id = same_id(&[notification.id.as_str(), &level.to_string()]);
+                let lead_due = if level == 1 {
+                    area_time
+                } else {
+                    self.calendar.start_of_next_working_day(now)
+                };
+                let whose = if notification.owner_name.is_empty() {
+                    format!("{} at {}", notification.owner_role, notification.owner_org)
+                } else {
+                    format!(
+                        "{} ({} at {})",
+                        notification.owner_name, notification.owner_role, notification.owner_org
+                    )
+                };
+                let escalation_task = json!({
+                    "resourceType": "Task",
+                    "id": id,
+                    "status": "requested",
+                    "intent": "order",
+                    "priority": "urgent",
+                    "code": {"coding": [{"system": TASK_SYSTEM, "code": NOTIFICATION, "display": "Safeguarding notification"}]},
+                    "reasonCode": body["reasonCode"].clone(),
+                    "partOf": [{"reference": format!("Task/{}", notification.id)}],
+                    "for": body["for"].clone(),
+                    "authoredOn": stamp,
+                    "lastModified": stamp,
+                    "owner": owner_reference(&lead),
+                    "restriction": {"period": {"end": lead_due.to_rfc3339_opts(SecondsFormat::Secs, true)}},
+                    "businessStatus": level_concept(level),
+                    "extension": [
+                        {"url": format!("{EXTENSION}notification-requirement"), "valueCode": body["extension"][0]["valueCode"].clone()},
+                        {"url": format!("{EXTENSION}owner-role"), "valueCode": lead.role.as_str()},
+                    ],
+                    "note": [{"text": format!(
+                        "Escalated: the notification to {whose} was not acknowledged by {}. See that the child's services act on it.",
+                        due.to_rfc3339_opts(SecondsFormat::Secs, true)
+                    )}],
+                });
+                audit.push(
+                    Entry::by(
+                        NOTIFIER,
+                        None,
+                        Interaction::Update,
+                        &format!("escalation of Task/{} to {}", notification.id, lead.label),
+                    )
+                    .about(notification.person.clone())
+                    .entities(vec![
+                        kinfold_ledger::AuditEntity {
+                            reference: format!("Task/{}", notification.id),
+                            resource_type: "Task".into(),
+                            agency: None,
+                            disclosure: format!("escalated to level {level}"),
+                        },
+                        kinfold_ledger::AuditEntity {
+                            reference: format!("Task/{id}"),
+                            resource_type: "Task".into(),
+                            agency: None,
+                            disclosure: format!("notification to {}", lead.label),
+                        },
+                    ])
+                    .rule("notification.escalation")
+                    .done(),
+                );
+                made.push(StoredNotification {
+                    id,
+                    rule: notification.rule.clone(),
+                    person: notification.person.clone(),
+                    owner_org: lead.org,
+                    owner_role: lead.role.as_str().to_owned(),
+                    owner_name: String::new(),
+                    status: "requested".into(),
+                    level,
+                    due: lead_due.timestamp_millis(),
+                    next_escalation: NEVER,
+                    event_seq: notification.event_seq,
+                    created: now.timestamp_millis(),
+                    updated: now.timestamp_millis(),
+                    body: escalation_task.to_string(),
+                });
+            } else {
+                changed.next_escalation =
+                    match kinfold_notify::escalation(due, false, now, &self.calendar) {
+                        (_, Some(next)) if reached < 2 => next.timestamp_millis(),
+                        _ => NEVER,
+                    };
+            }
+            changed.updated = now.timestamp_millis();
+            changed.body = body.to_string();
+            let was = (notification.status.as_str(), notification.level);
+            let saved = state
+                .ledger
+                .record_within(audit, |rows| async move {
+                    state
+                        .store
+                        .notification_change(&changed, was, &made, &rows)
+                        .await
+                        .map_err(GatewayError::from)
+                })
+                .await;
+            match saved {
+                Ok(_) => moved += 1,
+                // Acknowledged meanwhile, or escalated by another gateway.
+                Err(GatewayError::Store(StoreError::Conflict(_))) => {}
+                Err(other) => return Err(other),
+            }
+        }
+        Ok(moved)
+    }
+}
+
+/// Runs the notification work until the gateway stops: after each delivery of events, and
+/// every second for the escalations (on the gateway's clock) and for a pass that failed.
+pub(crate) async fn run(state: std::sync::Weak<GatewayState>) {
+    loop {
+        let Some(strong) = state.upgrade() else {
+            return;
+        };
+        let mut more = true;
+        while more {
+            more = match strong.notifier.pass(&strong).await {
+                Ok(more) => more,
+                Err(error) => {
+                    tracing::warn!(
+                        ?error,
+                        "notifications: a pass failed; trying again in a second"
+                    );
+                    false
+                }
+            };
+        }
+        if let Err(error) = strong.notifier.escalate(&strong).await {
+            tracing::warn!(
+                ?error,
+                "notifications: escalation failed; trying again in a second"
+            );
+        }
+        let notifier = Arc::clone(&strong);
+        drop(strong);
+        notifier
+            .notifier
+            .woken(std::time::Duration::from_secs(1))
+            .await;
+    }
+}
+
+/// What [`Notifier::notify`] needs to know about one notification.
+struct Notice<'a> {
+    event: i64,
+    planned: &'a Planned,
+    source: &'a str,
+    subject: &'a PersonId,
+    recipient: Recipient,
+    unresolved: Option<String>,
+    facts: &'a ChildFacts,
+    focus: &'a [crate::fanout::AgencyRecord],
+    focus_agency: Agency,
+    whose: Whose,
+    now: DateTime<Utc>,
+}
+
+/// What one pass made: the Tasks, their ledger entries, and their ids.
+#[derive(Default)]
+struct Made {
+    tasks: Vec<StoredNotification>,
+    audit: Vec<kinfold_ledger::AuditRecord>,
+    ids: HashSet<String>,
+}
+
+/// Each person's records, fetched once per pass.
+#[derive(Default)]
+struct Records(HashMap<PersonId, Vec<AgencyAnswer>>);
+
+impl Records {
+    async fn of(
+        &mut self,
+        state: &GatewayState,
+        person: &PersonId,
+    ) -> Result<&[AgencyAnswer], GatewayError> {
+        if !self.0.contains_key(person) {
+            let answers = match state.target_of(person.as_str()).await {
+                Ok((_, target)) => state.agencies.everything_of(&target).await,
+                Err(GatewayError::UnknownPerson) => Vec::new(),
+                Err(other) => return Err(other),
+            };
+            self.0.insert(person.clone(), answers);
+        }
+        Ok(self.0.get(person).map_or(&[][..], Vec::as_slice))
+    }
+}
+
+/// The event as the notification work reads it (`docs/feeds/events.md`).
+#[derive(Deserialize)]
+struct FeedEvent {
+    agency: Agency,
+    patient: EventPatient,
+    #[serde(default)]
+    resources: Vec<String>,
+    #[serde(default)]
+    codes: Vec<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct EventPatient {
+    reference: String,
+    birth_date: Option<String>,
+}
+
+/// Someone told: an organisation's professionals in a role, or one of them by name.
+#[derive(Debug, Clone)]
+struct Recipient {
+    org: String,
+    role: Professional,
+    name: Option<String>,
+    label: String,
+}
+
+fn area_lead(config: &crate::disclosure::DisclosureConfig) -> Recipient {
+    Recipient {
+        org: config.area.clone(),
+        role: Professional::SafeguardingProfessional,
+        name: None,
+        label: format!("the area safeguarding lead ({})", config.area),
+    }
+}
+
+/// The recipients a rule's role names for one child, from the child's records; `Err` says
+/// why they could not be found (the agency that would say did not answer).
+fn resolve(
+    role: Role,
+    facts: &ChildFacts,
+    under_five: bool,
+    answers: &[AgencyAnswer],
+    config: &crate::disclosure::DisclosureConfig,
+) -> Result<Vec<Recipient>, String> {
+    let failed = |agency: Agency| {
+        answers
+            .iter()
+            .any(|a| a.agency == agency && a.result.is_err())
+            .then(|| format!("the {} records did not answer in time", agency.as_str()))
+    };
+    let of_agency = |agency: Agency, role: Professional, words: &str| {
+        config
+            .organisation_of(agency)
+            .map(|org| Recipient {
+                org: org.to_owned(),
+                role,
+                name: None,
+                label: format!("{words} of {org}"),
+            })
+            .into_iter()
+            .collect::<Vec<_>>()
+    };
+    let found = match role {
+        Role::RegisteredGp => {
+            if let Some(why) = failed(Agency::Gp) {
+                return Err(why);
+            }
+            let mut practices = facts.registered_practices.clone();
+            practices.dedup();
+            practices
+                .into_iter()
+                .map(|org| Recipient {
+                    label: format!("the registered GP practice {org}"),
+                    org,
+                    role: Professional::Gp,
+                    name: None,
+                })
+                .collect()
+        }
+        Role::HealthVisitorOrSchoolNurse => {
+            let (first, second) = if under_five {
+                (Agency::HealthVisiting, Agency::SchoolNursing)
+            } else {
+                (Agency::SchoolNursing, Agency::HealthVisiting)
+            };
+            let allocated = |agency: Agency| -> Vec<Recipient> {
+                let mut found: Vec<Recipient> = facts
+                    .allocations
+                    .iter()
+                    .filter(|a| a.agency == agency)
+                    .filter_map(|a| {
+                        let org = a.organisation.clone()?;
+                        let role = if agency == Agency::HealthVisiting {
+                            Professional::HealthVisitor
+                        } else {
+                            Professional::SchoolNurse
+                        };
+                        let label = match &a.practitioner {
+                            Some(name) => format!("{} {name} of {org}", role.as_str()),
+                            None => format!("the {} team of {org}", role.as_str()),
+                        };
+                        Some(Recipient {
+                            org,
+                            role,
+                            name: a.practitioner.clone(),
+                            label,
+                        })
+                    })
+                    .collect();
+                // The latest allocation is the current one.
+                found.reverse();
+                found.truncate(1);
+                found
+            };
+            let mut found = allocated(first);
+            if found.is_empty() {
+                if let Some(why) = failed(first) {
+                    return Err(why);
+                }
+                found = allocated(second);
+            }
+            found
+        }
+        Role::PaediatricLiaison => of_agency(
+            Agency::Ae,
+            Professional::PaediatricLiaisonNurse,
+            "the paediatric liaison team",
+        ),
+        Role::MidwifeOfUnborn => {
+            if let Some(why) = failed(Agency::Midwifery) {
+                return Err(why);
+            }
+            let mut orgs: Vec<String> =
+                facts.maternity_bookings.iter().flatten().cloned().collect();
+            orgs.sort();
+            orgs.dedup();
+            orgs.into_iter()
+                .map(|org| Recipient {
+                    label: format!("the midwives of {org}"),
+                    org,
+                    role: Professional::Midwife,
+                    name: None,
+                })
+                .collect()
+        }
+        Role::MidwiferySafeguardingLead => of_agency(
+            Agency::Midwifery,
+            Professional::SafeguardingProfessional,
+            "the midwifery safeguarding lead",
+        ),
+        Role::HealthVisitingTeam => of_agency(
+            Agency::HealthVisiting,
+            Professional::HealthVisitor,
+            "the health visiting team",
+        ),
+        Role::AreaSafeguardingLead => vec![area_lead(config)],
+        // The meeting, transfer and referral feeds are not yet read into events.
+        Role::SendingServiceLead
+        | Role::ReceivingServiceLead
+        | Role::MeetingChair
+        | Role::Referrer => Vec::new(),
+    };
+    Ok(found)
+}
+
+/// A role in words, for a note.
+fn role_words(role: Role) -> &'static str {
+    match role {
+        Role::RegisteredGp => "registered GP practice",
+        Role::HealthVisitorOrSchoolNurse => "allocated health visitor or school nurse",
+        Role::PaediatricLiaison => "paediatric liaison team",
+        Role::MidwifeOfUnborn => "midwife of the unborn child",
+        Role::MidwiferySafeguardingLead => "midwifery safeguarding lead",
+        Role::HealthVisitingTeam => "health visiting team",
+        Role::SendingServiceLead => "sending service's lead",
+        Role::ReceivingServiceLead => "receiving service's lead",
+        Role::MeetingChair => "meeting chair",
+        Role::AreaSafeguardingLead => "area safeguarding lead",
+        Role::Referrer => "referrer",
+    }
+}
+
+/// The children a rule's recipients are found for, each with whether they are unborn.
+fn subjects(
+    person: &PersonId,
+    child: bool,
+    for_each: Option<ForEach>,
+    family: &[(PersonId, Kin, Option<NaiveDate>)],
+    today: NaiveDate,
+) -> Vec<(PersonId, bool)> {
+    let young = |born: &Option<NaiveDate>| born.is_some_and(|b| years(b, today) < 18);
+    let mut found: Vec<(PersonId, bool)> = match for_each {
+        None => vec![(person.clone(), false)],
+        Some(ForEach::ChildOfMother) => family
+            .iter()
+            .filter(|(_, kin, _)| *kin == Kin::Child)
+            .map(|(p, _, _)| (p.clone(), false))
+            .collect(),
+        Some(ForEach::ChildInHousehold) => {
+            let mut all = Vec::new();
+            if child {
+                all.push((person.clone(), false));
+            }
+            for (member, kin, born) in family {
+                let take = match kin {
+                    Kin::Child | Kin::Sibling | Kin::HalfSibling => true,
+                    Kin::UnbornChild | Kin::UnbornSibling => true,
+                    Kin::HouseholdMember => young(born),
+                    _ => false,
+                };
+                if take {
+                    all.push((
+                        member.clone(),
+                        matches!(kin, Kin::UnbornChild | Kin::UnbornSibling),
+                    ));
+                }
+            }
+            all
+        }
+    };
+    let mut seen = HashSet::new();
+    found.retain(|(p, _)| seen.insert(p.clone()));
+    found
+}
+
+/// The injuries the triggering records name, as the rules read them.
+fn injuries(focus: &[crate::fanout::AgencyRecord]) -> Vec<Injury> {
+    let mut found = Vec::new();
+    for record in focus {
+        let words = crate::chronology::words_of(&record.resource).to_lowercase();
+        let mut named = crate::chronology::injuries_in(&record.resource);
+        if named.is_empty()
+            && record.resource["meta"]["tag"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|t| t["code"] == "injury")
+        {
+            named.push(kinfold_chronology::Injury::Other);
+        }
+        for injury in named {
+            let as_rule = match injury {
+                kinfold_chronology::Injury::Fracture => Injury::Fracture,
+                kinfold_chronology::Injury::Bruise => Injury::Bruise,
+                kinfold_chronology::Injury::Burn => Injury::Burn,
+                kinfold_chronology::Injury::Scald => Injury::Scald,
+                kinfold_chronology::Injury::HeadInjury => Injury::HeadInjury,
+                kinfold_chronology::Injury::Ingestion => Injury::Ingestion,
+                // Only a dog's bite is the rule's.
+                kinfold_chronology::Injury::Bite if words.contains("dog") => Injury::DogBite,
+                kinfold_chronology::Injury::Bite | kinfold_chronology::Injury::Other => Injury::Any,
+            };
+            if !found.contains(&as_rule) {
+                found.push(as_rule);
+            }
+        }
+    }
+    found
+}
+
+/// A person's date of birth, from the first of their records that gives one.
+fn birth_date(inner: &crate::identity::Inner, person: &PersonId) -> Option<NaiveDate> {
+    inner
+        .index
+        .records_of(person)
+        .into_iter()
+        .filter_map(|key| inner.records.get(&key))
+        .filter_map(|r| r.demographics.birth_date.as_deref())
+        .find_map(|d| NaiveDate::parse_from_str(d.get(..10)?, "%Y-%m-%d").ok())
+}
+
+/// Whole years from `born` to `on`.
+fn years(born: NaiveDate, on: NaiveDate) -> u32 {
+    on.years_since(born).unwrap_or(0)
+}
+
+/// Whole months from `born` to `on`.
+fn months(born: NaiveDate, on: NaiveDate) -> u32 {
+    use chrono::Datelike;
+    let mut months = (on.year() - born.year()) * 12 + on.month() as i32 - born.month() as i32;
+    if on.day() < born.day() {
+        months -= 1;
+    }
+    u32::try_from(months).unwrap_or(0)
+}
+
+/// An id that is the same whenever its parts are (UUID version 5).
+fn same_id(parts: &[&str]) -> String {
+    uuid::Uuid::new_v5(&ID_SPACE, parts.join("\u{1f}").as_bytes()).to_string()
+}
+
+/// A Task's `owner`: the organisation, and the practitioner when one is named.
+fn owner_reference(recipient: &Recipient) -> Value {
+    json!({
+        "identifier": {"system": kinfold_fhir::ODS_CODE_SYSTEM, "value": recipient.org},
+        "display": recipient.label,
+    })
+}
+
+/// An escalation level as a Task's `businessStatus`.
+pub(crate) fn level_concept(level: i64) -> Value {
+    let (code, display) = match level {
+        0 => ("recipient", "With the recipient"),
+        1 => (
+            "team-lead",
+            "Escalated to the recipient organisation's safeguarding lead",
+        ),
+        _ => (
+            "area-safeguarding-lead",
+            "Escalated to the area's safeguarding lead",
+        ),
+    };
+    json!({"coding": [{"system": ESCALATION_SYSTEM, "code": code, "display": display}], "text": display})
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn day(text: &str) -> NaiveDate {
+        NaiveDate::parse_from_str(text, "%Y-%m-%d").expect("date")
+    }
+
+    #[test]
+    fn ages_count_whole_months_and_years() {
+        assert_eq!(months(day("2026-01-31"), day("2026-02-28")), 0);
+        assert_eq!(months(day("2026-01-15"), day("2026-02-15")), 1);
+        assert_eq!(months(day("2024-12-03"), day("2026-12-02")), 23);
+        assert_eq!(months(day("2024-12-03"), day("2026-12-03")), 24);
+        assert_eq!(years(day("2021-12-04"), day("2026-12-03")), 4);
+        assert_eq!(years(day("2021-12-03"), day("2026-12-03")), 5);
+    }
+
+    #[test]
+    fn a_household_rule_reaches_every_child_and_the_unborn_but_no_adult() {
+        let me: PersonId = "p-adult".parse().expect("id");
+        let id = |s: &str| -> PersonId { s.parse().expect("id") };
+        let family = vec![
+            (id("p-child"), Kin::Child, Some(day("2022-01-01"))),
+            (id("p-unborn"), Kin::UnbornChild, None),
+            (
+                id("p-partner"),
+                Kin::HouseholdMember,
+                Some(day("1990-01-01")),
+            ),
+            (
+                id("p-lodger-child"),
+                Kin::HouseholdMember,
+                Some(day("2015-01-01")),
+            ),
+            (id("p-mother"), Kin::Mother, Some(day("1960-01-01"))),
+        ];
+        let found = subjects(
+            &me,
+            false,
+            Some(ForEach::ChildInHousehold),
+            &family,
+            day("2026-12-03"),
+        );
+        assert_eq!(
+            found,
+            vec![
+                (id("p-child"), false),
+                (id("p-unborn"), true),
+                (id("p-lodger-child"), false)
+            ]
+        );
+        // A child's own notification includes the child.
+        let sibling = vec![(id("p-sister"), Kin::Sibling, Some(day("2020-01-01")))];
+        let found = subjects(
+            &id("p-child"),
+            true,
+            Some(ForEach::ChildInHousehold),
+            &sibling,
+            day("2026-12-03"),
+        );
+        assert_eq!(found, vec![(id("p-child"), false), (id("p-sister"), false)]);
+    }
+}
