@@ -209,7 +209,7 @@ impl Notifier {
         }
         // The records that set it off: the event's own, at the agency that sent it.
         let answers = records.of(state, &person).await?;
-        let focus: Vec<crate::fanout::AgencyRecord> = answers
+        let mut focus: Vec<crate::fanout::AgencyRecord> = answers
             .iter()
             .filter(|a| a.agency == feed.agency)
             .filter_map(|a| a.result.as_ref().ok())
@@ -221,6 +221,14 @@ impl Notifier {
             })
             .cloned()
             .collect();
+        // What happened first (the attendance, the notification, the booking), then what
+        // was recorded with it (the injury, the diagnosis).
+        focus.sort_by_key(|r| {
+            !matches!(
+                r.resource["resourceType"].as_str(),
+                Some("Encounter" | "Communication" | "EpisodeOfCare")
+            )
+        });
         let source = focus.first().map_or_else(
             || format!("{}/{}", feed.agency.as_str(), feed.patient.reference),
             |r| r.full_url.clone(),
@@ -335,6 +343,7 @@ impl Notifier {
         } = notice;
         let id = same_id(&[
             planned.rule.as_str(),
+            role_words(planned.role),
             source,
             subject.as_str(),
             recipient.org.as_str(),
@@ -409,10 +418,7 @@ impl Notifier {
             )}));
         }
         if let Some(why) = &unresolved {
-            notes.push(json!({"text": format!(
-                "Sent to the area's safeguarding lead because no {} could be found: {why}",
-                role_words(planned.role)
-            )}));
+            notes.push(json!({"text": format!("Sent to the area's safeguarding lead: {why}")}));
         }
         let mut task = json!({
             "resourceType": "Task",

@@ -213,6 +213,21 @@ impl Kinfold {
 
     /// As [`Kinfold::start_gateway`], with the configuration changed first.
     pub async fn start_gateway_with(&mut self, change: impl FnOnce(&mut GatewayConfig)) {
+        self.start_gateway_on(change, std::sync::Arc::new(kinfold_time::SystemClock))
+            .await;
+    }
+
+    /// The gateway, its notification deadlines and escalations on `clock`.
+    pub async fn start_gateway_with_clock(&mut self, clock: kinfold_time::ManualClock) {
+        self.start_gateway_on(|_| {}, std::sync::Arc::new(clock))
+            .await;
+    }
+
+    async fn start_gateway_on(
+        &mut self,
+        change: impl FnOnce(&mut GatewayConfig),
+        clock: std::sync::Arc<dyn kinfold_time::Clock>,
+    ) {
         let url = self.database_url("gateway").await;
         self.gateway_database = Some(url.clone());
         let (store, ledger, mut config) = self.gateway_on(&url).await;
@@ -222,7 +237,8 @@ impl Kinfold {
             .take()
             .expect("the gateway starts once");
         let app =
-            kinfold_gateway::build_on(listener, &config, store.clone(), ledger).expect("gateway");
+            kinfold_gateway::build_with_clock(listener, &config, store.clone(), ledger, clock)
+                .expect("gateway");
         self.gateway = Some((app.handle(), store));
         tokio::spawn(app.run_until_stopped());
     }

@@ -1,0 +1,475 @@
+//! Notifications end to end on SQLite and PostgreSQL (issue 27; G5, G9, G20), through the
+//! native feeds only, on a clock the test moves:
+//!
+//! * a baby of six months at A&E with a fracture: her registered GP, her health visiting team
+//!   (a central pool) and the hospital's paediatric liaison team are each told, urgently
+//!   (NICE CG89: under two), due within four working hours;
+//! * her mother at A&E after an overdose: the GP and health visitor of **every child in the
+//!   household** are told (her son's named health visitor, her daughter's pool);
+//! * a police domestic-abuse notification about the son: both children's health visitors and
+//!   GP, due before the next working day starts;
+//! * a child no service has on record: the area's safeguarding lead is told, and why;
+//! * each notification is seen only by those it is addressed to (another practice finds
+//!   nothing and gets "not found"), acknowledged by a named practitioner, completed with the
+//!   action taken; one left alone climbs to its organisation's safeguarding lead and at the
+//!   close of the next working day to the area's, each step its own Task and ledger entry.
+
+mod common;
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use common::agencies::{Backend, Kinfold};
+use kinfold_fhir::Agency;
+use kinfold_time::ManualClock;
+use serde_json::{Value, json};
+
+const MOTHER: &str = "9990000018";
+const SON: &str = "9990000026";
+const DAUGHTER: &str = "9990000034";
+const STRANGER: &str = "9990002045";
+const PRACTICE: &str = "A81001";
+
+fn at(text: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(text)
+        .expect("time")
+        .with_timezone(&Utc)
+}
+
+fn gp_patient(id: &str, nhs: &str, given: &str, born: &str, sex: &str) -> Value {
+    json!({"resource": {
+        "resourceType": "Patient", "id": id,
+        "identifier": [{"system": "https://fhir.nhs.uk/Id/nhs-number", "value": nhs}],
+        "name": [{"family": "Haddad", "given": [given]}],
+        "birthDate": born, "gender": sex,
+        "address": [{"line": ["1 Tyne Street"], "postalCode": "NE4 5PL"}],
+        "generalPractitioner": [{"identifier": {"system": "https://fhir.nhs.uk/Id/ods-organization-code", "value": PRACTICE}}]
+    }, "request": {"method": "PUT", "url": format!("Patient/{id}")}})
+}
+
+fn mother_of(child: &str) -> Value {
+    json!({"resource": {"resourceType": "RelatedPerson", "id": format!("{child}-mother"),
+        "patient": {"reference": format!("Patient/{child}")},
+        "identifier": [{"system": "https://fhir.nhs.uk/Id/nhs-number", "value": MOTHER}],
+        "relationship": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-RoleCode", "code": "MTH"}]}],
+        "name": [{"family": "Haddad", "given": ["Amira"]}], "gender": "female", "birthDate": "1994-05-02"},
+     "request": {"method": "PUT", "url": format!("RelatedPerson/{child}-mother")}})
+}
+
+fn child(nhs: &str, given: &str, born: &str, sex: &str) -> Value {
+    json!({"nhs_number": nhs, "family": "Haddad", "given": [given], "birth_date": born, "sex": sex, "postcode": "NE4 5PL"})
+}
+
+/// An A&E ADT^A04 arriving at `arrived` (HL7 time), with these segments after `PV1`.
+fn attendance(control: &str, pid: &str, arrived: &str, rest: &str) -> String {
+    format!(
+        "MSH|^~\\&|EPR|RXX|KINFOLD|AE|{arrived}||ADT^A04^ADT_A01|{control}|P|2.4\rEVN|A04|{arrived}\r{pid}\rPV1|1|E|AE^^^RXX||||||||||||||||V-{control}|||||||||||||||||01||||||||{arrived}{rest}"
+    )
+}
+
+async fn person_with(k: &Kinfold, nhs: &str) -> String {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let (_, body) = k
+            .get(&format!(
+                "/Patient?identifier=https://fhir.nhs.uk/Id/nhs-number|{nhs}"
+            ))
+            .await;
+        if let Some(id) = body["entry"][0]["resource"]["id"].as_str() {
+            return id.to_owned();
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{nhs}: {body}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn tasks(bundle: &Value) -> Vec<Value> {
+    bundle["entry"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|e| e["resource"].clone())
+        .collect()
+}
+
+fn rule(task: &Value) -> &str {
+    task["reasonCode"]["coding"][0]["code"]
+        .as_str()
+        .unwrap_or_default()
+}
+
+fn about(task: &Value) -> &str {
+    task["for"]["reference"].as_str().unwrap_or_default()
+}
+
+fn extension<'a>(task: &'a Value, name: &str) -> Option<&'a Value> {
+    task["extension"]
+        .as_array()?
+        .iter()
+        .find(|e| e["url"].as_str().is_some_and(|u| u.ends_with(name)))
+}
+
+/// The inbox of `token` once it holds at least `count` notifications.
+async fn inbox(k: &Kinfold, token: &str, query: &str, count: usize) -> Vec<Value> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let (status, body) = k
+            .get_as(token, &format!("/Task?code=notification{query}"))
+            .await;
+        assert_eq!(status, 200, "{body}");
+        let found = tasks(&body);
+        assert_eq!(body["total"].as_u64(), Some(found.len() as u64), "{body}");
+        if found.len() >= count {
+            return found;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{count} notifications for {query}: {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn post(k: &Kinfold, token: &str, path: &str, body: &Value) -> (u16, Value) {
+    let response = k
+        .http
+        .post(format!("{}{path}", k.gateway_url))
+        .bearer_auth(token)
+        .header("content-type", "application/json")
+        .body(body.to_string())
+        .send()
+        .await
+        .expect("answered");
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+async fn the_rules_tell_the_right_people_who_acknowledge_or_are_escalated(backend: Backend) {
+    let mut k = Kinfold::adapters(backend).await;
+    // Thursday 3 December 2026, 10:00 in London (GMT).
+    let clock = ManualClock::at(at("2026-12-03T10:00:00Z"));
+    k.start_gateway_with_clock(clock.clone()).await;
+
+    // The GP knows the mother and her two children, registered at one practice.
+    k.gp_bundle(&json!({
+        "resourceType": "Bundle", "type": "transaction", "identifier": {"value": "GP-NOTIFY-1"},
+        "entry": [
+            gp_patient("gp-son", SON, "Leo", "2022-01-15", "male"),
+            mother_of("gp-son"),
+            gp_patient("gp-daughter", DAUGHTER, "Mia", "2026-06-01", "female"),
+            mother_of("gp-daughter"),
+            gp_patient("gp-mother", MOTHER, "Amira", "1994-05-02", "female"),
+        ]
+    }))
+    .await;
+    // Health visiting: the son allocated to a named health visitor, the daughter to the pool.
+    let rows = [
+        json!({"record": "allocation", "row_id": "N-01", "child": child(SON, "Leo", "2022-01-15", "male"), "date": "2026-02-01", "health_visitor": {"name": "R. Shah"}}),
+        json!({"record": "allocation", "row_id": "N-02", "child": child(DAUGHTER, "Mia", "2026-06-01", "female"), "date": "2026-06-20", "pool": "Central pool (north)"}),
+    ];
+    let stored = k
+        .import(
+            Agency::HealthVisiting,
+            &rows.iter().map(|r| format!("{r}\n")).collect::<String>(),
+        )
+        .await;
+    assert_eq!(stored["stored"], 2, "{stored}");
+    let son = person_with(&k, SON).await;
+    let daughter = person_with(&k, DAUGHTER).await;
+    let mother = person_with(&k, MOTHER).await;
+
+    let gp = k.token_as("dr.jones", PRACTICE, "gp");
+    let other_gp = k.token_as("dr.other", "B82002", "gp");
+    let shah = k.token_as("R. Shah", "RX1", "health-visitor");
+    let liaison = k.token_as("pln.kaur", "RXX01", "paediatric-liaison-nurse");
+    let hv_lead = k.token_as("sg.lead", "RX1", "safeguarding-professional");
+    let area_lead = k.token_as("area.lead", "Q99", "safeguarding-professional");
+
+    // 1. The daughter, six months old, at A&E with a fracture.
+    k.send_hl7(&attendance(
+        "N-AE-1",
+        &format!("PID|1||{DAUGHTER}^^^NHS^NH||Haddad^Mia||20260601|F"),
+        "20261203095000+0000",
+        "\rOBX|1|CWE|injury-type^Injury type^KINFOLD-INJ||125605004^Fracture of bone^SCT",
+    ))
+    .await;
+    let for_gp = inbox(&k, &gp, "", 1).await;
+    assert_eq!(for_gp.len(), 1, "{for_gp:?}");
+    let gp_task = &for_gp[0];
+    assert_eq!(rule(gp_task), "child-attendance");
+    assert_eq!(about(gp_task), format!("Patient/{daughter}"));
+    assert_eq!(gp_task["priority"], "urgent", "under two with an injury");
+    // Four working hours from 10:00 on a Thursday.
+    assert_eq!(
+        gp_task["restriction"]["period"]["end"], "2026-12-03T14:00:00Z",
+        "{gp_task}"
+    );
+    assert_eq!(gp_task["status"], "requested");
+    assert_eq!(gp_task["owner"]["identifier"]["value"], PRACTICE);
+    assert!(
+        gp_task["focus"]["reference"]
+            .as_str()
+            .is_some_and(|r| r.contains("/Encounter/")),
+        "the GP may see the attendance: {gp_task}"
+    );
+    let for_liaison = inbox(&k, &liaison, "", 1).await;
+    assert_eq!(
+        for_liaison.iter().map(rule).collect::<Vec<_>>(),
+        ["child-attendance"]
+    );
+    // The daughter's pool at health visiting: every health visitor of RX1 sees it.
+    let for_hv = inbox(&k, &shah, "", 1).await;
+    assert_eq!(for_hv.len(), 1, "{for_hv:?}");
+    assert_eq!(about(&for_hv[0]), format!("Patient/{daughter}"));
+    // Another practice finds nothing, and cannot read or acknowledge it.
+    let (status, body) = k.get_as(&other_gp, "/Task?code=notification").await;
+    assert_eq!((status, body["total"].as_u64()), (200, Some(0)), "{body}");
+    let gp_id = gp_task["id"].as_str().expect("id").to_owned();
+    let (status, _) = k.get_as(&other_gp, &format!("/Task/{gp_id}")).await;
+    assert_eq!(status, 404);
+    let (status, unknown) = k
+        .get_as(&other_gp, "/Task/00000000-0000-4000-8000-000000000000")
+        .await;
+    assert_eq!(status, 404);
+    let (status, refused) = post(
+        &k,
+        &other_gp,
+        &format!("/Task/{gp_id}/$acknowledge"),
+        &json!({}),
+    )
+    .await;
+    assert_eq!(status, 404);
+    assert_eq!(
+        refused["issue"][0]["code"], unknown["issue"][0]["code"],
+        "a notification addressed to someone else is answered as one that does not exist"
+    );
+
+    // 2. The mother at A&E after an overdose: the GP and health visitor of both children.
+    k.send_hl7(&attendance(
+        "N-AE-2",
+        &format!("PID|1||{MOTHER}^^^NHS^NH||Haddad^Amira||19940502|F"),
+        "20261203102000+0000",
+        "\rPV2|||OD^Overdose of paracetamol^LOCAL",
+    ))
+    .await;
+    let for_gp = inbox(&k, &gp, "", 3).await;
+    let adult: Vec<&Value> = for_gp
+        .iter()
+        .filter(|t| rule(t) == "adult-risk-attendance")
+        .collect();
+    let mut children: Vec<&str> = adult.iter().map(|t| about(t)).collect();
+    children.sort_unstable();
+    let mut expected = vec![format!("Patient/{son}"), format!("Patient/{daughter}")];
+    expected.sort();
+    assert_eq!(children, expected, "{for_gp:?}");
+    assert!(
+        !for_gp
+            .iter()
+            .any(|t| about(t) == format!("Patient/{mother}")),
+        "the mother is no child: nobody is told about her as one"
+    );
+    let for_hv = inbox(&k, &shah, "", 3).await;
+    let named = for_hv
+        .iter()
+        .find(|t| rule(t) == "adult-risk-attendance" && about(t) == format!("Patient/{son}"))
+        .unwrap_or_else(|| panic!("the son's health visitor is told: {for_hv:?}"));
+    assert!(
+        named["owner"]["display"]
+            .as_str()
+            .is_some_and(|d| d.contains("R. Shah")),
+        "{named}"
+    );
+    assert_eq!(
+        extension(named, "notification-requirement").map(|e| &e["valueCode"]),
+        Some(&json!("G5"))
+    );
+    assert_eq!(named["priority"], "routine");
+    // One working day: the close of Friday.
+    assert_eq!(
+        named["restriction"]["period"]["end"],
+        "2026-12-04T17:00:00Z"
+    );
+    // Whether the professional may see the mother's attendance is the consent engine's
+    // answer: the Task shows the record or says that one exists they may not see, never
+    // neither.
+    for task in &adult {
+        let shown = task["focus"].is_object();
+        let withheld = extension(task, "withheld-count").is_some();
+        assert!(shown != withheld, "{task}");
+    }
+
+    // 3. A police domestic-abuse notification about the son: both children, due before the
+    // services open on Friday.
+    let da = json!({"record": "da-notification", "row_id": "N-03", "child": child(SON, "Leo", "2022-01-15", "male"),
+        "incident_date": "2026-12-02", "received_date": "2026-12-03", "from": "Police", "children_present": true,
+        "child_seen": false, "adult_victim_risk_grade": "medium"});
+    assert_eq!(
+        k.import(Agency::HealthVisiting, &format!("{da}\n")).await["stored"],
+        1
+    );
+    let for_gp = inbox(&k, &gp, "", 5).await;
+    let police: Vec<&Value> = for_gp
+        .iter()
+        .filter(|t| rule(t) == "domestic-abuse-notification")
+        .collect();
+    assert_eq!(police.len(), 2, "{for_gp:?}");
+    for task in &police {
+        assert_eq!(task["restriction"]["period"]["end"], "2026-12-04T09:00:00Z");
+        assert_eq!(
+            extension(task, "notification-requirement").map(|e| &e["valueCode"]),
+            Some(&json!("G9"))
+        );
+    }
+
+    // 4. A child nobody has on record: the area's safeguarding lead, told why.
+    k.send_hl7(&attendance(
+        "N-AE-3",
+        &format!("PID|1||{STRANGER}^^^NHS^NH||Doe^Sam||20200310|M"),
+        "20261203103000+0000",
+        "",
+    ))
+    .await;
+    let for_area = inbox(&k, &area_lead, "", 2).await;
+    let stranger = person_with(&k, STRANGER).await;
+    let unresolved: Vec<&Value> = for_area
+        .iter()
+        .filter(|t| about(t) == format!("Patient/{stranger}"))
+        .collect();
+    assert_eq!(
+        unresolved.len(),
+        2,
+        "no GP and no school nurse: {for_area:?}"
+    );
+    for task in &unresolved {
+        assert!(extension(task, "recipient-unresolved").is_some(), "{task}");
+        assert_eq!(
+            task["priority"], "routine",
+            "a school-age child with no injury"
+        );
+    }
+
+    // Acknowledged by a named practitioner, then completed with the action taken.
+    let (status, acked) = post(
+        &k,
+        &gp,
+        &format!("/Task/{gp_id}/$acknowledge"),
+        &json!({"note": "Seen; will call the health visitor."}),
+    )
+    .await;
+    assert_eq!(status, 200, "{acked}");
+    assert_eq!(acked["status"], "received");
+    assert!(
+        acked["output"][0]["valueString"]
+            .as_str()
+            .is_some_and(|s| s.contains("dr.jones")),
+        "{acked}"
+    );
+    let (status, again) = post(&k, &gp, &format!("/Task/{gp_id}/$acknowledge"), &json!({})).await;
+    assert_eq!(status, 400, "{again}");
+    let (status, short) = post(
+        &k,
+        &gp,
+        &format!("/Task/{gp_id}/$complete"),
+        &json!({"action": "done"}),
+    )
+    .await;
+    assert_eq!(status, 400, "{short}");
+    let (status, done) = post(
+        &k,
+        &gp,
+        &format!("/Task/{gp_id}/$complete"),
+        &json!({"action": "Spoke to the health visitor; joint visit booked for Monday."}),
+    )
+    .await;
+    assert_eq!(status, 200, "{done}");
+    assert_eq!(done["status"], "completed");
+    let completed = inbox(&k, &gp, "&status=completed", 1).await;
+    assert_eq!(completed.len(), 1);
+
+    // Nobody at health visiting acknowledges the daughter's attendance. At 14:01 it goes to
+    // RX1's safeguarding lead; the GP's, acknowledged, goes nowhere.
+    clock.set(at("2026-12-03T14:01:00Z"));
+    let for_lead = inbox(&k, &hv_lead, "", 1).await;
+    assert_eq!(for_lead.len(), 1, "{for_lead:?}");
+    let escalated = &for_lead[0];
+    assert_eq!(
+        escalated["businessStatus"]["coding"][0]["code"],
+        "team-lead"
+    );
+    let hv_task = inbox(&k, &shah, "", 1)
+        .await
+        .into_iter()
+        .find(|t| rule(t) == "child-attendance")
+        .expect("the pool's notification");
+    assert_eq!(
+        escalated["partOf"][0]["reference"],
+        format!("Task/{}", hv_task["id"].as_str().expect("id"))
+    );
+    assert_eq!(hv_task["businessStatus"]["coding"][0]["code"], "team-lead");
+    assert!(
+        !inbox(&k, &hv_lead, "", 0)
+            .await
+            .iter()
+            .any(|t| t["partOf"][0]["reference"] == format!("Task/{gp_id}")),
+        "the acknowledged notification does not escalate"
+    );
+    // Still unacknowledged at the close of the next working day: the area's lead.
+    clock.set(at("2026-12-04T16:59:00Z"));
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(
+        !inbox(&k, &area_lead, "", 0)
+            .await
+            .iter()
+            .any(|t| t["partOf"].is_array()),
+        "not before the close of Friday"
+    );
+    clock.set(at("2026-12-04T17:01:00Z"));
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let found = inbox(&k, &area_lead, "", 0).await;
+        if found.iter().any(|t| {
+            t["partOf"][0]["reference"]
+                == format!("Task/{}", hv_task["id"].as_str().unwrap_or_default())
+                && t["businessStatus"]["coding"][0]["code"] == "area-safeguarding-lead"
+        }) {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{found:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // The team lead may act on what reached them: acknowledging stops the ladder.
+    let hv_id = hv_task["id"].as_str().expect("id");
+    let (status, acked) = post(
+        &k,
+        &hv_lead,
+        &format!("/Task/{hv_id}/$acknowledge"),
+        &json!({}),
+    )
+    .await;
+    assert_eq!(status, 200, "{acked}");
+
+    // Every notification is in the ledger about its child, made by the notifier.
+    let officer = k.token_as("po.area", "Q99", "privacy-officer");
+    let (status, trail) = k
+        .get_as(
+            &officer,
+            &format!("/AuditEvent?patient={daughter}&_count=200"),
+        )
+        .await;
+    assert_eq!(status, 200, "{trail}");
+    let text = trail.to_string();
+    assert!(text.contains("kinfold-notify"), "{trail}");
+    assert!(text.contains("notification child-attendance"), "{trail}");
+
+    k.finish().await;
+}
+
+#[tokio::test]
+async fn sqlite_the_rules_tell_the_right_people_who_acknowledge_or_are_escalated() {
+    the_rules_tell_the_right_people_who_acknowledge_or_are_escalated(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn postgres_the_rules_tell_the_right_people_who_acknowledge_or_are_escalated() {
+    the_rules_tell_the_right_people_who_acknowledge_or_are_escalated(Backend::Postgres).await;
+}
