@@ -62,8 +62,14 @@ fn child(nhs: &str, given: &str, born: &str, sex: &str) -> Value {
 
 /// An A&E ADT^A04 arriving at `arrived` (HL7 time), with these segments after `PV1`.
 fn attendance(control: &str, pid: &str, arrived: &str, rest: &str) -> String {
+    attendance_at_visit(control, &format!("V-{control}"), pid, arrived, rest)
+}
+
+/// As [`attendance`], for the visit (`PV1-19`) given: an update of an attendance names its
+/// visit again.
+fn attendance_at_visit(control: &str, visit: &str, pid: &str, arrived: &str, rest: &str) -> String {
     format!(
-        "MSH|^~\\&|EPR|RXX|KINFOLD|AE|{arrived}||ADT^A04^ADT_A01|{control}|P|2.4\rEVN|A04|{arrived}\r{pid}\rPV1|1|E|AE^^^RXX||||||||||||||||V-{control}|||||||||||||||||01||||||||{arrived}{rest}"
+        "MSH|^~\\&|EPR|RXX|KINFOLD|AE|{arrived}||ADT^A04^ADT_A01|{control}|P|2.4\rEVN|A04|{arrived}\r{pid}\rPV1|1|E|AE^^^RXX||||||||||||||||{visit}|||||||||||||||||01||||||||{arrived}{rest}"
     )
 }
 
@@ -472,4 +478,175 @@ async fn sqlite_the_rules_tell_the_right_people_who_acknowledge_or_are_escalated
 #[tokio::test]
 async fn postgres_the_rules_tell_the_right_people_who_acknowledge_or_are_escalated() {
     the_rules_tell_the_right_people_who_acknowledge_or_are_escalated(Backend::Postgres).await;
+}
+
+/// The GP, the health visitor and the mother's two children, registered and allocated; the
+/// daughter's person id.
+async fn family(k: &Kinfold) -> String {
+    k.gp_bundle(&json!({
+        "resourceType": "Bundle", "type": "transaction", "identifier": {"value": "GP-NOTIFY-2"},
+        "entry": [
+            gp_patient("gp-son", SON, "Leo", "2022-01-15", "male"),
+            mother_of("gp-son"),
+            gp_patient("gp-daughter", DAUGHTER, "Mia", "2026-06-01", "female"),
+            mother_of("gp-daughter"),
+            gp_patient("gp-mother", MOTHER, "Amira", "1994-05-02", "female"),
+        ]
+    }))
+    .await;
+    let row = json!({"record": "allocation", "row_id": "N-02", "child": child(DAUGHTER, "Mia", "2026-06-01", "female"), "date": "2026-06-20", "pool": "Central pool (north)"});
+    assert_eq!(
+        k.import(Agency::HealthVisiting, &format!("{row}\n")).await["stored"],
+        1
+    );
+    person_with(k, DAUGHTER).await
+}
+
+/// Waits until the notification work has read every event the gateway received.
+async fn read_every_event(k: &Kinfold) {
+    let store = k.gateway_store();
+    let last = store
+        .events_after(0, 100_000)
+        .await
+        .expect("events")
+        .last()
+        .map_or(0, |e| e.seq);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while store.notify_cursor().await.expect("cursor") < last {
+        assert!(tokio::time::Instant::now() < deadline, "events left unread");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Every notification kept, as (rule, child, owner organisation, owner role, status).
+async fn kept(k: &Kinfold) -> Vec<(String, String, String, String, String)> {
+    let (all, total) = k
+        .gateway_store()
+        .notifications_between(0, i64::MAX, 1000)
+        .await
+        .expect("notifications");
+    assert_eq!(all.len() as i64, total);
+    let mut all: Vec<_> = all
+        .into_iter()
+        .map(|n| (n.rule, n.person, n.owner_org, n.owner_role, n.status))
+        .collect();
+    all.sort();
+    all
+}
+
+/// The gateway killed while the A&E adapter delivers, and started again: every notification
+/// the attendance calls for is made, once; one acknowledged before another restart stays
+/// acknowledged and is not made again.
+#[tokio::test]
+async fn sqlite_a_gateway_killed_mid_delivery_loses_no_notification_and_repeats_none() {
+    let mut k = Kinfold::adapters(Backend::Sqlite).await;
+    k.start_gateway_with_clock(ManualClock::at(at("2026-12-03T10:00:00Z")))
+        .await;
+    let daughter = family(&k).await;
+    k.kill_gateway().await;
+    // The attendance reaches the A&E adapter while the gateway is down; its outbox retries.
+    k.send_hl7(&attendance(
+        "N-AE-9",
+        &format!("PID|1||{DAUGHTER}^^^NHS^NH||Haddad^Mia||20260601|F"),
+        "20261203095000+0000",
+        "\rOBX|1|CWE|injury-type^Injury type^KINFOLD-INJ||125605004^Fracture of bone^SCT",
+    ))
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    k.restart_gateway().await;
+    let gp = k.token_as("dr.jones", PRACTICE, "gp");
+    let for_gp = inbox(&k, &gp, "", 1).await;
+    let liaison = k.token_as("pln.kaur", "RXX01", "paediatric-liaison-nurse");
+    inbox(&k, &liaison, "", 1).await;
+    let hv = k.token_as("hv.any", "RX1", "health-visitor");
+    inbox(&k, &hv, "", 1).await;
+    let expected = vec![
+        (
+            "child-attendance".to_owned(),
+            daughter.clone(),
+            PRACTICE.to_owned(),
+            "gp".to_owned(),
+            "requested".to_owned(),
+        ),
+        (
+            "child-attendance".to_owned(),
+            daughter.clone(),
+            "RX1".to_owned(),
+            "health-visitor".to_owned(),
+            "requested".to_owned(),
+        ),
+        (
+            "child-attendance".to_owned(),
+            daughter.clone(),
+            "RXX01".to_owned(),
+            "paediatric-liaison-nurse".to_owned(),
+            "requested".to_owned(),
+        ),
+    ];
+    assert_eq!(kept(&k).await, expected);
+    let id = for_gp[0]["id"].as_str().expect("id");
+    let (status, _) = post(&k, &gp, &format!("/Task/{id}/$acknowledge"), &json!({})).await;
+    assert_eq!(status, 200);
+    // Another restart, and the hospital's update of the same attendance (a new event about
+    // the same Encounter): nobody is told again.
+    k.kill_gateway().await;
+    k.restart_gateway().await;
+    k.send_hl7(&attendance_at_visit(
+        "N-AE-9b",
+        "V-N-AE-9",
+        &format!("PID|1||{DAUGHTER}^^^NHS^NH||Haddad^Mia||20260601|F"),
+        "20261203095000+0000",
+        "\rPV2|||FALL^Fell from the sofa^LOCAL\rOBX|1|CWE|injury-type^Injury type^KINFOLD-INJ||125605004^Fracture of bone^SCT",
+    ))
+    .await;
+    let events = k.events_from(Agency::Ae, 2).await;
+    assert_eq!(events.len(), 2, "the update is an event of its own");
+    read_every_event(&k).await;
+    let mut after = expected.clone();
+    after[0].4 = "received".to_owned();
+    assert_eq!(kept(&k).await, after);
+    k.finish().await;
+}
+
+/// Two gateways on one PostgreSQL database, both making notifications from the same events:
+/// each is made once.
+#[tokio::test]
+async fn postgres_two_gateways_make_each_notification_once() {
+    let mut k = Kinfold::adapters(Backend::Postgres).await;
+    k.start_gateway().await;
+    let second = k.start_another_gateway().await;
+    let daughter = family(&k).await;
+    for n in 0..5 {
+        k.send_hl7(&attendance(
+            &format!("N-AE-2{n}"),
+            &format!("PID|1||{DAUGHTER}^^^NHS^NH||Haddad^Mia||20260601|F"),
+            &format!("2026120{}095000+0000", n + 1),
+            "\rOBX|1|CWE|injury-type^Injury type^KINFOLD-INJ||125605004^Fracture of bone^SCT",
+        ))
+        .await;
+    }
+    // The second gateway reads the same database: its inbox shows what either made.
+    let gp = k.token_as("dr.jones", PRACTICE, "gp");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let response = k
+            .http
+            .get(format!("{second}/Task?code=notification"))
+            .bearer_auth(&gp)
+            .send()
+            .await
+            .expect("answered");
+        let body: Value = response.json().await.expect("json");
+        if body["total"] == 5 {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{body}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    read_every_event(&k).await;
+    let all = kept(&k).await;
+    // Five attendances, three recipients each, no more.
+    assert_eq!(all.len(), 15, "{all:?}");
+    assert!(all.iter().all(|n| n.1 == daughter));
+    k.finish().await;
 }

@@ -290,6 +290,49 @@ impl Kinfold {
         base
     }
 
+    /// Stops the gateway at once (as a crash would, mid-request), leaving the adapters to
+    /// retry their deliveries.
+    pub async fn kill_gateway(&mut self) {
+        let (handle, _) = self.gateway.take().expect("the gateway runs");
+        handle.stop(false).await;
+    }
+
+    /// Starts the gateway again on its database and address, on the system clock.
+    pub async fn restart_gateway(&mut self) {
+        let url = self
+            .gateway_database
+            .clone()
+            .expect("the gateway ran before");
+        let port: u16 = self
+            .gateway_url
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.parse().ok())
+            .expect("the gateway's port");
+        let (store, ledger, config) = self.gateway_on(&url).await;
+        let mut tries = 0;
+        let listener = loop {
+            match std::net::TcpListener::bind(("127.0.0.1", port)) {
+                Ok(listener) => break listener,
+                Err(error) => {
+                    tries += 1;
+                    assert!(tries < 50, "the gateway's port stays taken: {error}");
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                }
+            }
+        };
+        let app = kinfold_gateway::build_with_clock(
+            listener,
+            &config,
+            store.clone(),
+            ledger,
+            std::sync::Arc::new(kinfold_time::SystemClock),
+        )
+        .expect("gateway");
+        self.gateway = Some((app.handle(), store));
+        tokio::spawn(app.run_until_stopped());
+    }
+
     /// A connection to the A&E adapter's MLLP listener, over TLS with the feed's certificate.
     pub async fn mllp_stream(&self) -> Box<dyn kinfold_http::tls::Duplex> {
         kinfold_http::tls::connect(
