@@ -12,7 +12,9 @@
 //! * each notification is seen only by those it is addressed to (another practice finds
 //!   nothing and gets "not found"), acknowledged by a named practitioner, completed with the
 //!   action taken; one left alone climbs to its organisation's safeguarding lead and at the
-//!   close of the next working day to the area's, each step its own Task and ledger entry.
+//!   close of the next working day to the area's, each step its own Task and ledger entry;
+//! * a child with a child-protection plan read from the emergency department: her health
+//!   visitors and the area's lead are told who looked, when and why (G20).
 
 mod common;
 
@@ -453,6 +455,62 @@ async fn the_rules_tell_the_right_people_who_acknowledge_or_are_escalated(backen
     )
     .await;
     assert_eq!(status, 200, "{acked}");
+
+    // 5. Access is a notification too: with a child-protection plan flagged, the daughter's
+    // record read from the emergency department tells her health visitors and the area's
+    // lead who looked and why.
+    let (status, flag) = post(&k, &area_lead, "/Flag", &json!({"resourceType": "Flag",
+        "subject": {"reference": format!("Patient/{daughter}")},
+        "code": {"coding": [{"system": "https://kinfold.example/fhir/CodeSystem/safeguarding-flag", "code": "child-protection-plan"}]}})).await;
+    assert_eq!(status, 201, "{flag}");
+    let arrived = Utc::now().format("%Y%m%d%H%M%S+0000").to_string();
+    k.send_hl7(&attendance(
+        "N-AE-4",
+        &format!("PID|1||{DAUGHTER}^^^NHS^NH||Haddad^Mia||20260601|F"),
+        &arrived,
+        "",
+    ))
+    .await;
+    let ed = k.token_as("dr.ed", "RXX01", "emergency-department-clinician");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let (status, _) = k
+            .get_as(&ed, &format!("/Patient/{daughter}/$everything"))
+            .await;
+        if status == 200 {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{status}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let told = |tasks: &[Value]| -> Vec<Value> {
+        tasks
+            .iter()
+            .filter(|t| rule(t) == "protected-child-accessed")
+            .cloned()
+            .collect()
+    };
+    let for_area = told(&inbox(&k, &area_lead, "", 0).await);
+    assert_eq!(for_area.len(), 1, "{for_area:?}");
+    assert!(
+        for_area[0]["note"][0]["text"]
+            .as_str()
+            .is_some_and(|t| t.contains("dr.ed") && t.contains("direct care")),
+        "{}",
+        for_area[0]
+    );
+    assert_eq!(told(&inbox(&k, &shah, "", 0).await).len(), 1);
+    // The same clinician reading again the same day tells nobody twice; another
+    // professional's read (the GP's) is no unscheduled care and tells nobody.
+    let (status, _) = k
+        .get_as(&ed, &format!("/Patient/{daughter}/$everything"))
+        .await;
+    assert_eq!(status, 200);
+    let (status, _) = k
+        .get_as(&gp, &format!("/Patient/{daughter}/$everything"))
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(told(&inbox(&k, &area_lead, "", 0).await).len(), 1);
 
     // Every notification is in the ledger about its child, made by the notifier.
     let officer = k.token_as("po.area", "Q99", "privacy-officer");

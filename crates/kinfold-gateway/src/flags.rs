@@ -89,7 +89,10 @@ fn now_text(now: DateTime<Utc>) -> String {
 }
 
 /// The person's flags, under every id they have been known by.
-async fn flags_of(state: &GatewayState, person: &str) -> Result<Vec<StoredFlag>, GatewayError> {
+pub(crate) async fn flags_of(
+    state: &GatewayState,
+    person: &str,
+) -> Result<Vec<StoredFlag>, GatewayError> {
     let ids: Vec<String> = match person.parse::<kinfold_identity::PersonId>() {
         Ok(id) => {
             state

@@ -501,6 +501,168 @@ impl Notifier {
         Ok(())
     }
 
+    /// Access is a notification too (as CP-IS does it, G20): a child with an active
+    /// child-protection plan or looked-after flag read from unscheduled care (an emergency
+    /// department) tells the child's health visitor or school nurse and the area's
+    /// safeguarding lead who looked, when and why. One notification per reader, child and day.
+    pub(crate) async fn protected_child_read(
+        &self,
+        state: &GatewayState,
+        person: &str,
+        reader: &Requester,
+        facts: &ChildFacts,
+        answers: &[AgencyAnswer],
+    ) -> Result<(), GatewayError> {
+        if reader.role != Professional::EmergencyDepartmentClinician {
+            return Ok(());
+        }
+        let protected = crate::flags::flags_of(state, person)
+            .await?
+            .into_iter()
+            .filter(|f| f.status == "active")
+            .any(|f| f.kind == "child-protection-plan" || f.kind == "looked-after");
+        if !protected {
+            return Ok(());
+        }
+        let now = self.now();
+        let today = now.date_naive();
+        let born = answers
+            .iter()
+            .filter_map(|a| a.result.as_ref().ok())
+            .flatten()
+            .filter(|r| r.resource["resourceType"] == "Patient")
+            .find_map(|r| r.resource["birthDate"].as_str())
+            .and_then(|d| NaiveDate::parse_from_str(d.get(..10)?, "%Y-%m-%d").ok());
+        let under_five = born.is_none_or(|b| years(b, today) < 5);
+        let event = kinfold_notify::Event::new(Trigger::ProtectedChildAccessed, now);
+        let subject: PersonId = person.parse().map_err(|_| GatewayError::UnknownPerson)?;
+        let purpose = match &reader.purpose {
+            Purpose::DirectCare => "direct care".to_owned(),
+            Purpose::Safeguarding => "safeguarding".to_owned(),
+            Purpose::Override { justification } => format!("an override: {justification}"),
+        };
+        let who = format!(
+            "{} ({}, {} at {})",
+            reader.name.as_deref().unwrap_or(&reader.practitioner),
+            reader.practitioner,
+            reader.role.as_str(),
+            reader.organisation
+        );
+        let mut made = Made::default();
+        for planned in self.rules.plan(&event, &self.calendar) {
+            let (recipients, unresolved) =
+                match resolve(planned.role, facts, under_five, answers, &state.disclosure) {
+                    Ok(found) if !found.is_empty() => (found, None),
+                    Ok(_) => (
+                        vec![area_lead(&state.disclosure)],
+                        Some(format!(
+                            "The records name no {} for this child.",
+                            role_words(planned.role)
+                        )),
+                    ),
+                    Err(why) => (vec![area_lead(&state.disclosure)], Some(why)),
+                };
+            for recipient in recipients {
+                let id = same_id(&[
+                    planned.rule.as_str(),
+                    role_words(planned.role),
+                    person,
+                    &reader.practitioner,
+                    &reader.organisation,
+                    &today.to_string(),
+                    recipient.org.as_str(),
+                    recipient.role.as_str(),
+                ]);
+                if !made.ids.insert(id.clone()) {
+                    continue;
+                }
+                let stamp = now.to_rfc3339_opts(SecondsFormat::Millis, true);
+                let mut extensions = vec![
+                    json!({"url": format!("{EXTENSION}notification-requirement"), "valueCode": planned.requirement}),
+                    json!({"url": format!("{EXTENSION}owner-role"), "valueCode": recipient.role.as_str()}),
+                ];
+                let mut notes = vec![json!({"text": format!(
+                    "Read from unscheduled care by {who} at {stamp}, for {purpose}."
+                )})];
+                if let Some(why) = &unresolved {
+                    extensions.push(json!({"url": format!("{EXTENSION}recipient-unresolved"), "valueString": why}));
+                    notes.push(
+                        json!({"text": format!("Sent to the area's safeguarding lead: {why}")}),
+                    );
+                }
+                let summary = "A child with an active child-protection or looked-after flag read from an unscheduled-care setting";
+                let task = json!({
+                    "resourceType": "Task",
+                    "id": id,
+                    "status": "requested",
+                    "intent": "order",
+                    "priority": "routine",
+                    "code": {"coding": [{"system": TASK_SYSTEM, "code": NOTIFICATION, "display": "Safeguarding notification"}]},
+                    "reasonCode": {"coding": [{"system": RULE_SYSTEM, "code": planned.rule, "display": summary}], "text": summary},
+                    "for": {"reference": format!("Patient/{subject}")},
+                    "authoredOn": stamp,
+                    "lastModified": stamp,
+                    "owner": owner_reference(&recipient),
+                    "restriction": {"period": {"end": planned.due.to_rfc3339_opts(SecondsFormat::Secs, true)}},
+                    "businessStatus": level_concept(0),
+                    "input": [{"type": {"text": "read by"}, "valueString": who}],
+                    "extension": extensions,
+                    "note": notes,
+                });
+                made.audit.push(
+                    Entry::by(
+                        NOTIFIER,
+                        None,
+                        Interaction::Create,
+                        &format!("notification {} to {}", planned.rule, recipient.label),
+                    )
+                    .about(subject.to_string())
+                    .entities(vec![kinfold_ledger::AuditEntity {
+                        reference: format!("Task/{id}"),
+                        resource_type: "Task".into(),
+                        agency: None,
+                        disclosure: format!("notification to {}", recipient.label),
+                    }])
+                    .rule("notification.protected-child-accessed")
+                    .done(),
+                );
+                let next = match kinfold_notify::escalation(planned.due, false, now, &self.calendar)
+                {
+                    (_, Some(next)) => next.timestamp_millis(),
+                    (_, None) => NEVER,
+                };
+                made.tasks.push(StoredNotification {
+                    id,
+                    rule: planned.rule.clone(),
+                    person: subject.to_string(),
+                    owner_org: recipient.org,
+                    owner_role: recipient.role.as_str().to_owned(),
+                    owner_name: recipient.name.unwrap_or_default(),
+                    status: "requested".into(),
+                    level: 0,
+                    due: planned.due.timestamp_millis(),
+                    next_escalation: next,
+                    event_seq: 0,
+                    created: now.timestamp_millis(),
+                    updated: now.timestamp_millis(),
+                    body: task.to_string(),
+                });
+            }
+        }
+        let Made { tasks, audit, .. } = made;
+        state
+            .ledger
+            .record_within(audit, |rows| async move {
+                state
+                    .store
+                    .notifications_add(&tasks, &rows)
+                    .await
+                    .map_err(GatewayError::from)
+            })
+            .await?;
+        Ok(())
+    }
+
     /// Moves every notification nobody acknowledged in time one step up the ladder: to the
     /// recipient organisation's safeguarding lead, then the area's. Answers how many moved.
     pub(crate) async fn escalate(&self, state: &GatewayState) -> Result<usize, GatewayError> {

@@ -122,6 +122,17 @@ pub(crate) async fn gather_types(
         state.pace.hold(query, started).await;
         return Err(GatewayError::NoRelationship);
     };
+    // Read from unscheduled care, a protected child's services are told (G20).
+    state
+        .notifier
+        .protected_child_read(
+            state,
+            &person_id,
+            &requester,
+            &facts,
+            answers.first().map_or(&[][..], Vec::as_slice),
+        )
+        .await?;
     let mut parts = Vec::with_capacity(people.len());
     for ((id, kin, target), answers) in people.into_iter().zip(answers) {
         // The person's own recorded dissents.

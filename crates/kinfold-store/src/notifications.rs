@@ -140,6 +140,25 @@ impl Store {
         Ok(())
     }
 
+    /// Keeps notifications made by something other than an event (a protected child's record
+    /// read), with their ledger entries, in one transaction; one already kept is left as it is.
+    pub async fn notifications_add(
+        &self,
+        notifications: &[StoredNotification],
+        audit: &[crate::LedgerRow],
+    ) -> Result<()> {
+        let inserts: Vec<_> = notifications.iter().map(|n| self.insert_sql(n)).collect();
+        on_writer!(self, pool => {
+            let mut tx = pool.begin().await?;
+            tx.insert_ledger_rows(audit).await.map_err(crate::StoreError::Ledger)?;
+            for sql in &inserts {
+                bound!(sql).execute(&mut *tx).await?;
+            }
+            tx.commit().await?;
+        });
+        Ok(())
+    }
+
     fn insert_sql(&self, n: &StoredNotification) -> crate::sql::Sql {
         let mut sql = self.sql();
         sql.push("INSERT INTO notifications (");
