@@ -791,4 +791,22 @@ async fn the_demo_story_family_lists_siblings_the_unborn_and_one_partner() {
         flag["code"]["coding"][0]["code"],
         "cause-of-injury-inconclusive"
     );
+    // Her attendance at A&E reached the hospital's paediatric liaison team (issue 27), in the
+    // inbox the README shows.
+    let liaison = t.demo.info.consent_example.tokens["paediatric-liaison-nurse"].clone();
+    let path = t.gateway("/Task?code=notification&status=requested");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let (status, inbox) = common::get_json(&t.http, &path, Some(&liaison)).await;
+        assert_eq!(status, 200, "{inbox}");
+        let hers = inbox["entry"].as_array().into_iter().flatten().any(|e| {
+            e["resource"]["for"]["reference"] == format!("Patient/{}", example.child.id)
+                && e["resource"]["reasonCode"]["coding"][0]["code"] == "child-attendance"
+        });
+        if hers {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{inbox}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }

@@ -139,7 +139,8 @@ pub struct ConsentExample {
     pub mother: Option<String>,
     /// Bearer tokens: `health-visitor` (the area's pool, which the child is allocated to),
     /// `health-visitor-override` (the same, purpose override with a justification),
-    /// `unrelated-gp` (a practice the family is not registered with), `privacy-officer` (the
+    /// `unrelated-gp` (a practice the family is not registered with),
+    /// `paediatric-liaison-nurse` (the hospital's: its notifications inbox), `privacy-officer` (the
     /// area's: every audit view) and `identity-steward` (of the community trust that holds the
     /// health-visiting and school-nursing records: the review queue, links and family edges
     /// of the people whose records it holds).
@@ -165,6 +166,12 @@ fn consent_example(
         .find(|o| o.agency == Agency::HealthVisiting)
         .map(|o| o.organisation)
         .unwrap_or_else(|| "RX1".into());
+    let hospital = kinfold_gateway::disclosure::DisclosureConfig::default()
+        .organisations
+        .into_iter()
+        .find(|o| o.agency == Agency::Ae)
+        .map(|o| o.organisation)
+        .unwrap_or_else(|| "RXX01".into());
     let caller = |subject, org, role, purpose, justification| kinfold_gateway::TokenFor {
         subject,
         name: None,
@@ -197,6 +204,16 @@ fn consent_example(
         (
             "unrelated-gp",
             caller("demo-unrelated-gp", "B99999", "gp", "direct-care", None),
+        ),
+        (
+            "paediatric-liaison-nurse",
+            caller(
+                "demo-liaison-nurse",
+                &hospital,
+                "paediatric-liaison-nurse",
+                "direct-care",
+                None,
+            ),
         ),
         (
             "privacy-officer",
