@@ -156,12 +156,13 @@ if grep -qw sha_ni /proc/cpuinfo; then sha="has"; else sha="does not have"; fi
 load=$(cut -d' ' -f1-3 /proc/loadavg)
 # The robustness section is bench/robustness.sh's: keep it as it is.
 robustness=$(sed -n '/<!-- robustness:start -->/,/<!-- robustness:end -->/p' BENCHMARKS.md 2>/dev/null || true)
-# So are the identity, consent, mTLS and chronology sections (bench/identity.sh's, bench/consent.sh's,
-# bench/mtls.sh's, bench/chronology.sh's).
+# So are the identity, consent, mTLS, chronology and notifications sections (bench/identity.sh's,
+# bench/consent.sh's, bench/mtls.sh's, bench/chronology.sh's, bench/notifications.sh's).
 identity=$(sed -n '/<!-- identity:start -->/,/<!-- identity:end -->/p' BENCHMARKS.md 2>/dev/null || true)
 consent=$(sed -n '/<!-- consent:start -->/,/<!-- consent:end -->/p' BENCHMARKS.md 2>/dev/null || true)
 mtls=$(sed -n '/<!-- mtls:start -->/,/<!-- mtls:end -->/p' BENCHMARKS.md 2>/dev/null || true)
 chronology=$(sed -n '/<!-- chronology:start -->/,/<!-- chronology:end -->/p' BENCHMARKS.md 2>/dev/null || true)
+notifications=$(sed -n '/<!-- notifications:start -->/,/<!-- notifications:end -->/p' BENCHMARKS.md 2>/dev/null || true)
 cat >BENCHMARKS.md <<MD
 # Kinfold benchmarks
 
@@ -270,5 +271,6 @@ if [ -n "$identity" ]; then printf '\n%s\n' "$identity" >>BENCHMARKS.md; fi
 if [ -n "$consent" ]; then printf '\n%s\n' "$consent" >>BENCHMARKS.md; fi
 if [ -n "$mtls" ]; then printf '\n%s\n' "$mtls" >>BENCHMARKS.md; fi
 if [ -n "$chronology" ]; then printf '\n%s\n' "$chronology" >>BENCHMARKS.md; fi
+if [ -n "$notifications" ]; then printf '\n%s\n' "$notifications" >>BENCHMARKS.md; fi
 if [ -n "$robustness" ]; then printf '\n%s\n' "$robustness" >>BENCHMARKS.md; fi
 echo "wrote BENCHMARKS.md"

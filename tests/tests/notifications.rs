@@ -13,6 +13,8 @@
 //!   nothing and gets "not found"), acknowledged by a named practitioner, completed with the
 //!   action taken; one left alone climbs to its organisation's safeguarding lead and at the
 //!   close of the next working day to the area's, each step its own Task and ledger entry;
+//! * the oversight report counts, per rule and team, what was notified, acknowledged in time
+//!   or late, completed, overdue, escalated and sent to the area for want of a recipient;
 //! * a child with a child-protection plan read from the emergency department: her health
 //!   visitors and the area's lead are told who looked, when and why (G20).
 
@@ -455,6 +457,64 @@ async fn the_rules_tell_the_right_people_who_acknowledge_or_are_escalated(backen
     )
     .await;
     assert_eq!(status, 200, "{acked}");
+
+    // The oversight report (G20): per rule and team, as the clock stands (Friday 17:01).
+    let (status, report) = k.get_as(&area_lead, "/$notification-report").await;
+    assert_eq!(status, 200, "{report}");
+    let row = |report: &Value, rule: &str, org: &str, role: &str| -> Value {
+        report["rows"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|r| r["rule"] == rule && r["organisation"] == org && r["role"] == role)
+            .cloned()
+            .unwrap_or_else(|| panic!("{rule} {org} {role}: {report}"))
+    };
+    let pool = row(&report, "child-attendance", "RX1", "health-visitor");
+    assert_eq!(
+        (
+            &pool["notified"],
+            &pool["acknowledgedLate"],
+            &pool["escalated"],
+            &pool["overdue"]
+        ),
+        (&json!(1), &json!(1), &json!(1), &json!(0)),
+        "{pool}"
+    );
+    let practice = row(&report, "child-attendance", PRACTICE, "gp");
+    assert_eq!(
+        (
+            &practice["notified"],
+            &practice["acknowledgedInTime"],
+            &practice["completed"]
+        ),
+        (&json!(1), &json!(1), &json!(1)),
+        "{practice}"
+    );
+    let unresolved = row(
+        &report,
+        "child-attendance",
+        "Q99",
+        "safeguarding-professional",
+    );
+    assert_eq!(
+        (
+            &unresolved["notified"],
+            &unresolved["recipientUnresolved"],
+            &unresolved["overdue"]
+        ),
+        (&json!(2), &json!(2), &json!(2)),
+        "due at the close of Friday, nobody acknowledged: {unresolved}"
+    );
+    // An organisation's lead sees its own teams only; a GP is no overseer.
+    let (status, own) = k.get_as(&hv_lead, "/$notification-report").await;
+    assert_eq!(status, 200, "{own}");
+    assert!(
+        own["rows"].as_array().is_some_and(|rows| !rows.is_empty() && rows.iter().all(|r| r["organisation"] == "RX1")),
+        "{own}"
+    );
+    let (status, _) = k.get_as(&gp, "/$notification-report").await;
+    assert_eq!(status, 403);
 
     // 5. Access is a notification too: with a child-protection plan flagged, the daughter's
     // record read from the emergency department tells her health visitors and the area's

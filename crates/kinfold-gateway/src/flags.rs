@@ -542,7 +542,7 @@ pub(crate) struct ReportQuery {
 
 /// Who may read the oversight report: a safeguarding professional or a privacy officer, with
 /// an organisation.
-fn overseer(caller: &Caller) -> Result<String, GatewayError> {
+pub(crate) fn overseer(caller: &Caller) -> Result<String, GatewayError> {
     let role = caller.role.as_deref().and_then(|r| r.parse::<Role>().ok());
     match (&caller.organisation, role) {
         (Some(org), Some(Role::SafeguardingProfessional | Role::PrivacyOfficer)) => {

@@ -14,6 +14,8 @@ use kinfold_consent::{Requester, Role};
 use kinfold_fhir::IssueType;
 use kinfold_http::ApiError;
 use kinfold_store::{InboxQuery, NEVER, StoreError, StoredNotification};
+use std::collections::BTreeMap;
+
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -484,4 +486,160 @@ async fn change(
         }
         Err(other) => Err(other),
     }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ReportQuery {
+    period: Option<String>,
+}
+
+/// The most notifications one report reads.
+const MOST_REPORTED: i64 = 20_000;
+
+/// How one rule did for one team.
+#[derive(Debug, Default, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Tally {
+    rule: String,
+    requirement: String,
+    organisation: String,
+    role: String,
+    notified: usize,
+    acknowledged_in_time: usize,
+    acknowledged_late: usize,
+    completed: usize,
+    overdue: usize,
+    escalated: usize,
+    recipient_unresolved: usize,
+}
+
+/// The notifications oversight report (G20): per rule and team, how many were notified,
+/// acknowledged in time or late, completed, are overdue now, were escalated, and went to the
+/// area's lead because nobody could be found.
+#[utoipa::path(get, path = "/$notification-report", tag = "Notifications",
+    params(("period" = Option<String>, Query, description = "`YYYY-MM-DD/YYYY-MM-DD`, both days included, by when the notifications were made (default: the last 30 days)")),
+    responses(
+        (status = 200, description = "`rows`: per rule and team (organisation and role), `notified`, `acknowledgedInTime`, `acknowledgedLate`, `completed`, `overdue` (unacknowledged past the deadline now), `escalated`, `recipientUnresolved`; of the caller's organisation's teams (the area's: every team); escalations are not counted as notifications of their own. `complete` is false when the period holds more than one report reads (20,000): ask for a shorter period", content_type = "application/json", body = serde_json::Value),
+        (status = 400, description = "A period that cannot be read", content_type = "application/fhir+json", body = serde_json::Value),
+    ),
+    security(("bearer" = [])))]
+pub(crate) async fn report(
+    caller: Caller,
+    state: web::Data<GatewayState>,
+    request: HttpRequest,
+    query: web::Query<ReportQuery>,
+) -> Result<Disclosed, GatewayError> {
+    let org = crate::flags::overseer(&caller)?;
+    let now = state.notifier.now();
+    let today = now.date_naive();
+    let (from, to) = match &query.period {
+        Some(text) => {
+            let (a, b) = text.split_once('/').ok_or_else(|| {
+                crate::error::bad_parameter("period", "is two days, YYYY-MM-DD/YYYY-MM-DD")
+            })?;
+            let from = crate::error::day_parameter("period", Some(a))?.unwrap_or(today);
+            let to = crate::error::day_parameter("period", Some(b))?.unwrap_or(today);
+            if from > to {
+                return Err(crate::error::bad_parameter(
+                    "period",
+                    "starts after it ends",
+                ));
+            }
+            (from, to)
+        }
+        None => (today - chrono::Duration::days(29), today),
+    };
+    let millis = |day: chrono::NaiveDate| {
+        day.and_hms_opt(0, 0, 0)
+            .map_or(0, |t| t.and_utc().timestamp_millis())
+    };
+    let (found, total) = state
+        .store
+        .notifications_between(
+            millis(from),
+            millis(to + chrono::Duration::days(1)),
+            MOST_REPORTED,
+        )
+        .await?;
+    let everyone = org == state.disclosure.area;
+    let mut rows: BTreeMap<(String, String, String), Tally> = BTreeMap::new();
+    for n in found.iter().filter(|n| everyone || n.owner_org == org) {
+        let Ok(task) = serde_json::from_str::<Value>(&n.body) else {
+            continue;
+        };
+        if task["partOf"].is_array() {
+            continue;
+        }
+        let tally = rows
+            .entry((n.rule.clone(), n.owner_org.clone(), n.owner_role.clone()))
+            .or_insert_with(|| Tally {
+                rule: n.rule.clone(),
+                requirement: task["extension"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .find(|e| {
+                        e["url"]
+                            .as_str()
+                            .is_some_and(|u| u.ends_with("notification-requirement"))
+                    })
+                    .and_then(|e| e["valueCode"].as_str())
+                    .unwrap_or_default()
+                    .to_owned(),
+                organisation: n.owner_org.clone(),
+                role: n.owner_role.clone(),
+                ..Tally::default()
+            });
+        tally.notified += 1;
+        let acknowledged = task["executionPeriod"]["start"]
+            .as_str()
+            .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+            .map(|t| t.timestamp_millis());
+        match acknowledged {
+            Some(at) if at <= n.due => tally.acknowledged_in_time += 1,
+            Some(_) => tally.acknowledged_late += 1,
+            None if now.timestamp_millis() > n.due => tally.overdue += 1,
+            None => {}
+        }
+        if n.status == "completed" {
+            tally.completed += 1;
+        }
+        if n.level > 0 {
+            tally.escalated += 1;
+        }
+        if task["extension"].as_array().into_iter().flatten().any(|e| {
+            e["url"]
+                .as_str()
+                .is_some_and(|u| u.ends_with("recipient-unresolved"))
+        }) {
+            tally.recipient_unresolved += 1;
+        }
+    }
+    let receipt = state
+        .record_access(
+            Entry::by_caller(
+                &caller,
+                &request,
+                Interaction::Search,
+                &format!("$notification-report?period={from}/{to}"),
+            )
+            .rule("notification.oversight")
+            .done(),
+        )
+        .await?;
+    let shown = found.len();
+    let total = usize::try_from(total).unwrap_or(0);
+    Ok(Disclosed::json(
+        receipt,
+        &json!({
+            "organisation": org,
+            "period": {"start": from.to_string(), "end": to.to_string()},
+            "at": now.to_rfc3339_opts(SecondsFormat::Secs, true),
+            "complete": shown >= total,
+            "total": total,
+            "shown": shown,
+            "rows": rows.into_values().collect::<Vec<_>>(),
+        }),
+    ))
 }

@@ -19,8 +19,10 @@
 
 use std::time::{Duration, Instant};
 
+use common::{exchange, nhs_number};
 use kinfold_fhir::NhsNumber;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+mod common;
 
 const CONNECTIONS: usize = 16;
 const PER_CONNECTION: usize = 600;
@@ -29,46 +31,11 @@ const LATENCY_PATIENTS: u32 = 200;
 /// The idle time before the second latency run.
 const SETTLE: Duration = Duration::from_secs(3);
 
-fn nhs_number(n: u32) -> NhsNumber {
-    // Numbers from the 943 test range whose check digit is not 10.
-    let mut k = n;
-    loop {
-        let digits = format!("943{:06}", k % 1_000_000);
-        let mut first = [0u8; 9];
-        for (slot, byte) in first.iter_mut().zip(digits.bytes()) {
-            *slot = byte - b'0';
-        }
-        if let Some(number) = NhsNumber::from_first_nine(first) {
-            return number;
-        }
-        k += 1_000_000 - 1;
-    }
-}
-
 fn message(n: u32, nhs: &NhsNumber) -> Vec<u8> {
-    let text = format!(
+    common::framed(&format!(
         "MSH|^~\\&|EPR|RXX|KINFOLD|AE|20250611100000||ADT^A04^ADT_A01|BENCH-{n}|P|2.4\rPID|1||{nhs}^^^NHS^NH||Bench^Child{n}||20190305|2\rPV1|1|E|AE^^^RXX||||||||||||||||V{n}|||||||||||||||||||||||||20250611093000+0100",
         nhs = nhs.as_str()
-    );
-    let mut framed = vec![0x0b];
-    framed.extend_from_slice(text.as_bytes());
-    framed.extend_from_slice(&[0x1c, 0x0d]);
-    framed
-}
-
-async fn exchange(stream: &mut Box<dyn kinfold_http::tls::Duplex>, framed: &[u8]) -> bool {
-    stream.write_all(framed).await.expect("sent");
-    // One message is outstanding per connection, so whatever arrives is this ACK: read it in
-    // as few calls as it came in, as a sending EPR would (a read per byte cost the machine
-    // more than the adapter's parsing).
-    let mut reply = Vec::with_capacity(256);
-    let mut chunk = [0u8; 512];
-    while !reply.ends_with(&[0x1c, 0x0d]) {
-        let n = stream.read(&mut chunk).await.expect("reply");
-        assert!(n > 0, "the adapter closed the connection");
-        reply.extend_from_slice(&chunk[..n]);
-    }
-    String::from_utf8_lossy(&reply).contains("MSA|AA|")
+    ))
 }
 
 /// A GET at the gateway with the demo's token, as JSON.
