@@ -103,6 +103,8 @@ fn expected(route: &RoutePolicy, who: Who) -> Answer {
         (Who::Officer, Access::TaskOwner) => Served,
         (Who::OtherOfficer, Access::TaskOwner) => ByRecords,
         (_, Access::TaskOwner) => ByRole,
+        // A person's token is no system client's: subscriptions are for systems.
+        (_, Access::Subscriber) => ByRole,
         (Who::Steward, Access::IdentitySteward) => Served,
         (Who::OtherSteward, Access::IdentitySteward) => ByRecords,
         (_, Access::IdentitySteward) => ByRole,
@@ -242,6 +244,10 @@ fn request_for(method: &str, path: &str, s: &Samples) -> (String, Option<Value>)
         "/Consent" => (format!("/Consent?patient={child}"), None),
         "/Task" => ("/Task?code=override-review".into(), None),
         "/Task/{id}" => (format!("/Task/{}", s.task), None),
+        "/Subscription/{id}/$status" | "/Subscription/{id}/$events" => (
+            path.replace("{id}", "00000000-0000-4000-8000-000000000000"),
+            None,
+        ),
         "/Task/{id}/$acknowledge" => (
             format!("/Task/{}/$acknowledge", s.task),
             Some(json!({"note": "Seen."})),

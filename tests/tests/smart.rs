@@ -19,6 +19,7 @@ async fn demo() -> TestDemo {
             jwks: serde_json::from_str(RSA_JWKS).expect("jwks"),
             scopes: vec!["system/Patient.rs".into()],
             organisations: vec!["Q99".into()],
+            endpoints: Vec::new(),
         });
     })
     .await

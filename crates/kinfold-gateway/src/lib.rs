@@ -45,6 +45,7 @@ pub mod reviews;
 mod routes;
 pub mod smart;
 mod state;
+mod subscriptions;
 
 use std::net::TcpListener;
 use std::time::Duration;
@@ -239,6 +240,7 @@ pub fn build_with_clock(
         disclosure: config.disclosure.clone(),
         pace: pace::NotFoundPace::default(),
         notifier,
+        hooks: subscriptions::Hooks::new()?,
     });
     // Each delivery reads its events into the person index; this task catches up after a pass
     // that failed (a ledger back from an outage) without waiting for the next delivery, and
@@ -265,6 +267,10 @@ pub fn build_with_clock(
     });
     // The notifications: made after each delivery, escalated on the clock.
     tokio::spawn(notifications::run(std::sync::Arc::downgrade(
+        &state.clone().into_inner(),
+    )));
+    // The subscriptions' deliveries.
+    tokio::spawn(subscriptions::run(std::sync::Arc::downgrade(
         &state.clone().into_inner(),
     )));
     let local = listener.local_addr()?;

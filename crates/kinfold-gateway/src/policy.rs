@@ -49,6 +49,10 @@ pub enum Access {
     /// officers. A Task addressed to someone else is answered exactly as one that does not
     /// exist.
     TaskOwner,
+    /// A registered system client (a token from `/auth/token`), for its own subscriptions, the
+    /// organisations and the endpoints it is registered for; anyone else's subscription is
+    /// answered as one that does not exist.
+    Subscriber,
     /// An identity steward (role `identity-steward`) of an organisation that holds one of the
     /// records concerned, giving a reason; each change is in the access report of every person
     /// it concerns.
@@ -168,6 +172,9 @@ pub static ROUTES: &[RoutePolicy] = &[
     route!(GET "/Task", TaskOwner, "the notifications shown, for each child; or the review queue read", crate::inbox::search),
     route!(GET "/Task/{id}", TaskOwner, "the notification shown, for its child", crate::inbox::read),
     route!(POST "/Task/{id}/$acknowledge", TaskOwner, "the acknowledgement, by whom, for the child", crate::inbox::acknowledge),
+    route!(POST "/Subscription", Subscriber, "the subscription made, by which client, for which organisation and endpoint", crate::subscriptions::create),
+    route!(GET "/Subscription/{id}/$status", Subscriber, "the status read", crate::subscriptions::status),
+    route!(GET "/Subscription/{id}/$events", Subscriber, "each notification sent again, for its child", crate::subscriptions::events),
     route!(GET "/$notification-report", Oversight, "the report read (counts per rule and team, no person)", crate::inbox::report),
     route!(POST "/Task/{id}/$complete", TaskOwner, "the action taken, by whom, for the child; or the review's outcome", crate::inbox::complete),
     route!(GET "/identity/reviews", IdentitySteward, "each pair shown, in the access report of each person", crate::identity_routes::reviews),
@@ -266,6 +273,9 @@ impl Modify for PolicyResponses {
                 Access::Oversight => {
                     "Neither a safeguarding professional nor a privacy officer with an organisation (`role-not-permitted`)"
                 }
+                Access::Subscriber => {
+                    "Not a system client's token (`role-not-permitted`), or an organisation or endpoint the client is not registered for (`subscription-organisation`, `subscription-endpoint`)"
+                }
                 Access::TaskOwner => {
                     "The token lacks role, organisation or purpose of use (`who-and-why`); for an override review, not a privacy officer (`role-not-permitted`)"
                 }
@@ -336,7 +346,7 @@ impl Modify for PolicyResponses {
         crate::identity_routes::review_accept, crate::identity_routes::review_reject,
         crate::identity_routes::person_link, crate::identity_routes::person_unlink,
         crate::identity_routes::edge_assert, crate::identity_routes::edge_retract,
-        crate::inbox::search, crate::inbox::read, crate::inbox::acknowledge, crate::inbox::complete, crate::inbox::report, crate::consents::record, crate::consents::search, crate::consents::withdraw, crate::audit_routes::why,
+        crate::inbox::search, crate::inbox::read, crate::inbox::acknowledge, crate::inbox::complete, crate::inbox::report, crate::subscriptions::create, crate::subscriptions::status, crate::subscriptions::events, crate::consents::record, crate::consents::search, crate::consents::withdraw, crate::audit_routes::why,
         crate::audit_routes::audit_events, crate::audit_routes::access_report,
         crate::growth::growth, crate::growth::growth_chart, crate::chronology::chronology, crate::events::receive,
         crate::flags::raise, crate::flags::search, crate::flags::resolve, crate::flags::oversight,

@@ -136,6 +136,10 @@ pub struct SmartClient {
     pub scopes: Vec<String>,
     /// The organisations (ODS codes) whose staff its requests may speak for.
     pub organisations: Vec<String>,
+    /// The rest-hook endpoints its Subscriptions may deliver to (exact URLs: `https`, or
+    /// `http` on loopback). Default: none, and it may not subscribe.
+    #[serde(default)]
+    pub endpoints: Vec<String>,
 }
 
 /// The registered clients (the assertion ids seen are in the database).
@@ -245,6 +249,11 @@ impl Clients {
 
     fn client(&self, id: &str) -> Option<&SmartClient> {
         self.config.clients.iter().find(|c| c.client_id == id)
+    }
+
+    /// A registered client, by id.
+    pub(crate) fn registration(&self, id: &str) -> Option<&SmartClient> {
+        self.client(id)
     }
 
     /// Checks a JWT signed by a registered client's key and returns its verified claims and

@@ -26,6 +26,8 @@ pub(crate) struct GatewayState {
     pub(crate) pace: crate::pace::NotFoundPace,
     /// The notification rules, calendar and clock.
     pub(crate) notifier: crate::notifications::Notifier,
+    /// The client that posts to subscribers.
+    pub(crate) hooks: crate::subscriptions::Hooks,
 }
 
 impl GatewayState {

@@ -134,6 +134,7 @@ mod identity;
 mod ledger;
 mod notifications;
 mod reviews;
+mod subscriptions;
 pub mod testing;
 
 pub use events::{PendingEvent, ReceivedEvent};
@@ -142,6 +143,7 @@ pub use identity::IdentityRow;
 pub use ledger::{LedgerQuery, LedgerRow, TreeHeadRow};
 pub use notifications::{InboxQuery, MAX_INBOX, NEVER, StoredNotification};
 pub use reviews::{AssertionUse, MAX_CONSENTS, MAX_REVIEWS};
+pub use subscriptions::{DueEvent, KEEP_EVENTS, MAX_SUBSCRIPTIONS, StoredSubscription};
 
 /// A stored resource as the store hands it out: the JSON text exactly as stored, plus the
 /// columns a server needs without parsing it.

@@ -122,7 +122,10 @@ impl Store {
             bump.push(" WHERE name = 'events' AND seq = ");
             bump.bind(Arg::Int(from));
         }
-        let inserts: Vec<_> = notifications.iter().map(|n| self.insert_sql(n)).collect();
+        let inserts: Vec<_> = notifications
+            .iter()
+            .map(|n| (self.insert_sql(n), self.enqueue_sql(n)))
+            .collect();
         on_writer!(self, pool => {
             let mut tx = pool.begin().await?;
             if bound!(bump).execute(&mut *tx).await?.rows_affected() != 1 {
@@ -132,8 +135,12 @@ impl Store {
                 ));
             }
             tx.insert_ledger_rows(audit).await.map_err(crate::StoreError::Ledger)?;
-            for sql in &inserts {
-                bound!(sql).execute(&mut *tx).await?;
+            for (insert, [count, enqueue]) in &inserts {
+                // A notification already kept is not offered to the subscriptions again.
+                if bound!(insert).execute(&mut *tx).await?.rows_affected() == 1 {
+                    bound!(count).execute(&mut *tx).await?;
+                    bound!(enqueue).execute(&mut *tx).await?;
+                }
             }
             tx.commit().await?;
         });
@@ -147,16 +154,44 @@ impl Store {
         notifications: &[StoredNotification],
         audit: &[crate::LedgerRow],
     ) -> Result<()> {
-        let inserts: Vec<_> = notifications.iter().map(|n| self.insert_sql(n)).collect();
+        let inserts: Vec<_> = notifications
+            .iter()
+            .map(|n| (self.insert_sql(n), self.enqueue_sql(n)))
+            .collect();
         on_writer!(self, pool => {
             let mut tx = pool.begin().await?;
             tx.insert_ledger_rows(audit).await.map_err(crate::StoreError::Ledger)?;
-            for sql in &inserts {
-                bound!(sql).execute(&mut *tx).await?;
+            for (insert, [count, enqueue]) in &inserts {
+                // A notification already kept is not offered to the subscriptions again.
+                if bound!(insert).execute(&mut *tx).await?.rows_affected() == 1 {
+                    bound!(count).execute(&mut *tx).await?;
+                    bound!(enqueue).execute(&mut *tx).await?;
+                }
             }
             tx.commit().await?;
         });
         Ok(())
+    }
+
+    /// The two statements that put a new notification on the outbox of every active
+    /// subscription of its organisation, numbered: the count first (on PostgreSQL its row lock
+    /// orders two gateways' transactions), then the event with the new number.
+    fn enqueue_sql(&self, n: &StoredNotification) -> [crate::sql::Sql; 2] {
+        let mut count = self.sql();
+        count.push("UPDATE subscriptions SET events_count = events_count + 1 WHERE owner_org = ");
+        count.bind(Arg::text(&n.owner_org));
+        count.push(" AND status = 'active'");
+        let mut enqueue = self.sql();
+        enqueue.push(
+            "INSERT INTO subscription_events (subscription_id, number, task_id, created, delivered, attempts, next_attempt) SELECT id, events_count, ",
+        );
+        enqueue.bind(Arg::text(&n.id));
+        enqueue.push(", ");
+        enqueue.bind(Arg::Int(n.created));
+        enqueue.push(", 0, 0, 0 FROM subscriptions WHERE owner_org = ");
+        enqueue.bind(Arg::text(&n.owner_org));
+        enqueue.push(" AND status = 'active'");
+        [count, enqueue]
     }
 
     fn insert_sql(&self, n: &StoredNotification) -> crate::sql::Sql {
@@ -341,7 +376,10 @@ impl Store {
         update.bind(Arg::text(was.0));
         update.push(" AND level = ");
         update.bind(Arg::Int(was.1));
-        let inserts: Vec<_> = made.iter().map(|n| self.insert_sql(n)).collect();
+        let inserts: Vec<_> = made
+            .iter()
+            .map(|n| (self.insert_sql(n), self.enqueue_sql(n)))
+            .collect();
         on_writer!(self, pool => {
             let mut tx = pool.begin().await?;
             if bound!(update).execute(&mut *tx).await?.rows_affected() != 1 {
@@ -351,8 +389,12 @@ impl Store {
                 ));
             }
             tx.insert_ledger_rows(audit).await.map_err(crate::StoreError::Ledger)?;
-            for sql in &inserts {
-                bound!(sql).execute(&mut *tx).await?;
+            for (insert, [count, enqueue]) in &inserts {
+                // A notification already kept is not offered to the subscriptions again.
+                if bound!(insert).execute(&mut *tx).await?.rows_affected() == 1 {
+                    bound!(count).execute(&mut *tx).await?;
+                    bound!(enqueue).execute(&mut *tx).await?;
+                }
             }
             tx.commit().await?;
         });

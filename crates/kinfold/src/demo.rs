@@ -33,6 +33,8 @@ pub struct DemoOptions {
     pub mllp_frame_timeout: Duration,
     /// System clients registered beside the demo's own (tests add one with an RSA key).
     pub smart_clients: Vec<kinfold_gateway::smart::SmartClient>,
+    /// The clock notification deadlines and escalations run on (tests move one).
+    pub clock: std::sync::Arc<dyn kinfold_time::Clock>,
 }
 
 impl DemoOptions {
@@ -47,6 +49,7 @@ impl DemoOptions {
             refusals: kinfold_audit::RefusalConfig::default(),
             mllp_frame_timeout: Duration::from_secs(30),
             smart_clients: Vec::new(),
+            clock: std::sync::Arc::new(kinfold_time::SystemClock),
         }
     }
 }
@@ -544,6 +547,7 @@ pub async fn start(options: DemoOptions) -> Result<RunningDemo, DemoError> {
             jwks: serde_json::from_value(jwks).map_err(|e| DemoError::Seed(e.to_string()))?,
             scopes: vec!["system/Patient.rs".into()],
             organisations: smart_info.organisations.clone(),
+            endpoints: Vec::new(),
         })
         .chain(options.smart_clients.iter().cloned())
         .collect(),
@@ -563,11 +567,12 @@ pub async fn start(options: DemoOptions) -> Result<RunningDemo, DemoError> {
         ..GatewayConfig::default()
     };
     let gateway_ledger = ledger.clone();
-    let gateway = kinfold_gateway::build_on(
+    let gateway = kinfold_gateway::build_with_clock(
         gateway_listener,
         &gateway_config,
         gateway_store.clone(),
         ledger,
+        options.clock.clone(),
     )?;
     let gateway_handle = gateway.handle();
     tokio::spawn(gateway.run_until_stopped());
