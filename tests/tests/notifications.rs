@@ -15,6 +15,7 @@
 //!   close of the next working day to the area's, each step its own Task and ledger entry;
 //! * the oversight report counts, per rule and team, what was notified, acknowledged in time
 //!   or late, completed, overdue, escalated and sent to the area for want of a recipient;
+//! * `/metrics` counts them by rule and team, with the times, and names nobody;
 //! * a child with a child-protection plan read from the emergency department: her health
 //!   visitors and the area's lead are told who looked, when and why (G20).
 
@@ -571,6 +572,49 @@ async fn the_rules_tell_the_right_people_who_acknowledge_or_are_escalated(backen
         .await;
     assert_eq!(status, 200);
     assert_eq!(told(&inbox(&k, &area_lead, "", 0).await).len(), 1);
+
+    // The measurements: open and overdue by rule and team, the times, and no person in them.
+    let metrics = k
+        .http
+        .get(format!("{}/metrics", k.gateway_url))
+        .send()
+        .await
+        .expect("answered")
+        .text()
+        .await
+        .expect("text");
+    let value = |prefix: &str| -> f64 {
+        metrics
+            .lines()
+            .find(|l| l.starts_with(prefix))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("{prefix} in {metrics}"))
+    };
+    assert!(value("kinfold_event_to_notification_seconds_count") >= 4.0);
+    assert_eq!(
+        value("kinfold_notification_to_acknowledgement_seconds_count"),
+        2.0
+    );
+    assert!(
+        value(
+            "kinfold_notifications_open{rule=\"adult-risk-attendance\",organisation=\"RX1\",role=\"health-visitor\"}"
+        ) >= 2.0
+    );
+    assert!(
+        value("kinfold_request_seconds_count{route=\"/Task/{id}/$acknowledge\",method=\"POST\"}")
+            >= 2.0
+    );
+    assert!(value("kinfold_fanout_seconds_count{agency=\"gp\"}") >= 1.0);
+    assert!(value("kinfold_ledger_append_seconds_count") >= 1.0);
+    assert_eq!(value("kinfold_events_waiting"), 0.0);
+    for person in [&son, &daughter, &mother] {
+        assert!(
+            !metrics.contains(person.as_str()),
+            "no person in the metrics"
+        );
+    }
+    assert!(!metrics.contains(SON) && !metrics.contains(DAUGHTER));
 
     // Every notification is in the ledger about its child, made by the notifier.
     let officer = k.token_as("po.area", "Q99", "privacy-officer");

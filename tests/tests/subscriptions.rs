@@ -4,7 +4,7 @@
 //! one delivery but lost it), and recovers it with `$events`; while it is down for an hour of
 //! the gateway's clock the events wait, and when it returns they arrive in order; with nothing
 //! to send it gets heartbeats. People's tokens, unregistered endpoints and organisations are
-//! refused.
+//! refused. Two gateways on one PostgreSQL database post each event once.
 
 mod common;
 
@@ -32,6 +32,32 @@ struct Subscriber {
     down: AtomicBool,
     refused_while_down: AtomicUsize,
     lose: Mutex<Option<i64>>,
+}
+
+/// Starts a subscriber on a free loopback port: its endpoint.
+fn start_subscriber(subscriber: &web::Data<Subscriber>) -> String {
+    let data = subscriber.clone();
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(data.clone())
+            .route("/hook", web::post().to(hook))
+    })
+    .workers(1)
+    .bind("127.0.0.1:0")
+    .expect("a port");
+    let endpoint = format!("http://{}/hook", server.addrs()[0]);
+    tokio::spawn(server.run());
+    endpoint
+}
+
+fn registration(endpoint: &str) -> kinfold_gateway::smart::SmartClient {
+    kinfold_gateway::smart::SmartClient {
+        client_id: CLIENT.into(),
+        jwks: serde_json::from_str(RSA_JWKS).expect("jwks"),
+        scopes: vec!["system/Patient.rs".into()],
+        organisations: vec!["Q99".into()],
+        endpoints: vec![endpoint.to_owned()],
+    }
 }
 
 fn status_of(bundle: &Value) -> &Value {
@@ -111,14 +137,13 @@ fn requester() -> String {
     )
 }
 
-async fn system_token(t: &TestDemo) -> String {
+async fn system_token(http: &reqwest::Client, token_endpoint: &str) -> String {
     let now = now();
     let assertion = sign(&json!({"iss": CLIENT, "sub": CLIENT,
-        "aud": t.demo.info.smart_client.token_endpoint, "exp": now + 240, "iat": now,
+        "aud": token_endpoint, "exp": now + 240, "iat": now,
         "jti": uuid::Uuid::new_v4().to_string()}));
-    let response = t
-        .http
-        .post(&t.demo.info.smart_client.token_endpoint)
+    let response = http
+        .post(token_endpoint)
         .header("content-type", "application/x-www-form-urlencoded")
         .body(
             url::form_urlencoded::Serializer::new(String::new())
@@ -226,33 +251,17 @@ async fn until_received(subscriber: &Subscriber, number: i64) -> Vec<i64> {
 #[tokio::test]
 async fn a_subscriber_is_told_in_order_recovers_a_gap_and_waits_out_an_outage() {
     let subscriber = web::Data::new(Subscriber::default());
-    let data = subscriber.clone();
-    let server = HttpServer::new(move || {
-        App::new()
-            .app_data(data.clone())
-            .route("/hook", web::post().to(hook))
-    })
-    .workers(1)
-    .bind("127.0.0.1:0")
-    .expect("a port");
-    let endpoint = format!("http://{}/hook", server.addrs()[0]);
-    tokio::spawn(server.run());
+    let endpoint = start_subscriber(&subscriber);
 
     let clock = ManualClock::at(Utc::now());
     let registered = endpoint.clone();
     let gateway_clock = clock.clone();
     let t = TestDemo::start_with(0, move |o| {
-        o.smart_clients.push(kinfold_gateway::smart::SmartClient {
-            client_id: CLIENT.into(),
-            jwks: serde_json::from_str(RSA_JWKS).expect("jwks"),
-            scopes: vec!["system/Patient.rs".into()],
-            organisations: vec!["Q99".into()],
-            endpoints: vec![registered],
-        });
+        o.smart_clients.push(registration(&registered));
         o.clock = Arc::new(gateway_clock);
     })
     .await;
-    let token = system_token(&t).await;
+    let token = system_token(&t.http, &t.demo.info.smart_client.token_endpoint).await;
     // The demo's own story read into notifications first, so that the numbers below are ours.
     let store = kinfold_store::Store::open(&format!(
         "sqlite://{}",
@@ -437,4 +446,56 @@ async fn a_subscriber_is_told_in_order_recovers_a_gap_and_waits_out_an_outage() 
     .await;
     assert_eq!(status, 403, "a person's token is no client's");
     t.demo.shutdown().await;
+}
+
+#[tokio::test]
+async fn postgres_two_gateways_post_each_event_once() {
+    use common::agencies::{Backend, Kinfold};
+    let subscriber = web::Data::new(Subscriber::default());
+    let endpoint = start_subscriber(&subscriber);
+    let mut k = Kinfold::adapters(Backend::Postgres).await;
+    let registered = endpoint.clone();
+    k.start_gateway_with(move |config| config.smart.clients.push(registration(&registered)))
+        .await;
+    // A second gateway on the same database: its delivery task runs beside the first's.
+    k.start_another_gateway().await;
+    let token = system_token(&k.http, &format!("{}/auth/token", k.gateway_url)).await;
+    let response = k
+        .http
+        .post(format!("{}/Subscription", k.gateway_url))
+        .bearer_auth(&token)
+        .header("Kinfold-Requester", requester())
+        .header("content-type", "application/fhir+json")
+        .body(subscription(&endpoint, "Q99").to_string())
+        .send()
+        .await
+        .expect("answered");
+    assert_eq!(response.status().as_u16(), 201);
+    for n in 0..5u32 {
+        let nhs = [
+            "9990002045",
+            "9990002053",
+            "9990002061",
+            "9990002088",
+            "9990002096",
+        ][n as usize];
+        k.send_hl7(&format!(
+            "MSH|^~\\&|EPR|RXX|KINFOLD|AE|20261203100000||ADT^A04^ADT_A01|TWO-{n}|P|2.4\rPID|1||{nhs}^^^NHS^NH||Two^Infant{n}||20260601|F\rPV1|1|E|AE^^^RXX||||||||||||||||TV{n}|||||||||||||||||||||||||20261203093000+0000\rOBX|1|CWE|injury-type^Injury type^KINFOLD-INJ||125605004^Fracture of bone^SCT"
+        ))
+        .await;
+    }
+    // Two notifications to the area for each infant: ten events, each posted once, in order.
+    let got = until_received(&subscriber, 10).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let got_later: Vec<i64> = subscriber
+        .received
+        .lock()
+        .expect("received")
+        .iter()
+        .filter(|b| kind(b) == "event-notification")
+        .flat_map(numbers)
+        .collect();
+    assert_eq!(got, (1..=10).collect::<Vec<i64>>());
+    assert_eq!(got_later, got, "nothing posted twice");
+    k.finish().await;
 }

@@ -95,7 +95,16 @@ pub struct Agencies {
     endpoints: Vec<AdapterEndpoint>,
     deadline: Duration,
     http: reqwest::Client,
+    /// Each agency's time, for `/metrics`.
+    timings: Option<Timings>,
 }
+
+/// Each agency's part of a fan-out, in seconds, by `agency`.
+pub(crate) type Timings = prometheus_client::metrics::family::Family<
+    Vec<(String, String)>,
+    prometheus_client::metrics::histogram::Histogram,
+    fn() -> prometheus_client::metrics::histogram::Histogram,
+>;
 
 /// How many pages of one patient's records the gateway follows from one agency (at the
 /// adapters' 1,000 a page, 20,000 records); beyond that the answer says it is cut short.
@@ -123,7 +132,14 @@ impl Agencies {
             endpoints,
             deadline,
             http,
+            timings: None,
         })
+    }
+
+    /// The same, timing each agency's part of every fan-out into `timings`.
+    pub(crate) fn timed(mut self, timings: Timings) -> Self {
+        self.timings = Some(timings);
+        self
     }
 
     /// The deadline each agency has.
@@ -249,10 +265,18 @@ impl Agencies {
             };
             let call = work(endpoint.agency, client);
             async move {
+                let started = std::time::Instant::now();
                 let result = match tokio::time::timeout(self.deadline, call).await {
                     Ok(result) => result,
                     Err(_) => Err(AgencyFailure::Timeout(self.deadline)),
                 };
+                if let Some(timings) = &self.timings
+                    && !matches!(result, Err(AgencyFailure::NotAsked))
+                {
+                    timings
+                        .get_or_create(&vec![("agency".into(), endpoint.agency.as_str().into())])
+                        .observe(started.elapsed().as_secs_f64());
+                }
                 if let Err(failure) = &result
                     && *failure != AgencyFailure::NotAsked
                 {

@@ -475,7 +475,14 @@ async fn change(
         })
         .await;
     match saved {
-        Ok(((), receipt)) => Ok(Disclosed::fhir(receipt, &task)),
+        Ok(((), receipt)) => {
+            if status == "received" {
+                state.metrics.notification_to_ack(
+                    (now.timestamp_millis() - notification.created) as f64 / 1000.0,
+                );
+            }
+            Ok(Disclosed::fhir(receipt, &task))
+        }
         Err(GatewayError::Store(StoreError::Conflict(_))) => {
             Err(GatewayError::Refused(ApiError::new(
                 StatusCode::CONFLICT,

@@ -37,6 +37,7 @@ pub mod ledger {
     pub use kinfold_audit::*;
 }
 mod merge;
+mod metrics;
 mod notifications;
 mod pace;
 mod pipeline;
@@ -214,11 +215,13 @@ pub fn build_with_clock(
     ));
     let event_senders =
         web::Data::new(events::EventSenders::new(&config.event_keys, &config.auth)?);
+    let measurements = std::sync::Arc::new(metrics::Metrics::new());
     let agencies = Agencies::new(
         config.adapters.clone(),
         Duration::from_millis(config.adapter_timeout_ms),
         config.adapter_tls.as_ref(),
-    )?;
+    )?
+    .timed(measurements.fanout.clone());
     let refusals = web::Data::from(kinfold_audit::Refusals::start(
         ledger.clone(),
         config.refusals.clone(),
@@ -241,6 +244,7 @@ pub fn build_with_clock(
         pace: pace::NotFoundPace::default(),
         notifier,
         hooks: subscriptions::Hooks::new()?,
+        metrics: measurements,
     });
     // Each delivery reads its events into the person index; this task catches up after a pass
     // that failed (a ledger back from an outage) without waiting for the next delivery, and
@@ -304,6 +308,7 @@ pub fn build_with_clock(
             .app_data(kinfold_http::query_config())
             .app_data(kinfold_http::path_config())
             .wrap(from_fn(kinfold_audit::refusals::count_refusals))
+            .wrap(from_fn(metrics::time_requests))
             .wrap(from_fn(kinfold_http::request_log))
             .service(SwaggerUi::new("/docs/{_:.*}").url("/openapi.json", openapi.clone()))
             .app_data(ledger_api.clone())

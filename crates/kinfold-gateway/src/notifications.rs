@@ -131,6 +131,7 @@ impl Notifier {
         }
         let Made { tasks, audit, .. } = made;
         let count = tasks.len();
+        let made_from: Vec<i64> = tasks.iter().map(|t| t.event_seq).collect();
         let saved = state
             .ledger
             .record_within(audit, |rows| async move {
@@ -143,6 +144,13 @@ impl Notifier {
             .await;
         match saved {
             Ok(_) => {
+                let arrived: std::collections::HashSet<i64> = made_from.iter().copied().collect();
+                let now = Utc::now().timestamp_millis();
+                for event in events.iter().filter(|e| arrived.contains(&e.seq)) {
+                    state
+                        .metrics
+                        .event_to_notification((now - event.received) as f64 / 1000.0);
+                }
                 if count > 0 {
                     tracing::info!(
                         notifications = count,

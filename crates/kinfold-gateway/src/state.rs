@@ -28,6 +28,8 @@ pub(crate) struct GatewayState {
     pub(crate) notifier: crate::notifications::Notifier,
     /// The client that posts to subscribers.
     pub(crate) hooks: crate::subscriptions::Hooks,
+    /// What `/metrics` reports.
+    pub(crate) metrics: std::sync::Arc<crate::metrics::Metrics>,
 }
 
 impl GatewayState {
@@ -115,7 +117,10 @@ impl GatewayState {
         &self,
         record: kinfold_ledger::AuditRecord,
     ) -> Result<Receipt, GatewayError> {
-        Ok(self.ledger.record(vec![record]).await?)
+        let started = std::time::Instant::now();
+        let receipt = self.ledger.record(vec![record]).await?;
+        self.metrics.ledger_append(started.elapsed());
+        Ok(receipt)
     }
 
     /// Writes several entries at once (one per person an answer concerns) and waits until
@@ -124,6 +129,9 @@ impl GatewayState {
         &self,
         records: Vec<kinfold_ledger::AuditRecord>,
     ) -> Result<Receipt, GatewayError> {
-        Ok(self.ledger.record(records).await?)
+        let started = std::time::Instant::now();
+        let receipt = self.ledger.record(records).await?;
+        self.metrics.ledger_append(started.elapsed());
+        Ok(receipt)
     }
 }

@@ -293,6 +293,33 @@ impl Store {
         })
     }
 
+    /// Unacknowledged notifications by rule and team: `(rule, organisation, role, open,
+    /// overdue at now)`, for the metrics.
+    pub async fn notification_counts(
+        &self,
+        now: i64,
+    ) -> Result<Vec<(String, String, String, i64, i64)>> {
+        let mut sql = self.sql();
+        sql.push("SELECT rule, owner_org, owner_role, COUNT(*) AS open, SUM(CASE WHEN due < ");
+        sql.bind(Arg::Int(now));
+        sql.push(
+            " THEN 1 ELSE 0 END) AS overdue FROM notifications WHERE status = 'requested' GROUP BY rule, owner_org, owner_role ORDER BY rule, owner_org, owner_role",
+        );
+        on_pool!(self, pool => {
+            let mut found = Vec::new();
+            for row in bound!(sql).fetch_all(pool).await? {
+                found.push((
+                    row.try_get("rule")?,
+                    row.try_get("owner_org")?,
+                    row.try_get("owner_role")?,
+                    row.try_get("open")?,
+                    row.try_get("overdue")?,
+                ));
+            }
+            Ok(found)
+        })
+    }
+
     /// Unacknowledged notifications whose escalation falls at or before `now`, oldest first.
     pub async fn notifications_to_escalate(
         &self,

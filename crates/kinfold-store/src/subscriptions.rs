@@ -249,6 +249,15 @@ impl Store {
         Ok(())
     }
 
+    /// Subscription events numbered and not yet delivered, for the metrics.
+    pub async fn subscription_events_waiting(&self) -> Result<i64> {
+        let mut sql = self.sql();
+        sql.push("SELECT COUNT(*) AS n FROM subscription_events WHERE delivered = 0");
+        on_pool!(self, pool => {
+            Ok(bound!(sql).fetch_one(pool).await?.try_get("n")?)
+        })
+    }
+
     /// Records a heartbeat sent at `at`.
     pub async fn subscription_heartbeat(&self, id: &str, at: i64) -> Result<()> {
         let mut sent = self.sql();
