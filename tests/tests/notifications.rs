@@ -9,6 +9,8 @@
 //! * a police domestic-abuse notification about the son: both children's health visitors and
 //!   GP, due before the next working day starts;
 //! * a child no service has on record: the area's safeguarding lead is told, and why;
+//! * a boy's second missed appointment in six months tells his school nursing team (G17); a
+//!   baby's weight falling across two centile spaces tells her health visitor (NICE NG75);
 //! * each notification is seen only by those it is addressed to (another practice finds
 //!   nothing and gets "not found"), acknowledged by a named practitioner, completed with the
 //!   action taken; one left alone climbs to its organisation's safeguarding lead and at the
@@ -33,6 +35,8 @@ const MOTHER: &str = "9990000018";
 const SON: &str = "9990000026";
 const DAUGHTER: &str = "9990000034";
 const STRANGER: &str = "9990002045";
+const BEN: &str = "9990002010";
+const AVA: &str = "9990002002";
 const PRACTICE: &str = "A81001";
 
 fn at(text: &str) -> DateTime<Utc> {
@@ -359,6 +363,85 @@ async fn the_rules_tell_the_right_people_who_acknowledge_or_are_escalated(backen
         );
     }
 
+    // 5. Repeated was-not-brought (G17): a school-age boy's second missed appointment within
+    // six months tells his school nursing team (the first alone tells nobody); a baby's weight
+    // falling across more than two centile spaces (NICE NG75) tells her health visitor, once.
+    let ben = json!({"nhs_number": BEN, "family": "Hartley", "given": ["Ben"], "birth_date": "2019-04-02", "sex": "male", "postcode": "LS9 8AX"});
+    let rows = [
+        json!({"record": "school", "row_id": "N-10", "child": ben, "school_urn": "100001", "school_name": "Hill Top Primary", "from": "2023-09-01"}),
+        json!({"record": "was-not-brought", "row_id": "N-11", "child": ben, "appointment_date": "2026-10-01", "service": "School nursing review", "reason": "No reply from parent"}),
+    ];
+    let stored = k
+        .import(
+            Agency::SchoolNursing,
+            &rows.iter().map(|r| format!("{r}\n")).collect::<String>(),
+        )
+        .await;
+    assert_eq!(stored["stored"], 2, "{stored}");
+    let school_nurse = k.token_as("sn.ali", "RX1", "school-nurse");
+    let boy = person_with(&k, BEN).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(
+        !inbox(&k, &school_nurse, "", 0)
+            .await
+            .iter()
+            .any(|t| rule(t) == "was-not-brought"),
+        "one missed appointment is no pattern"
+    );
+    let again = json!({"record": "was-not-brought", "row_id": "N-12", "child": ben, "appointment_date": "2026-11-20", "service": "School nursing review", "reason": "No reply from parent"});
+    assert_eq!(
+        k.import(Agency::SchoolNursing, &format!("{again}\n")).await["stored"],
+        1
+    );
+    let for_school = inbox(&k, &school_nurse, "", 1).await;
+    let missed: Vec<&Value> = for_school
+        .iter()
+        .filter(|t| rule(t) == "was-not-brought")
+        .collect();
+    assert_eq!(missed.len(), 1, "{for_school:?}");
+    assert_eq!(about(missed[0]), format!("Patient/{boy}"));
+    assert_eq!(
+        extension(missed[0], "notification-requirement").map(|e| &e["valueCode"]),
+        Some(&json!("G17"))
+    );
+    let ava = json!({"nhs_number": AVA, "family": "Okafor", "given": ["Ava"], "birth_date": "2026-01-10", "sex": "female", "postcode": "LS7 3QT"});
+    let rows = [
+        json!({"record": "allocation", "row_id": "N-20", "child": ava, "date": "2026-01-20", "health_visitor": {"name": "R. Shah"}}),
+        json!({"record": "growth", "row_id": "N-21", "child": ava, "date": "2026-01-10", "weight_kg": 3.3}),
+        json!({"record": "growth", "row_id": "N-22", "child": ava, "date": "2026-05-20", "weight_kg": 6.2}),
+        json!({"record": "growth", "row_id": "N-23", "child": ava, "date": "2026-10-10", "weight_kg": 6.6}),
+    ];
+    let stored = k
+        .import(
+            Agency::HealthVisiting,
+            &rows.iter().map(|r| format!("{r}\n")).collect::<String>(),
+        )
+        .await;
+    assert_eq!(stored["stored"], 4, "{stored}");
+    let baby = person_with(&k, AVA).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    let faltering = loop {
+        let found: Vec<Value> = inbox(&k, &shah, "", 0)
+            .await
+            .into_iter()
+            .filter(|t| rule(t) == "faltering-growth")
+            .collect();
+        if !found.is_empty() {
+            break found;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "a faltering-growth notification"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(
+        faltering.len(),
+        1,
+        "one episode, one notification: {faltering:?}"
+    );
+    assert_eq!(about(&faltering[0]), format!("Patient/{baby}"));
+
     // Acknowledged by a named practitioner, then completed with the action taken.
     let (status, acked) = post(
         &k,
@@ -517,7 +600,7 @@ async fn the_rules_tell_the_right_people_who_acknowledge_or_are_escalated(backen
     let (status, _) = k.get_as(&gp, "/$notification-report").await;
     assert_eq!(status, 403);
 
-    // 5. Access is a notification too: with a child-protection plan flagged, the daughter's
+    // 6. Access is a notification too: with a child-protection plan flagged, the daughter's
     // record read from the emergency department tells her health visitors and the area's
     // lead who looked and why.
     let (status, flag) = post(&k, &area_lead, "/Flag", &json!({"resourceType": "Flag",

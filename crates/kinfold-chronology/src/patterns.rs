@@ -41,7 +41,7 @@ const ATTENDANCE_WINDOW_DAYS: i64 = 365;
 /// How many A&E attendances within the window are "repeated".
 const ATTENDANCES: usize = 3;
 /// Was-not-brought within this many days are repeated (G17).
-const WAS_NOT_BROUGHT_WINDOW_DAYS: i64 = 183;
+pub const WAS_NOT_BROUGHT_WINDOW_DAYS: i64 = 183;
 /// How many planned contacts in a row without the child seen (alone) make a finding (G14).
 const CONTACTS_NOT_SEEN: usize = 3;
 /// From this age a child is expected to be seen alone, away from the adults, as well as seen

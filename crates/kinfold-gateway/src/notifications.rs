@@ -211,7 +211,44 @@ impl Notifier {
                 .and_then(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").ok())
         });
         let child = born.is_some_and(|b| years(b, today) < 18);
-        let triggers = kinfold_notify::triggers_of(&feed.codes, child);
+        // What the codes say, and what the child's records say about them: a was-not-brought
+        // that repeats (G17, as the chronology counts them), a growth measurement that meets
+        // a NICE NG75 threshold. Each with the record that makes it the same notification
+        // (`None`: the event's own).
+        let mut triggers: Vec<(Trigger, Vec<kinfold_notify::Reason>, Option<String>)> =
+            kinfold_notify::triggers_of(&feed.codes, child)
+                .into_iter()
+                .map(|(t, r)| (t, r, None))
+                .collect();
+        let has = |code: &str| feed.codes.iter().any(|c| c == code);
+        if child && has("was-not-brought") {
+            let answers = records.of(state, &person).await?;
+            if repeated_was_not_brought(answers) {
+                triggers.push((Trigger::RepeatedWasNotBrought, Vec::new(), None));
+            }
+        }
+        if child && has("growth-measurement") {
+            let answers = records.of(state, &person).await?;
+            if let Ok(report) = crate::growth::report(person.as_str(), None, answers) {
+                // An episode first met within the last year: older ones were someone's news
+                // long ago (the chronology keeps them).
+                for episode in report
+                    .history
+                    .iter()
+                    .filter(|e| (today - e.date).num_days() <= 365)
+                {
+                    let rule = serde_json::to_value(episode.finding.rule)
+                        .ok()
+                        .and_then(|v| v.as_str().map(str::to_owned))
+                        .unwrap_or_default();
+                    triggers.push((
+                        Trigger::FalteringGrowth,
+                        Vec::new(),
+                        Some(format!("ng75/{rule}/{}", episode.date)),
+                    ));
+                }
+            }
+        }
         if triggers.is_empty() {
             return Ok(());
         }
@@ -241,7 +278,8 @@ impl Notifier {
             || format!("{}/{}", feed.agency.as_str(), feed.patient.reference),
             |r| r.full_url.clone(),
         );
-        for (trigger, reasons) in triggers {
+        for (trigger, reasons, same_as) in triggers {
+            let source = same_as.as_deref().unwrap_or(&source);
             let mut planned_event = kinfold_notify::Event::new(trigger, now);
             planned_event.reasons = reasons;
             if trigger == Trigger::ChildAttendance {
@@ -308,7 +346,7 @@ impl Notifier {
                             Notice {
                                 event: event.seq,
                                 planned: &planned,
-                                source: &source,
+                                source,
                                 subject: &subject,
                                 recipient,
                                 unresolved: unresolved.clone(),
@@ -1132,6 +1170,37 @@ fn subjects(
     let mut seen = HashSet::new();
     found.retain(|(p, _)| seen.insert(p.clone()));
     found
+}
+
+/// Whether the child's records hold was-not-brought appointments that repeat: two or more
+/// within the chronology's window (G17), the latest among them.
+fn repeated_was_not_brought(answers: &[AgencyAnswer]) -> bool {
+    let mut days: Vec<NaiveDate> = answers
+        .iter()
+        .filter_map(|a| a.result.as_ref().ok())
+        .flatten()
+        .filter(|r| {
+            r.resource["meta"]["tag"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|t| t["code"] == "was-not-brought")
+        })
+        .filter_map(|r| {
+            let start = r.resource["start"].as_str()?;
+            NaiveDate::parse_from_str(start.get(..10)?, "%Y-%m-%d").ok()
+        })
+        .collect();
+    days.sort_unstable();
+    days.last().is_some_and(|last| {
+        days.iter()
+            .filter(|d| {
+                (*last - **d).num_days()
+                    <= kinfold_chronology::patterns::WAS_NOT_BROUGHT_WINDOW_DAYS
+            })
+            .count()
+            >= 2
+    })
 }
 
 /// The injuries the triggering records name, as the rules read them.
