@@ -154,7 +154,13 @@ impl Notifier {
             self.notifications_of(state, event, now, &mut records, &mut made)
                 .await?;
         }
-        let Made { tasks, audit, .. } = made;
+        let Made {
+            tasks,
+            audit,
+            watches,
+            finished,
+            ..
+        } = made;
         let count = tasks.len();
         let made_from: Vec<i64> = tasks.iter().map(|t| t.event_seq).collect();
         let saved = state
@@ -162,7 +168,7 @@ impl Notifier {
             .record_within(audit, |rows| async move {
                 state
                     .store
-                    .notify_save(from, to, &tasks, &rows)
+                    .notify_save(from, to, &tasks, &watches, &finished, &rows)
                     .await
                     .map_err(GatewayError::from)
             })
@@ -274,7 +280,8 @@ impl Notifier {
                 }
             }
         }
-        if triggers.is_empty() {
+        let transfer = has("custody-transfer-started") || has("custody-transfer-completed");
+        if triggers.is_empty() && !transfer {
             return Ok(());
         }
         // The records that set it off: the event's own, at the agency that sent it.
@@ -303,6 +310,31 @@ impl Notifier {
             || format!("{}/{}", feed.agency.as_str(), feed.patient.reference),
             |r| r.full_url.clone(),
         );
+        // A transfer of custody (G7): watched from its start until it completes, and its
+        // services' leads told if its deadline passes first.
+        if let Some(task) = focus
+            .iter()
+            .find(|r| r.resource["code"]["coding"][0]["code"] == "custody-transfer")
+        {
+            let id = same_id(&["custody-transfer", &task.full_url]);
+            if has("custody-transfer-completed") {
+                made.finished.push(id);
+            } else if let Some(after) = self
+                .rules
+                .rules
+                .iter()
+                .find(|r| r.trigger == Trigger::CustodyTransferOverdue)
+                .and_then(|r| r.overdue_after)
+            {
+                made.watches.push(kinfold_store::Watch {
+                    id,
+                    person: person.to_string(),
+                    source: task.full_url.clone(),
+                    started: now.timestamp_millis(),
+                    due: after.due(now, &self.calendar).timestamp_millis(),
+                });
+            }
+        }
         for (trigger, reasons, same_as) in triggers {
             let source = same_as.as_deref().unwrap_or(&source);
             let mut planned_event = kinfold_notify::Event::new(trigger, now);
@@ -648,76 +680,24 @@ impl Notifier {
                     continue;
                 }
                 let stamp = now.to_rfc3339_opts(SecondsFormat::Millis, true);
-                let mut extensions = vec![
-                    json!({"url": format!("{EXTENSION}notification-requirement"), "valueCode": planned.requirement}),
-                    json!({"url": format!("{EXTENSION}owner-role"), "valueCode": recipient.role.as_str()}),
-                ];
-                let mut notes = vec![json!({"text": format!(
-                    "Read from unscheduled care by {who} at {stamp}, for {purpose}."
-                )})];
-                if let Some(why) = &unresolved {
-                    extensions.push(json!({"url": format!("{EXTENSION}recipient-unresolved"), "valueString": why}));
-                    notes.push(
-                        json!({"text": format!("Sent to the area's safeguarding lead: {why}")}),
-                    );
-                }
-                let summary = "A child with an active child-protection or looked-after flag read from an unscheduled-care setting";
-                let task = json!({
-                    "resourceType": "Task",
-                    "id": id,
-                    "status": "requested",
-                    "intent": "order",
-                    "priority": "routine",
-                    "code": {"coding": [{"system": TASK_SYSTEM, "code": NOTIFICATION, "display": "Safeguarding notification"}]},
-                    "reasonCode": {"coding": [{"system": RULE_SYSTEM, "code": planned.rule, "display": summary}], "text": summary},
-                    "for": {"reference": format!("Patient/{subject}")},
-                    "authoredOn": stamp,
-                    "lastModified": stamp,
-                    "owner": owner_reference(&recipient),
-                    "restriction": {"period": {"end": planned.due.to_rfc3339_opts(SecondsFormat::Secs, true)}},
-                    "businessStatus": level_concept(0),
-                    "input": [{"type": {"text": "read by"}, "valueString": who}],
-                    "extension": extensions,
-                    "note": notes,
-                });
-                made.audit.push(
-                    Entry::by(
-                        NOTIFIER,
-                        None,
-                        Interaction::Create,
-                        &format!("notification {} to {}", planned.rule, recipient.label),
-                    )
-                    .about(subject.to_string())
-                    .entities(vec![kinfold_ledger::AuditEntity {
-                        reference: format!("Task/{id}"),
-                        resource_type: "Task".into(),
-                        agency: None,
-                        disclosure: format!("notification to {}", recipient.label),
-                    }])
-                    .rule("notification.protected-child-accessed")
-                    .done(),
+                self.plain(
+                    &mut made,
+                    Plain {
+                        id,
+                        planned: &planned,
+                        subject: subject.as_str(),
+                        recipient,
+                        unresolved: unresolved.clone(),
+                        summary: "A child with an active child-protection or looked-after flag read from an unscheduled-care setting",
+                        notes: vec![format!(
+                            "Read from unscheduled care by {who} at {stamp}, for {purpose}."
+                        )],
+                        inputs: vec![json!({"type": {"text": "read by"}, "valueString": who})],
+                        focus: None,
+                        audit_rule: "notification.protected-child-accessed",
+                        now,
+                    },
                 );
-                let next = match kinfold_notify::escalation(planned.due, false, now, &self.calendar)
-                {
-                    (_, Some(next)) => next.timestamp_millis(),
-                    (_, None) => NEVER,
-                };
-                made.tasks.push(StoredNotification {
-                    id,
-                    rule: planned.rule.clone(),
-                    person: subject.to_string(),
-                    owner_org: recipient.org,
-                    owner_role: recipient.role.as_str().to_owned(),
-                    owner_name: recipient.name.unwrap_or_default(),
-                    status: "requested".into(),
-                    level: 0,
-                    due: planned.due.timestamp_millis(),
-                    next_escalation: next,
-                    event_seq: 0,
-                    created: now.timestamp_millis(),
-                    updated: now.timestamp_millis(),
-                    body: task.to_string(),
-                });
             }
         }
         let Made { tasks, audit, .. } = made;
@@ -732,6 +712,181 @@ impl Notifier {
             })
             .await?;
         Ok(())
+    }
+
+    /// A notification that is not about a record the recipient's view must be decided for (a
+    /// read of a protected child's record, an overdue transfer): its Task, ledger entry and
+    /// row added to `made`.
+    fn plain(&self, made: &mut Made, notice: Plain<'_>) {
+        let Plain {
+            id,
+            planned,
+            subject,
+            recipient,
+            unresolved,
+            summary,
+            notes,
+            inputs,
+            focus,
+            audit_rule,
+            now,
+        } = notice;
+        let stamp = now.to_rfc3339_opts(SecondsFormat::Millis, true);
+        let mut extensions = vec![
+            json!({"url": format!("{EXTENSION}notification-requirement"), "valueCode": planned.requirement}),
+            json!({"url": format!("{EXTENSION}owner-role"), "valueCode": recipient.role.as_str()}),
+        ];
+        let mut notes: Vec<Value> = notes.into_iter().map(|n| json!({"text": n})).collect();
+        if let Some(why) = &unresolved {
+            extensions.push(
+                json!({"url": format!("{EXTENSION}recipient-unresolved"), "valueString": why}),
+            );
+            notes.push(json!({"text": format!("Sent to the area's safeguarding lead: {why}")}));
+        }
+        let mut task = json!({
+            "resourceType": "Task",
+            "id": id,
+            "status": "requested",
+            "intent": "order",
+            "priority": "routine",
+            "code": {"coding": [{"system": TASK_SYSTEM, "code": NOTIFICATION, "display": "Safeguarding notification"}]},
+            "reasonCode": {"coding": [{"system": RULE_SYSTEM, "code": planned.rule, "display": summary}], "text": summary},
+            "for": {"reference": format!("Patient/{subject}")},
+            "authoredOn": stamp,
+            "lastModified": stamp,
+            "owner": owner_reference(&recipient),
+            "restriction": {"period": {"end": planned.due.to_rfc3339_opts(SecondsFormat::Secs, true)}},
+            "businessStatus": level_concept(0),
+            "input": inputs,
+            "extension": extensions,
+            "note": notes,
+        });
+        if let Some(focus) = &focus {
+            task["focus"] = json!({"reference": focus});
+        }
+        made.audit.push(
+            Entry::by(
+                NOTIFIER,
+                None,
+                Interaction::Create,
+                &format!("notification {} to {}", planned.rule, recipient.label),
+            )
+            .about(subject.to_owned())
+            .entities(vec![kinfold_ledger::AuditEntity {
+                reference: format!("Task/{id}"),
+                resource_type: "Task".into(),
+                agency: None,
+                disclosure: format!("notification to {}", recipient.label),
+            }])
+            .rule(audit_rule)
+            .done(),
+        );
+        let next = match kinfold_notify::escalation(planned.due, false, now, &self.calendar) {
+            (_, Some(next)) => next.timestamp_millis(),
+            (_, None) => NEVER,
+        };
+        made.tasks.push(StoredNotification {
+            id,
+            rule: planned.rule.clone(),
+            person: subject.to_owned(),
+            owner_org: recipient.org,
+            owner_role: recipient.role.as_str().to_owned(),
+            owner_name: recipient.name.unwrap_or_default(),
+            status: "requested".into(),
+            level: 0,
+            due: planned.due.timestamp_millis(),
+            next_escalation: next,
+            event_seq: 0,
+            created: now.timestamp_millis(),
+            updated: now.timestamp_millis(),
+            body: task.to_string(),
+        });
+    }
+
+    /// Tells both services' leads of every custody transfer not completed by its deadline
+    /// (G7), once each: answers how many transfers were overdue.
+    pub(crate) async fn transfers_overdue(
+        &self,
+        state: &GatewayState,
+    ) -> Result<usize, GatewayError> {
+        let now = self.now();
+        let due = state
+            .store
+            .watches_due(now.timestamp_millis(), ESCALATIONS_PER_PASS)
+            .await?;
+        let mut fired = 0;
+        for watch in due {
+            let mut made = Made::default();
+            let event = kinfold_notify::Event::new(Trigger::CustodyTransferOverdue, now);
+            let mut told: Vec<(String, Professional)> = Vec::new();
+            let since = DateTime::from_timestamp_millis(watch.started).unwrap_or(now);
+            for planned in self.rules.plan(&event, &self.calendar) {
+                let recipient = match planned.role {
+                    Role::SendingServiceLead => {
+                        transfer_lead(&state.disclosure, Agency::HealthVisiting, "health visiting")
+                    }
+                    Role::ReceivingServiceLead => {
+                        transfer_lead(&state.disclosure, Agency::SchoolNursing, "school nursing")
+                    }
+                    _ => None,
+                };
+                let (recipient, unresolved) = match recipient {
+                    Some(found) => (found, None),
+                    None => (
+                        area_lead(&state.disclosure),
+                        Some(format!("No {} is configured.", role_words(planned.role))),
+                    ),
+                };
+                // One notification to a lead of both services.
+                if told.contains(&(recipient.org.clone(), recipient.role)) {
+                    continue;
+                }
+                told.push((recipient.org.clone(), recipient.role));
+                let id = same_id(&[
+                    planned.rule.as_str(),
+                    watch.id.as_str(),
+                    recipient.org.as_str(),
+                ]);
+                self.plain(
+                    &mut made,
+                    Plain {
+                        id,
+                        planned: &planned,
+                        subject: watch.person.as_str(),
+                        recipient,
+                        unresolved,
+                        summary: "A record custody transfer not completed by its deadline",
+                        notes: vec![format!(
+                            "The transfer of this child's record from health visiting to school nursing started {} and was not completed by {}. Both services can read and add to the record meanwhile.",
+                            since.date_naive(),
+                            DateTime::from_timestamp_millis(watch.due).unwrap_or(now).to_rfc3339_opts(SecondsFormat::Secs, true)
+                        )],
+                        inputs: Vec::new(),
+                        focus: Some(watch.source.clone()),
+                        audit_rule: "notification.custody-transfer-overdue",
+                        now,
+                    },
+                );
+            }
+            let Made { tasks, audit, .. } = made;
+            let id = watch.id.clone();
+            let saved = state
+                .ledger
+                .record_within(audit, |rows| async move {
+                    state
+                        .store
+                        .watch_fire(&id, &tasks, &rows)
+                        .await
+                        .map_err(GatewayError::from)
+                })
+                .await;
+            match saved {
+                Ok(_) => fired += 1,
+                Err(GatewayError::Store(StoreError::Conflict(_))) => {}
+                Err(other) => return Err(other),
+            }
+        }
+        Ok(fired)
     }
 
     /// Moves every notification nobody acknowledged in time one step up the ladder: to the
@@ -911,6 +1066,12 @@ pub(crate) async fn run(state: std::sync::Weak<GatewayState>) {
                 }
             };
         }
+        if let Err(error) = strong.notifier.transfers_overdue(&strong).await {
+            tracing::warn!(
+                ?error,
+                "notifications: overdue transfers not told; trying again in a second"
+            );
+        }
         if let Err(error) = strong.notifier.escalate(&strong).await {
             tracing::warn!(
                 ?error,
@@ -941,12 +1102,45 @@ struct Notice<'a> {
     now: DateTime<Utc>,
 }
 
-/// What one pass made: the Tasks, their ledger entries, and their ids.
+/// A notification [`Notifier::plain`] makes.
+struct Plain<'a> {
+    id: String,
+    planned: &'a Planned,
+    subject: &'a str,
+    recipient: Recipient,
+    unresolved: Option<String>,
+    summary: &'a str,
+    notes: Vec<String>,
+    inputs: Vec<Value>,
+    focus: Option<String>,
+    audit_rule: &'a str,
+    now: DateTime<Utc>,
+}
+
+/// What one pass made: the Tasks, their ledger entries, their ids, the transfers to watch
+/// and those completed.
 #[derive(Default)]
 struct Made {
     tasks: Vec<StoredNotification>,
     audit: Vec<kinfold_ledger::AuditRecord>,
     ids: HashSet<String>,
+    watches: Vec<kinfold_store::Watch>,
+    finished: Vec<String>,
+}
+
+/// The safeguarding lead of the service holding an agency's records.
+fn transfer_lead(
+    config: &crate::disclosure::DisclosureConfig,
+    agency: Agency,
+    words: &str,
+) -> Option<Recipient> {
+    let org = config.organisation_of(agency)?;
+    Some(Recipient {
+        org: org.to_owned(),
+        role: Professional::SafeguardingProfessional,
+        name: None,
+        label: format!("the {words} safeguarding lead of {org}"),
+    })
 }
 
 /// Each person's records, fetched once per pass.
@@ -957,7 +1151,7 @@ struct Records(HashMap<PersonId, Vec<AgencyAnswer>>);
 /// (Patient, EpisodeOfCare, Encounter, any maternity record), what happened (the event's own
 /// records), growth and missed appointments.
 const TYPES: &str =
-    "Patient,EpisodeOfCare,Encounter,Condition,Observation,Communication,Appointment,Flag";
+    "Patient,EpisodeOfCare,Encounter,Condition,Observation,Communication,Appointment,Flag,Task";
 
 impl Records {
     /// Fetches these people's records at once.

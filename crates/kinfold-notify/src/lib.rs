@@ -239,6 +239,9 @@ pub struct Rule {
     pub urgent_when: Vec<Urgency>,
     /// The deadline when urgent.
     pub urgent_acknowledge: Option<Deadline>,
+    /// For a rule about something overdue: how long after its start it is overdue (a custody
+    /// transfer not completed within this).
+    pub overdue_after: Option<Deadline>,
 }
 
 /// The event a plan is made for: what happened, when, and what the records say about it.
@@ -353,7 +356,10 @@ impl Rules {
                     rule.id, rule.requirement
                 )));
             }
-            if !rule.acknowledge.is_one() || rule.urgent_acknowledge.is_some_and(|d| !d.is_one()) {
+            if !rule.acknowledge.is_one()
+                || rule.urgent_acknowledge.is_some_and(|d| !d.is_one())
+                || rule.overdue_after.is_some_and(|d| !d.is_one())
+            {
                 return Err(RulesError(format!(
                     "rule {}: a deadline is one of working-days, working-hours or start-of-next-working-day",
                     rule.id

@@ -141,7 +141,7 @@ pub use events::{PendingEvent, ReceivedEvent};
 pub use flags::{MAX_FLAG_ACTIONS, MAX_FLAGS, StoredFlag};
 pub use identity::IdentityRow;
 pub use ledger::{LedgerQuery, LedgerRow, TreeHeadRow};
-pub use notifications::{InboxQuery, MAX_INBOX, NEVER, StoredNotification};
+pub use notifications::{InboxQuery, MAX_INBOX, NEVER, StoredNotification, Watch};
 pub use reviews::{AssertionUse, MAX_CONSENTS, MAX_REVIEWS};
 pub use subscriptions::{DueEvent, KEEP_EVENTS, MAX_SUBSCRIPTIONS, StoredSubscription};
 

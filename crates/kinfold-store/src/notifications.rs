@@ -71,6 +71,21 @@ macro_rules! stored {
 
 const COLUMNS: &str = "task_id, rule, person, owner_org, owner_role, owner_name, status, level, due, next_escalation, event_seq, created, updated, body";
 
+/// A custody transfer watched until it completes (G7).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Watch {
+    /// Its id (derived from the transfer's record).
+    pub id: String,
+    /// The child.
+    pub person: String,
+    /// The transfer's record (its URL at the agency).
+    pub source: String,
+    /// When it started (milliseconds).
+    pub started: i64,
+    /// When it is overdue (milliseconds).
+    pub due: i64,
+}
+
 /// Which notifications an inbox read asks for.
 #[derive(Debug, Clone, Default)]
 pub struct InboxQuery<'a> {
@@ -109,8 +124,36 @@ impl Store {
         from: i64,
         to: i64,
         notifications: &[StoredNotification],
+        watches: &[Watch],
+        finished: &[String],
         audit: &[crate::LedgerRow],
     ) -> Result<()> {
+        let mut watch_sql = Vec::new();
+        for watch in watches {
+            let mut sql = self.sql();
+            sql.push(
+                "INSERT INTO transfer_watches (id, person, source, started, due, status) VALUES (",
+            );
+            sql.bind(Arg::text(&watch.id));
+            sql.push(", ");
+            sql.bind(Arg::text(&watch.person));
+            sql.push(", ");
+            sql.bind(Arg::text(&watch.source));
+            sql.push(", ");
+            sql.bind(Arg::Int(watch.started));
+            sql.push(", ");
+            sql.bind(Arg::Int(watch.due));
+            sql.push(", 'waiting') ON CONFLICT (id) DO NOTHING");
+            watch_sql.push(sql);
+        }
+        for id in finished {
+            let mut sql = self.sql();
+            sql.push(
+                "UPDATE transfer_watches SET status = 'done' WHERE status = 'waiting' AND id = ",
+            );
+            sql.bind(Arg::text(id));
+            watch_sql.push(sql);
+        }
         let mut bump = self.sql();
         if from == 0 {
             bump.push("INSERT INTO notification_cursor (name, seq) VALUES ('events', ");
@@ -137,6 +180,67 @@ impl Store {
             tx.insert_ledger_rows(audit).await.map_err(crate::StoreError::Ledger)?;
             for (insert, [count, enqueue]) in &inserts {
                 // A notification already kept is not offered to the subscriptions again.
+                if bound!(insert).execute(&mut *tx).await?.rows_affected() == 1 {
+                    bound!(count).execute(&mut *tx).await?;
+                    bound!(enqueue).execute(&mut *tx).await?;
+                }
+            }
+            for sql in &watch_sql {
+                bound!(sql).execute(&mut *tx).await?;
+            }
+            tx.commit().await?;
+        });
+        Ok(())
+    }
+
+    /// Transfers still waiting at `now` past their deadline, oldest first.
+    pub async fn watches_due(&self, now: i64, limit: i64) -> Result<Vec<Watch>> {
+        let mut sql = self.sql();
+        sql.push("SELECT id, person, source, started, due FROM transfer_watches WHERE status = 'waiting' AND due <= ");
+        sql.bind(Arg::Int(now));
+        sql.push(" ORDER BY due, id LIMIT ");
+        sql.bind(Arg::Int(limit));
+        on_pool!(self, pool => {
+            let mut found = Vec::new();
+            for row in bound!(sql).fetch_all(pool).await? {
+                found.push(Watch {
+                    id: row.try_get("id")?,
+                    person: row.try_get("person")?,
+                    source: row.try_get("source")?,
+                    started: row.try_get("started")?,
+                    due: row.try_get("due")?,
+                });
+            }
+            Ok(found)
+        })
+    }
+
+    /// Marks an overdue transfer told, keeping its notifications and their ledger entries,
+    /// in one transaction, only if it is still waiting (else
+    /// [`crate::StoreError::Conflict`]: another gateway told them, or it completed).
+    pub async fn watch_fire(
+        &self,
+        id: &str,
+        notifications: &[StoredNotification],
+        audit: &[crate::LedgerRow],
+    ) -> Result<()> {
+        let mut fire = self.sql();
+        fire.push(
+            "UPDATE transfer_watches SET status = 'fired' WHERE status = 'waiting' AND id = ",
+        );
+        fire.bind(Arg::text(id));
+        let inserts: Vec<_> = notifications
+            .iter()
+            .map(|n| (self.insert_sql(n), self.enqueue_sql(n)))
+            .collect();
+        on_writer!(self, pool => {
+            let mut tx = pool.begin().await?;
+            if bound!(fire).execute(&mut *tx).await?.rows_affected() != 1 {
+                tx.rollback().await?;
+                return Err(crate::StoreError::Conflict("the transfer was told of or completed meanwhile".into()));
+            }
+            tx.insert_ledger_rows(audit).await.map_err(crate::StoreError::Ledger)?;
+            for (insert, [count, enqueue]) in &inserts {
                 if bound!(insert).execute(&mut *tx).await?.rows_affected() == 1 {
                     bound!(count).execute(&mut *tx).await?;
                     bound!(enqueue).execute(&mut *tx).await?;
