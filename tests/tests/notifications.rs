@@ -982,3 +982,123 @@ async fn sqlite_an_overdue_transfer_tells_both_services_leads() {
 async fn postgres_an_overdue_transfer_tells_both_services_leads() {
     an_overdue_transfer_tells_both_services_leads(Backend::Postgres).await;
 }
+
+/// A booked pregnancy (G6) tells the health visitor of the mother's existing child, and, the
+/// child having a child-protection plan, the midwifery safeguarding lead; a birth (G8) tells
+/// the health visiting team, who must allocate a named health visitor.
+async fn a_booking_and_a_birth_tell_health_visiting(backend: Backend) {
+    let mut k = Kinfold::adapters(backend).await;
+    let clock = ManualClock::at(at("2026-12-03T10:00:00Z"));
+    k.start_gateway_with_clock(clock).await;
+    k.gp_bundle(&json!({
+        "resourceType": "Bundle", "type": "transaction", "identifier": {"value": "GP-NOTIFY-3"},
+        "entry": [
+            gp_patient("gp-son", SON, "Leo", "2022-01-15", "male"),
+            mother_of("gp-son"),
+            gp_patient("gp-mother", MOTHER, "Amira", "1994-05-02", "female"),
+        ]
+    }))
+    .await;
+    let allocation = json!({"record": "allocation", "row_id": "N-40", "child": child(SON, "Leo", "2022-01-15", "male"), "date": "2026-02-01", "health_visitor": {"name": "R. Shah"}});
+    assert_eq!(
+        k.import(Agency::HealthVisiting, &format!("{allocation}\n"))
+            .await["stored"],
+        1
+    );
+    let son = person_with(&k, SON).await;
+    person_with(&k, MOTHER).await;
+    let area_lead = k.token_as("area.lead", "Q99", "safeguarding-professional");
+    let (status, flag) = post(&k, &area_lead, "/Flag", &json!({"resourceType": "Flag",
+        "subject": {"reference": format!("Patient/{son}")},
+        "code": {"coding": [{"system": "https://kinfold.example/fhir/CodeSystem/safeguarding-flag", "code": "child-protection-plan"}]}})).await;
+    assert_eq!(status, 201, "{flag}");
+    read_every_event(&k).await;
+    let mother = json!({"nhs_number": MOTHER, "family": "Haddad", "given": ["Amira"], "birth_date": "1994-05-02", "sex": "female", "postcode": "NE4 5PL"});
+    let booking = json!({"record": "booking", "row_id": "N-41", "mother": mother, "pregnancy_id": "P-9",
+        "booking_date": "2026-04-01", "estimated_due_date": "2026-12-01"});
+    assert_eq!(
+        k.import(Agency::Midwifery, &format!("{booking}\n")).await["stored"],
+        1
+    );
+    let shah = k.token_as("R. Shah", "RX1", "health-visitor");
+    let booked = |tasks: &[Value]| -> Vec<Value> {
+        tasks
+            .iter()
+            .filter(|t| rule(t) == "booked-pregnancy")
+            .cloned()
+            .collect()
+    };
+    let for_hv = booked(&inbox(&k, &shah, "", 1).await);
+    assert_eq!(for_hv.len(), 1, "{for_hv:?}");
+    assert_eq!(
+        about(&for_hv[0]),
+        format!("Patient/{son}"),
+        "for the existing child"
+    );
+    assert_eq!(
+        extension(&for_hv[0], "notification-requirement").map(|e| &e["valueCode"]),
+        Some(&json!("G6"))
+    );
+    let midwifery_lead = k.token_as("mw.lead", "RXX01", "safeguarding-professional");
+    let for_lead = booked(&inbox(&k, &midwifery_lead, "", 1).await);
+    assert_eq!(
+        for_lead.len(),
+        1,
+        "the child has a child-protection plan: {for_lead:?}"
+    );
+
+    let birth = json!({"record": "birth", "row_id": "N-42", "mother": mother, "pregnancy_id": "P-9",
+        "baby": {"nhs_number": "9990002118", "family": "Haddad", "sex": "female"},
+        "born_at": "2026-11-30T04:12:00+00:00", "birth_weight_g": 3320, "gestation_weeks": 39, "gestation_days": 5});
+    assert_eq!(
+        k.import(Agency::Midwifery, &format!("{birth}\n")).await["stored"],
+        1
+    );
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    let births = loop {
+        let found: Vec<Value> = inbox(&k, &shah, "", 0)
+            .await
+            .into_iter()
+            .filter(|t| rule(t) == "birth")
+            .collect();
+        if !found.is_empty() {
+            break found;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "a birth notification"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    read_every_event(&k).await;
+    let births_now: Vec<Value> = inbox(&k, &shah, "", 0)
+        .await
+        .into_iter()
+        .filter(|t| rule(t) == "birth")
+        .collect();
+    assert_eq!(
+        births_now.len(),
+        1,
+        "one, for the baby, not the mother: {births_now:?}"
+    );
+    let baby = person_with(&k, "9990002118").await;
+    assert_eq!(about(&births[0]), format!("Patient/{baby}"));
+    assert!(
+        births[0]["owner"]["display"]
+            .as_str()
+            .is_some_and(|d| d.contains("health visiting team")),
+        "{}",
+        births[0]
+    );
+    k.finish().await;
+}
+
+#[tokio::test]
+async fn sqlite_a_booking_and_a_birth_tell_health_visiting() {
+    a_booking_and_a_birth_tell_health_visiting(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn postgres_a_booking_and_a_birth_tell_health_visiting() {
+    a_booking_and_a_birth_tell_health_visiting(Backend::Postgres).await;
+}

@@ -125,31 +125,6 @@ impl Notifier {
         let now = self.now();
         let mut made = Made::default();
         let mut records = Records::default();
-        // Every agency asked about each event's person at once, before the events are read
-        // one by one.
-        let keys: Vec<kinfold_identity::RecordKey> = events
-            .iter()
-            .filter_map(|e| serde_json::from_str::<FeedEvent>(&e.payload).ok())
-            .filter(|f| {
-                !kinfold_notify::triggers_of(&f.codes, true).is_empty()
-                    || f.codes
-                        .iter()
-                        .any(|c| c == "was-not-brought" || c == "growth-measurement")
-            })
-            .map(|f| kinfold_identity::RecordKey {
-                agency: f.agency,
-                reference: f.patient.reference,
-            })
-            .collect();
-        let people: Vec<PersonId> = state
-            .identities
-            .read(&state.store, &state.ledger, |inner| {
-                keys.iter()
-                    .filter_map(|key| inner.current(&inner.records.get(key)?.person))
-                    .collect()
-            })
-            .await?;
-        records.prefetch(state, people).await?;
         for event in &events {
             self.notifications_of(state, event, now, &mut records, &mut made)
                 .await?;
@@ -1147,39 +1122,7 @@ fn transfer_lead(
 #[derive(Default)]
 struct Records(HashMap<PersonId, Vec<AgencyAnswer>>);
 
-/// The record types the notification work reads: who the child's professionals are
-/// (Patient, EpisodeOfCare, Encounter, any maternity record), what happened (the event's own
-/// records), growth and missed appointments.
-const TYPES: &str =
-    "Patient,EpisodeOfCare,Encounter,Condition,Observation,Communication,Appointment,Flag,Task";
-
 impl Records {
-    /// Fetches these people's records at once.
-    async fn prefetch(
-        &mut self,
-        state: &GatewayState,
-        mut people: Vec<PersonId>,
-    ) -> Result<(), GatewayError> {
-        people.sort();
-        people.dedup();
-        people.retain(|p| !self.0.contains_key(p));
-        let fetched = futures::future::join_all(people.iter().map(|person| async move {
-            match state.target_of(person.as_str()).await {
-                Ok((_, target)) => Ok(state
-                    .agencies
-                    .everything_of_types(&target, Some(TYPES))
-                    .await),
-                Err(GatewayError::UnknownPerson) => Ok(Vec::new()),
-                Err(other) => Err(other),
-            }
-        }))
-        .await;
-        for (person, answers) in people.into_iter().zip(fetched) {
-            self.0.insert(person, answers?);
-        }
-        Ok(())
-    }
-
     async fn of(
         &mut self,
         state: &GatewayState,
@@ -1187,12 +1130,7 @@ impl Records {
     ) -> Result<&[AgencyAnswer], GatewayError> {
         if !self.0.contains_key(person) {
             let answers = match state.target_of(person.as_str()).await {
-                Ok((_, target)) => {
-                    state
-                        .agencies
-                        .everything_of_types(&target, Some(TYPES))
-                        .await
-                }
+                Ok((_, target)) => state.agencies.everything_of(&target).await,
                 Err(GatewayError::UnknownPerson) => Vec::new(),
                 Err(other) => return Err(other),
             };

@@ -416,8 +416,8 @@ impl Rules {
 
 /// What an event's codes (`docs/feeds/events.md`) set off, for a person who is a child or
 /// not at the time: an A&E attendance is a child's, or an adult's with the reasons the rules
-/// read (`ed-risk-*`); a police domestic-abuse notification, a booked pregnancy and a birth
-/// are themselves. Each trigger comes with the adult's reasons (empty for the others).
+/// read (`ed-risk-*`); a police domestic-abuse notification is itself; a booked pregnancy is
+/// the mother's and a birth the baby's. Each trigger comes with the adult's reasons (empty for the others).
 pub fn triggers_of<S: AsRef<str>>(codes: &[S], child: bool) -> Vec<(Trigger, Vec<Reason>)> {
     let has = |wanted: &str| codes.iter().any(|c| c.as_ref() == wanted);
     let mut found = Vec::new();
@@ -441,17 +441,16 @@ pub fn triggers_of<S: AsRef<str>>(codes: &[S], child: bool) -> Vec<(Trigger, Vec
             }
         }
     }
-    for (code, trigger) in [
-        (
-            "domestic-abuse-notification",
-            Trigger::DomesticAbuseNotification,
-        ),
-        ("pregnancy-booked", Trigger::BookedPregnancy),
-        ("birth-notification", Trigger::Birth),
-    ] {
-        if has(code) {
-            found.push((trigger, Vec::new()));
-        }
+    if has("domestic-abuse-notification") {
+        found.push((Trigger::DomesticAbuseNotification, Vec::new()));
+    }
+    // A pregnancy is the mother's; a birth, the baby's (the mother's own record from the same
+    // notification sets off nothing).
+    if has("pregnancy-booked") && !child {
+        found.push((Trigger::BookedPregnancy, Vec::new()));
+    }
+    if has("birth-notification") && child {
+        found.push((Trigger::Birth, Vec::new()));
     }
     found
 }
