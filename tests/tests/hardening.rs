@@ -609,3 +609,59 @@ async fn strict_search_and_valid_data_only_on_postgres() {
     store.close().await;
     database.drop_database().await.expect("dropped");
 }
+
+/// Issue 21, finding: a caller with a valid token probing ids was refused by relationship each
+/// time, one ledger entry a probe, unthrottled. Now its "not found" answers about people are
+/// counted, unknown ids and refusals alike, and past the limit it is answered 429 for anyone,
+/// real or not; other callers are not held.
+#[tokio::test]
+async fn a_valid_token_probing_ids_is_held_whatever_it_asks() {
+    let t = TestDemo::start_with(1, |o| {
+        o.refusals = kinfold_audit::RefusalConfig {
+            max_misses_per_caller: 5,
+            ..kinfold_audit::RefusalConfig::default()
+        };
+    })
+    .await;
+    let (demo, http) = (&t.demo, &t.http);
+    let gp = demo.info.consent_example.tokens["unrelated-gp"].clone();
+    let child = demo.info.example_patient.id.clone();
+    let everything = |id: &str| format!("{}/Patient/{id}/$everything", demo.info.gateway);
+    // Five misses: unknown ids and the real child it has no relationship with, alike.
+    for n in 0..5 {
+        let id = if n % 2 == 0 {
+            uuid::Uuid::new_v4().to_string()
+        } else {
+            child.clone()
+        };
+        let response = http
+            .get(everything(&id))
+            .bearer_auth(&gp)
+            .send()
+            .await
+            .expect("answered");
+        assert_eq!(response.status().as_u16(), 404, "miss {n}");
+    }
+    // Then held, whether the id is real or not.
+    for id in [uuid::Uuid::new_v4().to_string(), child.clone()] {
+        let response = http
+            .get(everything(&id))
+            .bearer_auth(&gp)
+            .send()
+            .await
+            .expect("answered");
+        assert_eq!(response.status().as_u16(), 429);
+        assert!(response.headers().contains_key("retry-after"));
+        let outcome: Value = response.json().await.expect("json");
+        assert_eq!(outcome["issue"][0]["code"], "throttled");
+    }
+    // Another caller is answered as before.
+    let response = http
+        .get(everything(&child))
+        .bearer_auth(&demo.info.token)
+        .send()
+        .await
+        .expect("answered");
+    assert_eq!(response.status().as_u16(), 200);
+    t.demo.shutdown().await;
+}

@@ -40,6 +40,9 @@ pub struct RefusalConfig {
     pub max_per_source: u64,
     /// Sources counted one by one in an interval; more are counted together.
     pub max_sources: usize,
+    /// At the gateway: "not found" answers about a person one caller may have in an interval
+    /// (unknown ids and refusals by relationship alike) before it is answered `429`.
+    pub max_misses_per_caller: u64,
 }
 
 impl Default for RefusalConfig {
@@ -48,6 +51,7 @@ impl Default for RefusalConfig {
             interval_ms: 60_000,
             max_per_source: 30,
             max_sources: 10_000,
+            max_misses_per_caller: 30,
         }
     }
 }
@@ -255,6 +259,7 @@ mod tests {
                 interval_ms: 60_000,
                 max_per_source,
                 max_sources,
+                ..RefusalConfig::default()
             },
             window: Mutex::new(Window::new()),
         }

@@ -43,6 +43,10 @@ pub enum GatewayError {
     /// An export (a chronology's CSV) could not be written.
     #[error("export failed: {0}")]
     Export(String),
+    /// The caller has had too many "not found" answers about people in this interval: the
+    /// seconds until it ends.
+    #[error("too many misses")]
+    Throttled(u64),
     /// A change was about to be kept without its audit entry (a bug): nothing is kept.
     #[error("change without its audit entry")]
     Unaudited,
@@ -90,6 +94,13 @@ impl GatewayError {
                 why.clone(),
             ),
             GatewayError::Refused(api) => api.clone(),
+            GatewayError::Throttled(wait) => ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                IssueType::Throttled,
+                "too-many-misses",
+                "Too many requests about people this caller is not answered about; try again later.",
+            )
+            .retry_after(*wait),
             GatewayError::Unaudited => {
                 tracing::error!("a change without its audit entry was refused");
                 ApiError::internal()

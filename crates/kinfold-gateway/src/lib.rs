@@ -242,6 +242,7 @@ pub fn build_with_clock(
         identities: identity::Identities::new(config.ledger.shared),
         disclosure: config.disclosure.clone(),
         pace: pace::NotFoundPace::default(),
+        misses: pace::Misses::new(&config.refusals),
         notifier,
         hooks: subscriptions::Hooks::new()?,
         metrics: measurements,

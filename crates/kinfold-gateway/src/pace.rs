@@ -94,3 +94,123 @@ mod tests {
         assert!(started.elapsed() >= Duration::from_millis(30));
     }
 }
+
+/// How many "not found" answers about a person each caller has had in the current interval.
+/// A caller with a valid token that keeps asking about people it is not answered about (ids it
+/// guessed, children it has no relationship with) is answered `429` until the interval ends:
+/// both kinds of "not found" count the same, so the `429` says nothing about which ids were
+/// real, and each refusal is no longer recorded in the ledger one by one once the caller is
+/// throttled. A system client's requests count together, whoever its requesters name.
+#[derive(Debug)]
+pub(crate) struct Misses {
+    interval: Duration,
+    most: u64,
+    callers: usize,
+    window: Mutex<(Instant, HashMap<String, u64>)>,
+}
+
+impl Misses {
+    pub(crate) fn new(config: &kinfold_audit::RefusalConfig) -> Self {
+        Self {
+            interval: Duration::from_millis(config.interval_ms.max(100)),
+            most: config.max_misses_per_caller,
+            callers: config.max_sources,
+            window: Mutex::new((Instant::now(), HashMap::new())),
+        }
+    }
+
+    /// The key a caller is counted under: beyond the callers counted one by one, all others
+    /// share one count (so many callers cannot grow memory, and are slowed together).
+    fn key(&self, counts: &HashMap<String, u64>, who: &str) -> String {
+        if counts.contains_key(who) || counts.len() < self.callers {
+            who.to_owned()
+        } else {
+            String::new()
+        }
+    }
+
+    fn current(&self) -> Option<std::sync::MutexGuard<'_, (Instant, HashMap<String, u64>)>> {
+        let mut window = self.window.lock().ok()?;
+        if window.0.elapsed() >= self.interval {
+            *window = (Instant::now(), HashMap::new());
+        }
+        Some(window)
+    }
+
+    /// Whether this caller may be answered about a person now; else the seconds until the
+    /// interval ends.
+    pub(crate) fn check(&self, who: &str) -> Result<(), u64> {
+        let Some(window) = self.current() else {
+            return Ok(());
+        };
+        let key = self.key(&window.1, who);
+        match window.1.get(&key) {
+            Some(count) if *count >= self.most => Err(self
+                .interval
+                .saturating_sub(window.0.elapsed())
+                .as_secs()
+                .max(1)),
+            _ => Ok(()),
+        }
+    }
+
+    /// Counts one "not found" about a person for this caller.
+    pub(crate) fn note(&self, who: &str) {
+        if let Some(mut window) = self.current() {
+            let key = self.key(&window.1, who);
+            *window.1.entry(key).or_insert(0) += 1;
+        }
+    }
+}
+
+#[cfg(test)]
+mod misses_tests {
+    use super::*;
+
+    fn config(most: u64, callers: usize) -> kinfold_audit::RefusalConfig {
+        kinfold_audit::RefusalConfig {
+            interval_ms: 60_000,
+            max_misses_per_caller: most,
+            max_sources: callers,
+            ..kinfold_audit::RefusalConfig::default()
+        }
+    }
+
+    #[test]
+    fn a_caller_that_keeps_missing_is_held_and_others_are_not() {
+        let misses = Misses::new(&config(3, 10));
+        for _ in 0..3 {
+            assert_eq!(misses.check("dr-probe"), Ok(()));
+            misses.note("dr-probe");
+        }
+        assert!(
+            misses
+                .check("dr-probe")
+                .is_err_and(|wait| (1..=60).contains(&wait))
+        );
+        assert_eq!(misses.check("dr-other"), Ok(()));
+    }
+
+    #[test]
+    fn callers_beyond_the_cap_share_one_count() {
+        let misses = Misses::new(&config(2, 1));
+        misses.note("first");
+        misses.note("second");
+        misses.note("third");
+        assert!(misses.check("fourth").is_err(), "the shared count is spent");
+        assert_eq!(misses.check("first"), Ok(()));
+    }
+
+    #[test]
+    fn a_new_interval_starts_afresh() {
+        let misses = Misses::new(&kinfold_audit::RefusalConfig {
+            interval_ms: 100,
+            max_misses_per_caller: 1,
+            ..kinfold_audit::RefusalConfig::default()
+        });
+        misses.note("dr-probe");
+        assert!(misses.check("dr-probe").is_err());
+        std::thread::sleep(Duration::from_millis(120));
+        assert_eq!(misses.check("dr-probe"), Ok(()));
+    }
+}

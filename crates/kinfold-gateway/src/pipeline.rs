@@ -64,9 +64,14 @@ pub(crate) async fn gather_types(
 ) -> Result<Gathered, GatewayError> {
     let started = kinfold_http::request_started(request).unwrap_or_else(std::time::Instant::now);
     let requester = requester(caller, &state.disclosure)?;
+    // A caller that keeps asking about people it is not answered about is held (`429`),
+    // whichever kind of "not found" it had.
+    let who = caller.client.as_deref().unwrap_or(&caller.subject);
+    state.misses.check(who).map_err(GatewayError::Throttled)?;
     let (person_id, target) = match state.target_of(asked).await {
         Ok(found) => found,
         Err(GatewayError::UnknownPerson) => {
+            state.misses.note(who);
             // As long as a refusal takes, so that the time does not say who is known.
             state.pace.hold(query, started).await;
             return Err(GatewayError::UnknownPerson);
@@ -118,6 +123,7 @@ pub(crate) async fn gather_types(
                     .done(),
             )
             .await?;
+        state.misses.note(who);
         state.pace.observe(query, started.elapsed());
         state.pace.hold(query, started).await;
         return Err(GatewayError::NoRelationship);

@@ -24,6 +24,8 @@ pub(crate) struct GatewayState {
     pub(crate) disclosure: disclosure::DisclosureConfig,
     /// How long a refusal takes, which every "not found" about a person is held to.
     pub(crate) pace: crate::pace::NotFoundPace,
+    /// Each caller's "not found" answers about people in this interval.
+    pub(crate) misses: crate::pace::Misses,
     /// The notification rules, calendar and clock.
     pub(crate) notifier: crate::notifications::Notifier,
     /// The client that posts to subscribers.
