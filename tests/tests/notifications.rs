@@ -1102,3 +1102,82 @@ async fn sqlite_a_booking_and_a_birth_tell_health_visiting() {
 async fn postgres_a_booking_and_a_birth_tell_health_visiting() {
     a_booking_and_a_birth_tell_health_visiting(Backend::Postgres).await;
 }
+
+/// A referral's status change tells whoever made it (G15): sent tells nobody; accepted tells
+/// the referring GP practice, named, and nobody else.
+async fn a_referrals_status_change_tells_the_referrer(backend: Backend) {
+    let mut k = Kinfold::adapters(backend).await;
+    k.start_gateway_with_clock(ManualClock::at(at("2026-12-03T10:00:00Z")))
+        .await;
+    let referral = |row: &str, status: &str| {
+        json!({"record": "referral", "row_id": row, "child": child(SON, "Leo", "2022-01-15", "male"),
+            "referral_id": "R-1", "date": "2026-12-01", "to": "Community paediatrics", "status": status,
+            "referred_by": {"name": "Dr Jones", "organisation": PRACTICE, "role": "gp"}})
+    };
+    assert_eq!(
+        k.import(
+            Agency::HealthVisiting,
+            &format!("{}\n", referral("N-50", "sent"))
+        )
+        .await["stored"],
+        1
+    );
+    let son = person_with(&k, SON).await;
+    read_every_event(&k).await;
+    let gp = k.token_as("dr.jones", PRACTICE, "gp");
+    let referrals = |tasks: Vec<Value>| -> Vec<Value> {
+        tasks
+            .into_iter()
+            .filter(|t| rule(t) == "referral-status")
+            .collect()
+    };
+    assert!(
+        referrals(inbox(&k, &gp, "", 0).await).is_empty(),
+        "sent is no change"
+    );
+    assert_eq!(
+        k.import(
+            Agency::HealthVisiting,
+            &format!("{}\n", referral("N-51", "accepted"))
+        )
+        .await["stored"],
+        1
+    );
+    read_every_event(&k).await;
+    let told = referrals(inbox(&k, &gp, "", 1).await);
+    assert_eq!(told.len(), 1, "{told:?}");
+    assert_eq!(about(&told[0]), format!("Patient/{son}"));
+    assert!(
+        told[0]["owner"]["display"]
+            .as_str()
+            .is_some_and(|d| d.contains("Dr Jones")),
+        "{}",
+        told[0]
+    );
+    assert_eq!(
+        extension(&told[0], "notification-requirement").map(|e| &e["valueCode"]),
+        Some(&json!("G15"))
+    );
+    let other = k.token_as("dr.other", "B82002", "gp");
+    assert!(referrals(inbox(&k, &other, "", 0).await).is_empty());
+    // A referrer in a role Kinfold does not know is refused at the feed, by line and field.
+    let mut bad = referral("N-52", "completed");
+    bad["referred_by"]["role"] = json!("consultant");
+    let summary = k.import(Agency::HealthVisiting, &format!("{bad}\n")).await;
+    assert_eq!(summary["stored"], 0, "{summary}");
+    assert!(
+        summary.to_string().contains("referred_by.role"),
+        "{summary}"
+    );
+    k.finish().await;
+}
+
+#[tokio::test]
+async fn sqlite_a_referrals_status_change_tells_the_referrer() {
+    a_referrals_status_change_tells_the_referrer(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn postgres_a_referrals_status_change_tells_the_referrer() {
+    a_referrals_status_change_tells_the_referrer(Backend::Postgres).await;
+}

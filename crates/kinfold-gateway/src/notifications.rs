@@ -310,6 +310,11 @@ impl Notifier {
                 });
             }
         }
+        // A referral's referrer, as the referral names them (G15).
+        let referrer = focus
+            .iter()
+            .find(|r| r.resource["code"]["coding"][0]["code"] == "referral")
+            .and_then(|r| referrer_of(&r.resource));
         for (trigger, reasons, same_as) in triggers {
             let source = same_as.as_deref().unwrap_or(&source);
             let mut planned_event = kinfold_notify::Event::new(trigger, now);
@@ -349,13 +354,17 @@ impl Notifier {
                     let subject_answers = records.of(state, &subject).await?;
                     let facts = facts(&state.disclosure, subject_answers);
                     let under_five = subject_born.is_none_or(|b| years(b, today) < 5);
-                    let resolved = resolve(
-                        planned.role,
-                        &facts,
-                        under_five,
-                        subject_answers,
-                        &state.disclosure,
-                    );
+                    let resolved = if planned.role == Role::Referrer {
+                        Ok(referrer.clone().into_iter().collect())
+                    } else {
+                        resolve(
+                            planned.role,
+                            &facts,
+                            under_five,
+                            subject_answers,
+                            &state.disclosure,
+                        )
+                    };
                     let (recipients, unresolved) = match resolved {
                         Ok(found) if !found.is_empty() => (found, None),
                         Ok(_) => (
@@ -1304,6 +1313,32 @@ fn resolve(
         | Role::Referrer => Vec::new(),
     };
     Ok(found)
+}
+
+/// The professional a referral names as its requester: their organisation, Kinfold role and
+/// name.
+fn referrer_of(task: &Value) -> Option<Recipient> {
+    let requester = &task["requester"];
+    let org = requester["identifier"]["value"].as_str()?.to_owned();
+    let role: Professional = requester["extension"].as_array()?.iter().find(|e| {
+        e["url"]
+            .as_str()
+            .is_some_and(|u| u.ends_with("referrer-role"))
+    })?["valueCode"]
+        .as_str()?
+        .parse()
+        .ok()?;
+    let name = requester["display"].as_str().map(str::to_owned);
+    Some(Recipient {
+        label: format!(
+            "{} ({} at {org}), who made the referral",
+            name.as_deref().unwrap_or("the referrer"),
+            role.as_str()
+        ),
+        org,
+        role,
+        name,
+    })
 }
 
 /// A role in words, for a note.

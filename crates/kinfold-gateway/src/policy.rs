@@ -397,6 +397,7 @@ mod tests {
         for policy in ROUTES {
             let open = policy.path == "/metadata"
                 || policy.path == "/health"
+                || policy.path == "/metrics"
                 || policy.path.starts_with("/ledger/v1/")
                 || policy.path.starts_with("/.well-known/")
                 || policy.path == "/auth/token"

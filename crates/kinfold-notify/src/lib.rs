@@ -416,8 +416,8 @@ impl Rules {
 
 /// What an event's codes (`docs/feeds/events.md`) set off, for a person who is a child or
 /// not at the time: an A&E attendance is a child's, or an adult's with the reasons the rules
-/// read (`ed-risk-*`); a police domestic-abuse notification is itself; a booked pregnancy is
-/// the mother's and a birth the baby's. Each trigger comes with the adult's reasons (empty for the others).
+/// read (`ed-risk-*`); a police domestic-abuse notification and a referral's status change
+/// are themselves; a booked pregnancy is the mother's and a birth the baby's. Each trigger comes with the adult's reasons (empty for the others).
 pub fn triggers_of<S: AsRef<str>>(codes: &[S], child: bool) -> Vec<(Trigger, Vec<Reason>)> {
     let has = |wanted: &str| codes.iter().any(|c| c.as_ref() == wanted);
     let mut found = Vec::new();
@@ -443,6 +443,9 @@ pub fn triggers_of<S: AsRef<str>>(codes: &[S], child: bool) -> Vec<(Trigger, Vec
     }
     if has("domestic-abuse-notification") {
         found.push((Trigger::DomesticAbuseNotification, Vec::new()));
+    }
+    if has("referral-status-change") {
+        found.push((Trigger::ReferralStatusChange, Vec::new()));
     }
     // A pregnancy is the mother's; a birth, the baby's (the mother's own record from the same
     // notification sets off nothing).

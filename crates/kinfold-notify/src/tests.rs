@@ -232,6 +232,11 @@ fn an_events_codes_say_what_it_sets_off() {
     // The mother's record from a birth notification, a child's from a booking: nothing.
     assert!(triggers_of(&codes(&["patient", "birth-notification"]), false).is_empty());
     assert!(triggers_of(&codes(&["pregnancy-booked"]), true).is_empty());
+    assert_eq!(
+        triggers_of(&codes(&["task", "referral-status-change"]), true),
+        vec![(Trigger::ReferralStatusChange, Vec::new())]
+    );
+    assert!(triggers_of(&codes(&["task", "referral-sent"]), true).is_empty());
     // A routine contact sets off nothing.
     assert!(triggers_of(&codes(&["encounter", "hcp-contact"]), true).is_empty());
 }

@@ -175,6 +175,9 @@ pub fn plan_row(agency: Agency, line: usize, text: &str) -> Result<(Plan, Origin
         (Agency::HealthVisiting, "da-notification") => rows.notification(parse(body, line, "")?)?,
         (Agency::HealthVisiting, "allocation") => rows.allocation(parse(body, line, "")?)?,
         (Agency::HealthVisiting, "transfer") => rows.transfer(parse(body, line, "")?)?,
+        (Agency::HealthVisiting | Agency::SchoolNursing, "referral") => {
+            rows.referral(parse(body, line, "")?)?;
+        }
         (Agency::SchoolNursing, "school") => rows.school(parse(body, line, "")?)?,
         (Agency::SchoolNursing, "school-entry-review") => rows.review(parse(body, line, "")?)?,
         (Agency::SchoolNursing, "ncmp") => rows.ncmp(parse(body, line, "")?)?,
@@ -415,6 +418,27 @@ struct Transfer {
     status: String,
     date: String,
     to: Agency,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Referral {
+    child: Person,
+    referral_id: String,
+    date: String,
+    referred_by: Referrer,
+    to: String,
+    status: String,
+    outcome: Option<String>,
+}
+
+/// Who made a referral: a professional, their organisation (ODS code) and Kinfold role.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Referrer {
+    name: String,
+    organisation: String,
+    role: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -1206,6 +1230,71 @@ impl Rows {
             task["authoredOn"] = json!(when);
         }
         tag(&mut task, &[&format!("custody-transfer-{}", row.status)]);
+        self.keep(task, "")
+    }
+
+    /// A referral and its status (G15): a `Task` (code `referral`) whose `requester` is the
+    /// referrer, so that the referrer can be told when its status changes.
+    fn referral(&mut self, row: Referral) -> Made {
+        let child = self.person(&row.child, "child")?;
+        let when = self.date(&row.date, "date")?;
+        let status = match row.status.as_str() {
+            "sent" => "requested",
+            "accepted" => "accepted",
+            "declined" => "rejected",
+            "completed" => "completed",
+            other => {
+                return Err(self.fail(
+                    "status",
+                    format!("'{other}' is not sent, accepted, declined or completed"),
+                ));
+            }
+        };
+        if row
+            .referred_by
+            .organisation
+            .parse::<kinfold_fhir::OdsCode>()
+            .is_err()
+        {
+            return Err(self.fail("referred_by.organisation", "an ODS code"));
+        }
+        if row
+            .referred_by
+            .role
+            .parse::<kinfold_consent::Role>()
+            .is_err()
+        {
+            return Err(self.fail(
+                "referred_by.role",
+                format!("'{}' is not a role Kinfold knows", row.referred_by.role),
+            ));
+        }
+        let mut task = json!({
+            "resourceType": "Task",
+            "id": format!("referral-{}", id_part(&row.referral_id)),
+            "status": status,
+            "intent": "order",
+            "code": {"coding": [{"system": TASK_SYSTEM, "code": "referral", "display": "Referral"}]},
+            "description": format!("Referral to {}", row.to),
+            "for": {"reference": format!("Patient/{child}")},
+            "lastModified": when,
+            "requester": {
+                "display": row.referred_by.name,
+                "identifier": {"system": kinfold_fhir::ODS_CODE_SYSTEM, "value": row.referred_by.organisation},
+                "extension": [{"url": "https://kinfold.example/fhir/StructureDefinition/referrer-role", "valueCode": row.referred_by.role}],
+            },
+            "owner": {"display": row.to},
+        });
+        if let Some(outcome) = &row.outcome {
+            task["statusReason"] = json!({"text": outcome});
+        }
+        // Sent is the referral itself; anything after is a change the referrer hears of.
+        let code = if status == "requested" {
+            "referral-sent".to_owned()
+        } else {
+            "referral-status-change".to_owned()
+        };
+        tag(&mut task, &[&code]);
         self.keep(task, "")
     }
 
