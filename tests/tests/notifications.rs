@@ -1181,3 +1181,102 @@ async fn sqlite_a_referrals_status_change_tells_the_referrer() {
 async fn postgres_a_referrals_status_change_tells_the_referrer() {
     a_referrals_status_change_tells_the_referrer(Backend::Postgres).await;
 }
+
+/// Strategy-meeting minutes not filed by every attendee by their deadline (G10) tell the chair,
+/// as the meeting names them, and the area's safeguarding lead; a meeting whose minutes all
+/// came in tells nobody.
+async fn overdue_minutes_tell_the_chair_and_the_area(backend: Backend) {
+    let mut k = Kinfold::adapters(backend).await;
+    let clock = ManualClock::at(at("2026-12-03T10:00:00Z"));
+    k.start_gateway_with_clock(clock.clone()).await;
+    let meeting = |row: &str, id: &str, gp_filed: Value| {
+        json!({"record": "strategy-meeting", "row_id": row, "child": child(SON, "Leo", "2022-01-15", "male"),
+            "meeting_id": id, "date": "2026-12-01", "minutes_due": "2026-12-04",
+            "chair": {"name": "J. Patel", "organisation": "Q99", "role": "social-worker"},
+            "attendees": [
+                {"name": "R. Shah", "organisation": "RX1", "minutes_filed": "2026-12-02"},
+                {"name": "Dr Jones", "organisation": PRACTICE, "minutes_filed": gp_filed}]})
+    };
+    let rows = [
+        meeting("N-60", "M1", Value::Null),
+        meeting("N-61", "M2", Value::Null),
+    ];
+    let stored = k
+        .import(
+            Agency::HealthVisiting,
+            &rows.iter().map(|r| format!("{r}\n")).collect::<String>(),
+        )
+        .await;
+    assert_eq!(stored["stored"], 2, "{stored}");
+    let son = person_with(&k, SON).await;
+    read_every_event(&k).await;
+    // The GP files M2's minutes in time.
+    let filed = meeting("N-62", "M2", json!("2026-12-03"));
+    assert_eq!(
+        k.import(Agency::HealthVisiting, &format!("{filed}\n"))
+            .await["stored"],
+        1
+    );
+    read_every_event(&k).await;
+    let chair = k.token_as("J. Patel", "Q99", "social-worker");
+    let area_lead = k.token_as("area.lead", "Q99", "safeguarding-professional");
+    let overdue = |tasks: Vec<Value>| -> Vec<Value> {
+        tasks
+            .into_iter()
+            .filter(|t| rule(t) == "minutes-overdue")
+            .collect()
+    };
+    clock.set(at("2026-12-04T20:00:00Z"));
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(
+        overdue(inbox(&k, &chair, "", 0).await).is_empty(),
+        "due by the end of the day"
+    );
+    clock.set(at("2026-12-05T00:01:00Z"));
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    let told = loop {
+        let told = overdue(inbox(&k, &chair, "", 0).await);
+        if !told.is_empty() {
+            break told;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "the chair told");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(
+        overdue(inbox(&k, &chair, "", 0).await).len(),
+        1,
+        "M1 only, once"
+    );
+    assert_eq!(about(&told[0]), format!("Patient/{son}"));
+    assert!(
+        told[0]["owner"]["display"]
+            .as_str()
+            .is_some_and(|d| d.contains("J. Patel")),
+        "{}",
+        told[0]
+    );
+    assert!(
+        told[0]["focus"]["reference"]
+            .as_str()
+            .is_some_and(|r| r.ends_with("/Task/meeting-M1")),
+        "{}",
+        told[0]
+    );
+    assert_eq!(
+        extension(&told[0], "notification-requirement").map(|e| &e["valueCode"]),
+        Some(&json!("G10"))
+    );
+    assert_eq!(overdue(inbox(&k, &area_lead, "", 1).await).len(), 1);
+    k.finish().await;
+}
+
+#[tokio::test]
+async fn sqlite_overdue_minutes_tell_the_chair_and_the_area() {
+    overdue_minutes_tell_the_chair_and_the_area(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn postgres_overdue_minutes_tell_the_chair_and_the_area() {
+    overdue_minutes_tell_the_chair_and_the_area(Backend::Postgres).await;
+}

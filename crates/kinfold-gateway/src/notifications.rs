@@ -255,8 +255,10 @@ impl Notifier {
                 }
             }
         }
-        let transfer = has("custody-transfer-started") || has("custody-transfer-completed");
-        if triggers.is_empty() && !transfer {
+        let watched = has("custody-transfer-started")
+            || has("custody-transfer-completed")
+            || has("strategy-meeting");
+        if triggers.is_empty() && !watched {
             return Ok(());
         }
         // The records that set it off: the event's own, at the agency that sent it.
@@ -303,6 +305,8 @@ impl Notifier {
             {
                 made.watches.push(kinfold_store::Watch {
                     id,
+                    kind: "custody-transfer".into(),
+                    detail: "{}".into(),
                     person: person.to_string(),
                     source: task.full_url.clone(),
                     started: now.timestamp_millis(),
@@ -310,11 +314,39 @@ impl Notifier {
                 });
             }
         }
+        // A strategy meeting (G10): watched until every attendee's minutes are filed, and
+        // its chair and the area's lead told if they are due first.
+        if let Some(meeting) = focus
+            .iter()
+            .find(|r| r.resource["code"]["coding"][0]["code"] == "strategy-meeting")
+        {
+            let id = same_id(&["strategy-meeting", &meeting.full_url]);
+            let due = meeting.resource["restriction"]["period"]["end"]
+                .as_str()
+                .and_then(|d| NaiveDate::parse_from_str(d.get(..10)?, "%Y-%m-%d").ok());
+            if has("minutes-complete") {
+                made.finished.push(id);
+            } else if let (true, Some(due)) = (has("minutes-outstanding"), due) {
+                // Due by the end of the day they are due.
+                let overdue = (due + chrono::Duration::days(1))
+                    .and_hms_opt(0, 0, 0)
+                    .map_or(now, |t| t.and_utc());
+                made.watches.push(kinfold_store::Watch {
+                    id,
+                    kind: "minutes".into(),
+                    person: person.to_string(),
+                    source: meeting.full_url.clone(),
+                    started: now.timestamp_millis(),
+                    due: overdue.timestamp_millis(),
+                    detail: json!({"requester": meeting.resource["requester"]}).to_string(),
+                });
+            }
+        }
         // A referral's referrer, as the referral names them (G15).
         let referrer = focus
             .iter()
             .find(|r| r.resource["code"]["coding"][0]["code"] == "referral")
-            .and_then(|r| referrer_of(&r.resource));
+            .and_then(|r| referrer_of(&r.resource, "who made the referral"));
         for (trigger, reasons, same_as) in triggers {
             let source = same_as.as_deref().unwrap_or(&source);
             let mut planned_event = kinfold_notify::Event::new(trigger, now);
@@ -787,9 +819,10 @@ impl Notifier {
         });
     }
 
-    /// Tells both services' leads of every custody transfer not completed by its deadline
-    /// (G7), once each: answers how many transfers were overdue.
-    pub(crate) async fn transfers_overdue(
+    /// Tells of every watched deadline that passed, once each: both services' leads of a custody
+    /// transfer not completed (G7), a meeting's chair and the area's lead of minutes not all
+    /// filed (G10). Answers how many were overdue.
+    pub(crate) async fn watches_overdue(
         &self,
         state: &GatewayState,
     ) -> Result<usize, GatewayError> {
@@ -801,11 +834,25 @@ impl Notifier {
         let mut fired = 0;
         for watch in due {
             let mut made = Made::default();
-            let event = kinfold_notify::Event::new(Trigger::CustodyTransferOverdue, now);
+            let minutes = watch.kind == "minutes";
+            let trigger = if minutes {
+                Trigger::MinutesOverdue
+            } else {
+                Trigger::CustodyTransferOverdue
+            };
+            let event = kinfold_notify::Event::new(trigger, now);
             let mut told: Vec<(String, Professional)> = Vec::new();
             let since = DateTime::from_timestamp_millis(watch.started).unwrap_or(now);
+            let due_text = DateTime::from_timestamp_millis(watch.due)
+                .unwrap_or(now)
+                .to_rfc3339_opts(SecondsFormat::Secs, true);
+            let chair = serde_json::from_str::<Value>(&watch.detail)
+                .ok()
+                .and_then(|d| referrer_of(&d, "who chaired the meeting"));
             for planned in self.rules.plan(&event, &self.calendar) {
                 let recipient = match planned.role {
+                    Role::MeetingChair => chair.clone(),
+                    Role::AreaSafeguardingLead => Some(area_lead(&state.disclosure)),
                     Role::SendingServiceLead => {
                         transfer_lead(&state.disclosure, Agency::HealthVisiting, "health visiting")
                     }
@@ -818,7 +865,7 @@ impl Notifier {
                     Some(found) => (found, None),
                     None => (
                         area_lead(&state.disclosure),
-                        Some(format!("No {} is configured.", role_words(planned.role))),
+                        Some(format!("No {} could be found.", role_words(planned.role))),
                     ),
                 };
                 // One notification to a lead of both services.
@@ -830,6 +877,7 @@ impl Notifier {
                     planned.rule.as_str(),
                     watch.id.as_str(),
                     recipient.org.as_str(),
+                    recipient.role.as_str(),
                 ]);
                 self.plain(
                     &mut made,
@@ -839,15 +887,26 @@ impl Notifier {
                         subject: watch.person.as_str(),
                         recipient,
                         unresolved,
-                        summary: "A record custody transfer not completed by its deadline",
-                        notes: vec![format!(
-                            "The transfer of this child's record from health visiting to school nursing started {} and was not completed by {}. Both services can read and add to the record meanwhile.",
-                            since.date_naive(),
-                            DateTime::from_timestamp_millis(watch.due).unwrap_or(now).to_rfc3339_opts(SecondsFormat::Secs, true)
-                        )],
+                        summary: if minutes {
+                            "Strategy-meeting minutes not filed for every attendee by their deadline"
+                        } else {
+                            "A record custody transfer not completed by its deadline"
+                        },
+                        notes: vec![if minutes {
+                            format!("Minutes of this child's strategy meeting were due by {due_text} and not every attendee has filed them.")
+                        } else {
+                            format!(
+                                "The transfer of this child's record from health visiting to school nursing started {} and was not completed by {due_text}. Both services can read and add to the record meanwhile.",
+                                since.date_naive()
+                            )
+                        }],
                         inputs: Vec::new(),
                         focus: Some(watch.source.clone()),
-                        audit_rule: "notification.custody-transfer-overdue",
+                        audit_rule: if minutes {
+                            "notification.minutes-overdue"
+                        } else {
+                            "notification.custody-transfer-overdue"
+                        },
                         now,
                     },
                 );
@@ -1050,10 +1109,10 @@ pub(crate) async fn run(state: std::sync::Weak<GatewayState>) {
                 }
             };
         }
-        if let Err(error) = strong.notifier.transfers_overdue(&strong).await {
+        if let Err(error) = strong.notifier.watches_overdue(&strong).await {
             tracing::warn!(
                 ?error,
-                "notifications: overdue transfers not told; trying again in a second"
+                "notifications: overdue deadlines not told; trying again in a second"
             );
         }
         if let Err(error) = strong.notifier.escalate(&strong).await {
@@ -1315,9 +1374,9 @@ fn resolve(
     Ok(found)
 }
 
-/// The professional a referral names as its requester: their organisation, Kinfold role and
-/// name.
-fn referrer_of(task: &Value) -> Option<Recipient> {
+/// The professional a referral or a meeting names as its requester (the referrer, the
+/// chair): their organisation, Kinfold role and name.
+fn referrer_of(task: &Value, who: &str) -> Option<Recipient> {
     let requester = &task["requester"];
     let org = requester["identifier"]["value"].as_str()?.to_owned();
     let role: Professional = requester["extension"].as_array()?.iter().find(|e| {
@@ -1331,8 +1390,8 @@ fn referrer_of(task: &Value) -> Option<Recipient> {
     let name = requester["display"].as_str().map(str::to_owned);
     Some(Recipient {
         label: format!(
-            "{} ({} at {org}), who made the referral",
-            name.as_deref().unwrap_or("the referrer"),
+            "{} ({} at {org}), {who}",
+            name.as_deref().unwrap_or("the professional"),
             role.as_str()
         ),
         org,

@@ -71,19 +71,24 @@ macro_rules! stored {
 
 const COLUMNS: &str = "task_id, rule, person, owner_org, owner_role, owner_name, status, level, due, next_escalation, event_seq, created, updated, body";
 
-/// A custody transfer watched until it completes (G7).
+/// A deadline watched until what it waits for happens: a custody transfer's completion (G7),
+/// a strategy meeting's minutes (G10).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Watch {
-    /// Its id (derived from the transfer's record).
+    /// Its id (derived from the record watched).
     pub id: String,
+    /// `custody-transfer` or `minutes`.
+    pub kind: String,
     /// The child.
     pub person: String,
-    /// The transfer's record (its URL at the agency).
+    /// The record watched (its URL at the agency).
     pub source: String,
     /// When it started (milliseconds).
     pub started: i64,
     /// When it is overdue (milliseconds).
     pub due: i64,
+    /// What the notification needs (JSON: a meeting's chair).
+    pub detail: String,
 }
 
 /// Which notifications an inbox read asks for.
@@ -132,9 +137,11 @@ impl Store {
         for watch in watches {
             let mut sql = self.sql();
             sql.push(
-                "INSERT INTO transfer_watches (id, person, source, started, due, status) VALUES (",
+                "INSERT INTO watches (id, kind, person, source, started, due, detail, status) VALUES (",
             );
             sql.bind(Arg::text(&watch.id));
+            sql.push(", ");
+            sql.bind(Arg::text(&watch.kind));
             sql.push(", ");
             sql.bind(Arg::text(&watch.person));
             sql.push(", ");
@@ -143,14 +150,14 @@ impl Store {
             sql.bind(Arg::Int(watch.started));
             sql.push(", ");
             sql.bind(Arg::Int(watch.due));
+            sql.push(", ");
+            sql.bind(Arg::text(&watch.detail));
             sql.push(", 'waiting') ON CONFLICT (id) DO NOTHING");
             watch_sql.push(sql);
         }
         for id in finished {
             let mut sql = self.sql();
-            sql.push(
-                "UPDATE transfer_watches SET status = 'done' WHERE status = 'waiting' AND id = ",
-            );
+            sql.push("UPDATE watches SET status = 'done' WHERE status = 'waiting' AND id = ");
             sql.bind(Arg::text(id));
             watch_sql.push(sql);
         }
@@ -193,10 +200,10 @@ impl Store {
         Ok(())
     }
 
-    /// Transfers still waiting at `now` past their deadline, oldest first.
+    /// Watches still waiting at `now` past their deadline, oldest first.
     pub async fn watches_due(&self, now: i64, limit: i64) -> Result<Vec<Watch>> {
         let mut sql = self.sql();
-        sql.push("SELECT id, person, source, started, due FROM transfer_watches WHERE status = 'waiting' AND due <= ");
+        sql.push("SELECT id, kind, person, source, started, due, detail FROM watches WHERE status = 'waiting' AND due <= ");
         sql.bind(Arg::Int(now));
         sql.push(" ORDER BY due, id LIMIT ");
         sql.bind(Arg::Int(limit));
@@ -205,17 +212,19 @@ impl Store {
             for row in bound!(sql).fetch_all(pool).await? {
                 found.push(Watch {
                     id: row.try_get("id")?,
+                    kind: row.try_get("kind")?,
                     person: row.try_get("person")?,
                     source: row.try_get("source")?,
                     started: row.try_get("started")?,
                     due: row.try_get("due")?,
+                    detail: row.try_get("detail")?,
                 });
             }
             Ok(found)
         })
     }
 
-    /// Marks an overdue transfer told, keeping its notifications and their ledger entries,
+    /// Marks an overdue watch told, keeping its notifications and their ledger entries,
     /// in one transaction, only if it is still waiting (else
     /// [`crate::StoreError::Conflict`]: another gateway told them, or it completed).
     pub async fn watch_fire(
@@ -225,9 +234,7 @@ impl Store {
         audit: &[crate::LedgerRow],
     ) -> Result<()> {
         let mut fire = self.sql();
-        fire.push(
-            "UPDATE transfer_watches SET status = 'fired' WHERE status = 'waiting' AND id = ",
-        );
+        fire.push("UPDATE watches SET status = 'fired' WHERE status = 'waiting' AND id = ");
         fire.bind(Arg::text(id));
         let inserts: Vec<_> = notifications
             .iter()

@@ -178,6 +178,9 @@ pub fn plan_row(agency: Agency, line: usize, text: &str) -> Result<(Plan, Origin
         (Agency::HealthVisiting | Agency::SchoolNursing, "referral") => {
             rows.referral(parse(body, line, "")?)?;
         }
+        (Agency::HealthVisiting | Agency::SchoolNursing, "strategy-meeting") => {
+            rows.meeting(parse(body, line, "")?)?;
+        }
         (Agency::SchoolNursing, "school") => rows.school(parse(body, line, "")?)?,
         (Agency::SchoolNursing, "school-entry-review") => rows.review(parse(body, line, "")?)?,
         (Agency::SchoolNursing, "ncmp") => rows.ncmp(parse(body, line, "")?)?,
@@ -432,7 +435,27 @@ struct Referral {
     outcome: Option<String>,
 }
 
-/// Who made a referral: a professional, their organisation (ODS code) and Kinfold role.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Meeting {
+    child: Person,
+    meeting_id: String,
+    date: String,
+    chair: Referrer,
+    minutes_due: String,
+    attendees: Vec<Attendee>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Attendee {
+    name: String,
+    organisation: String,
+    minutes_filed: Option<String>,
+}
+
+/// Who made a referral (or chairs a meeting): a professional, their organisation (ODS code)
+/// and Kinfold role.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Referrer {
@@ -1250,25 +1273,7 @@ impl Rows {
                 ));
             }
         };
-        if row
-            .referred_by
-            .organisation
-            .parse::<kinfold_fhir::OdsCode>()
-            .is_err()
-        {
-            return Err(self.fail("referred_by.organisation", "an ODS code"));
-        }
-        if row
-            .referred_by
-            .role
-            .parse::<kinfold_consent::Role>()
-            .is_err()
-        {
-            return Err(self.fail(
-                "referred_by.role",
-                format!("'{}' is not a role Kinfold knows", row.referred_by.role),
-            ));
-        }
+        self.professional(&row.referred_by, "referred_by")?;
         let mut task = json!({
             "resourceType": "Task",
             "id": format!("referral-{}", id_part(&row.referral_id)),
@@ -1278,11 +1283,7 @@ impl Rows {
             "description": format!("Referral to {}", row.to),
             "for": {"reference": format!("Patient/{child}")},
             "lastModified": when,
-            "requester": {
-                "display": row.referred_by.name,
-                "identifier": {"system": kinfold_fhir::ODS_CODE_SYSTEM, "value": row.referred_by.organisation},
-                "extension": [{"url": "https://kinfold.example/fhir/StructureDefinition/referrer-role", "valueCode": row.referred_by.role}],
-            },
+            "requester": Self::as_requester(&row.referred_by),
             "owner": {"display": row.to},
         });
         if let Some(outcome) = &row.outcome {
@@ -1296,6 +1297,88 @@ impl Rows {
         };
         tag(&mut task, &[&code]);
         self.keep(task, "")
+    }
+
+    /// A strategy meeting the service attended (G10): a `Task` (code `strategy-meeting`) whose
+    /// `requester` is the chair and whose deadline is when every attendee's minutes are due;
+    /// `in-progress` while any attendee's are not filed, `completed` when all are.
+    fn meeting(&mut self, row: Meeting) -> Made {
+        let child = self.person(&row.child, "child")?;
+        let when = self.date(&row.date, "date")?;
+        let due = self.date(&row.minutes_due, "minutes_due")?;
+        self.professional(&row.chair, "chair")?;
+        if row.attendees.is_empty() {
+            return Err(self.fail("attendees", "a meeting has attendees"));
+        }
+        let mut outstanding = 0;
+        let mut inputs = Vec::new();
+        for (n, attendee) in row.attendees.iter().enumerate() {
+            if attendee
+                .organisation
+                .parse::<kinfold_fhir::OdsCode>()
+                .is_err()
+            {
+                return Err(self.fail(&format!("attendees[{n}].organisation"), "an ODS code"));
+            }
+            let filed = match &attendee.minutes_filed {
+                Some(day) => Some(self.date(day, &format!("attendees[{n}].minutes_filed"))?),
+                None => None,
+            };
+            if filed.is_none() {
+                outstanding += 1;
+            }
+            inputs.push(json!({
+                "type": {"text": "attendee"},
+                "valueString": match &filed {
+                    Some(day) => format!("{} ({}): minutes filed {day}", attendee.name, attendee.organisation),
+                    None => format!("{} ({}): minutes not filed", attendee.name, attendee.organisation),
+                },
+            }));
+        }
+        let mut task = json!({
+            "resourceType": "Task",
+            "id": format!("meeting-{}", id_part(&row.meeting_id)),
+            "status": if outstanding == 0 { "completed" } else { "in-progress" },
+            "intent": "order",
+            "code": {"coding": [{"system": TASK_SYSTEM, "code": "strategy-meeting", "display": "Strategy meeting: minutes from every attendee"}]},
+            "description": format!("Strategy meeting on {when}: {outstanding} attendee(s) yet to file minutes"),
+            "for": {"reference": format!("Patient/{child}")},
+            "authoredOn": when,
+            "lastModified": when,
+            "requester": Self::as_requester(&row.chair),
+            "restriction": {"period": {"end": due}},
+            "input": inputs,
+        });
+        let code = if outstanding == 0 {
+            "minutes-complete"
+        } else {
+            "minutes-outstanding"
+        };
+        tag(&mut task, &["strategy-meeting", code]);
+        self.keep(task, "")
+    }
+
+    /// Checks a professional named with their organisation and role.
+    fn professional(&self, who: &Referrer, field: &str) -> Result<(), RowError> {
+        if who.organisation.parse::<kinfold_fhir::OdsCode>().is_err() {
+            return Err(self.fail(&format!("{field}.organisation"), "an ODS code"));
+        }
+        if who.role.parse::<kinfold_consent::Role>().is_err() {
+            return Err(self.fail(
+                &format!("{field}.role"),
+                format!("'{}' is not a role Kinfold knows", who.role),
+            ));
+        }
+        Ok(())
+    }
+
+    /// A professional as a Task's `requester`: name, organisation and Kinfold role.
+    fn as_requester(who: &Referrer) -> Value {
+        json!({
+            "display": who.name,
+            "identifier": {"system": kinfold_fhir::ODS_CODE_SYSTEM, "value": who.organisation},
+            "extension": [{"url": "https://kinfold.example/fhir/StructureDefinition/referrer-role", "valueCode": who.role}],
+        })
     }
 
     fn school(&mut self, row: School) -> Made {
