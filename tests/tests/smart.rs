@@ -20,6 +20,7 @@ async fn demo() -> TestDemo {
             scopes: vec!["system/Patient.rs".into()],
             organisations: vec!["Q99".into()],
             endpoints: Vec::new(),
+            endpoint_tls: None,
         });
     })
     .await

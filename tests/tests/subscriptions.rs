@@ -57,6 +57,7 @@ fn registration(endpoint: &str) -> kinfold_gateway::smart::SmartClient {
         scopes: vec!["system/Patient.rs".into()],
         organisations: vec!["Q99".into()],
         endpoints: vec![endpoint.to_owned()],
+        endpoint_tls: None,
     }
 }
 
@@ -128,9 +129,14 @@ fn sign(claims: &Value) -> String {
 
 /// Who is asking, for one request (a requester is good once).
 fn requester() -> String {
+    requester_of(CLIENT)
+}
+
+/// Who is asking, through this client.
+fn requester_of(client: &str) -> String {
     let now = now();
     sign(
-        &json!({"iss": CLIENT, "aud": "kinfold-gateway", "iat": now, "exp": now + 120,
+        &json!({"iss": client, "aud": "kinfold-gateway", "iat": now, "exp": now + 120,
         "jti": uuid::Uuid::new_v4().to_string(), "sub": "integration-engine",
         "name": "EHR integration", "role": "safeguarding-professional", "org": "Q99",
         "purpose": "safeguarding"}),
@@ -138,8 +144,12 @@ fn requester() -> String {
 }
 
 async fn system_token(http: &reqwest::Client, token_endpoint: &str) -> String {
+    token_of(http, token_endpoint, CLIENT).await
+}
+
+async fn token_of(http: &reqwest::Client, token_endpoint: &str, client: &str) -> String {
     let now = now();
-    let assertion = sign(&json!({"iss": CLIENT, "sub": CLIENT,
+    let assertion = sign(&json!({"iss": client, "sub": client,
         "aud": token_endpoint, "exp": now + 240, "iat": now,
         "jti": uuid::Uuid::new_v4().to_string()}));
     let response = http
@@ -174,21 +184,32 @@ async fn call(
     body: Option<&Value>,
 ) -> (u16, Value) {
     let url = t.gateway(path);
-    let mut request = match method {
-        "GET" => t.http.get(&url),
-        _ => t.http.post(&url),
-    }
-    .bearer_auth(token);
-    // A system client's request says who is asking; a person's token says it itself.
-    if token != t.demo.info.token {
-        request = request.header("Kinfold-Requester", requester());
-    }
-    if let Some(body) = body {
-        request = request
-            .header("content-type", "application/fhir+json")
-            .body(body.to_string());
-    }
-    let response = request.send().await.expect("answered");
+    let build = || {
+        let mut request = match method {
+            "GET" => t.http.get(&url),
+            _ => t.http.post(&url),
+        }
+        .bearer_auth(token);
+        // A system client's request says who is asking; a person's token says it itself.
+        if token != t.demo.info.token {
+            request = request.header("Kinfold-Requester", requester());
+        }
+        if let Some(body) = body {
+            request = request
+                .header("content-type", "application/fhir+json")
+                .body(body.to_string());
+        }
+        request
+    };
+    // A kept-alive connection the server closed while idle fails before any answer: a GET is
+    // asked again, as any client would.
+    let response = match build().send().await {
+        Ok(response) => response,
+        Err(error) if method == "GET" && error.is_request() => {
+            build().send().await.expect("answered")
+        }
+        Err(error) => panic!("answered: {error}"),
+    };
     let status = response.status().as_u16();
     (status, response.json().await.unwrap_or(Value::Null))
 }
@@ -497,5 +518,92 @@ async fn postgres_two_gateways_post_each_event_once() {
         .collect();
     assert_eq!(got, (1..=10).collect::<Vec<i64>>());
     assert_eq!(got_later, got, "nothing posted twice");
+    k.finish().await;
+}
+
+/// A client whose endpoint takes only mutual TLS: the gateway presents the certificate
+/// registered for that client and trusts only the authority registered for its endpoints; a
+/// client registered without them cannot even complete the handshake there.
+#[tokio::test]
+async fn an_endpoint_behind_mutual_tls_is_reached_with_the_clients_certificate() {
+    use common::agencies::{Backend, Kinfold};
+    let (pki, _) = common::test_pki();
+    let subscriber = web::Data::new(Subscriber::default());
+    let data = subscriber.clone();
+    let tls = kinfold_http::tls::server_config(
+        &kinfold_http::tls::ServerTls {
+            cert: pki.adapter_cert.clone(),
+            key: pki.adapter_key.clone(),
+            client_ca: pki.ca.clone(),
+        },
+        kinfold_http::tls::ClientCertificates::Required,
+    )
+    .expect("the subscriber's TLS");
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(data.clone())
+            .route("/hook", web::post().to(hook))
+    })
+    .workers(1)
+    .bind_rustls_0_23("127.0.0.1:0", tls)
+    .expect("a port");
+    let endpoint = format!("https://{}/hook", server.addrs()[0]);
+    tokio::spawn(server.run());
+
+    let mut k = Kinfold::adapters(Backend::Sqlite).await;
+    let registered = endpoint.clone();
+    k.start_gateway_with(move |config| {
+        let mut with_tls = registration(&registered);
+        with_tls.endpoint_tls = Some(pki.gateway.clone());
+        config.smart.clients.push(with_tls);
+        let mut without = registration(&registered);
+        without.client_id = "no-certificate-client".into();
+        config.smart.clients.push(without);
+    })
+    .await;
+    let token = system_token(&k.http, &format!("{}/auth/token", k.gateway_url)).await;
+    let response = k
+        .http
+        .post(format!("{}/Subscription", k.gateway_url))
+        .bearer_auth(&token)
+        .header("Kinfold-Requester", requester())
+        .header("content-type", "application/fhir+json")
+        .body(subscription(&endpoint, "Q99").to_string())
+        .send()
+        .await
+        .expect("answered");
+    assert_eq!(
+        response.status().as_u16(),
+        201,
+        "the handshake over mutual TLS"
+    );
+    assert_eq!(
+        kind(&subscriber.received.lock().expect("received")[0]),
+        "handshake"
+    );
+    k.send_hl7(
+        "MSH|^~\\&|EPR|RXX|KINFOLD|AE|20261203100000||ADT^A04^ADT_A01|TLS-1|P|2.4\rPID|1||9990002045^^^NHS^NH||Tls^Infant||20260601|F\rPV1|1|E|AE^^^RXX||||||||||||||||TLSV1|||||||||||||||||||||||||20261203093000+0000\rOBX|1|CWE|injury-type^Injury type^KINFOLD-INJ||125605004^Fracture of bone^SCT",
+    )
+    .await;
+    assert_eq!(until_received(&subscriber, 2).await, vec![1, 2]);
+    // The same endpoint for a client registered without a certificate: refused at the
+    // handshake, nothing kept.
+    let other = token_of(
+        &k.http,
+        &format!("{}/auth/token", k.gateway_url),
+        "no-certificate-client",
+    )
+    .await;
+    let response = k
+        .http
+        .post(format!("{}/Subscription", k.gateway_url))
+        .bearer_auth(&other)
+        .header("Kinfold-Requester", requester_of("no-certificate-client"))
+        .header("content-type", "application/fhir+json")
+        .body(subscription(&endpoint, "Q99").to_string())
+        .send()
+        .await
+        .expect("answered");
+    assert_eq!(response.status().as_u16(), 422);
     k.finish().await;
 }

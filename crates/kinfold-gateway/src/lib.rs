@@ -244,7 +244,7 @@ pub fn build_with_clock(
         pace: pace::NotFoundPace::default(),
         misses: pace::Misses::new(&config.refusals),
         notifier,
-        hooks: subscriptions::Hooks::new()?,
+        hooks: subscriptions::Hooks::new(&config.smart.clients)?,
         metrics: measurements,
     });
     // Each delivery reads its events into the person index; this task catches up after a pass

@@ -140,6 +140,11 @@ pub struct SmartClient {
     /// `http` on loopback). Default: none, and it may not subscribe.
     #[serde(default)]
     pub endpoints: Vec<String>,
+    /// For endpoints that take only mutual TLS: the authority their server certificates chain
+    /// to (`ca`, the only one trusted for this client's endpoints) and the certificate and key
+    /// the gateway presents to them (`cert`, `key`).
+    #[serde(default)]
+    pub endpoint_tls: Option<kinfold_http::tls::ClientTls>,
 }
 
 /// The registered clients (the assertion ids seen are in the database).

@@ -52,25 +52,42 @@ const MIN_HEARTBEAT: i64 = 10;
 /// The most events one `$events` answer carries.
 const MOST_EVENTS: i64 = 500;
 
-/// The HTTP client that posts to subscribers: no redirects, a deadline.
+/// The HTTP clients that post to subscribers: no redirects, a deadline; for a client whose
+/// endpoints take only mutual TLS, its own, presenting the certificate registered for it.
 #[derive(Debug)]
 pub(crate) struct Hooks {
     http: reqwest::Client,
+    mutual: std::collections::HashMap<String, reqwest::Client>,
+}
+
+fn hook_client() -> reqwest::ClientBuilder {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(10))
 }
 
 impl Hooks {
-    pub(crate) fn new() -> Result<Self, reqwest::Error> {
+    pub(crate) fn new(
+        clients: &[crate::smart::SmartClient],
+    ) -> Result<Self, crate::error::StartError> {
+        let mut mutual = std::collections::HashMap::new();
+        for client in clients {
+            if let Some(tls) = &client.endpoint_tls {
+                let built = kinfold_http::tls::client(tls, hook_client())?.build()?;
+                mutual.insert(client.client_id.clone(), built);
+            }
+        }
         Ok(Self {
-            http: reqwest::Client::builder()
-                .redirect(reqwest::redirect::Policy::none())
-                .timeout(Duration::from_secs(10))
-                .build()?,
+            http: hook_client().build()?,
+            mutual,
         })
     }
 
-    async fn post(&self, endpoint: &str, bundle: &Value) -> bool {
+    async fn post(&self, client: &str, endpoint: &str, bundle: &Value) -> bool {
         match self
-            .http
+            .mutual
+            .get(client)
+            .unwrap_or(&self.http)
             .post(endpoint)
             .header("content-type", "application/fhir+json")
             .body(bundle.to_string())
@@ -338,7 +355,7 @@ pub(crate) async fn create(
         body: String::new(),
     };
     let handshake = notification_bundle(&stored, "handshake", &[], &stamp);
-    if !state.hooks.post(&asked.endpoint, &handshake).await {
+    if !state.hooks.post(&client, &asked.endpoint, &handshake).await {
         return Err(refused(
             StatusCode::UNPROCESSABLE_ENTITY,
             IssueType::Processing,
@@ -626,7 +643,11 @@ async fn deliver(state: &Arc<GatewayState>) -> Result<(), GatewayError> {
                 &[(due.number, task)],
                 &stamp,
             );
-            if state.hooks.post(&sub.endpoint, &bundle).await {
+            if state
+                .hooks
+                .post(&sub.client_id, &sub.endpoint, &bundle)
+                .await
+            {
                 state
                     .store
                     .subscription_attempted(&sub.id, due.number, now.timestamp_millis(), None)
@@ -658,7 +679,11 @@ async fn deliver(state: &Arc<GatewayState>) -> Result<(), GatewayError> {
         {
             let stamp = now.to_rfc3339_opts(SecondsFormat::Millis, true);
             let heartbeat = notification_bundle(&sub, "heartbeat", &[], &stamp);
-            if state.hooks.post(&sub.endpoint, &heartbeat).await {
+            if state
+                .hooks
+                .post(&sub.client_id, &sub.endpoint, &heartbeat)
+                .await
+            {
                 state
                     .store
                     .subscription_heartbeat(&sub.id, now.timestamp_millis())

@@ -548,6 +548,7 @@ pub async fn start(options: DemoOptions) -> Result<RunningDemo, DemoError> {
             scopes: vec!["system/Patient.rs".into()],
             organisations: smart_info.organisations.clone(),
             endpoints: Vec::new(),
+            endpoint_tls: None,
         })
         .chain(options.smart_clients.iter().cloned())
         .collect(),
