@@ -582,113 +582,128 @@ pub(crate) async fn run(state: Weak<GatewayState>) {
     }
 }
 
-/// One round: for each active subscription, its due events in order (stopping at the first
-/// that fails), or a heartbeat when it has sent nothing for its period.
+/// One round: every active subscription at once, each its due events in order (stopping at
+/// the first that fails, or after a second's sending, so that a slow endpoint holds the
+/// others up by one post's deadline at most), or a heartbeat when it has sent nothing for its
+/// period.
 async fn deliver(state: &Arc<GatewayState>) -> Result<(), GatewayError> {
-    for sub in state.store.subscriptions_active().await? {
-        let mut sent = 0;
-        while sent < 100 {
-            let now = state.notifier.now();
-            let Some(due) = state.store.subscription_next(&sub.id).await? else {
-                break;
-            };
-            if due.next_attempt > now.timestamp_millis() {
-                break;
-            }
-            if !state
+    let subscriptions = state.store.subscriptions_active().await?;
+    futures::future::join_all(subscriptions.into_iter().map(|sub| deliver_one(state, sub)))
+        .await
+        .into_iter()
+        .collect()
+}
+
+/// How long one subscription's round keeps sending.
+const ROUND: Duration = Duration::from_secs(1);
+
+async fn deliver_one(
+    state: &Arc<GatewayState>,
+    sub: StoredSubscription,
+) -> Result<(), GatewayError> {
+    let started = std::time::Instant::now();
+    let mut sent = 0;
+    while sent < 100 && started.elapsed() < ROUND {
+        let now = state.notifier.now();
+        let Some(due) = state.store.subscription_next(&sub.id).await? else {
+            break;
+        };
+        if due.next_attempt > now.timestamp_millis() {
+            break;
+        }
+        if !state
+            .store
+            .subscription_claim(
+                &sub.id,
+                due.number,
+                due.next_attempt,
+                now.timestamp_millis() + CLAIM_MS,
+            )
+            .await?
+        {
+            break;
+        }
+        let Ok(task) = serde_json::from_str::<Value>(&due.task) else {
+            break;
+        };
+        if due.attempts == 0 {
+            // A delivery is a disclosure: in the ledger before it is sent.
+            let person = task["for"]["reference"]
+                .as_str()
+                .and_then(|r| r.strip_prefix("Patient/"))
+                .map(str::to_owned);
+            let mut entity =
+                crate::audit::disclosed(&format!("Task/{}", due.task_id), "Task", None);
+            entity.disclosure = format!("delivered to {} at {}", sub.client_id, sub.endpoint);
+            state
+                .record_access(
+                    Entry::by(
+                        crate::notifications::NOTIFIER,
+                        None,
+                        Interaction::Create,
+                        &format!("Subscription/{} event {}", sub.id, due.number),
+                    )
+                    .about_maybe(person)
+                    .entities(vec![entity])
+                    .rule("subscription.registered-client")
+                    .done(),
+                )
+                .await?;
+        }
+        let mut numbered = sub.clone();
+        numbered.events_count = due.number;
+        let stamp = now.to_rfc3339_opts(SecondsFormat::Millis, true);
+        let bundle = notification_bundle(
+            &numbered,
+            "event-notification",
+            &[(due.number, task)],
+            &stamp,
+        );
+        if state
+            .hooks
+            .post(&sub.client_id, &sub.endpoint, &bundle)
+            .await
+        {
+            state
                 .store
-                .subscription_claim(
+                .subscription_attempted(&sub.id, due.number, now.timestamp_millis(), None)
+                .await?;
+            sent += 1;
+        } else {
+            let wait = 1i64
+                .checked_shl(u32::try_from(due.attempts.min(20)).unwrap_or(20))
+                .unwrap_or(MAX_BACKOFF_SECONDS)
+                .min(MAX_BACKOFF_SECONDS);
+            state
+                .store
+                .subscription_attempted(
                     &sub.id,
                     due.number,
-                    due.next_attempt,
-                    now.timestamp_millis() + CLAIM_MS,
+                    now.timestamp_millis(),
+                    Some(now.timestamp_millis() + wait * 1000),
                 )
-                .await?
-            {
-                break;
-            }
-            let Ok(task) = serde_json::from_str::<Value>(&due.task) else {
-                break;
-            };
-            if due.attempts == 0 {
-                // A delivery is a disclosure: in the ledger before it is sent.
-                let person = task["for"]["reference"]
-                    .as_str()
-                    .and_then(|r| r.strip_prefix("Patient/"))
-                    .map(str::to_owned);
-                let mut entity =
-                    crate::audit::disclosed(&format!("Task/{}", due.task_id), "Task", None);
-                entity.disclosure = format!("delivered to {} at {}", sub.client_id, sub.endpoint);
-                state
-                    .record_access(
-                        Entry::by(
-                            crate::notifications::NOTIFIER,
-                            None,
-                            Interaction::Create,
-                            &format!("Subscription/{} event {}", sub.id, due.number),
-                        )
-                        .about_maybe(person)
-                        .entities(vec![entity])
-                        .rule("subscription.registered-client")
-                        .done(),
-                    )
-                    .await?;
-            }
-            let mut numbered = sub.clone();
-            numbered.events_count = due.number;
-            let stamp = now.to_rfc3339_opts(SecondsFormat::Millis, true);
-            let bundle = notification_bundle(
-                &numbered,
-                "event-notification",
-                &[(due.number, task)],
-                &stamp,
-            );
-            if state
-                .hooks
-                .post(&sub.client_id, &sub.endpoint, &bundle)
-                .await
-            {
-                state
-                    .store
-                    .subscription_attempted(&sub.id, due.number, now.timestamp_millis(), None)
-                    .await?;
-                sent += 1;
-            } else {
-                let wait = 1i64
-                    .checked_shl(u32::try_from(due.attempts.min(20)).unwrap_or(20))
-                    .unwrap_or(MAX_BACKOFF_SECONDS)
-                    .min(MAX_BACKOFF_SECONDS);
-                state
-                    .store
-                    .subscription_attempted(
-                        &sub.id,
-                        due.number,
-                        now.timestamp_millis(),
-                        Some(now.timestamp_millis() + wait * 1000),
-                    )
-                    .await?;
-                tracing::info!(subscription = %sub.id, number = due.number, attempts = due.attempts + 1, "subscriptions: endpoint did not take the event; trying again later");
-                break;
-            }
+                .await?;
+            tracing::info!(subscription = %sub.id, number = due.number, attempts = due.attempts + 1, "subscriptions: endpoint did not take the event; trying again later");
+            break;
         }
-        let now = state.notifier.now();
-        if sent == 0
-            && sub.heartbeat_seconds > 0
-            && now.timestamp_millis() - sub.last_sent >= sub.heartbeat_seconds * 1000
-            && state.store.subscription_next(&sub.id).await?.is_none()
+    }
+    let now = state.notifier.now();
+    if sent == 0
+        && sub.heartbeat_seconds > 0
+        && now.timestamp_millis() - sub.last_sent >= sub.heartbeat_seconds * 1000
+        && state.store.subscription_next(&sub.id).await?.is_none()
+    {
+        let stamp = now.to_rfc3339_opts(SecondsFormat::Millis, true);
+        let heartbeat = notification_bundle(&sub, "heartbeat", &[], &stamp);
+        if state
+            .hooks
+            .post(&sub.client_id, &sub.endpoint, &heartbeat)
+            .await
         {
-            let stamp = now.to_rfc3339_opts(SecondsFormat::Millis, true);
-            let heartbeat = notification_bundle(&sub, "heartbeat", &[], &stamp);
-            if state
-                .hooks
-                .post(&sub.client_id, &sub.endpoint, &heartbeat)
-                .await
-            {
-                state
-                    .store
-                    .subscription_heartbeat(&sub.id, now.timestamp_millis())
-                    .await?;
-            }
+            state
+                .store
+                .subscription_heartbeat(&sub.id, now.timestamp_millis())
+                .await?;
         }
     }
     Ok(())
