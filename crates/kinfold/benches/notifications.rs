@@ -163,6 +163,18 @@ async fn run() {
     let steady_seconds = steady_started.elapsed().as_secs_f64();
     let mut sorted = taken.clone();
     sorted.sort_by(f64::total_cmp);
+    // Where the time goes: the gateway's own histogram of event arrival to notifications kept
+    // (a diagnostic line for the reader, not a table row).
+    if let Ok(response) = reqwest::get(format!("{}/metrics", demo.info.gateway)).await
+        && let Ok(text) = response.text().await
+    {
+        for line in text
+            .lines()
+            .filter(|l| l.starts_with("kinfold_event_to_notification_seconds"))
+        {
+            eprintln!("diagnostic: {line}");
+        }
+    }
     let after_steady = store
         .notifications_between(0, i64::MAX, 1)
         .await
