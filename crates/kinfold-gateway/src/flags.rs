@@ -88,32 +88,10 @@ fn now_text(now: DateTime<Utc>) -> String {
     now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
-/// The person's flags, under every id they have been known by.
-pub(crate) async fn flags_of(
-    state: &GatewayState,
-    person: &str,
-) -> Result<Vec<StoredFlag>, GatewayError> {
-    let ids: Vec<String> = match person.parse::<kinfold_identity::PersonId>() {
-        Ok(id) => {
-            state
-                .identities
-                .read(&state.store, &state.ledger, |inner| {
-                    inner
-                        .known_as(&id)
-                        .into_iter()
-                        .map(|p| p.to_string())
-                        .collect()
-                })
-                .await?
-        }
-        Err(_) => vec![person.to_owned()],
-    };
-    Ok(state.store.flags_of(&ids).await?)
-}
-
 /// A person's flags as FHIR, for answers that show them (`GET /Flag`, `$chronology`).
 pub(crate) async fn shown(state: &GatewayState, person: &str) -> Result<Vec<Value>, GatewayError> {
-    flags_of(state, person)
+    state
+        .flags_of(person)
         .await?
         .iter()
         .map(|f| serde_json::from_str(&f.body).map_err(|_| corrupt()))
@@ -247,7 +225,7 @@ pub(crate) async fn raise(
     let gathered =
         crate::pipeline::gather(&state, &caller, &request, &raised.person, false, "Flag").await?;
     let person = gathered.parts[0].id.clone();
-    let held = flags_of(&state, &person).await?;
+    let held = state.flags_of(&person).await?;
     if held.len() >= usize::try_from(kinfold_store::MAX_FLAGS).unwrap_or(usize::MAX) {
         // Raising and resolving in a loop would otherwise grow the tables without bound.
         return Err(invalid(

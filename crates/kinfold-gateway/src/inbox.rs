@@ -24,7 +24,7 @@ use crate::audit::{self, Entry, Interaction};
 use crate::auth::Caller;
 use crate::disclosure::requester;
 use crate::error::GatewayError;
-use crate::notifications::NOTIFICATION;
+use crate::notice::NOTIFICATION;
 use crate::reviews::OVERRIDE_REVIEW;
 use crate::state::GatewayState;
 

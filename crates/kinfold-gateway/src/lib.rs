@@ -29,6 +29,7 @@ pub mod fanout;
 mod flags;
 pub mod growth;
 mod guard;
+mod hooks;
 mod identity;
 mod identity_routes;
 mod inbox;
@@ -38,7 +39,10 @@ pub mod ledger {
 }
 mod merge;
 mod metrics;
+mod metrics_routes;
+mod notice;
 mod notifications;
+mod notifier;
 mod pace;
 mod pipeline;
 pub mod policy;
@@ -198,7 +202,7 @@ pub fn build_with_clock(
     ledger: Ledger,
     clock: std::sync::Arc<dyn kinfold_time::Clock>,
 ) -> Result<Application, StartError> {
-    let notifier = notifications::Notifier::new(clock).map_err(StartError::Rules)?;
+    let notifier = notifier::Notifier::new(clock).map_err(StartError::Rules)?;
     let authenticator = web::Data::new(Authenticator::new(&config.auth)?);
     if let Some(adapter) = config
         .adapters
@@ -244,7 +248,13 @@ pub fn build_with_clock(
         pace: pace::NotFoundPace::default(),
         misses: pace::Misses::new(&config.refusals),
         notifier,
-        hooks: subscriptions::Hooks::new(&config.smart.clients)?,
+        hooks: hooks::Hooks::new(
+            config
+                .smart
+                .clients
+                .iter()
+                .filter_map(|c| Some((c.client_id.as_str(), c.endpoint_tls.as_ref()?))),
+        )?,
         metrics: measurements,
     });
     // Each delivery reads its events into the person index; this task catches up after a pass
@@ -309,7 +319,7 @@ pub fn build_with_clock(
             .app_data(kinfold_http::query_config())
             .app_data(kinfold_http::path_config())
             .wrap(from_fn(kinfold_audit::refusals::count_refusals))
-            .wrap(from_fn(metrics::time_requests))
+            .wrap(from_fn(metrics_routes::time_requests))
             .wrap(from_fn(kinfold_http::request_log))
             .service(SwaggerUi::new("/docs/{_:.*}").url("/openapi.json", openapi.clone()))
             .app_data(ledger_api.clone())

@@ -13,20 +13,12 @@
 //! * `kinfold_events_waiting` (received, not yet read into notifications) and
 //!   `kinfold_subscription_events_waiting` (numbered, not yet delivered): the outboxes' depth.
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use actix_web::body::MessageBody;
-use actix_web::dev::{ServiceRequest, ServiceResponse};
-use actix_web::middleware::Next;
-use actix_web::{HttpResponse, web};
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
-
-use crate::error::GatewayError;
-use crate::state::GatewayState;
 
 type Labels = Vec<(String, String)>;
 
@@ -47,16 +39,16 @@ fn slow() -> Histogram {
 /// The gateway's measurements.
 #[derive(Debug)]
 pub(crate) struct Metrics {
-    registry: Registry,
-    requests: Family<Labels, Histogram, fn() -> Histogram>,
+    pub(crate) registry: Registry,
+    pub(crate) requests: Family<Labels, Histogram, fn() -> Histogram>,
     pub(crate) fanout: Family<Labels, Histogram, fn() -> Histogram>,
     ledger_append: Histogram,
     event_to_notification: Histogram,
     notification_to_ack: Histogram,
-    open: Family<Labels, Gauge>,
-    overdue: Family<Labels, Gauge>,
-    events_waiting: Gauge,
-    subscription_waiting: Gauge,
+    pub(crate) open: Family<Labels, Gauge>,
+    pub(crate) overdue: Family<Labels, Gauge>,
+    pub(crate) events_waiting: Gauge,
+    pub(crate) subscription_waiting: Gauge,
 }
 
 impl Metrics {
@@ -141,60 +133,4 @@ impl Metrics {
     pub(crate) fn notification_to_ack(&self, seconds: f64) {
         self.notification_to_ack.observe(seconds.max(0.0));
     }
-}
-
-/// Times every request by its route's pattern (after routing, from the response).
-pub(crate) async fn time_requests(
-    request: ServiceRequest,
-    next: Next<impl MessageBody>,
-) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
-    let started = std::time::Instant::now();
-    let metrics = request
-        .app_data::<web::Data<GatewayState>>()
-        .map(|state| Arc::clone(&state.metrics));
-    let method = request.method().to_string();
-    let response = next.call(request).await?;
-    if let Some(metrics) = metrics {
-        let route = response
-            .request()
-            .match_pattern()
-            .unwrap_or_else(|| "unmatched".into());
-        metrics
-            .requests
-            .get_or_create(&vec![("route".into(), route), ("method".into(), method)])
-            .observe(started.elapsed().as_secs_f64());
-    }
-    Ok(response)
-}
-
-/// The measurements, as Prometheus scrapes them.
-#[utoipa::path(get, path = "/metrics", tag = "Gateway",
-    responses((status = 200, description = "OpenMetrics text: request, fan-out and ledger-append times; event-to-notification and notification-to-acknowledgement times; open and overdue notifications by rule and team; the outboxes' depth. No person data.", content_type = "application/openmetrics-text")))]
-pub(crate) async fn scrape(state: web::Data<GatewayState>) -> Result<HttpResponse, GatewayError> {
-    let metrics = &state.metrics;
-    let now = state.notifier.now().timestamp_millis();
-    metrics.open.clear();
-    metrics.overdue.clear();
-    for (rule, org, role, open, overdue) in state.store.notification_counts(now).await? {
-        let labels = vec![
-            ("rule".to_owned(), rule),
-            ("organisation".to_owned(), org),
-            ("role".to_owned(), role),
-        ];
-        metrics.open.get_or_create(&labels).set(open);
-        metrics.overdue.get_or_create(&labels).set(overdue);
-    }
-    let cursor = state.store.notify_cursor().await?;
-    metrics
-        .events_waiting
-        .set(state.store.events_count_after(cursor, 1_000_000).await?);
-    metrics
-        .subscription_waiting
-        .set(state.store.subscription_events_waiting().await?);
-    let mut text = String::new();
-    prometheus_client::encoding::text::encode(&mut text, &metrics.registry)
-        .map_err(|_| GatewayError::Export("the metrics could not be written".into()))?;
-    Ok(HttpResponse::Ok()
-        .content_type("application/openmetrics-text; version=1.0.0; charset=utf-8")
-        .body(text))
 }

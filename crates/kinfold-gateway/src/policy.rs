@@ -138,7 +138,7 @@ macro_rules! route {
 pub static ROUTES: &[RoutePolicy] = &[
     route!(GET "/metadata", Open, "nothing", crate::routes::metadata),
     route!(GET "/health", Open, "nothing", crate::routes::health),
-    route!(GET "/metrics", Open, "nothing (counts and times by route, agency, rule and team; no person data)", crate::metrics::scrape),
+    route!(GET "/metrics", Open, "nothing (counts and times by route, agency, rule and team; no person data)", crate::metrics_routes::scrape),
     route!(GET "/.well-known/smart-configuration", Open, "nothing", crate::smart::smart_configuration),
     route!(POST "/auth/token", Client, "the token issued (to which client, with which scopes)", crate::smart::token),
     RoutePolicy {
@@ -341,7 +341,7 @@ impl Modify for PolicyResponses {
         description = "The one door to every agency's child-health records. FHIR R4 JSON; every error is an OperationOutcome; every data route needs a bearer JWT (a system client also sends a Kinfold-Requester JWT saying who is asking and why; see /.well-known/smart-configuration)."
     ),
     paths(
-        crate::routes::metadata, crate::routes::health, crate::metrics::scrape, crate::routes::patient_search, crate::routes::patient_read,
+        crate::routes::metadata, crate::routes::health, crate::metrics_routes::scrape, crate::routes::patient_search, crate::routes::patient_read,
         crate::routes::patient_everything, crate::routes::group_everything, crate::routes::binary_read,
         crate::identity_routes::person_read, crate::identity_routes::family, crate::identity_routes::reviews,
         crate::identity_routes::review_accept, crate::identity_routes::review_reject,

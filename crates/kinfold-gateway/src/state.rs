@@ -27,9 +27,9 @@ pub(crate) struct GatewayState {
     /// Each caller's "not found" answers about people in this interval.
     pub(crate) misses: crate::pace::Misses,
     /// The notification rules, calendar and clock.
-    pub(crate) notifier: crate::notifications::Notifier,
+    pub(crate) notifier: crate::notifier::Notifier,
     /// The client that posts to subscribers.
-    pub(crate) hooks: crate::subscriptions::Hooks,
+    pub(crate) hooks: crate::hooks::Hooks,
     /// What `/metrics` reports.
     pub(crate) metrics: std::sync::Arc<crate::metrics::Metrics>,
 }
@@ -135,5 +135,27 @@ impl GatewayState {
         let receipt = self.ledger.record(records).await?;
         self.metrics.ledger_append(started.elapsed());
         Ok(receipt)
+    }
+
+    /// A person's safeguarding flags, under every id they have been known by.
+    pub(crate) async fn flags_of(
+        &self,
+        person: &str,
+    ) -> Result<Vec<kinfold_store::StoredFlag>, GatewayError> {
+        let ids: Vec<String> = match person.parse::<kinfold_identity::PersonId>() {
+            Ok(id) => {
+                self.identities
+                    .read(&self.store, &self.ledger, |inner| {
+                        inner
+                            .known_as(&id)
+                            .into_iter()
+                            .map(|p| p.to_string())
+                            .collect()
+                    })
+                    .await?
+            }
+            Err(_) => vec![person.to_owned()],
+        };
+        Ok(self.store.flags_of(&ids).await?)
     }
 }

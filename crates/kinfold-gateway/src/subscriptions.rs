@@ -52,54 +52,6 @@ const MIN_HEARTBEAT: i64 = 10;
 /// The most events one `$events` answer carries.
 const MOST_EVENTS: i64 = 500;
 
-/// The HTTP clients that post to subscribers: no redirects, a deadline; for a client whose
-/// endpoints take only mutual TLS, its own, presenting the certificate registered for it.
-#[derive(Debug)]
-pub(crate) struct Hooks {
-    http: reqwest::Client,
-    mutual: std::collections::HashMap<String, reqwest::Client>,
-}
-
-fn hook_client() -> reqwest::ClientBuilder {
-    reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .timeout(Duration::from_secs(10))
-}
-
-impl Hooks {
-    pub(crate) fn new(
-        clients: &[crate::smart::SmartClient],
-    ) -> Result<Self, crate::error::StartError> {
-        let mut mutual = std::collections::HashMap::new();
-        for client in clients {
-            if let Some(tls) = &client.endpoint_tls {
-                let built = kinfold_http::tls::client(tls, hook_client())?.build()?;
-                mutual.insert(client.client_id.clone(), built);
-            }
-        }
-        Ok(Self {
-            http: hook_client().build()?,
-            mutual,
-        })
-    }
-
-    async fn post(&self, client: &str, endpoint: &str, bundle: &Value) -> bool {
-        match self
-            .mutual
-            .get(client)
-            .unwrap_or(&self.http)
-            .post(endpoint)
-            .header("content-type", "application/fhir+json")
-            .body(bundle.to_string())
-            .send()
-            .await
-        {
-            Ok(response) => response.status().is_success(),
-            Err(_) => false,
-        }
-    }
-}
-
 fn refused(status: StatusCode, issue: IssueType, code: &str, message: &str) -> GatewayError {
     GatewayError::Refused(ApiError::new(status, issue, code, message.to_owned()))
 }
@@ -638,7 +590,7 @@ async fn deliver_one(
             state
                 .record_access(
                     Entry::by(
-                        crate::notifications::NOTIFIER,
+                        crate::notice::NOTIFIER,
                         None,
                         Interaction::Create,
                         &format!("Subscription/{} event {}", sub.id, due.number),
