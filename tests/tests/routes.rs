@@ -560,8 +560,10 @@ async fn every_route_answers_as_its_policy_says(backend: Backend) {
                 .map(move |(m, _)| (m.to_uppercase(), path.clone()))
         })
         .collect();
-    let declared: BTreeSet<(String, String)> = ROUTES
-        .iter()
+    // The dashboard's pages (`/app/`) are HTML for people, not API: not in the OpenAPI document,
+    // and tested as pages (`tests/tests/dashboard.rs`).
+    let api_routes = || ROUTES.iter().filter(|r| !r.path.starts_with("/app"));
+    let declared: BTreeSet<(String, String)> = api_routes()
         .map(|r| (r.method.to_owned(), r.path.to_owned()))
         .collect();
     assert_eq!(
@@ -578,7 +580,7 @@ async fn every_route_answers_as_its_policy_says(backend: Backend) {
     let samples = samples(&k).await;
     let mut wrong = Vec::new();
     let mut calls = 0;
-    for route in ROUTES {
+    for route in api_routes() {
         for who in EVERYONE {
             let (path, body) = request_for(route.method, route.path, &samples);
             let token = tokens(&k, who);

@@ -172,6 +172,14 @@ pub enum StartError {
     /// The notification rules could not be read.
     #[error(transparent)]
     Rules(#[from] kinfold_notify::RulesError),
+    /// The demo's sign-in (a list of users, no password) on an address other machines reach.
+    #[error(
+        "dashboard.demo_users lets anyone sign in as anyone: it is for `kinfold demo` on loopback only, not on {0}. Remove it and sign in through OpenID Connect (ARCHITECTURE.md)"
+    )]
+    DemoSignInOnNetwork(std::net::SocketAddr),
+    /// The dashboard could not start.
+    #[error("dashboard: {0}")]
+    Dashboard(String),
 }
 
 /// A query parameter that cannot be read: `400`, naming it and saying why.

@@ -7,6 +7,8 @@
 //! notification is answered exactly as one that does not exist. Reading the inbox,
 //! acknowledging and completing are each a ledger entry about the child.
 
+use std::collections::HashMap;
+
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, web};
 use chrono::SecondsFormat;
@@ -172,9 +174,34 @@ async fn inbox(
         records.push(Entry::by_caller(&caller, &request, Interaction::Search, &query_text).done());
     }
     let receipt = state.record_all(records).await?;
+    // Whom each notification is about, as the records name them (`for.display`): a worklist
+    // must say which child a line is about without opening each.
+    let names: HashMap<String, String> = state
+        .identities
+        .read(&state.store, &state.ledger, |inner| {
+            people
+                .iter()
+                .filter_map(|p| {
+                    let id: kinfold_identity::PersonId = p.parse().ok()?;
+                    let (name, born) = inner.named(&id)?;
+                    let display = match born {
+                        Some(born) => format!("{name} (born {born})"),
+                        None => name,
+                    };
+                    Some(((*p).to_owned(), display))
+                })
+                .collect()
+        })
+        .await?;
     let entries: Vec<Value> = shown
         .iter()
-        .filter_map(|n| serde_json::from_str::<Value>(&n.body).ok())
+        .filter_map(|n| {
+            let mut task = serde_json::from_str::<Value>(&n.body).ok()?;
+            if let Some(display) = names.get(&n.person) {
+                task["for"]["display"] = json!(display);
+            }
+            Some(task)
+        })
         .map(|task| {
             json!({
                 "fullUrl": format!("urn:kinfold:task:{}", task["id"].as_str().unwrap_or_default()),

@@ -15,6 +15,7 @@
 //! * NHS numbers never appear in URLs the gateway mints, nor in its logs.
 
 mod answer;
+mod app;
 pub mod audit;
 mod audit_routes;
 pub mod auth;
@@ -114,6 +115,8 @@ pub struct GatewayConfig {
     pub disclosure: disclosure::DisclosureConfig,
     /// SMART Backend Services: the registered system clients.
     pub smart: smart::SmartConfig,
+    /// The liaison dashboard under `/app/`.
+    pub dashboard: kinfold_dashboard::DashboardConfig,
 }
 
 impl Default for GatewayConfig {
@@ -134,6 +137,7 @@ impl Default for GatewayConfig {
             event_keys: Vec::new(),
             disclosure: disclosure::DisclosureConfig::default(),
             smart: smart::SmartConfig::default(),
+            dashboard: kinfold_dashboard::DashboardConfig::default(),
         }
     }
 }
@@ -302,6 +306,29 @@ pub fn build_with_clock(
         None if local.ip().is_loopback() => None,
         None => return Err(StartError::PlainOnNetwork(local)),
     };
+    if !config.dashboard.demo_users.is_empty() && !local.ip().is_loopback() {
+        return Err(StartError::DemoSignInOnNetwork(local));
+    }
+    let api_url = match (
+        &config.dashboard.api_url,
+        &config.tls,
+        &config.public_base_url,
+    ) {
+        (Some(url), _, _) => url.clone(),
+        (None, None, _) => format!("http://{local}"),
+        (None, Some(_), Some(public)) => public.clone(),
+        (None, Some(_), None) => format!("https://{local}"),
+    };
+    let dashboard = web::Data::new(
+        app::dashboard(
+            &config.dashboard,
+            &config.auth,
+            &state.ledger,
+            api_url,
+            config.tls.is_some(),
+        )
+        .map_err(|e| StartError::Dashboard(e.0))?,
+    );
     let event_doors = web::Data::new(events::EventDoors(
         config.tls.as_ref().map(|tls| tls.adapter_names.clone()),
     ));
@@ -316,6 +343,7 @@ pub fn build_with_clock(
             .app_data(event_doors.clone())
             .app_data(refusals.clone())
             .app_data(proxies.clone())
+            .app_data(dashboard.clone())
             .app_data(kinfold_http::query_config())
             .app_data(kinfold_http::path_config())
             .wrap(from_fn(kinfold_audit::refusals::count_refusals))

@@ -53,6 +53,10 @@ pub enum Access {
     /// organisations and the endpoints it is registered for; anyone else's subscription is
     /// answered as one that does not exist.
     Subscriber,
+    /// A person signed in to the dashboard (`/app/`, a session cookie): the page's data comes
+    /// only from this table's API routes, called with a token of the signed-in user's, so each
+    /// disclosure on a page is decided and recorded there, never here.
+    Session,
     /// An identity steward (role `identity-steward`) of an organisation that holds one of the
     /// records concerned, giving a reason; each change is in the access report of every person
     /// it concerns.
@@ -63,7 +67,10 @@ impl Access {
     /// Whether the route may answer with person, audit or identity data (and so answers only
     /// with a [`Disclosed`], built from its ledger receipt).
     pub fn discloses(self) -> bool {
-        !matches!(self, Access::Open | Access::Client | Access::EventSender)
+        !matches!(
+            self,
+            Access::Open | Access::Client | Access::EventSender | Access::Session
+        )
     }
 }
 
@@ -110,6 +117,9 @@ macro_rules! route {
     };
     (@ $method:literal, $verb:ident, $path:literal, EventSender, $records:literal, $handler:path) => {
         route!(@plain $method, $verb, $path, EventSender, $records, $handler)
+    };
+    (@ $method:literal, $verb:ident, $path:literal, Session, $records:literal, $handler:path) => {
+        route!(@plain $method, $verb, $path, Session, $records, $handler)
     };
     (@plain $method:literal, $verb:ident, $path:literal, $access:ident, $records:literal, $handler:path) => {
         RoutePolicy {
@@ -185,6 +195,19 @@ pub static ROUTES: &[RoutePolicy] = &[
     route!(POST "/Person/{id}/$unlink", IdentitySteward, "the split, with the reason, for both people", crate::identity_routes::person_unlink),
     route!(POST "/family-edges", IdentitySteward, "the edge, with the reason, for both people", crate::identity_routes::edge_assert),
     route!(POST "/family-edges/{id}/$retract", IdentitySteward, "the edge taken back, with the reason, for both people", crate::identity_routes::edge_retract),
+    // The dashboard's pages: each one's data from the API routes above, with the signed-in
+    // user's own token (`kinfold-dashboard`).
+    route!(GET "/app", Open, "nothing (to the sign-in page or the worklist)", kinfold_dashboard::home),
+    route!(GET "/app/", Open, "nothing (to the sign-in page or the worklist)", kinfold_dashboard::home),
+    route!(GET "/app/sign-in", Open, "nothing (the demo's users: names, organisations, roles)", kinfold_dashboard::sign_in_page),
+    route!(POST "/app/sign-in", Open, "nothing here; each API token the session is given, when it is issued", kinfold_dashboard::sign_in),
+    route!(POST "/app/sign-out", Session, "nothing", kinfold_dashboard::sign_out),
+    route!(GET "/app/worklist", Session, "what GET /Task records", kinfold_dashboard::worklist_page),
+    route!(POST "/app/tasks/{id}/acknowledge", Session, "what POST /Task/{id}/$acknowledge records", kinfold_dashboard::acknowledge),
+    route!(POST "/app/tasks/{id}/complete", Session, "what POST /Task/{id}/$complete records", kinfold_dashboard::complete),
+    route!(GET "/app/child/{id}", Session, "what each API read on the page records ($family, $chronology, $growth, $everything, ...)", kinfold_dashboard::child_page),
+    route!(POST "/app/child/{id}/override", Session, "the same reads as the child page, with purpose override and the reason", kinfold_dashboard::child_override),
+    route!(GET "/app/search", Session, "what GET /Patient records", kinfold_dashboard::search_page),
 ];
 
 /// Registers every route of [`ROUTES`] (the only place the gateway's routes are registered).
@@ -401,7 +424,8 @@ mod tests {
                 || policy.path.starts_with("/ledger/v1/")
                 || policy.path.starts_with("/.well-known/")
                 || policy.path == "/auth/token"
-                || policy.path == "/events";
+                || policy.path == "/events"
+                || policy.path.starts_with("/app");
             assert_eq!(
                 policy.access.discloses(),
                 !open,

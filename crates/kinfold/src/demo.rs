@@ -82,6 +82,105 @@ pub struct DemoInfo {
     pub client_tls: kinfold_http::tls::ClientTls,
     /// A registered system client for SMART Backend Services (`docs/smart.md`).
     pub smart_client: crate::smart_client::ClientFile,
+    /// The liaison dashboard: its address and who can sign in to it.
+    pub dashboard: DashboardInfo,
+}
+
+/// The liaison dashboard of the demo.
+#[derive(Debug, Clone, Serialize)]
+pub struct DashboardInfo {
+    /// Its sign-in page.
+    pub url: String,
+    /// The demo's users (chosen on the sign-in page, no password).
+    pub users: Vec<kinfold_dashboard::User>,
+}
+
+/// The area's code (the demo's safeguarding lead and privacy officer work for it).
+fn area_of_demo() -> String {
+    kinfold_gateway::disclosure::DisclosureConfig::default().area
+}
+
+/// The demo's dashboard users: one of each kind of professional the dashboard is for, and a GP
+/// of a practice the story family is not registered with.
+pub fn demo_users(area: &str) -> Vec<kinfold_dashboard::User> {
+    let organisation_of = |agency: Agency, fallback: &str| {
+        kinfold_gateway::disclosure::DisclosureConfig::default()
+            .organisations
+            .into_iter()
+            .find(|o| o.agency == agency)
+            .map(|o| o.organisation)
+            .unwrap_or_else(|| fallback.to_owned())
+    };
+    let hospital = organisation_of(Agency::Ae, "RXX01");
+    let community = organisation_of(Agency::HealthVisiting, "RX1");
+    let user = |key: &str, subject: &str, name: &str, org: &str, org_name: &str, role: &str| {
+        kinfold_dashboard::User {
+            key: key.to_owned(),
+            subject: subject.to_owned(),
+            name: name.to_owned(),
+            organisation: org.to_owned(),
+            organisation_name: org_name.to_owned(),
+            role: role.to_owned(),
+        }
+    };
+    vec![
+        user(
+            "liaison-nurse",
+            "demo-liaison-nurse",
+            "Sam Adeyemi",
+            &hospital,
+            "Northfield Hospital",
+            "paediatric-liaison-nurse",
+        ),
+        user(
+            "health-visitor",
+            "demo-health-visitor",
+            "Kerry Walsh",
+            &community,
+            "Northfield Community Health",
+            "health-visitor",
+        ),
+        user(
+            "school-nurse",
+            "demo-school-nurse",
+            "Priya Shah",
+            &community,
+            "Northfield Community Health",
+            "school-nurse",
+        ),
+        user(
+            "gp",
+            "demo-gp",
+            "Dr Tom Hughes",
+            kinfold_synth::story::PRACTICE,
+            "Riverside Surgery (the story family's practice)",
+            "gp",
+        ),
+        user(
+            "unrelated-gp",
+            "demo-unrelated-gp",
+            "Dr Ann Lee",
+            "B99999",
+            "Hilltop Practice (no family of the story registered)",
+            "gp",
+        ),
+        user(
+            "safeguarding-lead",
+            DEMO_CALLER,
+            "Ruth Bell",
+            area,
+            "Northfield area safeguarding",
+            "safeguarding-professional",
+        ),
+        user(
+            "privacy-officer",
+            "demo-privacy-officer",
+            "Mark Ellis",
+            area,
+            "Northfield area information governance",
+            "privacy-officer",
+        ),
+    ]
 }
 
 /// The demo system client's id.
@@ -565,6 +664,10 @@ pub async fn start(options: DemoOptions) -> Result<RunningDemo, DemoError> {
         ledger: ledger_config,
         refusals: options.refusals.clone(),
         event_keys,
+        dashboard: kinfold_dashboard::DashboardConfig {
+            demo_users: demo_users(&area_of_demo()),
+            ..kinfold_dashboard::DashboardConfig::default()
+        },
         ..GatewayConfig::default()
     };
     let gateway_ledger = ledger.clone();
@@ -658,6 +761,7 @@ pub async fn start(options: DemoOptions) -> Result<RunningDemo, DemoError> {
     let mut token_records = Vec::new();
     let consent_example = consent_example(&auth, &family_example, &mut token_records)?;
     gateway_ledger.record(token_records).await?;
+    let gateway_url_for_info = gateway_url.clone();
     let info = DemoInfo {
         gateway: gateway_url,
         adapters: endpoints
@@ -676,6 +780,10 @@ pub async fn start(options: DemoOptions) -> Result<RunningDemo, DemoError> {
         mllp,
         client_tls: pki.feed.clone(),
         smart_client: smart_info,
+        dashboard: DashboardInfo {
+            url: format!("{}/app/", gateway_url_for_info),
+            users: gateway_config.dashboard.demo_users.clone(),
+        },
     };
     let json = serde_json::to_string_pretty(&info).map_err(|e| DemoError::Seed(e.to_string()))?;
     std::fs::write(options.data_dir.join("demo.json"), json)?;

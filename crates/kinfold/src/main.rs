@@ -895,6 +895,14 @@ fn print_welcome(running: &demo::RunningDemo, data_dir: &std::path::Path) {
     } else {
         println!("\nReusing the data already in {}.", data_dir.display());
     }
+    println!("\nLiaison dashboard: {}", info.dashboard.url);
+    println!("  sign in as (demo users, no password):");
+    for user in &info.dashboard.users {
+        println!(
+            "    {:<18} {}, {} of {}",
+            user.key, user.name, user.role, user.organisation
+        );
+    }
     println!("\nBearer token (valid 12 hours):\n  {}\n", info.token);
     println!("Try:");
     println!("  curl -s {gateway}/metadata");

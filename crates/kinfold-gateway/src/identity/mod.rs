@@ -441,6 +441,27 @@ impl Inner {
             .collect()
     }
 
+    /// How the person's records name them and their date of birth (the first record, in key
+    /// order, that gives a name), for lists that must say whom each line is about.
+    pub(crate) fn named(&self, person: &PersonId) -> Option<(String, Option<String>)> {
+        let mut keys = self.index.records_of(person);
+        keys.sort_by_cached_key(state::record_key);
+        keys.iter()
+            .filter_map(|key| self.records.get(key))
+            .map(|record| &record.demographics)
+            .find(|d| d.family.is_some() || !d.given.is_empty())
+            .map(|d| {
+                let name = d
+                    .given
+                    .iter()
+                    .map(String::as_str)
+                    .chain(d.family.as_deref())
+                    .collect::<Vec<_>>()
+                    .join(" ");
+                (name, d.birth_date.clone())
+            })
+    }
+
     /// The person's valid NHS number, if any record of theirs holds one.
     pub(crate) fn nhs_number_of(&self, person: &PersonId) -> Option<NhsNumber> {
         self.index.nhs_number_of(person).cloned()
