@@ -27,7 +27,9 @@ fn set_cookies(response: &reqwest::Response) -> Vec<String> {
 
 /// The first `name="csrf"` value of a page.
 fn csrf_of(page: &str) -> String {
-    let at = page.find("name=\"csrf\" value=\"").expect("a form with a CSRF token");
+    let at = page
+        .find("name=\"csrf\" value=\"")
+        .expect("a form with a CSRF token");
     let rest = &page[at + "name=\"csrf\" value=\"".len()..];
     rest[..rest.find('"').expect("closing quote")].to_owned()
 }
@@ -166,7 +168,12 @@ async fn sessions_and_forms_refuse_what_did_not_come_from_the_signed_in_page() {
         )
         .await;
     assert_eq!(status, 403, "{body}");
-    assert!(elsewhere.cookies.iter().all(|(n, _)| n != "kinfold_session"));
+    assert!(
+        elsewhere
+            .cookies
+            .iter()
+            .all(|(n, _)| n != "kinfold_session")
+    );
 
     // The session cookie: a random reference, HttpOnly, SameSite=Strict, for /app/ only.
     let mut nurse = Visitor::new(&base);
@@ -249,8 +256,12 @@ async fn sessions_and_forms_refuse_what_did_not_come_from_the_signed_in_page() {
         .await;
     assert_eq!(status, 404, "{body}");
     let liaison = t.demo.info.consent_example.tokens["paediatric-liaison-nurse"].clone();
-    let (status, stored) =
-        common::get_json(&t.http, &t.gateway(&format!("/Task/{task}")), Some(&liaison)).await;
+    let (status, stored) = common::get_json(
+        &t.http,
+        &t.gateway(&format!("/Task/{task}")),
+        Some(&liaison),
+    )
+    .await;
     assert_eq!(status, 200, "{stored}");
     assert_eq!(stored["status"], "requested", "{stored}");
 
@@ -267,8 +278,12 @@ async fn sessions_and_forms_refuse_what_did_not_come_from_the_signed_in_page() {
         .await;
     assert_eq!(status, 303, "{body}");
     assert_eq!(location.as_deref(), Some("/app/worklist?done=acknowledged"));
-    let (_, stored) =
-        common::get_json(&t.http, &t.gateway(&format!("/Task/{task}")), Some(&liaison)).await;
+    let (_, stored) = common::get_json(
+        &t.http,
+        &t.gateway(&format!("/Task/{task}")),
+        Some(&liaison),
+    )
+    .await;
     assert_eq!(stored["status"], "received", "{stored}");
     assert!(
         stored.to_string().contains("demo-liaison-nurse")
@@ -332,7 +347,13 @@ async fn a_gp_without_a_relationship_finds_what_a_miss_finds() {
     );
     let (status, page, _) = own_gp.get(&format!("/app/child/{}", child.id)).await;
     assert_eq!(status, 200, "{page}");
-    for section in ["Who this is", "Active flags", "Family", "Chronology", "Growth"] {
+    for section in [
+        "Who this is",
+        "Active flags",
+        "Family",
+        "Chronology",
+        "Growth",
+    ] {
         assert!(page.contains(section), "{section} missing");
     }
     t.demo.shutdown().await;

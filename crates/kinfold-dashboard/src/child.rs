@@ -323,7 +323,7 @@ fn family(gathered: &Gathered, query_purpose: &str) -> Markup {
                 p { "No family member is known." }
             } @else {
                 table {
-                    caption class="skip" { "Family members" }
+                    caption class="visually-hidden" { "Family members" }
                     thead { tr { th scope="col" { "Relationship" } th scope="col" { "Name" } th scope="col" { "Born" } th scope="col" { "Allocated" } } }
                     tbody {
                         @for (id, words, unborn) in &members {
@@ -452,12 +452,12 @@ fn chronology(gathered: &Gathered, query: &ChildQuery, id: &str, purpose: &str) 
             }
             p class="muted" { (entries.len()) " entries, newest last." }
             table {
-                caption class="skip" { "Chronology entries" }
+                caption class="visually-hidden" { "Chronology entries" }
                 thead { tr { th scope="col" { "When" } th scope="col" { "Agency" } th scope="col" { "Who" } th scope="col" { "What" } th scope="col" { "Significance" } } }
                 tbody {
                     @for entry in &entries {
                         tr {
-                            td { (entry["when"]["text"].as_str().unwrap_or("")) }
+                            td class="when" { (when(entry["when"]["text"].as_str().unwrap_or(""))) }
                             td { (agency_words(entry["agency"].as_str().unwrap_or(""))) }
                             td { (entry["relationship"].as_str().unwrap_or("")) }
                             td { (entry["summary"].as_str().unwrap_or("")) }
@@ -473,6 +473,14 @@ fn chronology(gathered: &Gathered, query: &ChildQuery, id: &str, purpose: &str) 
                 }
             }
         }
+    }
+}
+
+/// A chronology time as a nurse reads it: the date, and the time when there is one.
+fn when(text: &str) -> String {
+    match chrono::DateTime::parse_from_rfc3339(text) {
+        Ok(at) => at.format("%Y-%m-%d %H:%M").to_string(),
+        Err(_) => text.to_owned(),
     }
 }
 
@@ -519,7 +527,7 @@ fn accesses(access: &Answer) -> Markup {
                 Some(report) => {
                     p { (report["summary"].as_str().unwrap_or("")) }
                     table {
-                        caption class="skip" { "Who looked at these records" }
+                        caption class="visually-hidden" { "Who looked at these records" }
                         thead { tr { th scope="col" { "Who" } th scope="col" { "Role" } th scope="col" { "Purpose" } th scope="col" { "Times" } th scope="col" { "Overrides" } th scope="col" { "Last" } } }
                         tbody {
                             @for who in report["by_who"].as_array().into_iter().flatten() {
@@ -543,7 +551,7 @@ fn accesses(access: &Answer) -> Markup {
 
 fn nothing_found(session: &Session) -> HttpResponse {
     let body = html! {
-        p { "No child was found." }
+        p { "No child found." }
         p { a href="/app/search" { "Find a child" } }
     };
     html(

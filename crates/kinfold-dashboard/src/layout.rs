@@ -11,6 +11,9 @@ body { font-family: Arial, Helvetica, sans-serif; font-size: 16px; line-height: 
 a { color: #004b93; }
 a:focus, button:focus, input:focus, select:focus, textarea:focus, summary:focus { outline: 3px solid #ffb81c; outline-offset: 1px; }
 .skip { position: absolute; left: -9999px; }
+.visually-hidden { position: absolute; width: 1px; height: 1px; overflow: hidden; clip: rect(0 0 0 0); white-space: nowrap; }
+.grid > div { min-width: 0; }
+td { overflow-wrap: anywhere; }
 .skip:focus { left: 0.5rem; top: 0.5rem; background: #fff; padding: 0.3rem; z-index: 2; }
 header.site { background: #005eb8; color: #fff; padding: 0.5rem 1rem; display: flex; flex-wrap: wrap; gap: 1rem; align-items: center; justify-content: space-between; }
 header.site a { color: #fff; }

@@ -144,7 +144,7 @@ pub async fn search_page(
                 } @else {
                     p { (found.len()) " found: check each against what you know before opening one." }
                     table {
-                        caption class="skip" { "People found" }
+                        caption class="visually-hidden" { "People found" }
                         thead { tr { th scope="col" { "Name" } th scope="col" { "Born" } th scope="col" { "NHS number" } th scope="col" { "Match score" } } }
                         tbody {
                             @for entry in found {

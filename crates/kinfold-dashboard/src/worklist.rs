@@ -170,6 +170,26 @@ pub async fn worklist_page(
             );
         }
     };
+    // Privacy officers review each override: their queue is on the same page.
+    let reviews: Option<Vec<Value>> = if session.user.role == "privacy-officer" {
+        match dashboard
+            .api
+            .get(&token, "/Task?code=override-review")
+            .await
+        {
+            Answer::Json(found) => Some(
+                found["entry"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|e| e["resource"].clone())
+                    .collect(),
+            ),
+            _ => None,
+        }
+    } else {
+        None
+    };
     let tasks: Vec<Value> = bundle["entry"]
         .as_array()
         .into_iter()
@@ -206,6 +226,9 @@ pub async fn worklist_page(
             Some("acknowledged") => div class="banner done" role="status" { p { "Acknowledged: your name and the time are on the notification, and it will not escalate." } },
             Some("completed") => div class="banner done" role="status" { p { "Completed: the action you took is recorded on the notification." } },
             _ => {},
+        }
+        @if let Some(reviews) = &reviews {
+            (override_reviews(reviews))
         }
         @if bundle["forbidden"] == true {
             div class="banner" { p { "Notifications are addressed to teams by role; your role receives none." } }
@@ -251,7 +274,7 @@ pub async fn worklist_page(
             p { "Nothing to do here." }
         } @else {
             table {
-                caption class="skip" { "Notifications" }
+                caption class="visually-hidden" { "Notifications" }
                 thead {
                     tr {
                         th scope="col" { "Due" }
@@ -296,6 +319,34 @@ pub async fn worklist_page(
         }
     };
     html(StatusCode::OK, page("Worklist", Some(&session), body))
+}
+
+/// The overrides waiting for a privacy officer's review.
+fn override_reviews(reviews: &[Value]) -> Markup {
+    html! {
+        section class="panel" aria-labelledby="reviews" {
+            h2 id="reviews" { "Overrides to review" }
+            @if reviews.is_empty() {
+                p { "No override is waiting for review." }
+            } @else {
+                table {
+                    caption class="visually-hidden" { "Overrides to review" }
+                    thead { tr { th scope="col" { "When" } th scope="col" { "Who" } th scope="col" { "Their reason" } th scope="col" { "Records revealed" } th scope="col" { "Status" } } }
+                    tbody {
+                        @for review in reviews {
+                            tr {
+                                td { (text(review, "/authoredOn").get(..16).unwrap_or("").replace('T', " ")) }
+                                td { (text(review, "/requester/display")) }
+                                td { (text(review, "/reasonCode/text")) }
+                                td { (review["input"].as_array().map_or(0, Vec::len)) }
+                                td { (status_words(text(review, "/status"))) }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// A task id as the API mints them.
