@@ -308,6 +308,20 @@ async fn a_liaison_nurse_a_health_visitor_and_a_gp_use_the_dashboard_in_chromium
         .await
         .expect("the growth chart");
     check(&client, "04-child-liaison-nurse").await;
+    // Below the fold: the chronology beside the family and the growth chart.
+    client
+        .execute(
+            "document.getElementById('chronology').scrollIntoView();",
+            Vec::new(),
+        )
+        .await
+        .expect("scrolled");
+    let png = client.screenshot().await.expect("a screenshot");
+    std::fs::write(
+        screenshots().join("04b-child-chronology-family-chart.png"),
+        png,
+    )
+    .expect("saved");
 
     // Search by NHS number finds her.
     client

@@ -85,12 +85,22 @@ impl Answer {
     }
 }
 
+/// Who a call is for: the signed-in user's token, and their browser's address (refusals are
+/// counted against it, as if the browser had called the API itself).
+#[derive(Debug)]
+pub(crate) struct Who {
+    pub(crate) token: String,
+    pub(crate) from: Option<std::net::IpAddr>,
+}
+
 /// The API client.
 #[derive(Clone)]
 pub(crate) struct Api {
     base: String,
     http: reqwest::Client,
     pub(crate) tokens: Arc<dyn Tokens>,
+    /// The key proving to the gateway that a call comes from inside its process.
+    internal_key: String,
 }
 
 impl std::fmt::Debug for Api {
@@ -115,6 +125,7 @@ impl Api {
         base: String,
         tokens: Arc<dyn Tokens>,
         root: Option<reqwest::Certificate>,
+        internal_key: String,
     ) -> Result<Self, reqwest::Error> {
         let mut builder = reqwest::Client::builder()
             .timeout(Duration::from_secs(10))
@@ -126,6 +137,7 @@ impl Api {
             base: base.trim_end_matches('/').to_owned(),
             http: builder.build()?,
             tokens,
+            internal_key,
         })
     }
 
@@ -158,12 +170,20 @@ impl Api {
         Answer::Refused(503, "The gateway did not answer.".into())
     }
 
+    fn request(&self, request: reqwest::RequestBuilder, who: &Who) -> reqwest::RequestBuilder {
+        let request = request
+            .bearer_auth(&who.token)
+            .header(kinfold_http::INTERNAL_KEY, &self.internal_key);
+        match who.from {
+            Some(address) => request.header(kinfold_http::ON_BEHALF_OF, address.to_string()),
+            None => request,
+        }
+    }
+
     /// `GET path` (with its query) as this token's holder.
-    pub(crate) async fn get(&self, token: &str, path_and_query: &str) -> Answer {
+    pub(crate) async fn get(&self, who: &Who, path_and_query: &str) -> Answer {
         match self
-            .http
-            .get(format!("{}{path_and_query}", self.base))
-            .bearer_auth(token)
+            .request(self.http.get(format!("{}{path_and_query}", self.base)), who)
             .send()
             .await
         {
@@ -173,11 +193,9 @@ impl Api {
     }
 
     /// `POST path` with a JSON body as this token's holder.
-    pub(crate) async fn post(&self, token: &str, path: &str, body: &Value) -> Answer {
+    pub(crate) async fn post(&self, who: &Who, path: &str, body: &Value) -> Answer {
         match self
-            .http
-            .post(format!("{}{path}", self.base))
-            .bearer_auth(token)
+            .request(self.http.post(format!("{}{path}", self.base)), who)
             .header(reqwest::header::CONTENT_TYPE, "application/fhir+json")
             .body(body.to_string())
             .send()

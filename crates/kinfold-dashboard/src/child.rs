@@ -10,7 +10,7 @@ use maud::{Markup, PreEscaped, html};
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::api::{Answer, Purpose, encode};
+use crate::api::{Answer, Purpose, Who, encode};
 use crate::layout::{csrf_field, page, purpose_field};
 use crate::session::Session;
 use crate::{Dashboard, form_of, html, problem, require};
@@ -67,7 +67,7 @@ struct Gathered {
 
 async fn gather(
     dashboard: &Dashboard,
-    token: &str,
+    token: &Who,
     id: &str,
     query: &ChildQuery,
 ) -> Result<Gathered, Answer> {
@@ -562,6 +562,7 @@ fn nothing_found(session: &Session) -> HttpResponse {
 
 async fn render(
     dashboard: &Dashboard,
+    request: &HttpRequest,
     reference: &str,
     session: &Session,
     id: &str,
@@ -577,7 +578,7 @@ async fn render(
     } else {
         purpose.code().to_owned()
     };
-    let token = match dashboard.token(reference, session, &purpose).await {
+    let token = match dashboard.token(request, reference, session, &purpose).await {
         Ok(token) => token,
         Err(refused) => return *refused,
     };
@@ -634,7 +635,10 @@ pub async fn child_page(
         Err(to_sign_in) => return *to_sign_in,
     };
     let purpose = Purpose::chosen(query.purpose.as_deref());
-    render(&dashboard, &reference, &session, &path, &query, purpose).await
+    render(
+        &dashboard, &request, &reference, &session, &path, &query, purpose,
+    )
+    .await
 }
 
 /// `POST /app/child/{id}/override`: the page again, with purpose override and the reason given.
@@ -670,6 +674,7 @@ pub async fn child_override(
     };
     render(
         &dashboard,
+        &request,
         &reference,
         &session,
         &path,

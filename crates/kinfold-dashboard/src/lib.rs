@@ -103,6 +103,7 @@ impl Dashboard {
         api_url: String,
         tokens: Arc<dyn Tokens>,
         secure_cookies: bool,
+        internal_key: String,
     ) -> Result<Self, DashboardError> {
         let root = match &config.api_ca {
             Some(path) => {
@@ -115,7 +116,7 @@ impl Dashboard {
             }
             None => None,
         };
-        let api = api::Api::new(api_url, tokens, root)
+        let api = api::Api::new(api_url, tokens, root, internal_key)
             .map_err(|e| DashboardError(format!("the dashboard's API client: {e}")))?;
         Ok(Self {
             sessions: Sessions::new(Limits {
@@ -139,13 +140,15 @@ impl Dashboard {
     /// A token for this session and purpose: kept ones are reused; an override's never is.
     async fn token(
         &self,
+        request: &HttpRequest,
         reference: &str,
         session: &Session,
         purpose: &Purpose,
-    ) -> Result<String, Box<HttpResponse>> {
+    ) -> Result<api::Who, Box<HttpResponse>> {
+        let from = kinfold_http::client_address(request);
         let keep = !matches!(purpose, Purpose::Override(_));
         if keep && let Some(token) = self.sessions.token(reference, purpose.code()) {
-            return Ok(token);
+            return Ok(api::Who { token, from });
         }
         match self
             .api
@@ -162,7 +165,7 @@ impl Dashboard {
                         TOKEN_LIFETIME,
                     );
                 }
-                Ok(token)
+                Ok(api::Who { token, from })
             }
             Err(why) => {
                 tracing::warn!(why = %why, "dashboard: no token could be issued");

@@ -73,7 +73,10 @@ pub async fn search_page(
     };
     let mut found: Option<Vec<Value>> = None;
     if let Some(path) = path {
-        let token = match dashboard.token(&reference, &session, &purpose).await {
+        let token = match dashboard
+            .token(&request, &reference, &session, &purpose)
+            .await
+        {
             Ok(token) => token,
             Err(refused) => return *refused,
         };

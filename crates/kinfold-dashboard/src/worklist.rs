@@ -136,7 +136,7 @@ pub async fn worklist_page(
         Err(to_sign_in) => return *to_sign_in,
     };
     let token = match dashboard
-        .token(&reference, &session, &Purpose::DirectCare)
+        .token(&request, &reference, &session, &Purpose::DirectCare)
         .await
     {
         Ok(token) => token,
@@ -378,7 +378,10 @@ async fn act(
         );
     }
     let purpose = Purpose::chosen(fields.get("purpose").map(String::as_str));
-    let token = match dashboard.token(&reference, &session, &purpose).await {
+    let token = match dashboard
+        .token(&request, &reference, &session, &purpose)
+        .await
+    {
         Ok(token) => token,
         Err(refused) => return *refused,
     };

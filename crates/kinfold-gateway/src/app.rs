@@ -59,6 +59,7 @@ pub(crate) fn dashboard(
     ledger: &Ledger,
     api_url: String,
     secure_cookies: bool,
+    internal_key: String,
 ) -> Result<Dashboard, kinfold_dashboard::DashboardError> {
     Dashboard::new(
         config,
@@ -68,5 +69,6 @@ pub(crate) fn dashboard(
             ledger: ledger.clone(),
         }),
         secure_cookies,
+        internal_key,
     )
 }

@@ -319,6 +319,13 @@ pub fn build_with_clock(
         (None, Some(_), Some(public)) => public.clone(),
         (None, Some(_), None) => format!("https://{local}"),
     };
+    // The dashboard's calls to the API name the browser they are made for, with this key.
+    let internal_key = format!(
+        "{}{}",
+        uuid::Uuid::new_v4().simple(),
+        uuid::Uuid::new_v4().simple()
+    );
+    let internal_callers = web::Data::new(kinfold_http::InternalCallers::new(internal_key.clone()));
     let dashboard = web::Data::new(
         app::dashboard(
             &config.dashboard,
@@ -326,6 +333,7 @@ pub fn build_with_clock(
             &state.ledger,
             api_url,
             config.tls.is_some(),
+            internal_key,
         )
         .map_err(|e| StartError::Dashboard(e.0))?,
     );
@@ -344,6 +352,7 @@ pub fn build_with_clock(
             .app_data(refusals.clone())
             .app_data(proxies.clone())
             .app_data(dashboard.clone())
+            .app_data(internal_callers.clone())
             .app_data(kinfold_http::query_config())
             .app_data(kinfold_http::path_config())
             .wrap(from_fn(kinfold_audit::refusals::count_refusals))

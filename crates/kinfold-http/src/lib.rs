@@ -326,10 +326,68 @@ pub fn base_url(public: Option<&str>, request: &HttpRequest) -> String {
 #[derive(Debug, Clone, Default)]
 pub struct TrustedProxies(pub Vec<std::net::IpAddr>);
 
+/// A client inside the server's own process (the dashboard calling the gateway's API for a
+/// browser): it proves it with a key made at start and known to nobody else, and names the
+/// browser it calls for ([`ON_BEHALF_OF`]), so that refusals are counted against that
+/// browser's address, not against loopback (where one user's refusals would slow everyone's).
+#[derive(Clone)]
+pub struct InternalCallers {
+    key: String,
+}
+
+impl std::fmt::Debug for InternalCallers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("InternalCallers(..)")
+    }
+}
+
+impl InternalCallers {
+    /// Internal callers proving themselves with `key`.
+    pub fn new(key: String) -> Self {
+        Self { key }
+    }
+}
+
+/// The header in which an internal caller gives its key.
+pub const INTERNAL_KEY: &str = "kinfold-internal-key";
+/// The header in which an internal caller names the address it calls for.
+pub const ON_BEHALF_OF: &str = "kinfold-on-behalf-of";
+
+/// The address an internal caller on loopback, with the right key, calls for.
+fn on_behalf_of(request: &HttpRequest, peer: std::net::IpAddr) -> Option<std::net::IpAddr> {
+    if !peer.is_loopback() {
+        return None;
+    }
+    let internal = request.app_data::<web::Data<InternalCallers>>()?;
+    let given = request.headers().get(INTERNAL_KEY)?.as_bytes();
+    let expected = internal.key.as_bytes();
+    let same = given.len() == expected.len()
+        && given
+            .iter()
+            .zip(expected)
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            == 0;
+    if !same {
+        return None;
+    }
+    request
+        .headers()
+        .get(ON_BEHALF_OF)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
 /// The address of the client that made a request: the peer, or, when the peer is a trusted
-/// proxy, the last address in `X-Forwarded-For` that is not itself a trusted proxy.
+/// proxy, the last address in `X-Forwarded-For` that is not itself a trusted proxy, or, for an
+/// internal caller with its key ([`InternalCallers`]), the address it calls for.
 pub fn client_address(request: &HttpRequest) -> Option<std::net::IpAddr> {
     let peer = request.peer_addr()?.ip();
+    if let Some(browser) = on_behalf_of(request, peer) {
+        return Some(browser);
+    }
     let trusted = request
         .app_data::<web::Data<TrustedProxies>>()
         .map(|t| t.0.as_slice())
@@ -543,5 +601,58 @@ impl fmt::Debug for Running {
         f.debug_struct("Running")
             .field("port", &self.port)
             .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use actix_web::test::TestRequest;
+
+    use super::*;
+
+    fn request(peer: &str, key: Option<&str>, behalf: &str) -> HttpRequest {
+        let mut request = TestRequest::default()
+            .peer_addr(peer.parse().expect("address"))
+            .app_data(web::Data::new(InternalCallers::new("the-right-key".into())))
+            .insert_header((ON_BEHALF_OF, behalf));
+        if let Some(key) = key {
+            request = request.insert_header((INTERNAL_KEY, key));
+        }
+        request.to_http_request()
+    }
+
+    #[test]
+    fn only_an_internal_caller_with_the_key_names_the_browser() {
+        let browser: std::net::IpAddr = "192.0.2.7".parse().expect("address");
+        let loopback: std::net::IpAddr = "127.0.0.1".parse().expect("address");
+        assert_eq!(
+            client_address(&request(
+                "127.0.0.1:5000",
+                Some("the-right-key"),
+                "192.0.2.7"
+            )),
+            Some(browser)
+        );
+        assert_eq!(
+            client_address(&request(
+                "127.0.0.1:5000",
+                Some("the-wrong-key"),
+                "192.0.2.7"
+            )),
+            Some(loopback)
+        );
+        assert_eq!(
+            client_address(&request("127.0.0.1:5000", None, "192.0.2.7")),
+            Some(loopback)
+        );
+        // The key from another machine counts for nothing.
+        assert_eq!(
+            client_address(&request(
+                "198.51.100.2:5000",
+                Some("the-right-key"),
+                "192.0.2.7"
+            )),
+            Some("198.51.100.2".parse().expect("address"))
+        );
     }
 }
