@@ -345,6 +345,29 @@ async fn a_gp_without_a_relationship_finds_what_a_miss_finds() {
         found.contains(&format!("/app/child/{}", child.id)),
         "{found}"
     );
+    // By name and date of birth: every candidate with its score, none opened for her.
+    let (status, found, _) = own_gp
+        .get("/app/search?name=Lucja+Kowalczyk&birthdate=2019-05-02")
+        .await;
+    assert_eq!(status, 200, "{found}");
+    assert!(found.contains("Match score"), "{found}");
+    assert!(
+        found.contains(&format!("/app/child/{}", child.id)),
+        "{found}"
+    );
+    let score_cell = found
+        .split("<td>")
+        .filter_map(|cell| cell.split("</td>").next())
+        .find_map(|cell| cell.parse::<f64>().ok())
+        .expect("a score");
+    assert!((0.0..=1.0).contains(&score_cell), "{score_cell}");
+    // A name without a date of birth is asked for again, not guessed.
+    let (status, page, _) = own_gp.get("/app/search?name=Lucja+Kowalczyk").await;
+    assert_eq!(status, 200);
+    assert!(
+        page.contains("Give both the name and the date of birth."),
+        "{page}"
+    );
     let (status, page, _) = own_gp.get(&format!("/app/child/{}", child.id)).await;
     assert_eq!(status, 200, "{page}");
     for section in [

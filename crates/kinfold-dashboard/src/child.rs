@@ -72,7 +72,13 @@ async fn gather(
     query: &ChildQuery,
 ) -> Result<Gathered, Answer> {
     let api = &dashboard.api;
-    let patient = match api.get(token, &format!("/Patient/{id}")).await {
+    // Who the child is and who the family are first (a miss ends here), then everything else
+    // at once, the family members' names included.
+    let patient_path = format!("/Patient/{id}");
+    let family_path = format!("/Patient/{id}/$family");
+    let (patient, family) =
+        tokio::join!(api.get(token, &patient_path), api.get(token, &family_path));
+    let patient = match patient {
         Answer::Json(patient) => patient,
         other => return Err(other),
     };
@@ -92,19 +98,6 @@ async fn gather(
     {
         chronology.push_str(&format!("&agency={}", encode(agency)));
     }
-    let family_path = format!("/Patient/{id}/$family");
-    let growth_path = format!("/Patient/{id}/$growth");
-    let chart_path = format!("/Patient/{id}/$growth-chart");
-    let access_path = format!("/Patient/{id}/$access-report");
-    let everything_path = format!("/Patient/{id}/$everything");
-    let (family, chronology, growth, chart, access, everything) = tokio::join!(
-        api.get(token, &family_path),
-        api.get(token, &chronology),
-        api.get(token, &growth_path),
-        api.get(token, &chart_path),
-        api.get(token, &access_path),
-        api.get(token, &everything_path),
-    );
     let member_ids: Vec<String> = family
         .json()
         .and_then(|f| f["member"].as_array())
@@ -120,8 +113,18 @@ async fn gather(
         .iter()
         .map(|member| format!("/Patient/{member}"))
         .collect();
-    let looked_up =
-        futures::future::join_all(member_paths.iter().map(|path| api.get(token, path))).await;
+    let growth_path = format!("/Patient/{id}/$growth");
+    let chart_path = format!("/Patient/{id}/$growth-chart");
+    let access_path = format!("/Patient/{id}/$access-report");
+    let everything_path = format!("/Patient/{id}/$everything");
+    let (chronology, growth, chart, access, everything, looked_up) = tokio::join!(
+        api.get(token, &chronology),
+        api.get(token, &growth_path),
+        api.get(token, &chart_path),
+        api.get(token, &access_path),
+        api.get(token, &everything_path),
+        futures::future::join_all(member_paths.iter().map(|path| api.get(token, path))),
+    );
     let members = member_ids
         .into_iter()
         .zip(looked_up)
@@ -210,8 +213,31 @@ fn languages(everything: &Answer, chronology: &Answer, child: &str) -> (Vec<Stri
     (languages, interpreter)
 }
 
+/// Each person's latest allocation in the chronology (who is allocated to whom).
+fn allocations(chronology: &Answer) -> HashMap<&str, &str> {
+    let mut allocations = HashMap::new();
+    for entry in chronology
+        .json()
+        .and_then(|c| c["entries"].as_array())
+        .into_iter()
+        .flatten()
+    {
+        let events = entry["events"].as_array().into_iter().flatten();
+        if events
+            .filter_map(Value::as_str)
+            .any(|e| e.starts_with("allocated") || e == "caseload-allocation")
+            && let (Some(person), Some(summary)) =
+                (entry["person"].as_str(), entry["summary"].as_str())
+        {
+            allocations.insert(person, summary);
+        }
+    }
+    allocations
+}
+
 fn identity(patient: &Value, gathered: &Gathered, id: &str) -> Markup {
     let (languages, interpreter) = languages(&gathered.everything, &gathered.chronology, id);
+    let allocated = allocations(&gathered.chronology).get(id).copied();
     html! {
         section class="panel identity" aria-labelledby="who" {
             h2 id="who" { "Who this is" }
@@ -231,6 +257,8 @@ fn identity(patient: &Value, gathered: &Gathered, id: &str) -> Markup {
                         None => "not recorded",
                     }
                 }
+                dt { "Allocated" }
+                dd { (allocated.unwrap_or("no allocation recorded")) }
             }
         }
     }
@@ -274,25 +302,7 @@ fn family(gathered: &Gathered, query_purpose: &str) -> Markup {
             }
         };
     };
-    // Who is allocated to whom: each person's latest allocation in the chronology.
-    let mut allocations: HashMap<&str, &str> = HashMap::new();
-    for entry in gathered
-        .chronology
-        .json()
-        .and_then(|c| c["entries"].as_array())
-        .into_iter()
-        .flatten()
-    {
-        let events = entry["events"].as_array().into_iter().flatten();
-        if events
-            .filter_map(Value::as_str)
-            .any(|e| e.starts_with("allocated") || e == "caseload-allocation")
-            && let (Some(person), Some(summary)) =
-                (entry["person"].as_str(), entry["summary"].as_str())
-        {
-            allocations.insert(person, summary);
-        }
-    }
+    let allocations = allocations(&gathered.chronology);
     let members: Vec<(String, String, bool)> = group["member"]
         .as_array()
         .into_iter()

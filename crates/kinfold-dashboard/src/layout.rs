@@ -13,7 +13,9 @@ a:focus, button:focus, input:focus, select:focus, textarea:focus, summary:focus 
 .skip { position: absolute; left: -9999px; }
 .visually-hidden { position: absolute; width: 1px; height: 1px; overflow: hidden; clip: rect(0 0 0 0); white-space: nowrap; }
 .grid > div { min-width: 0; }
-td { overflow-wrap: anywhere; }
+td { overflow-wrap: break-word; }
+td.when { white-space: nowrap; }
+.panel { overflow-x: auto; }
 .skip:focus { left: 0.5rem; top: 0.5rem; background: #fff; padding: 0.3rem; z-index: 2; }
 header.site { background: #005eb8; color: #fff; padding: 0.5rem 1rem; display: flex; flex-wrap: wrap; gap: 1rem; align-items: center; justify-content: space-between; }
 header.site a { color: #fff; }

@@ -139,3 +139,20 @@ pub async fn sign_out(
     let _ = response.add_removal_cookie(&removed(COOKIE, dashboard.secure_cookies));
     response
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cookies_are_http_only_strict_for_app_and_secure_over_tls() {
+        let over_tls = cookie(COOKIE, "reference".into(), true).to_string();
+        for attribute in ["HttpOnly", "SameSite=Strict", "Path=/app/", "Secure"] {
+            assert!(over_tls.contains(attribute), "{over_tls}");
+        }
+        let plain = cookie(COOKIE, "reference".into(), false).to_string();
+        assert!(!plain.contains("Secure"), "{plain}");
+        let gone = removed(COOKIE, true).to_string();
+        assert!(gone.contains("Max-Age=0"), "{gone}");
+    }
+}

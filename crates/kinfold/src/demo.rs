@@ -35,6 +35,9 @@ pub struct DemoOptions {
     pub smart_clients: Vec<kinfold_gateway::smart::SmartClient>,
     /// The clock notification deadlines and escalations run on (tests move one).
     pub clock: std::sync::Arc<dyn kinfold_time::Clock>,
+    /// The gateway's database, when not `gateway.db` in the data directory (a scenario's on
+    /// PostgreSQL).
+    pub gateway_database: Option<String>,
 }
 
 impl DemoOptions {
@@ -50,6 +53,7 @@ impl DemoOptions {
             mllp_frame_timeout: Duration::from_secs(30),
             smart_clients: Vec::new(),
             clock: std::sync::Arc::new(kinfold_time::SystemClock),
+            gateway_database: None,
         }
     }
 }
@@ -520,9 +524,49 @@ impl RunningDemo {
     }
 }
 
-/// Starts the adapters and the gateway, seeds the data if the directory is new, and writes
-/// `demo.json`.
-pub async fn start(options: DemoOptions) -> Result<RunningDemo, DemoError> {
+/// The demo's servers, running, before any data is loaded: what `kinfold demo` seeds, and what a
+/// scenario (`kinfold scenario run`) plays its timeline into.
+#[derive(Debug)]
+pub struct Stack {
+    /// The gateway's base URL.
+    pub gateway_url: String,
+    /// Each adapter's base URL.
+    pub endpoints: Vec<AdapterEndpoint>,
+    /// Where each adapter that takes HL7 v2 listens for MLLP (`host:port`).
+    pub mllp: std::collections::BTreeMap<String, String>,
+    /// The token rules and the key tokens are signed with.
+    pub auth: AuthConfig,
+    /// The gateway's database.
+    pub gateway_store: Store,
+    /// The gateway's ledger.
+    pub gateway_ledger: kinfold_gateway::Ledger,
+    /// The certificates.
+    pub pki: crate::pki::DemoPki,
+    gateway_config: GatewayConfig,
+    smart_info: crate::smart_client::ClientFile,
+    ledger_public_key: String,
+    adapter_stores: Vec<Store>,
+    gateway: ServerHandle,
+    adapters: Vec<(Agency, ServerHandle)>,
+}
+
+impl Stack {
+    /// The adapters' databases (a scenario waits for their outboxes to empty).
+    pub fn adapter_stores(&self) -> &[Store] {
+        &self.adapter_stores
+    }
+
+    /// Stops everything, letting requests in flight finish.
+    pub async fn shutdown(self) {
+        self.gateway.stop(true).await;
+        for (_, handle) in self.adapters {
+            handle.stop(true).await;
+        }
+    }
+}
+
+/// Starts the adapters and the gateway on `options`, with no data loaded.
+pub async fn start_stack(options: &DemoOptions) -> Result<Stack, DemoError> {
     std::fs::create_dir_all(&options.data_dir)?;
     let bind = |offset: u16| {
         if options.port == 0 {
@@ -615,7 +659,10 @@ pub async fn start(options: DemoOptions) -> Result<RunningDemo, DemoError> {
         }],
         ..AuthConfig::default()
     };
-    let gateway_store = Store::open_sqlite(&options.data_dir.join("gateway.db")).await?;
+    let gateway_store = match &options.gateway_database {
+        Some(url) => Store::open(url).await?,
+        None => Store::open_sqlite(&options.data_dir.join("gateway.db")).await?,
+    };
     let ledger_config = kinfold_gateway::LedgerConfig {
         signing_key: Some(ledger_seed(&options.data_dir, "ledger-signing-key")?),
         ..kinfold_gateway::LedgerConfig::default()
@@ -680,6 +727,41 @@ pub async fn start(options: DemoOptions) -> Result<RunningDemo, DemoError> {
     )?;
     let gateway_handle = gateway.handle();
     tokio::spawn(gateway.run_until_stopped());
+    Ok(Stack {
+        gateway_url,
+        endpoints,
+        mllp,
+        auth,
+        gateway_store,
+        gateway_ledger,
+        pki,
+        gateway_config,
+        smart_info,
+        ledger_public_key,
+        adapter_stores,
+        gateway: gateway_handle,
+        adapters,
+    })
+}
+
+/// Starts the adapters and the gateway, seeds the data if the directory is new, and writes
+/// `demo.json`.
+pub async fn start(options: DemoOptions) -> Result<RunningDemo, DemoError> {
+    let Stack {
+        gateway_url,
+        endpoints,
+        mllp,
+        auth,
+        gateway_store,
+        gateway_ledger,
+        pki,
+        gateway_config,
+        smart_info,
+        ledger_public_key,
+        adapter_stores,
+        gateway: gateway_handle,
+        adapters,
+    } = start_stack(&options).await?;
 
     let population = Population::generate(options.population.clone());
     let mut already = 0;

@@ -7,4 +7,5 @@ pub mod demo;
 pub mod growth_csv;
 pub mod import;
 pub mod pki;
+pub mod scenario;
 pub mod smart_client;

@@ -119,6 +119,12 @@ enum Command {
         #[arg(long)]
         db: String,
     },
+    /// Play a family's story through the real feeds on a simulated clock and report what
+    /// Kinfold raised, who was told and who acted (docs/scenarios.md).
+    Scenario {
+        #[command(subcommand)]
+        command: ScenarioCommand,
+    },
     /// Check or checkpoint the audit ledger. Read-only: never migrates or writes, so it runs
     /// as a database role that may only SELECT.
     Ledger {
@@ -219,6 +225,24 @@ enum IdentityCommand {
         /// The gateway's database. Default: sqlite://kinfold-data/gateway.db
         #[arg(long)]
         db: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ScenarioCommand {
+    /// Start Kinfold (the gateway and five adapters, no data) on a clock that starts at the
+    /// scenario's start, play its timeline, check its expectations, and write its report
+    /// (Markdown and JSON). Exits 1 if an expectation is not met.
+    Run {
+        /// The scenario file (YAML).
+        file: PathBuf,
+        /// The gateway's database (postgres://…). Default: SQLite in a fresh folder.
+        #[arg(long)]
+        database: Option<String>,
+        /// Where to write FILE-STEM.report.md and FILE-STEM.report.json. Default: the current
+        /// folder.
+        #[arg(long, default_value = ".")]
+        report_dir: PathBuf,
     },
 }
 
@@ -563,6 +587,14 @@ async fn run(command: Command) -> Result<(), String> {
             served
         }
         Command::Ledger { command } => ledger(command).await,
+        Command::Scenario {
+            command:
+                ScenarioCommand::Run {
+                    file,
+                    database,
+                    report_dir,
+                },
+        } => scenario(&file, database, &report_dir).await,
         Command::Identity {
             command: IdentityCommand::Links { db },
         } => {
@@ -708,6 +740,74 @@ const REPORTED_FAILURE: &str = "(reported above)";
 
 /// The gateway's database opened read-only (never migrated): for the auditor's and the
 /// identity steward's commands.
+/// `kinfold scenario run`.
+async fn scenario(
+    file: &std::path::Path,
+    database: Option<String>,
+    report_dir: &std::path::Path,
+) -> Result<(), String> {
+    let text = std::fs::read_to_string(file).map_err(|e| format!("{}: {e}", file.display()))?;
+    let scenario =
+        kinfold::scenario::load(&text).map_err(|e| format!("{}: {e}", file.display()))?;
+    let folder = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let report = kinfold::scenario::run(
+        scenario.clone(),
+        kinfold::scenario::RunOptions {
+            data_dir: folder.path().to_path_buf(),
+            gateway_database: database,
+        },
+    )
+    .await
+    .map_err(|e| e.to_string())?;
+    let stem = file
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .unwrap_or("scenario");
+    std::fs::create_dir_all(report_dir).map_err(|e| e.to_string())?;
+    let markdown = report_dir.join(format!("{stem}.report.md"));
+    let json = report_dir.join(format!("{stem}.report.json"));
+    std::fs::write(&markdown, report.markdown(&scenario)).map_err(|e| e.to_string())?;
+    std::fs::write(
+        &json,
+        serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?,
+    )
+    .map_err(|e| e.to_string())?;
+    for checked in &report.expectations {
+        println!(
+            "{} {}: {} — {}",
+            if checked.met { "met   " } else { "NOT MET" },
+            checked.expected.requirement,
+            checked.expected.says,
+            checked.happened
+        );
+    }
+    for checked in &report.expected_findings {
+        println!(
+            "{} {}: {} — {}",
+            if checked.met { "met   " } else { "NOT MET" },
+            checked.expected.requirement,
+            checked.expected.says,
+            checked.found
+        );
+    }
+    for fault in &report.control_faults {
+        println!("CONTROL raised: {fault}");
+    }
+    println!(
+        "{}: {} ({}); report in {} and {}",
+        report.name,
+        if report.passed { "passed" } else { "FAILED" },
+        report.timing,
+        markdown.display(),
+        json.display()
+    );
+    if report.passed {
+        Ok(())
+    } else {
+        Err("the scenario's expectations were not all met".into())
+    }
+}
+
 async fn open_read_only(db: Option<String>) -> Result<Store, String> {
     let url = db.unwrap_or_else(|| "sqlite://kinfold-data/gateway.db".into());
     if let Some(path) = url.strip_prefix("sqlite://")
