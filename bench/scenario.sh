@@ -15,10 +15,12 @@ trap 'rm -rf "$out"' EXIT
 rows=""
 for n in 1 2 3; do
   line=$(target/release/kinfold scenario run docs/scenarios/review.yaml --report-dir "$out" 2>/dev/null | tail -n 1)
-  rows+="| review.yaml, run $n | ${line#*: } |"$'\n'
+  line=${line#*: }
+  rows+="| review.yaml, run $n | ${line%%; report in*} |"$'\n'
 done
 line=$(target/release/kinfold scenario run docs/scenarios/control.yaml --report-dir "$out" 2>/dev/null | tail -n 1)
-rows+="| control.yaml | ${line#*: } |"
+line=${line#*: }
+rows+="| control.yaml | ${line%%; report in*} |"
 cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')
 section=$(cat <<MD
 <!-- scenario:start -->

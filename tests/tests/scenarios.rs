@@ -11,8 +11,7 @@ fn scenario_file(name: &str) -> Scenario {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("../docs/scenarios")
         .join(name);
-    let text = std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     load(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
@@ -72,7 +71,11 @@ async fn the_review_raises_what_it_should(backend: Backend) {
         })
         .unwrap_or_else(|| panic!("{}", explain(&report)));
     assert_eq!(escalated.made, "2024-06-18T16:00:00Z", "{escalated:?}");
-    assert!(report.ledger.contains("no problem found"), "{}", report.ledger);
+    assert!(
+        report.ledger.contains("no problem found"),
+        "{}",
+        report.ledger
+    );
 }
 
 #[tokio::test]
@@ -88,7 +91,11 @@ async fn postgres_the_review_raises_what_it_should() {
 async fn the_control_family_raises_nothing(backend: Backend) {
     let report = play(scenario_file("control.yaml"), backend).await;
     assert!(report.passed, "{}", explain(&report));
-    assert!(report.control_faults.is_empty(), "{:?}", report.control_faults);
+    assert!(
+        report.control_faults.is_empty(),
+        "{:?}",
+        report.control_faults
+    );
     assert!(report.findings.is_empty(), "{:?}", report.findings);
     // Only the routine notices every child's attendance gets, each acted on in time.
     assert!(!report.notifications.is_empty());
@@ -137,9 +144,11 @@ async fn the_runner_says_so_when_an_expectation_is_not_met() {
     scenario.timeline.insert(at, acknowledge);
     scenario.expect.retain(|e| e.requirement == "G20");
     scenario.expect_findings.clear();
-    scenario.end = Some(chrono::DateTime::parse_from_rfc3339("2024-12-31T17:00:00Z")
-        .expect("time")
-        .with_timezone(&chrono::Utc));
+    scenario.end = Some(
+        chrono::DateTime::parse_from_rfc3339("2024-12-31T17:00:00Z")
+            .expect("time")
+            .with_timezone(&chrono::Utc),
+    );
     let report = play(scenario, Backend::Sqlite).await;
     assert!(!report.passed, "{}", explain(&report));
     let g20 = &report.expectations[0];

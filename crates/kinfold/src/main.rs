@@ -243,6 +243,10 @@ enum ScenarioCommand {
         /// folder.
         #[arg(long, default_value = ".")]
         report_dir: PathBuf,
+        /// After the report, keep Kinfold running on the scenario's data (its clock stopped at
+        /// the scenario's end) and print the liaison dashboard's address, until Ctrl-C.
+        #[arg(long)]
+        serve: bool,
     },
 }
 
@@ -593,8 +597,9 @@ async fn run(command: Command) -> Result<(), String> {
                     file,
                     database,
                     report_dir,
+                    serve,
                 },
-        } => scenario(&file, database, &report_dir).await,
+        } => scenario(&file, database, &report_dir, serve).await,
         Command::Identity {
             command: IdentityCommand::Links { db },
         } => {
@@ -745,20 +750,12 @@ async fn scenario(
     file: &std::path::Path,
     database: Option<String>,
     report_dir: &std::path::Path,
+    serve: bool,
 ) -> Result<(), String> {
     let text = std::fs::read_to_string(file).map_err(|e| format!("{}: {e}", file.display()))?;
     let scenario =
         kinfold::scenario::load(&text).map_err(|e| format!("{}: {e}", file.display()))?;
     let folder = tempfile::tempdir().map_err(|e| e.to_string())?;
-    let report = kinfold::scenario::run(
-        scenario.clone(),
-        kinfold::scenario::RunOptions {
-            data_dir: folder.path().to_path_buf(),
-            gateway_database: database,
-        },
-    )
-    .await
-    .map_err(|e| e.to_string())?;
     let stem = file
         .file_stem()
         .and_then(|s| s.to_str())
@@ -766,10 +763,47 @@ async fn scenario(
     std::fs::create_dir_all(report_dir).map_err(|e| e.to_string())?;
     let markdown = report_dir.join(format!("{stem}.report.md"));
     let json = report_dir.join(format!("{stem}.report.json"));
-    std::fs::write(&markdown, report.markdown(&scenario)).map_err(|e| e.to_string())?;
+    let written: std::cell::RefCell<Result<(), String>> = std::cell::RefCell::new(Ok(()));
+    let report = kinfold::scenario::run_then(
+        scenario.clone(),
+        kinfold::scenario::RunOptions {
+            data_dir: folder.path().to_path_buf(),
+            gateway_database: database,
+        },
+        |report, gateway| {
+            *written.borrow_mut() = write_report(report, &scenario, &markdown, &json);
+            let dashboard = format!("{gateway}/app/");
+            async move {
+                if serve {
+                    println!(
+                        "\nKinfold is running on the scenario's data, its clock stopped at the scenario's end. Press Ctrl-C to stop.\n  liaison dashboard  {dashboard}   (sign in as one of the demo users)\n"
+                    );
+                    let _ = tokio::signal::ctrl_c().await;
+                }
+            }
+        },
+    )
+    .await
+    .map_err(|e| e.to_string())?;
+    written.into_inner()?;
+    if report.passed {
+        Ok(())
+    } else {
+        Err("the scenario's expectations were not all met".into())
+    }
+}
+
+/// Writes a scenario's report (Markdown and JSON) and prints one line per expectation.
+fn write_report(
+    report: &kinfold::scenario::Report,
+    scenario: &kinfold::scenario::Scenario,
+    markdown: &std::path::Path,
+    json: &std::path::Path,
+) -> Result<(), String> {
+    std::fs::write(markdown, report.markdown(scenario)).map_err(|e| e.to_string())?;
     std::fs::write(
-        &json,
-        serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?,
+        json,
+        serde_json::to_string_pretty(report).map_err(|e| e.to_string())?,
     )
     .map_err(|e| e.to_string())?;
     for checked in &report.expectations {
@@ -801,11 +835,7 @@ async fn scenario(
         markdown.display(),
         json.display()
     );
-    if report.passed {
-        Ok(())
-    } else {
-        Err("the scenario's expectations were not all met".into())
-    }
+    Ok(())
 }
 
 async fn open_read_only(db: Option<String>) -> Result<Store, String> {

@@ -909,6 +909,21 @@ fn told(n: &StoredNotification, names: &BTreeMap<String, String>) -> Told {
 
 /// Plays a scenario and reports on it.
 pub async fn run(scenario: Scenario, options: RunOptions) -> Result<Report, ScenarioError> {
+    run_then(scenario, options, |_, _| async {}).await
+}
+
+/// Plays a scenario, then hands its report and the gateway's address to `then`, and stops
+/// Kinfold only when `then` has finished: `kinfold scenario run --serve` keeps the dashboard
+/// up on the scenario's data until Ctrl-C.
+pub async fn run_then<F, Fut>(
+    scenario: Scenario,
+    options: RunOptions,
+    then: F,
+) -> Result<Report, ScenarioError>
+where
+    F: FnOnce(&Report, &str) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
     let started = std::time::Instant::now();
     let clock = Arc::new(ManualClock::at(scenario.start));
     let mut demo = crate::demo::DemoOptions::new(options.data_dir.clone(), 0);
@@ -931,6 +946,9 @@ pub async fn run(scenario: Scenario, options: RunOptions) -> Result<Report, Scen
         scenario,
     };
     let result = play(&player, started).await;
+    if let Ok(report) = &result {
+        then(report, &player.stack.gateway_url).await;
+    }
     player.stack.shutdown().await;
     result
 }
@@ -943,16 +961,17 @@ async fn play(player: &Player, started: std::time::Instant) -> Result<Report, Sc
     for (n, step) in scenario.timeline.iter().enumerate() {
         player.advance(step.at).await?;
         let done = if let Some(r) = &step.gp_registration {
-            player.gp_registration(r, n).await?
+            player.gp_registration(r, n).await
         } else if let Some(a) = &step.ae_attendance {
-            player.ae_attendance(a, step.at, n).await?
+            player.ae_attendance(a, step.at, n).await
         } else if let Some(e) = &step.extract {
-            player.extract(e, n).await?
+            player.extract(e, n).await
         } else if let Some(act) = &step.act {
-            player.act(act).await?
+            player.act(act).await
         } else {
-            String::new()
-        };
+            Ok(String::new())
+        }
+        .map_err(|e| fail(format!("timeline[{n}] at {}: {}", stamp(step.at), e.0)))?;
         player.settle().await?;
         let note = step
             .note
