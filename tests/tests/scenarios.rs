@@ -41,7 +41,10 @@ async fn play(scenario: Scenario, backend: Backend) -> Report {
     .await
     .expect("the scenario runs");
     if let Some(database) = database {
-        database.drop_database().await;
+        database
+            .drop_database()
+            .await
+            .expect("the test database is dropped");
     }
     report
 }

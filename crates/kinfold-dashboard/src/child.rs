@@ -11,9 +11,9 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::api::{Answer, Purpose, Who, encode};
+use crate::app::{Dashboard, form_of, html, problem, require};
 use crate::layout::{csrf_field, page, purpose_field};
 use crate::session::Session;
-use crate::{Dashboard, form_of, html, problem, require};
 
 /// The most family members whose names the family panel looks up.
 const MAX_MEMBERS_NAMED: usize = 12;

@@ -9,9 +9,9 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::api::{Answer, Purpose, encode};
+use crate::app::{Dashboard, html, problem, require};
 use crate::child::{name_of, nhs_number_of};
 use crate::layout::{page, purpose_field};
-use crate::{Dashboard, html, problem, require};
 
 /// The search form's fields.
 #[derive(Debug, Default, Deserialize)]

@@ -6,9 +6,9 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use maud::html;
 
+use crate::app::{Dashboard, html, problem, see_other};
 use crate::layout::{page, role_words};
 use crate::session::{COOKIE, SIGN_IN_COOKIE, random_reference, same_secret};
-use crate::{Dashboard, html, problem, see_other};
 
 fn cookie(name: &str, value: String, secure: bool) -> Cookie<'static> {
     Cookie::build(name.to_owned(), value)
@@ -131,7 +131,7 @@ pub async fn sign_out(
     let Some((reference, session)) = dashboard.signed_in(&request) else {
         return see_other("/app/sign-in");
     };
-    if let Err(refused) = crate::form_of(&session, &body) {
+    if let Err(refused) = crate::app::form_of(&session, &body) {
         return *refused;
     }
     dashboard.sessions.end(&reference);

@@ -10,9 +10,9 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::api::{Answer, Purpose, encode};
+use crate::app::{Dashboard, form_of, html, problem, require, see_other};
 use crate::layout::{csrf_field, page, purpose_field};
 use crate::session::Session;
-use crate::{Dashboard, form_of, html, problem, require, see_other};
 
 /// The most notifications one page of the worklist reads (the API's largest page).
 const PAGE: usize = 500;

@@ -8,7 +8,7 @@ use std::time::Duration;
 use kinfold_dashboard::{Dashboard, DashboardConfig, Minting, Purpose, Tokens, User};
 
 use crate::auth::{AuthConfig, TokenFor, issue_token_for};
-use crate::ledger::Ledger;
+use kinfold_audit::Ledger;
 
 /// Who signs the dashboard's tokens, in the ledger.
 pub(crate) const ISSUER: &str = "kinfold-dashboard";
