@@ -241,7 +241,7 @@ async fn a_liaison_nurse_a_health_visitor_and_a_gp_use_the_dashboard_in_chromium
         .expect("typed");
     client
         .wait()
-        .for_element(Locator::Css(".banner.done"))
+        .for_element(Locator::Css("#done-acknowledged"))
         .await
         .expect("acknowledged");
     assert!(text_of(&client).await.contains("Acknowledged:"));
@@ -270,7 +270,7 @@ async fn a_liaison_nurse_a_health_visitor_and_a_gp_use_the_dashboard_in_chromium
         .expect("clicked");
     client
         .wait()
-        .for_element(Locator::Css(".banner.done"))
+        .for_element(Locator::Css("#done-completed"))
         .await
         .expect("completed");
     assert!(text_of(&client).await.contains("Completed:"));
@@ -364,7 +364,7 @@ async fn a_liaison_nurse_a_health_visitor_and_a_gp_use_the_dashboard_in_chromium
         .expect("clicked");
     client
         .wait()
-        .for_element(Locator::Css(".banner.warn[role='status']"))
+        .for_element(Locator::Css("#override-used"))
         .await
         .expect("the override page");
     let page = text_of(&client).await;

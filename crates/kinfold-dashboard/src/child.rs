@@ -536,7 +536,7 @@ fn accesses(access: &Answer) -> Markup {
             @match access.json() {
                 Some(report) => {
                     p { (report["summary"].as_str().unwrap_or("")) }
-                    table {
+                    table class="compact" {
                         caption class="visually-hidden" { "Who looked at these records" }
                         thead { tr { th scope="col" { "Who" } th scope="col" { "Role" } th scope="col" { "Purpose" } th scope="col" { "Times" } th scope="col" { "Overrides" } th scope="col" { "Last" } } }
                         tbody {
@@ -547,7 +547,7 @@ fn accesses(access: &Answer) -> Markup {
                                     td { (who["purpose"].as_str().unwrap_or("")) }
                                     td { (who["accesses"]) }
                                     td { @if who["overrides"].as_u64().unwrap_or(0) > 0 { span class="tag alert" { (who["overrides"]) } } @else { "0" } }
-                                    td { (who["last"].as_str().unwrap_or("")) }
+                                    td { (when(who["last"].as_str().unwrap_or(""))) }
                                 }
                             }
                         }
@@ -608,7 +608,7 @@ async fn render(
     let title = name_of(&patient);
     let body = html! {
         @if overridden {
-            div class="banner warn" role="status" {
+            div id="override-used" class="banner warn" role="status" {
                 p { "You used an override: every record shown on this page was recorded in the audit ledger as seen by override, with your reason, and the privacy officers will review it. It lasts for this page only." }
             }
         }

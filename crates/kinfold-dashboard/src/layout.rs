@@ -15,7 +15,7 @@ a:focus, button:focus, input:focus, select:focus, textarea:focus, summary:focus 
 .grid > div { min-width: 0; }
 td { overflow-wrap: break-word; }
 td.when { white-space: nowrap; }
-.panel { overflow-x: auto; }
+table.compact td { overflow-wrap: anywhere; }
 .skip:focus { left: 0.5rem; top: 0.5rem; background: #fff; padding: 0.3rem; z-index: 2; }
 header.site { background: #005eb8; color: #fff; padding: 0.5rem 1rem; display: flex; flex-wrap: wrap; gap: 1rem; align-items: center; justify-content: space-between; }
 header.site a { color: #fff; }

@@ -223,8 +223,8 @@ pub async fn worklist_page(
     let overdue = shown.iter().filter(|r| r.overdue).count();
     let body = html! {
         @match query.done.as_deref() {
-            Some("acknowledged") => div class="banner done" role="status" { p { "Acknowledged: your name and the time are on the notification, and it will not escalate." } },
-            Some("completed") => div class="banner done" role="status" { p { "Completed: the action you took is recorded on the notification." } },
+            Some("acknowledged") => div id="done-acknowledged" class="banner done" role="status" { p { "Acknowledged: your name and the time are on the notification, and it will not escalate." } },
+            Some("completed") => div id="done-completed" class="banner done" role="status" { p { "Completed: the action you took is recorded on the notification." } },
             _ => {},
         }
         @if let Some(reviews) = &reviews {
@@ -339,7 +339,12 @@ fn override_reviews(reviews: &[Value]) -> Markup {
                                 td { (text(review, "/requester/display")) }
                                 td { (text(review, "/reasonCode/text")) }
                                 td { (review["input"].as_array().map_or(0, Vec::len)) }
-                                td { (status_words(text(review, "/status"))) }
+                                td {
+                                    @match text(review, "/status") {
+                                        "completed" => "Reviewed",
+                                        _ => "Waiting for review",
+                                    }
+                                }
                             }
                         }
                     }

@@ -48,6 +48,9 @@ pub(crate) struct Identities {
     /// Other gateways write the same database (`ledger.shared`): check the store's generation
     /// before every answer. A lone gateway's state changes only through itself.
     shared: bool,
+    /// One catch-up at a time: deliveries read their events in turn, and a re-estimate of the
+    /// weights finishes before the next delivery's events are read with them.
+    passes: tokio::sync::Mutex<()>,
 }
 
 impl Default for Identities {
@@ -56,6 +59,7 @@ impl Default for Identities {
             inner: RwLock::default(),
             unread: AtomicBool::new(true),
             shared: false,
+            passes: tokio::sync::Mutex::new(()),
         }
     }
 }
@@ -105,6 +109,7 @@ impl Identities {
         ledger: &Ledger,
     ) -> Result<(), GatewayError> {
         self.unread.store(true, Ordering::SeqCst);
+        let _passes = self.passes.lock().await;
         loop {
             let mut slot = self.inner.write().await;
             self.reload_if_another_saved(&mut slot, store).await?;
@@ -121,6 +126,26 @@ impl Identities {
                 Err(error) => {
                     self.unread.store(true, Ordering::SeqCst);
                     return Err(error);
+                }
+            }
+            // The weights estimated again when the index has grown enough: seconds of work
+            // on a large index, done on a copy of the records with the state unlocked, so
+            // answers (and the notification work, which waits for the index) go on meanwhile;
+            // the next delivery's events wait for the new weights.
+            let due = slot.as_mut().and_then(Inner::estimate_due);
+            drop(slot);
+            if let Some((records, prepared)) = due {
+                match tokio::task::spawn_blocking(move || Weights::estimate(&prepared)).await {
+                    Ok(weights) => {
+                        let mut slot = self.inner.write().await;
+                        if let Some(inner) = slot.as_mut().filter(|i| i.estimated_from == records) {
+                            inner.index.set_weights(weights);
+                        }
+                    }
+                    Err(error) => tracing::warn!(
+                        ?error,
+                        "identity: the weights could not be estimated again; the last ones stay"
+                    ),
                 }
             }
         }
@@ -292,7 +317,6 @@ async fn one_pass(
         return Err(error);
     }
     inner.cursor = last;
-    inner.estimate_if_grown();
     Ok(i64::try_from(events.len()).unwrap_or(i64::MAX) == EVENTS_PER_PASS)
 }
 
@@ -387,6 +411,17 @@ impl Inner {
         }
         inner.estimate_if_grown();
         Ok(inner)
+    }
+
+    /// When the weights are due to be estimated again ([`Inner::estimate_if_grown`]): how many
+    /// records, and a copy of them to estimate from (the estimate is then taken as made).
+    fn estimate_due(&mut self) -> Option<(usize, Vec<kinfold_identity::matching::Prepared>)> {
+        let records = self.index.len();
+        if !kinfold_identity::estimate_due(records, self.estimated_from) {
+            return None;
+        }
+        self.estimated_from = records;
+        Some((records, self.index.prepared()))
     }
 
     /// Estimates the match weights from the records again once the index has grown by a
