@@ -127,6 +127,20 @@ async fn postgres_the_control_family_raises_nothing() {
     the_control_family_raises_nothing(Backend::Postgres).await;
 }
 
+/// The third family, written from `docs/scenarios.md` alone by someone who had not read the
+/// runner: it runs, and meets what its writer expected.
+#[tokio::test]
+async fn sqlite_the_newcomers_family_runs_as_written() {
+    let scenario = scenario_file("newcomer.yaml");
+    let expected = scenario.expect.len() + scenario.expect_findings.len();
+    let report = play(scenario, Backend::Sqlite).await;
+    assert!(report.passed, "{}", explain(&report));
+    assert_eq!(
+        report.expectations.len() + report.expected_findings.len(),
+        expected
+    );
+}
+
 /// The runner's checks fail when what happened is not what the scenario expects: the review
 /// with its police notification acknowledged (so it never climbs), and an expectation that a
 /// school nurse was told of a baby's attendance.

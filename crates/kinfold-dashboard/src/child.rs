@@ -58,10 +58,8 @@ struct Gathered {
     patient: Value,
     family: Answer,
     chronology: Answer,
-    growth: Answer,
     chart: Answer,
     access: Answer,
-    everything: Answer,
     members: HashMap<String, Value>,
 }
 
@@ -113,16 +111,12 @@ async fn gather(
         .iter()
         .map(|member| format!("/Patient/{member}"))
         .collect();
-    let growth_path = format!("/Patient/{id}/$growth");
     let chart_path = format!("/Patient/{id}/$growth-chart");
     let access_path = format!("/Patient/{id}/$access-report");
-    let everything_path = format!("/Patient/{id}/$everything");
-    let (chronology, growth, chart, access, everything, looked_up) = tokio::join!(
+    let (chronology, chart, access, looked_up) = tokio::join!(
         api.get(token, &chronology),
-        api.get(token, &growth_path),
         api.get(token, &chart_path),
         api.get(token, &access_path),
-        api.get(token, &everything_path),
         futures::future::join_all(member_paths.iter().map(|path| api.get(token, path))),
     );
     let members = member_ids
@@ -137,10 +131,8 @@ async fn gather(
         patient,
         family,
         chronology,
-        growth,
         chart,
         access,
-        everything,
         members,
     })
 }
@@ -178,17 +170,14 @@ pub(crate) fn nhs_number_of(patient: &Value) -> Option<String> {
     })
 }
 
-/// Languages the agencies' records give (BCP 47 codes), and whether any says an interpreter is
-/// needed.
-fn languages(everything: &Answer, chronology: &Answer, child: &str) -> (Vec<String>, Option<bool>) {
-    let mut languages: Vec<String> = everything
-        .json()
-        .and_then(|b| b["entry"].as_array())
+/// The languages the child's record gives (BCP 47 codes, from the gateway's Patient, which
+/// takes them from the agencies' records), and whether any chronology entry says an
+/// interpreter is needed.
+fn languages(patient: &Value, chronology: &Answer, child: &str) -> (Vec<String>, Option<bool>) {
+    let mut languages: Vec<String> = patient["communication"]
+        .as_array()
         .into_iter()
         .flatten()
-        .map(|e| &e["resource"])
-        .filter(|r| r["resourceType"] == "Patient")
-        .flat_map(|r| r["communication"].as_array().into_iter().flatten())
         .filter_map(|c| {
             c["language"]["coding"][0]["code"]
                 .as_str()
@@ -236,7 +225,7 @@ fn allocations(chronology: &Answer) -> HashMap<&str, &str> {
 }
 
 fn identity(patient: &Value, gathered: &Gathered, id: &str) -> Markup {
-    let (languages, interpreter) = languages(&gathered.everything, &gathered.chronology, id);
+    let (languages, interpreter) = languages(patient, &gathered.chronology, id);
     let allocated = allocations(&gathered.chronology).get(id).copied();
     html! {
         section class="panel identity" aria-labelledby="who" {
@@ -357,18 +346,21 @@ fn family(gathered: &Gathered, query_purpose: &str) -> Markup {
     }
 }
 
+/// The growth panel: the NICE NG75 episodes the chronology found (dated, kept after a recovery),
+/// and the UK-WHO chart.
 fn growth(gathered: &Gathered) -> Markup {
     let findings: Vec<&Value> = gathered
-        .growth
+        .chronology
         .json()
-        .and_then(|g| g["findings"].as_array())
+        .and_then(|c| c["findings"].as_array())
         .into_iter()
         .flatten()
+        .filter(|f| f["rule"].as_str().is_some_and(|r| r.starts_with("ng75-")))
         .collect();
     html! {
         section class="panel" aria-labelledby="growth" {
             h2 id="growth" { "Growth" }
-            @match &gathered.growth {
+            @match &gathered.chronology {
                 Answer::Json(_) => {
                     @if findings.is_empty() {
                         p { "No NICE NG75 faltering-growth finding." }
@@ -376,7 +368,10 @@ fn growth(gathered: &Gathered) -> Markup {
                         h3 { "NICE NG75 findings" }
                         ul {
                             @for finding in &findings {
-                                li class="urgent" { (finding["summary"].as_str().unwrap_or("")) }
+                                li class="urgent" {
+                                    (finding["date"].as_str().unwrap_or("")) ": "
+                                    (finding["summary"].as_str().unwrap_or(""))
+                                }
                             }
                         }
                     }
@@ -704,6 +699,26 @@ mod tests {
             {"system": "https://fhir.nhs.uk/Id/nhs-number", "value": "9999000010"}
         ]});
         assert_eq!(nhs_number_of(&patient).as_deref(), Some("999 900 0010"));
+    }
+
+    #[test]
+    fn language_from_the_record_and_interpreter_need_from_the_contacts() {
+        let patient = serde_json::json!({"communication": [
+            {"language": {"coding": [{"system": "urn:ietf:bcp:47", "code": "pl"}]}, "preferred": true}
+        ]});
+        let chronology = Answer::Json(serde_json::json!({"entries": [
+            {"person": "child-1", "seen": {"interpreterNeeded": false}},
+            {"person": "child-1", "seen": {"interpreterNeeded": true}},
+            {"person": "mother-1", "seen": {"interpreterNeeded": false}}
+        ]}));
+        assert_eq!(
+            languages(&patient, &chronology, "child-1"),
+            (vec!["pl".to_owned()], Some(true))
+        );
+        assert_eq!(
+            languages(&serde_json::json!({}), &Answer::NotFound, "child-1"),
+            (Vec::new(), None)
+        );
     }
 
     #[test]
