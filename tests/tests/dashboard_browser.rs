@@ -303,10 +303,20 @@ async fn a_liaison_nurse_a_health_visitor_and_a_gp_use_the_dashboard_in_chromium
     ] {
         assert!(page.contains(seen), "{seen} is not on the child page");
     }
-    client
-        .find(Locator::Css(".chart svg[role='img']"))
+    let chart = client
+        .find(Locator::Css(".chart img"))
         .await
         .expect("the growth chart");
+    let drawn: bool = client
+        .execute(
+            "return arguments[0].complete && arguments[0].naturalWidth > 0;",
+            vec![serde_json::to_value(&chart).expect("element")],
+        )
+        .await
+        .expect("asked")
+        .as_bool()
+        .unwrap_or(false);
+    assert!(drawn, "the chart image was loaded and drawn");
     check(&client, "04-child-liaison-nurse").await;
     // Below the fold: the chronology beside the family and the growth chart.
     client

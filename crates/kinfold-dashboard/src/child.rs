@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
-use maud::{Markup, PreEscaped, html};
+use maud::{Markup, html};
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -58,7 +58,6 @@ struct Gathered {
     patient: Value,
     family: Answer,
     chronology: Answer,
-    chart: Answer,
     access: Answer,
     members: HashMap<String, Value>,
 }
@@ -111,11 +110,9 @@ async fn gather(
         .iter()
         .map(|member| format!("/Patient/{member}"))
         .collect();
-    let chart_path = format!("/Patient/{id}/$growth-chart");
     let access_path = format!("/Patient/{id}/$access-report");
-    let (chronology, chart, access, looked_up) = tokio::join!(
+    let (chronology, access, looked_up) = tokio::join!(
         api.get(token, &chronology),
-        api.get(token, &chart_path),
         api.get(token, &access_path),
         futures::future::join_all(member_paths.iter().map(|path| api.get(token, path))),
     );
@@ -131,7 +128,6 @@ async fn gather(
         patient,
         family,
         chronology,
-        chart,
         access,
         members,
     })
@@ -348,7 +344,7 @@ fn family(gathered: &Gathered, query_purpose: &str) -> Markup {
 
 /// The growth panel: the NICE NG75 episodes the chronology found (dated, kept after a recovery),
 /// and the UK-WHO chart.
-fn growth(gathered: &Gathered) -> Markup {
+fn growth(gathered: &Gathered, id: &str, purpose: &str) -> Markup {
     let findings: Vec<&Value> = gathered
         .chronology
         .json()
@@ -378,14 +374,12 @@ fn growth(gathered: &Gathered) -> Markup {
                 }
                 _ => p { "No growth measurements are available to you." },
             }
-            @if let Answer::Text(svg) = &gathered.chart {
-                @if svg.trim_start().starts_with("<svg") {
-                    figure class="chart" {
-                        // The gateway's own chart (plotters, every label escaped there).
-                        (PreEscaped(svg))
-                        figcaption { "Weight on the UK-WHO centiles" }
-                    }
-                }
+            // The chart is an image the browser asks for beside the page (`chart.svg`), through
+            // the same API with the same session: the page does not wait for it.
+            figure class="chart" {
+                img src=(format!("/app/child/{id}/chart.svg?purpose={purpose}")) width="960" height="680"
+                    alt="Weight on the UK-WHO centile chart, each measurement plotted by age";
+                figcaption { "Weight on the UK-WHO centiles" }
             }
         }
     }
@@ -620,7 +614,7 @@ async fn render(
             }
             div {
                 (family(&gathered, &chosen))
-                (growth(&gathered))
+                (growth(&gathered, id, &chosen))
                 (accesses(&gathered.access))
             }
         }
@@ -644,6 +638,42 @@ pub async fn child_page(
         &dashboard, &request, &reference, &session, &path, &query, purpose,
     )
     .await
+}
+
+/// `GET /app/child/{id}/chart.svg`: the child's weight chart (the API's `$growth-chart`, asked
+/// with the session's token for the purpose the page was viewed for).
+pub async fn child_chart(
+    dashboard: web::Data<Dashboard>,
+    request: HttpRequest,
+    path: web::Path<String>,
+    query: web::Query<ChildQuery>,
+) -> HttpResponse {
+    let (reference, session) = match require(&dashboard, &request) {
+        Ok(signed_in) => signed_in,
+        Err(to_sign_in) => return *to_sign_in,
+    };
+    let id = path.into_inner();
+    if !is_person_id(&id) {
+        return html(StatusCode::NOT_FOUND, String::new());
+    }
+    let purpose = Purpose::chosen(query.purpose.as_deref());
+    let token = match dashboard
+        .token(&request, &reference, &session, &purpose)
+        .await
+    {
+        Ok(token) => token,
+        Err(refused) => return *refused,
+    };
+    match dashboard
+        .api
+        .get(&token, &format!("/Patient/{id}/$growth-chart"))
+        .await
+    {
+        Answer::Text(svg) if svg.trim_start().starts_with("<svg") => {
+            crate::app::harden(HttpResponse::Ok().content_type("image/svg+xml").body(svg))
+        }
+        _ => html(StatusCode::NOT_FOUND, String::new()),
+    }
 }
 
 /// `POST /app/child/{id}/override`: the page again, with purpose override and the reason given.

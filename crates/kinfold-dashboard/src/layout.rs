@@ -55,7 +55,7 @@ button.primary { background: #007f3b; color: #fff; }
 button.secondary { background: #425563; color: #fff; }
 button.warn { background: #a0170c; color: #fff; font-size: 1rem; padding: 0.3rem 0.7rem; border: 0; cursor: pointer; }
 .muted { color: #4c6272; }
-.chart svg { max-width: 100%; height: auto; }
+.chart img { max-width: 100%; height: auto; }
 .users { display: grid; grid-template-columns: repeat(auto-fill, minmax(300px, 1fr)); gap: 0.8rem; list-style: none; padding: 0; }
 .users button { width: 100%; text-align: left; background: #fff; border: 2px solid #005eb8; padding: 0.6rem; font-size: 1rem; cursor: pointer; color: #0b0c0c; }
 .users button strong { display: block; font-size: 1.1rem; color: #004b93; }

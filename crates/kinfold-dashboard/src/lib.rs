@@ -23,7 +23,7 @@ mod worklist;
 
 pub use api::{Minting, Purpose, Tokens};
 pub use app::{Dashboard, DashboardConfig, DashboardError, TOKEN_LIFETIME};
-pub use child::{child_override, child_page};
+pub use child::{child_chart, child_override, child_page};
 pub use search::search_page;
 pub use session::User;
 pub use signin::{home, sign_in, sign_in_page, sign_out};

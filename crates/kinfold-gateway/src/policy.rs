@@ -205,7 +205,8 @@ pub static ROUTES: &[RoutePolicy] = &[
     route!(GET "/app/worklist", Session, "what GET /Task records", kinfold_dashboard::worklist_page),
     route!(POST "/app/tasks/{id}/acknowledge", Session, "what POST /Task/{id}/$acknowledge records", kinfold_dashboard::acknowledge),
     route!(POST "/app/tasks/{id}/complete", Session, "what POST /Task/{id}/$complete records", kinfold_dashboard::complete),
-    route!(GET "/app/child/{id}", Session, "what each API read on the page records (Patient/{id} and each family member's, $family, $chronology, $growth-chart, $access-report)", kinfold_dashboard::child_page),
+    route!(GET "/app/child/{id}", Session, "what each API read on the page records (Patient/{id} and each family member's, $family, $chronology, $access-report; the chart is its own request)", kinfold_dashboard::child_page),
+    route!(GET "/app/child/{id}/chart.svg", Session, "what GET /Patient/{id}/$growth-chart records", kinfold_dashboard::child_chart),
     route!(POST "/app/child/{id}/override", Session, "the same reads as the child page, with purpose override and the reason", kinfold_dashboard::child_override),
     route!(GET "/app/search", Session, "what GET /Patient records", kinfold_dashboard::search_page),
 ];
