@@ -19,7 +19,8 @@ build, the demo with its default population (200 families) on embedded SQLite, i
 adapters over mutual TLS. Each page is asked for 200 times in a row after 20 unmeasured, by one
 signed-in client over loopback; the time is the whole round trip, which includes every API
 call the page makes (each through the disclosure pipeline, its fan-out to the adapters and its
-ledger entry) and the rendering. Target (issue 24): 50 ms median for every page.
+ledger entry) and the rendering; the growth chart is an image the browser fetches beside the
+page, timed on its own row. Target (issue 24): 50 ms median for every page.
 
 | page | median | p99 | size |
 |---|---|---|---|

@@ -135,6 +135,7 @@ async fn run() {
     assert_eq!(worklist_status, 200);
 
     let child_page = format!("/app/child/{}", child.id);
+    let chart = format!("/app/child/{}/chart.svg", child.id);
     let family_page = format!("/app/child/{}?family=on", child.id);
     let by_nhs = format!("/app/search?nhs={}", child.nhs_number);
     let pages: Vec<(&str, &Browser, String, u16)> = vec![
@@ -155,6 +156,12 @@ async fn run() {
             "child page, whole family (health visitor)",
             &visitor,
             family_page,
+            200,
+        ),
+        (
+            "the child page's growth chart (an image the browser asks for beside the page)",
+            &nurse,
+            chart,
             200,
         ),
         (

@@ -185,6 +185,10 @@ pub enum Action {
     Acknowledge,
     /// Completes it (with the action taken).
     Complete,
+    /// Overrides a refusal to read the child's and the family's records (`$everything` with
+    /// purpose override and the reason in `words`), as a professional who needs to see what
+    /// the consent rules withhold; the privacy officers review it.
+    Override,
 }
 
 /// A professional acting on a notification.
@@ -195,7 +199,8 @@ pub struct Act {
     pub by: String,
     /// What they do.
     pub does: Action,
-    /// The notification's rule (`adult-risk-attendance`).
+    /// The notification's rule (`adult-risk-attendance`); not for an override.
+    #[serde(default)]
     pub rule: String,
     /// The child it is about (key).
     pub about: String,
@@ -317,6 +322,18 @@ pub fn load(text: &str) -> Result<Scenario, ScenarioError> {
         }
         if let Some(act) = &step.act {
             person(&act.about, &at)?;
+            if act.does != Action::Override && act.rule.is_empty() {
+                return Err(fail(format!(
+                    "{at}: act: which notification? give its rule"
+                )));
+            }
+            if act.does == Action::Override
+                && act.words.as_deref().is_none_or(|w| w.trim().len() < 20)
+            {
+                return Err(fail(format!(
+                    "{at}: act: an override needs its reason in words (20 letters or more)"
+                )));
+            }
             if !scenario.professionals.contains_key(&act.by) {
                 return Err(fail(format!(
                     "{at}: no professional {:?} in professionals",
@@ -396,6 +413,9 @@ pub struct Report {
     pub notifications: Vec<Told>,
     /// Each expectation checked.
     pub expectations: Vec<Checked>,
+    /// Who saw what of each child's records, through which rule, with each disclosure's ledger
+    /// entry (the access report, read as the area's privacy officer).
+    pub accesses: Vec<String>,
     /// Pattern findings (chronology) and growth findings, per child.
     pub findings: Vec<String>,
     /// Each finding expectation checked.
@@ -625,8 +645,55 @@ impl Player {
             .map_err(|e| fail(e.to_string()))
     }
 
+    /// A professional overrides to read the child's and family's records.
+    async fn override_read(&self, act: &Act, who: &Professional) -> Result<String, ScenarioError> {
+        let why = act.words.clone().unwrap_or_default();
+        let token = kinfold_gateway::issue_token_for(
+            &self.stack.auth,
+            &kinfold_gateway::TokenFor {
+                subject: &who.name,
+                name: Some(&who.name),
+                org: Some(&who.organisation),
+                role: Some(&who.role),
+                purpose: Some("override"),
+                justification: Some(&why),
+            },
+            3600,
+        )
+        .map_err(|e| fail(e.to_string()))?;
+        let person = self.person_id(&act.about).await?;
+        let response = self
+            .http
+            .get(format!(
+                "{}/Patient/{person}/$everything?family=true",
+                self.stack.gateway_url
+            ))
+            .bearer_auth(token)
+            .send()
+            .await
+            .map_err(|e| fail(format!("the gateway: {e}")))?;
+        let status = response.status();
+        let bundle: Value = response.json().await.unwrap_or(Value::Null);
+        if !status.is_success() {
+            return Ok(format!(
+                "{} ({}) tried to override for {}: refused ({status})",
+                who.name, who.role, act.about
+            ));
+        }
+        Ok(format!(
+            "{} ({}) overrode to read {}'s family records ({} entries), giving the reason \"{why}\"",
+            who.name,
+            who.role,
+            act.about,
+            bundle["total"].as_u64().unwrap_or(0)
+        ))
+    }
+
     async fn act(&self, act: &Act) -> Result<String, ScenarioError> {
         let who = &self.scenario.professionals[&act.by];
+        if act.does == Action::Override {
+            return self.override_read(act, who).await;
+        }
         let token = self.token(who)?;
         let person = self.person_id(&act.about).await?;
         let (all, _) = self
@@ -637,7 +704,7 @@ impl Player {
             .map_err(|e| fail(e.to_string()))?;
         let wanted = match act.does {
             Action::Acknowledge => "requested",
-            Action::Complete => "received",
+            Action::Complete | Action::Override => "received",
         };
         // The latest such notifications addressed to them (an escalation's copy is the lead's):
         // all those the latest event made (a growth review can meet two NG75 rules at once).
@@ -661,7 +728,7 @@ impl Player {
         };
         for target in candidates.iter().filter(|n| n.created == latest) {
             let (path, body) = match act.does {
-                Action::Acknowledge => (
+                Action::Acknowledge | Action::Override => (
                     format!("/Task/{}/$acknowledge", target.id),
                     json!({"note": act.words.clone().unwrap_or_default()}),
                 ),
@@ -693,7 +760,7 @@ impl Player {
             who.name,
             who.role,
             match act.does {
-                Action::Acknowledge => "acknowledged",
+                Action::Acknowledge | Action::Override => "acknowledged",
                 Action::Complete => "completed",
             },
             act.rule,
@@ -1090,6 +1157,50 @@ async fn play(player: &Player, started: std::time::Instant) -> Result<Report, Sc
         }
     }
 
+    // Who saw what, through which rule: each child's access report, as the area's privacy
+    // officer reads it, each line with its ledger entry.
+    let officer = player.token(&Professional {
+        name: "scenario-privacy-officer".into(),
+        organisation: kinfold_gateway::disclosure::DisclosureConfig::default().area,
+        role: "privacy-officer".into(),
+    })?;
+    let mut accesses = Vec::new();
+    for (key, id) in &ids {
+        let report: Value = player
+            .http
+            .get(format!(
+                "{}/Patient/{id}/$access-report?_count=1000",
+                player.stack.gateway_url
+            ))
+            .bearer_auth(&officer)
+            .send()
+            .await
+            .map_err(|e| fail(e.to_string()))?
+            .json()
+            .await
+            .unwrap_or(Value::Null);
+        for access in report["accesses"].as_array().into_iter().flatten() {
+            let who = access["who"].as_str().unwrap_or("");
+            if who == "kinfold-identity" {
+                continue;
+            }
+            accesses.push(format!(
+                "{key}: entry {}: {} (rule {}{}{})",
+                access["ledger_entry"],
+                access["text"].as_str().unwrap_or(""),
+                access["rule"].as_str().unwrap_or("-"),
+                if access["override"] == true {
+                    ", by override"
+                } else {
+                    ""
+                },
+                match access["withheld"].as_u64() {
+                    Some(n) if n > 0 => format!(", {n} withheld"),
+                    _ => String::new(),
+                }
+            ));
+        }
+    }
     let expected_findings: Vec<FindingChecked> = scenario
         .expect_findings
         .iter()
@@ -1157,6 +1268,7 @@ async fn play(player: &Player, started: std::time::Instant) -> Result<Report, Sc
         steps,
         notifications,
         expectations,
+        accesses,
         findings,
         expected_findings,
         control_faults,
@@ -1240,6 +1352,10 @@ impl Report {
         }
         for f in &self.findings {
             out.push_str(&format!("* {f}\n"));
+        }
+        out.push_str("\n## Who saw what, through which rule\n\nEach child's access report as the area's privacy officer reads it (the person index's own filing left out), each line with its ledger entry.\n\n");
+        for a in &self.accesses {
+            out.push_str(&format!("* {a}\n"));
         }
         out.push_str("\n## Timeline\n\n");
         for s in &self.steps {
