@@ -78,6 +78,15 @@ async fn the_review_raises_what_it_should(backend: Backend) {
         report.ledger.contains("no problem found"),
         "{}",
         report.ledger
+    ); // Who saw what through which rule: the health visitor's override is there, with its
+    // reason, its rule and its ledger entry.
+    assert!(
+        report.accesses.iter().any(|a| a.contains("R. Shah")
+            && a.contains("by override")
+            && a.contains("checking who is caring for the children")
+            && a.contains("entry ")),
+        "{:?}",
+        report.accesses
     );
 }
 
