@@ -209,7 +209,5 @@ impl Api {
 
 /// Percent-encodes one query value.
 pub(crate) fn encode(value: &str) -> String {
-    serde_urlencoded::to_string([("v", value)])
-        .map(|s| s.trim_start_matches("v=").to_owned())
-        .unwrap_or_default()
+    url::form_urlencoded::byte_serialize(value.as_bytes()).collect()
 }

@@ -12,7 +12,7 @@ use serde_json::Value;
 
 use crate::api::{Answer, Purpose, Who, encode};
 use crate::app::{Dashboard, form_of, html, problem, require};
-use crate::layout::{csrf_field, page, purpose_field};
+use crate::layout::{choice, csrf_field, page, purpose_field};
 use crate::session::Session;
 
 /// The most family members whose names the family panel looks up.
@@ -410,30 +410,11 @@ fn chronology(gathered: &Gathered, query: &ChildQuery, id: &str, purpose: &str) 
             h2 id="chronology" { "Chronology" }
             form class="inline" method="get" action=(format!("/app/child/{id}")) {
                 input type="hidden" name="purpose" value=(purpose);
-                div {
-                    label for="significance" { "Show" }
-                    select id="significance" name="significance" {
-                        @for (code, words) in SIGNIFICANCES {
-                            option value=(code) selected[significance == code] { (words) }
-                        }
-                    }
-                }
-                div {
-                    label for="agency" { "Agency" }
-                    select id="agency" name="agency" {
-                        option value="" selected[agency.is_empty()] { "All agencies" }
-                        @for (code, words) in AGENCIES {
-                            option value=(code) selected[agency == code] { (words) }
-                        }
-                    }
-                }
-                div {
-                    label for="family-on" { "Family" }
-                    select id="family-on" name="family" {
-                        option value="off" selected[!family_on] { "This child only" }
-                        option value="on" selected[family_on] { "Whole family" }
-                    }
-                }
+                (choice("significance", "significance", "Show", significance, SIGNIFICANCES))
+                (choice("agency", "agency", "Agency", agency,
+                    std::iter::once(("", "All agencies")).chain(AGENCIES)))
+                (choice("family-on", "family", "Family", if family_on { "on" } else { "off" },
+                    [("off", "This child only"), ("on", "Whole family")]))
                 button class="secondary" type="submit" { "Apply" }
             }
             @if !findings.is_empty() {

@@ -127,15 +127,42 @@ pub(crate) fn csrf_field(session: &Session) -> Markup {
     html! { input type="hidden" name="csrf" value=(session.csrf); }
 }
 
-/// The purpose chooser a form carries.
-pub(crate) fn purpose_field(id: &str, chosen: &str) -> Markup {
+/// A labelled choice of one: `options` as (value, words), the one whose value is `chosen`
+/// selected.
+pub(crate) fn choice<'a>(
+    id: &str,
+    name: &str,
+    label: &str,
+    chosen: &str,
+    options: impl IntoIterator<Item = (&'a str, &'a str)>,
+) -> Markup {
     html! {
         div {
-            label for=(id) { "Purpose" }
-            select id=(id) name="purpose" {
-                option value="direct-care" selected[chosen != "safeguarding"] { "Direct care" }
-                option value="safeguarding" selected[chosen == "safeguarding"] { "Safeguarding" }
+            label for=(id) { (label) }
+            select id=(id) name=(name) {
+                @for (value, words) in options {
+                    option value=(value) selected[chosen == value] { (words) }
+                }
             }
         }
     }
+}
+
+/// The purpose chooser a form carries.
+pub(crate) fn purpose_field(id: &str, chosen: &str) -> Markup {
+    let chosen = if chosen == "safeguarding" {
+        "safeguarding"
+    } else {
+        "direct-care"
+    };
+    choice(
+        id,
+        "purpose",
+        "Purpose",
+        chosen,
+        [
+            ("direct-care", "Direct care"),
+            ("safeguarding", "Safeguarding"),
+        ],
+    )
 }

@@ -45,11 +45,7 @@ pub(crate) fn random_reference() -> Result<String, getrandom::Error> {
 
 /// Compares two secrets in time that does not depend on where they first differ.
 pub(crate) fn same_secret(a: &str, b: &str) -> bool {
-    a.len() == b.len()
-        && a.bytes()
-            .zip(b.bytes())
-            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
-            == 0
+    kinfold_http::same_secret(a.as_bytes(), b.as_bytes())
 }
 
 /// One signed-in browser.

@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 
 use crate::api::{Answer, Purpose, encode};
 use crate::app::{Dashboard, form_of, html, problem, require, see_other};
-use crate::layout::{csrf_field, page, purpose_field};
+use crate::layout::{choice, csrf_field, page, purpose_field};
 use crate::session::Session;
 
 /// The most notifications one page of the worklist reads (the API's largest page).
@@ -234,32 +234,11 @@ pub async fn worklist_page(
             div class="banner" { p { "Notifications are addressed to teams by role; your role receives none." } }
         }
         form class="inline" method="get" action="/app/worklist" {
-            div {
-                label for="status" { "Status" }
-                select id="status" name="status" {
-                    @for (code, words) in STATUSES {
-                        option value=(code) selected[status == code] { (words) }
-                    }
-                }
-            }
-            div {
-                label for="rule" { "Rule" }
-                select id="rule" name="rule" {
-                    option value="" selected[rule.is_empty()] { "Every rule" }
-                    @for (code, words) in &rules {
-                        option value=(code) selected[rule == *code] { (words) }
-                    }
-                }
-            }
-            div {
-                label for="team" { "Team" }
-                select id="team" name="team" {
-                    option value="" selected[team.is_empty()] { "Every team" }
-                    @for owner in &teams {
-                        option value=(owner) selected[team == *owner] { (owner) }
-                    }
-                }
-            }
+            (choice("status", "status", "Status", status, STATUSES))
+            (choice("rule", "rule", "Rule", rule,
+                std::iter::once(("", "Every rule")).chain(rules.iter().copied())))
+            (choice("team", "team", "Team", team,
+                std::iter::once(("", "Every team")).chain(teams.iter().map(|t| (*t, *t)))))
             button class="secondary" type="submit" { "Filter" }
         }
         p {

@@ -353,6 +353,12 @@ pub const INTERNAL_KEY: &str = "kinfold-internal-key";
 /// The header in which an internal caller names the address it calls for.
 pub const ON_BEHALF_OF: &str = "kinfold-on-behalf-of";
 
+/// Whether two secrets are the same, in time that does not depend on where they first differ
+/// (a key, a CSRF token).
+pub fn same_secret(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
 /// The address an internal caller on loopback, with the right key, calls for.
 fn on_behalf_of(request: &HttpRequest, peer: std::net::IpAddr) -> Option<std::net::IpAddr> {
     if !peer.is_loopback() {
@@ -360,14 +366,7 @@ fn on_behalf_of(request: &HttpRequest, peer: std::net::IpAddr) -> Option<std::ne
     }
     let internal = request.app_data::<web::Data<InternalCallers>>()?;
     let given = request.headers().get(INTERNAL_KEY)?.as_bytes();
-    let expected = internal.key.as_bytes();
-    let same = given.len() == expected.len()
-        && given
-            .iter()
-            .zip(expected)
-            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-            == 0;
-    if !same {
+    if !same_secret(given, internal.key.as_bytes()) {
         return None;
     }
     request

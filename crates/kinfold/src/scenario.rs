@@ -616,7 +616,18 @@ impl Player {
         ))
     }
 
+    /// A token for a professional, for direct care.
     fn token(&self, who: &Professional) -> Result<String, ScenarioError> {
+        self.token_for(who, "direct-care", None)
+    }
+
+    /// A token for a professional, for a purpose (an override's with its reason).
+    fn token_for(
+        &self,
+        who: &Professional,
+        purpose: &str,
+        justification: Option<&str>,
+    ) -> Result<String, ScenarioError> {
         kinfold_gateway::issue_token_for(
             &self.stack.auth,
             &kinfold_gateway::TokenFor {
@@ -624,8 +635,8 @@ impl Player {
                 name: Some(&who.name),
                 org: Some(&who.organisation),
                 role: Some(&who.role),
-                purpose: Some("direct-care"),
-                justification: None,
+                purpose: Some(purpose),
+                justification,
             },
             3600,
         )
@@ -648,19 +659,7 @@ impl Player {
     /// A professional overrides to read the child's and family's records.
     async fn override_read(&self, act: &Act, who: &Professional) -> Result<String, ScenarioError> {
         let why = act.words.clone().unwrap_or_default();
-        let token = kinfold_gateway::issue_token_for(
-            &self.stack.auth,
-            &kinfold_gateway::TokenFor {
-                subject: &who.name,
-                name: Some(&who.name),
-                org: Some(&who.organisation),
-                role: Some(&who.role),
-                purpose: Some("override"),
-                justification: Some(&why),
-            },
-            3600,
-        )
-        .map_err(|e| fail(e.to_string()))?;
+        let token = self.token_for(who, "override", Some(&why))?;
         let person = self.person_id(&act.about).await?;
         let response = self
             .http
