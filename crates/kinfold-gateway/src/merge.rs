@@ -127,13 +127,16 @@ pub fn everything_bundle(self_url: &str, parts: Vec<Part<'_>>, family: bool) -> 
     let mut outcomes = Vec::new();
     for part in parts {
         let whose = family.then(|| whose(part.person_id, part.kin));
+        // Built by moving each resource in (`json!` would copy it).
         let entry = |full_url: &str, resource: Value, mode: &str| {
-            let mut entry =
-                json!({"fullUrl": full_url, "resource": resource, "search": {"mode": mode}});
+            let mut entry = serde_json::Map::with_capacity(4);
+            entry.insert("fullUrl".into(), Value::String(full_url.to_owned()));
+            entry.insert("resource".into(), resource);
+            entry.insert("search".into(), json!({ "mode": mode }));
             if let Some(whose) = &whose {
-                entry["extension"] = json!([whose]);
+                entry.insert("extension".into(), Value::Array(vec![whose.clone()]));
             }
-            entry
+            Value::Object(entry)
         };
         if let Some(patient) = patient_view(part.person_id, part.nhs, &part.answers) {
             entries.push(entry(
@@ -175,15 +178,16 @@ pub fn everything_bundle(self_url: &str, parts: Vec<Part<'_>>, family: bool) -> 
     }
     entries.extend(provenance);
     entries.extend(outcomes);
-    json!({
+    let mut bundle = json!({
         "resourceType": "Bundle",
         "id": uuid::Uuid::new_v4().to_string(),
         "meta": {"lastUpdated": now},
         "type": "searchset",
         "total": matches,
         "link": [{"relation": "self", "url": self_url}],
-        "entry": entries,
-    })
+    });
+    bundle["entry"] = Value::Array(entries);
+    bundle
 }
 
 fn uuid_urn() -> String {

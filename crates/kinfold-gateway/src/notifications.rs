@@ -82,6 +82,9 @@ impl Notifier {
         let now = self.now();
         let mut made = Made::default();
         let mut records = Records::default();
+        // The records of every person these events may notify about, asked for side by side
+        // (the events are then read in turn, each with its records at hand).
+        records.prefetch(state, &events).await?;
         for event in &events {
             self.notifications_of(state, event, now, &mut records, &mut made)
                 .await?;
@@ -183,7 +186,7 @@ impl Notifier {
                 .into_iter()
                 .map(|(t, r)| (t, r, None))
                 .collect();
-        let has = |code: &str| feed.codes.iter().any(|c| c == code);
+        let has = |code: &str| has_code(&feed.codes, code);
         if child && has("was-not-brought") {
             let answers = records.of(state, &person).await?;
             if repeated_was_not_brought(answers) {
@@ -212,10 +215,7 @@ impl Notifier {
                 }
             }
         }
-        let watched = has("custody-transfer-started")
-            || has("custody-transfer-completed")
-            || has("strategy-meeting");
-        if triggers.is_empty() && !watched {
+        if triggers.is_empty() && !watched(&feed.codes) {
             return Ok(());
         }
         // The records that set it off: the event's own, at the agency that sent it.
@@ -908,6 +908,52 @@ struct Notice<'a> {
 struct Records(HashMap<PersonId, Vec<AgencyAnswer>>);
 
 impl Records {
+    /// Fetches at once the records of each event's person where the event's codes may call
+    /// for a notification (as [`Notifier::notifications_of`] would fetch them one by one).
+    async fn prefetch(
+        &mut self,
+        state: &GatewayState,
+        events: &[kinfold_store::ReceivedEvent],
+    ) -> Result<(), GatewayError> {
+        let keys: Vec<kinfold_identity::RecordKey> = events
+            .iter()
+            .filter_map(|event| serde_json::from_str::<FeedEvent>(&event.payload).ok())
+            .filter(|feed| may_notify(&feed.codes))
+            .map(|feed| kinfold_identity::RecordKey {
+                agency: feed.agency,
+                reference: feed.patient.reference,
+            })
+            .collect();
+        if keys.is_empty() {
+            return Ok(());
+        }
+        let mut people: Vec<PersonId> = state
+            .identities
+            .read(&state.store, &state.ledger, |inner| {
+                keys.iter()
+                    .filter_map(|key| inner.current(&inner.records.get(key)?.person))
+                    .collect()
+            })
+            .await?;
+        people.sort();
+        people.dedup();
+        people.retain(|person| !self.0.contains_key(person));
+        let fetched = futures::future::join_all(people.into_iter().map(|person| async move {
+            let answers = match state.target_of(person.as_str()).await {
+                Ok((_, target)) => state.agencies.everything_of(&target).await,
+                Err(GatewayError::UnknownPerson) => Vec::new(),
+                Err(other) => return Err(other),
+            };
+            Ok((person, answers))
+        }))
+        .await;
+        for result in fetched {
+            let (person, answers) = result?;
+            self.0.insert(person, answers);
+        }
+        Ok(())
+    }
+
     async fn of(
         &mut self,
         state: &GatewayState,
@@ -923,6 +969,31 @@ impl Records {
         }
         Ok(self.0.get(person).map_or(&[][..], Vec::as_slice))
     }
+}
+
+fn has_code(codes: &[String], code: &str) -> bool {
+    codes.iter().any(|c| c == code)
+}
+
+/// Codes that start or end a watched deadline (a custody transfer, a strategy meeting).
+fn watched(codes: &[String]) -> bool {
+    [
+        "custody-transfer-started",
+        "custody-transfer-completed",
+        "strategy-meeting",
+    ]
+    .iter()
+    .any(|code| has_code(codes, code))
+}
+
+/// Whether an event with these codes may make a notification, for a child or an adult (and
+/// so whether its person's records will be read).
+fn may_notify(codes: &[String]) -> bool {
+    !kinfold_notify::triggers_of(codes, true).is_empty()
+        || !kinfold_notify::triggers_of(codes, false).is_empty()
+        || watched(codes)
+        || has_code(codes, "was-not-brought")
+        || has_code(codes, "growth-measurement")
 }
 
 /// The event as the notification work reads it (`docs/feeds/events.md`).

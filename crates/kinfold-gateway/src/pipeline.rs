@@ -101,12 +101,15 @@ pub(crate) async fn gather_types(
             people.push((member_id, Some(member.kin), target));
         }
     }
-    let answers = futures::future::join_all(
-        people
-            .iter()
-            .map(|(_, _, target)| state.agencies.everything_of_types(target, types)),
-    )
-    .await;
+    // Every agency asked, and each person's recorded dissents read, side by side.
+    let (answers, consents) = tokio::join!(
+        futures::future::join_all(
+            people
+                .iter()
+                .map(|(_, _, target)| state.agencies.everything_of_types(target, types)),
+        ),
+        futures::future::join_all(people.iter().map(|(id, _, _)| state.store.consents_of(id))),
+    );
     let policy = state.disclosure.policy();
     let facts = facts(
         &state.disclosure,
@@ -140,12 +143,9 @@ pub(crate) async fn gather_types(
         )
         .await?;
     let mut parts = Vec::with_capacity(people.len());
-    for ((id, kin, target), answers) in people.into_iter().zip(answers) {
+    for (((id, kin, target), answers), consents) in people.into_iter().zip(answers).zip(consents) {
         // The person's own recorded dissents.
-        let dissents: Vec<kinfold_consent::Dissent> = state
-            .store
-            .consents_of(&id)
-            .await?
+        let dissents: Vec<kinfold_consent::Dissent> = consents?
             .iter()
             .filter_map(|b| serde_json::from_str::<Value>(b).ok())
             .filter_map(|c| dissent_of(&c))

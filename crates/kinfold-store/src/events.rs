@@ -56,7 +56,7 @@ impl Store {
         sql.push("SELECT seq, event_id, payload, attempts FROM outbox WHERE next_attempt <= ");
         sql.bind(Arg::Int(now));
         sql.push(" ORDER BY seq LIMIT ");
-        sql.bind(Arg::Int(limit));
+        sql.count(limit);
         on_pool!(self, pool => bound!(sql)
             .fetch_all(pool)
             .await?
@@ -175,7 +175,7 @@ impl Store {
         sql.push("SELECT COUNT(*) AS n FROM (SELECT 1 FROM received_events WHERE seq > ");
         sql.bind(Arg::Int(after));
         sql.push(" LIMIT ");
-        sql.bind(Arg::Int(most));
+        sql.count(most);
         sql.push(") AS pending");
         on_pool!(self, pool => Ok(bound!(sql).fetch_one(pool).await?.try_get("n")?))
     }
@@ -188,7 +188,7 @@ impl Store {
         );
         sql.bind(Arg::Int(after));
         sql.push(" ORDER BY seq LIMIT ");
-        sql.bind(Arg::Int(limit));
+        sql.count(limit);
         on_pool!(self, pool => bound!(sql)
             .fetch_all(pool)
             .await?

@@ -152,7 +152,7 @@ impl Store {
             sql.bind(Arg::text(person));
         }
         sql.push(") ORDER BY updated, flag_id LIMIT ");
-        sql.bind(Arg::Int(MAX_FLAGS));
+        sql.count(MAX_FLAGS);
         on_pool!(self, pool => {
             let mut flags = Vec::new();
             for row in bound!(sql).fetch_all(pool).await? {
@@ -174,7 +174,7 @@ impl Store {
         select.push("SELECT body FROM flag_actions WHERE at >= ");
         period(&mut select);
         select.push(" ORDER BY at, flag_id LIMIT ");
-        select.bind(Arg::Int(MAX_FLAG_ACTIONS));
+        select.count(MAX_FLAG_ACTIONS);
         let mut count = self.sql();
         count.push("SELECT COUNT(*) AS n FROM flag_actions WHERE at >= ");
         period(&mut count);

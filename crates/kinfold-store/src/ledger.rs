@@ -276,15 +276,15 @@ impl Store {
         let after = after.unwrap_or(-1);
         match &self.backend {
             Backend::Sqlite(pool, _) => {
-                let framed: Option<String> = sqlx::query_scalar(
+                // The row count in the text, not bound (see `Sql::count`).
+                let framed: Option<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
                     "SELECT group_concat(\
                          seq || ' ' || recorded || ' ' || coalesce(octet_length(patient), -1) || ' ' || \
                          octet_length(agent) || ' ' || octet_length(leaf_hash) || ' ' || octet_length(record) || ' ' || \
                          coalesce(patient, '') || agent || leaf_hash || record, '') \
-                     FROM (SELECT * FROM ledger_entries WHERE seq > ?1 ORDER BY seq LIMIT ?2)",
-                )
+                     FROM (SELECT * FROM ledger_entries WHERE seq > ?1 ORDER BY seq LIMIT {limit})",
+                )))
                 .bind(after)
-                .bind(limit)
                 .fetch_one(pool)
                 .await?;
                 // The subquery's order is the order SQLite concatenates in; sorting again (a
@@ -299,7 +299,7 @@ impl Store {
                 sql.push(" WHERE seq > ");
                 sql.bind(Arg::Int(after));
                 sql.push(" ORDER BY seq LIMIT ");
-                sql.bind(Arg::Int(limit));
+                sql.count(limit);
                 bound!(sql)
                     .fetch_all(pool)
                     .await?
@@ -344,7 +344,7 @@ impl Store {
             sql.bind(Arg::Int(before));
         }
         sql.push(" ORDER BY seq DESC LIMIT ");
-        sql.bind(Arg::Int(query.limit.max(0)));
+        sql.count(query.limit.max(0));
         on_pool!(self, pool => bound!(sql).fetch_all(pool).await?.iter().map(entry).collect())
     }
 
@@ -373,7 +373,7 @@ impl Store {
     pub async fn ledger_inbox(&self, limit: i64) -> Result<Vec<(i64, String)>> {
         let mut sql = self.sql();
         sql.push("SELECT id, record FROM ledger_inbox ORDER BY id LIMIT ");
-        sql.bind(Arg::Int(limit));
+        sql.count(limit);
         on_pool!(self, pool => bound!(sql)
             .fetch_all(pool)
             .await?

@@ -513,9 +513,9 @@ impl Store {
     /// full (the usual case for one patient's records); otherwise it is left to the caller.
     async fn page(&self, mut sql: Sql, count: usize, offset: usize) -> Result<Page> {
         sql.push(" LIMIT ");
-        sql.bind(Arg::Int(i64::try_from(count).unwrap_or(i64::MAX)));
+        sql.count(i64::try_from(count).unwrap_or(i64::MAX));
         sql.push(" OFFSET ");
-        sql.bind(Arg::Int(i64::try_from(offset).unwrap_or(i64::MAX)));
+        sql.count(i64::try_from(offset).unwrap_or(i64::MAX));
         let items = on_pool!(self, pool => {
             bound!(sql).fetch_all(pool).await?.iter().map(stored).collect::<Result<Vec<_>>>()?
         });
@@ -723,6 +723,55 @@ impl Store {
             (id, created)
         });
         Ok((id, created))
+    }
+
+    /// [`Store::link_person`] for many NHS numbers at once, in one transaction (one disk sync
+    /// however many): each number's person id, created where there was none.
+    pub async fn link_persons(
+        &self,
+        numbers: &[NhsNumber],
+    ) -> Result<std::collections::HashMap<String, String>> {
+        let mut found = std::collections::HashMap::with_capacity(numbers.len());
+        if numbers.is_empty() {
+            return Ok(found);
+        }
+        let now = Utc::now().timestamp_millis();
+        let mut statements = Vec::new();
+        for chunk in numbers.chunks(200) {
+            let mut insert = self.sql();
+            insert.push("INSERT INTO person_index (person_id, nhs_number, created) VALUES ");
+            for (n, number) in chunk.iter().enumerate() {
+                insert.push(if n == 0 { "(" } else { ", (" });
+                insert.bind(Arg::text(&uuid::Uuid::new_v4().to_string()));
+                insert.push(", ");
+                insert.bind(Arg::text(number.as_str()));
+                insert.push(", ");
+                insert.bind(Arg::Int(now));
+                insert.push(")");
+            }
+            insert.push(" ON CONFLICT (nhs_number) DO NOTHING");
+            let mut select = self.sql();
+            select.push("SELECT nhs_number, person_id FROM person_index WHERE nhs_number IN (");
+            for (n, number) in chunk.iter().enumerate() {
+                if n > 0 {
+                    select.push(", ");
+                }
+                select.bind(Arg::text(number.as_str()));
+            }
+            select.push(")");
+            statements.push((insert, select));
+        }
+        on_writer!(self, pool => {
+            let mut tx = pool.begin().await?;
+            for (insert, select) in &statements {
+                bound!(insert).execute(&mut *tx).await?;
+                for row in bound!(select).fetch_all(&mut *tx).await? {
+                    found.insert(row.try_get("nhs_number")?, row.try_get("person_id")?);
+                }
+            }
+            tx.commit().await?;
+        });
+        Ok(found)
     }
 
     /// The NHS number behind one of Kinfold's person ids.

@@ -206,7 +206,7 @@ impl Store {
         sql.push("SELECT id, kind, person, source, started, due, detail FROM watches WHERE status = 'waiting' AND due <= ");
         sql.bind(Arg::Int(now));
         sql.push(" ORDER BY due, id LIMIT ");
-        sql.bind(Arg::Int(limit));
+        sql.count(limit);
         on_pool!(self, pool => {
             let mut found = Vec::new();
             for row in bound!(sql).fetch_all(pool).await? {
@@ -390,7 +390,7 @@ impl Store {
         select.push(COLUMNS);
         filter(&mut select);
         select.push(" ORDER BY due, task_id LIMIT ");
-        select.bind(Arg::Int(MAX_INBOX));
+        select.count(MAX_INBOX);
         let mut count = self.sql();
         count.push("SELECT COUNT(*) AS n");
         filter(&mut count);
@@ -443,7 +443,7 @@ impl Store {
         sql.push(" FROM notifications WHERE next_escalation <= ");
         sql.bind(Arg::Int(now));
         sql.push(" AND status = 'requested' ORDER BY next_escalation, task_id LIMIT ");
-        sql.bind(Arg::Int(limit));
+        sql.count(limit);
         on_pool!(self, pool => {
             let mut found = Vec::new();
             for row in bound!(sql).fetch_all(pool).await? {
@@ -472,7 +472,7 @@ impl Store {
         select.push(COLUMNS);
         filter(&mut select);
         select.push(" ORDER BY created, task_id LIMIT ");
-        select.bind(Arg::Int(most));
+        select.count(most);
         let mut count = self.sql();
         count.push("SELECT COUNT(*) AS n");
         filter(&mut count);

@@ -107,7 +107,7 @@ impl Store {
         select.push("SELECT body FROM override_reviews WHERE owner = ");
         filter(&mut select);
         select.push(" ORDER BY updated DESC, task_id LIMIT ");
-        select.bind(Arg::Int(MAX_REVIEWS));
+        select.count(MAX_REVIEWS);
         let mut count = self.sql();
         count.push("SELECT COUNT(*) AS n FROM override_reviews WHERE owner = ");
         filter(&mut count);
@@ -162,7 +162,7 @@ impl Store {
         sql.push("SELECT body FROM consents WHERE person = ");
         sql.bind(Arg::text(person));
         sql.push(" ORDER BY updated, consent_id LIMIT ");
-        sql.bind(Arg::Int(MAX_CONSENTS));
+        sql.count(MAX_CONSENTS);
         on_pool!(self, pool => {
             let bodies = bound!(sql)
                 .fetch_all(pool)

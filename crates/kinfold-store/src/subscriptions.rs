@@ -290,7 +290,7 @@ impl Store {
         sql.push(" AND e.number <= ");
         sql.bind(Arg::Int(until));
         sql.push(" ORDER BY e.number LIMIT ");
-        sql.bind(Arg::Int(most));
+        sql.count(most);
         on_pool!(self, pool => {
             let mut found = Vec::new();
             for row in bound!(sql).fetch_all(pool).await? {

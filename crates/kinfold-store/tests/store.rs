@@ -621,12 +621,30 @@ async fn the_person_index_gives_one_stable_id_per_nhs_number(t: &TestStore) {
     );
     assert_eq!(
         t.store.nhs_number_of(&first).await.expect("lookup"),
-        Some(nhs)
+        Some(nhs.clone())
     );
     assert_eq!(
         t.store.nhs_number_of("unknown").await.expect("lookup"),
         None
     );
+    // Many at once, as a pass of the person index links them: the id already given is kept,
+    // the others are created, and each is the one `link_person` then answers.
+    let second: NhsNumber = "9990000018".parse().expect("valid");
+    let third: NhsNumber = "9990000026".parse().expect("valid");
+    let ids = t
+        .store
+        .link_persons(&[nhs.clone(), second.clone(), third.clone()])
+        .await
+        .expect("ids");
+    assert_eq!(ids.len(), 3);
+    assert_eq!(ids[nhs.as_str()], first, "an id once given is kept");
+    assert_ne!(ids[second.as_str()], ids[third.as_str()]);
+    for number in [&second, &third] {
+        let (id, created) = t.store.link_person(number).await.expect("id");
+        assert!(!created, "linked already");
+        assert_eq!(id, ids[number.as_str()]);
+    }
+    assert!(t.store.link_persons(&[]).await.expect("none").is_empty());
 }
 
 fn ledger_row(seq: i64, patient: Option<&str>) -> kinfold_store::LedgerRow {

@@ -100,6 +100,21 @@ struct Pregnancy {
     due_date: String,
 }
 
+/// The NHS numbers an event names (its person's and each related person's), valid ones only:
+/// a pass links the numbers the index does not know yet to person ids in one transaction
+/// before it takes the index ([`Changes::person_ids`]).
+pub(crate) fn nhs_numbers(received: &ReceivedEvent) -> Vec<kinfold_fhir::NhsNumber> {
+    let Ok(event) = serde_json::from_str::<Event>(&received.payload) else {
+        return Vec::new();
+    };
+    let patient = event.patient.and_then(|p| p.demographics.nhs_number);
+    patient
+        .into_iter()
+        .chain(event.relations.into_iter().filter_map(|r| r.nhs_number))
+        .filter_map(|n| n.parse().ok())
+        .collect()
+}
+
 /// Reads one received event.
 pub(crate) async fn event(
     inner: &mut Inner,
@@ -284,7 +299,10 @@ async fn new_person(
     changes: &mut Changes,
 ) -> Result<PersonId, GatewayError> {
     let id = match &identity.nhs_number {
-        Some(nhs) => store.link_person(nhs).await?.0,
+        Some(nhs) => match changes.person_ids.get(nhs.as_str()) {
+            Some(id) => id.clone(),
+            None => store.link_person(nhs).await?.0,
+        },
         None => uuid::Uuid::new_v4().to_string(),
     };
     let person: PersonId = id.parse().map_err(|_| {

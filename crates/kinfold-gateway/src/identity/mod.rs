@@ -85,11 +85,22 @@ pub(crate) struct Inner {
     estimated_from: usize,
 }
 
+/// A pass's reading done before it takes the index ([`Identities::read_ahead`]).
+struct Ahead {
+    /// The cursor the events follow: stale if the index moved on meanwhile.
+    cursor: i64,
+    events: Vec<kinfold_store::ReceivedEvent>,
+    person_ids: HashMap<String, String>,
+}
+
 /// A set of changes to keep together: the ledger records, then the rows.
 #[derive(Debug, Default)]
 pub(crate) struct Changes {
     pub(crate) audit: Vec<AuditRecord>,
     pub(crate) rows: Vec<IdentityRow>,
+    /// Person ids already given to NHS numbers (by NHS number), linked before the pass took
+    /// the index: a new person with one of these numbers takes its id without a write.
+    pub(crate) person_ids: HashMap<String, String>,
 }
 
 impl Identities {
@@ -111,13 +122,24 @@ impl Identities {
         self.unread.store(true, Ordering::SeqCst);
         let _passes = self.passes.lock().await;
         loop {
-            let mut slot = self.inner.write().await;
-            self.reload_if_another_saved(&mut slot, store).await?;
             // Cleared before reading: a delivery while this reads sets it again.
-            if !self.unread.swap(false, Ordering::SeqCst) && slot.is_some() {
+            let unread = self.unread.swap(false, Ordering::SeqCst);
+            // The pass's reading and linking done before it takes the index, so that answers
+            // meanwhile wait for none of it.
+            let ahead = if unread {
+                self.read_ahead(store).await
+            } else {
+                None
+            };
+            let mut slot = self.inner.write().await;
+            if let Err(error) = self.reload_if_another_saved(&mut slot, store).await {
+                self.unread.store(true, Ordering::SeqCst);
+                return Err(error);
+            }
+            if !unread && slot.is_some() {
                 return Ok(());
             }
-            match one_pass(&mut slot, store, ledger).await {
+            match one_pass(&mut slot, store, ledger, ahead).await {
                 Ok(more) => {
                     if more {
                         self.unread.store(true, Ordering::SeqCst);
@@ -149,6 +171,35 @@ impl Identities {
                 }
             }
         }
+    }
+
+    /// The next pass's events, read with the index unlocked, and the person ids of the NHS
+    /// numbers they name that the index does not know yet, linked in one transaction (a new
+    /// person with an NHS number keeps the id the gateway gave that number). `None` when the
+    /// state is not loaded, or the store did not answer (the pass then reads for itself).
+    async fn read_ahead(&self, store: &Store) -> Option<Ahead> {
+        let cursor = self.inner.read().await.as_ref()?.cursor;
+        let events = store.events_after(cursor, EVENTS_PER_PASS).await.ok()?;
+        let mut numbers: Vec<NhsNumber> = events.iter().flat_map(apply::nhs_numbers).collect();
+        numbers.sort_unstable_by(|a, b| a.as_str().cmp(b.as_str()));
+        numbers.dedup_by(|a, b| a.as_str() == b.as_str());
+        {
+            let slot = self.inner.read().await;
+            let inner = slot.as_ref()?;
+            numbers.retain(|n| inner.index.person_with_nhs(n.as_str()).is_none());
+        }
+        let person_ids = match store.link_persons(&numbers).await {
+            Ok(ids) => ids,
+            Err(error) => {
+                tracing::warn!(?error, "identity: person ids not linked ahead of the pass");
+                HashMap::new()
+            }
+        };
+        Some(Ahead {
+            cursor,
+            events,
+            person_ids,
+        })
     }
 
     /// Catches up if a delivery's pass failed or events may be unread (the gateway's task
@@ -287,6 +338,7 @@ async fn one_pass(
     slot: &mut Option<Inner>,
     store: &Store,
     ledger: &Ledger,
+    ahead: Option<Ahead>,
 ) -> Result<bool, GatewayError> {
     if slot.is_none() {
         *slot = Some(Inner::load(store).await?);
@@ -294,11 +346,17 @@ async fn one_pass(
     let Some(inner) = slot.as_mut() else {
         return Ok(false);
     };
-    let events = store.events_after(inner.cursor, EVENTS_PER_PASS).await?;
+    let mut changes = Changes::default();
+    let events = match ahead {
+        Some(ahead) if ahead.cursor == inner.cursor => {
+            changes.person_ids = ahead.person_ids;
+            ahead.events
+        }
+        _ => store.events_after(inner.cursor, EVENTS_PER_PASS).await?,
+    };
     let Some(last) = events.last().map(|e| e.seq) else {
         return Ok(false);
     };
-    let mut changes = Changes::default();
     let mut result = Ok(());
     for event in &events {
         result = apply::event(inner, store, event, &mut changes).await;
@@ -327,7 +385,7 @@ async fn catch_up(
     store: &Store,
     ledger: &Ledger,
 ) -> Result<(), GatewayError> {
-    while one_pass(slot, store, ledger).await? {}
+    while one_pass(slot, store, ledger, None).await? {}
     Ok(())
 }
 
