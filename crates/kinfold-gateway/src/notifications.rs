@@ -54,6 +54,8 @@ use crate::state::GatewayState;
 
 /// The most received events one pass reads.
 const EVENTS_PER_PASS: i64 = 50;
+/// How many people's records a notification pass asks the agencies for at once.
+const PEOPLE_AT_ONCE: usize = 4;
 /// The most escalations one pass makes.
 const ESCALATIONS_PER_PASS: i64 = 100;
 
@@ -938,15 +940,21 @@ impl Records {
         people.sort();
         people.dedup();
         people.retain(|person| !self.0.contains_key(person));
-        let fetched = futures::future::join_all(people.into_iter().map(|person| async move {
-            let answers = match state.target_of(person.as_str()).await {
-                Ok((_, target)) => state.agencies.everything_of(&target).await,
-                Err(GatewayError::UnknownPerson) => Vec::new(),
-                Err(other) => return Err(other),
-            };
-            Ok((person, answers))
-        }))
-        .await;
+        // A few people at a time: a burst of events must not flood the agencies that are
+        // still taking the burst's messages.
+        use futures::StreamExt as _;
+        let fetched: Vec<Result<(PersonId, Vec<AgencyAnswer>), GatewayError>> =
+            futures::stream::iter(people.into_iter().map(|person| async move {
+                let answers = match state.target_of(person.as_str()).await {
+                    Ok((_, target)) => state.agencies.everything_of(&target).await,
+                    Err(GatewayError::UnknownPerson) => Vec::new(),
+                    Err(other) => return Err(other),
+                };
+                Ok((person, answers))
+            }))
+            .buffer_unordered(PEOPLE_AT_ONCE)
+            .collect()
+            .await;
         for result in fetched {
             let (person, answers) = result?;
             self.0.insert(person, answers);
