@@ -945,11 +945,7 @@ impl Records {
         use futures::StreamExt as _;
         let fetched: Vec<Result<(PersonId, Vec<AgencyAnswer>), GatewayError>> =
             futures::stream::iter(people.into_iter().map(|person| async move {
-                let answers = match state.target_of(person.as_str()).await {
-                    Ok((_, target)) => state.agencies.everything_of(&target).await,
-                    Err(GatewayError::UnknownPerson) => Vec::new(),
-                    Err(other) => return Err(other),
-                };
+                let answers = Self::fetch(state, &person).await?;
                 Ok((person, answers))
             }))
             .buffer_unordered(PEOPLE_AT_ONCE)
@@ -962,17 +958,25 @@ impl Records {
         Ok(())
     }
 
+    /// Every agency's records of one person (none for a person the index does not know).
+    async fn fetch(
+        state: &GatewayState,
+        person: &PersonId,
+    ) -> Result<Vec<AgencyAnswer>, GatewayError> {
+        match state.target_of(person.as_str()).await {
+            Ok((_, target)) => Ok(state.agencies.everything_of(&target).await),
+            Err(GatewayError::UnknownPerson) => Ok(Vec::new()),
+            Err(other) => Err(other),
+        }
+    }
+
     async fn of(
         &mut self,
         state: &GatewayState,
         person: &PersonId,
     ) -> Result<&[AgencyAnswer], GatewayError> {
         if !self.0.contains_key(person) {
-            let answers = match state.target_of(person.as_str()).await {
-                Ok((_, target)) => state.agencies.everything_of(&target).await,
-                Err(GatewayError::UnknownPerson) => Vec::new(),
-                Err(other) => return Err(other),
-            };
+            let answers = Self::fetch(state, person).await?;
             self.0.insert(person.clone(), answers);
         }
         Ok(self.0.get(person).map_or(&[][..], Vec::as_slice))

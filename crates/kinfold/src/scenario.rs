@@ -643,6 +643,20 @@ impl Player {
         .map_err(|e| fail(e.to_string()))
     }
 
+    /// A gateway answer for the report, read with `token` (`Null` when it is not JSON).
+    async fn read(&self, path: &str, token: &str) -> Result<Value, ScenarioError> {
+        Ok(self
+            .http
+            .get(format!("{}{path}", self.stack.gateway_url))
+            .bearer_auth(token)
+            .send()
+            .await
+            .map_err(|e| fail(e.to_string()))?
+            .json()
+            .await
+            .unwrap_or(Value::Null))
+    }
+
     async fn person_id(&self, key: &str) -> Result<String, ScenarioError> {
         let nhs: NhsNumber = self
             .person(key)
@@ -1131,16 +1145,9 @@ async fn play(player: &Player, started: std::time::Instant) -> Result<Report, Sc
             ("$chronology?family=true", "findings"),
             ("$growth", "findings"),
         ] {
-            let answer: Value = player
-                .http
-                .get(format!("{}/Patient/{id}/{route}", player.stack.gateway_url))
-                .bearer_auth(&lead)
-                .send()
-                .await
-                .map_err(|e| fail(e.to_string()))?
-                .json()
-                .await
-                .unwrap_or(Value::Null);
+            let answer = player
+                .read(&format!("/Patient/{id}/{route}"), &lead)
+                .await?;
             for finding in answer[field].as_array().into_iter().flatten() {
                 found.push((
                     key.clone(),
@@ -1165,19 +1172,12 @@ async fn play(player: &Player, started: std::time::Instant) -> Result<Report, Sc
     })?;
     let mut accesses = Vec::new();
     for (key, id) in &ids {
-        let report: Value = player
-            .http
-            .get(format!(
-                "{}/Patient/{id}/$access-report?_count=1000",
-                player.stack.gateway_url
-            ))
-            .bearer_auth(&officer)
-            .send()
-            .await
-            .map_err(|e| fail(e.to_string()))?
-            .json()
-            .await
-            .unwrap_or(Value::Null);
+        let report = player
+            .read(
+                &format!("/Patient/{id}/$access-report?_count=1000"),
+                &officer,
+            )
+            .await?;
         for access in report["accesses"].as_array().into_iter().flatten() {
             let who = access["who"].as_str().unwrap_or("");
             if who == "kinfold-identity" {
